@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# netscale's main job (see README): bootstraps .venv/ if needed, then runs the quickstart.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+./scripts/bootstrap.sh
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/netscale "$@"
+fi
+exec .venv/bin/netscale quickstart

@@ -1,0 +1,343 @@
+"""Measured complexity of any ``torch.nn.Module``, by intercepting the ops PyTorch dispatches.
+
+The model runs on the ``meta`` device under a ``TorchDispatchMode``: shapes propagate but
+no memory is allocated and nothing is computed, so even RegNetY-32GF at 448 px is counted
+in about a second with no activation memory.
+
+Counted (SCALING_NOTES §2 conventions, flops = multiply-adds):
+
+* convolutions (any dimensionality, groups, transposed): flops = output elements x
+  (C_in / groups) x kernel volume (+ output elements for the bias); acts = output elements;
+* matmul-type ops (``mm``, ``addmm``, ``bmm``, ``baddbmm``, fused attention): flops = m·k·n
+  per matrix product (+ m·n for an added bias/input); acts = output elements;
+* max-pool: acts = output elements, no flops.
+
+Free by convention (counted as zero, not reported): element-wise activations, adds and
+multiplies (residuals, SE gating), batch-norm, average pooling and means, dropout, and
+shape/view/copy ops. Any other op is reported in ``uncounted`` with how often it ran, so
+nothing is silently ignored (e.g. ``aten._softmax``, ``aten.native_layer_norm``).
+
+Backward flops (optional) count the matrix products and convolution gradients that autograd
+dispatches (grad-input and grad-weight, each as many multiply-adds as the forward op).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from netscale.complexity.record import Complexity, ComplexityRecord
+
+aten = torch.ops.aten
+
+# --------------------------------------------------------------------- op handlers
+# A handler returns (flops, acts) for one call, given (args, kwargs, out, count_bias).
+
+_Handler = Callable[[tuple[Any, ...], dict[str, Any], Any, bool], tuple[int, int]]
+
+
+def _numel(t: Any) -> int:
+    return int(t.numel()) if isinstance(t, torch.Tensor) else 0
+
+
+def _conv_flops(x_shape: Sequence[int], w_shape: Sequence[int], out_shape: Sequence[int],
+                transposed: bool) -> int:
+    kernel = math.prod(w_shape[2:])
+    if not transposed:
+        # weight: (C_out, C_in/groups, *k); every output element needs C_in/groups * k MACs
+        return math.prod(out_shape) * w_shape[1] * kernel
+    # transposed weight: (C_in, C_out/groups, *k); every input element feeds C_out/groups * k
+    return math.prod(x_shape) * w_shape[1] * kernel
+
+
+def _conv(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    x, w, b = args[0], args[1], args[2] if len(args) > 2 else kwargs.get("bias")
+    transposed = bool(args[6]) if len(args) > 6 else bool(kwargs.get("transposed", False))
+    flops = _conv_flops(x.shape, w.shape, out.shape, transposed)
+    if bias and b is not None:
+        flops += out.numel()
+    return flops, out.numel()
+
+
+def _mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    a, b = args[0], args[1]
+    return a.shape[0] * a.shape[1] * b.shape[1], out.numel()
+
+
+def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    a, b = args[1], args[2]
+    flops = a.shape[0] * a.shape[1] * b.shape[1]
+    if bias:
+        flops += out.numel()
+    return flops, out.numel()
+
+
+def _bmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    a, b = args[0], args[1]
+    return a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2], out.numel()
+
+
+def _baddbmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+             bias: bool) -> tuple[int, int]:
+    a, b = args[1], args[2]
+    flops = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+    if bias:
+        flops += out.numel()
+    return flops, out.numel()
+
+
+def _sdpa(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    q, k, v = args[0], args[1], args[2]
+    # q: (..., L, E), k: (..., S, E), v: (..., S, Ev): QK^T and AV products
+    batch = math.prod(q.shape[:-2])
+    length, e = q.shape[-2], q.shape[-1]
+    s, ev = k.shape[-2], v.shape[-1]
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return batch * length * s * (e + ev), _numel(first)
+
+
+def _maxpool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+             bias: bool) -> tuple[int, int]:
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return 0, _numel(first)
+
+
+def _packets(*names: str) -> list[Any]:
+    out = []
+    for name in names:
+        packet = getattr(aten, name, None)
+        if packet is not None:
+            out.append(packet)
+    return out
+
+
+_HANDLERS: dict[Any, _Handler] = {}
+for _p in _packets("convolution", "_convolution", "cudnn_convolution", "mkldnn_convolution"):
+    _HANDLERS[_p] = _conv
+for _p in _packets("mm"):
+    _HANDLERS[_p] = _mm
+for _p in _packets("addmm"):
+    _HANDLERS[_p] = _addmm
+for _p in _packets("bmm"):
+    _HANDLERS[_p] = _bmm
+for _p in _packets("baddbmm"):
+    _HANDLERS[_p] = _baddbmm
+for _p in _packets(
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_flash_attention_forward",
+    "_efficient_attention_forward",
+):
+    _HANDLERS[_p] = _sdpa
+for _p in _packets("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
+                   "max_pool3d_with_indices", "max_pool1d_with_indices"):
+    _HANDLERS[_p] = _maxpool
+
+# Free by convention (SCALING_NOTES §2): activations, adds, muls, norms, averaging, views...
+_FREE_NAMES = """
+relu relu_ silu silu_ sigmoid sigmoid_ gelu gelu_ tanh tanh_ hardswish hardswish_ hardsigmoid
+hardsigmoid_ hardtanh hardtanh_ leaky_relu leaky_relu_ elu elu_ mish mish_ clamp clamp_
+clamp_min clamp_min_ threshold threshold_ prelu _prelu_kernel glu log_sigmoid_forward softplus
+add add_ sub sub_ mul mul_ div div_ neg rsub addcmul addcmul_ addcdiv addcdiv_ where
+native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training
+_native_batch_norm_legit_functional cudnn_batch_norm miopen_batch_norm batch_norm
+_batch_norm_impl_index
+mean sum avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
+adaptive_avg_pool3d _adaptive_avg_pool2d _adaptive_avg_pool3d
+dropout native_dropout bernoulli bernoulli_ feature_dropout alpha_dropout
+view _unsafe_view reshape _reshape_alias as_strided flatten unflatten squeeze unsqueeze
+permute transpose t expand expand_as contiguous clone copy copy_ _to_copy to detach alias
+lift_fresh lift_fresh_copy slice select index_select narrow split split_with_sizes chunk
+unbind cat stack empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like
+new_zeros ones ones_like new_ones full full_like new_full fill fill_ zero_ scalar_tensor
+_local_scalar_dense arange masked_fill masked_fill_ pad constant_pad_nd reflection_pad2d
+replication_pad2d repeat expand_copy view_copy _reshape_copy sym_size sym_stride sym_numel
+sym_storage_offset is_same_size _has_compatible_shallow_copy_type resize_ set_
+""".split()
+_FREE = {p for p in _packets(*_FREE_NAMES)}
+
+# Backward: gradient matmuls dispatch as mm/bmm (counted by the handlers above); these are
+# counted specially.
+_CONV_BACKWARD = set(_packets("convolution_backward"))
+
+
+def _conv_backward_flops(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    grad_out, x, w = args[0], args[1], args[2]
+    transposed = bool(args[7]) if len(args) > 7 else False
+    mask = args[10] if len(args) > 10 else kwargs.get("output_mask", (True, True, True))
+    fwd = _conv_flops(x.shape, w.shape, grad_out.shape, transposed)
+    return fwd * (int(bool(mask[0])) + int(bool(mask[1])))
+
+
+# --------------------------------------------------------------------- the counting mode
+
+
+class _CountingMode(TorchDispatchMode):
+    def __init__(self, count_bias: bool, module_stack: list[str]) -> None:
+        super().__init__()
+        self.count_bias = count_bias
+        self.stack = module_stack
+        self.backward = False
+        self.flops = 0
+        self.acts = 0
+        self.backward_flops = 0
+        self.per_module: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.uncounted: Counter[str] = Counter()
+        self.uncounted_backward: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if self.backward:
+            if packet in _CONV_BACKWARD:
+                self.backward_flops += _conv_backward_flops(args, kwargs)
+            elif packet in _HANDLERS:
+                self.backward_flops += _HANDLERS[packet](args, kwargs, out, self.count_bias)[0]
+            elif packet not in _FREE:
+                self.uncounted_backward[str(packet)] += 1
+            return out
+        handler = _HANDLERS.get(packet)
+        if handler is not None:
+            flops, acts = handler(args, kwargs, out, self.count_bias)
+            self.flops += flops
+            self.acts += acts
+            for name in self.stack:
+                row = self.per_module[name]
+                row[0] += flops
+                row[1] += acts
+        elif packet not in _FREE:
+            self.uncounted[str(packet)] += 1
+        return out
+
+
+def _to_meta_input(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(tuple(int(s) for s in shape), device="meta", dtype=dtype)
+
+
+def measure(
+    model: nn.Module,
+    input_shape: Sequence[int] | None = None,
+    *,
+    inputs: Sequence[torch.Tensor] | None = None,
+    batch_size: int = 1,
+    backward: bool = False,
+    per_module: bool = True,
+    count_bias: bool = True,
+    name: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> ComplexityRecord:
+    """Counts flops (multiply-adds), params and acts of ``model`` by running it on ``meta``.
+
+    ``input_shape`` excludes the batch dimension (e.g. ``(3, 224, 224)``); ``inputs`` may be
+    given instead (any tensors; they are moved to ``meta``). The model is moved to ``meta``
+    in place, so pass a copy if you still need its weights. ``count_bias=False`` leaves out
+    bias adds, matching ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 flops
+    per multiply-add and ignores biases).
+    """
+    model = model.to("meta")
+    params = sum(p.numel() for p in model.parameters())
+    if inputs is None:
+        if input_shape is None:
+            raise ValueError("give input_shape (without batch dimension) or inputs")
+        args = [_to_meta_input((batch_size, *input_shape), dtype)]
+    else:
+        args = [t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs]
+    stack: list[str] = []
+    names = {id(m): n for n, m in model.named_modules()}
+    order = [n for n, _ in model.named_modules() if n]
+    kinds = {n: type(m).__name__ for n, m in model.named_modules()}
+    handles = []
+    if per_module:
+        def pre_hook(module: nn.Module, _inputs: Any) -> None:
+            n = names.get(id(module))
+            if n:
+                stack.append(n)
+
+        def post_hook(module: nn.Module, _inputs: Any, _out: Any) -> None:
+            n = names.get(id(module))
+            if n and stack and stack[-1] == n:
+                stack.pop()
+
+        for m in model.modules():
+            if names.get(id(m)):
+                handles.append(m.register_forward_pre_hook(pre_hook))
+                handles.append(m.register_forward_hook(post_hook))
+    was_training = model.training
+    model.eval()
+    mode = _CountingMode(count_bias, stack)
+    try:
+        if backward:
+            for p in model.parameters():
+                p.requires_grad_(True)
+            with mode:
+                out = model(*args)
+                mode.backward = True
+                loss = _reduce(out)
+                loss.backward()
+        else:
+            with torch.no_grad(), mode:
+                model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    parts: list[tuple[str, Complexity]] = []
+    if per_module:
+        mod_params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+        for n in order:
+            f, a = mode.per_module.get(n, (0, 0))
+            if f or a or mod_params[n]:
+                parts.append((n, Complexity(f, mod_params[n], a)))
+    shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else None
+    resolution = int(shape[-1]) if shape is not None and len(shape) >= 3 else 0
+    uncounted = dict(mode.uncounted)
+    if backward:
+        for k, v in mode.uncounted_backward.items():
+            uncounted[f"{k} (backward)"] = v
+    record = ComplexityRecord(
+        model=name or type(model).__name__,
+        resolution=resolution,
+        flops=mode.flops,
+        params=params,
+        acts=mode.acts,
+        method="measured",
+        parts=tuple(parts),
+        backward_flops=mode.backward_flops if backward else None,
+        uncounted=uncounted,
+        input_shape=shape,
+        part_types={n: kinds[n] for n, _ in parts},
+    )
+    return record
+
+
+def _reduce(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out.float().sum()
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        tensors = [_reduce(o) for o in out if isinstance(o, (torch.Tensor, list, tuple, dict))]
+        if tensors:
+            return sum(tensors[1:], tensors[0])
+    raise ValueError("backward counting needs the model to return tensors")
+
+
+def measure_spec(spec: Any, resolution: int | None = None, *, backward: bool = False,
+                 per_module: bool = True) -> ComplexityRecord:
+    """Builds ``spec`` on the meta device and measures it at ``resolution``."""
+    from netscale.models import build_model
+
+    res = spec.resolution if resolution is None else int(resolution)
+    model = build_model(spec, device="meta")
+    return measure(model, (spec.in_channels, res, res), backward=backward,
+                   per_module=per_module, name=spec.name)

@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+Every problem a user can fix (bad config, unknown model, missing data, corrupt file) is raised
+as a :class:`NetscaleError`. The CLI prints its message as one line and exits with code 2;
+library callers can catch it like any exception.
+"""
+
+from __future__ import annotations
+
+
+class NetscaleError(Exception):
+    """An error caused by user input, with a one-line message saying what to fix."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str) -> None:
+        # Keep the message on one line: the CLI promises one-line errors.
+        super().__init__(" ".join(str(message).split()))
+
+    @property
+    def message(self) -> str:
+        return str(self)

@@ -1,0 +1,35 @@
+"""CIFAR ResNets (He et al. 2016): ResNet-(6n+2) with basic blocks, 32 px, 10 classes.
+
+Cifar stem (3x3 stride-1 conv) of width 16, three stages of n basic blocks with widths
+[16, 32, 64] and strides [1, 2, 2]; 1x1 projection shortcuts where the shape changes (the
+reference's AnyNet convention).
+"""
+
+from __future__ import annotations
+
+from netscale.specs.registry import register
+from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+
+
+def cifar_resnet(depth: int, *, num_classes: int = 10, resolution: int = 32,
+                 name: str | None = None) -> NetSpec:
+    """ResNet-{depth}-CIFAR; ``depth`` must be 6n+2."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110...), got {depth}")
+    n = (depth - 2) // 6
+    stages = tuple(
+        StageSpec(block="basic", depth=n, width=w, stride=s)
+        for w, s in zip((16, 32, 64), (1, 2, 2))
+    )
+    return NetSpec(
+        name=name or f"ResNet-{depth}-CIFAR",
+        stem=StemSpec("cifar", 16),
+        stages=stages,
+        num_classes=num_classes,
+        resolution=resolution,
+        family="cifar",
+    ).validate()
+
+
+for _depth in (20, 32, 44, 56, 110):
+    register(f"ResNet-{_depth}-CIFAR", "cifar", lambda d=_depth: cifar_resnet(d))

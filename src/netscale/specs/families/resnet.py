@@ -1,0 +1,64 @@
+"""ResNet and ResNeXt (He et al. 2016; Xie et al. 2017) as AnyNet specs.
+
+Res stem (7x7/2 conv + 3x3/2 max-pool) of width 64, bottleneck stages of widths
+[256, 512, 1024, 2048] with strides [1, 2, 2, 2] (stride on the 3x3 conv, "ResNet v1.5").
+ResNet: bottleneck multiplier 1/4 and one group; ResNeXt-32x4d: multiplier 1/2 and 32 groups
+(group widths [4, 8, 16, 32]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from netscale.specs.registry import register
+from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+
+_WIDTHS = (256, 512, 1024, 2048)
+_STRIDES = (1, 2, 2, 2)
+_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+def resnet(
+    name: str,
+    depths: Sequence[int],
+    *,
+    widths: Sequence[int] = _WIDTHS,
+    bottleneck: float = 0.25,
+    group_widths: Sequence[int] | None = None,
+    stem_width: int = 64,
+    resolution: int = 224,
+    num_classes: int = 1000,
+) -> NetSpec:
+    """A ResNet-style spec; ``group_widths`` None means one group (plain ResNet)."""
+    if group_widths is None:
+        group_widths = [int(round(w * bottleneck)) for w in widths]
+    stages = tuple(
+        StageSpec(block="bottleneck", depth=d, width=w, stride=s, bottleneck=bottleneck,
+                  group_width=g)
+        for d, w, s, g in zip(depths, widths, _STRIDES, group_widths)
+    )
+    return NetSpec(
+        name=name,
+        stem=StemSpec("res", stem_width),
+        stages=stages,
+        num_classes=num_classes,
+        resolution=resolution,
+        family="resnet",
+    ).validate()
+
+
+def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group: int = 4,
+            **kwargs: object) -> NetSpec:
+    """ResNeXt-{depth} {groups}x{width_per_group}d: bottleneck 1/2, group width doubling."""
+    gws = [width_per_group * 2**i for i in range(4)]
+    # bottleneck widths are groups * group width: 128, 256, 512, 1024 for 32x4d
+    bottleneck = groups * width_per_group / _WIDTHS[0]
+    return resnet(name, depths, bottleneck=bottleneck, group_widths=gws, **kwargs)  # type: ignore[arg-type]
+
+
+for _d, _depths in _DEPTHS.items():
+    register(f"ResNet-{_d}", "resnet", lambda d=_d, ds=_depths: resnet(f"ResNet-{d}", ds))
+    register(
+        f"ResNeXt-{_d}", "resnet", lambda d=_d, ds=_depths: resnext(f"ResNeXt-{d}", ds),
+        aliases=(f"ResNeXt-{_d}-32x4d",),
+    )
