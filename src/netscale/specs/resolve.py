@@ -28,23 +28,23 @@ def looks_like_path(text: str) -> bool:
     return text.lower().endswith(SPEC_SUFFIXES) or "/" in text or Path(text).is_file()
 
 
-def load_spec_data(path: str | Path) -> Any:
+def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
     """Parses a YAML/JSON file into Python data with one-line errors."""
     path = Path(path)
     if not path.exists():
-        raise NetscaleError(f"spec file {str(path)!r} does not exist")
+        raise NetscaleError(f"{what} {str(path)!r} does not exist")
     if path.is_dir():
-        raise NetscaleError(f"spec file {str(path)!r} is a directory; give a .yaml or .json file")
+        raise NetscaleError(f"{what} {str(path)!r} is a directory; give a .yaml or .json file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise NetscaleError(f"cannot read spec file {str(path)!r}: {exc}") from None
+        raise NetscaleError(f"cannot read {what} {str(path)!r}: {exc}") from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise NetscaleError(
-                f"spec file {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
+                f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
             ) from None
     import yaml
 
@@ -53,7 +53,7 @@ def load_spec_data(path: str | Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise NetscaleError(f"spec file {str(path)!r} is not valid YAML{where}") from None
+        raise NetscaleError(f"{what} {str(path)!r} is not valid YAML{where}") from None
 
 
 def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:

@@ -1,0 +1,250 @@
+"""`netscale report STUDY_DIR`: a self-contained HTML report (figures inlined), PNGs and CSV.
+
+The HTML has no external resources (no CDN, no fonts, no scripts from elsewhere), so it
+opens offline in any browser; the trials table sorts on a header click with a few lines of
+inline JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+from netscale.report import plots
+from netscale.report.analysis import (
+    recommend_from_trials,
+    runtime_correlations,
+    series_by_strategy,
+)
+from netscale.study.store import Store, TrialRow
+from netscale.util.io import atomic_write_text
+
+STORE_NAME = "results.sqlite"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1180px;color:#222;line-height:1.45;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;
+margin-top:1.8em}.sub{color:#666;margin-top:4px}
+.box{background:#f3f8ff;border:1px solid #b8d4f5;border-radius:6px;padding:12px 16px}
+.warn{background:#fff6e6;border-color:#f0c36d}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f5f5f5;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}
+th.sorted-desc::after{content:" ▼"}td.l,th.l{text-align:left}
+tr.failed td{background:#fdecec}tr.pending td,tr.running td{color:#888}
+img{max-width:100%;border:1px solid #eee;margin:6px 0}
+code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.small{font-size:12px;color:#666}
+"""
+
+_JS = """
+document.querySelectorAll('table.sortable th').forEach(function(th, col){
+  th.addEventListener('click', function(){
+    var table = th.closest('table'), body = table.tBodies[0];
+    var asc = !th.classList.contains('sorted-asc');
+    table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
+    th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function(a, b){
+      var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+      return asc ? c : -c;
+    });
+    rows.forEach(function(r){body.appendChild(r);});
+  });
+});
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None or not path.is_file():
+        return f'<p class="small">({_e(alt)}: not enough data yet)</p>'
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _cell(value: Any, text: str | None = None, left: bool = False) -> str:
+    v = "" if value is None else value
+    cls = ' class="l"' if left else ""
+    return f'<td{cls} data-v="{_e(v)}">{_e(text if text is not None else v)}</td>'
+
+
+def _fmt(x: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "" if x is None else f"{x * scale:.{digits}f}"
+
+
+def _trials_table(trials: Sequence[TrialRow]) -> str:
+    heads = [("trial", True), ("strategy", True), ("s", False), ("flops (M MACs)", False),
+             ("params (M)", False), ("acts (M)", False), ("px", False), ("depths", True),
+             ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
+             ("top-5 err (%)", False), ("epochs", False), ("status", True),
+             ("wall (s)", False), ("error", True)]
+    out = ['<table class="sortable"><thead><tr>']
+    out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
+    out.append("</tr></thead><tbody>")
+    for t in trials:
+        stages = t.spec.get("stages", [])
+        depths = ",".join(str(s["depth"]) for s in stages)
+        widths = ",".join(str(s["width"]) for s in stages)
+        out.append(f'<tr class="{_e(t.status)}">')
+        out.append(_cell(t.id, left=True))
+        out.append(_cell(t.strategy, left=True))
+        out.append(_cell(t.factor, f"{t.factor:g}"))
+        out.append(_cell(t.flops, f"{t.flops / 1e6:.2f}"))
+        out.append(_cell(t.params, f"{t.params / 1e6:.3f}"))
+        out.append(_cell(t.acts, f"{t.acts / 1e6:.3f}"))
+        out.append(_cell(t.resolution))
+        out.append(_cell(depths, left=True))
+        out.append(_cell(widths, left=True))
+        out.append(_cell(t.time_ms, _fmt(t.time_ms)))
+        out.append(_cell(t.top1_err, _fmt(t.top1_err, 100)))
+        out.append(_cell(t.top5_err, _fmt(t.top5_err, 100)))
+        out.append(_cell(t.epochs_done))
+        out.append(_cell(t.status, left=True))
+        out.append(_cell(round(t.wall_time, 1)))
+        out.append(_cell(t.error or "", left=True))
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _recommendation_html(trials: Sequence[TrialRow]) -> str:
+    rec = recommend_from_trials(trials)
+    if rec.strategy is None:
+        return f'<div class="box warn">{_e(rec.reason)}</div>'
+    rows = ['<table class="sortable"><thead><tr><th class="l">strategy</th><th>s</th>'
+            "<th>top-1 err (%)</th><th>± (seeds)</th><th>time (ms/batch)</th>"
+            "<th>flops (M)</th><th>acts (M)</th><th>params (M)</th><th>trials</th>"
+            "</tr></thead><tbody>"]
+    for r in sorted(rec.table, key=lambda r: (r["factor"], r["strategy"])):
+        rows.append("<tr>" + _cell(r["strategy"], left=True) + _cell(r["factor"],
+                    f"{r['factor']:g}") + _cell(r["err"], _fmt(r["err"], 100))
+                    + _cell(r["err_std"], _fmt(r["err_std"], 100))
+                    + _cell(r["time_ms"], _fmt(r["time_ms"]))
+                    + _cell(r["flops"], f"{r['flops'] / 1e6:.2f}")
+                    + _cell(r["acts"], f"{r['acts'] / 1e6:.3f}")
+                    + _cell(r["params"], f"{r['params'] / 1e6:.3f}") + _cell(r["n"]) + "</tr>")
+    rows.append("</tbody></table>")
+    return (f'<div class="box"><b>Recommended: scale by <code>{_e(rec.strategy)}</code></b>'
+            f" — {_e(rec.reason)}.</div>" + "".join(rows))
+
+
+def _correlations_html(trials: Sequence[TrialRow]) -> str:
+    corr = runtime_correlations(trials)
+    if not any(c.pearson_r is not None for c in corr):
+        return '<p class="small">(runtime was not measured, or fewer than 3 trials)</p>'
+    best = max((c for c in corr if c.pearson_r is not None), key=lambda c: c.pearson_r or -1)
+    rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
+            "<th>r (log-log)</th><th>fit: ms per unit</th><th>trials</th></tr></thead><tbody>"]
+    for c in corr:
+        rows.append("<tr>" + _cell(c.metric, left=True) + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
+                    + _cell(c.log_pearson_r, _fmt(c.log_pearson_r, 1, 3))
+                    + _cell(c.slope, "" if c.slope is None else f"{c.slope:.3e}")
+                    + _cell(c.n) + "</tr>")
+    rows.append("</tbody></table>")
+    return (f"<p>On this machine, <b>{_e(best.metric)}</b> predicts runtime best "
+            f"(Pearson r = {best.pearson_r:.3f}).</p>" + "".join(rows))
+
+
+ExtraSection = Callable[[Sequence[TrialRow], Path], str]
+EXTRA_SECTIONS: list[tuple[str, ExtraSection]] = []
+
+
+def register_section(title: str, fn: ExtraSection) -> None:
+    """Lets other packages (e.g. scaling-law fits) add a section to every report."""
+    if all(t != title for t, _ in EXTRA_SECTIONS):
+        EXTRA_SECTIONS.append((title, fn))
+
+
+def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Writes ``index.html``, PNG figures and ``trials.csv``; returns the HTML path."""
+    study = Path(study_dir)
+    db = study / STORE_NAME
+    if not db.is_file():
+        raise NetscaleError(
+            f"{str(study)!r} is not a study directory (no {STORE_NAME}); run 'netscale study "
+            "CONFIG' first or point at the study's 'out' directory"
+        )
+    out = Path(out_dir) if out_dir else study / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    with Store(db) as store:
+        trials = store.trials()
+        counts = store.counts()
+        config = json.loads(store.get_meta("config") or "{}")
+        csv_text = store.export("csv")
+    atomic_write_text(out / "trials.csv", csv_text)
+    series = series_by_strategy(trials)
+    figs = {
+        "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
+        "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png"),
+        "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
+        "growth": plots.growth(series, out / "growth.png"),
+    }
+    _register_default_sections()
+    extra = []
+    for title, fn in EXTRA_SECTIONS:
+        try:
+            body = fn(trials, out)
+        except Exception as exc:  # a section must never break the report
+            body = f'<p class="small">({_e(title)} unavailable: {_e(exc)})</p>'
+        if body:
+            extra.append(f"<h2>{_e(title)}</h2>{body}")
+    env = next((t.env for t in trials if t.env), {})
+    bench_env = next((t.bench[0].get("env") for t in trials if t.bench and t.bench[0].get("env")),
+                     None) or {}
+    status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    data = config.get("data", {})
+    recipe = config.get("recipe", {})
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
+<body>
+<h1>Scaling study: {_e(config.get('name', study.name))}</h1>
+<p class="sub">{_e(status)} · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
+flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
+<p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
+<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
+<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
+({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
+recipe <code>{_e(json.dumps(recipe))}</code>.</p>
+<h2>Recommendation</h2>{_recommendation_html(trials)}
+<h2>Accuracy</h2><div class="grid">{_img(figs['error_vs_flops'], 'error vs flops')}
+{_img(figs['error_vs_runtime'], 'error vs runtime')}</div>
+<h2>Runtime on this machine</h2>
+<p class="small">Machine: {_e(bench_env.get('cpu') or bench_env.get('device_name') or '')}
+{_e(bench_env.get('device', ''))}, torch {_e(env.get('torch', ''))}, {_e(env.get('threads', ''))}
+threads. Time is the median per batch of the study's benchmark setting.</p>
+{_correlations_html(trials)}
+{_img(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
+<h2>How activations and parameters grow</h2>
+{_img(figs['growth'], 'growth of activations and parameters')}
+{''.join(extra)}
+<h2>All trials</h2><p class="small">Click a column header to sort.</p>
+{_trials_table(trials)}
+<p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
+raw results in <code>{_e(str(db))}</code>.</p>
+<script>{_JS}</script>
+</body></html>
+"""
+    return atomic_write_text(out / "index.html", page)
+
+
+def _register_default_sections() -> None:
+    try:
+        from netscale.laws.report import laws_section  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    register_section("Scaling laws", laws_section)

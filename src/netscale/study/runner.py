@@ -1,0 +1,321 @@
+"""The study driver: plan trials, run them on an executor, record everything, resume.
+
+Planning is pure and cheap (scale + count); the trial table of ``--dry-run`` is the plan.
+Running keeps the results store as the single source of truth:
+
+* trials are inserted once (deterministic ids), finished ones are skipped on re-runs, and
+  ``running`` ones (their process was killed) are resumed from their last checkpoint;
+* a failing trial is retried up to ``retries`` times, then marked failed with its error,
+  and the study goes on;
+* a lock file stops two drivers from running the same study at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from netscale.errors import NetscaleError
+from netscale.scaling import parse_strategy, scale_report
+from netscale.study.config import StudyConfig
+from netscale.study.executors import make_executor
+from netscale.study.store import Store
+from netscale.util.io import atomic_write_text
+
+STORE_NAME = "results.sqlite"
+BASE_STRATEGY = "base"
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One (base, strategy, factor, seed) combination with its scaled spec and counts."""
+
+    id: str
+    base: str
+    strategy: str
+    factor: float
+    seed: int
+    spec: dict[str, Any]
+    flops: int
+    params: int
+    acts: int
+    resolution: int
+    flops_factor: float
+    params_factor: float
+    acts_factor: float
+    within_tolerance: bool
+    depths: tuple[int, ...]
+    widths: tuple[int, ...]
+
+    def row(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def trial_id(base: str, strategy: str, factor: float, seed: int) -> str:
+    return f"{base}|{strategy}|x{factor:g}|seed{seed}"
+
+
+def trial_dirname(tid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", tid).strip("_")
+
+
+def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
+    """Classes and input channels of the study's dataset (None when not training)."""
+    if not cfg.train:
+        return None
+    from netscale.data import DataConfig, describe
+
+    info = describe(DataConfig.from_dict(dict(cfg.data)))
+    return {"num_classes": info.num_classes, "in_channels": info.in_channels,
+            "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
+
+
+def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list[PlannedTrial]:
+    """Every trial of the study, without running anything. Factor 1 is shared by all
+    strategies (it is the base model) and appears once per base and seed."""
+    out: list[PlannedTrial] = []
+    seen: set[str] = set()
+    for base in cfg.bases:
+        spec = cfg.resolve_base(base, info)
+        label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
+        for seed in cfg.seeds:
+            for strategy in cfg.strategies:
+                for factor in cfg.factors:
+                    strat = parse_strategy(strategy)
+                    name = BASE_STRATEGY if factor == 1 else strat.name
+                    tid = trial_id(label, name, factor, seed)
+                    if tid in seen:
+                        continue
+                    seen.add(tid)
+                    r = scale_report(spec, factor, strat, rounding=cfg.rounding,
+                                     tolerance=cfg.tolerance,
+                                     name=f"{label}_x{factor:g}_{name}")
+                    out.append(PlannedTrial(
+                        id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
+                        spec=r.spec.to_dict(), flops=r.counts[0], params=r.counts[1],
+                        acts=r.counts[2], resolution=r.spec.resolution,
+                        flops_factor=r.flops_factor, params_factor=r.params_factor,
+                        acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
+                        depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
+                    ))
+    return out
+
+
+@contextmanager
+def study_lock(out_dir: Path) -> Iterator[None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ".lock"
+    f = open(path, "a+")  # noqa: SIM115 - held for the duration of the run
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise NetscaleError(
+                f"study {str(out_dir)!r} is already being run by {holder}; wait for it or "
+                "stop it first"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+class Progress:
+    """One status line per change: trials done / running / failed and an ETA."""
+
+    def __init__(self, stream: TextIO | None, total_cost: float, done_cost: float) -> None:
+        self.stream = stream
+        self.t0 = time.time()
+        self.total_cost = total_cost
+        self.done_cost = done_cost
+        self.start_done_cost = done_cost
+        self.last = 0.0
+
+    def eta(self) -> str:
+        spent = time.time() - self.t0
+        finished_here = self.done_cost - self.start_done_cost
+        if finished_here <= 0 or spent <= 0:
+            return "?"
+        remaining = max(0.0, self.total_cost - self.done_cost) * spent / finished_here
+        return _duration(remaining)
+
+    def show(self, counts: Mapping[str, int], message: str = "", force: bool = False) -> None:
+        if self.stream is None:
+            return
+        now = time.time()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        total = sum(counts.values())
+        line = (f"[study] {counts.get('done', 0)}/{total} done, {counts.get('running', 0)} "
+                f"running, {counts.get('failed', 0)} failed, ETA {self.eta()}")
+        if message:
+            line += f" | {message}"
+        print(line, file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _cost(t: Any) -> float:
+    """Relative work of a trial (training cost ∝ flops x epochs; bench adds a constant)."""
+    return float(t.flops) + 1e5
+
+
+def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Store, list[Any]]:
+    """Opens (or creates) the study's store, checks it belongs to this config, adds trials."""
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    store = Store(out / STORE_NAME)
+    fp = cfg.fingerprint()
+    old = store.get_meta("fingerprint")
+    if old is not None and old != fp:
+        store.close()
+        raise NetscaleError(
+            f"study directory {str(out)!r} holds results of a different config (bases, "
+            "strategies, factors, data, recipe or bench changed); set a new 'out' directory "
+            "or move the old one away"
+        )
+    plan = plan_trials(cfg, info)
+    store.set_meta({"fingerprint": fp, "config": json.dumps(cfg.to_dict()),
+                    "name": cfg.name, "data_info": json.dumps(info or {})})
+    store.add_trials(p.row() for p in plan)
+    import yaml
+
+    atomic_write_text(out / "study.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return store, plan
+
+
+def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
+              address: str | None = None, retry_failed: bool = False,
+              device: str | None = None, stream: TextIO | None | str = "stderr",
+              fail_trials: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Runs (or resumes) every unfinished trial; returns the final status counts.
+
+    Progress lines go to ``stream`` (default: the current ``sys.stderr``; None: silent).
+    """
+    if stream == "stderr":
+        stream = sys.stderr
+    with study_lock(cfg.out_dir):
+        info = data_info(cfg)
+        store, _ = prepare_store(cfg, info)
+        try:
+            return _drive(cfg, store, executor=executor, workers=workers, address=address,
+                          retry_failed=retry_failed, device=device,
+                          stream=stream,  # type: ignore[arg-type]
+                          fail_trials=fail_trials or {})
+        finally:
+            store.close()
+
+
+def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
+             fail: str | None) -> dict[str, Any]:
+    return {
+        "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
+        "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
+        "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
+                  "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget},
+        "train": cfg.train, "device": device, "threads": threads or cfg.bench.threads,
+        "trial_dir": str(cfg.out_dir / "trials" / trial_dirname(t.id)),
+        "fail_for_test": fail,
+    }
+
+
+def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
+           address: str | None, retry_failed: bool, device: str | None,
+           stream: TextIO | None, fail_trials: Mapping[str, str]) -> dict[str, int]:
+    if retry_failed:
+        store.reset_failed()
+    all_trials = store.trials(epochs=False)
+    todo = [t for t in all_trials if t.status in ("pending", "running")]
+    total_cost = sum(_cost(t) for t in all_trials)
+    done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
+    progress = Progress(stream, total_cost, done_cost)
+    if not todo:
+        progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
+        return store.counts()
+    resumed = sum(t.status == "running" for t in todo)
+    if resumed:
+        progress.show(store.counts(), f"resuming {resumed} interrupted trial(s) from their "
+                      "last checkpoint", force=True)
+    by_id = {t.id: t for t in all_trials}
+
+    def on_event(tid: str, kind: str, data: dict[str, Any]) -> None:
+        if kind == "epoch":
+            store.record_epoch(tid, data["epoch"], data["metrics"])
+            m = data["metrics"]
+            err = m.get("top1_err", m.get("val_top1_err"))
+            msg = f"{tid}: epoch {data['epoch']}"
+            if isinstance(err, (int, float)) and math.isfinite(err):
+                msg += f", top-1 error {100 * err:.1f}%"
+            progress.show(store.counts(), msg)
+        elif kind == "bench":
+            store.record_bench(tid, data["rows"], data.get("time_ms"))
+            ms = data.get("time_ms")
+            progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
+
+    cpu_count = os.cpu_count() or 1
+    threads = None
+    if executor == "local" and workers > 1:
+        threads = max(1, cpu_count // workers)
+    elif executor == "ray":
+        threads = max(1, int(cfg.resources.cpus))
+    ex = make_executor(executor, on_event, workers=workers, address=address,
+                       cpus=cfg.resources.cpus, gpus=cfg.resources.gpus)
+    queue = list(todo)
+    running: set[str] = set()
+    started: dict[str, float] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < ex.capacity:
+                t = queue.pop(0)
+                store.mark_running(t.id)
+                running.add(t.id)
+                started[t.id] = time.time()
+                ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id)))
+                progress.show(store.counts(), f"started {t.id}", force=True)
+            for tid, ok, value in ex.poll(timeout=0.5):
+                running.discard(tid)
+                wall = time.time() - started.pop(tid, time.time())
+                if ok:
+                    value = dict(value)
+                    value.setdefault("wall_time", wall)
+                    store.mark_done(tid, value)
+                    progress.done_cost += _cost(by_id[tid])
+                    progress.show(store.counts(), f"finished {tid}", force=True)
+                else:
+                    final = store.mark_error(tid, str(value), retries=cfg.retries,
+                                             wall_time=wall)
+                    if final:
+                        progress.done_cost += _cost(by_id[tid])
+                        progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
+                    else:
+                        progress.show(store.counts(), f"retrying {tid} after: {value}",
+                                      force=True)
+                        queue.append(by_id[tid])
+    finally:
+        ex.shutdown()
+    counts = store.counts()
+    progress.show(counts, "study finished", force=True)
+    return counts

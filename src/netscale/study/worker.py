@@ -1,0 +1,116 @@
+"""What one trial does, wherever it runs (in-process, a local worker process, a Ray task).
+
+``run_trial(payload, emit)``: benchmark the scaled spec on this machine, then train and
+evaluate it (resuming from the trial directory's last checkpoint), reporting progress through
+``emit(kind, data)`` as it goes. Everything in ``payload`` is plain JSON data so that it
+crosses process and node boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
+    from netscale.bench.harness import BenchConfig, bench_spec
+    from netscale.bench.timing import TimingPolicy
+
+    settings = payload["bench"]
+    trial_dir = Path(payload["trial_dir"])
+    cached = trial_dir / "bench.json"
+    if cached.is_file():  # measured by an earlier attempt: do not measure twice
+        rows = json.loads(cached.read_text())
+    else:
+        modes = ["infer", "train"] if settings["mode"] == "both" else [settings["mode"]]
+        rows = []
+        for mode in modes:
+            cfg = BenchConfig(
+                mode=mode, batch_size=int(settings["batch_size"]),
+                device=payload.get("device"), threads=payload.get("threads"),
+                policy=TimingPolicy(budget_s=float(settings["budget"])),
+            )
+            result = bench_spec(spec, cfg, base=payload["base"], strategy=payload["strategy"],
+                                factor=payload["factor"])
+            rows.append(result.to_dict())
+        from netscale.util.io import atomic_write_json
+
+        atomic_write_json(cached, rows)
+    infer = next((r for r in rows if r["mode"] == "infer"), rows[0] if rows else None)
+    emit("bench", {"rows": rows, "time_ms": infer.get("time_ms") if infer else None})
+
+
+def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
+    """Runs one trial; returns its final result. Raises on failure (the caller retries)."""
+    from netscale.specs import NetSpec
+
+    t0 = time.time()
+    trial_dir = Path(payload["trial_dir"])
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    spec = NetSpec.from_dict(payload["spec"])
+    threads = payload.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    fail = payload.get("fail_for_test")  # test hook: make this trial raise
+    if fail:
+        raise RuntimeError(str(fail))
+    if payload["bench"]["enabled"]:
+        _bench(payload, spec, emit)
+    result: dict[str, Any] = {"env": _env()}
+    if payload.get("train", True):
+        result.update(_train(payload, spec, trial_dir, emit))
+    result["wall_time"] = time.time() - t0
+    return result
+
+
+def _train(payload: Mapping[str, Any], spec: Any, trial_dir: Path,
+           emit: Emit) -> dict[str, Any]:
+    from netscale.data import DataConfig
+    from netscale.train import Recipe, train
+
+    recipe = Recipe.from_dict({**payload["recipe"], "seed": int(payload["seed"])})
+    data = DataConfig.from_dict(payload["data"])
+
+    def on_epoch(metrics: Any) -> None:
+        m = metrics.to_dict() if hasattr(metrics, "to_dict") else dict(metrics)
+        emit("epoch", {"epoch": int(m["epoch"]), "metrics": m})
+
+    result = train(spec, data, recipe, trial_dir / "train", resume=True,
+                   device=payload.get("device") or "auto", on_epoch=on_epoch, quiet=True)
+    final = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    if final.get("status") == "diverged":
+        raise NetscaleError(f"training diverged (non-finite loss) at epoch "
+                            f"{final.get('epochs_done', '?')}")
+    return {"top1_err": final.get("top1_err"), "top5_err": final.get("top5_err"),
+            "loss": final.get("loss"), "train": final}
+
+
+def _env() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "host": platform.node(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "pid": os.getpid()}
+
+
+def format_exception(exc: BaseException) -> str:
+    """One line for the store: the error and where it came from."""
+    if isinstance(exc, NetscaleError):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {msg}{where}"
