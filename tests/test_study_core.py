@@ -152,7 +152,7 @@ def test_local_worker_processes(tmp_path: Path) -> None:
 def test_report(run_cli, tmp_path: Path) -> None:
     cfg = load_study_config(_config(tmp_path))
     run_study(cfg, stream=None)
-    code, out, _ = run_cli("report", str(cfg.out_dir))
+    code, _out, _ = run_cli("report", str(cfg.out_dir))
     assert code == 0
     page = (cfg.out_dir / "report" / "index.html").read_text()
     assert "<table class=\"sortable\"" in page and "Runtime on this machine" in page

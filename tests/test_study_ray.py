@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ray  # a dev dependency (netscale[dev]); the Ray executor is tested, never skipped
 import yaml
 
 from netscale.study.config import load_study_config
 from netscale.study.runner import run_study
 from netscale.study.store import Store
-
-import ray  # a dev dependency (netscale[dev]); the Ray executor is tested, never skipped
 
 
 def test_ray_executor_local_cluster(tmp_path: Path) -> None:

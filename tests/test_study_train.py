@@ -39,7 +39,7 @@ def _config(tmp_path: Path, epochs: int = 2, **over: object) -> Path:
 
 def test_tiny_study_on_digits_end_to_end(run_cli, tmp_path: Path) -> None:
     cfg_path = _config(tmp_path)
-    code, out, err = run_cli("study", str(cfg_path))
+    code, _out, err = run_cli("study", str(cfg_path))
     assert code == 0, err
     cfg = load_study_config(cfg_path)
     with Store(cfg.out_dir / "results.sqlite") as store:

@@ -9,6 +9,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from netscale.errors import NetscaleError  # noqa: E402
+from netscale.errors import NetscaleError
 
 __all__ = ["NetscaleError", "__version__"]

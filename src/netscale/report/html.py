@@ -150,7 +150,8 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
             "<th>r (log-log)</th><th>fit: ms per unit</th><th>trials</th></tr></thead><tbody>"]
     for c in corr:
-        rows.append("<tr>" + _cell(c.metric, left=True) + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
+        rows.append("<tr>" + _cell(c.metric, left=True)
+                    + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
                     + _cell(c.log_pearson_r, _fmt(c.log_pearson_r, 1, 3))
                     + _cell(c.slope, "" if c.slope is None else f"{c.slope:.3e}")
                     + _cell(c.n) + "</tr>")

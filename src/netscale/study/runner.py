@@ -209,7 +209,7 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
 
 def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
               address: str | None = None, retry_failed: bool = False,
-              device: str | None = None, stream: TextIO | None | str = "stderr",
+              device: str | None = None, stream: TextIO | str | None = "stderr",
               fail_trials: Mapping[str, str] | None = None) -> dict[str, int]:
     """Runs (or resumes) every unfinished trial; returns the final status counts.
 
@@ -230,13 +230,13 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
 
 
 def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
-             fail: str | None) -> dict[str, Any]:
+             fail: str | None, phase: str) -> dict[str, Any]:
     return {
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
         "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
                   "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget},
-        "train": cfg.train, "device": device, "threads": threads or cfg.bench.threads,
+        "phases": [phase], "device": device, "threads": threads,
         "trial_dir": str(cfg.out_dir / "trials" / trial_dirname(t.id)),
         "fail_for_test": fail,
     }
@@ -245,6 +245,8 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
 def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
            address: str | None, retry_failed: bool, device: str | None,
            stream: TextIO | None, fail_trials: Mapping[str, str]) -> dict[str, int]:
+    """Runs the study in two phases: every runtime measurement first, one at a time (so no
+    measurement overlaps another trial's work), then training, ``workers`` at a time."""
     if retry_failed:
         store.reset_failed()
     all_trials = store.trials(epochs=False)
@@ -276,46 +278,70 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
 
     cpu_count = os.cpu_count() or 1
-    threads = None
+    train_threads = None
     if executor == "local" and workers > 1:
-        threads = max(1, cpu_count // workers)
+        train_threads = max(1, cpu_count // workers)
     elif executor == "ray":
-        threads = max(1, int(cfg.resources.cpus))
+        train_threads = max(1, int(cfg.resources.cpus))
     ex = make_executor(executor, on_event, workers=workers, address=address,
                        cpus=cfg.resources.cpus, gpus=cfg.resources.gpus)
-    queue = list(todo)
-    running: set[str] = set()
-    started: dict[str, float] = {}
+    capacity = ex.capacity
+    phases = [p for p, on in (("bench", cfg.bench.enabled), ("train", cfg.train)) if on]
     try:
-        while queue or running:
-            while queue and len(running) < ex.capacity:
-                t = queue.pop(0)
-                store.mark_running(t.id)
-                running.add(t.id)
-                started[t.id] = time.time()
-                ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id)))
-                progress.show(store.counts(), f"started {t.id}", force=True)
-            for tid, ok, value in ex.poll(timeout=0.5):
-                running.discard(tid)
-                wall = time.time() - started.pop(tid, time.time())
-                if ok:
-                    value = dict(value)
-                    value.setdefault("wall_time", wall)
-                    store.mark_done(tid, value)
-                    progress.done_cost += _cost(by_id[tid])
-                    progress.show(store.counts(), f"finished {tid}", force=True)
-                else:
-                    final = store.mark_error(tid, str(value), retries=cfg.retries,
-                                             wall_time=wall)
-                    if final:
-                        progress.done_cost += _cost(by_id[tid])
-                        progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
-                    else:
-                        progress.show(store.counts(), f"retrying {tid} after: {value}",
-                                      force=True)
-                        queue.append(by_id[tid])
+        alive = list(todo)
+        for phase in phases:
+            if phase == "bench":
+                trials = [t for t in alive if not t.bench]
+                ex.capacity, threads = 1, cfg.bench.threads
+            else:
+                trials = alive
+                ex.capacity, threads = capacity, train_threads
+            last = phase == phases[-1]
+            failed = _run_phase(cfg, store, ex, trials, phase, last, progress, by_id, device,
+                                threads, fail_trials)
+            alive = [t for t in alive if t.id not in failed]
     finally:
         ex.shutdown()
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
+
+
+def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase: str,
+               last: bool, progress: Progress, by_id: Mapping[str, Any], device: str | None,
+               threads: int | None, fail_trials: Mapping[str, str]) -> set[str]:
+    """Runs one phase of the given trials; returns the ids that failed for good."""
+    queue = list(trials)
+    running: set[str] = set()
+    started: dict[str, float] = {}
+    failed: set[str] = set()
+    while queue or running:
+        while queue and len(running) < ex.capacity:
+            t = queue.pop(0)
+            store.mark_running(t.id, count=last)
+            running.add(t.id)
+            started[t.id] = time.time()
+            ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id), phase))
+            progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
+        for tid, ok, value in ex.poll(timeout=0.5):
+            running.discard(tid)
+            wall = time.time() - started.pop(tid, time.time())
+            if ok:
+                value = dict(value)
+                value.setdefault("wall_time", wall)
+                if last:
+                    store.mark_done(tid, value)
+                    progress.done_cost += _cost(by_id[tid])
+                    progress.show(store.counts(), f"finished {tid}", force=True)
+                else:
+                    store.mark_phase_done(tid, float(value.get("wall_time", wall)))
+            else:
+                final = store.mark_error(tid, str(value), retries=cfg.retries, wall_time=wall)
+                if final:
+                    failed.add(tid)
+                    progress.done_cost += _cost(by_id[tid])
+                    progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
+                else:
+                    progress.show(store.counts(), f"retrying {tid} after: {value}", force=True)
+                    queue.append(by_id[tid])
+    return failed

@@ -215,13 +215,16 @@ class Store:
                 n += cur.rowcount
         return n
 
-    def mark_running(self, trial_id: str, worker: str | None = None) -> None:
+    def mark_running(self, trial_id: str, worker: str | None = None, *,
+                     count: bool = True) -> None:
+        """The trial starts (a phase of it); ``count`` adds one to ``attempts`` (the runs of
+        its main phase, training when the study trains)."""
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE trials SET status = 'running', attempts = attempts + 1, error = NULL, "
+                "UPDATE trials SET status = 'running', attempts = attempts + ?, error = NULL, "
                 "worker = ?, started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ?",
-                (worker or _worker_name(), now, now, trial_id),
+                (int(count), worker or _worker_name(), now, now, trial_id),
             )
             c.execute("INSERT INTO events (trial_id, at, kind, message) VALUES (?, ?, ?, ?)",
                       (trial_id, now, "start", worker or _worker_name()))
@@ -259,6 +262,13 @@ class Store:
             )
             c.execute("INSERT INTO events (trial_id, at, kind, message) VALUES (?, ?, ?, ?)",
                       (trial_id, now, "done", None))
+
+    def mark_phase_done(self, trial_id: str, wall_time: float) -> None:
+        """A phase (e.g. the runtime measurement) finished; the trial waits for the next."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute("UPDATE trials SET status = 'pending', wall_time = wall_time + ?, "
+                      "updated_at = ? WHERE id = ?", (wall_time, now, trial_id))
 
     def mark_error(self, trial_id: str, error: str, *, retries: int,
                    wall_time: float = 0.0) -> bool:

@@ -65,10 +65,11 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     fail = payload.get("fail_for_test")  # test hook: make this trial raise
     if fail:
         raise RuntimeError(str(fail))
-    if payload["bench"]["enabled"]:
+    phases = payload.get("phases", ["bench", "train"])
+    if "bench" in phases:
         _bench(payload, spec, emit)
     result: dict[str, Any] = {"env": _env()}
-    if payload.get("train", True):
+    if "train" in phases:
         result.update(_train(payload, spec, trial_dir, emit))
     result["wall_time"] = time.time() - t0
     return result

@@ -1,0 +1,190 @@
+"""Runtime analysis: measure a set of models (e.g. every strategy × factor of one base), fit
+runtime against flops, params and activations, and plot runtime vs each metric."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from netscale.bench.fit import METRICS, RuntimeFit, fit_runtime
+from netscale.bench.harness import BenchConfig, bench_spec
+from netscale.bench.result import BenchResult
+from netscale.bench.timing import Clock
+from netscale.errors import NetscaleError
+from netscale.specs import NetSpec
+from netscale.util.io import atomic_write
+
+BASE_LABEL = "base"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model to measure, with how it was derived (None for explicit models)."""
+
+    spec: NetSpec
+    base: str | None = None
+    strategy: str | None = None
+    factor: float | None = None
+
+
+def generate_models(base: NetSpec, strategies: Sequence[str], factors: Sequence[float],
+                    rounding: str = "exact") -> list[ModelEntry]:
+    """The base (factor 1, labelled ``base``) plus every strategy × factor (≠ 1)."""
+    from netscale.scaling import parse_strategy, scale_report
+
+    if any(not (f > 0 and math.isfinite(f)) for f in factors):
+        raise NetscaleError(f"--factors must be positive numbers, got {list(factors)}")
+    parsed = [parse_strategy(s) for s in strategies]
+    out = [ModelEntry(base, base.name, BASE_LABEL, 1.0)]
+    for strat in parsed:
+        for f in factors:
+            if f == 1:
+                continue
+            res = scale_report(base, f, strat, rounding=rounding)
+            out.append(ModelEntry(res.spec, base.name, strat.name, float(f)))
+    return out
+
+
+@dataclass(frozen=True)
+class Analysis:
+    rows: list[BenchResult]
+    fits: dict[str, RuntimeFit]  # per mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fits": {m: f.to_dict() for m, f in self.fits.items()}}
+
+
+def run_analysis(entries: Sequence[ModelEntry], config: BenchConfig,
+                 modes: Sequence[str] = ("infer",), *, fit: bool = True,
+                 progress: Callable[[BenchResult], None] | None = None,
+                 clock: Clock = time.perf_counter) -> Analysis:
+    """Measures every entry in every mode (modes in the outer loop), then, with ``fit``,
+    fits runtime per mode over the successful rows."""
+    rows: list[BenchResult] = []
+    for mode in modes:
+        cfg = replace(config, mode=mode)
+        for e in entries:
+            r = bench_spec(e.spec, cfg, clock=clock, base=e.base, strategy=e.strategy,
+                           factor=e.factor)
+            rows.append(r)
+            if progress:
+                progress(r)
+    return Analysis(rows=rows, fits=fit_rows(rows, modes) if fit else {})
+
+
+def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str]) -> dict[str, RuntimeFit]:
+    return {m: fit_runtime([r for r in rows if r.mode == m and r.ok]) for m in modes}
+
+
+_SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+          "acts": (1e6, "M activations")}
+
+
+def format_fit(fit: RuntimeFit, mode: str) -> str:
+    """A human-readable table of the per-metric and joint fits."""
+    from netscale.util.fmt import table
+
+    rows = []
+    for m in METRICS:
+        if m not in fit.per_metric:
+            continue
+        f = fit.per_metric[m]
+        div, unit = _SCALE[m]
+        rows.append([m, _f(f.pearson_r, "+.3f"), f"{_f(f.slope * div, '.4g')} ms per {unit}",
+                     _f(f.intercept, ".3g"), _f(f.r2, ".3f"), _pct(f.rel_rmse),
+                     _f(f.loglog_exponent, ".3f"), _f(f.loglog_r, ".3f")])
+    out = [f"runtime model ({mode}, {fit.n} models, time = median ms per batch):", "",
+           table(rows, ["metric", "Pearson r", "linear fit: slope", "intercept ms", "r²",
+                        "rel. RMSE", "log-log exp.", "log-log r"], align="lrlrrrrr")]
+    if fit.joint:
+        j = fit.joint
+        terms = " + ".join(f"{_f(j.coefficients[m] * _SCALE[m][0], '.4g')}·{m}"
+                           f"[{_SCALE[m][1].split()[0]}]" for m in j.metrics if m in _SCALE)
+        out.append(f"\njoint (non-negative least squares): time_ms = "
+                   f"{_f(j.intercept, '.4g')} + {terms}; r² {_f(j.r2, '.3f')}, "
+                   f"rel. RMSE {_pct(j.rel_rmse)}")
+    if fit.note:
+        out.append(f"note: {fit.note}")
+    if fit.best_metric:
+        out.append(f"best single predictor of {mode} runtime here: {fit.best_metric} "
+                   f"(Pearson r {fit.per_metric[fit.best_metric].pearson_r:.3f}; ranking "
+                   f"{' > '.join(fit.ranking())})")
+    return "\n".join(out)
+
+
+def _f(x: float, spec: str) -> str:
+    return format(x, spec) if x is not None and math.isfinite(x) else "n/a"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}" if x is not None and math.isfinite(x) else "n/a"
+
+
+def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeFit],
+                 path: str | Path, title: str | None = None) -> Path:
+    """Scatter of runtime vs each metric (one colour per strategy), one row per mode, with the
+    per-metric least-squares line and Pearson r. Written with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise NetscaleError(f"--plot {str(path)!r}: use a .png (or .svg/.pdf) file name")
+    modes = list(fits)
+    labels = list(dict.fromkeys(r.strategy or r.model for r in rows if r.ok))
+    labels.sort(key=lambda s: s != BASE_LABEL)  # base first, then in order of appearance
+    cmap = plt.get_cmap("tab10")
+    colours = {s: ("black" if s == BASE_LABEL else cmap(i % 10)) for i, s in enumerate(labels)}
+    fig, axes = plt.subplots(len(modes), len(METRICS), figsize=(4.2 * len(METRICS),
+                                                                  3.6 * len(modes)),
+                             squeeze=False)
+    for i, mode in enumerate(modes):
+        mrows = [r for r in rows if r.mode == mode and r.ok]
+        for j, metric in enumerate(METRICS):
+            ax = axes[i][j]
+            div, unit = _SCALE[metric]
+            for s in labels:
+                pts = [r for r in mrows if (r.strategy or r.model) == s]
+                if not pts:
+                    continue
+                yerr = [[r.time_ms - (r.q1_ms if r.q1_ms is not None else r.time_ms)
+                         for r in pts],
+                        [(r.q3_ms if r.q3_ms is not None else r.time_ms) - r.time_ms
+                         for r in pts]]
+                ax.errorbar([getattr(r, metric) / div for r in pts],
+                            [r.time_ms for r in pts], yerr=yerr,
+                            fmt="o", ms=5, color=colours[s], label=s, capsize=2)
+                noisy = [r for r in pts if r.noisy or r.contended]
+                if noisy:
+                    ax.scatter([getattr(r, metric) / div for r in noisy],
+                               [r.time_ms for r in noisy], s=110, facecolors="none",
+                               edgecolors="0.25", linewidths=1, linestyle="--")
+            f = fits[mode].per_metric.get(metric)
+            if f is not None and math.isfinite(f.slope) and mrows:
+                xs = [getattr(r, metric) for r in mrows]
+                lo, hi = min(xs), max(xs)
+                ax.plot([lo / div, hi / div], [f.predict(lo), f.predict(hi)], "--",
+                        color="grey", lw=1)
+            r_txt = f"r = {f.pearson_r:.3f}" if f and math.isfinite(f.pearson_r) else "r n/a"
+            ax.set_title(f"{mode}: {metric} ({r_txt})", fontsize=10)
+            ax.set_xlabel(unit)
+            if j == 0:
+                ax.set_ylabel("ms per batch (median, bars: quartiles)")
+            ax.grid(alpha=0.3)
+        axes[i][0].legend(fontsize=8, title="strategy", title_fontsize=8)
+    if any(r.noisy or r.contended for r in rows if r.ok):
+        title = f"{title or ''}\n(dashed ring: noisy or busy measurement)".strip()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lower()[1:], dpi=110))
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,232 @@
+"""`netscale bench`: measure runtime and fit a runtime model (which metric predicts runtime)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from netscale.cli.common import parse_float_list, positive_int
+from netscale.errors import NetscaleError
+
+DEFAULT_STRATEGIES = "d,w,r,dw,dr,wr,dwr,dWr"
+DEFAULT_FACTORS = "1,2,4"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure runtime (ms/batch, images/s, memory) and fit runtime vs flops/params/acts",
+        description="Time inference or training steps of models with warm-up, repeated timed "
+        "blocks and median + IQR statistics; noisy measurements are flagged. With --fit, "
+        "measure a set of models (explicit, or every --strategies × --factors of a --base) and "
+        "fit runtime against flops (multiply-adds), params and activations, reporting Pearson "
+        "r per metric and a scatter plot. Times are ms per batch; memory in MiB.",
+    )
+    p.add_argument("models", nargs="*", metavar="MODEL_OR_SPEC",
+                   help="named models or spec files")
+    p.add_argument("--mode", choices=("infer", "train", "both"), default="infer",
+                   help="infer: eval + inference_mode; train: forward + loss + backward + SGD "
+                   "step, timed per phase; both (default infer)")
+    p.add_argument("--batch-size", "-b", type=positive_int, default=None, metavar="N",
+                   help="images per batch (default 8 on CPU, 32 on CUDA)")
+    p.add_argument("--resolution", type=positive_int, default=None, metavar="PX",
+                   help="input side in pixels (default: each model's own resolution); with "
+                   "--base, the base's resolution before scaling")
+    p.add_argument("--device", default=None,
+                   help="cpu or cuda[:N] (default: cuda if available, else cpu)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format for weights and inputs")
+    p.add_argument("--amp", action="store_true",
+                   help="autocast: bfloat16 on CPU, float16 on CUDA (with a GradScaler in train)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch intra-op CPU threads (default: torch's default)")
+    p.add_argument("--budget", type=_positive_float, default=5.0, metavar="SECONDS",
+                   help="time budget per measurement, warm-up included (default 5)")
+    p.add_argument("--noise-threshold", type=_positive_float, default=0.05, metavar="FRAC",
+                   help="flag a measurement as noisy when IQR/median exceeds this (default 0.05)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="minimum warm-up iterations (default 3; warm-up also lasts >= 0.3 s)")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="re-measure up to N times while a result is noisy or contended (other "
+                   "processes using > 10%% of the CPUs); keeps the best attempt (default 0)")
+    p.add_argument("--retry-oom", action="store_true",
+                   help="on out-of-memory, retry at half the batch size (down to 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and the random batch")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV (one row per measurement)")
+    p.add_argument("--out", metavar="PATH",
+                   help="also write the rows to PATH (.json or .csv); with --fit the default "
+                   "is the plot path with .json")
+    g = p.add_argument_group("runtime model")
+    g.add_argument("--fit", action="store_true",
+                   help="fit runtime vs flops, params and acts (alone and jointly) over the "
+                   "measured models; needs >= 3 models")
+    g.add_argument("--base", metavar="MODEL", help="generate models by scaling this base")
+    g.add_argument("--strategies", default=None,
+                   help=f"strategies for --base (default {DEFAULT_STRATEGIES})")
+    g.add_argument("--factors", default=None,
+                   help=f"flops factors for --base (default {DEFAULT_FACTORS}; 1 = the base)")
+    g.add_argument("--rounding", choices=("exact", "reference"), default="exact",
+                   help="scaler rounding for --base (default exact)")
+    g.add_argument("--plot", metavar="PNG",
+                   help="scatter plot path for --fit (default runtime_fit.png)")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from netscale.bench import BenchConfig, TimingPolicy
+
+    if args.warmup < 0:
+        raise NetscaleError(f"--warmup must be >= 0, got {args.warmup}")
+    policy = TimingPolicy(warmup_iters=args.warmup, budget_s=args.budget,
+                          noisy_threshold=args.noise_threshold)
+    if args.resolution is not None and args.resolution < 8:
+        raise NetscaleError(f"--resolution must be >= 8 pixels, got {args.resolution}")
+    return BenchConfig(batch_size=args.batch_size, resolution=None,  # applied per spec
+                       device=args.device, channels_last=args.channels_last, amp=args.amp,
+                       compile=args.compile, threads=args.threads, retry_oom=args.retry_oom,
+                       retries=args.retries, policy=policy, seed=args.seed).validate()
+
+
+def _entries(args: argparse.Namespace) -> list[Any]:
+    from netscale.bench import ModelEntry, generate_models
+    from netscale.specs import resolve_spec
+
+    if (args.strategies or args.factors) and not args.base:
+        raise NetscaleError("--strategies/--factors need --base MODEL (the model to scale)")
+    if args.plot and not args.fit:
+        raise NetscaleError("--plot needs --fit")
+    def at_resolution(spec: Any) -> Any:
+        px = args.resolution
+        return spec.replace(resolution=px) if px and px != spec.resolution else spec
+
+    # --resolution applies to each named model, and to the base *before* scaling (so that
+    # strategies that scale resolution still do)
+    entries = [ModelEntry(at_resolution(resolve_spec(m))) for m in args.models]
+    if args.base:
+        base = at_resolution(resolve_spec(args.base))
+        strategies = [s.strip() for s in (args.strategies or DEFAULT_STRATEGIES).split(",")
+                      if s.strip()]
+        if not strategies:
+            raise NetscaleError("--strategies is empty; e.g. --strategies d,w,dWr")
+        factors = parse_float_list(args.factors or DEFAULT_FACTORS, "--factors")
+        entries += generate_models(base, strategies, factors, rounding=args.rounding)
+    if not entries:
+        raise NetscaleError("give at least one MODEL_OR_SPEC (e.g. netscale bench "
+                            "RegNetY-200MF), or --base MODEL with --fit")
+    if args.fit and len(entries) < 3:
+        raise NetscaleError(f"--fit needs at least 3 models, got {len(entries)}; add models or "
+                            "use --base MODEL --strategies ... --factors ...")
+    return entries
+
+
+def run(args: argparse.Namespace) -> int:
+    from netscale.bench import run_analysis, to_csv, to_json, write_results
+    from netscale.bench.analysis import format_fit, plot_runtime
+    from netscale.bench.harness import env_for
+
+    config = _config(args)
+    entries = _entries(args)
+    modes = ["infer", "train"] if args.mode == "both" else [args.mode]
+    env = env_for(config)  # validates the device early (one-line error if CUDA is missing)
+    total = len(entries) * len(modes)
+    quiet = args.json or args.csv
+    if not quiet:
+        bs = config.batch_size or ("32" if env.device.startswith("cuda") else "8")
+        print(f"device {env.summary()}; batch size {bs}; budget {args.budget:g} s per "
+              "measurement")
+    done = [0]
+
+    def progress(r: Any) -> None:
+        done[0] += 1
+        if total > 1:
+            t = f"{r.time_ms:.2f} ms/batch" if r.ok else r.status.upper()
+            flags = _flags(r)
+            print(f"[{done[0]}/{total}] {r.model} {r.mode}: {t}"
+                  + (f" ({flags})" if flags else ""), file=sys.stderr, flush=True)
+
+    analysis = run_analysis(entries, config, modes, fit=args.fit, progress=progress)
+    rows, fits = analysis.rows, analysis.fits
+    extra = {"fits": {m: f.to_dict() for m, f in fits.items()}} if fits else None
+    plot = out = None
+    if args.fit:
+        plot = Path(args.plot or "runtime_fit.png")
+        title = (f"runtime vs complexity on {env.summary()}, batch {rows[0].batch_size}")
+        plot_runtime(rows, fits, plot, title=title)
+        out = Path(args.out) if args.out else plot.with_suffix(".json")
+    elif args.out:
+        out = Path(args.out)
+    if out is not None:
+        write_results(out, rows, extra)
+    if args.json:
+        sys.stdout.write(to_json(rows, extra))
+    elif args.csv:
+        sys.stdout.write(to_csv(rows))
+    else:
+        print(format_table(rows))
+        for m, f in fits.items():
+            print()
+            print(format_fit(f, m))
+        written = [str(p) for p in (plot, out) if p is not None]
+        if written:
+            print(f"\nwrote {', '.join(written)}")
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _flags(r: Any) -> str:
+    if r.status != "ok":
+        return r.status
+    return ", ".join(f for f, on in (("noisy", r.noisy), ("busy", r.contended)) if on)
+
+
+def format_table(rows: list[Any]) -> str:
+    """Human-readable results table (units in the headers) with footnotes."""
+    from netscale.util.fmt import si, table
+
+    train = any(r.mode == "train" for r in rows)
+    headers = ["model", "mode", "batch", "px", "flops (MACs)", "params", "acts",
+               "ms/batch", "IQR ms", "n"]
+    if train:
+        headers += ["fwd ms", "bwd ms", "step ms"]
+    headers += ["images/s", "GFLOP/s", "peak MiB", ""]
+    body = []
+    notes = []
+    for r in rows:
+        flag = _flags(r).upper()
+        line: list[Any] = [r.model, r.mode, r.batch_size, r.resolution, si(r.flops),
+                           si(r.params), si(r.acts)]
+        if r.ok:
+            line += [f"{r.time_ms:.2f}", f"{r.iqr_ms:.2f}", r.samples]
+        else:
+            line += ["-", "-", 0]
+        if train:
+            line += [f"{r.phases[p].median_ms:.2f}" if p in r.phases else "-"
+                     for p in ("forward", "backward", "step")]
+        line += [f"{r.images_per_s:.1f}" if r.images_per_s else "-",
+                 f"{r.gflops_per_s:.1f}" if r.gflops_per_s else "-",
+                 f"{r.peak_mem_mib:.0f}" if r.peak_mem_mib is not None else "-", flag]
+        body.append(line)
+        if r.note:
+            notes.append(f"{r.model} ({r.mode}): {r.note}")
+    text = table(body, headers, align="llrrrrrrrr" + ("rrr" if train else "") + "rrrl")
+    foot = ("ms/batch = median time per batch over n timed samples (IQR = interquartile "
+            "range); flops are multiply-adds per image (1 MAC = 1 flop); GFLOP/s = achieved "
+            "1e9 MACs/s (train counts 3x forward); peak MiB = peak memory above the start "
+            f"({rows[0].mem_method or 'n/a'}); NOISY = IQR/median above the threshold; BUSY = "
+            "other processes used the CPUs during the measurement.")
+    return "\n".join([text, "", foot, *notes])

@@ -1,0 +1,264 @@
+"""`netscale train` and `netscale eval`: train any spec on a dataset, evaluate a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from netscale.cli.common import positive_int, print_json
+from netscale.errors import NetscaleError
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def _pos_float(text: str) -> float:
+    v = _nonneg_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model or spec on a dataset (resumable; DDP under torchrun)",
+        description="Train MODEL_OR_SPEC on a dataset with the default recipe (SGD + Nesterov, "
+        "warm-up then cosine, label smoothing 0.1, no weight decay on BN/biases). The spec's "
+        "num_classes and in_channels are set from the dataset. Checkpoints every epoch to "
+        "--out; --resume continues exactly. Multi-process: torchrun --nproc_per_node N -m "
+        "netscale train ...",
+    )
+    p.add_argument("model", metavar="MODEL_OR_SPEC", help="named model or spec file")
+    p.add_argument("--data", required=True, metavar="NAME_OR_PATH",
+                   help="fashion-mnist, mnist, cifar10, cifar100, digits, or a folder (IDX "
+                   "files, CIFAR python batches, ImageFolder tree)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="global batch size (default 128; split across processes)")
+    p.add_argument("--lr", type=_pos_float, help="learning rate at the reference batch "
+                   "(default 0.1 at 128; scaled linearly with --batch-size)")
+    p.add_argument("--ref-batch", type=positive_int, help="reference batch of --lr (default 128)")
+    p.add_argument("--no-lr-scaling", action="store_true",
+                   help="use --lr as given, whatever the batch size")
+    p.add_argument("--weight-decay", type=_nonneg_float, help="default 5e-5 (not on BN/biases)")
+    p.add_argument("--warmup-epochs", type=_nonneg_float, help="linear warm-up (default 1)")
+    p.add_argument("--label-smoothing", type=_nonneg_float, help="default 0.1")
+    p.add_argument("--momentum", type=_nonneg_float, help="Nesterov momentum (default 0.9)")
+    p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
+    p.add_argument("--ema-decay", type=_pos_float, help="EMA decay per step (default 0.999)")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--max-epochs", type=positive_int, metavar="E",
+                   help="stop once E epochs are done (continue later with --resume)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--subset", type=positive_int, metavar="N",
+                   help="train on a seeded random N images")
+    p.add_argument("--val-subset", type=positive_int, metavar="N",
+                   help="validate on a seeded random N images")
+    p.add_argument("--val-fraction", type=_pos_float,
+                   help="held-out share for sets without a val split (default 0.1)")
+    p.add_argument("--resolution", type=positive_int, metavar="PX",
+                   help="input resolution (sets the spec's resolution; default: the spec's)")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help="input channels (default: the dataset's; greyscale repeated for 3)")
+    p.add_argument("--augment", choices=("auto", "crop", "rrc", "none"),
+                   help="auto (default): pad-and-crop for small sets, random-resized-crop for "
+                   "ImageFolder trees")
+    flip = p.add_mutually_exclusive_group()
+    flip.add_argument("--flip", dest="flip", action="store_true", default=None,
+                      help="random horizontal flips (default: on, except digit sets)")
+    flip.add_argument("--no-flip", dest="flip", action="store_false")
+    p.add_argument("--workers", type=int, help="image decoding processes (ImageFolder)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_train)
+
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: top-1/top-5 error and loss",
+        description="Evaluate a checkpoint (a run directory or .pt file) on a dataset split "
+        "with the test-time transform (resize + centre crop). Loss is plain cross-entropy.",
+    )
+    e.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory or checkpoint.pt")
+    e.add_argument("--data", metavar="NAME_OR_PATH",
+                   help="dataset (default: the one the checkpoint was trained on)")
+    e.add_argument("--model", metavar="MODEL_OR_SPEC",
+                   help="check that the checkpoint is this spec")
+    e.add_argument("--split", choices=("val", "train"), default="val")
+    e.add_argument("--batch-size", type=positive_int, default=256)
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    e.add_argument("--weights", choices=("auto", "ema", "raw"), default="auto",
+                   help="auto: EMA weights if the checkpoint has them")
+    e.add_argument("--resolution", type=positive_int, metavar="PX",
+                   help="evaluate at another resolution")
+    e.add_argument("--val-subset", type=positive_int, metavar="N")
+    e.add_argument("--threads", type=positive_int)
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=run_eval)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _data_config(args: argparse.Namespace) -> Any:
+    from netscale.data import DataConfig
+
+    kw: dict[str, Any] = {"name": args.data}
+    for key in ("subset", "val_subset", "val_fraction", "augment", "flip", "workers",
+                "channels"):
+        v = getattr(args, key, None)
+        if v is not None:
+            kw[key] = v
+    return DataConfig(**kw)
+
+
+def _recipe(args: argparse.Namespace) -> Any:
+    from netscale.train import Recipe
+
+    kw: dict[str, Any] = {}
+    for arg, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                     ("ref_batch", "ref_batch"), ("weight_decay", "weight_decay"),
+                     ("warmup_epochs", "warmup_epochs"),
+                     ("label_smoothing", "label_smoothing"), ("momentum", "momentum"),
+                     ("ema_decay", "ema_decay"), ("seed", "seed"), ("threads", "threads")):
+        v = getattr(args, arg)
+        if v is not None:
+            kw[key] = v
+    if args.no_lr_scaling:
+        kw["scale_lr"] = False
+    if args.ema:
+        kw["ema"] = True
+    if args.no_amp:
+        kw["amp"] = False
+    return Recipe(**kw)
+
+
+def adapt_spec(spec: Any, info: Any, *, resolution: int | None = None,
+               channels: int | None = None) -> tuple[Any, list[str]]:
+    """The spec with num_classes / in_channels (and resolution if given) set for the data;
+    returns (spec, list of 'field old -> new' changes)."""
+    changes: dict[str, Any] = {}
+    if spec.num_classes != info.num_classes:
+        changes["num_classes"] = info.num_classes
+    want_ch = channels or info.in_channels
+    if spec.in_channels != want_ch:
+        changes["in_channels"] = want_ch
+    if resolution and spec.resolution != resolution:
+        changes["resolution"] = resolution
+    notes = [f"{k} {getattr(spec, k)} -> {v}" for k, v in changes.items()]
+    return (spec.replace(**changes).validate() if changes else spec), notes
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from netscale.data import load_dataset
+    from netscale.specs import resolve_spec
+    from netscale.train import train
+
+    spec = resolve_spec(args.model)
+    data = _data_config(args)
+    recipe = _recipe(args)
+    ds = load_dataset(data)
+    info = ds.info
+    spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+    main = _rank() == 0
+    say = (lambda text: print(text, file=sys.stderr)) if main and not args.quiet else \
+        (lambda text: None)
+    if notes:
+        say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+    if info.image_size and not args.resolution and spec.resolution > 4 * max(info.image_size):
+        say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
+            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")
+    out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
+    result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
+                   max_epochs=args.max_epochs, quiet=args.quiet, dataset=ds)
+    if result.status == "diverged":
+        raise NetscaleError(result.message)
+    if not main:
+        return 0
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    from netscale.train.progress import fmt_time
+
+    if result.top1_err is None:
+        print(f"{out}: nothing trained")
+        return 0
+    state = ("completed" if result.status == "completed" else
+             f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
+             "--resume")
+    print(f"{spec.name} on {info.name}: {result.epochs_done} epochs in "
+          f"{fmt_time(result.wall_time)} ({state})")
+    print(f"  val top-1 err {result.top1_err:.2%}  top-5 err {result.top5_err:.2%}  "
+          f"loss {result.loss:.4f}  (best top-1 err {result.best_top1_err:.2%} at epoch "
+          f"{result.best_epoch})")
+    print(f"  {result.images_per_sec:,.0f} img/s train, lr {result.lr:g} at batch "
+          f"{result.batch_size}, {result.params:,} params")
+    print(f"  run directory {out}: checkpoint.pt, log.jsonl, result.json, spec.yaml")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from netscale.data import DataConfig
+    from netscale.train import evaluate, load_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ck = load_checkpoint(args.checkpoint)
+    stored = dict(ck.get("data") or {})
+    if args.data and args.data not in (stored.get("name"), stored.get("path")):
+        # Another dataset: keep the pipeline options, not the subsets of the old one.
+        keep = {k: v for k, v in stored.items()
+                if k not in ("name", "path", "subset", "val_subset")}
+        data = DataConfig.from_dict({**keep, "name": args.data})
+    elif stored:
+        data = DataConfig.from_dict(stored)
+    else:
+        raise NetscaleError("the checkpoint records no dataset; pass --data NAME_OR_PATH")
+    if args.val_subset:
+        data = data.replace(val_subset=args.val_subset)
+    spec = None
+    if args.model:
+        from netscale.data import describe
+        from netscale.specs import resolve_spec
+
+        spec, _ = adapt_spec(resolve_spec(args.model), describe(data))
+        spec = spec.replace(resolution=ck["spec"].get("resolution", spec.resolution))
+    r = evaluate(ck["path"], data, spec=spec, split=args.split, batch_size=args.batch_size,
+                 device=args.device, weights=args.weights, resolution=args.resolution)
+    if args.json:
+        print_json(r.to_dict())
+        return 0
+    print(f"{r.spec_name} (epoch {r.epoch}, {r.weights} weights) on {r.dataset} {r.split} "
+          f"({r.images:,} images, {r.resolution} px):")
+    print(f"  top-1 err {r.top1_err:.2%}  top-5 err {r.top5_err:.2%}  loss {r.loss:.4f}  "
+          f"({r.images_per_sec:,.0f} img/s)")
+    return 0

@@ -1,0 +1,853 @@
+"""The recommendation engine: which scaling strategy to use for a flops budget.
+
+Given a study (trained results) or just a base model (no trained results), a target (a factor
+such as ``4x`` or absolute flops such as ``4G``; flops are multiply-adds) and optional
+constraints (max latency in ms per batch of B images, max params, max activations):
+
+1. **Candidates**: the strategies the study trained, the named strategies (d, w, r, dw, dr,
+   wr, dwr, dWr) and fast compound scaling ``fast:α`` on a grid of α. Each is scaled from the
+   base to the target with exact rounding. Strategies with the same exponents, or that give
+   the same network at this size, are merged.
+2. **Predicted error**: from the study's fitted law of that strategy (see
+   :mod:`netscale.laws.study_fits`), evaluated at the candidate's realized flops, with a
+   prediction interval. A ``fast:α`` the study did not train is interpolated (in log error,
+   linearly in α) between the two nearest trained members of the fast family, identified by
+   their exponents (dr is α = 0, dwr α = 1/3, dWr α = 0.8, w α = 1). Other untrained
+   candidates have no prediction ("no data").
+3. **Runtime**: predicted by the study's runtime model (fitted on its benchmark rows; it
+   applies to the study's benchmark batch size and device), or measured here with the bench
+   harness (``measure=True``, and always without a study).
+4. **Ranking**: feasible candidates by predicted error; candidates within ``tie`` (absolute,
+   0.001 = 0.1 points) of the lowest are ranked by runtime. Without any prediction (no study,
+   or no trained candidate is feasible), the paper's prior is used: fast compound scaling
+   with α closest to 0.8 (dWr), then runtime.
+
+Every other candidate says why it lost: a violated constraint, a higher predicted error (by
+how much, and whether the intervals overlap), the same network as another, or no data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT
+from netscale.laws.study_fits import (
+    BASE,
+    StudyFits,
+    StudyResults,
+    StudyRuntime,
+    arch_key,
+    check_x_metric,
+    fast_alpha,
+    fit_study,
+    is_study_dir,
+    load_study,
+    measured_times,
+    study_runtime,
+    trial_error,
+)
+
+DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+PRIOR_ALPHA = 0.8
+DEFAULT_TIE = 0.001
+DEFAULT_BUDGET_S = 1.0
+
+MeasureFn = Callable[[Any, "int | None", "str | None"], "tuple[float, int, str] | None"]
+"""(spec, batch_size, device) -> (ms per batch, batch size used, device) or None (failed)."""
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt_count(v: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a recommended model must satisfy (None: no limit). ``max_latency_ms`` is the
+    time per batch of ``batch_size`` images (the study's benchmark batch size by default)."""
+
+    max_latency_ms: float | None = None
+    batch_size: int | None = None
+    max_params: float | None = None
+    max_acts: float | None = None
+
+    def validate(self) -> Constraints:
+        for name in ("max_latency_ms", "max_params", "max_acts"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)
+                                      and v > 0):
+                raise NetscaleError(f"{name.replace('_', ' ')} must be a positive number, "
+                                    f"got {v!r}")
+        b = self.batch_size
+        if b is not None and (not isinstance(b, int) or isinstance(b, bool) or b < 1):
+            raise NetscaleError(f"batch size must be a positive integer, got {b!r}")
+        return self
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.max_latency_ms, self.max_params, self.max_acts))
+
+    def describe(self, batch: int | None = None) -> str:
+        parts = []
+        if self.max_latency_ms is not None:
+            b = self.batch_size or batch
+            parts.append(f"latency <= {self.max_latency_ms:g} ms per batch"
+                         + (f" of {b}" if b else ""))
+        if self.max_params is not None:
+            parts.append(f"params <= {_fmt_count(self.max_params)}")
+        if self.max_acts is not None:
+            parts.append(f"acts <= {_fmt_count(self.max_acts)}")
+        return ", ".join(parts) or "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_latency_ms": self.max_latency_ms, "batch_size": self.batch_size,
+                "max_params": self.max_params, "max_acts": self.max_acts}
+
+
+@dataclass(frozen=True)
+class ErrorEstimate:
+    """A predicted error (fraction) with its prediction interval at ``level``."""
+
+    value: float
+    lo: float
+    hi: float
+    level: float
+    law: str
+    extrapolation: float
+    method: str  # "fit" | "interpolated"
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Candidate:
+    """One scaled candidate: its spec, predicted error and runtime, and its verdict."""
+
+    name: str
+    strategy: dict[str, Any]
+    alpha: float | None
+    origin: str  # "study" (trained), "named" or "grid"
+    trained: bool = False
+    spec: dict[str, Any] | None = None
+    flops: int | None = None
+    params: int | None = None
+    acts: int | None = None
+    resolution: int | None = None
+    flops_factor: float | None = None
+    error: ErrorEstimate | None = None
+    error_note: str = ""
+    runtime_ms: float | None = None  # predicted by the study's runtime model
+    runtime_extrapolation: float | None = None
+    measured_ms: float | None = None
+    measured_source: str = ""
+    violations: list[str] = field(default_factory=list)
+    excess: dict[str, float] = field(default_factory=dict)  # constraint -> value / limit
+    same_as: str | None = None
+    scale_error: str | None = None
+    rank: int | None = None
+    verdict: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.spec is not None and self.same_as is None
+
+    @property
+    def feasible(self) -> bool:
+        return self.usable and not self.violations
+
+    @property
+    def time_ms(self) -> float | None:
+        """Measured time if available, else predicted (ms per batch)."""
+        return self.measured_ms if self.measured_ms is not None else self.runtime_ms
+
+    def to_dict(self, *, spec: bool = True) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("error", "spec")}
+        d["error"] = self.error.to_dict() if self.error else None
+        d["feasible"] = self.feasible
+        d["time_ms"] = self.time_ms
+        if spec:
+            d["spec"] = self.spec
+        return d
+
+
+@dataclass
+class Recommendation:
+    """The result of :func:`recommend`: the chosen candidate and every other one ranked."""
+
+    mode: str  # "study" | "base"
+    source: str
+    base: str
+    base_flops: int
+    factor: float
+    target_flops: float
+    constraints: Constraints
+    chosen: Candidate
+    candidates: list[Candidate]
+    ranking: str  # "predicted error" | "prior"
+    error_basis: str
+    runtime_basis: str
+    runtime_batch: int | None
+    runtime: dict[str, Any] | None = None
+    fits: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def chosen_spec(self) -> Any:
+        from netscale.specs import NetSpec
+
+        assert self.chosen.spec is not None
+        return NetSpec.from_dict(self.chosen.spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "source": self.source, "base": self.base,
+            "base_flops": self.base_flops, "factor": self.factor,
+            "target_flops": self.target_flops, "constraints": self.constraints.to_dict(),
+            "ranking": self.ranking, "error_basis": self.error_basis,
+            "runtime_basis": self.runtime_basis, "runtime_batch": self.runtime_batch,
+            "chosen": self.chosen.to_dict(),
+            "candidates": [c.to_dict(spec=False) for c in self.candidates],
+            "runtime": self.runtime, "fits": self.fits, "notes": list(self.notes),
+            "units": {"flops": "multiply-adds", "error": "fraction",
+                      "time": "ms per batch"},
+        }
+
+    def format_text(self) -> str:
+        """The human-readable summary printed by ``netscale recommend``."""
+        c = self.chosen
+        lines = [
+            f"recommend: {self.base} ({_fmt_count(self.base_flops)} flops) x{self.factor:.4g} "
+            f"-> target {_fmt_count(self.target_flops)} flops (multiply-adds)",
+            f"error:   {self.error_basis}",
+            f"runtime: {self.runtime_basis}",
+            f"constraints: {self.constraints.describe(self.runtime_batch)}",
+            "",
+            f"chosen: {c.name}  ({_exps(c.strategy)})",
+        ]
+        spec = c.spec or {}
+        stages = spec.get("stages", [])
+        lines.append(f"  depths {[s['depth'] for s in stages]}  widths "
+                     f"{[s['width'] for s in stages]}  resolution {c.resolution} px")
+        lines.append(f"  flops {_fmt_count(c.flops or 0)} (x{c.flops_factor:.3f}), params "
+                     f"{_fmt_count(c.params or 0)}, acts {_fmt_count(c.acts or 0)}")
+        if c.error:
+            e = c.error
+            ex = (f", extrapolating x{e.extrapolation:.3g} past the trained sizes"
+                  if e.extrapolation > 1 + 1e-9 else "")
+            lines.append(f"  predicted error {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
+                         f"{100 * e.hi:.2f}] ({e.level:.0%} prediction interval; {e.source}{ex})")
+        else:
+            lines.append(f"  predicted error: none ({c.error_note or 'no trained results'})")
+        rt = []
+        if c.runtime_ms is not None:
+            rt.append(f"predicted {c.runtime_ms:.3g} ms")
+        if c.measured_ms is not None:
+            rt.append(f"measured {c.measured_ms:.3g} ms ({c.measured_source})")
+        batch = f" per batch of {self.runtime_batch}" if self.runtime_batch else ""
+        lines.append(f"  runtime: {', '.join(rt) + batch if rt else 'not available'}")
+        lines.append(f"  {c.verdict}")
+        lines.append("")
+        lines.append(candidate_table(self.candidates))
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)
+
+
+def _exps(strategy: Mapping[str, Any]) -> str:
+    return (f"e_d {strategy['e_d']:.3g}, e_w {strategy['e_w']:.3g}, e_r {strategy['e_r']:.3g}"
+            + (", group width follows width" if strategy.get("e_w", 0) > 0
+               and abs(strategy.get("e_g", 0) - strategy["e_w"]) < 1e-9 else ""))
+
+
+def candidate_table(cands: Sequence[Candidate]) -> str:
+    from netscale.util.fmt import table
+
+    rows = []
+    for c in cands:
+        err = (f"{100 * c.error.value:.2f} [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}]"
+               + ("*" if c.error.method == "interpolated" else "") if c.error else "-")
+        t = c.time_ms
+        rows.append([
+            str(c.rank) if c.rank is not None else "-", c.name,
+            _fmt_count(c.flops) if c.flops else "-", _fmt_count(c.params) if c.params else "-",
+            _fmt_count(c.acts) if c.acts else "-", str(c.resolution or "-"), err,
+            f"{t:.3g}" + ("m" if c.measured_ms is not None else "") if t is not None else "-",
+            c.verdict,
+        ])
+    text = table(rows, ["rank", "strategy", "flops", "params", "acts", "px",
+                        "error % [interval]", "ms", "verdict"], align="rlrrrrrrl")
+    return text + ("\n(* interpolated between trained fast-compound members; "
+                   "m = measured time, otherwise predicted)")
+
+
+# --------------------------------------------------------------------------------------------
+# candidates
+# --------------------------------------------------------------------------------------------
+
+
+def _strategy_list(trained: Sequence[str], extra: Sequence[str] | None,
+                   alphas: Sequence[float]) -> list[tuple[Any, str]]:
+    """(Strategy, origin) for trained, named (or ``extra``) and fast:α, deduplicated by
+    exponents (first wins)."""
+    from netscale.scaling import NAMED, fast, parse_strategy
+
+    out: list[tuple[Any, str]] = []
+    seen: set[tuple[float, float, float]] = set()
+
+    def add(s: Any, origin: str) -> None:
+        key = (round(s.e_d, 6), round(s.e_w, 6), round(s.e_r, 6))
+        if key not in seen:
+            seen.add(key)
+            out.append((s, origin))
+
+    for name in trained:
+        try:
+            add(parse_strategy(name), "study")
+        except NetscaleError:
+            continue
+    for name in (NAMED if extra is None else extra):
+        add(parse_strategy(name), "named")
+    for a in alphas:
+        a = float(a)
+        if not 0.0 <= a <= 1.0:
+            raise NetscaleError(f"fast compound α must be in [0, 1], got {a:g}")
+        add(fast(round(a, 4)), "grid")
+    return out
+
+
+def _metric(c: Candidate, x: str, epochs: float | None) -> float:
+    vals = {"flops": c.flops, "params": c.params, "acts": c.acts, "epochs": epochs}
+    v = 1.0
+    for k in x.split("*"):
+        if vals.get(k) is None:
+            raise NetscaleError(f"cannot evaluate x = {x} for a new model (no {k}); use flops")
+        v *= float(vals[k])  # type: ignore[arg-type]
+    return v
+
+
+def _predict_errors(cands: Sequence[Candidate], fits: StudyFits, epochs: float | None,
+                    level: float) -> None:
+    by_name = {f.strategy: f for f in fits.fits.values()}
+    family = sorted(((f.alpha, f) for f in fits.fitted.values() if f.alpha is not None),
+                    key=lambda p: p[0])
+    for c in cands:
+        if not c.usable:
+            continue
+        xv = _metric(c, fits.x_metric, epochs)
+        f = by_name.get(c.name)
+        if f is not None and f.report is not None:
+            p = f.report.predict(xv, level)
+            c.error = ErrorEstimate(
+                value=p.value, lo=p.lo, hi=p.hi, level=p.level, law=p.law,
+                extrapolation=p.extrapolation, method="fit",
+                source=f"{p.law} law fitted to {f.strategy} ({f.n_points} points)")
+            continue
+        if f is not None:
+            c.error_note = f"trained, but its law could not be fitted: {f.skipped}"
+            continue
+        if c.alpha is None:
+            c.error_note = "no data: not trained in this study"
+            continue
+        lower = [(a, g) for a, g in family if a <= c.alpha + 1e-9]
+        upper = [(a, g) for a, g in family if a >= c.alpha - 1e-9]
+        if not lower or not upper:
+            have = ", ".join(f"{g.strategy} α={a:.3g}" for a, g in family) or "none"
+            c.error_note = (f"no data: not trained, and α={c.alpha:.3g} is outside the trained "
+                            f"fast-compound members ({have})")
+            continue
+        (a1, g1), (a2, g2) = lower[-1], upper[0]
+        assert g1.report is not None and g2.report is not None
+        p1, p2 = g1.report.predict(xv, level), g2.report.predict(xv, level)
+        t = 0.0 if a2 - a1 < 1e-12 else (c.alpha - a1) / (a2 - a1)
+
+        def mix(u: float, v: float, t: float = t) -> float:
+            return math.exp((1 - t) * math.log(u) + t * math.log(v))
+
+        c.error = ErrorEstimate(
+            value=mix(p1.value, p2.value), lo=mix(p1.lo, p2.lo), hi=mix(p1.hi, p2.hi),
+            level=p1.level, law=f"{p1.law}/{p2.law}",
+            extrapolation=max(p1.extrapolation, p2.extrapolation), method="interpolated",
+            source=(f"interpolated in α between {g1.strategy} (α={a1:.3g}) and {g2.strategy} "
+                    f"(α={a2:.3g})"))
+
+
+def _over(ratio: float) -> str:
+    return f"+{100 * (ratio - 1):.0f}%"
+
+
+def _check_static(c: Candidate, cons: Constraints) -> None:
+    if cons.max_params is not None and c.params is not None and c.params > cons.max_params:
+        c.excess["max params"] = c.params / cons.max_params
+        c.violations.append(f"params {_fmt_count(c.params)} > max {_fmt_count(cons.max_params)}"
+                            f" ({_over(c.excess['max params'])})")
+    if cons.max_acts is not None and c.acts is not None and c.acts > cons.max_acts:
+        c.excess["max acts"] = c.acts / cons.max_acts
+        c.violations.append(f"acts {_fmt_count(c.acts)} > max {_fmt_count(cons.max_acts)}"
+                            f" ({_over(c.excess['max acts'])})")
+
+
+def _check_latency(c: Candidate, cons: Constraints, batch: int | None) -> None:
+    if cons.max_latency_ms is None or not c.usable:
+        return
+    t = c.time_ms
+    if t is None:
+        if c.violations:  # already excluded (and so not measured)
+            return
+        c.violations.append("runtime unknown (measurement failed)")
+        c.excess["max latency"] = math.inf
+        return
+    if t > cons.max_latency_ms:
+        kind = "measured" if c.measured_ms is not None else "predicted"
+        c.excess["max latency"] = t / cons.max_latency_ms
+        c.violations.append(f"latency {t:.4g} ms ({kind}) > max {cons.max_latency_ms:g} ms"
+                            + (f" at batch {batch}" if batch else "")
+                            + f" ({_over(c.excess['max latency'])})")
+
+
+def default_measure(budget_s: float = DEFAULT_BUDGET_S) -> MeasureFn:
+    """Times a spec for inference with the bench harness (median ms per batch)."""
+
+    def run(spec: Any, batch_size: int | None, device: str | None
+            ) -> tuple[float, int, str] | None:
+        from netscale.bench.harness import BenchConfig, bench_spec
+        from netscale.bench.timing import TimingPolicy
+
+        cfg = BenchConfig(mode="infer", batch_size=batch_size, device=device,
+                          policy=TimingPolicy(budget_s=budget_s, warmup_s=min(0.3, budget_s)))
+        r = bench_spec(spec, cfg)
+        if r.status != "ok" or r.time_ms is None:
+            return None
+        return float(r.time_ms), int(r.batch_size), str(r.device)
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# ranking
+# --------------------------------------------------------------------------------------------
+
+
+def _pts(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _speed(c: Candidate, ref: Candidate) -> str:
+    if c.time_ms is None or ref.time_ms is None or ref.time_ms <= 0:
+        return ""
+    r = c.time_ms / ref.time_ms
+    if abs(r - 1) < 0.01:
+        return "; same runtime"
+    return (f"; {100 * (1 - r):.0f}% faster" if r < 1 else f"; {100 * (r - 1):.0f}% slower") + (
+        f" ({c.time_ms:.3g} vs {ref.time_ms:.3g} ms)")
+
+
+def _rank(cands: list[Candidate], tie: float, notes: list[str]) -> tuple[Candidate, str]:
+    feasible = [c for c in cands if c.feasible]
+    predicted = [c for c in feasible if c.error is not None]
+    inf = math.inf
+    if predicted:
+        ranking = "predicted error"
+        by_err = sorted(predicted, key=lambda c: (c.error.value,  # type: ignore[union-attr]
+                                                  c.time_ms if c.time_ms is not None else inf))
+        best = by_err[0]
+        assert best.error is not None
+        close = [c for c in by_err if c.error.value <= best.error.value + tie]  # type: ignore
+        chosen = min(close, key=lambda c: (c.time_ms if c.time_ms is not None else inf,
+                                           c.error.value))  # type: ignore[union-attr]
+        order = [chosen] + [c for c in by_err if c is not chosen]
+        assert chosen.error is not None
+        if chosen is best:
+            chosen.verdict = "chosen: lowest predicted error"
+            if len(close) > 1:
+                chosen.verdict += f" and fastest of those within {_pts(tie)} points"
+        else:
+            chosen.verdict = (f"chosen: within {_pts(tie)} points of the lowest predicted error "
+                              f"({best.name} {_pts(best.error.value)}%) and faster")
+        ce = chosen.error
+        for c in order[1:]:
+            e = c.error
+            assert e is not None
+            if e.value <= best.error.value + tie:
+                c.verdict = (f"predicted error within {_pts(tie)} points of {chosen.name} but "
+                             "not faster" + _speed(c, chosen))
+                continue
+            overlap = e.lo <= ce.hi and ce.lo <= e.hi
+            c.verdict = (f"+{_pts(e.value - ce.value)} points predicted error vs {chosen.name} "
+                         f"({_pts(e.value)}% vs {_pts(ce.value)}%; "
+                         f"{'intervals overlap' if overlap else 'intervals do not overlap'})"
+                         + _speed(c, chosen))
+        for i, c in enumerate(order, 1):
+            c.rank = i
+        unknown = [c for c in feasible if c.error is None]
+        for c in unknown:
+            c.verdict = c.error_note or "no data"
+        if unknown:
+            notes.append(f"{len(unknown)} feasible candidate(s) have no error prediction "
+                         f"({', '.join(c.name for c in unknown)}); add them to the study's "
+                         "strategies to compare them")
+        return chosen, ranking
+    ranking = "prior"
+
+    def prior(c: Candidate) -> tuple[float, float, float]:
+        t = c.time_ms if c.time_ms is not None else inf
+        if c.alpha is not None:
+            return (0.0, abs(c.alpha - PRIOR_ALPHA), t)
+        return (1.0, 0.0, t)
+
+    order = sorted(feasible, key=prior)
+    chosen = order[0]
+    trained_any = any(c.trained for c in cands)
+    if trained_any:
+        notes.append("no feasible candidate has a predicted error (the constraints exclude "
+                     "every strategy the study trained or could interpolate); chosen by the "
+                     "paper's prior instead")
+    if trained_any:
+        chosen.verdict = ("chosen by the paper's prior (no feasible candidate has an error "
+                          "prediction): the feasible fast compound scaling with α closest to "
+                          f"{PRIOR_ALPHA:g} (dWr's), then the fastest")
+    else:
+        chosen.verdict = ("chosen by the paper's prior (no trained results to predict errors): "
+                          f"fast compound scaling with α closest to {PRIOR_ALPHA:g} (dWr) "
+                          "among the feasible candidates, then the fastest")
+    for c in order[1:]:
+        why = c.error_note or "no error prediction"
+        pa = (f"α={c.alpha:.3g} is further from {PRIOR_ALPHA:g}" if c.alpha is not None
+              else "not fast compound scaling")
+        c.verdict = f"{why}; prior: {pa}" + _speed(c, chosen)
+    for i, c in enumerate(order, 1):
+        c.rank = i
+    return chosen, ranking
+
+
+def _infeasible(cands: Sequence[Candidate], cons: Constraints, batch: int | None) -> NetscaleError:
+    usable = [c for c in cands if c.usable]
+    if not usable:
+        why = "; ".join(f"{c.name}: {c.scale_error}" for c in cands if c.scale_error)
+        return NetscaleError(f"no candidate could be scaled to the target ({why})")
+    counts: dict[str, int] = {}
+    for c in usable:
+        for k in c.excess:
+            counts[k] = counts.get(k, 0) + 1
+    total = len(usable)
+    parts = []
+    for k, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        if k == "max latency":
+            limit = f"{cons.max_latency_ms:g} ms" + (f" at batch {batch}" if batch else "")
+        else:
+            limit = _fmt_count((cons.max_params if k == "max params" else cons.max_acts) or 0)
+        parts.append(f"{k} {limit} excludes {n} of {total}")
+    alone = [k for k, n in counts.items() if n == total]
+    if len(alone) == 1:
+        head = f"{alone[0]} alone excludes every candidate"
+    elif alone:
+        head = f"{' and '.join(alone)} each exclude every candidate"
+    else:
+        head = "together the constraints exclude every candidate"
+    closest = min(usable, key=lambda c: max(c.excess.values(), default=0.0))
+    return NetscaleError(
+        f"no candidate meets the constraints: {head} ({'; '.join(parts)}); closest: "
+        f"{closest.name} ({'; '.join(closest.violations)}); relax the constraint or lower "
+        "--target-flops")
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _base_spec(study: StudyResults, base: str) -> Any:
+    from netscale.specs import NetSpec
+
+    for t in study.trials:
+        if t.base == base and t.strategy == BASE:
+            return NetSpec.from_dict(t.spec)
+    # no s = 1 trial: rebuild the base from the config
+    from netscale.study.config import parse_study_config
+
+    try:
+        cfg = parse_study_config(study.config, source=str(study.path / "study config"))
+        for ref in cfg.bases:
+            label = Path(ref).stem if ref.lower().endswith((".yaml", ".yml", ".json")) else ref
+            if label == base:
+                return cfg.resolve_base(ref, study.data_info or None)
+    except NetscaleError:
+        pass
+    raise NetscaleError(f"cannot find the base model {base!r} of the study (no s = 1 trial and "
+                        "its config does not resolve); pass the base spec file instead")
+
+
+def _study_epochs(trials: Sequence[Any]) -> float | None:
+    vals = sorted(float(t.epochs_done) for t in trials
+                  if trial_error(t) is not None and getattr(t, "epochs_done", 0))
+    return vals[len(vals) // 2] if vals else None
+
+
+def recommend(source: str | Path | Any, target: str | float, *,
+              max_latency_ms: float | None = None, batch_size: int | None = None,
+              max_params: float | None = None, max_acts: float | None = None,
+              device: str | None = None, measure: bool | None = None,
+              strategies: Sequence[str] | None = None,
+              alphas: Sequence[float] = DEFAULT_ALPHAS, base: str | None = None,
+              x: str = "flops", law: str = "auto", level: float = DEFAULT_LEVEL,
+              n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
+              budget_s: float = DEFAULT_BUDGET_S,
+              measure_fn: MeasureFn | None = None) -> Recommendation:
+    """Ranks scaling strategies for a target and returns the best feasible candidate.
+
+    ``source``: a study directory (trained results), a :class:`StudyResults`, a model name,
+    a spec file or a :class:`NetSpec` (no trained results). ``target``: a factor (``4`` or
+    ``"4x"``) or absolute flops (``"4G"``, multiply-adds). ``max_latency_ms`` is per batch of
+    ``batch_size`` (default: the study's benchmark batch size). ``measure``: time candidates
+    here with the bench harness (default: only when there is no study). ``strategies``
+    replaces the named strategies (d, w, r, dw, dr, wr, dwr, dWr); ``alphas`` is the fast
+    compound grid. ``base`` picks one base of a study with several.
+    """
+    from netscale.specs import NetSpec, resolve_spec
+
+    if isinstance(source, StudyResults):
+        study: StudyResults | None = source
+    elif isinstance(source, NetSpec):
+        study = None
+    elif is_study_dir(source) or Path(str(source)).is_dir():
+        study = load_study(source)  # a directory without results raises "not a study"
+    else:
+        study = None
+    if study is not None:
+        return recommend_study(
+            study, target, max_latency_ms=max_latency_ms, batch_size=batch_size,
+            max_params=max_params, max_acts=max_acts, device=device, measure=bool(measure),
+            strategies=strategies, alphas=alphas, base=base, x=x, law=law, level=level,
+            n_boot=n_boot, seed=seed, tie=tie, budget_s=budget_s, measure_fn=measure_fn)
+    if isinstance(source, NetSpec):
+        spec, label = source.validate(), source.name
+    else:
+        try:
+            spec = resolve_spec(str(source))
+        except NetscaleError as exc:
+            raise NetscaleError(f"{source!s} is neither a study directory (with "
+                                f"results.sqlite) nor a model or spec file: {exc}") from None
+        label = spec.name
+    cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
+    if measure is False and cons.max_latency_ms is not None:
+        raise NetscaleError("a latency limit without a study needs measured runtimes; drop "
+                            "--no-measure (candidates are timed here with the bench harness)")
+    return _recommend(
+        spec=spec, label=label, source=str(getattr(source, "name", source)), mode="base",
+        target=target, cons=cons, fits=None, runtime=None, study_times={}, trials=(),
+        measure=measure is not False, device=device, strategies=strategies, alphas=alphas,
+        level=level, tie=tie, measure_fn=measure_fn or default_measure(budget_s))
+
+
+def recommend_study(study: StudyResults, target: str | float, *,
+                    max_latency_ms: float | None = None, batch_size: int | None = None,
+                    max_params: float | None = None, max_acts: float | None = None,
+                    device: str | None = None, measure: bool = False,
+                    strategies: Sequence[str] | None = None,
+                    alphas: Sequence[float] = DEFAULT_ALPHAS, base: str | None = None,
+                    x: str = "flops", law: str = "auto", level: float = DEFAULT_LEVEL,
+                    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
+                    budget_s: float = DEFAULT_BUDGET_S,
+                    measure_fn: MeasureFn | None = None,
+                    fits: StudyFits | None = None) -> Recommendation:
+    """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws)."""
+    x = check_x_metric(x)
+    cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
+    bases = study.bases
+    if not bases:
+        raise NetscaleError(f"study {str(study.path)!r} has no trials yet; run 'netscale study "
+                            "CONFIG' first")
+    if base is None:
+        if len(bases) > 1:
+            raise NetscaleError(f"the study has several bases ({', '.join(bases)}); pick one "
+                                "with --base")
+        base = bases[0]
+    elif base not in bases:
+        raise NetscaleError(f"base {base!r} is not in the study; bases: {', '.join(bases)}")
+    trials = [t for t in study.trials if t.base == base]
+    if fits is None:
+        fits = fit_study(trials, x=x, law=law, n_boot=n_boot, level=level, seed=seed)
+    runtime: StudyRuntime | None
+    try:
+        runtime = study_runtime(trials, batch_size=cons.batch_size, device=device)
+    except NetscaleError as exc:
+        if not measure:
+            raise NetscaleError(f"{exc}; add --measure to time the candidates here at batch "
+                                f"{cons.batch_size or 'the default'}"
+                                + (f" on {device}" if device else "")) from None
+        runtime = None
+    if cons.max_latency_ms is not None and runtime is None and not measure:
+        raise NetscaleError("the study has no runtime measurements to check --max-latency "
+                            "against (benchmarking was off or failed); add --measure to time "
+                            "the candidates on this machine")
+    spec = _base_spec(study, base)
+    if runtime is not None and cons.batch_size is None:
+        cons = Constraints(cons.max_latency_ms, runtime.batch_size, cons.max_params,
+                           cons.max_acts)
+    if measure and device is None and runtime is not None:
+        device = runtime.device
+    return _recommend(
+        spec=spec, label=base, source=str(study.path), mode="study", target=target, cons=cons,
+        fits=fits, runtime=runtime, study_times=measured_times(trials, runtime), trials=trials,
+        measure=measure, device=device, strategies=strategies, alphas=alphas, level=level,
+        tie=tie, measure_fn=measure_fn or default_measure(budget_s))
+
+
+def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | float,
+               cons: Constraints, fits: StudyFits | None, runtime: StudyRuntime | None,
+               study_times: Mapping[str, float], trials: Sequence[Any], measure: bool,
+               device: str | None, strategies: Sequence[str] | None, alphas: Sequence[float],
+               level: float, tie: float, measure_fn: MeasureFn) -> Recommendation:
+    from netscale.complexity import count_tuple
+    from netscale.scaling import scale_report
+    from netscale.util.units import parse_target
+
+    if not (isinstance(tie, (int, float)) and tie >= 0):
+        raise NetscaleError(f"tie must be an error difference >= 0 (0.001 = 0.1 points), "
+                            f"got {tie!r}")
+    base_flops = count_tuple(spec)[0]
+    if isinstance(target, (int, float)) and not isinstance(target, bool):
+        factor = float(target)
+        if not (math.isfinite(factor) and factor > 0):
+            raise NetscaleError(f"target factor must be positive, got {target!r}")
+    else:
+        factor = parse_target(str(target), base_flops, "--target-flops")
+    notes: list[str] = []
+    trained = [f.strategy for f in fits.fits.values()] if fits else []
+    cands: list[Candidate] = []
+    by_arch: dict[str, str] = {}
+    for strat, origin in _strategy_list(trained, strategies, alphas):
+        c = Candidate(name=strat.name, strategy=strat.to_dict(), alpha=fast_alpha(
+            strat.to_dict()), origin=origin, trained=strat.name in trained)
+        try:
+            r = scale_report(spec, factor, strat, rounding="exact",
+                             name=f"{label}_x{factor:.3g}_{strat.name}")
+        except NetscaleError as exc:
+            c.scale_error = str(exc)
+            c.verdict = f"could not be scaled: {exc}"
+            cands.append(c)
+            continue
+        c.spec = r.spec.to_dict()
+        c.flops, c.params, c.acts = r.counts
+        c.resolution = r.spec.resolution
+        c.flops_factor = r.flops_factor
+        key = arch_key(c.spec)
+        if key in by_arch:
+            c.same_as = by_arch[key]
+            c.verdict = f"same network as {c.same_as} at this target"
+        else:
+            by_arch[key] = c.name
+        cands.append(c)
+    if fits is not None:
+        _predict_errors(cands, fits, _study_epochs(trials), level)
+    for c in cands:
+        if c.usable:
+            _check_static(c, cons)
+    batch = cons.batch_size
+    if runtime is not None:
+        for c in cands:
+            if not c.usable:
+                continue
+            assert c.flops is not None and c.params is not None and c.acts is not None
+            c.runtime_ms = runtime.predict(c.flops, c.params, c.acts)
+            c.runtime_extrapolation = runtime.extrapolation(c.flops, c.params, c.acts)
+            if not measure:
+                t = study_times.get(arch_key(c.spec or {}))
+                if t is not None:
+                    c.measured_ms, c.measured_source = t, "measured in the study"
+        batch = batch or runtime.batch_size
+    measured_setting = None
+    if measure:
+        from netscale.specs import NetSpec
+
+        for c in cands:
+            if not c.usable or c.violations:  # static constraints already exclude it
+                continue
+            res = measure_fn(NetSpec.from_dict(c.spec or {}), cons.batch_size, device)
+            if res is None:
+                c.measured_source = "measurement failed (e.g. out of memory)"
+                continue
+            c.measured_ms, used_batch, used_device = res
+            c.measured_source = f"measured here on {used_device}"
+            measured_setting = (used_batch, used_device)
+        if measured_setting:
+            batch = measured_setting[0]
+            if cons.batch_size is None:
+                cons = Constraints(cons.max_latency_ms, batch, cons.max_params, cons.max_acts)
+    for c in cands:
+        _check_latency(c, cons, batch)
+    if not any(c.feasible for c in cands):
+        raise _infeasible(cands, cons, batch)
+    for c in cands:
+        if c.usable and c.violations:
+            c.verdict = "; ".join(c.violations)
+    chosen, ranking = _rank(cands, float(tie), notes)
+    ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
+    rest = [c for c in cands if c.rank is None]
+    rest.sort(key=lambda c: (not c.usable, c.error is None, bool(c.violations)))
+
+    # what the numbers are based on
+    if fits is not None:
+        error_basis = (f"top-1 error predicted from the study's fitted laws (x = "
+                       f"{fits.x_metric}; {level:.0%} prediction intervals)")
+    else:
+        error_basis = "no trained results: errors cannot be predicted; ranked by prior"
+    if measure and measured_setting:
+        runtime_basis = (f"measured here with the bench harness (inference, batch "
+                         f"{measured_setting[0]}, {measured_setting[1]})")
+    elif measure:
+        runtime_basis = "measurement requested but every candidate was excluded or failed"
+    elif runtime is not None:
+        runtime_basis = (f"predicted by the study's runtime model: {runtime.formula()} "
+                         f"({runtime.describe()}); applies to batch {runtime.batch_size} on "
+                         f"{runtime.device} only")
+    elif mode == "base":
+        runtime_basis = "not measured (--no-measure)"
+    else:
+        runtime_basis = "not available (the study has no benchmark rows; use --measure)"
+    if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
+        notes.append(f"the chosen model's error is extrapolated x{chosen.error.extrapolation:.3g}"
+                     " past the largest trained model; the interval shows how much to trust it")
+    if (runtime is not None and not measure and chosen.runtime_extrapolation
+            and chosen.runtime_extrapolation > 1.5 and chosen.measured_ms is None):
+        notes.append(f"the chosen model's runtime is predicted x"
+                     f"{chosen.runtime_extrapolation:.3g} outside the benchmarked sizes; "
+                     "--measure times it here")
+    if cons.max_latency_ms is not None and runtime is not None and not measure:
+        rmse = runtime.rmse
+        if chosen.time_ms is not None and math.isfinite(rmse) and \
+                chosen.time_ms > cons.max_latency_ms - 2 * rmse:
+            notes.append(f"the chosen model's predicted latency is within 2 RMSE "
+                         f"({rmse:.3g} ms) of the limit; --measure checks it")
+    if ranking == "predicted error" and chosen.error is not None:
+        rivals = [c for c in ranked[1:] if c.error is not None
+                  and c.error.lo <= chosen.error.hi and chosen.error.lo <= c.error.hi]
+        if rivals:
+            notes.append(f"{len(rivals)} other candidate(s) have overlapping error intervals: "
+                         "the difference may not be real; train the top few to confirm")
+    fit_summary = {}
+    if fits is not None:
+        for k, f in fits.fits.items():
+            fit_summary[k] = {"law": f.report.best if f.report else None,
+                              "formula": f.report.best_fit.formula() if f.report else None,
+                              "n_points": f.n_points, "skipped": f.skipped or None,
+                              "fast_alpha": f.alpha}
+    return Recommendation(
+        mode=mode, source=source, base=label, base_flops=int(base_flops), factor=factor,
+        target_flops=factor * base_flops, constraints=cons, chosen=chosen,
+        candidates=ranked + rest, ranking=ranking, error_basis=error_basis,
+        runtime_basis=runtime_basis, runtime_batch=batch,
+        runtime=runtime.to_dict() if runtime is not None else None, fits=fit_summary,
+        notes=notes)

@@ -1,0 +1,377 @@
+"""The report's "Scaling laws" section: fitted laws, bands, runtime model, recommendation.
+
+``netscale report`` (netscale.report.html) calls :func:`laws_section` when this module is
+importable. Figures are written as PNG into the report directory and inlined as base64 data
+URIs so that the page stays self-contained.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+from netscale.laws.study_fits import (
+    StudyFits,
+    StudyResults,
+    StudyRuntime,
+    fit_study,
+    study_runtime,
+    trial_error,
+)
+
+FIG_ALL = "laws_error_vs_flops.png"
+FIG_PANELS = "laws_per_strategy.png"
+EXTEND = 4.0  # curves run to 4x the largest trained model
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None or not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(labels: Sequence[str]) -> dict[str, str]:
+    try:
+        from netscale.report.plots import strategy_colors
+
+        return strategy_colors(labels)
+    except ImportError:  # pragma: no cover - the report package ships with netscale
+        palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+        return {k: palette[i % len(palette)] for i, k in enumerate(sorted(labels))}
+
+
+def _p(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _ci(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
+    if iv is None:
+        return f"{v:.{digits}g}"
+    return f"{v:.{digits}g} [{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------
+
+
+def _log_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Readable ticks on a log x axis spanning [lo, hi]: 1-2-5 steps (or 1-3 / decades
+    when the span is wide), plain numbers, no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    if not (lo > 0 and hi > lo):
+        return
+    span = math.log10(hi / lo)
+    mults = (1, 2, 5) if span < 2 else (1, 3) if span < 3 else (1,)
+    ticks = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1,
+                                        math.ceil(math.log10(hi)) + 1)
+             for m in mults if lo <= m * 10.0**k <= hi]
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_fits(fits: StudyFits, path: Path) -> Path | None:
+    """All strategies on one log-x plot: points, fitted curves (dashed past the largest
+    trained model) and prediction bands."""
+    fitted = fits.fitted
+    if not fitted:
+        return None
+    plt = _plt()
+    colors = _colors(list(fits.fits))
+    scale = 1e6 if "flops" in fits.x_metric or fits.x_metric in ("params", "acts") else 1.0
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    for label, f in fits.fits.items():
+        col = colors.get(label, "#333333")
+        if f.report is None:
+            continue
+        rep = f.report
+        cv = rep.curve(extend=EXTEND)
+        x = [v / scale for v in cv.x]
+        inside = [v <= rep.best_fit.x_max * (1 + 1e-9) for v in cv.x]
+        ax.fill_between(x, [100 * v for v in cv.lo], [100 * v for v in cv.hi], color=col,
+                        alpha=0.10, lw=0)
+        xi = [v for v, k in zip(x, inside) if k]
+        yi = [100 * v for v, k in zip(cv.y, inside) if k]
+        ax.plot(xi, yi, color=col, lw=1.8, label=f"{label} ({rep.best})")
+        k0 = max(sum(inside) - 1, 0)
+        ax.plot(x[k0:], [100 * v for v in cv.y[k0:]], color=col, lw=1.4, ls="--")
+        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color=col, s=22,
+                   zorder=3)
+    ax.set_xscale("log")
+    xl = ax.get_xlim()
+    _log_ticks(ax, xl[0], xl[1])
+    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
+            "acts": "activations (M)"}.get(fits.x_metric, fits.x_metric)
+    ax.set_xlabel(unit)
+    ax.set_ylabel("top-1 error (%)")
+    ax.set_title(f"Fitted scaling laws ({fits.level:.0%} prediction bands; dashed: "
+                 f"extrapolation to {EXTEND:g}x)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="strategy (law)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_panels(fits: StudyFits, path: Path) -> Path | None:
+    """One small panel per strategy: points, curve, prediction and confidence bands."""
+    fitted = fits.fitted
+    if not fitted:
+        return None
+    plt = _plt()
+    colors = _colors(list(fits.fits))
+    n = len(fitted)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False,
+                             sharey=True)
+    scale = 1e6 if fits.x_metric in ("flops", "params", "acts", "epochs*flops") else 1.0
+    for ax, (label, f) in zip(axes.flat, fitted.items()):
+        rep = f.report
+        assert rep is not None
+        col = colors.get(label, "#333333")
+        cv = rep.curve(extend=EXTEND)
+        x = [v / scale for v in cv.x]
+        ax.fill_between(x, [100 * v for v in cv.lo], [100 * v for v in cv.hi], color=col,
+                        alpha=0.12, lw=0, label="prediction")
+        ax.fill_between(x, [100 * v for v in cv.conf_lo], [100 * v for v in cv.conf_hi],
+                        color=col, alpha=0.28, lw=0, label="curve")
+        ax.plot(x, [100 * v for v in cv.y], color=col, lw=1.6)
+        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color="k", s=14,
+                   zorder=3)
+        ax.axvline(rep.best_fit.x_max / scale, color="#888888", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        _log_ticks(ax, x[0], x[-1])
+        ax.set_title(f"{label}: {rep.best} law", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("top-1 error (%)", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel(f"{fits.x_metric} (M)", fontsize=8)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Per strategy: {fits.level:.0%} prediction band (light), band on the curve "
+                 "(dark); dotted line = largest trained model", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+
+
+def _fits_table(fits: StudyFits) -> str:
+    lvl = f"{fits.level:.0%}"
+    head = ["strategy", "α (fast)", "points (sizes)", "law", f"a [{lvl} CI]", f"b [{lvl} CI]",
+            f"c [{lvl} CI]", "R² (log)", "RMSE (pts)", "leave-largest-out: predicted vs "
+            "actual error (%)", f"predicted error at {EXTEND:g}× largest (%)"]
+    out = ["<table><thead><tr>" + "".join(
+        f'<th class="{"l" if i in (0, 3, 9) else ""}">{_e(h)}</th>' for i, h in enumerate(head))
+        + "</tr></thead><tbody>"]
+    for label, f in fits.fits.items():
+        alpha = "" if f.alpha is None else f"{f.alpha:.3g}"
+        cells = [f'<td class="l">{_e(label)}</td>', f"<td>{_e(alpha)}</td>",
+                 f"<td>{f.n_points} ({f.n_sizes})</td>"]
+        if f.report is None:
+            cells.append(f'<td class="l" colspan="8">not fitted: {_e(f.skipped)}</td>')
+            out.append("<tr>" + "".join(cells) + "</tr>")
+            continue
+        rep = f.report
+        lf = rep.best_fit
+        h = rep.holdout.get(rep.best)
+        if h is None:
+            hold = ""
+        elif h.skipped:
+            hold = "skipped: too few smaller models"
+        else:
+            hold = (f"{_p(h.predicted)} [{_p(h.lo)}, {_p(h.hi)}] vs {_p(h.actual)} "
+                    f"({'inside' if h.within else 'OUTSIDE'}, {100 * h.rel_error:+.1f}%)")
+        pr = rep.predict(lf.x_max * EXTEND)
+        cells += [
+            f'<td class="l">{_e(rep.best)}</td>',
+            f"<td>{_e(_ci(lf.a, lf.intervals.get('a')))}</td>",
+            f"<td>{_e(_ci(lf.b, lf.intervals.get('b')))}</td>",
+            f"<td>{_e(_ci(lf.c, lf.intervals.get('c')) if lf.law == 'saturating' else '—')}"
+            "</td>",
+            f"<td>{lf.r2_log:.3f}</td>" if math.isfinite(lf.r2_log) else "<td></td>",
+            f"<td>{100 * lf.rmse:.2f}</td>",
+            f'<td class="l">{_e(hold)}</td>',
+            f"<td>{_p(pr.value)} [{_p(pr.lo)}, {_p(pr.hi)}]</td>",
+        ]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _notes_html(fits: StudyFits) -> str:
+    by_text: dict[str, list[str]] = {}
+    for label, f in fits.fits.items():
+        notes = list(f.notes) + (list(f.report.best_fit.notes) if f.report else [])
+        for n in notes:
+            by_text.setdefault(n, []).append(label)
+    if not by_text:
+        return ""
+    items = "".join(f"<li><b>{_e(', '.join(v))}</b>: {_e(k)}</li>" for k, v in by_text.items())
+    return f'<ul class="small">{items}</ul>'
+
+
+def _runtime_html(rt: StudyRuntime | None) -> str:
+    if rt is None:
+        return ("<p>No runtime model: the study has fewer than two successful benchmark rows "
+                "(benchmarking off or failed).</p>")
+    rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th><th>r (log-log)</th>"
+            "<th>line: ms per unit</th><th>intercept (ms)</th><th>log-log exponent</th>"
+            "</tr></thead><tbody>"]
+    for m, f in rt.model.per_metric.items():
+        rows.append(
+            f"<tr><td class='l'>{_e(m)}</td>"
+            f"<td>{'' if not math.isfinite(f.r) else f'{f.r:.3f}'}</td>"
+            f"<td>{'' if f.r_log is None else f'{f.r_log:.3f}'}</td>"
+            f"<td>{f.slope:.3e}</td><td>{f.intercept:.3g}</td>"
+            f"<td>{'' if f.power_exp is None else f'{f.power_exp:.2f}'}</td></tr>")
+    rows.append("</tbody></table>")
+    best = rt.model.best_metric
+    other = (f" Other settings measured (not used): {_e(', '.join(rt.other_settings))}."
+             if rt.other_settings else "")
+    return (f"<p>Fitted {_e(rt.describe())}: <code>{_e(rt.formula())}</code>, "
+            f"RMSE {rt.rmse:.3g} ms. Best single predictor: <b>{_e(best)}</b> (Pearson r = "
+            f"{rt.model.per_metric[best].r:.3f}). It applies to this machine at batch "
+            f"{rt.batch_size} on {_e(rt.device)} only.{other}</p>" + "".join(rows))
+
+
+def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:
+    from netscale.laws.recommend import recommend_study
+
+    bases = sorted({t.base for t in trials})
+    if len(bases) != 1:
+        return ("<p class='small'>(Recommendation: run <code>netscale recommend STUDY_DIR "
+                "--base NAME --target-flops ...</code>; the study has several bases.)</p>")
+    factors = [t.factor for t in trials if trial_error(t) is not None]
+    if not factors:
+        return ""
+    target = 2.0 * max(factors)
+    study = StudyResults(path=out_dir, name="", config={}, trials=list(trials))
+    try:
+        rec = recommend_study(study, target, fits=fits, x=fits.x_metric)
+    except NetscaleError as exc:
+        return f"<p class='small'>(No recommendation: {_e(exc)})</p>"
+    c = rec.chosen
+    err = ("no prediction" if c.error is None else
+           f"{_p(c.error.value)}% [{_p(c.error.lo)}, {_p(c.error.hi)}] ({_e(c.error.source)})")
+    rt = "" if c.time_ms is None else f", predicted {c.time_ms:.3g} ms per batch of " \
+                                      f"{rec.runtime_batch}"
+    stages = (c.spec or {}).get("stages", [])
+    head = (f'<div class="box"><b>Extrapolated recommendation for ×{target:g} flops</b> '
+            f"(2× the largest trained factor): scale by <code>{_e(c.name)}</code> — depths "
+            f"{[s['depth'] for s in stages]}, widths {[s['width'] for s in stages]}, "
+            f"{c.resolution} px, {c.flops / 1e6 if c.flops else 0:.3g} M flops; predicted "
+            f"top-1 error {err}{_e(rt)}. Ranked by {rec.ranking}, no constraints; "
+            "<code>netscale recommend</code> adds latency / params / activations limits."
+            "</div>")
+    rows = ["<table><thead><tr><th>rank</th><th class='l'>strategy</th><th>flops (M)</th>"
+            "<th>params (M)</th><th>acts (M)</th><th>px</th><th>predicted error (%)</th>"
+            "<th>time (ms)</th><th class='l'>why not chosen</th></tr></thead><tbody>"]
+    for cand in rec.candidates:
+        if not cand.trained and (cand.rank is None or cand.rank > 8):
+            continue
+        e = ("" if cand.error is None else
+             f"{_p(cand.error.value)} [{_p(cand.error.lo)}, {_p(cand.error.hi)}]"
+             + (" (interp.)" if cand.error.method == "interpolated" else ""))
+        rows.append(
+            f"<tr><td>{cand.rank or ''}</td><td class='l'>{_e(cand.name)}</td>"
+            f"<td>{(cand.flops or 0) / 1e6:.3g}</td><td>{(cand.params or 0) / 1e6:.3g}</td>"
+            f"<td>{(cand.acts or 0) / 1e6:.3g}</td><td>{cand.resolution or ''}</td>"
+            f"<td>{_e(e)}</td><td>{'' if cand.time_ms is None else f'{cand.time_ms:.3g}'}</td>"
+            f"<td class='l'>{_e(cand.verdict)}</td></tr>")
+    rows.append("</tbody></table>")
+    notes = "".join(f"<li>{_e(n)}</li>" for n in rec.notes)
+    return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
+
+
+# --------------------------------------------------------------------------------------------
+# the section
+# --------------------------------------------------------------------------------------------
+
+
+def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
+    """HTML of the report's "Scaling laws" section; figures go to ``out_dir`` as PNG."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts: list[str] = []
+    fits: StudyFits | None = None
+    n_done = sum(1 for t in trials if trial_error(t) is not None)
+    if n_done == 0:
+        parts.append("<p>No trained trials with a top-1 error yet, so no scaling law can be "
+                     "fitted. Finish the study (<code>netscale study CONFIG</code> resumes it) "
+                     "and regenerate the report.</p>")
+    else:
+        try:
+            fits = fit_study(trials)
+        except NetscaleError as exc:
+            parts.append(f"<p>No scaling law could be fitted: {_e(exc)}. Each strategy needs "
+                         "at least 3 trained sizes (counting the shared s = 1 model) for the "
+                         "plain power law and 4 for the saturating law.</p>")
+    if fits is not None:
+        laws_used = sorted({f.report.best for f in fits.fitted.values()
+                            if f.report is not None})
+        n_points = sorted({f.n_points for f in fits.fits.values()})
+        parts.append(
+            "<p>Top-1 error against flops (multiply-adds) per strategy, fitted robustly (Huber "
+            "loss on log error) with the saturating law <code>err = a·x^(−b) + c</code> when a "
+            "strategy has at least 4 trained points over 3 sizes, else the plain power law "
+            f"<code>err = a·x^(−b)</code>. Intervals are {fits.level:.0%} bootstrap "
+            f"intervals ({fits.n_boot} refits). The curves extend to {EXTEND:g}× the largest "
+            "trained model; their bands widen as they extrapolate.</p>")
+        if "saturating" not in laws_used:
+            parts.append(
+                f'<div class="box warn">Only {"/".join(map(str, n_points))} trained points '
+                "per strategy: the plain power law was fitted (the saturating law needs at "
+                "least 4). Without an error floor c it keeps improving forever, and with one "
+                "degree of freedom left its intervals are rough, so treat the extrapolations "
+                "as indicative. Train more factors (e.g. 8 and 16) or seeds for honest "
+                "extrapolation.</div>")
+        parts.append('<div class="grid">'
+                     + _img(plot_fits(fits, out / FIG_ALL), "fitted scaling laws")
+                     + _img(plot_panels(fits, out / FIG_PANELS), "fits per strategy")
+                     + "</div>")
+        parts.append(_fits_table(fits))
+        parts.append(_notes_html(fits))
+    try:
+        rt = study_runtime(trials)
+    except NetscaleError as exc:
+        rt = None
+        parts.append(f"<p class='small'>(runtime model unavailable: {_e(exc)})</p>")
+    parts.append("<h3>Runtime model</h3>" + _runtime_html(rt))
+    if fits is not None and fits.fitted:
+        parts.append("<h3>Recommendation from the fitted laws</h3>"
+                     + _recommend_html(trials, fits, out))
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,524 @@
+"""Scaling-law fits and runtime models of a study's trials.
+
+Shared by ``netscale fit``, ``netscale recommend`` and the report's "Scaling laws" section.
+It turns the study store's trials into points and fits them with :mod:`netscale.laws`:
+
+* **points**: every finished trial with a top-1 error gives one point (flops, params, acts,
+  epochs, error). The shared s = 1 trial (strategy ``base``) belongs to every strategy's
+  curve, so a study with factors 1, 2, 4 has 3 points per strategy (per seed).
+* **fits**: per strategy, :func:`netscale.laws.fit_report` (law ``auto``: the saturating law
+  err = a·x^(−b) + c when there are enough points, otherwise the plain power law
+  err = a·x^(−b), with a note saying so).
+* **runtime**: :func:`netscale.laws.fit_runtime` on the trials' benchmark rows (one mode, one
+  batch size, one device: the model applies to that setting only).
+
+Errors are fractions (0.234 = 23.4 %); flops are multiply-adds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netscale.errors import NetscaleError
+from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
+from netscale.laws.runtime import RuntimeModel, fit_runtime
+
+STORE_NAME = "results.sqlite"
+BASE = "base"
+X_METRICS = ("flops", "params", "acts", "epochs*flops")
+LAW_CHOICES = ("auto", "saturating", "power")
+ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))
+_FAMILY_TOL = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyResults:
+    """A study's trials and config, read from ``STUDY_DIR/results.sqlite``."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    trials: list[Any]
+    data_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bases(self) -> list[str]:
+        return sorted({t.base for t in self.trials})
+
+
+def is_study_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / STORE_NAME).is_file()
+
+
+def load_study(study_dir: str | Path) -> StudyResults:
+    """Reads a study directory; a one-line :class:`NetscaleError` when it is not one."""
+    from netscale.study.store import Store
+
+    p = Path(study_dir)
+    if not p.exists():
+        raise NetscaleError(f"{str(p)!r} does not exist; give a study directory (the 'out' "
+                            "directory of 'netscale study CONFIG')")
+    if not is_study_dir(p):
+        raise NetscaleError(f"{str(p)!r} is not a study directory (no {STORE_NAME}); run "
+                            "'netscale study CONFIG' first or point at the study's 'out' "
+                            "directory")
+    with Store(p / STORE_NAME) as store:
+        trials = store.trials()
+        config = _json(store.get_meta("config"))
+        info = _json(store.get_meta("data_info"))
+        name = store.get_meta("name") or config.get("name") or p.name
+    return StudyResults(path=p, name=str(name), config=config, trials=trials, data_info=info)
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# points
+# --------------------------------------------------------------------------------------------
+
+
+def trial_error(t: Any, y: str = "top1_err") -> float | None:
+    """The trial's error (fraction) if it finished with one, else None."""
+    if getattr(t, "status", None) != "done":
+        return None
+    v = getattr(t, y, None)
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _epochs(t: Any) -> float | None:
+    n = getattr(t, "epochs_done", 0) or len(getattr(t, "epochs", []) or [])
+    return float(n) if n else None
+
+
+def point_row(t: Any, err: float) -> dict[str, Any]:
+    return {"id": t.id, "base": t.base, "strategy": t.strategy, "factor": float(t.factor),
+            "seed": t.seed, "flops": float(t.flops), "params": float(t.params),
+            "acts": float(t.acts), "epochs": _epochs(t), "error": err}
+
+
+def strategy_names(trials: Sequence[Any]) -> dict[str, list[str]]:
+    """Strategies per base (the shared ``base`` trial is not a strategy)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for t in trials:
+        names = out.setdefault(t.base, set())
+        if t.strategy != BASE:
+            names.add(t.strategy)
+    return {b: sorted(s) for b, s in out.items()}
+
+
+def strategy_points(trials: Sequence[Any], y: str = "top1_err"
+                    ) -> dict[tuple[str, str], tuple[list[dict[str, Any]], int]]:
+    """Per (base, strategy): the points of finished trials (the base trial included in
+    every strategy) and how many of the group's trials have no result (pending, running,
+    failed or without an error)."""
+    names = strategy_names(trials)
+    out: dict[tuple[str, str], tuple[list[dict[str, Any]], int]] = {}
+    for base, strategies in names.items():
+        base_trials = [t for t in trials if t.base == base and t.strategy == BASE]
+        for s in strategies:
+            group = base_trials + [t for t in trials if t.base == base and t.strategy == s]
+            rows, missing = [], 0
+            for t in group:
+                e = trial_error(t, y)
+                if e is None:
+                    missing += 1
+                else:
+                    rows.append(point_row(t, e))
+            out[(base, s)] = (rows, missing)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# strategy exponents
+# --------------------------------------------------------------------------------------------
+
+
+def strategy_exponents(name: str) -> dict[str, float] | None:
+    """(e_d, e_w, e_r, e_g) of a strategy name, or None if it cannot be parsed."""
+    from netscale.scaling import parse_strategy
+
+    try:
+        s = parse_strategy(name)
+    except NetscaleError:
+        return None
+    return {"e_d": s.e_d, "e_w": s.e_w, "e_r": s.e_r, "e_g": s.e_g}
+
+
+def fast_alpha(exponents: Mapping[str, float] | None) -> float | None:
+    """α if the exponents are those of fast compound scaling (e_d = (1−α)/2, e_w = α/2,
+    e_r = (1−α)/4), else None. dr is α = 0, dwr α = 1/3, dWr α = 0.8, w α = 1. The group
+    width exponent is ignored."""
+    if not exponents:
+        return None
+    a = 2.0 * exponents["e_w"]
+    if not -_FAMILY_TOL <= a <= 1 + _FAMILY_TOL:
+        return None
+    if (abs(exponents["e_d"] - (1 - a) / 2) > _FAMILY_TOL
+            or abs(exponents["e_r"] - (1 - a) / 4) > _FAMILY_TOL):
+        return None
+    return min(max(a, 0.0), 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# fits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StrategyFit:
+    """The scaling-law fit of one strategy of one base (``report`` None when it could not be
+    fitted; ``skipped`` says why)."""
+
+    base: str
+    strategy: str
+    label: str
+    n_points: int
+    n_sizes: int
+    missing: int
+    report: FitReport | None
+    skipped: str = ""
+    notes: tuple[str, ...] = ()
+    exponents: dict[str, float] | None = None
+    alpha: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+    def to_dict(self, *, samples: bool = False) -> dict[str, Any]:
+        return {
+            "base": self.base, "strategy": self.strategy, "label": self.label,
+            "n_points": self.n_points, "n_sizes": self.n_sizes, "missing": self.missing,
+            "exponents": self.exponents, "fast_alpha": self.alpha,
+            "law": self.report.best if self.report else None,
+            "formula": self.report.best_fit.formula() if self.report else None,
+            "report": self.report.to_dict(samples=samples) if self.report else None,
+            "skipped": self.skipped or None, "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class StudyFits:
+    """Per-strategy fits of a study (``fits`` keyed by label: the strategy name, or
+    ``BASE/strategy`` when the study has several bases)."""
+
+    x_metric: str
+    y: str
+    law: str
+    level: float
+    n_boot: int
+    fits: dict[str, StrategyFit]
+
+    @property
+    def fitted(self) -> dict[str, StrategyFit]:
+        return {k: f for k, f in self.fits.items() if f.ok}
+
+    def to_dict(self, *, samples: bool = False) -> dict[str, Any]:
+        return {
+            "x": self.x_metric, "y": self.y, "law": self.law, "level": self.level,
+            "n_boot": self.n_boot, "units": {"flops": "multiply-adds", "error": "fraction"},
+            "fits": {k: f.to_dict(samples=samples) for k, f in self.fits.items()},
+        }
+
+
+def check_x_metric(x: str) -> str:
+    x = "*".join(p.strip() for p in str(x).split("*"))
+    if x not in X_METRICS:
+        raise NetscaleError(f"unknown x metric {x!r}; use one of: {', '.join(X_METRICS)}")
+    return x
+
+
+def check_law_choice(law: str) -> str:
+    name = str(law).strip().lower()
+    if name not in LAW_CHOICES:
+        raise NetscaleError(f"unknown law {law!r}; use one of: {', '.join(LAW_CHOICES)} (auto: "
+                            "saturating when there are enough points, else power)")
+    return name
+
+
+def _x_values(rows: Sequence[Mapping[str, Any]], x: str) -> list[float]:
+    out = []
+    for r in rows:
+        v = 1.0
+        for key in x.split("*"):
+            if r.get(key) is None:
+                raise NetscaleError(f"trial {r['id']!r} has no {key!r} (needed for x = {x}); "
+                                    "use --x flops")
+            v *= float(r[key])
+        out.append(v)
+    return out
+
+
+def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
+                 missing: int = 0, label: str | None = None, x: str = "flops",
+                 law: str = "auto", n_boot: int = DEFAULT_N_BOOT,
+                 level: float = DEFAULT_LEVEL, seed: int = 0) -> StrategyFit:
+    """Fits one strategy's points; never raises for too few or bad points (``skipped``)."""
+    x = check_x_metric(x)
+    law = check_law_choice(law)
+    exps = strategy_exponents(strategy)
+    label = label or strategy
+    notes: list[str] = []
+    xs = _x_values(rows, x)
+    ys = [float(r["error"]) for r in rows]
+    zero = sum(1 for v in ys if v <= 0)
+    if zero:
+        ys = [max(v, ERROR_FLOOR) for v in ys]
+        notes.append(f"{zero} run(s) had 0 error; counted as {ERROR_FLOOR:g} (the fit works on "
+                     "log error)")
+    if missing:
+        notes.append(f"{missing} trial(s) without a result (pending, running or failed) "
+                     "are not in the fit")
+    n, sizes = len(xs), len(set(xs))
+    common = dict(base=base, strategy=strategy, label=label, n_points=n, n_sizes=sizes,
+                  missing=missing, exponents=exps, alpha=fast_alpha(exps))
+    laws = {"auto": ("saturating", "power"), "saturating": ("saturating",),
+            "power": ("power",)}[law]
+    try:
+        rep = fit_report(xs, ys, group=label, x_metric=x, laws=laws, select="general",
+                         n_boot=n_boot, level=level, seed=seed)
+    except NetscaleError as exc:
+        hint = ""
+        if law == "saturating" and n >= len(LAWS["power"]) + 1:
+            hint = "; --law power or auto fits the plain power law"
+        return StrategyFit(**common, report=None,  # type: ignore[arg-type]
+                           skipped=f"{exc}{hint}", notes=tuple(notes))
+    dof = n - len(LAWS[rep.best])
+    if dof <= 1:
+        notes.append(f"the {rep.best} law leaves {dof} degree(s) of freedom with {n} points: "
+                     "its intervals are rough (the noise is estimated from almost nothing)")
+    if law == "auto" and "saturating" in rep.skipped:
+        notes.insert(0, f"only {n} point(s) over {sizes} size(s): fitted the plain power law "
+                        "err = a·x^(−b); the saturating law err = a·x^(−b) + c needs at least "
+                        "4 points over 3 sizes (train more factors, e.g. 8, or more seeds)")
+    return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
+
+
+def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
+              y: str = "top1_err", n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
+              seed: int = 0, base: str | None = None) -> StudyFits:
+    """Per-strategy fits of error (``y``) against ``x`` for a study's trials.
+
+    Strategies that cannot be fitted are kept with ``skipped``; raises only when the study has
+    no trained trial at all.
+    """
+    x = check_x_metric(x)
+    law = check_law_choice(law)
+    if not any(trial_error(t, y) is not None for t in trials):
+        raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
+                            "run 'netscale study CONFIG' to train them (a study with "
+                            "'train: false' only measures runtime)")
+    groups = strategy_points(trials, y)
+    bases = sorted({b for b, _ in groups})
+    if base is not None:
+        if base not in bases:
+            raise NetscaleError(f"base {base!r} is not in the study; bases: {', '.join(bases)}")
+        bases = [base]
+    fits: dict[str, StrategyFit] = {}
+    for (b, s), (rows, missing) in sorted(groups.items()):
+        if b not in bases:
+            continue
+        label = s if len(bases) == 1 else f"{b}/{s}"
+        fits[label] = fit_strategy(b, s, rows, missing=missing, label=label, x=x, law=law,
+                                   n_boot=n_boot, level=level, seed=seed)
+    if not fits:
+        raise NetscaleError("the study has only base-model trials (no strategies); scaling "
+                            "laws need scaled models: add strategies and factors to the config")
+    if not any(f.ok for f in fits.values()):
+        reasons: dict[str, list[str]] = defaultdict(list)
+        for label, f in fits.items():
+            reasons[f.skipped.replace(f" for {label}:", ":")].append(label)
+        why = "; ".join(f"{', '.join(v)}: {k}" for k, v in reasons.items())
+        raise NetscaleError(f"no strategy could be fitted with law {law} (trials: "
+                            f"{_status(trials)}): {why}")
+    return StudyFits(x_metric=x, y=y, law=law, level=level, n_boot=n_boot, fits=fits)
+
+
+def _status(trials: Sequence[Any]) -> str:
+    c = Counter(t.status for t in trials)
+    return ", ".join(f"{v} {k}" for k, v in sorted(c.items())) or "no trials"
+
+
+# --------------------------------------------------------------------------------------------
+# runtime
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyRuntime:
+    """A runtime model fitted on a study's benchmark rows for one (mode, batch size, device).
+
+    ``using`` is the predictor used by :meth:`predict` (``joint`` or a metric's line, the one
+    with the higher R²); times are ms per batch of ``batch_size``.
+    """
+
+    model: RuntimeModel
+    mode: str
+    batch_size: int
+    device: str
+    using: str
+    ranges: dict[str, tuple[float, float]]
+    other_settings: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return self.model.n
+
+    @property
+    def r2(self) -> float:
+        if self.using == "joint":
+            return float(self.model.joint_r2) if self.model.joint_r2 is not None else math.nan
+        return float(self.model.per_metric[self.using].r2)
+
+    @property
+    def rmse(self) -> float:
+        if self.using == "joint":
+            return float(self.model.joint_rmse) if self.model.joint_rmse is not None else math.nan
+        return float(self.model.per_metric[self.using].rmse)
+
+    def predict(self, flops: float, params: float, acts: float) -> float:
+        """Predicted ms per batch (at least 1 % of the fastest measured time)."""
+        t = self.model.predict(flops=flops, params=params, acts=acts, using=self.using)
+        return max(float(t), 0.01 * self.ranges["time"][0])
+
+    def extrapolation(self, flops: float, params: float, acts: float) -> float:
+        """How far outside the measured range (as a factor; 1.0 = inside)."""
+        out = 1.0
+        for m, v in (("flops", flops), ("params", params), ("acts", acts)):
+            lo, hi = self.ranges[m]
+            if v > 0 and hi > 0:
+                out = max(out, v / hi, lo / v if lo > 0 else 1.0)
+        return out
+
+    def formula(self) -> str:
+        if self.using == "joint":
+            assert self.model.joint is not None and self.model.intercept is not None
+            parts = " + ".join(f"{c:.3g}·{m}" for m, c in self.model.joint.items())
+            return f"time = {self.model.intercept:.3g} + {parts} ms"
+        f = self.model.per_metric[self.using]
+        return f"time = {f.intercept:.3g} + {f.slope:.3g}·{self.using} ms"
+
+    def describe(self) -> str:
+        kind = "joint fit" if self.using == "joint" else f"line in {self.using}"
+        return (f"{kind} on {self.n} benchmark rows ({self.mode}, batch {self.batch_size}, "
+                f"{self.device}; R² {self.r2:.3f})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "batch_size": self.batch_size, "device": self.device,
+                "using": self.using, "formula": self.formula(), "r2": _finite(self.r2),
+                "rmse_ms": _finite(self.rmse), "pearson_r": {
+                    m: _finite(v) for m, v in self.model.r.items()},
+                "ranges": {k: list(v) for k, v in self.ranges.items()},
+                "other_settings": list(self.other_settings), "model": self.model.to_dict(),
+                "units": {"time": "ms per batch", "flops": "multiply-adds"}}
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def bench_rows(trials: Sequence[Any], mode: str = "infer") -> list[dict[str, Any]]:
+    """One row per successful benchmark of ``mode`` in the trials (any status)."""
+    out = []
+    for t in trials:
+        for b in getattr(t, "bench", None) or []:
+            if b.get("mode") != mode or b.get("status", "ok") != "ok":
+                continue
+            tm = b.get("time_ms")
+            if tm is None or not math.isfinite(float(tm)) or float(tm) <= 0:
+                continue
+            out.append({"id": t.id, "strategy": t.strategy, "factor": t.factor,
+                        "flops": float(b.get("flops") or t.flops),
+                        "params": float(b.get("params") or t.params),
+                        "acts": float(b.get("acts") or t.acts), "time": float(tm),
+                        "batch_size": int(b.get("batch_size") or 0),
+                        "device": str(b.get("device") or "?"), "spec": t.spec})
+    return out
+
+
+def bench_settings(rows: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, int]]:
+    return Counter((r["device"], r["batch_size"]) for r in rows)
+
+
+def study_runtime(trials: Sequence[Any], *, mode: str = "infer", batch_size: int | None = None,
+                  device: str | None = None) -> StudyRuntime | None:
+    """The runtime model of a study's benchmark rows, or None without (enough) rows.
+
+    With several (device, batch size) settings the most frequent one is used unless
+    ``batch_size``/``device`` pick one; asking for a setting the study did not measure raises.
+    """
+    rows = bench_rows(trials, mode)
+    if not rows:
+        return None
+    settings = bench_settings(rows)
+    chosen = [k for k in settings if (batch_size is None or k[1] == batch_size)
+              and (device is None or _same_device(k[0], device))]
+    if not chosen:
+        have = ", ".join(f"batch {b} on {d}" for d, b in sorted(settings))
+        want = " and ".join(p for p in (f"batch {batch_size}" if batch_size else "",
+                                        f"device {device}" if device else "") if p)
+        raise NetscaleError(f"the study's runtime was measured at {have}, not at {want}")
+    key = max(chosen, key=lambda k: settings[k])
+    use = [r for r in rows if (r["device"], r["batch_size"]) == key]
+    if len(use) < 2:
+        return None
+    model = fit_runtime(use, metrics=("flops", "params", "acts"), target="time")
+    using = model.best_metric
+    if model.joint is not None and model.joint_r2 is not None:
+        best_r2 = model.per_metric[using].r2
+        if not math.isfinite(best_r2) or model.joint_r2 >= best_r2 - 1e-12:
+            using = "joint"
+    ranges = {m: (min(r[m] for r in use), max(r[m] for r in use))
+              for m in ("flops", "params", "acts", "time")}
+    others = tuple(f"batch {b} on {d} ({n} rows)" for (d, b), n in sorted(settings.items())
+                   if (d, b) != key)
+    return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0], using=using,
+                        ranges=ranges, other_settings=others)
+
+
+def _same_device(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return a == b or (a.split(":")[0] == b.split(":")[0] and (":" not in a or ":" not in b))
+
+
+def arch_key(spec: Mapping[str, Any]) -> str:
+    """A key that is equal for the same architecture (name and meta ignored)."""
+    d = {k: v for k, v in spec.items() if k not in ("name", "meta")}
+    return json.dumps(d, sort_keys=True)
+
+
+def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,
+                   mode: str = "infer") -> dict[str, float]:
+    """Median measured ms per batch per architecture, at the runtime model's setting."""
+    if runtime is None:
+        return {}
+    times: dict[str, list[float]] = defaultdict(list)
+    for r in bench_rows(trials, mode):
+        if r["batch_size"] == runtime.batch_size and r["device"] == runtime.device:
+            times[arch_key(r["spec"])].append(r["time"])
+    return {k: float(np.median(v)) for k, v in times.items()}

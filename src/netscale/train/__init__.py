@@ -1,0 +1,32 @@
+"""Training and evaluation: :func:`train`, :func:`evaluate` and their typed configs/results.
+
+``train(spec, DataConfig, Recipe, out_dir, resume=True, device="cpu", on_epoch=None,
+max_epochs=None)`` trains with the default recipe (SGD + Nesterov, warm-up + cosine, label
+smoothing, no weight decay on BN/biases, optional EMA and AMP), checkpoints atomically every
+epoch, resumes exactly and runs data-parallel under ``torchrun``.
+"""
+
+from netscale.data.config import DataConfig
+from netscale.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from netscale.train.recipe import Recipe, WarmupCosine, scaled_lr
+from netscale.train.results import EpochMetrics, EvalResult, TrainResult
+from netscale.train.specs import small_regnet
+from netscale.train.trainer import evaluate, param_groups, resolve_device, train
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "DataConfig",
+    "EpochMetrics",
+    "EvalResult",
+    "Recipe",
+    "TrainResult",
+    "WarmupCosine",
+    "evaluate",
+    "load_checkpoint",
+    "param_groups",
+    "resolve_device",
+    "save_checkpoint",
+    "scaled_lr",
+    "small_regnet",
+    "train",
+]

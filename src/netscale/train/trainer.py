@@ -1,0 +1,736 @@
+"""The trainer: :func:`train` (resumable, optionally multi-process) and :func:`evaluate`.
+
+Run directory layout (``out_dir``)::
+
+    checkpoint.pt   last finished epoch (model, optimizer, schedule, EMA, AMP scaler, RNG
+                    states, spec, recipe, data config, history), written atomically
+    log.jsonl       one JSON line per finished epoch (EpochMetrics); a final line with
+                    "status": "diverged" if training diverged
+    result.json     the latest TrainResult (status running / stopped / completed / diverged)
+    spec.yaml       the spec being trained
+
+Everything random derives from ``recipe.seed`` (model init, data order and augmentation per
+(epoch, rank)), and the global RNG states are checkpointed, so an interrupted run resumed from
+its checkpoint ends with bit-identical weights and metrics on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netscale.data import DataConfig, Dataset, load_dataset, make_loaders
+from netscale.data.loaders import Loader, make_loader, make_pipeline
+from netscale.errors import NetscaleError
+from netscale.models import build_model
+from netscale.specs import NetSpec, resolve_spec
+from netscale.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from netscale.train.progress import Progress, fmt_time
+from netscale.train.recipe import Recipe, WarmupCosine
+from netscale.train.results import EpochMetrics, EvalResult, TrainResult
+from netscale.util.io import atomic_write_json, atomic_write_text
+
+LOG_NAME = "log.jsonl"
+RESULT_NAME = "result.json"
+SPEC_NAME = "spec.yaml"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _as_spec(spec: NetSpec | Mapping[str, Any] | str) -> NetSpec:
+    if isinstance(spec, NetSpec):
+        return spec.validate()
+    if isinstance(spec, Mapping):
+        return NetSpec.from_dict(spec)
+    return resolve_spec(str(spec))
+
+
+def _as_data(data: DataConfig | Mapping[str, Any] | str) -> DataConfig:
+    if isinstance(data, DataConfig):
+        return data
+    return DataConfig.from_dict(data)
+
+
+def _as_recipe(recipe: Recipe | Mapping[str, Any] | None) -> Recipe:
+    if recipe is None:
+        return Recipe()
+    if isinstance(recipe, Recipe):
+        return recipe
+    return Recipe.from_dict(recipe)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` -> cuda if available else cpu; a CUDA request without CUDA is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NetscaleError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NetscaleError("device cuda requested but CUDA is not available here; "
+                            "use --device cpu")
+    return dev
+
+
+def check_compatible(spec: NetSpec, num_classes: int, dataset: str) -> None:
+    if spec.num_classes != num_classes:
+        raise NetscaleError(
+            f"spec {spec.name!r} has num_classes {spec.num_classes} but {dataset} has "
+            f"{num_classes} classes; use spec.replace(num_classes={num_classes}) (netscale "
+            "train adapts it for you)")
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owned: bool = False  # this module created the process group (and destroys it)
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_dist(device: torch.device, distributed: bool | None) -> tuple[DistEnv, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if distributed is False or (distributed is None and world <= 1):
+        return DistEnv(), device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    owned = False
+    if not dist.is_initialized():
+        if world <= 1:
+            return DistEnv(), device
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owned = True
+    return DistEnv(dist.get_rank(), dist.get_world_size(), local, owned), device
+
+
+def _all_reduce(t: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.active:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+    return t
+
+
+def _sync_buffers(model: nn.Module, env: DistEnv) -> None:
+    """Rank 0's buffers (BN statistics) everywhere, so all ranks evaluate the saved model."""
+    if env.active:
+        import torch.distributed as dist
+
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+
+
+def _barrier(env: DistEnv) -> None:
+    if env.active:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only: not on BN parameters and biases (1-D)."""
+    decay, no_decay = [], []
+    for _name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class EMA:
+    """Exponential moving average of weights and float buffers (BN statistics); the decay
+    ramps up as min(decay, (1 + n) / (10 + n)) over the first updates."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+        self._cache: tuple[int, tuple[list[torch.Tensor], ...]] | None = None
+
+    def _tensors(self, model: nn.Module) -> tuple[list[torch.Tensor], ...]:
+        # Tensors of both state dicts share storage with the modules (loading copies in
+        # place), so the lists are built once per source model.
+        if self._cache is None or self._cache[0] != id(model):
+            ef, mf, eo, mo = [], [], [], []
+            esd, msd = self.module.state_dict(), model.state_dict()
+            for k, v in esd.items():
+                (ef if v.dtype.is_floating_point else eo).append(v)
+                (mf if v.dtype.is_floating_point else mo).append(msd[k])
+            self._cache = (id(model), (ef, mf, eo, mo))
+        return self._cache[1]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ef, mf, eo, mo = self._tensors(model)
+        torch._foreach_lerp_(ef, mf, 1.0 - d)
+        for e, m in zip(eo, mo):
+            e.copy_(m)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _spec_identity(d: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    out.pop("meta", None)
+    out.pop("name", None)
+    return out
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    parts = []
+    for k in keys[:3]:
+        va, vb = json.dumps(a.get(k)), json.dumps(b.get(k))
+        if len(va) > 40 or len(vb) > 40:
+            parts.append(f"{k} differ")
+        else:
+            parts.append(f"{k}: {va} in the checkpoint vs {vb} now")
+    return "; ".join(parts) + ("; ..." if len(keys) > 3 else "")
+
+
+def check_checkpoint_spec(ckpt_spec: Mapping[str, Any], spec: NetSpec, where: str) -> None:
+    """A clear error when a checkpoint was written for another network."""
+    a, b = _spec_identity(ckpt_spec), _spec_identity(spec.to_dict())
+    if a != b:
+        raise NetscaleError(
+            f"checkpoint {where} was written for a different network "
+            f"({ckpt_spec.get('name')!r}; {_diff(a, b)}); use a new output directory or the "
+            "matching spec")
+
+
+@torch.no_grad()
+def _eval_sums(model: nn.Module, loader: Loader, device: torch.device, use_amp: bool
+               ) -> torch.Tensor:
+    """[loss sum, top-1 correct, top-5 correct, count] over this rank's shard."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
+    for x, y in loader:
+        with ctx:
+            out = model(x)
+        out = out.float()
+        loss = nn.functional.cross_entropy(out, y, reduction="sum")
+        k = min(5, out.shape[1])
+        top = out.topk(k, dim=1).indices
+        hit = top == y[:, None]
+        sums += torch.stack([loss.double(), hit[:, 0].sum().double(),
+                             hit.any(1).sum().double(), torch.tensor(float(len(y)),
+                                                                     dtype=torch.float64,
+                                                                     device=device)])
+    return sums
+
+
+def _errors(sums: torch.Tensor) -> tuple[float, float, float]:
+    loss_sum, c1, c5, n = (float(v) for v in sums.tolist())
+    n = max(n, 1.0)
+    return loss_sum / n, 1.0 - c1 / n, 1.0 - c5 / n
+
+
+# ----------------------------------------------------------------------------- train
+
+
+OnEpoch = Callable[[EpochMetrics], Any]
+
+
+def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[str, Any] | str,
+          recipe: Recipe | Mapping[str, Any] | None = None,
+          out_dir: str | Path = "runs/train", *, resume: bool = True,
+          device: str | torch.device = "cpu", on_epoch: OnEpoch | None = None,
+          max_epochs: int | None = None, quiet: bool = False,
+          distributed: bool | None = None, dataset: Dataset | None = None) -> TrainResult:
+    """Trains ``spec`` on ``data`` with ``recipe``, checkpointing to ``out_dir`` every epoch.
+
+    * ``resume``: continue from ``out_dir/checkpoint.pt`` if there is one (a finished run
+      returns at once); with ``resume=False`` an existing checkpoint is an error (never
+      overwritten).
+    * ``max_epochs``: stop once this many epochs are done (status ``stopped``); call again to
+      continue. ``on_epoch(metrics)`` runs after each epoch's checkpoint is on disk (rank 0).
+    * ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``; AMP is used on CUDA if
+      ``recipe.amp``. Under ``torchrun`` (WORLD_SIZE > 1) training is data-parallel (DDP,
+      gloo on CPU / NCCL on GPU); ``recipe.batch_size`` is the global batch.
+    * Non-finite loss stops training with status ``diverged``; the checkpoint of the last
+      good epoch is kept.
+    """
+    spec = _as_spec(spec)
+    data = _as_data(data)
+    recipe = _as_recipe(recipe)
+    if max_epochs is not None and max_epochs < 1:
+        raise NetscaleError(f"max_epochs must be positive, got {max_epochs}")
+    dev = resolve_device(device)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    env, dev = _setup_dist(dev, distributed)
+    try:
+        return _train(spec, data, recipe, Path(out_dir), resume=resume, dev=dev, env=env,
+                      on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
+                      dataset=dataset)
+    finally:
+        if env.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+class _RunLock:
+    """An exclusive lock on a run directory (``.lock``, flock), held while training, so two
+    processes never train into the same directory; released when the process ends."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.out, self.enabled, self.fd = out, enabled, None
+        self.created = False
+
+    def __enter__(self) -> _RunLock:
+        if not self.enabled:
+            return self
+        import fcntl
+
+        self.created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise NetscaleError(
+                f"{str(self.out)!r} is being trained into by another process (pid {other}); "
+                "wait for it to finish or choose another output directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            with contextlib.suppress(OSError):
+                os.unlink(self.out / ".lock")
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+            if self.created:  # nothing was written (an early error): leave no empty folder
+                with contextlib.suppress(OSError):
+                    self.out.rmdir()
+
+
+def _train(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *, resume: bool,
+           dev: torch.device, env: DistEnv, on_epoch: OnEpoch | None, max_epochs: int | None,
+           quiet: bool, dataset: Dataset | None) -> TrainResult:
+    with _RunLock(out, env.main):
+        return _train_locked(spec, data, recipe, out, resume=resume, dev=dev, env=env,
+                             on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
+                             dataset=dataset)
+
+
+def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
+                  resume: bool, dev: torch.device, env: DistEnv, on_epoch: OnEpoch | None,
+                  max_epochs: int | None, quiet: bool, dataset: Dataset | None
+                  ) -> TrainResult:
+    ckpt_file = out / CHECKPOINT_NAME
+    ckpt: dict[str, Any] | None = None
+    if ckpt_file.exists():
+        if not resume:
+            prev = _peek_epochs(ckpt_file)
+            raise NetscaleError(
+                f"{str(out)!r} already holds a training run{prev}; pass --resume "
+                "(resume=True) to continue it, or choose another output directory")
+        ckpt = load_checkpoint(ckpt_file)
+        check_checkpoint_spec(ckpt["spec"], spec, str(ckpt_file))
+        _check_same(ckpt["recipe"], recipe.identity(), "recipe", ckpt_file,
+                    drop=("threads", "eval_batch_size"))
+        _check_same(ckpt["data"], data.identity(), "data config", ckpt_file, drop=("workers",))
+
+    ds = dataset if dataset is not None else load_dataset(data)
+    info = ds.info
+    check_compatible(spec, info.num_classes, info.name)
+    if recipe.batch_size % env.world:
+        raise NetscaleError(f"batch size {recipe.batch_size} is not divisible by the "
+                            f"{env.world} processes; pick a multiple of {env.world}")
+    per_rank = recipe.batch_size // env.world
+    resolution = data.resolution or spec.resolution
+    train_loader, val_loader, pipe = make_loaders(
+        ds, data, resolution=resolution, channels=spec.in_channels, batch_size=per_rank,
+        eval_batch_size=(recipe.eval_batch_size or max(per_rank, 256)), seed=recipe.seed,
+        rank=env.rank, world=env.world, device=dev)
+    steps_per_epoch = len(train_loader)
+    if train_loader.num_samples < 2:
+        raise NetscaleError(
+            f"{info.name}: {info.train_size} training image(s) for {env.world} process(es); "
+            "batch normalization needs at least 2 per batch: add images or raise --subset")
+    if steps_per_epoch == 0:
+        raise NetscaleError(f"{info.name}: no training batches (train split has "
+                            f"{info.train_size} images)")
+
+    _seed_everything(recipe.seed)
+    model = build_model(spec, zero_init_last_bn=recipe.zero_init_last_bn,
+                        drop_path=recipe.drop_path).to(dev)
+    torch.manual_seed(recipe.seed * 1000 + 1 + env.rank)  # per-rank dropout noise
+    n_params = sum(p.numel() for p in model.parameters())
+    peak = recipe.effective_lr
+    opt = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=peak,
+                          momentum=recipe.momentum, nesterov=recipe.nesterov and
+                          recipe.momentum > 0)
+    sched = WarmupCosine(peak, recipe.epochs * steps_per_epoch,
+                         round(recipe.warmup_epochs * steps_per_epoch),
+                         recipe.warmup_factor, recipe.min_lr)
+    ema = EMA(model, recipe.ema_decay) if recipe.ema else None
+    use_amp = recipe.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    wall_prev = 0.0
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            if ema is not None and ckpt.get("ema") is not None:
+                ema.load_state_dict(ckpt["ema"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise NetscaleError(f"checkpoint {str(ckpt_file)!r} does not fit the model "
+                                f"({' '.join(str(exc).split())[:120]})") from None
+        sched.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        history = list(ckpt.get("history") or [])
+        start_epoch = int(ckpt["epoch"])
+        wall_prev = float(ckpt.get("wall_time", 0.0))
+
+    ddp_model: nn.Module = model
+    if env.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    stop_at = recipe.epochs if max_epochs is None else min(recipe.epochs, max_epochs)
+    base = {"spec": spec, "recipe": recipe, "data": data, "info": info, "out": out,
+            "world": env.world, "dev": dev, "params": n_params, "peak": peak}
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / SPEC_NAME).exists():
+            atomic_write_text(out / SPEC_NAME, spec.to_yaml())
+        if ckpt is not None:  # the log holds exactly the checkpointed epochs
+            _write_log(out, history)
+    prog = Progress(recipe.epochs, steps_per_epoch, enabled=env.main and not quiet)
+    if start_epoch >= stop_at:
+        status = "completed" if start_epoch >= recipe.epochs else "stopped"
+        return _result(base, status, history, wall_prev, ckpt_file)
+    if env.main and not quiet:
+        what = f"resuming at epoch {start_epoch + 1}" if ckpt is not None else "training"
+        prog.note(
+            f"{what}: {spec.name} ({n_params:,} params) on {info.name} "
+            f"({info.train_size:,} train / {info.val_size:,} val images, {resolution} px, "
+            f"{spec.in_channels} ch), {recipe.epochs} epochs, batch {recipe.batch_size}"
+            f"{f' over {env.world} processes' if env.active else ''}, lr {peak:g} on {dev}")
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
+    check_every = 1 if (dev.type == "cpu" and not env.active) else 25
+    wall = wall_prev
+    for epoch in range(start_epoch, stop_at):
+        e_start = time.perf_counter()
+        prog.start_epoch(epoch + 1)
+        train_loader.set_epoch(epoch)
+        ddp_model.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss sum, correct, count
+        images = 0
+        bad_step = None
+        for i, (x, y) in enumerate(train_loader):
+            lr = sched.lr
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with autocast():
+                out_logits = ddp_model(x)
+                loss = criterion(out_logits, y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if recipe.grad_clip:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if recipe.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update(model)
+            with torch.no_grad():
+                n = y.shape[0]
+                sums[0] += loss.detach().double() * n
+                sums[1] += (out_logits.detach().argmax(1) == y).sum()
+                sums[2] += n
+            images += int(y.shape[0])
+            if (i + 1) % check_every == 0 or i + 1 == steps_per_epoch:
+                flag = torch.tensor([0.0 if math.isfinite(float(sums[0])) else 1.0],
+                                    device=dev)
+                if float(_all_reduce(flag, env)) > 0:
+                    bad_step = i + 1
+                    break
+            if prog.enabled:
+                prog.step(i + 1, images * env.world,
+                          float(loss.detach()) if dev.type == "cpu" else None)
+        if bad_step is not None:
+            return _diverged(base, history, wall + time.perf_counter() - e_start, ckpt_file,
+                             epoch + 1, bad_step, env)
+        train_time = time.perf_counter() - e_start
+        _all_reduce(sums, env)
+        train_loss = float(sums[0] / sums[2])
+        train_err = 1.0 - float(sums[1] / sums[2])
+        n_images = int(sums[2])
+
+        t_eval = time.perf_counter()
+        _sync_buffers(model, env)
+        if ema is not None:
+            _sync_buffers(ema.module, env)
+        eval_model = ema.module if ema is not None else model
+        vs = _all_reduce(_eval_sums(eval_model, val_loader, dev, use_amp), env)
+        v_loss, v1, v5 = _errors(vs)
+        raw = None
+        if ema is not None:
+            raw = _errors(_all_reduce(_eval_sums(model, val_loader, dev, use_amp), env))
+        eval_time = time.perf_counter() - t_eval
+        wall += time.perf_counter() - e_start
+        metrics = EpochMetrics(
+            epoch=epoch + 1, epochs=recipe.epochs, step=sched.step_count, lr=sched.lr,
+            train_loss=train_loss, train_top1_err=train_err, loss=v_loss, top1_err=v1,
+            top5_err=v5, images=n_images, train_time=train_time, eval_time=eval_time,
+            images_per_sec=n_images / train_time if train_time > 0 else 0.0,
+            wall_time=wall,
+            raw_loss=raw[0] if raw else None, raw_top1_err=raw[1] if raw else None,
+            raw_top5_err=raw[2] if raw else None)
+        history.append(metrics.to_dict())
+        done = epoch + 1
+        if env.main:
+            save_checkpoint(ckpt_file, {
+                "epoch": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": rng_state(), "spec": spec.to_dict(), "recipe": recipe.to_dict(),
+                "data": data.to_dict(), "history": history, "wall_time": wall,
+                "status": "completed" if done >= recipe.epochs else "running",
+                "pipeline": json.dumps(pipe.to_dict()),
+            })
+            _append_log(out, metrics.to_dict())
+            status = "completed" if done >= recipe.epochs else (
+                "stopped" if done >= stop_at else "running")
+            atomic_write_json(out / RESULT_NAME,
+                              _result(base, status, history, wall, ckpt_file).to_dict())
+        _barrier(env)
+        prog.end_epoch(time.perf_counter() - e_start, _summary(metrics, recipe.epochs,
+                                                              prog, done))
+        if on_epoch is not None and env.main:
+            on_epoch(metrics)
+    status = "completed" if stop_at >= recipe.epochs else "stopped"
+    return _result(base, status, history, wall, ckpt_file)
+
+
+def _peek_epochs(path: Path) -> str:
+    try:
+        ck = load_checkpoint(path)
+        return f" (epoch {ck['epoch']} of {ck['recipe'].get('epochs', '?')})"
+    except NetscaleError:
+        return ""
+
+
+def _check_same(old: Mapping[str, Any], new: Mapping[str, Any], what: str, where: Path,
+                drop: tuple[str, ...]) -> None:
+    a = {k: v for k, v in old.items() if k not in drop}
+    b = {k: v for k, v in new.items() if k not in drop}
+    if a != b:
+        raise NetscaleError(
+            f"checkpoint {str(where)!r} was trained with a different {what} ({_diff(a, b)}); "
+            "resume with the same settings, or use a new output directory")
+
+
+def _summary(m: EpochMetrics, epochs: int, prog: Progress, done: int) -> str:
+    avg = sum(prog.epoch_seconds) / max(1, len(prog.epoch_seconds))
+    eta = avg * (epochs - done)
+    return (f"epoch {m.epoch}/{epochs}  train loss {m.train_loss:.4f} err "
+            f"{m.train_top1_err:.2%}  |  val loss {m.loss:.4f} top-1 err {m.top1_err:.2%} "
+            f"top-5 err {m.top5_err:.2%}  |  {m.images_per_sec:,.0f} img/s  "
+            f"{m.train_time + m.eval_time:.1f} s" + (f"  ETA {fmt_time(eta)}" if eta else ""))
+
+
+def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(out / LOG_NAME, "".join(json.dumps(h) + "\n" for h in history))
+
+
+def _append_log(out: Path, record: dict[str, Any]) -> None:
+    with open(out / LOG_NAME, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _result(base: dict[str, Any], status: str, history: list[dict[str, Any]], wall: float,
+            ckpt_file: Path, message: str = "") -> TrainResult:
+    last = history[-1] if history else {}
+    best = min(history, key=lambda h: h["top1_err"]) if history else None
+    rates = [h["images_per_sec"] for h in history]
+    recipe: Recipe = base["recipe"]
+    return TrainResult(
+        status=status, epochs_done=int(last.get("epoch", 0)), epochs=recipe.epochs,
+        top1_err=last.get("top1_err"), top5_err=last.get("top5_err"), loss=last.get("loss"),
+        train_loss=last.get("train_loss"),
+        best_top1_err=best["top1_err"] if best else None,
+        best_epoch=best["epoch"] if best else None, wall_time=wall,
+        images_per_sec=sum(rates) / len(rates) if rates else None, lr=base["peak"],
+        batch_size=recipe.batch_size, world_size=base["world"], device=str(base["dev"]),
+        params=base["params"], out_dir=str(base["out"]),
+        checkpoint=str(ckpt_file) if ckpt_file.exists() else None,
+        spec=base["spec"].to_dict(), recipe=recipe.to_dict(), data=base["data"].to_dict(),
+        dataset=base["info"].to_dict(), history=list(history), message=message)
+
+
+def _diverged(base: dict[str, Any], history: list[dict[str, Any]], wall: float,
+              ckpt_file: Path, epoch: int, step: int, env: DistEnv) -> TrainResult:
+    kept = (f"the checkpoint of epoch {history[-1]['epoch']} is kept at {ckpt_file}"
+            if history else "no epoch had finished, so there is no checkpoint")
+    msg = (f"training diverged: non-finite loss at epoch {epoch}, step {step}; {kept}; "
+           "lower the learning rate (--lr) or add warm-up (--warmup-epochs)")
+    result = _result(base, "diverged", history, wall, ckpt_file, message=msg)
+    if env.main:
+        out: Path = base["out"]
+        out.mkdir(parents=True, exist_ok=True)
+        _append_log(out, {"status": "diverged", "epoch": epoch, "step": step,
+                          "message": msg})
+        atomic_write_json(out / RESULT_NAME, result.to_dict())
+    return result
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def evaluate(model_or_checkpoint: nn.Module | str | Path,
+             data: DataConfig | Mapping[str, Any] | str | None = None, *,
+             spec: NetSpec | Mapping[str, Any] | str | None = None, split: str = "val",
+             batch_size: int = 256, device: str | torch.device = "cpu",
+             weights: str = "auto", resolution: int | None = None,
+             dataset: Dataset | None = None) -> EvalResult:
+    """Top-1/top-5 error and loss of a model or checkpoint on a split (``val`` or ``train``,
+    test-time transform). A checkpoint's own data config is used when ``data`` is None;
+    ``weights``: ``auto`` (EMA if the checkpoint has it), ``ema`` or ``raw``."""
+    if split not in ("val", "train"):
+        raise NetscaleError(f"split must be val or train, got {split!r}")
+    if weights not in ("auto", "ema", "raw"):
+        raise NetscaleError(f"weights must be auto, ema or raw, got {weights!r}")
+    dev = resolve_device(device)
+    ckpt_path: str | None = None
+    epoch = None
+    if isinstance(model_or_checkpoint, nn.Module):
+        model = model_or_checkpoint
+        the_spec = _as_spec(spec) if spec is not None else getattr(model, "spec", None)
+        if the_spec is None:
+            raise NetscaleError("evaluate(model): give spec= (the model has no .spec)")
+        if data is None and dataset is None:
+            raise NetscaleError("evaluate(model): give the data to evaluate on")
+        used = "raw"
+        stored_data = None
+    else:
+        ck = load_checkpoint(model_or_checkpoint, map_location="cpu")
+        ckpt_path, epoch = ck["path"], int(ck["epoch"])
+        the_spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint {ckpt_path}")
+        if spec is not None:
+            check_checkpoint_spec(ck["spec"], _as_spec(spec), repr(ckpt_path))
+        model = build_model(the_spec)
+        has_ema = ck.get("ema") is not None
+        if weights == "ema" and not has_ema:
+            raise NetscaleError(f"checkpoint {ckpt_path!r} has no EMA weights (trained "
+                                "without --ema); use weights raw")
+        used = "ema" if has_ema and weights != "raw" else "raw"
+        state = ck["ema"]["model"] if used == "ema" else ck["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise NetscaleError(f"checkpoint {ckpt_path!r} does not match its spec "
+                                f"({' '.join(str(exc).split())[:120]})") from None
+        stored_data = ck.get("data")
+    if data is None and dataset is None:
+        if not stored_data:
+            raise NetscaleError("give the data to evaluate on (--data)")
+        data = DataConfig.from_dict(stored_data)
+    cfg = _as_data(data) if data is not None else DataConfig(name=dataset.info.name)  # type: ignore[union-attr]
+    ds = dataset if dataset is not None else load_dataset(cfg)
+    check_compatible(the_spec, ds.info.num_classes, ds.info.name)
+    res = resolution or cfg.resolution or the_spec.resolution
+    pipe = make_pipeline(ds.info, cfg, resolution=res, channels=the_spec.in_channels)
+    loader = make_loader(ds.val if split == "val" else ds.train, pipe, batch_size=batch_size,
+                         train=False, device=dev, workers=cfg.workers)
+    model = model.to(dev)
+    was_training = model.training
+    t0 = time.perf_counter()
+    sums = _eval_sums(model, loader, dev, use_amp=False)
+    dt = time.perf_counter() - t0
+    model.train(was_training)
+    loss, e1, e5 = _errors(sums)
+    n = int(sums[3])
+    return EvalResult(top1_err=e1, top5_err=e5, loss=loss, images=n, split=split,
+                      resolution=res, images_per_sec=n / dt if dt > 0 else 0.0, weights=used,
+                      spec_name=the_spec.name, dataset=ds.info.name, checkpoint=ckpt_path,
+                      epoch=epoch)
