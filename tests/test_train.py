@@ -75,6 +75,19 @@ def test_scaled_lr_is_linear() -> None:
     assert scaled_lr(0.1, 32, 128) == pytest.approx(0.025)
 
 
+def test_adamw_recipe_uses_square_root_rule_and_builds_adamw() -> None:
+    from netscale.models import build_model
+    from netscale.train.trainer import make_optimizer
+
+    r = Recipe(optimizer="adamw", lr=0.001, batch_size=512, ref_batch=128)
+    assert r.effective_lr == pytest.approx(0.002)  # sqrt(512 / 128) = 2, not 4
+    assert Recipe(lr=0.1, batch_size=512, ref_batch=128).effective_lr == pytest.approx(0.4)
+    opt = make_optimizer(build_model(tiny_spec()), r, r.effective_lr)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["lr"] == pytest.approx(0.002)
+    with pytest.raises(NetscaleError, match=r"recipe\.optimizer is 'lamb'"):
+        Recipe(optimizer="lamb")
+
+
 def test_warmup_then_cosine() -> None:
     s = WarmupCosine(1.0, total_steps=100, warmup_steps=10, warmup_factor=0.1, min_lr=0.0)
     assert s.lr_at(0) == pytest.approx(0.1)

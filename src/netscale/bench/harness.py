@@ -22,7 +22,7 @@ from typing import Any
 
 from netscale.bench.contention import CONTENDED_THRESHOLD, CpuMonitor, CpuShare
 from netscale.bench.env import BenchEnv, collect_env
-from netscale.bench.memory import PeakMemory
+from netscale.bench.memory import PeakMemory, steady_state_allocator
 from netscale.bench.result import MODES, TRAIN_FLOPS_MULTIPLIER, BenchResult
 from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure
 from netscale.errors import NetscaleError
@@ -181,6 +181,8 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
     requested = config.batch_size or DEFAULT_BATCH["cuda" if device.startswith("cuda")
                                                    else "cpu"]
     flops, params, acts = counts
+    if device == "cpu":
+        steady_state_allocator()
     with torch_threads(config.threads) as threads:
         env = collect_env(device, threads=threads, amp=config.amp,
                           amp_dtype=amp_dtype_for(device), channels_last=config.channels_last,

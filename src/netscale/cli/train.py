@@ -48,14 +48,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=positive_int,
                    help="global batch size (default 128; split across processes)")
     p.add_argument("--lr", type=_pos_float, help="learning rate at the reference batch "
-                   "(default 0.1 at 128; scaled linearly with --batch-size)")
+                   "(default 0.1 at 128; scaled with --batch-size: linearly for SGD, by the "
+                   "square root for AdamW)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"),
+                   help="sgd (Nesterov momentum, default) or adamw")
     p.add_argument("--ref-batch", type=positive_int, help="reference batch of --lr (default 128)")
     p.add_argument("--no-lr-scaling", action="store_true",
                    help="use --lr as given, whatever the batch size")
     p.add_argument("--weight-decay", type=_nonneg_float, help="default 5e-5 (not on BN/biases)")
     p.add_argument("--warmup-epochs", type=_nonneg_float, help="linear warm-up (default 1)")
     p.add_argument("--label-smoothing", type=_nonneg_float, help="default 0.1")
-    p.add_argument("--momentum", type=_nonneg_float, help="Nesterov momentum (default 0.9)")
+    p.add_argument("--momentum", type=_nonneg_float,
+                   help="Nesterov momentum / AdamW beta1 (default 0.9)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
     p.add_argument("--ema-decay", type=_pos_float, help="EMA decay per step (default 0.999)")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -136,7 +140,8 @@ def _recipe(args: argparse.Namespace) -> Any:
                      ("ref_batch", "ref_batch"), ("weight_decay", "weight_decay"),
                      ("warmup_epochs", "warmup_epochs"),
                      ("label_smoothing", "label_smoothing"), ("momentum", "momentum"),
-                     ("ema_decay", "ema_decay"), ("seed", "seed"), ("threads", "threads")):
+                     ("ema_decay", "ema_decay"), ("seed", "seed"), ("threads", "threads"),
+                     ("optimizer", "optimizer")):
         v = getattr(args, arg)
         if v is not None:
             kw[key] = v

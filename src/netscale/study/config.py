@@ -35,6 +35,7 @@ from netscale.specs import NetSpec, resolve_spec
 
 _TOP_KEYS = {
     "name", "out", "bases", "base_overrides", "strategies", "factors", "rounding", "tolerance",
+    "resolution_multiple",
     "seeds", "data", "recipe", "bench", "train", "retries", "resources", "description",
 }
 _OVERRIDABLE = ("resolution", "num_classes", "in_channels", "activation", "dropout")
@@ -49,6 +50,7 @@ class BenchSettings:
     batch_size: int = 32
     budget: float = 2.0
     threads: int | None = None
+    retries: int = 1  # re-measure a noisy or contended result (CPU busy) up to this often
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> BenchSettings:
@@ -60,6 +62,10 @@ class BenchSettings:
             raise NetscaleError(f"{source}: bench.batch_size must be a positive integer")
         if not isinstance(out.budget, (int, float)) or out.budget <= 0:
             raise NetscaleError(f"{source}: bench.budget must be a positive number of seconds")
+        if not isinstance(out.retries, int) or out.retries < 0:
+            raise NetscaleError(f"{source}: bench.retries must be a non-negative integer")
+        if out.threads is not None and (not isinstance(out.threads, int) or out.threads < 1):
+            raise NetscaleError(f"{source}: bench.threads must be a positive integer")
         return out
 
 
@@ -90,6 +96,7 @@ class StudyConfig:
     factors: tuple[float, ...]
     rounding: str = "exact"
     tolerance: float = 0.02
+    resolution_multiple: int = 4
     seeds: tuple[int, ...] = (0,)
     base_overrides: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -112,6 +119,7 @@ class StudyConfig:
             "factors": list(self.factors),
             "rounding": self.rounding,
             "tolerance": self.tolerance,
+            "resolution_multiple": self.resolution_multiple,
             "seeds": list(self.seeds),
             "data": dict(self.data),
             "recipe": dict(self.recipe),
@@ -210,6 +218,10 @@ def parse_study_config(data: Any, *, source: str = "study config",
     tolerance = float(data.get("tolerance", 0.02))
     if not 0 < tolerance < 1:
         raise NetscaleError(f"{source}: tolerance must be in (0, 1)")
+    res_mult = data.get("resolution_multiple", 4)
+    if not isinstance(res_mult, int) or isinstance(res_mult, bool) or res_mult < 1:
+        raise NetscaleError(f"{source}: resolution_multiple must be a positive integer "
+                            "(scaled resolutions are rounded to multiples of it; default 4)")
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
     out = Path(str(data.get("out") or f"studies/{name}"))
@@ -223,6 +235,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
         factors=factors,
         rounding=rounding,
         tolerance=tolerance,
+        resolution_multiple=res_mult,
         seeds=tuple(int(s) for s in seeds_raw),
         base_overrides=dict(overrides),
         data=dict(data_cfg),

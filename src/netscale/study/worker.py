@@ -37,6 +37,7 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
             cfg = BenchConfig(
                 mode=mode, batch_size=int(settings["batch_size"]),
                 device=payload.get("device"), threads=payload.get("threads"),
+                retries=int(settings.get("retries", 1)),
                 policy=TimingPolicy(budget_s=float(settings["budget"])),
             )
             result = bench_spec(spec, cfg, base=payload["base"], strategy=payload["strategy"],

@@ -8,8 +8,9 @@ from typing import Any
 
 from netscale.data import _dc
 from netscale.errors import NetscaleError
+from netscale.laws.lr_rules import scaled_lr
 
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,10 @@ class Recipe:
     """How to train. Defaults are the documented default recipe (docs/training.md).
 
     ``lr`` is the learning rate at the reference batch ``ref_batch``; the rate used is
-    ``scaled_lr(lr, batch_size, ref_batch, optimizer)`` (linear scaling for SGD) unless
-    ``scale_lr`` is false. ``batch_size`` is the global batch (split across processes).
+    ``netscale.laws.scaled_lr(lr, batch_size, ref_batch, optimizer)`` (linear scaling for
+    SGD, square-root scaling for AdamW) unless ``scale_lr`` is false. ``optimizer`` is
+    ``sgd`` (Nesterov momentum ``momentum``) or ``adamw`` (betas (``momentum``, 0.999)).
+    ``batch_size`` is the global batch (split across processes).
     """
 
     epochs: int = 10
@@ -109,16 +112,6 @@ class Recipe:
         d.pop("threads")
         d.pop("eval_batch_size")
         return d
-
-
-def scaled_lr(base_lr: float, batch: int, ref_batch: int, optimizer: str = "sgd") -> float:
-    """Learning rate for ``batch`` given ``base_lr`` at ``ref_batch``: linear scaling (SGD).
-
-    The one place the batch-size rule lives, so that it can be swapped (netscale.laws).
-    """
-    if optimizer != "sgd":  # pragma: no cover - only SGD is offered for now
-        raise NetscaleError(f"no learning-rate scaling rule for optimizer {optimizer!r}")
-    return float(base_lr) * batch / ref_batch
 
 
 class WarmupCosine:

@@ -288,6 +288,15 @@ def _errors(sums: torch.Tensor) -> tuple[float, float, float]:
 OnEpoch = Callable[[EpochMetrics], Any]
 
 
+def make_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
+    """The recipe's optimizer; weight decay only on conv/linear weights (not BN, biases)."""
+    groups = param_groups(model, recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(recipe.momentum, 0.999))
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov and recipe.momentum > 0)
+
+
 def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[str, Any] | str,
           recipe: Recipe | Mapping[str, Any] | None = None,
           out_dir: str | Path = "runs/train", *, resume: bool = True,
@@ -424,9 +433,7 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
     torch.manual_seed(recipe.seed * 1000 + 1 + env.rank)  # per-rank dropout noise
     n_params = sum(p.numel() for p in model.parameters())
     peak = recipe.effective_lr
-    opt = torch.optim.SGD(param_groups(model, recipe.weight_decay), lr=peak,
-                          momentum=recipe.momentum, nesterov=recipe.nesterov and
-                          recipe.momentum > 0)
+    opt = make_optimizer(model, recipe, peak)
     sched = WarmupCosine(peak, recipe.epochs * steps_per_epoch,
                          round(recipe.warmup_epochs * steps_per_epoch),
                          recipe.warmup_factor, recipe.min_lr)
