@@ -237,7 +237,9 @@ class LawFit:
             lo, hi = np.minimum(lo, conf_lo), np.maximum(hi, conf_hi)
         else:
             lo, hi = conf_lo, conf_hi
-        return lo, hi, conf_lo, conf_hi
+        # an error rate cannot exceed 1: with few points the log-space bands can reach past it
+        return (np.minimum(lo, 1.0), np.minimum(hi, 1.0), np.minimum(conf_lo, 1.0),
+                np.minimum(conf_hi, 1.0))
 
     def predict_interval(self, x: float, level: float | None = None) -> Prediction:
         """The fitted error at a single x with prediction and confidence intervals."""

@@ -103,12 +103,14 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     colors = _colors(list(fits.fits))
     scale = 1e6 if "flops" in fits.x_metric or fits.x_metric in ("params", "acts") else 1.0
     fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    seen: list[float] = []  # points and curves (not bands) set the y range
     for label, f in fits.fits.items():
         col = colors.get(label, "#333333")
         if f.report is None:
             continue
         rep = f.report
         cv = rep.curve(extend=EXTEND)
+        seen += [100 * v for v in rep.y] + [100 * v for v in cv.y]
         x = [v / scale for v in cv.x]
         inside = [v <= rep.best_fit.x_max * (1 + 1e-9) for v in cv.x]
         ax.fill_between(x, [100 * v for v in cv.lo], [100 * v for v in cv.hi], color=col,
@@ -123,6 +125,10 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     ax.set_xscale("log")
     xl = ax.get_xlim()
     _log_ticks(ax, xl[0], xl[1])
+    if seen:  # wide bands of poorly constrained fits must not flatten the others
+        lo, hi = min(seen), max(seen)
+        pad = max(0.5, 0.25 * (hi - lo))
+        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
     unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
             "acts": "activations (M)"}.get(fits.x_metric, fits.x_metric)
     ax.set_xlabel(unit)
@@ -147,8 +153,7 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
     n = len(fitted)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False)
     scale = 1e6 if fits.x_metric in ("flops", "params", "acts", "epochs*flops") else 1.0
     for ax, (label, f) in zip(axes.flat, fitted.items()):
         rep = f.report
@@ -164,6 +169,9 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
         ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color="k", s=14,
                    zorder=3)
         ax.axvline(rep.best_fit.x_max / scale, color="#888888", lw=0.8, ls=":")
+        seen = [100 * v for v in rep.y] + [100 * v for v in cv.y]
+        pad = max(1.0, 0.5 * (max(seen) - min(seen)))
+        ax.set_ylim(max(0.0, min(seen) - pad), min(100.0, max(seen) + pad))
         ax.set_xscale("log")
         _log_ticks(ax, x[0], x[-1])
         ax.set_title(f"{label}: {rep.best} law", fontsize=9)

@@ -62,6 +62,17 @@ document.querySelectorAll('table.sortable th').forEach(function(th, col){
     rows.forEach(function(r){body.appendChild(r);});
   });
 });
+// index.html#sort=COLUMN (or #sort=COLUMN-desc, e.g. #sort=acts) opens the page sorted
+(function(){
+  var m = location.hash.match(/sort=([^&]+)/);
+  if (!m) return;
+  var want = decodeURIComponent(m[1]).toLowerCase(), desc = /-desc$/.test(want);
+  want = want.replace(/-desc$/, '');
+  document.querySelectorAll('table.sortable th').forEach(function(th){
+    var t = th.textContent.trim().toLowerCase();
+    if (t === want || t.split(' (')[0] === want) { th.click(); if (desc) th.click(); }
+  });
+})();
 """
 
 

@@ -226,7 +226,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
     name = str(data.get("name") or default_name)
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
-        out = base_dir / out
+        out = (base_dir / out).resolve()
     cfg = StudyConfig(
         name=name,
         out_dir=out,

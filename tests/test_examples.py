@@ -1,0 +1,20 @@
+"""The shipped example study config is valid and plans what its comments promise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netscale.study.config import load_study_config
+from netscale.study.runner import plan_trials
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_example_study_plans_every_strategy_and_factor() -> None:
+    cfg = load_study_config(EXAMPLES / "study_resnet20_fmnist.yaml")
+    assert cfg.out_dir == EXAMPLES.parent / "studies" / "resnet20-fmnist"
+    plan = plan_trials(cfg, info={"num_classes": 10, "in_channels": 1})
+    assert len(plan) == 1 + 8 * 3  # the shared base + 8 strategies x s = 2, 4, 8
+    for t in plan:
+        assert abs(t.flops_factor / t.factor - 1) <= 0.02, t.id
+        assert t.spec["in_channels"] == 1
