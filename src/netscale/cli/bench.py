@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import parse_float_list, positive_int
+from netscale.cli.common import parse_float_list, positive_float, positive_int
 from netscale.errors import NetscaleError
 
 DEFAULT_STRATEGIES = "d,w,r,dw,dr,wr,dwr,dWr"
 DEFAULT_FACTORS = "1,2,4"
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def add_parser(sub: Any) -> None:
@@ -54,9 +43,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch intra-op CPU threads (default: torch's default)")
-    p.add_argument("--budget", type=_positive_float, default=5.0, metavar="SECONDS",
+    p.add_argument("--budget", type=positive_float, default=5.0, metavar="SECONDS",
                    help="time budget per measurement, warm-up included (default 5)")
-    p.add_argument("--noise-threshold", type=_positive_float, default=0.05, metavar="FRAC",
+    p.add_argument("--noise-threshold", type=positive_float, default=0.05, metavar="FRAC",
                    help="flag a measurement as noisy when IQR/median exceeds this (default 0.05)")
     p.add_argument("--warmup", type=int, default=3, metavar="N",
                    help="minimum warm-up iterations (default 3; warm-up also lasts >= 0.3 s)")

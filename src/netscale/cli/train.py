@@ -9,25 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import positive_int, print_json
+from netscale.cli.common import nonneg_float, positive_float, positive_int, print_json
 from netscale.errors import NetscaleError
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    v = _nonneg_float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def add_parser(sub: Any) -> None:
@@ -47,7 +30,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=positive_int, help="epochs (default 10)")
     p.add_argument("--batch-size", type=positive_int,
                    help="global batch size (default 128; split across processes)")
-    p.add_argument("--lr", type=_pos_float, help="learning rate at the reference batch "
+    p.add_argument("--lr", type=positive_float, help="learning rate at the reference batch "
                    "(default 0.1 at 128; scaled with --batch-size: linearly for SGD, by the "
                    "square root for AdamW)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"),
@@ -55,13 +38,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ref-batch", type=positive_int, help="reference batch of --lr (default 128)")
     p.add_argument("--no-lr-scaling", action="store_true",
                    help="use --lr as given, whatever the batch size")
-    p.add_argument("--weight-decay", type=_nonneg_float, help="default 5e-5 (not on BN/biases)")
-    p.add_argument("--warmup-epochs", type=_nonneg_float, help="linear warm-up (default 1)")
-    p.add_argument("--label-smoothing", type=_nonneg_float, help="default 0.1")
-    p.add_argument("--momentum", type=_nonneg_float,
+    p.add_argument("--weight-decay", type=nonneg_float, help="default 5e-5 (not on BN/biases)")
+    p.add_argument("--warmup-epochs", type=nonneg_float, help="linear warm-up (default 1)")
+    p.add_argument("--label-smoothing", type=nonneg_float, help="default 0.1")
+    p.add_argument("--momentum", type=nonneg_float,
                    help="Nesterov momentum / AdamW beta1 (default 0.9)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
-    p.add_argument("--ema-decay", type=_pos_float, help="EMA decay per step (default 0.999)")
+    p.add_argument("--ema-decay", type=positive_float, help="EMA decay per step (default 0.999)")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
@@ -75,7 +58,7 @@ def add_parser(sub: Any) -> None:
                    help="train on a seeded random N images")
     p.add_argument("--val-subset", type=positive_int, metavar="N",
                    help="validate on a seeded random N images")
-    p.add_argument("--val-fraction", type=_pos_float,
+    p.add_argument("--val-fraction", type=positive_float,
                    help="held-out share for sets without a val split (default 0.1)")
     p.add_argument("--resolution", type=positive_int, metavar="PX",
                    help="input resolution (sets the spec's resolution; default: the spec's)")

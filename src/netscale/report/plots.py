@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,19 +50,8 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
         ax.errorbar(x, y, yerr=yerr if any(yerr) else None, marker="o", label=label,
                     color=colors[s.strategy], capsize=3)
         drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xscale("log")
-    ax.set_xlabel("flops (M multiply-adds)")
-    ax.set_ylabel("top-1 error (%)")
-    ax.set_title("Error vs flops, one line per scaling strategy")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="strategy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_error_plot(plt, fig, ax, drawn, path, "flops (M multiply-adds)",
+                              "Error vs flops, one line per scaling strategy")
 
 
 def error_vs_runtime(series: Sequence[Series], path: Path) -> Path | None:
@@ -79,13 +69,20 @@ def error_vs_runtime(series: Sequence[Series], path: Path) -> Path | None:
             ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=7,
                         textcoords="offset points", xytext=(3, 3))
         drawn = True
+    return _finish_error_plot(plt, fig, ax, drawn, path, "measured time per batch (ms)",
+                              "Error vs measured runtime (lower-left is better)")
+
+
+def _finish_error_plot(plt: Any, fig: Any, ax: Any, drawn: bool, path: Path, xlabel: str,
+                       title: str) -> Path | None:
+    """Log-x axes, labels, legend; saves the figure (None when nothing was drawn)."""
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xscale("log")
-    ax.set_xlabel("measured time per batch (ms)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 error (%)")
-    ax.set_title("Error vs measured runtime (lower-left is better)")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="strategy")
     fig.tight_layout()

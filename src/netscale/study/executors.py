@@ -63,14 +63,20 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
-def _process_entry(payload: Mapping[str, Any], events: Any, parent: int) -> dict[str, Any]:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+def _run_reporting(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
+    """Runs one trial in a worker, sending its events to ``events`` (a queue); the result is
+    {"ok": True, "value": result} or {"ok": False, "value": one-line error}."""
     tid = payload["id"]
     try:
         return {"ok": True, "value": run_trial(
             payload, lambda kind, data: events.put((tid, kind, data)))}
     except Exception as exc:
         return {"ok": False, "value": format_exception(exc)}
+
+
+def _process_entry(payload: Mapping[str, Any], events: Any, parent: int) -> dict[str, Any]:
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    return _run_reporting(payload, events)
 
 
 class ProcessExecutor:
@@ -126,12 +132,7 @@ class ProcessExecutor:
 
 
 def _ray_entry(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
-    tid = payload["id"]
-    try:
-        return {"ok": True, "value": run_trial(
-            payload, lambda kind, data: events.put((tid, kind, data)))}
-    except Exception as exc:
-        return {"ok": False, "value": format_exception(exc)}
+    return _run_reporting(payload, events)
 
 
 class RayExecutor:
