@@ -11,6 +11,8 @@ Given measured rows such as ``{"flops": 4.0e9, "params": 2.1e7, "acts": 1.2e7, "
   are within one scaling strategy.
 
 :meth:`RuntimeModel.predict` then predicts the runtime of a new (flops, params, acts).
+The numerics are those of ``netscale bench --fit`` (:mod:`netscale.bench.fit`); this module
+adds validation of study rows, absolute RMSEs and prediction.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
+from netscale.bench.fit import fit_joint, fit_metric, pearson_r
 from netscale.errors import NetscaleError
 
 DEFAULT_METRICS = ("flops", "params", "acts")
@@ -177,33 +179,25 @@ def _value(vals: Mapping[str, float], metric: str) -> float:
     return v
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def _metric_fit(metric: str, m: np.ndarray, t: np.ndarray) -> MetricFit:
     n = m.size
-    if np.ptp(m) == 0:
+    fit = fit_metric(m, t, metric)
+    if np.ptp(m) == 0:  # a constant metric predicts the mean runtime
         slope, intercept = 0.0, float(t.mean())
     else:
-        slope, intercept = (float(v) for v in np.polyfit(m, t, 1))
+        slope, intercept = fit.slope, fit.intercept
     pred = intercept + slope * m
     sst = float(np.sum((t - t.mean()) ** 2))
     sse = float(np.sum((t - pred) ** 2))
     r2 = 1.0 - sse / sst if sst > 0 else float("nan")
-    rmse = math.sqrt(sse / n)
     coef = exp = r_log = rmse_log = None
-    if np.all(m > 0) and np.ptp(m) > 0:
+    if math.isfinite(fit.loglog_exponent):
+        coef, exp, r_log = fit.loglog_coef, fit.loglog_exponent, fit.loglog_r
         lm, lt = np.log(m), np.log(t)
-        e, lc = (float(v) for v in np.polyfit(lm, lt, 1))
-        coef, exp = math.exp(lc), e
-        r_log = _pearson(lm, lt)
-        rmse_log = float(np.sqrt(np.mean((lt - (lc + e * lm)) ** 2)))
+        rmse_log = float(np.sqrt(np.mean((lt - (math.log(coef) + exp * lm)) ** 2)))
     return MetricFit(metric=metric, n=n, slope=slope, intercept=intercept,
-                     r=_pearson(m, t), r2=r2, rmse=rmse, power_coef=coef, power_exp=exp,
-                     r_log=r_log, rmse_log=rmse_log)
+                     r=pearson_r(m, t), r2=r2, rmse=math.sqrt(sse / n), power_coef=coef,
+                     power_exp=exp, r_log=r_log, rmse_log=rmse_log)
 
 
 def fit_runtime(rows: Sequence[Mapping[str, float]],
@@ -251,16 +245,12 @@ def fit_runtime(rows: Sequence[Mapping[str, float]],
 
     joint = intercept = joint_r2 = joint_rmse = None
     if n >= len(metrics) + 1:
-        X = np.column_stack([np.ones(n), *(np.array(cols[m]) for m in metrics)])
-        scale = np.max(np.abs(X), axis=0)
-        scale[scale == 0] = 1.0
-        beta, _ = nnls(X / scale, t)
-        beta = beta / scale
-        pred = X @ beta
+        jf = fit_joint({m: cols[m] for m in metrics}, t)
+        intercept = jf.intercept
+        joint = dict(jf.coefficients)
+        pred = intercept + sum(joint[m] * np.array(cols[m]) for m in metrics)
         sst = float(np.sum((t - t.mean()) ** 2))
         sse = float(np.sum((t - pred) ** 2))
-        intercept = float(beta[0])
-        joint = {m: float(b) for m, b in zip(metrics, beta[1:])}
         joint_r2 = 1.0 - sse / sst if sst > 0 else float("nan")
         joint_rmse = math.sqrt(sse / n)
         zero = [m for m, b in joint.items() if b == 0.0]
