@@ -95,18 +95,19 @@ class Correlation:
 
 def runtime_correlations(trials: Sequence[TrialRow]) -> list[Correlation]:
     """How well flops, params and acts each predict the measured time per batch."""
+    from netscale.bench.fit import fit_metric
+
     rows = [t for t in trials if t.time_ms is not None and t.time_ms > 0]
+    y = [t.time_ms for t in rows]
     out = []
     for metric in ("flops", "params", "acts"):
-        x = np.array([getattr(t, metric) for t in rows], dtype=float)
-        y = np.array([t.time_ms for t in rows], dtype=float)
+        x = [getattr(t, metric) for t in rows]
         if len(rows) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
             out.append(Correlation(metric, len(rows), None, None, None, None))
             continue
-        r = float(np.corrcoef(x, y)[0, 1])
-        lr = float(np.corrcoef(np.log(x), np.log(y))[0, 1])
-        slope, intercept = np.polyfit(x, y, 1)
-        out.append(Correlation(metric, len(rows), r, lr, float(slope), float(intercept)))
+        f = fit_metric(x, y, metric)
+        out.append(Correlation(metric, len(rows), f.pearson_r, f.loglog_r, f.slope,
+                               f.intercept))
     return out
 
 
