@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import positive_int, print_json
+from netscale.cli.common import positive_float, positive_int, print_json
 from netscale.errors import NetscaleError
 from netscale.util.fmt import table
 from netscale.util.io import atomic_write_text
@@ -62,6 +62,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
     p.add_argument("--epochs", type=positive_int, help="override the quickstart's epochs")
+    p.add_argument("--bench-budget", type=positive_float, default=1.5, metavar="SECONDS",
+                   help="runtime measurement budget per trial (default 1.5)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="trials trained at once, one CPU thread each (default: 2 on a "
                    "machine with 2+ cores; on 2 cores two 1-thread trials beat one 2-thread)")
@@ -162,7 +164,8 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.study.quickstart import quickstart_config
     from netscale.study.runner import run_study
 
-    cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs)
+    cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
+                            bench_budget=args.bench_budget)
     if args.dry_run:
         return _dry_run(cfg, False)
     t0 = time.time()

@@ -58,13 +58,16 @@ def quickstart_settings(data: str) -> dict[str, Any]:
             "resolution": 16}
 
 
-def quickstart_config(out: Path, *, data: str | None = None,
-                      epochs: int | None = None) -> StudyConfig:
+def quickstart_config(out: Path, *, data: str | None = None, epochs: int | None = None,
+                      bench_budget: float = 1.5) -> StudyConfig:
     """Writes the base spec and the study config into ``out`` and returns the config."""
+    from netscale.data import DataConfig, describe
+
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     data = data or default_dataset()
     settings = quickstart_settings(data)
+    describe(DataConfig.from_dict(settings["data"]))  # a missing dataset fails before any write
+    out.mkdir(parents=True, exist_ok=True)
     base_path = out / "quickstart_base.yaml"
     quickstart_base(resolution=settings["resolution"]).save(base_path)
     recipe = dict(settings["recipe"])
@@ -82,7 +85,7 @@ def quickstart_config(out: Path, *, data: str | None = None,
         "seeds": [0],
         "data": settings["data"],
         "recipe": recipe,
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 64, "budget": 1.5,
+        "bench": {"enabled": True, "mode": "infer", "batch_size": 64, "budget": bench_budget,
                   "threads": 1, "retries": 2},
         "retries": 1,
     }
