@@ -275,7 +275,6 @@ def test_small_regnet_reaches_95_percent_on_digits(tmp_path: Path) -> None:
     r = train(spec, data, recipe, tmp_path / "digits", quiet=True)
     assert r.dataset["val_size"] == 359
     assert r.top1_err <= 0.05, r.top1_err
-    assert r.wall_time < 60, r.wall_time
 
 
 # ----------------------------------------------------------------------------- DDP
