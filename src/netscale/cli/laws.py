@@ -24,7 +24,17 @@ def add_parser(sub: Any) -> None:
         "and a leave-largest-out check; plus the runtime model of the study's benchmark rows. "
         "Flops are multiply-adds; errors are fractions.",
     )
-    p.add_argument("study_dir", metavar="STUDY_DIR", help="a study directory (results.sqlite)")
+    p.add_argument("study_dir", metavar="SOURCE",
+                   help="a study directory (results.sqlite) or a results file (.csv or .json: "
+                   "group, flops or model, top1_err...; see docs/results-format.md)")
+    _results_args(p)
+    p.add_argument("--at", metavar="FLOPS,...",
+                   help="predict each group's error at these x values (e.g. 3.2G,8G,32G; "
+                   "flops = multiply-adds) with 95%% prediction intervals and how far past the "
+                   "fitted data each lies")
+    p.add_argument("--noise", metavar="SD",
+                   help="a known run-to-run noise (standard deviation of the top-1 error) used "
+                   "as a floor by the intervals: 0.3pt (percentage points) or 0.003 (fraction)")
     p.add_argument("--x", default="flops", choices=X_METRICS,
                    help="complexity metric on the x axis (default flops)")
     p.add_argument("--law", default="auto", choices=LAW_CHOICES,
@@ -53,7 +63,10 @@ def add_parser(sub: Any) -> None:
         "candidates are timed here and ranked by the paper's prior (α near 0.8, dWr).",
     )
     p.add_argument("source", metavar="STUDY_DIR_OR_BASE",
-                   help="a study directory (trained results) or a model name / spec file")
+                   help="a study directory (trained results), a results file (.csv/.json, "
+                   "see docs/results-format.md: the groups are ranked) or a model name / spec "
+                   "file")
+    _results_args(p)
     p.add_argument("--target-flops", required=True, metavar="TARGET",
                    help="flops factor (4x) or absolute multiply-adds (4G, 400M)")
     p.add_argument("--max-latency", type=float, metavar="MS",
@@ -84,6 +97,53 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run_recommend)
 
 
+def _results_args(p: Any) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--percent", action="store_const", const=True, dest="percent",
+                   default=None, help="a results file's top1_err column is in percent")
+    g.add_argument("--fraction", action="store_const", const=False, dest="percent",
+                   help="a results file's top1_err column is a fraction (the default for "
+                   "top1_err; top1_err_pct / top1_err_frac headers say it themselves)")
+
+
+def parse_noise(text: str | None) -> float | None:
+    """'0.3pt' / '0.3pts' / '0.3%' -> 0.003; '0.003' -> 0.003 (a fraction)."""
+    if text is None:
+        return None
+    t = str(text).strip().lower().replace(" ", "")
+    for suf in ("points", "point", "pts", "pt", "%"):
+        if t.endswith(suf):
+            try:
+                v = float(t[: -len(suf)]) / 100.0
+            except ValueError:
+                break
+            if not (math.isfinite(v) and 0 <= v < 0.1):
+                raise NetscaleError(f"--noise {text!r}: give a standard deviation below 10 "
+                                    "points, e.g. 0.3pt")
+            return v
+    else:
+        try:
+            v = float(t)
+        except ValueError:
+            v = math.nan
+        if math.isfinite(v) and 0 <= v < 0.1:
+            return v
+        if math.isfinite(v) and v >= 0.1:
+            raise NetscaleError(f"--noise {text!r} as a fraction would be {100 * v:g} points; "
+                                f"write {v:g}pt for percentage points or a fraction below 0.1")
+    raise NetscaleError(f"--noise {text!r}: write the run-to-run standard deviation as 0.3pt "
+                        "(percentage points) or 0.003 (fraction)")
+
+
+def parse_at(text: str) -> list[float]:
+    from netscale.util.units import parse_count
+
+    parts = [p for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise NetscaleError("--at is empty; give x values such as 3.2G,8G,32G")
+    return [parse_count(p, "--at value") for p in parts]
+
+
 # --------------------------------------------------------------------------------------------
 # fit
 # --------------------------------------------------------------------------------------------
@@ -95,17 +155,29 @@ def _ci(v: float, iv: tuple[float, float] | None) -> str:
     return f"{v:.3g} [{iv[0]:.3g}, {iv[1]:.3g}]"
 
 
+def _pt(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
+    if iv is None:
+        return _pt(v)
+    return f"{_pt(v)} [{_pt(iv[0])}, {_pt(iv[1])}]"
+
+
 def _holdout_text(rep: Any) -> str:
     h = rep.holdout.get(rep.best)
     if h is None:
         return "-"
     if h.skipped:
         return "skipped (too few smaller models)"
-    return (f"{100 * h.predicted:.2f}% vs {100 * h.actual:.2f}% "
-            f"({'inside' if h.within else 'OUTSIDE'}, {100 * h.rel_error:+.1f}%)")
+    return (f"{_pt(h.predicted)} [{_pt(h.lo)}, {_pt(h.hi)}] vs {_pt(h.actual)} "
+            f"({'inside' if h.within else 'OUTSIDE'}, {100 * (h.predicted - h.actual):+.2f})")
 
 
-def fit_table(fits: Any) -> str:
+def fit_table(fits: Any, head: str = "strategy") -> str:
+    """The fit table; every error in it (c, RMSE, leave-largest-out) is in percentage
+    points."""
     from netscale.util.fmt import table
 
     rows = []
@@ -116,12 +188,13 @@ def fit_table(fits: Any) -> str:
             rows.append([label, alpha, pts, "-", "-", "-", "-", "-", "not fitted (see notes)"])
             continue
         lf = f.report.best_fit
-        c = _ci(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
+        c = _ci_pts(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
         rows.append([label, alpha, pts, lf.law, _ci(lf.b, lf.intervals.get("b")), c,
                      f"{lf.r2_log:.3f}" if math.isfinite(lf.r2_log) else "-",
-                     f"{100 * lf.rmse:.2f}", _holdout_text(f.report)])
-    return table(rows, ["strategy", "α", "points (sizes)", "law", "b [CI]", "c [CI]",
-                        "R²(log)", "RMSE (pts)", "leave-largest-out: predicted vs actual"],
+                     _pt(lf.rmse), _holdout_text(f.report)])
+    return table(rows, [head, "α", "points (sizes)", "law", "b [CI]", "c [CI] (pts)",
+                        "R²(log)", "RMSE (pts)",
+                        "leave-largest-out: predicted [PI] vs actual (pts, difference)"],
                  align="lrrlrrrrl")
 
 
@@ -150,40 +223,141 @@ def runtime_text(rt: Any) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from netscale.laws.study_fits import fit_study, load_study, study_runtime
+    from netscale.laws.results_io import is_imported, load_results
+    from netscale.laws.study_fits import fit_study, study_runtime
 
-    study = load_study(args.study_dir)
+    noise = parse_noise(args.noise)
+    at = parse_at(args.at) if args.at is not None else None
+    study = load_results(args.study_dir, percent=args.percent)
+    imported = is_imported(study)
     trials = [t for t in study.trials if args.base is None or t.base == args.base]
     if args.base is not None and not trials:
         raise NetscaleError(f"base {args.base!r} is not in the study; bases: "
                             f"{', '.join(study.bases)}")
     fits = fit_study(trials, x=args.x, law=args.law, n_boot=args.n_boot, level=args.level,
-                     seed=args.seed)
+                     seed=args.seed, noise=noise)
     rt = study_runtime(trials)
+    preds = predictions_at(fits, at, args.level) if at is not None else None
     if args.json:
+        extra: dict[str, Any] = {}
+        if imported:
+            extra["source"] = study.config.get("imported")
+        if preds is not None:
+            extra["predictions"] = preds
         print_json({"study": study.name, "path": str(study.path), **fits.to_dict(
-            samples=args.samples), "runtime": rt.to_dict() if rt else None})
+            samples=args.samples), "noise": noise, "runtime": rt.to_dict() if rt else None,
+            **extra})
         return 0
-    print(f"study {study.name} ({study.path}): top-1 error vs {args.x}"
+    what = "results file" if imported else "study"
+    print(f"{what} {study.name} ({study.path}): top-1 error vs {args.x}"
           f"{' (multiply-adds)' if 'flops' in args.x else ''}, law {args.law}, "
-          f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)")
+          f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)"
+          + (f", known noise {100 * noise:.2f} points" if noise else ""))
+    if imported:
+        src = study.config["imported"]
+        counted = src.get("counted_models") or []
+        print(f"  {src['rows']} rows in {len(src['groups'])} group(s), each fitted on its own; "
+              f"error column {src['error_column']} ({src['error_unit']})"
+              + (f"; flops of {len(counted)} model(s) counted analytically" if counted else ""))
     print()
-    print(fit_table(fits))
+    print("all errors in percentage points (pts); b is the exponent of x")
+    print(fit_table(fits, "group" if imported else "strategy"))
     print()
     print("fits:")
     for label, f in fits.fits.items():
         if f.report is not None:
             lf = f.report.best_fit
             a = lf.intervals.get("a")
-            print(f"  {label}: {lf.formula()}   (a {_ci(lf.a, a)})")
+            print(f"  {label}: {lf.formula()}   (a {_ci(lf.a, a)}; err as a fraction)")
     notes = grouped_notes(fits)
     if notes:
         print("notes:")
         for n in notes:
             print(f"  {n}")
-    print()
-    print(runtime_text(rt))
+    if preds is not None:
+        print()
+        print(predictions_text(preds, args.x, args.level))
+    if not imported or rt is not None:
+        print()
+        print(runtime_text(rt))
     return 0
+
+
+EXTRAPOLATION_WARN = 4.0
+
+
+def predictions_at(fits: Any, at: list[float], level: float) -> dict[str, Any]:
+    """Per group: the predicted error at each x with its prediction interval and how far
+    past the fitted data it lies; groups that could not be fitted carry the reason."""
+    out: dict[str, Any] = {}
+    for label, f in fits.fits.items():
+        if f.report is None:
+            out[label] = {"skipped": f.skipped, "predictions": []}
+            continue
+        lf = f.report.best_fit
+        rows = []
+        for xv in at:
+            p = f.report.predict(xv, level)
+            warn = None
+            if p.extrapolation > EXTRAPOLATION_WARN:
+                side = "largest" if xv > lf.x_max else "smallest"
+                warn = (f"x{p.extrapolation:.3g} past the {side} fitted model: beyond "
+                        f"x{EXTRAPOLATION_WARN:g} the law is a guess, trust the interval "
+                        "rather than the value")
+            rows.append({**p.to_dict(), "warning": warn})
+        out[label] = {"law": lf.law, "fallback_power": lf.law == "power" and any(
+            n.startswith("only ") for n in f.notes), "x_min": lf.x_min, "x_max": lf.x_max,
+            "noise": lf.noise, "predictions": rows}
+    return {"x": fits.x_metric, "level": level, "units": {"error": "fraction",
+            "flops": "multiply-adds"}, "groups": out}
+
+
+def _count(v: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
+    from netscale.util.fmt import table
+
+    unit = " (multiply-adds)" if x == "flops" else ""
+    rows, skipped, fallback = [], [], []
+    warns: dict[str, list[str]] = {}
+    for label, g in preds["groups"].items():
+        if not g["predictions"]:
+            skipped.append(f"{label}: not fitted ({g['skipped']})")
+            continue
+        if g["fallback_power"]:
+            fallback.append(label)
+        for p in g["predictions"]:
+            ex = p["extrapolation"]
+            rows.append([label, _count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
+                         _pt(p["value"]), f"[{_pt(p['lo'])}, {_pt(p['hi'])}]",
+                         "inside" if ex <= 1 + 1e-9 else f"x{ex:.3g}",
+                         "WARNING" if p["warning"] else ""])
+            if p["warning"]:
+                warns.setdefault(label, []).append(_count(p["x"]))
+    lines = [f"predicted top-1 error at --at {x}{unit}; errors in percentage points, "
+             f"{level:.0%} prediction intervals for a new run; 'past data' = how far beyond "
+             "the fitted sizes"]
+    if rows:
+        lines.append(table(rows, ["group", x, "law", "predicted (pts)",
+                                  f"{level:.0%} interval (pts)", "past data", ""],
+                           align="lrlrrrl"))
+    for label, xs in warns.items():
+        g = preds["groups"][label]
+        lines.append(f"warning: {label} at {', '.join(xs)}: more than x{EXTRAPOLATION_WARN:g} "
+                     f"past the fitted sizes ({_count(g['x_min'])}..{_count(g['x_max'])}); "
+                     "there the law is a guess: trust the interval rather than the value")
+    if fallback:
+        lines.append(f"* {', '.join(fallback)}: the plain power law (too few points for the "
+                     "saturating law) has no floor and underpredicts larger models (by 2-6 "
+                     "points on pycls's RegNets); its values are optimistic")
+    for s in skipped:
+        lines.append(f"no prediction: {s}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ DEFAULT_LEVEL = 0.95
 B_MAX = 5.0
 _LOG_A_BOUNDS = (math.log(1e-9), math.log(1e3))
 _RES_DRAWS = 5  # residual draws per bootstrap curve when forming prediction intervals
+_KNOWN_NOISE_DOF = 10**6  # a known noise level: normal quantiles, no t widening
 ERROR_DOMAIN = "errors must be fractions in (0, 1] (e.g. top-1 error 0.234, not 23.4%)"
 
 
@@ -171,6 +172,8 @@ class LawFit:
     boot: tuple[tuple[float, ...], ...] = field(repr=False, default=())
     residuals: tuple[float, ...] = field(repr=False, default=())
     notes: tuple[str, ...] = ()
+    y_min: float = float("nan")
+    noise: float | None = None
 
     # -- parameters -------------------------------------------------------------------------
     @property
@@ -189,6 +192,12 @@ class LawFit:
     def n_params(self) -> int:
         return len(LAWS[self.law])
 
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the small-sample widening: n − p, or effectively infinite
+        when a known noise level was given (the noise is then not estimated from the fit)."""
+        return _KNOWN_NOISE_DOF if self.noise else self.n - self.n_params
+
     def formula(self, digits: int = 4) -> str:
         """'err = 12.3·flops^(−0.31) + 0.182' with the fitted numbers."""
         xm = f"({self.x_metric})" if "*" in self.x_metric else self.x_metric
@@ -206,8 +215,8 @@ class LawFit:
     def param_interval(self, name: str, level: float | None = None) -> tuple[float, float]:
         """Bootstrap percentile interval of parameter ``name`` (a, b, c or a_ref)."""
         level = self.level if level is None else _check_level(level)
-        ivs = _param_intervals(self._boot_array(), self.x_ref, self.law, level,
-                               self.n - self.n_params)
+        ivs = _param_intervals(self._boot_array(), self.x_ref, self.law, level, self.dof,
+                               c_max=self.y_min)
         if name not in ivs:
             raise NetscaleError(
                 f"unknown parameter {name!r} for the {self.law} law; use one of {', '.join(ivs)}")
@@ -225,13 +234,20 @@ class LawFit:
         xn = xs / self.x_ref
         # curves[j, k] = bootstrap curve j at x_k
         curves = boot[:, 0:1] * np.exp(-boot[:, 1:2] * np.log(xn)[None, :]) + boot[:, 2:3]
-        dof = self.n - self.n_params
+        dof = self.dof
         conf_lo, conf_hi = _interval(curves, level, dof, log=True)
         res = np.asarray(self.residuals, dtype=float)
         if res.size:
             rng = np.random.default_rng(self.seed + 7919)
             draws = rng.choice(res, size=(curves.shape[0], _RES_DRAWS))
-            noisy = curves[:, None, :] * np.exp(draws)[:, :, None]
+            if self.noise:
+                # a known run-to-run noise (error units) is a floor on the log-space noise
+                sd = np.maximum(self.noise / np.median(curves, axis=0),
+                                float(np.sqrt(np.mean(res**2))))
+                z = rng.standard_normal((curves.shape[0], _RES_DRAWS))
+                noisy = curves[:, None, :] * np.exp(z[:, :, None] * sd[None, None, :])
+            else:
+                noisy = curves[:, None, :] * np.exp(draws)[:, :, None]
             lo, hi = _interval(noisy.reshape(-1, xs.size), level, dof, log=True)
             # a new run is at least as uncertain as the curve itself
             lo, hi = np.minimum(lo, conf_lo), np.maximum(hi, conf_hi)
@@ -299,6 +315,8 @@ class LawFit:
             "n_boot": self.n_boot,
             "seed": self.seed,
             "notes": list(self.notes),
+            "y_min": _num(self.y_min),
+            "noise": self.noise,
         }
         if samples:
             out["boot"] = [list(r) for r in self.boot]
@@ -335,6 +353,8 @@ class LawFit:
                 boot=tuple(tuple(float(v) for v in r) for r in d.get("boot", ())),
                 residuals=tuple(float(v) for v in d.get("residuals", ())),
                 notes=tuple(str(s) for s in d.get("notes", ())),
+                y_min=_opt(d.get("y_min")),
+                noise=None if d.get("noise") is None else float(d["noise"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NetscaleError(f"corrupt scaling-law fit data ({exc!r}); refit with netscale fit"
@@ -481,6 +501,17 @@ def _check_pred_x(x: float | Sequence[float] | np.ndarray) -> np.ndarray:
     return xs
 
 
+def check_noise(noise: float | None) -> float | None:
+    """A known run-to-run noise (standard deviation of the error, a fraction) or None."""
+    if noise is None:
+        return None
+    v = float(noise)
+    if not (math.isfinite(v) and 0 <= v < 0.5):
+        raise NetscaleError(f"noise must be a standard deviation of the error as a fraction in "
+                            f"[0, 0.5) (0.003 = 0.3 points), got {noise!r}")
+    return v or None
+
+
 def check_law(law: str) -> str:
     name = str(law).strip().lower()
     if name not in LAWS:
@@ -553,12 +584,13 @@ def _t_factor(level: float, dof: int) -> float:
 
 
 def _interval(samples: np.ndarray, level: float, dof: int, *, log: bool = False,
-              lower: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              lower: float | None = None, upper: float | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap percentile interval along axis 0, widened for small samples.
 
     The distances from the bootstrap median to the α/2 and 1−α/2 percentiles are multiplied
     by t_dof/z (keeps the asymmetry; 1.0 for many points). ``log`` works on log(samples)
-    (positive quantities); ``lower`` clips at a parameter bound.
+    (positive quantities); ``lower``/``upper`` clip at a parameter's bounds.
     """
     v = np.log(samples) if log else samples
     q = (1.0 - level) / 2.0
@@ -569,20 +601,26 @@ def _interval(samples: np.ndarray, level: float, dof: int, *, log: bool = False,
         lo, hi = np.exp(lo), np.exp(hi)
     if lower is not None:
         lo = np.maximum(lo, lower)
+    if upper is not None:
+        lo, hi = np.minimum(lo, upper), np.minimum(hi, upper)
     return lo, hi
 
 
 def _param_intervals(samples: np.ndarray, x_ref: float, law: str, level: float,
-                     dof: int) -> dict[str, tuple[float, float]]:
+                     dof: int, c_max: float | None = None) -> dict[str, tuple[float, float]]:
+    """Parameter intervals; c's is clipped to [0, c_max] (c_max: the lowest observed error,
+    the floor cannot lie above a measured error; bootstrap refits bound c by the lowest
+    *resampled* error, and the small-sample widening can push past it)."""
     a = samples[:, 0] * x_ref ** samples[:, 1]
-    cols: dict[str, tuple[np.ndarray, bool, float | None]] = {
-        "a": (a, True, None), "b": (samples[:, 1], False, 0.0)}
+    cols: dict[str, tuple[np.ndarray, bool, float | None, float | None]] = {
+        "a": (a, True, None, None), "b": (samples[:, 1], False, 0.0, B_MAX)}
     if law == "saturating":
-        cols["c"] = (samples[:, 2], False, 0.0)
-    cols["a_ref"] = (samples[:, 0], True, None)
+        up = None if c_max is None or not math.isfinite(c_max) else float(c_max)
+        cols["c"] = (samples[:, 2], False, 0.0, up)
+    cols["a_ref"] = (samples[:, 0], True, None, None)
     out = {}
-    for name, (col, log, lower) in cols.items():
-        lo, hi = _interval(col, level, dof, log=log, lower=lower)
+    for name, (col, log, lower, upper) in cols.items():
+        lo, hi = _interval(col, level, dof, log=log, lower=lower, upper=upper)
         out[name] = (float(lo), float(hi))
     return out
 
@@ -731,20 +769,25 @@ def _aicc(rss: float, n: int, k: int) -> float:
 def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
             x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
             level: float = DEFAULT_LEVEL, seed: int = 0,
-            huber_scale: float = DEFAULT_HUBER_SCALE, loo: bool = True) -> LawFit:
+            huber_scale: float = DEFAULT_HUBER_SCALE, loo: bool = True,
+            noise: float | None = None) -> LawFit:
     """Fits one law (``saturating``: err = a·x^(−b) + c, or ``power``: err = a·x^(−b)).
 
     ``x`` is the complexity metric (any positive unit; flops are multiply-adds), ``err`` the
     errors as fractions in (0, 1]. Repeated x values (several seeds per model) are fine.
     ``n_boot`` bootstrap refits (seeded by ``seed``) give the parameter intervals at ``level``
     and the prediction intervals; ``loo`` adds the leave-one-out RMSE (n more refits).
-    Deterministic for a given ``seed``.
+    ``noise``: a known run-to-run standard deviation of the error (a fraction, 0.003 =
+    0.3 points), used as a floor on the noise the bootstrap and the prediction intervals
+    assume (with few points the fitted residuals understate it); with it the intervals use
+    normal rather than small-sample t quantiles. Deterministic for a given ``seed``.
     """
     law = check_law(law)
     level = _check_level(level)
     if int(n_boot) != n_boot or n_boot < 0:
         raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
     n_boot = int(n_boot)
+    noise = check_noise(noise)
     if not (huber_scale > 0 and math.isfinite(huber_scale)):
         raise NetscaleError(f"huber_scale must be a positive number, got {huber_scale}")
     p = len(LAWS[law])
@@ -774,7 +817,12 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     rng = np.random.default_rng(seed)
     boot = np.empty((0, 3))
     if n_boot:
-        ystar = pred * np.exp(boot_res[rng.integers(0, n, size=(n_boot, n))])
+        if noise:
+            sd = np.maximum(noise / pred, float(np.sqrt(np.mean(boot_res**2))))
+            ystar = np.minimum(pred * np.exp(rng.standard_normal((n_boot, n)) * sd[None, :]),
+                               1.0)
+        else:
+            ystar = pred * np.exp(boot_res[rng.integers(0, n, size=(n_boot, n))])
         alt = prob.starts(ya)[[4 if prob.sat else 1]]  # a generic start (b=0.3, c=min/2)
         starts = np.stack([np.broadcast_to(theta, (n_boot, p)),
                            np.broadcast_to(alt, (n_boot, p))], axis=1)
@@ -785,7 +833,9 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
 
     loo_rmse = _loo(prob, ya, theta) if loo else None
 
-    intervals = _param_intervals(samples, x_ref, law, level, n - p)
+    y_min = float(np.min(ya))
+    dof = _KNOWN_NOISE_DOF if noise else n - p
+    intervals = _param_intervals(samples, x_ref, law, level, dof, c_max=y_min)
 
     notes = []
     if b <= 1e-6:
@@ -811,7 +861,8 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
         rmse_log=rmse_log, sigma_log=sigma, aicc=aicc, loo_rmse_log=loo_rmse,
         huber_scale=huber_scale, n_boot=n_boot, seed=seed,
         boot=tuple(tuple(float(v) for v in r) for r in boot),
-        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes),
+        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
+        noise=noise,
     )
 
 
@@ -834,7 +885,8 @@ def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
 def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
                       x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
                       level: float = DEFAULT_LEVEL, seed: int = 0,
-                      huber_scale: float = DEFAULT_HUBER_SCALE) -> HoldoutCheck:
+                      huber_scale: float = DEFAULT_HUBER_SCALE,
+                      noise: float | None = None) -> HoldoutCheck:
     """Fits ``law`` without the points at the largest x and predicts them.
 
     Returns a :class:`HoldoutCheck`; when too few points remain the check is ``skipped``
@@ -849,7 +901,7 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     n_train = int((~top).sum())
     try:
         fit = fit_law(xa[~top], ya[~top], law, x_metric=x_metric, n_boot=n_boot, level=level,
-                      seed=seed, huber_scale=huber_scale, loo=False)
+                      seed=seed, huber_scale=huber_scale, loo=False, noise=noise)
     except NetscaleError as exc:
         return HoldoutCheck(law=law, x=xmax, actual=actual, n_train=n_train,
                             skipped=f"not enough smaller models to fit without the largest: {exc}")
@@ -865,7 +917,8 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
                x_metric: str = "flops", laws: Sequence[str] = ("saturating", "power"),
                select: str = "general", holdout: bool = True, n_boot: int = DEFAULT_N_BOOT,
                level: float = DEFAULT_LEVEL, seed: int = 0,
-               huber_scale: float = DEFAULT_HUBER_SCALE) -> FitReport:
+               huber_scale: float = DEFAULT_HUBER_SCALE,
+               noise: float | None = None) -> FitReport:
     """Fits each law in ``laws``, selects one and runs the leave-largest-out check.
 
     Selection (``select``):
@@ -899,7 +952,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     for name in names:
         try:
             fits[name] = fit_law(xa, ya, name, x_metric=x_metric, n_boot=n_boot, level=level,
-                                 seed=seed, huber_scale=huber_scale)
+                                 seed=seed, huber_scale=huber_scale, noise=noise)
         except NetscaleError as exc:
             skipped[name] = str(exc)
             first_exc = first_exc or exc
@@ -911,7 +964,8 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     if holdout:
         for name in fits:
             checks[name] = leave_largest_out(xa, ya, name, x_metric=x_metric, n_boot=n_boot,
-                                             level=level, seed=seed, huber_scale=huber_scale)
+                                             level=level, seed=seed, huber_scale=huber_scale,
+                                             noise=noise)
     return FitReport(group=group, x_metric=x_metric, x=tuple(float(v) for v in xa),
                      y=tuple(float(v) for v in ya), fits=fits, best=best, selection=select,
                      reason=reason, holdout=checks, skipped=skipped)

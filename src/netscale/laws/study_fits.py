@@ -37,6 +37,12 @@ X_METRICS = ("flops", "params", "acts", "epochs*flops")
 LAW_CHOICES = ("auto", "saturating", "power")
 ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))
 _FAMILY_TOL = 1e-6
+POWER_FALLBACK_NOTE = (
+    "the plain power law has no floor, so it keeps falling where real error curves level off: "
+    "on pycls's published RegNet ImageNet errors a power law fitted on 3 small models "
+    "underpredicts the larger ones by 2-6 points (benchmarks/pycls_errors.py); treat its "
+    "predictions as optimistic, and with 3 points its intervals are either useless (1 degree "
+    "of freedom) or far too narrow")
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,10 +71,17 @@ def is_study_dir(path: str | Path) -> bool:
 
 
 def load_study(study_dir: str | Path) -> StudyResults:
-    """Reads a study directory; a one-line :class:`NetscaleError` when it is not one."""
+    """Reads a study directory; a one-line :class:`NetscaleError` when it is not one.
+
+    A CSV or JSON results file (see :mod:`netscale.laws.results_io`) is loaded as a study too,
+    so every consumer of a study also takes results trained elsewhere."""
     from netscale.study.store import Store
 
     p = Path(study_dir)
+    if p.suffix.lower() in (".csv", ".json") and not p.is_dir():
+        from netscale.laws.results_io import load_results
+
+        return load_results(p)
     if not p.exists():
         raise NetscaleError(f"{str(p)!r} does not exist; give a study directory (the 'out' "
                             "directory of 'netscale study CONFIG')")
@@ -277,8 +290,11 @@ def _x_values(rows: Sequence[Mapping[str, Any]], x: str) -> list[float]:
 def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
                  missing: int = 0, label: str | None = None, x: str = "flops",
                  law: str = "auto", n_boot: int = DEFAULT_N_BOOT,
-                 level: float = DEFAULT_LEVEL, seed: int = 0) -> StrategyFit:
-    """Fits one strategy's points; never raises for too few or bad points (``skipped``)."""
+                 level: float = DEFAULT_LEVEL, seed: int = 0,
+                 noise: float | None = None) -> StrategyFit:
+    """Fits one strategy's points; never raises for too few or bad points (``skipped``).
+    ``noise``: a known run-to-run standard deviation of the error (fraction), see
+    :func:`netscale.laws.fit.fit_law`."""
     x = check_x_metric(x)
     law = check_law_choice(law)
     exps = strategy_exponents(strategy)
@@ -301,7 +317,7 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
             "power": ("power",)}[law]
     try:
         rep = fit_report(xs, ys, group=label, x_metric=x, laws=laws, select="general",
-                         n_boot=n_boot, level=level, seed=seed)
+                         n_boot=n_boot, level=level, seed=seed, noise=noise)
     except NetscaleError as exc:
         hint = ""
         if law == "saturating" and n >= len(LAWS["power"]) + 1:
@@ -316,12 +332,15 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
         notes.insert(0, f"only {n} point(s) over {sizes} size(s): fitted the plain power law "
                         "err = a·x^(−b); the saturating law err = a·x^(−b) + c needs at least "
                         "4 points over 3 sizes (train more factors, e.g. 8, or more seeds)")
+        notes.insert(1, POWER_FALLBACK_NOTE + ("" if noise else "; give --noise (the "
+                                               "run-to-run spread you know) to widen them"))
     return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
 
 
 def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
               y: str = "top1_err", n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-              seed: int = 0, base: str | None = None) -> StudyFits:
+              seed: int = 0, base: str | None = None,
+              noise: float | None = None) -> StudyFits:
     """Per-strategy fits of error (``y``) against ``x`` for a study's trials.
 
     Strategies that cannot be fitted are kept with ``skipped``; raises only when the study has
@@ -345,7 +364,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
             continue
         label = s if len(bases) == 1 else f"{b}/{s}"
         fits[label] = fit_strategy(b, s, rows, missing=missing, label=label, x=x, law=law,
-                                   n_boot=n_boot, level=level, seed=seed)
+                                   n_boot=n_boot, level=level, seed=seed, noise=noise)
     if not fits:
         raise NetscaleError("the study has only base-model trials (no strategies); scaling "
                             "laws need scaled models: add strategies and factors to the config")

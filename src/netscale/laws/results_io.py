@@ -1,0 +1,389 @@
+"""Results trained anywhere: load a CSV or JSON file of results as a study.
+
+``netscale fit``, ``recommend``, ``report`` and ``bench --fit`` take, besides a study directory,
+a file of results (format: docs/results-format.md). :func:`load_results` dispatches on the
+source (a directory is a study; ``.csv``/``.json`` is a results file) and returns the same
+:class:`~netscale.laws.study_fits.StudyResults` with :class:`~netscale.study.store.TrialRow`
+rows that a study gives, so every consumer sees one row type.
+
+Columns (case-insensitive, order free):
+
+* ``group`` (alias ``strategy``): a strategy or family name; each group is fitted on its own.
+  A group named ``base`` is the shared unscaled model and belongs to every group's curve
+  (as in a study and its ``--export``).
+* ``flops`` (multiply-adds; ``3.2G`` style suffixes allowed) or ``model``: anything netscale
+  can count (a named model, a spec file, a pycls YAML), counted analytically. When both are
+  given, ``flops`` wins and the model only fills missing ``params``/``acts``.
+* the top-1 error: ``top1_err_pct`` (percent), ``top1_err_frac`` (fraction), or ``top1_err``
+  (a fraction unless ``percent=True``); contradictory or ambiguous input is refused.
+  An empty error keeps the row as "no result" (listed, not fitted).
+* optional ``params``, ``acts``, ``time_ms`` (ms per batch), ``batch_size`` (of time_ms,
+  default 1), ``device``, ``mode`` (infer or train, default infer), ``seed``, ``epochs``,
+  ``status`` (``done`` unless given).
+
+Pure Python: torch is never imported (counting a ``model`` is analytic).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+from netscale.laws.study_fits import StudyResults, is_study_dir, load_study
+
+RESULT_SUFFIXES = (".csv", ".json")
+ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")
+ERR_FRAC = ("top1_err_frac", "top1_err_fraction")
+ERR_PLAIN = "top1_err"
+OPTIONAL = ("params", "acts", "time_ms", "batch_size", "device", "mode", "seed", "epochs",
+            "status", "id", "base", "factor", "top5_err")
+GROUP_ALIASES = ("group", "strategy")
+IMPORTED = "imported"  # StudyResults.config key marking a results file
+_STATUSES = ("done", "pending", "running", "failed")
+
+
+def is_results_file(source: str | Path) -> bool:
+    p = Path(source)
+    return p.suffix.lower() in RESULT_SUFFIXES and not p.is_dir()
+
+
+def is_imported(study: StudyResults) -> bool:
+    return bool(study.config.get(IMPORTED))
+
+
+def load_results(source: str | Path, *, percent: bool | None = None) -> StudyResults:
+    """A study directory, or a CSV/JSON results file, as :class:`StudyResults`.
+
+    ``percent``: the plain ``top1_err`` column is in percent (True) or a fraction (False /
+    None: fraction, refused when the values look like percent). One-line
+    :class:`NetscaleError` for every problem with the file.
+    """
+    p = Path(source)
+    if is_study_dir(p) or p.is_dir():
+        return load_study(p)
+    if p.suffix.lower() not in RESULT_SUFFIXES:
+        if not p.exists():
+            raise NetscaleError(f"{str(p)!r} does not exist; give a study directory or a "
+                                "results file (.csv or .json, see docs/results-format.md)")
+        raise NetscaleError(f"{str(p)!r} is neither a study directory nor a results file; "
+                            "results files end in .csv or .json (see docs/results-format.md)")
+    if not p.is_file():
+        raise NetscaleError(f"results file {str(p)!r} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NetscaleError(f"cannot read results file {str(p)!r}: {exc}") from None
+    fmt = p.suffix.lower().lstrip(".")
+    raw = _read_csv(text, p) if fmt == "csv" else _read_json(text, p)
+    return rows_to_study(raw, source=p, fmt=fmt, percent=percent)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def _read_csv(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise NetscaleError(f"results file {str(path)!r} is empty; it needs a header line "
+                            "(group,flops,top1_err_pct,...) and one row per trained model")
+    try:
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
+        header = reader.fieldnames or []
+        rows = []
+        for i, r in enumerate(reader, start=2):
+            if None in r:
+                raise NetscaleError(f"{path}: data row {i - 1} has more fields than the header "
+                                    f"({len(header)} columns)")
+            rows.append((i - 1, {k: v for k, v in r.items()}))
+    except csv.Error as exc:
+        raise NetscaleError(f"{path}: not a valid CSV file ({exc})") from None
+    if not rows:
+        raise NetscaleError(f"results file {str(path)!r} has a header but no rows")
+    return rows
+
+
+def _read_json(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    if not text.strip():
+        raise NetscaleError(f"results file {str(path)!r} is empty; it needs a list of objects "
+                            '(e.g. [{"group": "dWr", "flops": 4e8, "top1_err": 0.25}])')
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise NetscaleError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(data, Mapping):
+        for key in ("results", "rows", "trials"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+        else:
+            raise NetscaleError(f"{path}: expected a list of result objects (or an object with "
+                                "a 'results' list)")
+    if not isinstance(data, list):
+        raise NetscaleError(f"{path}: expected a list of result objects")
+    if not data:
+        raise NetscaleError(f"results file {str(path)!r} has no rows (an empty list)")
+    out = []
+    for i, r in enumerate(data, start=1):
+        if not isinstance(r, Mapping):
+            raise NetscaleError(f"{path}: row {i} is not an object (got {type(r).__name__})")
+        out.append((i, dict(r)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# rows -> trials
+# --------------------------------------------------------------------------------------------
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _number(v: Any, col: str, where: str, *, count: bool = False) -> float:
+    if isinstance(v, bool):
+        raise NetscaleError(f"{where}: {col} = {v!r} is not a number")
+    if isinstance(v, (int, float)):
+        x = float(v)
+    else:
+        text = str(v).strip()
+        try:
+            x = float(text)
+        except ValueError:
+            if count:
+                from netscale.util.units import parse_count
+
+                try:
+                    x = parse_count(text, col)
+                except NetscaleError:
+                    raise NetscaleError(f"{where}: {col} = {text!r} is not a number (write "
+                                        "e.g. 3.2e9 or 3.2G)") from None
+            else:
+                raise NetscaleError(f"{where}: {col} = {text!r} is not a number") from None
+    if not math.isfinite(x):
+        raise NetscaleError(f"{where}: {col} = {v!r} is not a finite number")
+    return x
+
+
+def _error_column(keys: Sequence[str], percent: bool | None, path: Path) -> tuple[str, bool]:
+    """(column, in_percent)."""
+    pct = [k for k in keys if k in ERR_PCT]
+    frac = [k for k in keys if k in ERR_FRAC]
+    plain = [k for k in keys if k == ERR_PLAIN]
+    found = pct + frac + plain
+    if not found:
+        raise NetscaleError(f"{path}: no top-1 error column; add top1_err_pct (percent) or "
+                            f"top1_err_frac / top1_err (fraction); columns: {', '.join(keys)}")
+    if len(found) > 1:
+        raise NetscaleError(f"{path}: several top-1 error columns ({', '.join(found)}); keep one")
+    col = found[0]
+    if col in ERR_PCT:
+        if percent is False:
+            raise NetscaleError(f"{path}: column {col} says percent but --fraction was given; "
+                                "drop one of them")
+        return col, True
+    if col in ERR_FRAC:
+        if percent is True:
+            raise NetscaleError(f"{path}: column {col} says fraction but --percent was given; "
+                                "drop one of them")
+        return col, False
+    return col, bool(percent)
+
+
+def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str | Path,
+                  fmt: str = "rows", percent: bool | None = None) -> StudyResults:
+    """Validated result rows -> :class:`StudyResults` of ``TrialRow`` (status ``done`` for
+    rows with an error, ``pending`` for rows without)."""
+    from netscale.study.store import TrialRow
+
+    path = Path(source)
+    keys: list[str] = []
+    norm_rows = []
+    for line, r in raw:
+        d = {str(k).strip().lower(): v for k, v in r.items() if k is not None}
+        for k in d:
+            if k not in keys:
+                keys.append(k)
+        norm_rows.append((line, d))
+    gcol = next((k for k in GROUP_ALIASES if k in keys), None)
+    if gcol is None:
+        raise NetscaleError(f"{path}: no 'group' column (a strategy or family name per row); "
+                            f"columns: {', '.join(keys)}")
+    if "flops" not in keys and "model" not in keys:
+        raise NetscaleError(f"{path}: no 'flops' (multiply-adds) or 'model' (a model netscale "
+                            f"can count) column; columns: {', '.join(keys)}")
+    ecol, in_pct = _error_column(keys, percent, path)
+    counted: dict[str, tuple[int, int, int, int, dict[str, Any]]] = {}
+    items: list[dict[str, Any]] = []
+    for line, d in norm_rows:
+        where = f"{path.name} row {line}"
+        group = d.get(gcol)
+        if _blank(group):
+            raise NetscaleError(f"{where}: empty {gcol}; every row needs a group name")
+        group = str(group).strip()
+        item: dict[str, Any] = {"group": group, "line": line, "spec": {}, "resolution": 0}
+        flops = None if _blank(d.get("flops")) else _number(d["flops"], "flops", where,
+                                                              count=True)
+        params = None if _blank(d.get("params")) else _number(d["params"], "params", where,
+                                                                count=True)
+        acts = None if _blank(d.get("acts")) else _number(d["acts"], "acts", where, count=True)
+        model = None if _blank(d.get("model")) else str(d["model"]).strip()
+        if model is not None and (flops is None or params is None or acts is None):
+            if model not in counted:
+                counted[model] = _count_model(model, path, where)
+            f, pa, ac, res, spec = counted[model]
+            flops = f if flops is None else flops
+            params = pa if params is None else params
+            acts = ac if acts is None else acts
+            item["spec"], item["resolution"] = spec, res
+        if flops is None:
+            raise NetscaleError(f"{where}: no flops and no model; give flops (multiply-adds) "
+                                "or a model netscale can count")
+        for col, v in (("flops", flops), ("params", params), ("acts", acts)):
+            if v is not None and v <= 0:
+                raise NetscaleError(f"{where}: {col} must be positive, got {v:g}")
+        item.update(flops=flops, params=params, acts=acts, model=model)
+        err = None if _blank(d.get(ecol)) else _number(d[ecol], ecol, where)
+        if err is not None:
+            if in_pct:
+                if not 0 <= err <= 100:
+                    raise NetscaleError(f"{where}: {ecol} = {err:g} is not a percentage in "
+                                        "[0, 100]")
+            elif not 0 <= err <= 1:
+                hint = (" (looks like percent: name the column top1_err_pct or pass --percent)"
+                        if 1 < err <= 100 else "")
+                raise NetscaleError(f"{where}: {ecol} = {err:g} is not a fraction in [0, 1]"
+                                    f"{hint}")
+        item["err"] = err
+        t5 = None if _blank(d.get("top5_err")) else _number(d["top5_err"], "top5_err", where)
+        item["top5"] = t5
+        tm = None if _blank(d.get("time_ms")) else _number(d["time_ms"], "time_ms", where)
+        if tm is not None and tm <= 0:
+            raise NetscaleError(f"{where}: time_ms must be positive, got {tm:g}")
+        item["time_ms"] = tm
+        bs = None if _blank(d.get("batch_size")) else _number(d["batch_size"], "batch_size",
+                                                              where)
+        if bs is not None and (bs < 1 or bs != int(bs)):
+            raise NetscaleError(f"{where}: batch_size must be a positive integer, got {bs:g}")
+        item["batch_size"] = int(bs) if bs is not None else 1
+        item["device"] = "external" if _blank(d.get("device")) else str(d["device"]).strip()
+        mode = "infer" if _blank(d.get("mode")) else str(d["mode"]).strip().lower()
+        if mode not in ("infer", "train"):
+            raise NetscaleError(f"{where}: mode must be infer or train, got {mode!r}")
+        item["mode"] = mode
+        seed = 0.0 if _blank(d.get("seed")) else _number(d["seed"], "seed", where)
+        if seed != int(seed):
+            raise NetscaleError(f"{where}: seed must be an integer, got {seed:g}")
+        item["seed"] = int(seed)
+        ep = None if _blank(d.get("epochs")) else _number(d["epochs"], "epochs", where)
+        if ep is not None and (ep < 0 or ep != int(ep)):
+            raise NetscaleError(f"{where}: epochs must be a whole number >= 0, got {ep:g}")
+        item["epochs"] = int(ep) if ep is not None else 0
+        status = None if _blank(d.get("status")) else str(d["status"]).strip().lower()
+        if status is not None and status not in _STATUSES:
+            raise NetscaleError(f"{where}: status must be one of {', '.join(_STATUSES)}, got "
+                                f"{status!r}")
+        if status is None:
+            status = "done" if err is not None else "pending"
+        item["status"] = status
+        items.append(item)
+    errs = [i["err"] for i in items if i["err"] is not None]
+    if not in_pct and ecol == ERR_PLAIN and errs and percent is None:
+        pass  # fraction by default; values > 1 were refused above with a hint
+    if in_pct and errs and max(errs) <= 1.0:
+        raise NetscaleError(f"{path}: {ecol} is declared percent but every value is <= 1 (max "
+                            f"{max(errs):g}): they look like fractions; use a top1_err_frac "
+                            "column (or drop --percent)")
+    groups = sorted({i["group"] for i in items})
+    if groups == ["base"]:
+        raise NetscaleError(f"{path}: every row is in group 'base' (the shared unscaled model); "
+                            "name the groups (strategies or families)")
+    base_flops = [i["flops"] for i in items if i["group"] == "base"]
+    trials = []
+    seen: dict[str, int] = {}
+    for i in items:
+        g = i["group"]
+        fl = [j["flops"] for j in items if j["group"] == g] + base_flops
+        factor = i["flops"] / min(fl)
+        tid = f"{g}:{i['model'] or _short(i['flops'])}:s{i['seed']}"
+        seen[tid] = seen.get(tid, 0) + 1
+        if seen[tid] > 1:
+            tid = f"{tid}#{seen[tid]}"
+        frac = None if i["err"] is None else (i["err"] / 100.0 if in_pct else i["err"])
+        t5 = None if i["top5"] is None else (i["top5"] / 100.0 if in_pct else i["top5"])
+        bench = []
+        if i["time_ms"] is not None:
+            bench.append({"mode": i["mode"], "status": "ok", "time_ms": i["time_ms"],
+                          "batch_size": i["batch_size"], "device": i["device"],
+                          "flops": i["flops"], "params": i["params"], "acts": i["acts"]})
+        trials.append(TrialRow(
+            id=tid, base=IMPORTED, strategy=g, factor=float(factor), seed=i["seed"],
+            status=i["status"], attempts=1, failures=0,
+            spec=i["spec"] or {"name": i["model"] or tid},
+            flops=i["flops"], params=i["params"] if i["params"] is not None else 0,
+            acts=i["acts"] if i["acts"] is not None else 0, resolution=i["resolution"],
+            flops_factor=float(factor), bench=bench,
+            time_ms=i["time_ms"] if i["mode"] == "infer" else None,
+            top1_err=frac if i["status"] == "done" else None, top5_err=t5,
+            epochs_done=i["epochs"]))
+    missing_cols = [c for c in ("params", "acts") if all(i[c] is None for i in items)]
+    config = {
+        "name": path.stem, IMPORTED: {
+            "path": str(path), "format": fmt, "rows": len(items), "groups": groups,
+            "error_column": ecol, "error_unit": "percent" if in_pct else "fraction",
+            "counted_models": sorted(counted), "missing_columns": missing_cols,
+            "has_params": all(i["params"] is not None for i in items),
+            "has_acts": all(i["acts"] is not None for i in items)},
+        "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
+    }
+    return StudyResults(path=path, name=path.stem, config=config, trials=trials)
+
+
+def _short(flops: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if flops >= scale:
+            return f"{flops / scale:.4g}{unit}"
+    return f"{flops:.4g}"
+
+
+def _count_model(model: str, path: Path, where: str
+                 ) -> tuple[int, int, int, int, dict[str, Any]]:
+    """(flops, params, acts, resolution, spec dict) of a model, counted analytically."""
+    from netscale.complexity import count_tuple
+    from netscale.specs import resolve_spec
+
+    ref = model
+    cand = path.parent / model
+    if not Path(model).is_absolute() and cand.is_file():
+        ref = str(cand)  # spec files are relative to the results file
+    try:
+        spec = resolve_spec(ref)
+        f, p, a = count_tuple(spec)
+    except NetscaleError as exc:
+        raise NetscaleError(f"{where}: cannot count model {model!r}: {exc}") from None
+    return int(f), int(p), int(a), int(spec.resolution), spec.to_dict()
+
+
+def timing_rows(study: StudyResults) -> list[dict[str, Any]]:
+    """Rows with a time (ms per batch) for the runtime model: flops, params, acts, time_ms,
+    mode, batch_size, device, model."""
+    out = []
+    for t in study.trials:
+        for b in t.bench or []:
+            if b.get("status", "ok") != "ok" or b.get("time_ms") is None:
+                continue
+            out.append({"model": t.spec.get("name", t.id), "group": t.strategy,
+                        "flops": float(b.get("flops") or t.flops),
+                        "params": b.get("params") if b.get("params") else None,
+                        "acts": b.get("acts") if b.get("acts") else None,
+                        "time_ms": float(b["time_ms"]), "mode": b.get("mode", "infer"),
+                        "batch_size": int(b.get("batch_size") or 0),
+                        "device": str(b.get("device") or "?")})
+    return out
