@@ -381,6 +381,17 @@ def run_recommend(args: argparse.Namespace) -> int:
     strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()]
                   if args.strategies else None)
     inner = default_measure(args.budget)
+    source: Any = args.source
+    from netscale.laws.results_io import is_results_file, load_results
+
+    if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
+        if args.out:
+            raise NetscaleError("--out writes a scaled network spec, but a results file has no "
+                                "networks; drop --out (or recommend from a study directory)")
+        source = load_results(args.source, percent=args.percent)
+    elif args.percent is not None:
+        raise NetscaleError("--percent/--fraction apply to a results file (.csv or .json), "
+                            f"not to {args.source!r}")
 
     def timed(spec: Any, batch: int | None, device: str | None) -> Any:
         res = inner(spec, batch, device)
@@ -388,7 +399,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(f"[recommend] timed {spec.name}: {shown}", file=sys.stderr, flush=True)
         return res
 
-    rec = recommend(args.source, args.target_flops, max_latency_ms=args.max_latency,
+    rec = recommend(source, args.target_flops, max_latency_ms=args.max_latency,
                     batch_size=args.batch_size, max_params=max_params, max_acts=max_acts,
                     device=args.device, measure=args.measure, strategies=strategies,
                     alphas=alphas, base=args.base, x=args.x, law=args.law,

@@ -621,6 +621,8 @@ def recommend(source: str | Path | Any, target: str | float, *,
         study: StudyResults | None = source
     elif isinstance(source, NetSpec):
         study = None
+    elif str(source).lower().endswith((".csv", ".json")):  # results trained elsewhere
+        study = load_study(source)
     elif is_study_dir(source) or Path(str(source)).is_dir():
         study = load_study(source)  # a directory without results raises "not a study"
     else:
@@ -663,6 +665,13 @@ def recommend_study(study: StudyResults, target: str | float, *,
                     measure_fn: MeasureFn | None = None,
                     fits: StudyFits | None = None) -> Recommendation:
     """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws)."""
+    if study.config.get("imported"):  # a results file: rank its groups (laws/groups.py)
+        from netscale.laws.groups import recommend_groups
+
+        return recommend_groups(study, target, max_latency_ms=max_latency_ms,
+                                batch_size=batch_size, max_params=max_params,
+                                max_acts=max_acts, x=x, law=law, level=level, n_boot=n_boot,
+                                seed=seed, tie=tie, fits=fits, measure=measure)
     x = check_x_metric(x)
     cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
     bases = study.bases
