@@ -48,8 +48,16 @@ def add_parser(sub: Any) -> None:
         description="Write STUDY_DIR/report/index.html (self-contained, opens offline), the "
         "figures as PNG and trials.csv.",
     )
-    p.add_argument("study_dir", metavar="STUDY_DIR")
-    p.add_argument("--out", help="report directory (default STUDY_DIR/report)")
+    p.add_argument("study_dir", metavar="SOURCE",
+                   help="a study directory, or a results file (.csv/.json, see "
+                   "docs/results-format.md)")
+    p.add_argument("--out", help="report directory (default STUDY_DIR/report, or FILE_report "
+                   "next to a results file)")
+    pg = p.add_mutually_exclusive_group()
+    pg.add_argument("--percent", action="store_const", const=True, dest="percent",
+                    default=None, help="a results file's top1_err column is in percent")
+    pg.add_argument("--fraction", action="store_const", const=False, dest="percent",
+                    help="a results file's top1_err column is a fraction")
     p.set_defaults(func=run_report_cmd)
 
     p = sub.add_parser(
@@ -154,7 +162,7 @@ def run_study_cmd(args: argparse.Namespace) -> int:
 def run_report_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
 
-    path = make_report(args.study_dir, args.out)
+    path = make_report(args.study_dir, args.out, percent=args.percent)
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
     return 0
 

@@ -19,6 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -256,3 +257,74 @@ def recommend_groups(study: StudyResults, target: str | float, *,
                                       f"(x = flops; {level:.0%} prediction intervals)"),
         runtime_basis=runtime_basis, runtime_batch=batch, runtime=None, fits=fit_summary,
         notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+# report (a results file has no store: the report shows the fits and this verdict)
+# --------------------------------------------------------------------------------------------
+
+
+def is_imported_trials(trials: Sequence[Any]) -> bool:
+    from netscale.laws.results_io import IMPORTED
+
+    return bool(trials) and all(t.base == IMPORTED for t in trials)
+
+
+def groups_verdict_html(trials: Sequence[Any], fits: StudyFits | None = None,
+                        target_flops: float | None = None) -> str:
+    """The report's verdict for a results file: the groups ranked by predicted error at the
+    largest flops in the file (every group listed)."""
+    import html
+
+    def e(x: Any) -> str:
+        return html.escape(str(x))
+
+    done = [t for t in trials if t.status == "done" and t.top1_err is not None]
+    if not done:
+        return '<div class="box warn">No rows with a top-1 error: nothing to rank.</div>'
+    target = float(target_flops or max(t.flops for t in done))
+    study = StudyResults(path=Path("results file"), name="", config={"imported": True},
+                         trials=list(trials))
+    try:
+        rec = recommend_groups(study, f"{target:.17g}", fits=fits)
+    except NetscaleError as exc:
+        return f'<div class="box warn">No verdict: {e(exc)}</div>'
+    c = rec.chosen
+    assert c.error is not None
+    head = (f'<div class="box"><b>Lowest predicted top-1 error at {_fmt_count(target)} flops '
+            f"(the largest model in the file): <code>{e(c.name)}</code></b> — "
+            f"{100 * c.error.value:.2f}% [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}] "
+            f"({c.error.level:.0%} prediction interval; {e(c.error.source)}). "
+            "<code>netscale recommend FILE --target-flops 8G</code> ranks at another target "
+            "and applies params / activations / latency limits.</div>")
+    rows = ["<table><thead><tr><th>rank</th><th class='l'>group</th>"
+            "<th>predicted error (%)</th><th>past data</th><th class='l'>verdict</th>"
+            "</tr></thead><tbody>"]
+    for cand in rec.candidates:
+        er = cand.error
+        val = "" if er is None else (f"{100 * er.value:.2f} [{100 * er.lo:.2f}, "
+                                     f"{100 * er.hi:.2f}]")
+        ex = "" if er is None else ("inside" if er.extrapolation <= 1 + 1e-9
+                                    else f"×{er.extrapolation:.3g}")
+        rows.append(f"<tr><td>{cand.rank or ''}</td><td class='l'>{e(cand.name)}</td>"
+                    f"<td>{val}</td><td>{ex}</td><td class='l'>{e(cand.verdict)}</td></tr>")
+    rows.append("</tbody></table>")
+    notes = "".join(f"<li>{e(n)}</li>" for n in rec.notes)
+    return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
+
+
+def results_csv(trials: Sequence[Any]) -> str:
+    """The imported rows in the results-file format (fractions, flops in multiply-adds)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["group", "model", "flops", "params", "acts", "top1_err", "time_ms", "seed",
+                "epochs", "status"])
+    for t in trials:
+        w.writerow([t.strategy, t.spec.get("name", ""), t.flops, t.params or "",
+                    t.acts or "", "" if t.top1_err is None else t.top1_err,
+                    "" if t.time_ms is None else t.time_ms, t.seed, t.epochs_done or "",
+                    t.status])
+    return buf.getvalue()

@@ -277,8 +277,12 @@ def _runtime_html(rt: StudyRuntime | None) -> str:
 
 
 def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:
+    from netscale.laws.groups import is_imported_trials
     from netscale.laws.recommend import recommend_study
 
+    if is_imported_trials(trials):  # a results file: its groups, not scaled strategies
+        return ("<p>The groups are ranked in the Recommendation section at the top (each "
+                "group's law at the largest flops in the file).</p>")
     bases = sorted({t.base for t in trials})
     if len(bases) != 1:
         return ("<p class='small'>(Recommendation: run <code>netscale recommend STUDY_DIR "

@@ -181,22 +181,41 @@ def register_section(title: str, fn: ExtraSection) -> None:
         EXTRA_SECTIONS.append((title, fn))
 
 
-def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Writes ``index.html``, PNG figures and ``trials.csv``; returns the HTML path."""
+def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
+                percent: bool | None = None) -> Path:
+    """Writes ``index.html``, PNG figures and ``trials.csv``; returns the HTML path.
+
+    ``study_dir`` may also be a results file (.csv/.json, see docs/results-format.md): the
+    report then shows its groups' fits and the verdict (default ``out_dir``: FILE_report next
+    to the file)."""
     study = Path(study_dir)
     db = study / STORE_NAME
-    if not db.is_file():
+    imported = None
+    if study.suffix.lower() in (".csv", ".json") and not study.is_dir():
+        from netscale.laws.results_io import load_results
+
+        imported = load_results(study, percent=percent)
+    if imported is None and not db.is_file():
         raise NetscaleError(
             f"{str(study)!r} is not a study directory (no {STORE_NAME}); run 'netscale study "
             "CONFIG' first or point at the study's 'out' directory"
         )
     out = Path(out_dir) if out_dir else study / "report"
+    if imported is not None:
+        from netscale.laws.groups import results_csv
+
+        out = Path(out_dir) if out_dir else study.parent / f"{study.stem}_report"
+        trials, config, db = imported.trials, imported.config, study
+        counts = {k: sum(1 for t in trials if t.status == k) for k in
+                  ("done", "pending", "running", "failed")}
+        csv_text = results_csv(trials)
     out.mkdir(parents=True, exist_ok=True)
-    with Store(db) as store:
-        trials = store.trials()
-        counts = store.counts()
-        config = json.loads(store.get_meta("config") or "{}")
-        csv_text = store.export("csv")
+    if imported is None:
+        with Store(db) as store:
+            trials = store.trials()
+            counts = store.counts()
+            config = json.loads(store.get_meta("config") or "{}")
+            csv_text = store.export("csv")
     atomic_write_text(out / "trials.csv", csv_text)
     series = series_by_strategy(trials)
     figs = {
@@ -220,6 +239,22 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pat
     status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     data = config.get("data", {})
     recipe = config.get("recipe", {})
+    about = (f"""<p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
+<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
+<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
+({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
+recipe <code>{_e(json.dumps(recipe))}</code>.</p>""")
+    verdict = _recommendation_html(trials)
+    if imported is not None:
+        from netscale.laws.groups import groups_verdict_html
+
+        src = config["imported"]
+        about = (f"<p>Results trained elsewhere, read from <code>{_e(src['path'])}</code>: "
+                 f"{src['rows']} rows, groups <code>{_e(', '.join(src['groups']))}</code>, "
+                 f"error column <code>{_e(src['error_column'])}</code> ({_e(src['error_unit'])})"
+                 "; each group is fitted on its own. Runtime sections below use the file's "
+                 "<code>time_ms</code> values, if any.</p>")
+        verdict = groups_verdict_html(trials)
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
@@ -227,12 +262,8 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pat
 <h1>Scaling study: {_e(config.get('name', study.name))}</h1>
 <p class="sub">{_e(status)} · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
 flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
-<p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
-<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
-<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
-recipe <code>{_e(json.dumps(recipe))}</code>.</p>
-<h2>Recommendation</h2>{_recommendation_html(trials)}
+{about}
+<h2>Recommendation</h2>{verdict}
 <h2>Accuracy</h2><div class="grid">{_img(figs['error_vs_flops'], 'error vs flops')}
 {_img(figs['error_vs_runtime'], 'error vs runtime')}</div>
 <h2>Runtime on this machine</h2>
