@@ -65,6 +65,10 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--fit", action="store_true",
                    help="fit runtime vs flops, params and acts (alone and jointly) over the "
                    "measured models; needs >= 3 models")
+    g.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="with --fit: fit the runtime model on outside timings instead of "
+                   "measuring: a results file (.csv/.json, docs/results-format.md) whose rows "
+                   "carry time_ms (ms per batch) and flops or model; params/acts optional")
     g.add_argument("--base", metavar="MODEL", help="generate models by scaling this base")
     g.add_argument("--strategies", default=None,
                    help=f"strategies for --base (default {DEFAULT_STRATEGIES})")
@@ -124,10 +128,67 @@ def _entries(args: argparse.Namespace) -> list[Any]:
     return entries
 
 
+def fit_outside(args: argparse.Namespace) -> int:
+    """``bench --fit --from FILE``: the runtime model of timings measured elsewhere."""
+    import json
+    from collections import defaultdict
+
+    from netscale.bench.analysis import format_fit
+    from netscale.bench.fit import METRICS, fit_runtime
+    from netscale.laws.results_io import load_results, timing_rows
+
+    if not args.fit:
+        raise NetscaleError("--from FILE gives outside timings for the runtime model; add --fit")
+    if args.models or args.base or args.plot or args.csv:
+        raise NetscaleError("--fit --from FILE fits the file's timings; drop the models, --base, "
+                            "--plot and --csv (nothing is measured here)")
+    study = load_results(args.from_file, require_error=False)
+    rows = timing_rows(study)
+    if not rows:
+        raise NetscaleError(f"{args.from_file}: no row has a time_ms (ms per batch); the "
+                            "runtime model needs timed rows")
+    by_setting: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_setting[(r["mode"], r["batch_size"], r["device"])].append(r)
+    out: dict[str, Any] = {"source": str(args.from_file), "fits": {}}
+    texts = []
+    for (mode, batch, device), rs in sorted(by_setting.items()):
+        metrics = [m for m in METRICS if all(r.get(m) for r in rs)]
+        key = f"{mode}, batch {batch}, {device}"
+        if len(rs) < 3:
+            texts.append(f"{key}: only {len(rs)} timed row(s), the runtime model needs 3")
+            out["fits"][key] = {"skipped": f"only {len(rs)} timed rows (needs 3)"}
+            continue
+        fit = fit_runtime(rs, metrics=metrics, target="time_ms")
+        out["fits"][key] = {"mode": mode, "batch_size": batch, "device": device,
+                            "metrics": metrics, **fit.to_dict()}
+        missing = [m for m in METRICS if m not in metrics]
+        texts.append(f"[{key}; {len(rs)} rows from {args.from_file}]\n" + format_fit(fit, mode)
+                     + (f"\nnot fitted against {', '.join(missing)}: some rows have no value"
+                        if missing else ""))
+    if all("skipped" in v for v in out["fits"].values()):
+        raise NetscaleError(f"{args.from_file}: no (mode, batch size, device) setting has 3 "
+                            "timed rows; the runtime model needs at least 3 per setting")
+    if args.out:
+        from netscale.util.io import atomic_write_text
+
+        atomic_write_text(Path(args.out), json.dumps(out, indent=2) + "\n")
+    if args.json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    else:
+        print("\n\n".join(texts))
+        if args.out:
+            print(f"\nwrote {args.out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from netscale.bench import run_analysis, to_csv, to_json, write_results
     from netscale.bench.analysis import format_fit, plot_runtime
     from netscale.bench.harness import env_for
+
+    if args.from_file:
+        return fit_outside(args)
 
     config = _config(args)
     entries = _entries(args)

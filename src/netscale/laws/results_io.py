@@ -57,12 +57,14 @@ def is_imported(study: StudyResults) -> bool:
     return bool(study.config.get(IMPORTED))
 
 
-def load_results(source: str | Path, *, percent: bool | None = None) -> StudyResults:
+def load_results(source: str | Path, *, percent: bool | None = None,
+                 require_error: bool = True) -> StudyResults:
     """A study directory, or a CSV/JSON results file, as :class:`StudyResults`.
 
     ``percent``: the plain ``top1_err`` column is in percent (True) or a fraction (False /
-    None: fraction, refused when the values look like percent). One-line
-    :class:`NetscaleError` for every problem with the file.
+    None: fraction, refused when the values look like percent). ``require_error=False``
+    accepts a file without an error column (timings only, for ``bench --fit --from``).
+    One-line :class:`NetscaleError` for every problem with the file.
     """
     p = Path(source)
     if is_study_dir(p) or p.is_dir():
@@ -81,7 +83,7 @@ def load_results(source: str | Path, *, percent: bool | None = None) -> StudyRes
         raise NetscaleError(f"cannot read results file {str(p)!r}: {exc}") from None
     fmt = p.suffix.lower().lstrip(".")
     raw = _read_csv(text, p) if fmt == "csv" else _read_json(text, p)
-    return rows_to_study(raw, source=p, fmt=fmt, percent=percent)
+    return rows_to_study(raw, source=p, fmt=fmt, percent=percent, require_error=require_error)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +200,8 @@ def _error_column(keys: Sequence[str], percent: bool | None, path: Path) -> tupl
 
 
 def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str | Path,
-                  fmt: str = "rows", percent: bool | None = None) -> StudyResults:
+                  fmt: str = "rows", percent: bool | None = None,
+                  require_error: bool = True) -> StudyResults:
     """Validated result rows -> :class:`StudyResults` of ``TrialRow`` (status ``done`` for
     rows with an error, ``pending`` for rows without)."""
     from netscale.study.store import TrialRow
@@ -219,7 +222,10 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
     if "flops" not in keys and "model" not in keys:
         raise NetscaleError(f"{path}: no 'flops' (multiply-adds) or 'model' (a model netscale "
                             f"can count) column; columns: {', '.join(keys)}")
-    ecol, in_pct = _error_column(keys, percent, path)
+    if not require_error and not any(k in keys for k in (*ERR_PCT, *ERR_FRAC, ERR_PLAIN)):
+        ecol, in_pct = ERR_PLAIN, False  # timings only: every row without an error
+    else:
+        ecol, in_pct = _error_column(keys, percent, path)
     counted: dict[str, tuple[int, int, int, int, dict[str, Any]]] = {}
     items: list[dict[str, Any]] = []
     for line, d in norm_rows:
@@ -295,8 +301,6 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
         item["status"] = status
         items.append(item)
     errs = [i["err"] for i in items if i["err"] is not None]
-    if not in_pct and ecol == ERR_PLAIN and errs and percent is None:
-        pass  # fraction by default; values > 1 were refused above with a hint
     if in_pct and errs and max(errs) <= 1.0:
         raise NetscaleError(f"{path}: {ecol} is declared percent but every value is <= 1 (max "
                             f"{max(errs):g}): they look like fractions; use a top1_err_frac "
