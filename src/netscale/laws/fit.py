@@ -54,7 +54,6 @@ DEFAULT_LEVEL = 0.95
 B_MAX = 5.0
 _LOG_A_BOUNDS = (math.log(1e-9), math.log(1e3))
 _RES_DRAWS = 5  # residual draws per bootstrap curve when forming prediction intervals
-_KNOWN_NOISE_DOF = 10**6  # a known noise level: normal quantiles, no t widening
 ERROR_DOMAIN = "errors must be fractions in (0, 1] (e.g. top-1 error 0.234, not 23.4%)"
 
 
@@ -194,9 +193,9 @@ class LawFit:
 
     @property
     def dof(self) -> int:
-        """Degrees of freedom of the small-sample widening: n − p, or effectively infinite
-        when a known noise level was given (the noise is then not estimated from the fit)."""
-        return _KNOWN_NOISE_DOF if self.noise else self.n - self.n_params
+        """Degrees of freedom of the small-sample widening (n − p; kept with a known noise,
+        which is a floor: it never narrows an interval)."""
+        return self.n - self.n_params
 
     def formula(self, digits: int = 4) -> str:
         """'err = 12.3·flops^(−0.31) + 0.182' with the fitted numbers."""
@@ -240,15 +239,17 @@ class LawFit:
         if res.size:
             rng = np.random.default_rng(self.seed + 7919)
             draws = rng.choice(res, size=(curves.shape[0], _RES_DRAWS))
+            noisy = curves[:, None, :] * np.exp(draws)[:, :, None]
+            lo, hi = _interval(noisy.reshape(-1, xs.size), level, dof, log=True)
             if self.noise:
-                # a known run-to-run noise (error units) is a floor on the log-space noise
+                # a known run-to-run noise (error units) is a floor: normal draws of that size
+                # (in log space at each x), and the interval never gets narrower
                 sd = np.maximum(self.noise / np.median(curves, axis=0),
                                 float(np.sqrt(np.mean(res**2))))
                 z = rng.standard_normal((curves.shape[0], _RES_DRAWS))
-                noisy = curves[:, None, :] * np.exp(z[:, :, None] * sd[None, None, :])
-            else:
-                noisy = curves[:, None, :] * np.exp(draws)[:, :, None]
-            lo, hi = _interval(noisy.reshape(-1, xs.size), level, dof, log=True)
+                floor = curves[:, None, :] * np.exp(z[:, :, None] * sd[None, None, :])
+                flo, fhi = _interval(floor.reshape(-1, xs.size), level, dof, log=True)
+                lo, hi = np.minimum(lo, flo), np.maximum(hi, fhi)
             # a new run is at least as uncertain as the curve itself
             lo, hi = np.minimum(lo, conf_lo), np.maximum(hi, conf_hi)
         else:
@@ -779,8 +780,8 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     and the prediction intervals; ``loo`` adds the leave-one-out RMSE (n more refits).
     ``noise``: a known run-to-run standard deviation of the error (a fraction, 0.003 =
     0.3 points), used as a floor on the noise the bootstrap and the prediction intervals
-    assume (with few points the fitted residuals understate it); with it the intervals use
-    normal rather than small-sample t quantiles. Deterministic for a given ``seed``.
+    assume (with few points the fitted residuals can understate it); a floor only widens
+    intervals, the small-sample t widening stays. Deterministic for a given ``seed``.
     """
     law = check_law(law)
     level = _check_level(level)
@@ -834,8 +835,7 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     loo_rmse = _loo(prob, ya, theta) if loo else None
 
     y_min = float(np.min(ya))
-    dof = _KNOWN_NOISE_DOF if noise else n - p
-    intervals = _param_intervals(samples, x_ref, law, level, dof, c_max=y_min)
+    intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
 
     notes = []
     if b <= 1e-6:
