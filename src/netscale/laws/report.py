@@ -69,6 +69,11 @@ def _ci(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
     return f"{v:.{digits}g} [{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
 
 
+def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
+    """A fraction and its interval in percentage points."""
+    return _p(v) if iv is None else f"{_p(v)} [{_p(iv[0])}, {_p(iv[1])}]"
+
+
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
@@ -200,8 +205,8 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
 def _fits_table(fits: StudyFits) -> str:
     lvl = f"{fits.level:.0%}"
     head = ["strategy", "α (fast)", "points (sizes)", "law", f"a [{lvl} CI]", f"b [{lvl} CI]",
-            f"c [{lvl} CI]", "R² (log)", "RMSE (pts)", "leave-largest-out: predicted vs "
-            "actual error (%)", f"predicted error at {EXTEND:g}× largest (%)"]
+            f"c [{lvl} CI] (pts)", "R² (log)", "RMSE (pts)", "leave-largest-out: predicted vs "
+            "actual error (pts, difference)", f"predicted error at {EXTEND:g}× largest (pts)"]
     out = ["<table><thead><tr>" + "".join(
         f'<th class="{"l" if i in (0, 3, 9) else ""}">{_e(h)}</th>' for i, h in enumerate(head))
         + "</tr></thead><tbody>"]
@@ -222,13 +227,14 @@ def _fits_table(fits: StudyFits) -> str:
             hold = "skipped: too few smaller models"
         else:
             hold = (f"{_p(h.predicted)} [{_p(h.lo)}, {_p(h.hi)}] vs {_p(h.actual)} "
-                    f"({'inside' if h.within else 'OUTSIDE'}, {100 * h.rel_error:+.1f}%)")
+                    f"({'inside' if h.within else 'OUTSIDE'}, "
+                    f"{100 * (h.predicted - h.actual):+.2f})")
         pr = rep.predict(lf.x_max * EXTEND)
         cells += [
             f'<td class="l">{_e(rep.best)}</td>',
             f"<td>{_e(_ci(lf.a, lf.intervals.get('a')))}</td>",
             f"<td>{_e(_ci(lf.b, lf.intervals.get('b')))}</td>",
-            f"<td>{_e(_ci(lf.c, lf.intervals.get('c')) if lf.law == 'saturating' else '—')}"
+            f"<td>{_e(_ci_pts(lf.c, lf.intervals.get('c')) if lf.law == 'saturating' else '—')}"
             "</td>",
             f"<td>{lf.r2_log:.3f}</td>" if math.isfinite(lf.r2_log) else "<td></td>",
             f"<td>{100 * lf.rmse:.2f}</td>",
