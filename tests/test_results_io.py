@@ -339,3 +339,49 @@ def test_bench_fit_from_outside_timings(tmp_path, run_cli):
     assert code == 2 and "no row has a time_ms" in err and err.count("\n") == 1
     code, _, err = run_cli("bench", "--from", p)
     assert code == 2 and "add --fit" in err
+
+
+def test_recommend_file_noise_and_refused_flags(tmp_path, run_cli, exact_csv):
+    code, out, _ = run_cli("recommend", exact_csv, "--target-flops", "6.4G", "--json")
+    assert code == 0
+    plain = json.loads(out)["chosen"]["error"]
+    code, out, _ = run_cli("recommend", exact_csv, "--target-flops", "6.4G", "--json",
+                           "--noise", "1pt")
+    assert code == 0
+    wide = json.loads(out)["chosen"]["error"]
+    assert wide["hi"] - wide["lo"] > plain["hi"] - plain["lo"]
+    for flag in (["--base", "x"], ["--strategies", "d"], ["--device", "cpu"], ["--measure"]):
+        code, _, err = run_cli("recommend", exact_csv, "--target-flops", "6.4G", *flag)
+        assert code == 2 and err.count("\n") == 1
+    code, _, err = run_cli("recommend", "RegNetY-200MF", "--target-flops", "2x", "--percent")
+    assert code == 2 and "apply to a results file" in err
+
+
+def test_loader_counts_spec_files_without_torch(tmp_path):
+    """The loader is pure: counting a `model` (a spec file relative to the results file)
+    never imports torch."""
+    import subprocess
+    import sys
+
+    resolve_spec("RegNetY-200MF").save(tmp_path / "mine.yaml")
+    write_csv(tmp_path / "r.csv", "group,model,top1_err_pct",
+              ["Y,mine.yaml,29.7", "Y,RegNetY-400MF,25.9"])
+    code = ("import sys; from netscale.laws.results_io import load_results; "
+            f"s = load_results({str(tmp_path / 'r.csv')!r}); "
+            "print(s.trials[0].flops, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True)
+    flops = count_tuple(resolve_spec("RegNetY-200MF"))[0]
+    assert r.stdout.split() == [str(flops), "False"]
+
+
+def test_fit_json_lists_groups_that_cannot_be_fitted(tmp_path, run_cli, exact_csv):
+    p = tmp_path / "plus.csv"
+    p.write_text(exact_csv.read_text() + "C,1e8,40\nC,2e8,35\n")
+    code, out, err = run_cli("fit", p, "--at", "1G", "--json")
+    assert code == 0, err
+    g = json.loads(out)["predictions"]["groups"]
+    assert set(g) == {"A", "B", "C"}
+    assert g["C"]["predictions"] == [] and "only 2 points" in g["C"]["skipped"]
+    code, out, _ = run_cli("fit", p, "--at", "1G")
+    assert "no prediction: C: not fitted (only 2 points" in out

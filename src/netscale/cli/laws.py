@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> None:
                    "see docs/results-format.md: the groups are ranked) or a model name / spec "
                    "file")
     _results_args(p)
+    p.add_argument("--noise", metavar="SD",
+                   help="results files: a known run-to-run noise of the top-1 error, a floor "
+                   "for the prediction intervals: 0.3pt (points) or 0.003 (fraction)")
     p.add_argument("--target-flops", required=True, metavar="TARGET",
                    help="flops factor (4x) or absolute multiply-adds (4G, 400M)")
     p.add_argument("--max-latency", type=float, metavar="MS",
@@ -389,9 +392,27 @@ def run_recommend(args: argparse.Namespace) -> int:
             raise NetscaleError("--out writes a scaled network spec, but a results file has no "
                                 "networks; drop --out (or recommend from a study directory)")
         source = load_results(args.source, percent=args.percent)
-    elif args.percent is not None:
-        raise NetscaleError("--percent/--fraction apply to a results file (.csv or .json), "
-                            f"not to {args.source!r}")
+    elif args.percent is not None or args.noise is not None:
+        raise NetscaleError("--percent/--fraction/--noise apply to a results file (.csv or "
+                            f".json), not to {args.source!r}")
+    if is_results_file(args.source):
+        from netscale.laws.groups import recommend_groups
+
+        extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
+                                ("--device", args.device)) if v]
+        if extra:
+            raise NetscaleError(f"{', '.join(extra)} scale or time a base network; a results "
+                                "file ranks its own groups, so drop them")
+
+        rec = recommend_groups(source, args.target_flops, max_latency_ms=args.max_latency,
+                               batch_size=args.batch_size, max_params=max_params,
+                               max_acts=max_acts, x=args.x, law=args.law,
+                               noise=parse_noise(args.noise), measure=args.measure)
+        if args.json:
+            print_json(rec.to_dict())
+        else:
+            print(rec.format_text())
+        return 0
 
     def timed(spec: Any, batch: int | None, device: str | None) -> Any:
         res = inner(spec, batch, device)
