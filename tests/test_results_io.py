@@ -309,6 +309,7 @@ def test_report_over_an_imported_csv(tmp_path, run_cli, exact_csv):
     assert code == 0, err
     page = (out_dir / "index.html").read_text()
     assert "Results trained elsewhere" in page and "top1_err_pct" in page
+    assert "<h1>Results: exact</h1>" in page
     assert "Lowest predicted top-1 error at 3.2G flops" in page
     assert "<code>A</code>" in page  # the verdict names the better group at 3.2G
     assert law("A", 3.2e9) < law("B", 3.2e9)

@@ -245,6 +245,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
 ({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
 recipe <code>{_e(json.dumps(recipe))}</code>.</p>""")
     verdict = _recommendation_html(trials)
+    kind = "Scaling study" if imported is None else "Results"
     if imported is not None:
         from netscale.laws.groups import groups_verdict_html
 
@@ -259,7 +260,7 @@ recipe <code>{_e(json.dumps(recipe))}</code>.</p>""")
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
 <body>
-<h1>Scaling study: {_e(config.get('name', study.name))}</h1>
+<h1>{kind}: {_e(config.get('name', study.name))}</h1>
 <p class="sub">{_e(status)} · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
 flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
 {about}
