@@ -50,6 +50,9 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("study_dir", metavar="STUDY_DIR")
     p.add_argument("--out", help="report directory (default STUDY_DIR/report)")
+    p.add_argument("--json", action="store_true",
+                   help="also print the verdict as JSON (recommended, tied, reason, groups "
+                   "with seeds and 95%% intervals); see docs/statistics.md")
     p.set_defaults(func=run_report_cmd)
 
     p = sub.add_parser(
@@ -155,6 +158,12 @@ def run_report_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
 
     path = make_report(args.study_dir, args.out)
+    if getattr(args, "json", False):
+        from netscale.advise import verdict_for_study_dir
+
+        print(f"wrote {path}", file=sys.stderr)
+        print_json(verdict_for_study_dir(args.study_dir).to_dict())
+        return 0
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
     return 0
 
