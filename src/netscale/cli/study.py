@@ -65,6 +65,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
     p.add_argument("--epochs", type=positive_int, help="override the quickstart's epochs")
+    p.add_argument("--seeds", default="0,1,2", metavar="S,S,...",
+                   help="training seeds, one replicate of every trial each (default 0,1,2); "
+                   "a rerun with other seeds (e.g. 3,4,5 --out OTHER) checks the verdict")
     p.add_argument("--bench-budget", type=positive_float, default=1.5, metavar="SECONDS",
                    help="runtime measurement budget per trial (default 1.5)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
@@ -169,29 +172,45 @@ def run_report_cmd(args: argparse.Namespace) -> int:
 
 
 def run_quickstart_cmd(args: argparse.Namespace) -> int:
+    from netscale.advise import is_smoke_test
     from netscale.report.html import make_report
     from netscale.study.quickstart import quickstart_config
     from netscale.study.runner import run_study
 
+    try:
+        seeds = [int(x) for x in str(args.seeds).split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or any(x < 0 for x in seeds):
+        raise NetscaleError(f"--seeds must be distinct comma-separated integers >= 0 (e.g. "
+                            f"0,1,2), got {args.seeds!r}")
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
-                            bench_budget=args.bench_budget)
+                            bench_budget=args.bench_budget, seeds=seeds)
     if args.dry_run:
         return _dry_run(cfg, False)
     t0 = time.time()
+    data = cfg.data.get("name")
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
-          f"{', '.join(f'{f:g}' for f in cfg.factors)} on {cfg.data.get('name')}; study dir "
-          f"{cfg.out_dir}", file=sys.stderr)
+          f"{', '.join(f'{f:g}' for f in cfg.factors)} x seeds {', '.join(map(str, seeds))} "
+          f"on {data}; study dir {cfg.out_dir}", file=sys.stderr)
+    if is_smoke_test(data):
+        print(f"netscale quickstart: SMOKE TEST on {data} (Fashion-MNIST not found): the "
+              "plumbing is tested, the accuracy verdict is not meaningful; get real data "
+              "with: sudo apt-get install dataset-fashion-mnist", file=sys.stderr)
     counts = run_study(cfg, executor=args.executor, workers=args.workers)
     path = make_report(cfg.out_dir)
     minutes = (time.time() - t0) / 60
-    from netscale.report.analysis import recommend_from_trials
-    from netscale.study.store import Store
+    from netscale.advise import verdict_for_study_dir
 
-    with Store(cfg.out_dir / "results.sqlite") as store:
-        rec = recommend_from_trials(store.trials())
+    v = verdict_for_study_dir(cfg.out_dir)
     print(f"\nquickstart finished in {minutes:.1f} min: {counts['done']} trials done, "
           f"{counts['failed']} failed.")
-    if rec.strategy:
-        print(f"recommended strategy: {rec.strategy} — {rec.reason}")
+    if v.recommended:
+        tie = f" (tied: {', '.join(v.tied)})" if v.tied else ""
+        smoke = " [SMOKE TEST: not meaningful]" if v.smoke_test else ""
+        print(f"recommended strategy: {v.recommended}{tie}{smoke} — {v.reason}")
     print(f"report: {path}")
+    import json
+
+    print(json.dumps(v.to_dict(), separators=(",", ":")))
     return 0 if counts["failed"] == 0 else 1
