@@ -199,3 +199,62 @@ def test_report_json_matches_recommend_at_a_trained_factor(run_cli, tmp_path: Pa
     r = json.loads(out)
     assert r["recommended"] == v["recommended"] and r["tied"] == v["tied"]
     assert r["chosen"]["name"] == v["recommended"] and r["ranking"] == "measured error"
+
+
+# ------------------------------------------------------------------ ./run.sh's data step
+
+
+def _fake(bin_dir: Path, name: str, body: str) -> None:
+    p = bin_dir / name
+    p.write_text("#!/bin/sh\n" + body + "\n")
+    p.chmod(0o755)
+
+
+def _ensure_data(tmp_path: Path, *, uid: int, no_apt: bool = False, present: bool = False
+                 ) -> tuple[int, str, str]:
+    """Runs scripts/ensure_data.sh with a fake python (data found iff a marker file exists),
+    a fake `id` and a fake apt-get that logs its arguments and 'installs' the marker."""
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    mark, log = tmp_path / "installed", tmp_path / "apt.log"
+    if present:
+        mark.write_text("")
+    _fake(bin_dir, "python", f'[ -f "{mark}" ]')
+    _fake(bin_dir, "id", f"echo {uid}")
+    _fake(bin_dir, "apt-get", f'echo "$*" >> "{log}"; case "$1" in install) : > "{mark}";; '
+                              "esac; exit 0")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "NETSCALE_PY": str(bin_dir / "python")}
+    env.pop("NETSCALE_NO_APT", None)
+    if no_apt:
+        env["NETSCALE_NO_APT"] = "1"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ensure_data.sh"
+    r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                       timeout=60)
+    return r.returncode, r.stderr, log.read_text() if log.is_file() else ""
+
+
+def test_run_sh_installs_fashion_mnist_as_root_with_apt(tmp_path: Path):
+    code, err, log = _ensure_data(tmp_path, uid=0)
+    assert code == 0
+    assert "installing the package dataset-fashion-mnist" in err and "NETSCALE_NO_APT=1" in err
+    assert log.splitlines() == ["update", "install -y dataset-fashion-mnist"]
+    assert "installed Fashion-MNIST" in err and "SMOKE TEST" not in err
+
+
+def test_run_sh_without_apt_labels_the_digits_fallback(tmp_path: Path):
+    for kw in ({"uid": 0, "no_apt": True}, {"uid": 1000}):
+        code, err, log = _ensure_data(tmp_path, **kw)  # type: ignore[arg-type]
+        assert code == 0 and log == ""
+        assert "falls back to scikit-learn's digits, a SMOKE TEST whose accuracy verdict is " \
+               "not meaningful" in err
+        assert err.strip().endswith("Get the real data with: sudo apt-get install "
+                                    "dataset-fashion-mnist")
+
+
+def test_run_sh_data_present_does_nothing(tmp_path: Path):
+    code, err, log = _ensure_data(tmp_path, uid=0, present=True)
+    assert (code, err, log) == (0, "", "")
