@@ -258,3 +258,27 @@ def test_run_sh_without_apt_labels_the_digits_fallback(tmp_path: Path):
 def test_run_sh_data_present_does_nothing(tmp_path: Path):
     code, err, log = _ensure_data(tmp_path, uid=0, present=True)
     assert (code, err, log) == (0, "", "")
+
+
+def test_export_rows_carry_group_statistics(run_cli, tmp_path: Path):
+    import csv
+    import io
+
+    from netscale.laws.synthetic import synthetic_study
+
+    d = synthetic_study(tmp_path / "s", seeds=(0, 1))
+    code, out, err = run_cli("study", str(d), "--export", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    dwr = [r for r in rows if r["strategy"] == "dwr" and r["factor"] == 4.0]
+    assert len(dwr) == 2 and {r["n_seeds"] for r in dwr} == {2}
+    mean = (dwr[0]["top1_err"] + dwr[1]["top1_err"]) / 2
+    assert dwr[0]["top1_err_mean"] == pytest.approx(mean)
+    assert dwr[0]["top1_err_low"] < mean < dwr[0]["top1_err_high"]
+    assert dwr[0]["time_quality"] == "ok"
+    assert dwr[0]["time_ms_low"] <= dwr[0]["time_ms_group"] <= dwr[0]["time_ms_high"]
+    code, out, err = run_cli("study", str(d), "--export", "csv")
+    assert code == 0, err
+    head = next(csv.reader(io.StringIO(out)))
+    assert head[-8:] == ["n_seeds", "top1_err_mean", "top1_err_low", "top1_err_high",
+                         "time_ms_group", "time_ms_low", "time_ms_high", "time_quality"]

@@ -433,3 +433,25 @@ def verdict_for_study_dir(study_dir: str | Path, **kw: Any) -> Verdict:
 
     st = load_study(study_dir)
     return study_verdict(st.trials, data_info=st.data_info, config=st.config, **kw)
+
+
+GROUP_COLUMNS = ("n_seeds", "top1_err_mean", "top1_err_low", "top1_err_high", "time_ms_group",
+                 "time_ms_low", "time_ms_high", "time_quality")
+
+
+def annotate_rows(rows: Sequence[dict[str, Any]], groups: Sequence[GroupStats]
+                  ) -> list[dict[str, Any]]:
+    """Adds each trial row's group statistics (:data:`GROUP_COLUMNS`; ``time_ms_group`` is
+    the group's median time, ``time_ms`` stays the trial's own) for ``--export``."""
+    by_key = {(g.base, g.strategy, g.factor): g for g in groups}
+    out = []
+    for r in rows:
+        g = by_key.get((r.get("base"), r.get("strategy"), float(r.get("factor") or 0)))
+        extra: dict[str, Any] = dict.fromkeys(GROUP_COLUMNS)
+        if g is not None:
+            extra.update(n_seeds=g.n_seeds, top1_err_mean=g.top1_err_mean,
+                         top1_err_low=g.top1_err_low, top1_err_high=g.top1_err_high,
+                         time_ms_group=g.time_ms, time_ms_low=g.time_ms_low,
+                         time_ms_high=g.time_ms_high, time_quality=g.time_quality)
+        out.append({**r, **extra})
+    return out

@@ -124,13 +124,38 @@ def _export(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise NetscaleError(f"no results at {str(db)!r}; run the study first")
     with Store(db) as store:
-        text = store.export(args.export)
+        text = _export_text(store, args.export)
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _export_text(store: Any, fmt: str) -> str:
+    """The store's export with each row's group statistics (seeds, mean top-1 error and its
+    95 % interval, the group's time interval and timing quality; docs/statistics.md)."""
+    import csv
+    import io
+    import json
+
+    from netscale.advise.verdict import GROUP_COLUMNS, annotate_rows, group_trials
+
+    info = json.loads(store.get_meta("data_info") or "{}")
+    groups = group_trials(store.trials(), info.get("val_size") or None)
+    rows = annotate_rows(store.export_rows(), groups)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    buf = io.StringIO()
+    if rows:
+        keys = [k for k in rows[0] if k not in ("bench", "epochs", "env", *GROUP_COLUMNS)]
+        w = csv.DictWriter(buf, fieldnames=[*keys, *GROUP_COLUMNS], extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                        for k, v in r.items()})
+    return buf.getvalue()
 
 
 def run_study_cmd(args: argparse.Namespace) -> int:
@@ -147,6 +172,12 @@ def run_study_cmd(args: argparse.Namespace) -> int:
                        device=args.device)
     summary = {"study": cfg.name, "dir": str(cfg.out_dir), **counts,
                "seconds": round(time.time() - t0, 1)}
+    verdict = None
+    if counts["done"] and cfg.train:
+        from netscale.advise import verdict_for_study_dir
+
+        verdict = verdict_for_study_dir(cfg.out_dir)
+        summary["verdict"] = verdict.to_dict()
     if args.json:
         print_json(summary)
     else:
@@ -154,6 +185,14 @@ def run_study_cmd(args: argparse.Namespace) -> int:
               f"{counts['pending'] + counts['running']} unfinished in {summary['seconds']} s; "
               f"results in {cfg.out_dir}/results.sqlite (report: netscale report "
               f"{cfg.out_dir})")
+        if verdict is not None and verdict.recommended:
+            g = verdict.group(verdict.recommended)
+            tie = f", tied: {', '.join(verdict.tied)}" if verdict.tied else ""
+            print(f"verdict at x{verdict.factor:g}: {verdict.recommended}{tie}"
+                  + (f" ({g.err_text()} top-1 error over {g.n_seeds} seed(s), "
+                     f"{g.time_text()})" if g else "")
+                  + (" [SMOKE TEST: not meaningful]" if verdict.smoke_test else "")
+                  + " (netscale report DIR --json for the groups and the reason)")
     return 0 if counts["failed"] == 0 and counts["pending"] + counts["running"] == 0 else 1
 
 
