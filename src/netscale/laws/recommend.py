@@ -17,10 +17,17 @@ constraints (max latency in ms per batch of B images, max params, max activation
 3. **Runtime**: predicted by the study's runtime model (fitted on its benchmark rows; it
    applies to the study's benchmark batch size and device), or measured here with the bench
    harness (``measure=True``, and always without a study).
-4. **Ranking**: feasible candidates by predicted error; candidates within ``tie`` (absolute,
-   0.001 = 0.1 points) of the lowest are ranked by runtime. Without any prediction (no study,
-   or no trained candidate is feasible), the paper's prior is used: fast compound scaling
-   with α closest to 0.8 (dWr), then runtime.
+4. **Ranking** (the tie logic of :func:`netscale.advise.decide`, shared with the study
+   verdict): the candidates statistically tied with the lowest error (the interval of the
+   difference contains 0, or it is at most ``tie``) are ranked by runtime and the fastest is
+   chosen. At a factor the study trained, the trained candidates' errors are the measured
+   groups (mean of the seeds, 95 % interval) and the choice is the study's verdict
+   (:func:`netscale.advise.study_verdict`, the report's box), so ``recommend`` and the report
+   agree by construction; untrained candidates are listed but not ranked there. Beyond the
+   trained factors the errors are the laws' predictions with their prediction intervals, the
+   runtimes the runtime model's ± z·RMSE. Without any prediction (no study, or no trained
+   candidate is feasible), the paper's prior is used: fast compound scaling with α closest
+   to 0.8 (dWr), then runtime.
 
 Every other candidate says why it lost: a violated constraint, a higher predicted error (by
 how much, and whether the intervals overlap), the same network as another, or no data.
