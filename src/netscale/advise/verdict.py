@@ -231,12 +231,12 @@ def _opt_text(o: Option) -> str:
     return f"{o.name} {_pct(o.err)}% [{_pct(o.err_low)}, {_pct(o.err_high)}]"
 
 
-def _time_text(o: Option) -> str:
+def _time_text(o: Option, per: str = "") -> str:
     t = o.time_est()
     if t is None:
         return "not timed"
     flag = f", {o.time_quality}" if o.time_quality in FLAGGED else ""
-    return f"{t[0]:.3g} ms [{t[1]:.3g}, {t[2]:.3g}]{flag}"
+    return f"{t[0]:.3g} ms{per} [{t[1]:.3g}, {t[2]:.3g}]{flag}"
 
 
 def explain(dec: Decision, where: str, *, what: str = "top-1 error",
@@ -258,7 +258,7 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
                   and o.time_ms < p.time_ms]
         if faster:
             f = min(faster, key=lambda o: o.time_ms or 0.0)
-            text += (f"; {f.name} is faster ({_time_text(f)} vs {_time_text(p)}{per}) but "
+            text += (f"; {f.name} is faster ({_time_text(f, per)} vs {_time_text(p)}) but "
                      "less accurate")
         return text
     close = sorted([p, *dec.tied], key=lambda o: (o.err, o.name))
@@ -270,14 +270,14 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
         text += f"; no runtime to break the tie, so {p.name}, the most accurate, is named"
     elif others:
         nxt = min(others, key=lambda o: o.time_ms or 0.0)
-        text += (f"; {p.name} is the fastest of them, {_time_text(p)}{per} vs {nxt.name} "
+        text += (f"; {p.name} is the fastest of them, {_time_text(p, per)} vs {nxt.name} "
                  f"{_time_text(nxt)}")
         if dec.runtime_tied:
             text += (" (but its speed lead over "
                      f"{', '.join(o.name for o in dec.runtime_tied)} is within the timing "
                      "intervals: a runtime tie too)")
     else:
-        text += f"; {p.name} is the only one of them that was timed ({_time_text(p)}{per})"
+        text += f"; {p.name} is the only one of them that was timed ({_time_text(p, per)})"
     if dec.flagged:
         text += ("; the runtime ranking rests on flagged timings ("
                  + ", ".join(f"{o.name}: {o.time_quality}" for o in dec.flagged) + ")")
