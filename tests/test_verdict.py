@@ -282,3 +282,24 @@ def test_export_rows_carry_group_statistics(run_cli, tmp_path: Path):
     head = next(csv.reader(io.StringIO(out)))
     assert head[-8:] == ["n_seeds", "top1_err_mean", "top1_err_low", "top1_err_high",
                          "time_ms_group", "time_ms_low", "time_ms_high", "time_quality"]
+
+
+def test_recommend_beyond_trained_factors_uses_predictions_and_the_same_tie_logic(tmp_path):
+    from netscale.laws.recommend import recommend
+    from netscale.laws.synthetic import synthetic_study
+
+    d = synthetic_study(tmp_path / "s", seeds=(0, 1))
+    rec = recommend(d, "8x", strategies=[], alphas=[])
+    assert rec.ranking == "predicted error" and rec.verdict is None
+    names = {c.name: c for c in rec.candidates}
+    group = [rec.chosen] + [names[n] for n in rec.tied]
+    best = min((c for c in rec.candidates if c.rank is not None), key=lambda c: c.error.value)
+    assert best in group and rec.chosen.time_ms == min(c.time_ms for c in group)
+    assert "predicted top-1 error" in rec.reason and "predicted by the fitted laws" in rec.reason
+    # every candidate outside the tied set is separated from the best by its interval
+    from netscale.laws.stats import tied
+
+    for c in rec.candidates:
+        if c.rank is not None and c not in group:
+            assert not tied((best.error.value, best.error.lo, best.error.hi),
+                            (c.error.value, c.error.lo, c.error.hi))

@@ -354,10 +354,11 @@ def _to_separate(groups: Sequence[GroupStats], n_val: int | None) -> str:
 def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None = None,
                   config: Mapping[str, Any] | None = None, level: float = DEFAULT_LEVEL,
                   factor: float | None = None, base: str | None = None,
-                  only: Callable[[str], bool] | None = None) -> Verdict:
+                  only: Callable[[str], bool] | None = None,
+                  min_gap: float = 0.0) -> Verdict:
     """The verdict of a study from its measured groups, at ``factor`` (default: the largest
     factor every strategy finished). ``only`` restricts the strategies compared (e.g. to the
-    ones meeting a constraint)."""
+    ones meeting a constraint); ``min_gap`` (default 0) also ties differences up to it."""
     config = config or {}
     data = config.get("data") or {}
     data_name = data.get("name") if isinstance(data, Mapping) else None
@@ -396,7 +397,7 @@ def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None 
     opts = [Option(g.strategy, g.top1_err_mean or 0.0, g.top1_err_low or 0.0,
                    g.top1_err_high or 0.0, g.time_ms, g.time_ms_low, g.time_ms_high,
                    g.time_quality) for g in at]
-    dec = decide(opts)
+    dec = decide(opts, min_gap=min_gap)
     v.decision = dec
     v.factor = float(factor)
     v.recommended = dec.pick.name

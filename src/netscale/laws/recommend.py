@@ -618,7 +618,7 @@ def _trained_factor(trials: Sequence[Any], factor: float, rel: float = 0.02) -> 
 
 
 def _measured_rank(cands: list[Candidate], trials: Sequence[Any], factor: float,
-                   meta: Mapping[str, Any], level: float, notes: list[str]
+                   meta: Mapping[str, Any], level: float, notes: list[str], tie: float = 0.0
                    ) -> tuple[Candidate, list[str], str, dict[str, Any]] | None:
     """At a factor the study trained: the study's verdict (netscale.advise.study_verdict, the
     same call as the report's box) restricted to the feasible trained candidates; None when
@@ -649,7 +649,8 @@ def _measured_rank(cands: list[Candidate], trials: Sequence[Any], factor: float,
     if not ok:
         return None
     v = study_verdict(trials, data_info=meta.get("data_info"), config=meta.get("config"),
-                      level=level, factor=factor, base=base, only=lambda s: s in ok)
+                      level=level, factor=factor, base=base, only=lambda s: s in ok,
+                      min_gap=tie)
     if v.recommended is None or v.decision is None:
         return None
     chosen = by_name[v.recommended]
@@ -922,7 +923,8 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     verdict = None
     trained_at = _trained_factor(trials, factor) if mode == "study" else None
     if trained_at is not None:
-        verdict = _measured_rank(cands, trials, trained_at, study_meta or {}, level, notes)
+        verdict = _measured_rank(cands, trials, trained_at, study_meta or {}, level, notes,
+                                 float(tie))
     if verdict is not None:
         chosen, ranking = verdict[0], "measured error"
         tied_names, reason, verdict_dict = verdict[1], verdict[2], verdict[3]
