@@ -408,7 +408,8 @@ def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None 
     missing = [g for g in at if g.seeds_missing]
     if missing:
         reason += ("; seeds missing: one seed per group, so the intervals hold only the "
-                   "validation-sampling part")
+                   "validation-sampling part and the verdict may not survive other seeds "
+                   "(train 3 or more)")
     same = sorted({f"{g.strategy} = {', '.join(g.same_network_as)}" for g in at
                    if g.same_network_as and g.strategy < min(g.same_network_as)})
     if same:
