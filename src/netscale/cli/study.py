@@ -62,7 +62,7 @@ def add_parser(sub: Any) -> None:
         "train each briefly with three seeds on Fashion-MNIST (Debian package "
         "dataset-fashion-mnist) or scikit-learn's digits (a smoke test), time it, write the "
         "report and print the verdict (the last line is its JSON: recommended, tied, reason, "
-        "groups with 95%% intervals). Budgeted for about 8 minutes on 2 quiet cores.",
+        "groups with 95% intervals). Budgeted for about 8 minutes on 2 quiet cores.",
     )
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
