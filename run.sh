@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# netscale's main job (see README): bootstraps .venv/ if needed, then runs the quickstart.
+# netscale's main job (see README): bootstraps .venv/ if needed, makes sure Fashion-MNIST is
+# there (installs the Debian package as root with apt; NETSCALE_NO_APT=1 opts out), then runs
+# the quickstart (3 seeds; its last line is the verdict as JSON).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./scripts/bootstrap.sh
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/netscale "$@"
 fi
+./scripts/ensure_data.sh
 exec .venv/bin/netscale quickstart

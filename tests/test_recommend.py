@@ -68,8 +68,14 @@ def test_ranks_by_predicted_error_and_explains_losers(study_dir):
     errs = [c.error.value for c in ranked[1:]]
     assert errs == sorted(errs)
     # the truth makes dwr (or an α right next to it) best and d / r worst
-    assert rec.chosen.alpha is not None and abs(rec.chosen.alpha - 1 / 3) <= 0.15
+    best = min(ranked, key=lambda c: c.error.value)
+    assert best.alpha is not None and abs(best.alpha - 1 / 3) <= 0.15
+    # the chosen one is the fastest of those statistically tied with the best
     names = by_name(rec)
+    tied = [rec.chosen] + [names[n] for n in rec.tied]
+    assert best in tied and rec.chosen.name not in rec.tied
+    assert rec.chosen.time_ms == min(c.time_ms for c in tied)
+    assert rec.chosen.alpha is not None and abs(rec.chosen.alpha - 1 / 3) <= 0.2
     assert names["r"].error.value > names["dwr"].error.value
     assert "points predicted error vs" in names["d"].verdict
     assert rec.chosen.error.lo <= rec.chosen.error.value <= rec.chosen.error.hi
@@ -113,7 +119,8 @@ def test_alpha_outside_trained_family_has_no_data(quick_dir):
 
 def test_quickstart_sized_study_uses_power_law(quick_dir):
     rec = recommend(quick_dir, "8x")
-    assert rec.chosen.error is not None and rec.chosen.error.law == "power"
+    # a fitted or interpolated (power/power) prediction: the power law either way
+    assert rec.chosen.error is not None and set(rec.chosen.error.law.split("/")) == {"power"}
     assert all(f["law"] == "power" for f in rec.fits.values())
     assert rec.runtime is not None and rec.runtime["batch_size"] == 32
     assert "batch 32" in rec.runtime_basis
@@ -128,7 +135,9 @@ def test_params_constraint_excludes_and_says_why(study_dir):
     assert rec.chosen.params <= limit
     loser = by_name(rec)[free.chosen.name]
     assert not loser.feasible and "params" in loser.verdict and "> max" in loser.verdict
-    assert rec.chosen.error.value >= free.chosen.error.value
+    # a constraint can only remove options: nothing beats the unconstrained best error
+    free_best = min(c.error.value for c in free.candidates if c.rank is not None)
+    assert rec.chosen.error.value >= free_best
 
 
 def test_latency_constraint_uses_runtime_model(study_dir):

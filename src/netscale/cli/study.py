@@ -58,18 +58,26 @@ def add_parser(sub: Any) -> None:
                     default=None, help="a results file's top1_err column is in percent")
     pg.add_argument("--fraction", action="store_const", const=False, dest="percent",
                     help="a results file's top1_err column is a fraction")
+    p.add_argument("--json", action="store_true",
+                   help="also print the verdict as JSON (recommended, tied, reason, groups "
+                   "with seeds and 95%% intervals); see docs/statistics.md")
     p.set_defaults(func=run_report_cmd)
 
     p = sub.add_parser(
         "quickstart",
         help="a ready study on offline data (Fashion-MNIST or digits), trained, timed, reported",
         description="Scale a small RegNet-style base by d, w, r, dwr and dWr at s = 1, 2, 4, "
-        "train each briefly on Fashion-MNIST (Debian package dataset-fashion-mnist) or "
-        "scikit-learn's digits, time it, and write the report. About 5-10 minutes on 2 cores.",
+        "train each briefly with three seeds on Fashion-MNIST (Debian package "
+        "dataset-fashion-mnist) or scikit-learn's digits (a smoke test), time it, write the "
+        "report and print the verdict (the last line is its JSON: recommended, tied, reason, "
+        "groups with 95% intervals). Budgeted for about 8 minutes on 2 quiet cores.",
     )
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
     p.add_argument("--epochs", type=positive_int, help="override the quickstart's epochs")
+    p.add_argument("--seeds", default="0,1,2", metavar="S,S,...",
+                   help="training seeds, one replicate of every trial each (default 0,1,2); "
+                   "a rerun with other seeds (e.g. 3,4,5 --out OTHER) checks the verdict")
     p.add_argument("--bench-budget", type=positive_float, default=1.5, metavar="SECONDS",
                    help="runtime measurement budget per trial (default 1.5)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
@@ -126,13 +134,38 @@ def _export(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise NetscaleError(f"no results at {str(db)!r}; run the study first")
     with Store(db) as store:
-        text = store.export(args.export)
+        text = _export_text(store, args.export)
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _export_text(store: Any, fmt: str) -> str:
+    """The store's export with each row's group statistics (seeds, mean top-1 error and its
+    95 % interval, the group's time interval and timing quality; docs/statistics.md)."""
+    import csv
+    import io
+    import json
+
+    from netscale.advise.verdict import GROUP_COLUMNS, annotate_rows, group_trials
+
+    info = json.loads(store.get_meta("data_info") or "{}")
+    groups = group_trials(store.trials(), info.get("val_size") or None)
+    rows = annotate_rows(store.export_rows(), groups)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    buf = io.StringIO()
+    if rows:
+        keys = [k for k in rows[0] if k not in ("bench", "epochs", "env", *GROUP_COLUMNS)]
+        w = csv.DictWriter(buf, fieldnames=[*keys, *GROUP_COLUMNS], extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                        for k, v in r.items()})
+    return buf.getvalue()
 
 
 def run_study_cmd(args: argparse.Namespace) -> int:
@@ -149,6 +182,12 @@ def run_study_cmd(args: argparse.Namespace) -> int:
                        device=args.device)
     summary = {"study": cfg.name, "dir": str(cfg.out_dir), **counts,
                "seconds": round(time.time() - t0, 1)}
+    verdict = None
+    if counts["done"] and cfg.train:
+        from netscale.advise import verdict_for_study_dir
+
+        verdict = verdict_for_study_dir(cfg.out_dir)
+        summary["verdict"] = verdict.to_dict()
     if args.json:
         print_json(summary)
     else:
@@ -156,6 +195,14 @@ def run_study_cmd(args: argparse.Namespace) -> int:
               f"{counts['pending'] + counts['running']} unfinished in {summary['seconds']} s; "
               f"results in {cfg.out_dir}/results.sqlite (report: netscale report "
               f"{cfg.out_dir})")
+        if verdict is not None and verdict.recommended:
+            g = verdict.group(verdict.recommended)
+            tie = f", tied: {', '.join(verdict.tied)}" if verdict.tied else ""
+            print(f"verdict at x{verdict.factor:g}: {verdict.recommended}{tie}"
+                  + (f" ({g.err_text()} top-1 error over {g.n_seeds} seed(s), "
+                     f"{g.time_text()})" if g else "")
+                  + (" [SMOKE TEST: not meaningful]" if verdict.smoke_test else "")
+                  + " (netscale report DIR --json for the groups and the reason)")
     return 0 if counts["failed"] == 0 and counts["pending"] + counts["running"] == 0 else 1
 
 
@@ -163,34 +210,56 @@ def run_report_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
 
     path = make_report(args.study_dir, args.out, percent=args.percent)
+    if getattr(args, "json", False):
+        from netscale.advise import verdict_for_study_dir
+
+        print(f"wrote {path}", file=sys.stderr)
+        print_json(verdict_for_study_dir(args.study_dir).to_dict())
+        return 0
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
     return 0
 
 
 def run_quickstart_cmd(args: argparse.Namespace) -> int:
+    from netscale.advise import is_smoke_test
     from netscale.report.html import make_report
     from netscale.study.quickstart import quickstart_config
     from netscale.study.runner import run_study
 
+    try:
+        seeds = [int(x) for x in str(args.seeds).split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or any(x < 0 for x in seeds):
+        raise NetscaleError(f"--seeds must be distinct comma-separated integers >= 0 (e.g. "
+                            f"0,1,2), got {args.seeds!r}")
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
-                            bench_budget=args.bench_budget)
+                            bench_budget=args.bench_budget, seeds=seeds)
     if args.dry_run:
         return _dry_run(cfg, False)
     t0 = time.time()
+    data = cfg.data.get("name")
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
-          f"{', '.join(f'{f:g}' for f in cfg.factors)} on {cfg.data.get('name')}; study dir "
-          f"{cfg.out_dir}", file=sys.stderr)
+          f"{', '.join(f'{f:g}' for f in cfg.factors)} x seeds {', '.join(map(str, seeds))} "
+          f"on {data}; study dir {cfg.out_dir}", file=sys.stderr)
+    if is_smoke_test(data):
+        print(f"netscale quickstart: SMOKE TEST on {data} (Fashion-MNIST not found): the "
+              "plumbing is tested, the accuracy verdict is not meaningful; get real data "
+              "with: sudo apt-get install dataset-fashion-mnist", file=sys.stderr)
     counts = run_study(cfg, executor=args.executor, workers=args.workers)
     path = make_report(cfg.out_dir)
     minutes = (time.time() - t0) / 60
-    from netscale.report.analysis import recommend_from_trials
-    from netscale.study.store import Store
+    from netscale.advise import verdict_for_study_dir
 
-    with Store(cfg.out_dir / "results.sqlite") as store:
-        rec = recommend_from_trials(store.trials())
+    v = verdict_for_study_dir(cfg.out_dir)
     print(f"\nquickstart finished in {minutes:.1f} min: {counts['done']} trials done, "
           f"{counts['failed']} failed.")
-    if rec.strategy:
-        print(f"recommended strategy: {rec.strategy} — {rec.reason}")
+    if v.recommended:
+        tie = f" (tied: {', '.join(v.tied)})" if v.tied else ""
+        smoke = " [SMOKE TEST: not meaningful]" if v.smoke_test else ""
+        print(f"recommended strategy: {v.recommended}{tie}{smoke} — {v.reason}")
     print(f"report: {path}")
+    import json
+
+    print(json.dumps(v.to_dict(), separators=(",", ":")))
     return 0 if counts["failed"] == 0 else 1

@@ -230,7 +230,7 @@ def recommend_groups(study: StudyResults, target: str | float, *,
     if not any(c.feasible and c.error is not None for c in cands):
         why = "; ".join(f"{c.name}: {c.verdict or c.error_note}" for c in cands)
         raise NetscaleError(f"no group both meets the constraints and has a fitted law ({why})")
-    chosen, ranking = _rank(cands, float(tie), notes)
+    chosen, ranking, _decision = _rank(cands, float(tie), notes)
     notes[:] = [n.replace("add them to the study's strategies to compare them",
                           "give them more rows to fit them") for n in notes]
     ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)

@@ -17,10 +17,17 @@ constraints (max latency in ms per batch of B images, max params, max activation
 3. **Runtime**: predicted by the study's runtime model (fitted on its benchmark rows; it
    applies to the study's benchmark batch size and device), or measured here with the bench
    harness (``measure=True``, and always without a study).
-4. **Ranking**: feasible candidates by predicted error; candidates within ``tie`` (absolute,
-   0.001 = 0.1 points) of the lowest are ranked by runtime. Without any prediction (no study,
-   or no trained candidate is feasible), the paper's prior is used: fast compound scaling
-   with α closest to 0.8 (dWr), then runtime.
+4. **Ranking** (the tie logic of :func:`netscale.advise.decide`, shared with the study
+   verdict): the candidates statistically tied with the lowest error (the interval of the
+   difference contains 0, or it is at most ``tie``) are ranked by runtime and the fastest is
+   chosen. At a factor the study trained, the trained candidates' errors are the measured
+   groups (mean of the seeds, 95 % interval) and the choice is the study's verdict
+   (:func:`netscale.advise.study_verdict`, the report's box), so ``recommend`` and the report
+   agree by construction; untrained candidates are listed but not ranked there. Beyond the
+   trained factors the errors are the laws' predictions with their prediction intervals, the
+   runtimes the runtime model's ± z·RMSE. Without any prediction (no study, or no trained
+   candidate is feasible), the paper's prior is used: fast compound scaling with α closest
+   to 0.8 (dWr), then runtime.
 
 Every other candidate says why it lost: a violated constraint, a higher predicted error (by
 how much, and whether the intervals overlap), the same network as another, or no data.
@@ -54,7 +61,7 @@ from netscale.laws.study_fits import (
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PRIOR_ALPHA = 0.8
-DEFAULT_TIE = 0.001
+DEFAULT_TIE = 0.0  # an extra minimum gap; ties come from the intervals
 DEFAULT_BUDGET_S = 1.0
 
 MeasureFn = Callable[[Any, "int | None", "str | None"], "tuple[float, int, str] | None"]
@@ -204,6 +211,13 @@ class Recommendation:
     runtime: dict[str, Any] | None = None
     fits: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    tied: list[str] = field(default_factory=list)  # statistically tied with the best
+    reason: str = ""  # the verdict sentence (netscale.advise.explain / study_verdict)
+    verdict: dict[str, Any] | None = None  # at a trained factor: the study verdict
+
+    @property
+    def recommended(self) -> str:
+        return self.chosen.name
 
     def chosen_spec(self) -> Any:
         from netscale.specs import NetSpec
@@ -221,6 +235,8 @@ class Recommendation:
             "chosen": self.chosen.to_dict(),
             "candidates": [c.to_dict(spec=False) for c in self.candidates],
             "runtime": self.runtime, "fits": self.fits, "notes": list(self.notes),
+            "recommended": self.chosen.name, "tied": list(self.tied), "reason": self.reason,
+            "verdict": self.verdict,
             "units": {"flops": "multiply-adds", "error": "fraction",
                       "time": "ms per batch"},
         }
@@ -235,7 +251,8 @@ class Recommendation:
             f"runtime: {self.runtime_basis}",
             f"constraints: {self.constraints.describe(self.runtime_batch)}",
             "",
-            f"chosen: {c.name}  ({_exps(c.strategy)})",
+            f"chosen: {c.name}  ({_exps(c.strategy)})"
+            + (f"  — tied with {', '.join(self.tied)}" if self.tied else ""),
         ]
         spec = c.spec or {}
         stages = spec.get("stages", [])
@@ -247,8 +264,10 @@ class Recommendation:
             e = c.error
             ex = (f", extrapolating x{e.extrapolation:.3g} past the trained sizes"
                   if e.extrapolation > 1 + 1e-9 else "")
-            lines.append(f"  predicted error {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
-                         f"{100 * e.hi:.2f}] ({e.level:.0%} prediction interval; {e.source}{ex})")
+            kind = "measured error" if e.method == "measured" else "predicted error"
+            iv = "interval" if e.method == "measured" else "prediction interval"
+            lines.append(f"  {kind} {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
+                         f"{100 * e.hi:.2f}] ({e.level:.0%} {iv}; {e.source}{ex})")
         else:
             lines.append(f"  predicted error: none ({c.error_note or 'no trained results'})")
         rt = []
@@ -259,6 +278,8 @@ class Recommendation:
         batch = f" per batch of {self.runtime_batch}" if self.runtime_batch else ""
         lines.append(f"  runtime: {', '.join(rt) + batch if rt else 'not available'}")
         lines.append(f"  {c.verdict}")
+        if self.reason:
+            lines.append(f"verdict: {self.reason}")
         lines.append("")
         lines.append(candidate_table(self.candidates))
         for n in self.notes:
@@ -278,7 +299,8 @@ def candidate_table(cands: Sequence[Candidate]) -> str:
     rows = []
     for c in cands:
         err = (f"{100 * c.error.value:.2f} [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}]"
-               + ("*" if c.error.method == "interpolated" else "") if c.error else "-")
+               + {"interpolated": "*", "measured": "m"}.get(c.error.method, "")
+               if c.error else "-")
         t = c.time_ms
         rows.append([
             str(c.rank) if c.rank is not None else "-", c.name,
@@ -289,8 +311,9 @@ def candidate_table(cands: Sequence[Candidate]) -> str:
         ])
     text = table(rows, ["rank", "strategy", "flops", "params", "acts", "px",
                         "error % [interval]", "ms", "verdict"], align="rlrrrrrrl")
-    return text + ("\n(* interpolated between trained fast-compound members; "
-                   "m = measured time, otherwise predicted)")
+    return text + ("\n(* interpolated between trained fast-compound members; m after an "
+                   "error = measured mean of the study's seeds, after a time = measured, "
+                   "otherwise predicted)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,41 +477,64 @@ def _speed(c: Candidate, ref: Candidate) -> str:
         f" ({c.time_ms:.3g} vs {ref.time_ms:.3g} ms)")
 
 
-def _rank(cands: list[Candidate], tie: float, notes: list[str]) -> tuple[Candidate, str]:
+def _option(c: Candidate, time_half: float) -> Any:
+    from netscale.advise import Option
+
+    assert c.error is not None
+    t = c.time_ms
+    if t is None:
+        lo = hi = None
+    elif c.measured_ms is not None:
+        lo = hi = t
+    else:  # predicted by the runtime model: ± z·RMSE
+        lo, hi = max(0.0, t - time_half), t + time_half
+    return Option(c.name, c.error.value, c.error.lo, c.error.hi, t, lo, hi,
+                  "ok" if t is not None else "none")
+
+
+def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0,
+          where: str = "", level: float = DEFAULT_LEVEL) -> tuple[Candidate, str, Any]:
+    """Ranks feasible candidates with :func:`netscale.advise.decide` (the tie logic of every
+    verdict): tied with the lowest predicted error when the interval of the difference
+    contains 0 (or it is at most ``tie``); the fastest of the tied set is chosen."""
+    from netscale.advise import decide
+
     feasible = [c for c in cands if c.feasible]
     predicted = [c for c in feasible if c.error is not None]
     inf = math.inf
     if predicted:
         ranking = "predicted error"
-        by_err = sorted(predicted, key=lambda c: (c.error.value,  # type: ignore[union-attr]
-                                                  c.time_ms if c.time_ms is not None else inf))
-        best = by_err[0]
-        assert best.error is not None
-        close = [c for c in by_err if c.error.value <= best.error.value + tie]  # type: ignore
-        chosen = min(close, key=lambda c: (c.time_ms if c.time_ms is not None else inf,
-                                           c.error.value))  # type: ignore[union-attr]
-        order = [chosen] + [c for c in by_err if c is not chosen]
-        assert chosen.error is not None
+        by_name = {c.name: c for c in predicted}
+        dec = decide([_option(c, time_half) for c in predicted], min_gap=tie)
+        chosen = by_name[dec.pick.name]
+        best = by_name[dec.best.name]
+        tied_names = {o.name for o in dec.tied}
+        assert best.error is not None and chosen.error is not None
         if chosen is best:
             chosen.verdict = "chosen: lowest predicted error"
-            if len(close) > 1:
-                chosen.verdict += f" and fastest of those within {_pts(tie)} points"
+            if dec.tied:
+                chosen.verdict += " and fastest of those statistically tied with it"
         else:
-            chosen.verdict = (f"chosen: within {_pts(tie)} points of the lowest predicted error "
+            chosen.verdict = (f"chosen: statistically tied with the lowest predicted error "
                               f"({best.name} {_pts(best.error.value)}%) and faster")
+        rest = sorted((c for c in predicted if c is not chosen),
+                      key=lambda c: (c.error.value, c.time_ms if c.time_ms is not None  # type: ignore[union-attr]
+                                     else inf, c.name))
+        order = [chosen, *rest]
         ce = chosen.error
-        for c in order[1:]:
+        for c in rest:
             e = c.error
             assert e is not None
-            if e.value <= best.error.value + tie:
-                c.verdict = (f"predicted error within {_pts(tie)} points of {chosen.name} but "
-                             "not faster" + _speed(c, chosen))
+            if c.name in tied_names:
+                c.verdict = (f"predicted error statistically tied with {chosen.name} "
+                             f"({_pts(e.value)}% vs {_pts(ce.value)}%; the interval of the "
+                             "difference includes 0) but not faster" + _speed(c, chosen))
                 continue
             overlap = e.lo <= ce.hi and ce.lo <= e.hi
             c.verdict = (f"+{_pts(e.value - ce.value)} points predicted error vs {chosen.name} "
                          f"({_pts(e.value)}% vs {_pts(ce.value)}%; "
-                         f"{'intervals overlap' if overlap else 'intervals do not overlap'})"
-                         + _speed(c, chosen))
+                         f"{'intervals overlap' if overlap else 'intervals do not overlap'}, "
+                         "the difference's does not include 0)" + _speed(c, chosen))
         for i, c in enumerate(order, 1):
             c.rank = i
         unknown = [c for c in feasible if c.error is None]
@@ -498,7 +544,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str]) -> tuple[Candida
             notes.append(f"{len(unknown)} feasible candidate(s) have no error prediction "
                          f"({', '.join(c.name for c in unknown)}); add them to the study's "
                          "strategies to compare them")
-        return chosen, ranking
+        return chosen, ranking, dec
     ranking = "prior"
 
     def prior(c: Candidate) -> tuple[float, float, float]:
@@ -529,7 +575,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str]) -> tuple[Candida
         c.verdict = f"{why}; prior: {pa}" + _speed(c, chosen)
     for i, c in enumerate(order, 1):
         c.rank = i
-    return chosen, ranking
+    return chosen, ranking, None
 
 
 def _infeasible(cands: Sequence[Candidate], cons: Constraints, batch: int | None) -> NetscaleError:
@@ -561,6 +607,84 @@ def _infeasible(cands: Sequence[Candidate], cons: Constraints, batch: int | None
         f"no candidate meets the constraints: {head} ({'; '.join(parts)}); closest: "
         f"{closest.name} ({'; '.join(closest.violations)}); relax the constraint or lower "
         "--target-flops")
+
+
+def _trained_factor(trials: Sequence[Any], factor: float, rel: float = 0.02) -> float | None:
+    """The study factor (other than 1) within ``rel`` of ``factor`` that has finished trials."""
+    fs = sorted({float(t.factor) for t in trials if t.strategy != BASE
+                 and trial_error(t) is not None and float(t.factor) != 1.0})
+    near = [f for f in fs if abs(factor / f - 1) <= rel]
+    return min(near, key=lambda f: abs(factor / f - 1)) if near else None
+
+
+def _measured_rank(cands: list[Candidate], trials: Sequence[Any], factor: float,
+                   meta: Mapping[str, Any], level: float, notes: list[str], tie: float = 0.0
+                   ) -> tuple[Candidate, list[str], str, dict[str, Any]] | None:
+    """At a factor the study trained: the study's verdict (netscale.advise.study_verdict, the
+    same call as the report's box) restricted to the feasible trained candidates; None when
+    no trained candidate is feasible (then the laws rank the others)."""
+    from netscale.advise import study_verdict
+
+    base = trials[0].base if trials else None
+    by_name = {c.name: c for c in cands if c.spec is not None and c.trained}
+    probe = study_verdict(trials, data_info=meta.get("data_info"), config=meta.get("config"),
+                          level=level, factor=factor, base=base)
+    groups = {g.strategy: g for g in probe.groups if g.factor == factor and g.measured
+              and g.strategy in by_name}
+    for name, g in groups.items():
+        c = by_name[name]
+        c.same_as = None  # measured on its own in the study
+        if c.verdict.startswith("same network as"):
+            c.verdict = ""
+        c.error = ErrorEstimate(
+            value=float(g.top1_err_mean or 0.0), lo=float(g.top1_err_low or 0.0),
+            hi=float(g.top1_err_high or 0.0), level=level, law="measured", extrapolation=1.0,
+            method="measured",
+            source=(f"measured: {g.n_seeds} seed(s) at ×{factor:g}"
+                    + (f", {g.n_val} validation images" if g.n_val else "")
+                    + (", seeds missing" if g.seeds_missing else "")))
+        if g.time_ms is not None and c.measured_ms is None:
+            c.measured_ms, c.measured_source = g.time_ms, "measured in the study"
+    ok = {n for n, c in by_name.items() if n in groups and c.feasible}
+    if not ok:
+        return None
+    v = study_verdict(trials, data_info=meta.get("data_info"), config=meta.get("config"),
+                      level=level, factor=factor, base=base, only=lambda s: s in ok,
+                      min_gap=tie)
+    if v.recommended is None or v.decision is None:
+        return None
+    chosen = by_name[v.recommended]
+    tied_names = set(v.tied)
+    dec = v.decision
+    chosen.verdict = ("chosen: " + ("statistically tied with the lowest measured error and "
+                                    "the fastest of those" if v.tied else
+                                    "lowest measured error, separated from the others"))
+    rest = [by_name[o.name] for o in sorted(dec.tied + dec.separated,
+                                            key=lambda o: (o.err, o.name))]
+    ce = chosen.error
+    assert ce is not None
+    for c in rest:
+        e = c.error
+        assert e is not None
+        if c.name in tied_names:
+            c.verdict = (f"measured error statistically tied with {chosen.name} "
+                         f"({_pts(e.value)}% vs {_pts(ce.value)}%) but not faster"
+                         + _speed(c, chosen))
+        else:
+            c.verdict = (f"+{_pts(e.value - ce.value)} points measured error vs {chosen.name} "
+                         f"({_pts(e.value)}% vs {_pts(ce.value)}%; the interval of the "
+                         "difference excludes 0)" + _speed(c, chosen))
+    for i, c in enumerate([chosen, *rest], 1):
+        c.rank = i
+    for c in cands:
+        if c.rank is None and c.usable and not c.violations:
+            pred = (f"predicted {_pts(c.error.value)}% [{_pts(c.error.lo)}, "
+                    f"{_pts(c.error.hi)}]; " if c.error is not None
+                    else f"{c.error_note}; " if c.error_note else "")
+            c.verdict = (f"not trained at ×{factor:g}: {pred}the verdict at a trained factor "
+                         "compares measured results only")
+    notes.extend(v.notes)
+    return chosen, list(v.tied), v.reason, v.to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -711,14 +835,16 @@ def recommend_study(study: StudyResults, target: str | float, *,
         spec=spec, label=base, source=str(study.path), mode="study", target=target, cons=cons,
         fits=fits, runtime=runtime, study_times=measured_times(trials, runtime), trials=trials,
         measure=measure, device=device, strategies=strategies, alphas=alphas, level=level,
-        tie=tie, measure_fn=measure_fn or default_measure(budget_s))
+        tie=tie, measure_fn=measure_fn or default_measure(budget_s),
+        study_meta={"data_info": study.data_info, "config": study.config})
 
 
 def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | float,
                cons: Constraints, fits: StudyFits | None, runtime: StudyRuntime | None,
                study_times: Mapping[str, float], trials: Sequence[Any], measure: bool,
                device: str | None, strategies: Sequence[str] | None, alphas: Sequence[float],
-               level: float, tie: float, measure_fn: MeasureFn) -> Recommendation:
+               level: float, tie: float, measure_fn: MeasureFn,
+               study_meta: Mapping[str, Any] | None = None) -> Recommendation:
     from netscale.complexity import count_tuple
     from netscale.scaling import scale_report
     from netscale.util.units import parse_target
@@ -802,13 +928,41 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     for c in cands:
         if c.usable and c.violations:
             c.verdict = "; ".join(c.violations)
-    chosen, ranking = _rank(cands, float(tie), notes)
+    where = f"at ×{factor:.4g} flops (multiply-adds)"
+    verdict = None
+    trained_at = _trained_factor(trials, factor) if mode == "study" else None
+    if trained_at is not None:
+        verdict = _measured_rank(cands, trials, trained_at, study_meta or {}, level, notes,
+                                 float(tie))
+    if verdict is not None:
+        chosen, ranking = verdict[0], "measured error"
+        tied_names, reason, verdict_dict = verdict[1], verdict[2], verdict[3]
+    else:
+        z_rmse = 0.0
+        if runtime is not None and math.isfinite(runtime.rmse):
+            from netscale.laws.stats import z_quantile
+
+            z_rmse = z_quantile(level) * runtime.rmse
+        chosen, ranking, dec = _rank(cands, float(tie), notes, z_rmse, where, level)
+        verdict_dict = None
+        if dec is not None:
+            from netscale.advise.verdict import explain
+
+            tied_names = [o.name for o in dec.tied]
+            reason = explain(dec, where + ", predicted by the fitted laws",
+                             what="predicted top-1 error", level=level, batch=cons.batch_size)
+        else:
+            tied_names, reason = [], chosen.verdict
     ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
     rest = [c for c in cands if c.rank is None]
     rest.sort(key=lambda c: (not c.usable, c.error is None, bool(c.violations)))
 
     # what the numbers are based on
-    if fits is not None:
+    if verdict is not None:
+        error_basis = (f"top-1 error measured by the study at ×{trained_at:g} (mean of its "
+                       f"seeds, {level:.0%} intervals: seed spread + validation set); the "
+                       "verdict is the study's (netscale report --json)")
+    elif fits is not None:
         error_basis = (f"top-1 error predicted from the study's fitted laws (x = "
                        f"{fits.x_metric}; {level:.0%} prediction intervals)")
     else:
@@ -840,12 +994,10 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
                 chosen.time_ms > cons.max_latency_ms - 2 * rmse:
             notes.append(f"the chosen model's predicted latency is within 2 RMSE "
                          f"({rmse:.3g} ms) of the limit; --measure checks it")
-    if ranking == "predicted error" and chosen.error is not None:
-        rivals = [c for c in ranked[1:] if c.error is not None
-                  and c.error.lo <= chosen.error.hi and chosen.error.lo <= c.error.hi]
-        if rivals:
-            notes.append(f"{len(rivals)} other candidate(s) have overlapping error intervals: "
-                         "the difference may not be real; train the top few to confirm")
+    if ranking == "predicted error" and tied_names:
+        notes.append(f"{len(tied_names)} other candidate(s) are statistically tied with the "
+                     f"chosen one ({', '.join(tied_names)}): the difference may not be real; "
+                     "train the top few (with several seeds) to confirm")
     fit_summary = {}
     if fits is not None:
         for k, f in fits.fits.items():
@@ -859,4 +1011,4 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
         candidates=ranked + rest, ranking=ranking, error_basis=error_basis,
         runtime_basis=runtime_basis, runtime_batch=batch,
         runtime=runtime.to_dict() if runtime is not None else None, fits=fit_summary,
-        notes=notes)
+        notes=notes, tied=tied_names, reason=reason, verdict=verdict_dict)

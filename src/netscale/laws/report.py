@@ -312,9 +312,12 @@ def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> st
             f"(2× the largest trained factor): scale by <code>{_e(c.name)}</code> — depths "
             f"{[s['depth'] for s in stages]}, widths {[s['width'] for s in stages]}, "
             f"{c.resolution} px, {c.flops / 1e6 if c.flops else 0:.3g} M flops; predicted "
-            f"top-1 error {err}{_e(rt)}. Ranked by {rec.ranking}, no constraints; "
-            "<code>netscale recommend</code> adds latency / params / activations limits."
-            "</div>")
+            f"top-1 error {err}{_e(rt)}. Ranked by {rec.ranking} with the tie logic of the "
+            "verdict above (tied when the interval of the difference contains 0; the fastest "
+            "of the tied is chosen), no constraints; <code>netscale recommend</code> adds "
+            "latency / params / activations limits."
+            + (f" <b>Tie</b> with <code>{_e(', '.join(rec.tied))}</code>." if rec.tied else "")
+            + f"<br><span class='small'>{_e(rec.reason)}</span></div>")
     rows = ["<table><thead><tr><th>rank</th><th class='l'>strategy</th><th>flops (M)</th>"
             "<th>params (M)</th><th>acts (M)</th><th>px</th><th>predicted error (%)</th>"
             "<th>time (ms)</th><th class='l'>why not chosen</th></tr></thead><tbody>"]

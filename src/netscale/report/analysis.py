@@ -111,62 +111,12 @@ def runtime_correlations(trials: Sequence[TrialRow]) -> list[Correlation]:
     return out
 
 
-@dataclass
-class Recommendation:
-    strategy: str | None
-    factor: float | None
-    reason: str
-    table: list[dict[str, Any]]
+def recommend_from_trials(trials: Sequence[TrialRow], *,
+                          data_info: dict[str, Any] | None = None,
+                          config: dict[str, Any] | None = None) -> Any:
+    """The study's verdict (:func:`netscale.advise.study_verdict`, the one recommendation
+    engine): strategies statistically tied with the most accurate at the largest factor every
+    strategy finished, and the fastest of those. ``.strategy`` / ``.recommended`` name it."""
+    from netscale.advise import study_verdict
 
-
-def recommend_from_trials(trials: Sequence[TrialRow], tie_pp: float = 0.5) -> Recommendation:
-    """The strategy to use, judged at the largest factor every strategy finished.
-
-    Strategies whose top-1 error is within ``tie_pp`` percentage points (or one seed standard
-    deviation, whichever is larger) of the best are considered equally accurate; among them
-    the one with the lowest measured runtime wins (the paper's "fast and accurate").
-    """
-    series = [s for s in series_by_strategy(trials) if s.strategy != BASE]
-    table = []
-    for s in series:
-        for p in s.points:
-            if p.factor == 1:
-                continue
-            table.append({"strategy": s.strategy, "factor": p.factor, "err": p.err,
-                          "err_std": p.err_std, "time_ms": p.time_ms, "flops": p.flops,
-                          "acts": p.acts, "params": p.params, "n": p.n})
-    finished = [r for r in table if r["err"] is not None]
-    if not finished:
-        return Recommendation(None, None, "no trained trials yet: nothing to recommend", table)
-    by_factor: dict[float, list[dict[str, Any]]] = defaultdict(list)
-    for r in finished:
-        by_factor[r["factor"]].append(r)
-    n_strats = len({r["strategy"] for r in finished})
-    complete = [f for f, rs in by_factor.items() if len(rs) == n_strats]
-    factor = max(complete) if complete else max(by_factor)
-    rows = by_factor[factor]
-    best = min(rows, key=lambda r: r["err"])
-    stds = [r["err_std"] for r in rows if r["err_std"] is not None]
-    tie = max(tie_pp / 100.0, max(stds) if stds else 0.0)
-    close = [r for r in rows if r["err"] <= best["err"] + tie]
-    timed = [r for r in close if r["time_ms"] is not None]
-    pick = min(timed, key=lambda r: r["time_ms"]) if timed else best
-    others = ", ".join(f"{r['strategy']} {100 * r['err']:.2f}%" for r in
-                       sorted(rows, key=lambda r: r["err"]) if r is not pick)
-    if pick is best:
-        reason = (f"at ×{factor:g} flops, {pick['strategy']} has the lowest top-1 error "
-                  f"({100 * pick['err']:.2f}%; others: {others})")
-    else:
-        reason = (f"at ×{factor:g} flops, {pick['strategy']} is within {100 * tie:.2f} points "
-                  f"of the most accurate ({best['strategy']} {100 * best['err']:.2f}% vs "
-                  f"{100 * pick['err']:.2f}%) and is the fastest of those "
-                  f"({pick['time_ms']:.2f} ms/batch vs {best['time_ms']:.2f})"
-                  if best["time_ms"] is not None else
-                  f"at ×{factor:g} flops, {pick['strategy']} is within {100 * tie:.2f} points "
-                  "of the most accurate and fastest")
-    if pick.get("time_ms") is not None:
-        fastest = min((r for r in rows if r["time_ms"] is not None), key=lambda r: r["time_ms"])
-        if fastest is not pick:
-            reason += (f"; fastest overall is {fastest['strategy']} "
-                       f"({fastest['time_ms']:.2f} ms/batch, {100 * fastest['err']:.2f}% error)")
-    return Recommendation(pick["strategy"], factor, reason, table)
+    return study_verdict(trials, data_info=data_info, config=config)

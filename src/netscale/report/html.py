@@ -132,25 +132,55 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
     return "".join(out)
 
 
-def _recommendation_html(trials: Sequence[TrialRow]) -> str:
-    rec = recommend_from_trials(trials)
-    if rec.strategy is None:
-        return f'<div class="box warn">{_e(rec.reason)}</div>'
+def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | None = None,
+                         data_info: dict[str, Any] | None = None) -> str:
+    """The verdict box (netscale.advise, the one recommendation engine) and the groups'
+    errors and runtimes with their intervals."""
+    rec = recommend_from_trials(trials, data_info=data_info, config=config)
+    smoke = ('<div class="box warn"><b>Smoke test</b>: this study ran on '
+             f"<code>{_e(rec.data)}</code> ({_e(rec.n_val or '?')} validation images); its "
+             "accuracy verdict is not meaningful. Install Fashion-MNIST "
+             "(<code>apt-get install dataset-fashion-mnist</code>) for a real answer.</div>"
+             if rec.smoke_test else "")
+    if rec.recommended is None:
+        return smoke + f'<div class="box warn">{_e(rec.reason)}</div>'
+    lvl = f"{rec.level:.0%}"
+    head = "Recommended: scale by"
+    tied = (f" — a tie with <code>{_e(', '.join(rec.tied))}</code>" if rec.tied
+            else "")
+    label = " (smoke test)" if rec.smoke_test else ""
+    box = (f'<div class="box{" warn" if not rec.firm else ""}"><b>{head} '
+           f"<code>{_e(rec.recommended)}</code>{label}</b>{tied} — {_e(rec.reason)}.</div>")
     rows = ['<table class="sortable"><thead><tr><th class="l">strategy</th><th>s</th>'
-            "<th>top-1 err (%)</th><th>± (seeds)</th><th>time (ms/batch)</th>"
-            "<th>flops (M)</th><th>acts (M)</th><th>params (M)</th><th>trials</th>"
-            "</tr></thead><tbody>"]
-    for r in sorted(rec.table, key=lambda r: (r["factor"], r["strategy"])):
-        rows.append("<tr>" + _cell(r["strategy"], left=True) + _cell(r["factor"],
-                    f"{r['factor']:g}") + _cell(r["err"], _fmt(r["err"], 100))
-                    + _cell(r["err_std"], _fmt(r["err_std"], 100))
-                    + _cell(r["time_ms"], _fmt(r["time_ms"]))
-                    + _cell(r["flops"], f"{r['flops'] / 1e6:.2f}")
-                    + _cell(r["acts"], f"{r['acts'] / 1e6:.3f}")
-                    + _cell(r["params"], f"{r['params'] / 1e6:.3f}") + _cell(r["n"]) + "</tr>")
+            f"<th>seeds</th><th>top-1 err (%)</th><th>{lvl} interval (%)</th>"
+            f"<th>time (ms/batch)</th><th>{lvl} interval (ms)</th><th class='l'>timing</th>"
+            "<th>flops (M)</th><th>acts (M)</th><th>params (M)</th>"
+            "<th class='l'>same network as</th></tr></thead><tbody>"]
+    for g in rec.groups:
+        if g.base != rec.base:
+            continue
+        err_iv = ("" if g.top1_err_low is None else
+                  f"{_fmt(g.top1_err_low, 100)} – {_fmt(g.top1_err_high, 100)}"
+                  + (" (seeds missing)" if g.seeds_missing else ""))
+        t_iv = ("" if g.time_ms_low is None else
+                f"{_fmt(g.time_ms_low)} – {_fmt(g.time_ms_high)}")
+        rows.append("<tr>" + _cell(g.strategy, left=True) + _cell(g.factor, f"{g.factor:g}")
+                    + _cell(g.n_seeds) + _cell(g.top1_err_mean, _fmt(g.top1_err_mean, 100))
+                    + _cell(g.top1_err_low, err_iv) + _cell(g.time_ms, _fmt(g.time_ms))
+                    + _cell(g.time_ms_low, t_iv) + _cell(g.time_quality, left=True)
+                    + _cell(g.flops, f"{g.flops / 1e6:.2f}")
+                    + _cell(g.acts, f"{g.acts / 1e6:.3f}")
+                    + _cell(g.params, f"{g.params / 1e6:.3f}")
+                    + _cell(", ".join(g.same_network_as), left=True) + "</tr>")
     rows.append("</tbody></table>")
-    return (f'<div class="box"><b>Recommended: scale by <code>{_e(rec.strategy)}</code></b>'
-            f" — {_e(rec.reason)}.</div>" + "".join(rows))
+    how = (f'<p class="small">Each row is one (strategy, factor) group: mean top-1 error of its '
+           f"seeds with a {lvl} interval combining the seed spread (Student t) and the finite "
+           f"validation set ({_e(rec.n_val or '?')} images, binomial); time is the median of "
+           "the group's benchmark medians with the envelope of their intervals; timing "
+           "'noisy'/'contended' marks flagged measurements. Strategies whose error difference "
+           "to the best has an interval containing 0 are tied; the fastest of them is "
+           "recommended. See docs/statistics.md.</p>")
+    return smoke + box + "".join(rows) + how
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
@@ -210,11 +240,13 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
                   ("done", "pending", "running", "failed")}
         csv_text = results_csv(trials)
     out.mkdir(parents=True, exist_ok=True)
+    data_info: dict = {}
     if imported is None:
         with Store(db) as store:
             trials = store.trials()
             counts = store.counts()
             config = json.loads(store.get_meta("config") or "{}")
+            data_info = json.loads(store.get_meta("data_info") or "{}")
             csv_text = store.export("csv")
     atomic_write_text(out / "trials.csv", csv_text)
     series = series_by_strategy(trials)
@@ -244,7 +276,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
 ({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
 recipe <code>{_e(json.dumps(recipe))}</code>.</p>""")
-    verdict = _recommendation_html(trials)
+    verdict = _recommendation_html(trials, config, data_info)
     kind = "Scaling study" if imported is None else "Results"
     if imported is not None:
         from netscale.laws.groups import groups_verdict_html
