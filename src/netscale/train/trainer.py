@@ -326,6 +326,9 @@ def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[st
         torch.set_num_threads(recipe.threads)
     env, dev = _setup_dist(dev, distributed)
     try:
+        if not recipe.is_resolved:  # default recipe: batch size and warm-up fit the data
+            dataset = dataset if dataset is not None else load_dataset(data)
+            recipe, _ = recipe.for_dataset(dataset.info.train_size, env.world)
         return _train(spec, data, recipe, Path(out_dir), resume=resume, dev=dev, env=env,
                       on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
                       dataset=dataset)
