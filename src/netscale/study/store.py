@@ -119,8 +119,21 @@ class TrialRow:
     same_as: str | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def time_quality(self) -> str | None:
+        """Quality of ``time_ms`` (``ok`` / ``noisy`` / ``contended``, after the automatic
+        re-measurements): that of the bench row it comes from (infer, else the first); None
+        when not timed."""
+        from netscale.bench.result import time_quality_of
+
+        if not self.bench or self.time_ms is None:
+            return None
+        row = next((r for r in self.bench if r.get("mode") == "infer"), self.bench[0])
+        return time_quality_of(row)
+
     def to_dict(self, *, with_spec: bool = True, with_epochs: bool = True) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d["time_quality"] = self.time_quality
         if not with_spec:
             d.pop("spec")
         if not with_epochs:

@@ -34,6 +34,19 @@ def auto_batch_size(n_train: int, world: int = 1) -> int:
     return -(-b // world) * world
 
 
+SMALL_MACHINE_CPUS = 2
+
+
+def default_train_threads() -> int:
+    """torch threads when ``recipe.threads`` is 0: 1 on a small machine (<= 2 logical CPUs),
+    else 0 (torch's default). On a 2-CPU VM that also runs anything else, a 2-thread OpenMP
+    step waits at every barrier for its descheduled thread (measured: 8x slower than 1
+    thread, docs/bench.md "Default threads")."""
+    import os
+
+    return 1 if (os.cpu_count() or 1) <= SMALL_MACHINE_CPUS else 0
+
+
 def auto_warmup_epochs(epochs: int) -> float:
     """The default warm-up: one epoch, but at most AUTO_WARMUP_SHARE of a short run."""
     return min(1.0, AUTO_WARMUP_SHARE * epochs)
