@@ -98,6 +98,11 @@ def test_alias_is_timed_once_and_carries_identical_results(run_cli, tmp_path: Pa
     assert code == 0 and len(rows) == 3
     assert rows[dwr2.id]["same_as"] == w2.id and rows[w2.id]["same_as"] == ""
     assert rows[dwr2.id]["time_ms"] == rows[w2.id]["time_ms"]
+    # the report's trial table labels the alias
+    from netscale.report.html import make_report
+
+    html = Path(make_report(cfg.out_dir)).read_text()
+    assert "dWr (same network as w x2)" in html
 
 
 def test_store_written_before_dedup_gets_the_column(tmp_path: Path) -> None:
