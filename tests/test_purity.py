@@ -94,3 +94,17 @@ def test_reference_mode_is_unchanged_by_purity() -> None:
     # The reference scaler is reproduced as published, drift and all.
     r = scale_report(get_spec("RegNetY-4.0GF"), 4, "d1_w8_g8_r1", rounding="reference")
     assert r.counts[0] == 15_608_249_240
+
+
+def test_study_dry_run_flags_a_pure_miss(run_cli, tmp_path) -> None:
+    import yaml
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "pure", "out": "out", "bases": ["ResNet-20-CIFAR"], "strategies": ["d", "w"],
+        "factors": [2], "train": False, "bench": {"enabled": False}}))
+    code, out, _ = run_cli("study", str(cfg), "--dry-run")
+    assert code == 0
+    lines = {ln.split()[1]: ln for ln in out.splitlines() if ln.startswith("ResNet-20-CIFAR")}
+    assert lines["d"].rstrip().endswith("outside ±2% of x2 (closest pure shape)")
+    assert "outside" not in lines["w"]

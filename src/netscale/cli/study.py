@@ -96,7 +96,11 @@ def _dry_run(cfg: Any, as_json: bool) -> int:
 
     def same(p: Any) -> str:
         c = by_id.get(p.same_as) if p.same_as else None
-        return f"same network as {c.strategy} x{c.factor:g}" if c else ""
+        if c:
+            return f"same network as {c.strategy} x{c.factor:g}"
+        if not p.within_tolerance:  # a pure strategy whose quanta cannot land closer
+            return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
+        return ""
 
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
