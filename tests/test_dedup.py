@@ -87,11 +87,12 @@ def test_alias_is_timed_once_and_carries_identical_results(run_cli, tmp_path: Pa
     assert dwr2.same_as == w2.id and dwr2.status == "done"
     assert dwr2.time_ms == w2.time_ms and dwr2.time_ms is not None
     assert dwr2.bench == w2.bench and dwr2.flops == w2.flops
-    # the raw row was never written to: the results are mirrored at read time
+    # the raw table agrees too (synced when the study ends), for plain SQL readers
     con = sqlite3.connect(db)
-    raw = con.execute("SELECT status, time_ms FROM trials WHERE id = ?", (dwr2.id,)).fetchone()
+    raw = con.execute("SELECT id, status, time_ms, bench, wall_time FROM trials WHERE id IN "
+                      "(?, ?) ORDER BY id", (dwr2.id, w2.id)).fetchall()
     con.close()
-    assert raw == ("pending", None)
+    assert raw[0][0] == dwr2.id and raw[0][1:] == raw[1][1:] and raw[0][1] == "done"
     # export: every (strategy, factor) row, with identical results and same_as
     code, out, _ = run_cli("study", str(cfg.out_dir), "--export", "csv")
     rows = {r["id"]: r for r in csv.DictReader(io.StringIO(out))}

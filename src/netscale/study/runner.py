@@ -241,10 +241,12 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
-            return _drive(cfg, store, executor=executor, workers=workers, address=address,
-                          retry_failed=retry_failed, device=device,
-                          stream=stream,  # type: ignore[arg-type]
-                          fail_trials=fail_trials or {})
+            counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
+                            retry_failed=retry_failed, device=device,
+                            stream=stream,  # type: ignore[arg-type]
+                            fail_trials=fail_trials or {})
+            store.sync_aliases()  # same-network rows get their canonical trial's results
+            return counts
         finally:
             store.close()
 

@@ -142,10 +142,12 @@ class TrialRow:
 
 
 _JSON_COLS = ("spec", "bench", "env")
-# What an alias row (same_as set) mirrors from the trial it is the same network as. Not
-# wall_time, attempts or failures: that work was done once, by the canonical trial.
-_MIRRORED = ("status", "bench", "time_ms", "top1_err", "top5_err", "loss", "epochs_done",
-             "error", "env", "worker", "started_at", "finished_at", "updated_at")
+# What an alias row (same_as set) mirrors from the trial it is the same network as: all of
+# its results and bookkeeping. The work was done once: to total the compute a study spent,
+# sum over canonical_trials().
+_MIRRORED = ("status", "attempts", "failures", "bench", "time_ms", "top1_err", "top5_err",
+             "loss", "epochs_done", "error", "wall_time", "env", "worker", "started_at",
+             "finished_at", "updated_at")
 
 
 def _row(r: sqlite3.Row) -> TrialRow:
@@ -338,6 +340,23 @@ class Store:
                     setattr(r, k, getattr(canon, k))
                 r.epochs = [dict(m) for m in canon.epochs]
         return [r for r in rows if status is None or r.status == status]
+
+    def sync_aliases(self) -> int:
+        """Writes each canonical trial's results into its alias rows (and their epochs), so
+        that the raw table agrees with :meth:`trials` (which mirrors at read time anyway);
+        returns the number of alias rows updated."""
+        cols = ", ".join(_MIRRORED)
+        with self.tx() as c:
+            n = c.execute(
+                f"UPDATE trials SET ({cols}) = (SELECT {cols} FROM trials AS c "
+                "WHERE c.id = trials.same_as) WHERE same_as IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM trials AS c WHERE c.id = trials.same_as)").rowcount
+            c.execute("DELETE FROM epochs WHERE trial_id IN "
+                      "(SELECT id FROM trials WHERE same_as IS NOT NULL)")
+            c.execute("INSERT INTO epochs (trial_id, epoch, metrics, recorded_at) "
+                      "SELECT t.id, e.epoch, e.metrics, e.recorded_at FROM trials t "
+                      "JOIN epochs e ON e.trial_id = t.same_as")
+        return n
 
     def canonical_trials(self, *, epochs: bool = True) -> list[TrialRow]:
         """The trials that actually run: one per distinct network (aliases left out)."""
