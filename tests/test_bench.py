@@ -376,7 +376,8 @@ def test_contention_is_flagged_and_retried(monkeypatch) -> None:
 
     monkeypatch.setattr(harness, "CpuMonitor", FakeMonitor)
     never_noisy = TimingPolicy(**{**FAST.to_dict(), "noisy_threshold": 1e9})
-    r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, policy=never_noisy, threads=1))
+    r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, policy=never_noisy, threads=1,
+                                            retries=0))  # the default re-measures (2)
     assert r.contended and r.cpu_others == pytest.approx(0.6) and r.attempts == 1
     assert "contended: other processes used 60%" in r.note
     r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, policy=never_noisy, threads=1,

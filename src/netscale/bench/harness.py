@@ -29,6 +29,13 @@ from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 
 DEFAULT_BATCH = {"cpu": 8, "cuda": 32}
+# One intra-op thread unless asked: on a small VM shared with anything else, a multi-thread
+# OpenMP forward waits at every barrier for a descheduled thread; measured on a 2-CPU VM
+# (benchmarks/thread_stability.py, docs/bench.md "Default threads"): 1 thread 103 ms with a
+# 6 % spread of repeated medians, 2 threads 1,471 ms with a 506 % spread.
+DEFAULT_THREADS = 1
+# Re-measure a noisy or contended row up to this many more times, keeping the best attempt.
+DEFAULT_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,9 @@ class BenchConfig:
     channels_last: bool = False
     amp: bool = False  # autocast: bfloat16 on CPU, float16 on CUDA
     compile: bool = False  # torch.compile
-    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    threads: int | None = None  # torch intra-op threads (None: DEFAULT_THREADS, i.e. 1)
     retry_oom: bool = False  # on out-of-memory, retry at half the batch (down to 1)
-    retries: int = 0  # re-measure up to this many times while noisy or contended
+    retries: int = DEFAULT_RETRIES  # re-measure up to this many times while noisy/contended
     contended_threshold: float = CONTENDED_THRESHOLD  # others' CPU share that flags a result
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     lr: float = 0.01  # SGD(momentum 0.9, weight decay 5e-5) for the train step
@@ -183,7 +190,7 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
     flops, params, acts = counts
     if device == "cpu":
         steady_state_allocator()
-    with torch_threads(config.threads) as threads:
+    with torch_threads(config.threads or DEFAULT_THREADS) as threads:
         env = collect_env(device, threads=threads, amp=config.amp,
                           amp_dtype=amp_dtype_for(device), channels_last=config.channels_last,
                           compile=config.compile)
@@ -256,8 +263,10 @@ def _result(meas: Measurement, bs: int, peak: float | None, method: str, share: 
         notes.append(f"contended: other processes used {share.others:.0%} and the hypervisor "
                      f"stole {share.steal or 0:.0%} of the CPUs during the measurement")
     if meas.noisy or contended:
-        notes.append("rerun on an idle machine, with a larger --budget or with --retries")
-    if attempts > 1:
+        notes.append(f"still {'contended' if contended else 'noisy'} after {attempts} "
+                     "attempt(s): rerun on an idle machine, with a larger --budget or more "
+                     "--retries")
+    elif attempts > 1:
         notes.append(f"best of {attempts} attempts (--retries)")
     return BenchResult(
         batch_size=bs, status="ok", time_ms=t.median_ms, iqr_ms=t.iqr_ms, q1_ms=t.q1_ms,
@@ -479,7 +488,7 @@ def with_mode(config: BenchConfig, mode: str) -> BenchConfig:
 def env_for(config: BenchConfig) -> BenchEnv:
     """The environment a run with ``config`` would record (for headers)."""
     device = resolve_device(config.device)
-    with torch_threads(config.threads) as threads:
+    with torch_threads(config.threads or DEFAULT_THREADS) as threads:
         return collect_env(device, threads=threads, amp=config.amp,
                            amp_dtype=amp_dtype_for(device),
                            channels_last=config.channels_last, compile=config.compile)

@@ -31,7 +31,7 @@ CSV_FIELDS = [
     "q1_ms", "q3_ms", "min_ms", "rel_iqr", "samples", "iters_per_sample", "stop_reason", "noisy",
     "forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "step_ms", "step_iqr_ms",
     "images_per_s", "flops_per_batch", "gflops_per_s", "peak_mem_mib", "mem_method",
-    "cpu_others", "cpu_steal", "contended", "attempts", "note",
+    "cpu_others", "cpu_steal", "contended", "time_quality", "attempts", "note",
     "env_torch_version", "env_device_name", "env_cpu_model", "env_threads", "env_dtype",
     "env_amp", "env_amp_dtype", "env_channels_last", "env_compile", "env_load_avg_1m",
 ]
@@ -82,6 +82,15 @@ class BenchResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def time_quality(self) -> str | None:
+        """``ok``, ``noisy`` or ``contended`` (None when nothing was timed, e.g. OOM): the
+        flag that survived the automatic re-measurements (contended wins over noisy)."""
+        return time_quality_of(self.to_flags()) if self.ok else None
+
+    def to_flags(self) -> dict[str, Any]:
+        return {"status": self.status, "noisy": self.noisy, "contended": self.contended}
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
@@ -91,6 +100,7 @@ class BenchResult:
             elif name == "env":
                 value = value.to_dict() if value is not None else None
             d[name] = value
+        d["time_quality"] = self.time_quality
         d["units"] = {"time": "ms per batch", "throughput": "images/s", "memory": "MiB",
                       "flops": "multiply-adds per image (1 MAC = 1 flop)",
                       "gflops_per_s": "1e9 multiply-adds per second",
@@ -119,6 +129,23 @@ class BenchResult:
                 value = getattr(self, name)
                 row[name] = "" if value is None else value
         return row
+
+
+TIME_QUALITIES = ("ok", "noisy", "contended")
+
+
+def time_quality_of(row: Mapping[str, Any]) -> str | None:
+    """The timing quality of a result row (a :meth:`BenchResult.to_dict`, also one written
+    before the field existed): ``contended`` (other processes used the CPUs), ``noisy``
+    (spread above the threshold), ``ok``; None for a row without a timing (OOM)."""
+    if row.get("status", "ok") != "ok":
+        return None
+    q = row.get("time_quality")
+    if q in TIME_QUALITIES:
+        return str(q)
+    if row.get("contended"):
+        return "contended"
+    return "noisy" if row.get("noisy") else "ok"
 
 
 def to_json(results: Sequence[BenchResult], extra: Mapping[str, Any] | None = None) -> str:

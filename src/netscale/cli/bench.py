@@ -42,16 +42,18 @@ def add_parser(sub: Any) -> None:
                    help="autocast: bfloat16 on CPU, float16 on CUDA (with a GradScaler in train)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="torch intra-op CPU threads (default: torch's default)")
+                   help="torch intra-op CPU threads (default 1: stable timings on a shared "
+                   "or small machine, see docs/bench.md)")
     p.add_argument("--budget", type=positive_float, default=5.0, metavar="SECONDS",
                    help="time budget per measurement, warm-up included (default 5)")
     p.add_argument("--noise-threshold", type=positive_float, default=0.05, metavar="FRAC",
                    help="flag a measurement as noisy when IQR/median exceeds this (default 0.05)")
     p.add_argument("--warmup", type=int, default=3, metavar="N",
                    help="minimum warm-up iterations (default 3; warm-up also lasts >= 0.3 s)")
-    p.add_argument("--retries", type=int, default=0, metavar="N",
+    p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="re-measure up to N times while a result is noisy or contended (other "
-                   "processes using > 10%% of the CPUs); keeps the best attempt (default 0)")
+                   "processes using > 10%% of the CPUs); keeps the best attempt; what stays "
+                   "flagged shows as time_quality noisy/contended (default 2)")
     p.add_argument("--retry-oom", action="store_true",
                    help="on out-of-memory, retry at half the batch size (down to 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and the random batch")
@@ -241,7 +243,10 @@ def run(args: argparse.Namespace) -> int:
 def _flags(r: Any) -> str:
     if r.status != "ok":
         return r.status
-    return ", ".join(f for f, on in (("noisy", r.noisy), ("busy", r.contended)) if on)
+    flags = [f for f, on in (("noisy", r.noisy), ("contended", r.contended)) if on]
+    if flags and r.attempts > 1:
+        flags.append(f"after {r.attempts} attempts")
+    return ", ".join(flags)
 
 
 def format_table(rows: list[Any]) -> str:
@@ -250,7 +255,7 @@ def format_table(rows: list[Any]) -> str:
 
     train = any(r.mode == "train" for r in rows)
     headers = ["model", "mode", "batch", "px", "flops (MACs)", "params", "acts",
-               "ms/batch", "IQR ms", "n"]
+               "ms/batch", "IQR ms", "n", "timing"]
     if train:
         headers += ["fwd ms", "bwd ms", "step ms"]
     headers += ["images/s", "GFLOP/s", "peak MiB", ""]
@@ -261,9 +266,9 @@ def format_table(rows: list[Any]) -> str:
         line: list[Any] = [r.model, r.mode, r.batch_size, r.resolution, si(r.flops),
                            si(r.params), si(r.acts)]
         if r.ok:
-            line += [f"{r.time_ms:.2f}", f"{r.iqr_ms:.2f}", r.samples]
+            line += [f"{r.time_ms:.2f}", f"{r.iqr_ms:.2f}", r.samples, r.time_quality]
         else:
-            line += ["-", "-", 0]
+            line += ["-", "-", 0, "-"]
         if train:
             line += [f"{r.phases[p].median_ms:.2f}" if p in r.phases else "-"
                      for p in ("forward", "backward", "step")]
@@ -273,10 +278,16 @@ def format_table(rows: list[Any]) -> str:
         body.append(line)
         if r.note:
             notes.append(f"{r.model} ({r.mode}): {r.note}")
-    text = table(body, headers, align="llrrrrrrrr" + ("rrr" if train else "") + "rrrl")
+    text = table(body, headers, align="llrrrrrrrrl" + ("rrr" if train else "") + "rrrl")
     foot = ("ms/batch = median time per batch over n timed samples (IQR = interquartile "
             "range); flops are multiply-adds per image (1 MAC = 1 flop); GFLOP/s = achieved "
             "1e9 MACs/s (train counts 3x forward); peak MiB = peak memory above the start "
-            f"({rows[0].mem_method or 'n/a'}); NOISY = IQR/median above the threshold; BUSY = "
-            "other processes used the CPUs during the measurement.")
+            f"({rows[0].mem_method or 'n/a'}); timing = quality of the time after automatic "
+            "re-measurement (--retries): ok, noisy (IQR/median above the threshold) or "
+            "contended (other processes used the CPUs during the measurement); treat noisy or "
+            "contended times as rough.")
+    flagged = [r for r in rows if r.ok and r.time_quality != "ok"]
+    if flagged:
+        notes.insert(0, f"{len(flagged)} of {len(rows)} timings stayed noisy or contended "
+                        "after re-measuring: compare them with care.")
     return "\n".join([text, "", foot, *notes])

@@ -108,14 +108,27 @@ def _dry_run(cfg: Any, as_json: bool) -> int:
     if as_json:
         print_json([{**p.row(), "status": status.get(p.id, "new")} for p in plan])
         return 0
+    by_id = {p.id: p for p in plan}
+
+    def same(p: Any) -> str:
+        c = by_id.get(p.same_as) if p.same_as else None
+        if c:
+            return f"same network as {c.strategy} x{c.factor:g}"
+        if not p.within_tolerance:  # a pure strategy whose quanta cannot land closer
+            return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
+        return ""
+
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
              ",".join(map(str, p.depths)), ",".join(map(str, p.widths)),
-             f"{p.flops_factor:.3f}", status.get(p.id, "new")] for p in plan]
-    print(f"study {cfg.name}: {len(plan)} trials -> {cfg.out_dir}")
+             f"{p.flops_factor:.3f}", status.get(p.id, "new"), same(p)] for p in plan]
+    n_alias = sum(p.same_as is not None for p in plan)
+    distinct = (f" ({len(plan) - n_alias} to train and time; {n_alias} same network as "
+                "another, not run twice)" if n_alias else "")
+    print(f"study {cfg.name}: {len(plan)} trials{distinct} -> {cfg.out_dir}")
     print(table(rows, ["base", "strategy", "s", "flops (M MACs)", "params (M)", "acts (M)",
-                       "px", "depths", "widths", "flops x", "status"],
-                align="llrrrrrllrl"))
+                       "px", "depths", "widths", "flops x", "status", "note"],
+                align="llrrrrrllrll"))
     if info:
         print(f"\ndata: {cfg.data} ({info['num_classes']} classes, {info['in_channels']} "
               "input channel(s)); nothing was run (dry run).")

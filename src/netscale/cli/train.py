@@ -29,7 +29,8 @@ def add_parser(sub: Any) -> None:
                    "files, CIFAR python batches, ImageFolder tree)")
     p.add_argument("--epochs", type=positive_int, help="epochs (default 10)")
     p.add_argument("--batch-size", type=positive_int,
-                   help="global batch size (default 128; split across processes)")
+                   help="global batch size (default: from the dataset size, the largest power "
+                   "of two <= 128 giving >= 50 steps an epoch; split across processes)")
     p.add_argument("--lr", type=positive_float, help="learning rate at the reference batch "
                    "(default 0.1 at 128; scaled with --batch-size: linearly for SGD, by the "
                    "square root for AdamW)")
@@ -39,7 +40,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-lr-scaling", action="store_true",
                    help="use --lr as given, whatever the batch size")
     p.add_argument("--weight-decay", type=nonneg_float, help="default 5e-5 (not on BN/biases)")
-    p.add_argument("--warmup-epochs", type=nonneg_float, help="linear warm-up (default 1)")
+    p.add_argument("--warmup-epochs", type=nonneg_float,
+                   help="linear warm-up (default: 1 epoch, at most 10%% of the run)")
     p.add_argument("--label-smoothing", type=nonneg_float, help="default 0.1")
     p.add_argument("--momentum", type=nonneg_float,
                    help="Nesterov momentum / AdamW beta1 (default 0.9)")
@@ -177,6 +179,10 @@ def run_train(args: argparse.Namespace) -> int:
         (lambda text: None)
     if notes:
         say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+    recipe, recipe_notes = recipe.for_dataset(info.train_size,
+                                              int(os.environ.get("WORLD_SIZE", "1")))
+    for text in recipe_notes:
+        say(f"note: {text}")
     if info.image_size and not args.resolution and spec.resolution > 4 * max(info.image_size):
         say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
             f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")

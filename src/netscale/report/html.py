@@ -106,13 +106,18 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
     out = ['<table class="sortable"><thead><tr>']
     out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
     out.append("</tr></thead><tbody>")
+    by_id = {t.id: t for t in trials}
     for t in trials:
+        canon = by_id.get(t.same_as) if t.same_as else None
+        same = f" (same network as {canon.strategy} x{canon.factor:g})" if canon else ""
+        quality = t.time_quality
+        flag = f" ({quality})" if quality and quality != "ok" else ""
         stages = t.spec.get("stages", [])
         depths = ",".join(str(s["depth"]) for s in stages)
         widths = ",".join(str(s["width"]) for s in stages)
         out.append(f'<tr class="{_e(t.status)}">')
         out.append(_cell(t.id, left=True))
-        out.append(_cell(t.strategy, left=True))
+        out.append(_cell(t.strategy, t.strategy + same, left=True))
         out.append(_cell(t.factor, f"{t.factor:g}"))
         out.append(_cell(t.flops, f"{t.flops / 1e6:.2f}"))
         out.append(_cell(t.params, f"{t.params / 1e6:.3f}"))
@@ -120,7 +125,7 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
         out.append(_cell(t.resolution))
         out.append(_cell(depths, left=True))
         out.append(_cell(widths, left=True))
-        out.append(_cell(t.time_ms, _fmt(t.time_ms)))
+        out.append(_cell(t.time_ms, _fmt(t.time_ms) + flag if t.time_ms is not None else ""))
         out.append(_cell(t.top1_err, _fmt(t.top1_err, 100)))
         out.append(_cell(t.top5_err, _fmt(t.top5_err, 100)))
         out.append(_cell(t.epochs_done))

@@ -13,13 +13,18 @@ Two rounding modes:
   1. a secant search on a correction c, scaling by (s·c) with the strategy's own exponents
      (depth, width and resolution move together, in the strategy's proportions);
   2. if a dimension saturates (depth 1, width 8, a coarse resolution quantum), the rest of
-     the factor comes from the dimensions that can still move (uniform compound direction);
+     the factor comes from the strategy's other dimensions (uniformly among them);
   3. a local search over single-quantum moves (one stage's depth ±1, one stage's width to
      the next compatible width, resolution ± one quantum) that lands within the tolerance
-     while staying closest (least squared log-deviation) to the strategy's ideal shape.
+     while staying closest (least squared log-deviation) to the strategy's ideal shape,
+     then a bounded beam search over such moves (several compensating steps).
 
-  If no candidate is within the tolerance the closest one is returned and the result says
-  so (``within_tolerance`` False, ``note``).
+  Exact mode is *pure*: a dimension whose exponent is 0 never moves (``d`` changes only
+  depths, ``w`` only widths — plus stem/head widths where the family scales them and group
+  widths only as the compatibility step forces —, ``r`` only the resolution; compound
+  strategies only their own dimensions). If no candidate is within the tolerance the
+  closest one is returned and the result says so (``within_tolerance`` False,
+  ``achieved_factor``, ``note``) rather than moving another dimension.
 
 Widths stay multiples of 8 (``width_multiple``) and group-compatible, depths >= 1, resolution
 a multiple of ``resolution_multiple`` (4).
@@ -42,6 +47,7 @@ from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
 ROUNDING_MODES = ("exact", "reference")
 _GROUPED = ("bottleneck", "linear_bottleneck")
+_EXP_TOL = 1e-9  # an exponent at or below this is 0: that dimension is frozen (purity)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ class ScaleResult:
             "predicted": {"flops": self.factor, "params": self.predicted_params_factor,
                           "acts": self.predicted_acts_factor},
             "flops_error": self.flops_error,
+            "achieved_factor": self.flops_factor,
             "tolerance": self.tolerance,
             "within_tolerance": self.within_tolerance,
             "note": self.note,
@@ -173,6 +180,12 @@ class _Context:
     base_flops: int
     base_groups: list[int] = field(default_factory=list)
     dense: list[bool] = field(default_factory=list)
+    # Which dimensions may move. Exact mode freezes every dimension whose exponent is 0
+    # (strategy purity); reference mode moves them all (it reproduces the reference scaler).
+    move_d: bool = True
+    move_w: bool = True
+    move_g: bool = True
+    move_r: bool = True
     cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     stage_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
@@ -227,15 +240,18 @@ _GROUP_ROUNDING = {"nearest": snap_group_width, "floor": _ladder_floor, "ceil": 
 def _round_shape(ctx: _Context, ideal: _Ideal, gmode: str = "nearest") -> _Shape:
     wq, rq = ctx.wq, ctx.rq
     snap = _GROUP_ROUNDING[gmode]
+    b = ctx.base
+    stem_head = ctx.scale_stem_head and ctx.move_w
     return _Shape(
-        depths=[max(1, _round_half_even(d)) for d in ideal.depths],
-        widths=[max(1, _round_half_even(w / wq)) * wq for w in ideal.widths],
-        groups=[snap(g) for g in ideal.groups],
-        res=max(rq, _round_half_even(ideal.res / rq) * rq),
-        stem=(max(1, _round_half_even(ideal.stem / wq)) * wq if ctx.scale_stem_head
-              else ctx.base.stem.width),
+        depths=([max(1, _round_half_even(d)) for d in ideal.depths] if ctx.move_d
+                else list(b.depths)),
+        widths=([max(1, _round_half_even(w / wq)) * wq for w in ideal.widths] if ctx.move_w
+                else list(b.widths)),
+        groups=[snap(g) for g in ideal.groups] if ctx.move_g else list(ctx.base_groups),
+        res=max(rq, _round_half_even(ideal.res / rq) * rq) if ctx.move_r else b.resolution,
+        stem=(max(1, _round_half_even(ideal.stem / wq)) * wq if stem_head else b.stem.width),
         head=(max(1, _round_half_even(ideal.head / wq)) * wq
-              if ctx.scale_stem_head and ctx.base.head_width else ctx.base.head_width),
+              if stem_head and b.head_width else b.head_width),
     )
 
 
@@ -284,7 +300,9 @@ def _realize(ctx: _Context, shape: _Shape) -> _Cand:
     stages = []
     for i, (st, d, w, g) in enumerate(zip(ctx.base.stages, shape.depths, shape.widths,
                                           shape.groups)):
-        if st.block in _GROUPED:
+        if st.block in _GROUPED and not ctx.move_w and not ctx.move_g:
+            w, g = st.width, st.group_width  # frozen: the base stage as it is
+        elif st.block in _GROUPED:
             w, g = _stage_width(ctx, i, w, g)
         else:
             g = st.group_width
@@ -408,22 +426,22 @@ def _within(ctx: _Context, flops: int) -> bool:
 
 
 def _neighbours(ctx: _Context, shape: _Shape) -> list[_Shape]:
-    out = []
+    out: list[_Shape] = []
     n = len(shape.depths)
-    for i in range(n):
+    for i in range(n if ctx.move_d else 0):
         for step in (-1, 1):
             d = shape.depths[i] + step
             if d >= 1:
                 nb = shape.copy()
                 nb.depths[i] = d
                 out.append(nb)
-    for i in range(n):
+    for i in range(n if ctx.move_w else 0):
         st = ctx.base.stages[i]
         for step in (-1, 1):
             nb = _next_width(ctx, shape, i, st, step)
             if nb is not None:
                 out.append(nb)
-    for i in range(n):
+    for i in range(n if ctx.move_g else 0):
         if ctx.base.stages[i].block not in _GROUPED or ctx.dense[i]:
             continue
         for step in (-1, 1):
@@ -432,7 +450,7 @@ def _neighbours(ctx: _Context, shape: _Shape) -> list[_Shape]:
                 nb = shape.copy()
                 nb.groups[i] = g
                 out.append(nb)
-    for step in (-1, 1):
+    for step in (-1, 1) if ctx.move_r else ():
         r = shape.res + step * ctx.rq
         if r >= ctx.rq:
             nb = shape.copy()
@@ -509,13 +527,16 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
         md0, best = min(cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))
 
         def fallback(c2: float) -> _Ideal:
-            m = c2 ** (1 / 3)
-            mw = c2 ** (1 / 6)
+            # Uniform over the dimensions the strategy moves (pure: frozen ones stay put).
+            k = ctx.move_d + ctx.move_w + ctx.move_r
+            m = c2 ** (1 / k) if ctx.move_d else 1.0
+            mw = c2 ** (1 / (2 * k)) if ctx.move_w else 1.0
+            mr = c2 ** (1 / (2 * k)) if ctx.move_r else 1.0
             return _Ideal(
                 depths=[d * m for d in md0.depths],
                 widths=[w * mw for w in md0.widths],
                 groups=[g * (mw if strat.group_follows_width else 1.0) for g in md0.groups],
-                res=md0.res * mw,
+                res=md0.res * mr,
                 stem=md0.stem * mw if ctx.scale_stem_head else md0.stem,
                 head=md0.head * mw if ctx.scale_stem_head else md0.head,
             )
@@ -524,7 +545,7 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
         good = in_tolerance(cands)
         if good:
             note = ("a dimension of the strategy saturated or its quantum was too coarse; "
-                    "the other dimensions supplied the rest of the factor")
+                    "the strategy's other dimensions supplied the rest of the factor")
     if good:
         chosen = min(good, key=lambda c: _deviation(ctx, c, target_ideal)
                      + _log_err(ctx, c.flops) ** 2)
@@ -532,14 +553,66 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
     # Fine-tune with single-quantum moves from the closest candidate.
     _, closest = min(cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))
     cand = _local_search(ctx, _shape_of(closest), target_ideal)
+    if not _within(ctx, cand.flops):
+        starts = [_shape_of(cand)] + [_shape_of(c) for _, c in sorted(
+            cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))[:4]]
+        cand = _beam_search(ctx, starts, target_ideal, cand)
     if _within(ctx, cand.flops):
         note = ("landed by single-step corrections (one stage's depth/width or the "
                 "resolution) around the strategy's shape")
     else:
         note = (f"no shape within ±{ctx.tolerance:.0%} of the target exists near the "
-                f"strategy's proportions (coarse quanta); closest is "
+                f"strategy's proportions changing only its own dimensions "
+                f"({_moving_text(ctx)}; coarse quanta); closest is "
                 f"×{cand.flops / ctx.base_flops:.3f}")
     return cand, note
+
+
+def _moving_text(ctx: _Context) -> str:
+    names = [n for n, m in (("depth", ctx.move_d), ("width", ctx.move_w),
+                            ("resolution", ctx.move_r)) if m]
+    return " + ".join(names)
+
+
+def _beam_search(ctx: _Context, starts: list[_Shape], ideal: _Ideal, best: _Cand,
+                 width: int = 24, rounds: int = 8) -> _Cand:
+    """A bounded beam search over single-quantum moves of the strategy's own dimensions.
+
+    A pure strategy has few dimensions to move and coarse quanta (8 channels, 4 px, one
+    block), so a landing may need several compensating moves (one stage narrower, another
+    wider, resolution one step up). Keeps the ``width`` shapes closest in flops each round;
+    returns the candidate within the tolerance closest to the ideal shape, else the one
+    closest in flops.
+    """
+    def key(c: _Cand) -> tuple[int, float]:
+        if _within(ctx, c.flops):
+            return (0, _deviation(ctx, c, ideal))
+        return (1, abs(_log_err(ctx, c.flops)))
+
+    def rank(c: _Cand) -> float:
+        return abs(_log_err(ctx, c.flops)) + 0.05 * _deviation(ctx, c, ideal)
+
+    best_key = key(best)
+    beam = {sh.key(): sh for sh in starts}
+    seen = set(beam)
+    for _ in range(rounds):
+        nxt: dict[tuple[Any, ...], tuple[float, _Shape]] = {}
+        for shape in beam.values():
+            for nb in _neighbours(ctx, shape):
+                k = nb.key()
+                if k in seen:
+                    continue
+                seen.add(k)
+                c = _realize(ctx, nb)
+                ck = key(c)
+                if ck < best_key:
+                    best, best_key = c, ck
+                nxt[k] = (rank(c), nb)
+        if best_key[0] == 0 or not nxt:
+            break
+        ordered = sorted(nxt.items(), key=lambda kv: kv[1][0])[:width]
+        beam = {k: sh for k, (_, sh) in ordered}
+    return best
 
 
 def _shape_of(cand: _Cand) -> _Shape:
@@ -591,6 +664,11 @@ def scale_report(
         dense=[rounding == "exact" and st.block in _GROUPED and st.groups == 1
                for st in base.stages],
     )
+    if rounding == "exact":  # purity: a dimension whose exponent is 0 never moves
+        ctx.move_d = strat.e_d > _EXP_TOL
+        ctx.move_w = strat.e_w > _EXP_TOL
+        ctx.move_g = strat.e_g > _EXP_TOL
+        ctx.move_r = strat.e_r > _EXP_TOL
     note = ""
     if rounding == "reference":
         cand = _reference(ctx, factor)

@@ -56,6 +56,9 @@ class PlannedTrial:
     within_tolerance: bool
     depths: tuple[int, ...]
     widths: tuple[int, ...]
+    # id of the trial with the same network (architecture and resolution) planned first for
+    # this base and seed: this one is not trained or timed again, it mirrors that one's results
+    same_as: str | None = None
 
     def row(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -80,11 +83,24 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
             "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
 
 
+def network_key(spec: Mapping[str, Any]) -> str:
+    """What makes two scaled specs the same network: everything but the name and metadata
+    (stages, stem, head, resolution, classes, channels...)."""
+    return json.dumps({k: v for k, v in spec.items() if k not in ("name", "meta")},
+                      sort_keys=True)
+
+
 def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list[PlannedTrial]:
     """Every trial of the study, without running anything. Factor 1 is shared by all
-    strategies (it is the base model) and appears once per base and seed."""
+    strategies (it is the base model) and appears once per base and seed.
+
+    One network, one trial: when a (strategy, factor) scales the base to a network already
+    planned for that base and seed (same architecture at the same resolution, e.g. w x2 and
+    dWr x2 whose depth and resolution steps round to nothing), its row is kept with
+    ``same_as`` naming the first such trial; only that one is trained and timed."""
     out: list[PlannedTrial] = []
     seen: set[str] = set()
+    canonical: dict[tuple[str, int, str], str] = {}
     for base in cfg.bases:
         spec = cfg.resolve_base(base, info)
         label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
@@ -101,13 +117,16 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
                                      tolerance=cfg.tolerance,
                                      resolution_multiple=cfg.resolution_multiple,
                                      name=f"{label}_x{factor:g}_{name}")
+                    spec_dict = r.spec.to_dict()
+                    first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
                     out.append(PlannedTrial(
                         id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                        spec=r.spec.to_dict(), flops=r.counts[0], params=r.counts[1],
+                        spec=spec_dict, flops=r.counts[0], params=r.counts[1],
                         acts=r.counts[2], resolution=r.spec.resolution,
                         flops_factor=r.flops_factor, params_factor=r.params_factor,
                         acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
                         depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
+                        same_as=None if first == tid else first,
                     ))
     return out
 
@@ -222,10 +241,12 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
-            return _drive(cfg, store, executor=executor, workers=workers, address=address,
-                          retry_failed=retry_failed, device=device,
-                          stream=stream,  # type: ignore[arg-type]
-                          fail_trials=fail_trials or {})
+            counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
+                            retry_failed=retry_failed, device=device,
+                            stream=stream,  # type: ignore[arg-type]
+                            fail_trials=fail_trials or {})
+            store.sync_aliases()  # same-network rows get their canonical trial's results
+            return counts
         finally:
             store.close()
 
@@ -251,7 +272,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
     measurement overlaps another trial's work), then training, ``workers`` at a time."""
     if retry_failed:
         store.reset_failed()
-    all_trials = store.trials(epochs=False)
+    all_trials = store.canonical_trials(epochs=False)  # aliases (same_as) never run
     todo = [t for t in all_trials if t.status in ("pending", "running")]
     total_cost = sum(_cost(t) for t in all_trials)
     done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS trials (
     created_at REAL,
     started_at REAL,
     finished_at REAL,
-    updated_at REAL
+    updated_at REAL,
+    same_as TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial_id TEXT NOT NULL REFERENCES trials(id),
@@ -113,10 +114,26 @@ class TrialRow:
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float | None = None
+    # id of the trial that trains and times this same network (same architecture and
+    # resolution, another strategy or factor); this row mirrors its results. None: runs itself.
+    same_as: str | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def time_quality(self) -> str | None:
+        """Quality of ``time_ms`` (``ok`` / ``noisy`` / ``contended``, after the automatic
+        re-measurements): that of the bench row it comes from (infer, else the first); None
+        when not timed."""
+        from netscale.bench.result import time_quality_of
+
+        if not self.bench or self.time_ms is None:
+            return None
+        row = next((r for r in self.bench if r.get("mode") == "infer"), self.bench[0])
+        return time_quality_of(row)
 
     def to_dict(self, *, with_spec: bool = True, with_epochs: bool = True) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d["time_quality"] = self.time_quality
         if not with_spec:
             d.pop("spec")
         if not with_epochs:
@@ -125,6 +142,12 @@ class TrialRow:
 
 
 _JSON_COLS = ("spec", "bench", "env")
+# What an alias row (same_as set) mirrors from the trial it is the same network as: all of
+# its results and bookkeeping. The work was done once: to total the compute a study spent,
+# sum over canonical_trials().
+_MIRRORED = ("status", "attempts", "failures", "bench", "time_ms", "top1_err", "top5_err",
+             "loss", "epochs_done", "error", "wall_time", "env", "worker", "started_at",
+             "finished_at", "updated_at")
 
 
 def _row(r: sqlite3.Row) -> TrialRow:
@@ -153,6 +176,9 @@ class Store:
                 for stmt in _SCHEMA.strip().split(";"):
                     if stmt.strip():
                         self.conn.execute(stmt)
+                cols = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+                if "same_as" not in cols:  # a store written before dedup
+                    self.conn.execute("ALTER TABLE trials ADD COLUMN same_as TEXT")
                 self.conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -203,14 +229,14 @@ class Store:
                 cur = c.execute(
                     "INSERT OR IGNORE INTO trials (id, base, strategy, factor, seed, status, "
                     "spec, flops, params, acts, resolution, flops_factor, params_factor, "
-                    "acts_factor, within_tolerance, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "acts_factor, within_tolerance, created_at, updated_at, same_as) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (r["id"], r["base"], r["strategy"], float(r["factor"]), int(r["seed"]),
                      json.dumps(r["spec"]), int(r["flops"]), int(r["params"]), int(r["acts"]),
                      int(r["resolution"]), r.get("flops_factor"), r.get("params_factor"),
                      r.get("acts_factor"),
                      None if r.get("within_tolerance") is None else int(r["within_tolerance"]),
-                     now, now),
+                     now, now, r.get("same_as")),
                 )
                 n += cur.rowcount
         return n
@@ -296,26 +322,51 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def trials(self, status: str | None = None, *, epochs: bool = True) -> list[TrialRow]:
-        q = "SELECT * FROM trials"
-        args: tuple[Any, ...] = ()
-        if status:
-            q += " WHERE status = ?"
-            args = (status,)
-        rows = [_row(r) for r in self.conn.execute(q + " ORDER BY base, strategy, factor, seed",
-                                                   args)]
+        """Every trial row; a row with ``same_as`` mirrors the results of that trial."""
+        rows = [_row(r) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
+                                                   "strategy, factor, seed")]
+        by_id = {r.id: r for r in rows}
         if epochs:
-            by_id = {r.id: r for r in rows}
             for e in self.conn.execute(
                     "SELECT trial_id, epoch, metrics FROM epochs ORDER BY trial_id, epoch"):
                 if e["trial_id"] in by_id:
                     m = json.loads(e["metrics"])
                     m.setdefault("epoch", e["epoch"])
                     by_id[e["trial_id"]].epochs.append(m)
-        return rows
+        for r in rows:  # one network, one trial: aliases carry the canonical trial's results
+            canon = by_id.get(r.same_as) if r.same_as else None
+            if canon is not None:
+                for k in _MIRRORED:
+                    setattr(r, k, getattr(canon, k))
+                r.epochs = [dict(m) for m in canon.epochs]
+        return [r for r in rows if status is None or r.status == status]
+
+    def sync_aliases(self) -> int:
+        """Writes each canonical trial's results into its alias rows (and their epochs), so
+        that the raw table agrees with :meth:`trials` (which mirrors at read time anyway);
+        returns the number of alias rows updated."""
+        cols = ", ".join(_MIRRORED)
+        with self.tx() as c:
+            n = c.execute(
+                f"UPDATE trials SET ({cols}) = (SELECT {cols} FROM trials AS c "
+                "WHERE c.id = trials.same_as) WHERE same_as IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM trials AS c WHERE c.id = trials.same_as)").rowcount
+            c.execute("DELETE FROM epochs WHERE trial_id IN "
+                      "(SELECT id FROM trials WHERE same_as IS NOT NULL)")
+            c.execute("INSERT INTO epochs (trial_id, epoch, metrics, recorded_at) "
+                      "SELECT t.id, e.epoch, e.metrics, e.recorded_at FROM trials t "
+                      "JOIN epochs e ON e.trial_id = t.same_as")
+        return n
+
+    def canonical_trials(self, *, epochs: bool = True) -> list[TrialRow]:
+        """The trials that actually run: one per distinct network (aliases left out)."""
+        return [t for t in self.trials(epochs=epochs) if not t.same_as]
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
-        for r in self.conn.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
+        for r in self.conn.execute(  # an alias counts with its canonical trial's status
+                "SELECT COALESCE(c.status, t.status) AS st, COUNT(*) FROM trials t "
+                "LEFT JOIN trials c ON t.same_as = c.id GROUP BY st"):
             out[r[0]] = r[1]
         return out
 

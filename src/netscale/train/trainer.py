@@ -46,7 +46,7 @@ from netscale.train.checkpoint import (
     set_rng_state,
 )
 from netscale.train.progress import Progress, fmt_time
-from netscale.train.recipe import Recipe, WarmupCosine
+from netscale.train.recipe import Recipe, WarmupCosine, default_train_threads
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
 from netscale.util.io import atomic_write_json, atomic_write_text
 
@@ -322,10 +322,14 @@ def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[st
     if max_epochs is not None and max_epochs < 1:
         raise NetscaleError(f"max_epochs must be positive, got {max_epochs}")
     dev = resolve_device(device)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+    threads = recipe.threads or default_train_threads()
+    if threads:
+        torch.set_num_threads(threads)
     env, dev = _setup_dist(dev, distributed)
     try:
+        if not recipe.is_resolved:  # default recipe: batch size and warm-up fit the data
+            dataset = dataset if dataset is not None else load_dataset(data)
+            recipe, _ = recipe.for_dataset(dataset.info.train_size, env.world)
         return _train(spec, data, recipe, Path(out_dir), resume=resume, dev=dev, env=env,
                       on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
                       dataset=dataset)
