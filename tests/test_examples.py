@@ -21,4 +21,9 @@ def test_example_study_plans_every_strategy_and_factor() -> None:
         # is flagged (within_tolerance False), not hidden
         assert t.within_tolerance == (miss <= 0.02) and miss <= 0.05, t.id
         assert t.spec["in_channels"] == 1
-    assert sum(not t.within_tolerance for t in plan) <= 1
+    # Pure strategies (d moves only depths, r only the resolution) cannot land within ±2 % at
+    # x2 on ResNet-20 at 32 px: one block per stage is ~10 % of the flops (d: x1.926 or
+    # x2.041 are the only shapes) and 1-px steps of r give x1.91 or x2.09. Every other trial
+    # lands.
+    misses = sorted(t.id for t in plan if not t.within_tolerance)
+    assert misses == ["ResNet-20-CIFAR|d|x2|seed0", "ResNet-20-CIFAR|r|x2|seed0"], misses
