@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from netscale.models.blocks import BasicBlock, Bottleneck, Head, MBConv, Stem
+from netscale.models.blocks import BasicBlock, Bottleneck, Head, MBConv, Stem, VanillaBlock
 from netscale.specs.spec import NetSpec, StageSpec
 
 
@@ -67,6 +67,8 @@ class Net(nn.Module):
 def _block(stage: StageSpec, w_in: int, stride: int, act: str, drop_path: float) -> nn.Module:
     if stage.block == "basic":
         return BasicBlock(w_in, stage.width, stride, stage.kernel, act)
+    if stage.block == "vanilla":
+        return VanillaBlock(w_in, stage.width, stride, stage.kernel, act)
     if stage.block in ("bottleneck", "linear_bottleneck"):
         return Bottleneck(w_in, stage.width, stride, stage.bottleneck, stage.group_width,
                           stage.se_ratio, stage.kernel, act,
