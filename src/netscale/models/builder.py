@@ -82,6 +82,8 @@ def _block(stage: StageSpec, w_in: int, stride: int, act: str, drop_path: float)
 def build_model(spec: NetSpec, *, device: str | torch.device | None = None,
                 zero_init_last_bn: bool = False, drop_path: float = 0.0) -> Net:
     """Builds ``spec`` as a :class:`Net`. ``device="meta"`` allocates nothing (for counting)."""
+    if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        return spec.build_module(device=device)  # type: ignore[no-any-return]
     ctx = torch.device(device) if device is not None else nullcontext()
     with ctx:
         return Net(spec, zero_init_last_bn=zero_init_last_bn, drop_path=drop_path)
