@@ -56,12 +56,14 @@ def _check(factory, shape, factor, strategy) -> None:  # type: ignore[no-untyped
         assert r.input_shape == shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["d", "w", "r", "dWr"])
 @pytest.mark.parametrize("factor", [2, 4, 8])
 def test_mobilenet_factory_lands_within_2_percent(strategy: str, factor: int) -> None:
     _check(factories.mobilenet, MOBILENET_SHAPE, factor, strategy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["d", "w", "dWr"])
 @pytest.mark.parametrize("factor", [2, 4, 8])
 def test_vit_factory_lands_within_2_percent(strategy: str, factor: int) -> None:

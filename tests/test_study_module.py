@@ -56,6 +56,11 @@ def test_study_on_a_module_factory_base_end_to_end(run_cli, tmp_path: Path) -> N
     # the stored counts are the model's: rebuild it and count its parameters
     model = factories.mobilenet(**wide.spec["kwargs"])
     assert sum(p.numel() for p in model.parameters()) == wide.params
+    code, _, err = run_cli("report", str(cfg.out_dir))
+    assert code == 0, err
+    assert "mbnet" in (cfg.out_dir / "report" / "index.html").read_text()
+    code, _, err = run_cli("recommend", str(cfg.out_dir), "--target-flops", "4x")
+    assert code == 2 and len(err.strip().splitlines()) == 1
 
 
 def test_bad_module_bases_are_one_line_errors(tmp_path: Path) -> None:

@@ -220,6 +220,8 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pat
     status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     data = config.get("data", {})
     recipe = config.get("recipe", {})
+    base_names = [b if isinstance(b, str) else str(b.get("name") or b.get("module"))
+                  for b in config.get("bases", [])]  # module-factory bases are mappings
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
@@ -227,7 +229,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pat
 <h1>Scaling study: {_e(config.get('name', study.name))}</h1>
 <p class="sub">{_e(status)} · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
 flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
-<p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
+<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
 ({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
