@@ -15,12 +15,13 @@ class _MakesTensors(nn.Module):
         super().__init__()
         self.fc = nn.Linear(8, 8)
         self.register_buffer("scale", torch.full((8,), 2.0))
+        self.offset = torch.ones(8)  # a plain tensor attribute, not a buffer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(8)                      # 8x8, no device given
         pos = torch.arange(8).float()           # no device given
         pad = torch.zeros(x.shape[0], 8)
-        y = self.fc(x) * self.scale + pos + pad
+        y = self.fc(x) * self.scale + pos + pad + self.offset
         return y @ eye                          # mm: 1*8*8 MACs
 
 
@@ -60,6 +61,7 @@ def test_forward_that_creates_tensors_is_counted() -> None:
     assert rec.flops == 64 + 8 + 64
     assert rec.acts == 8 + 8
     assert torch.equal(model.scale, torch.full((8,), 2.0))
+    assert model.offset.device.type == "cpu" and torch.equal(model.offset, torch.ones(8))
     assert model.fc.weight.device.type == "cpu"
 
 

@@ -301,7 +301,8 @@ def meta_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose parameters and buffers are meta tensors of the same shapes.
 
     No weight is copied (the copy is built with ``copy.deepcopy`` and a memo that maps every
-    parameter and buffer to its meta twin), and ``model`` itself is left untouched. Shared
+    parameter, buffer and plain tensor attribute to its meta twin), and ``model`` itself is
+    left untouched. Shared
     (tied) parameters stay shared in the copy.
     """
     import copy
@@ -314,6 +315,10 @@ def meta_copy(model: nn.Module) -> nn.Module:
     for b in model.buffers():
         if id(b) not in memo:
             memo[id(b)] = torch.empty_like(b, device="meta")
+    for m in model.modules():  # plain tensor attributes (not registered as buffers)
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor) and id(v) not in memo and not v.is_meta:
+                memo[id(v)] = torch.empty_like(v, device="meta")
     try:
         return copy.deepcopy(model, memo)
     except Exception as exc:
