@@ -190,6 +190,15 @@ class _Evaluator:
             # a factory that needs real tensors while building (e.g. .item()): build on CPU
             return self.factory(**kw)
 
+    def arch(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
+        """What identifies the network the factory builds at (d, w) (None if it fails)."""
+        try:
+            model = self.build(d, w)
+        except Exception:
+            return None
+        return (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+                shape)
+
     def __call__(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """The measured record of the model at (d, w, shape), or None if it fails."""
         from netscale.complexity.measured import measure
@@ -315,44 +324,65 @@ def scale_module(
     def err(c: _Cand) -> float:
         return abs(math.log(c.flops / target))
 
-    best: list[_Cand] = []
+    log_s = math.log(factor)
+    ideal = (strat.e_d * log_s, strat.e_w * log_s, strat.e_r * log_s)
+
+    def deviation(c: _Cand) -> float:
+        """Squared log-distance of the multipliers from the strategy's ideal ones."""
+        r = math.log(c.shape[1] / shape0[1]) if len(shape0) > 1 else 0.0
+        return ((math.log(c.d) - ideal[0]) ** 2 + (math.log(c.w) - ideal[1]) ** 2
+                + (r - ideal[2]) ** 2)
+
+    cands: list[_Cand] = []
 
     def consider(d: float, w: float, shape: tuple[int, ...]) -> _Cand | None:
         rec = ev(d, w, shape)
         if rec is None or rec.flops <= 0:
             return None
         c = _Cand(d, w, shape, rec)
-        if not best or err(c) < err(best[0]):
-            best[:] = [c]
+        cands.append(c)
         return c
 
-    def within() -> bool:
-        return bool(best) and abs(best[0].flops / target - 1) <= tolerance
+    def ok(c: _Cand) -> bool:
+        return abs(c.flops / target - 1) <= tolerance
+
+    def found_since(n0: int) -> Callable[[], bool]:
+        return lambda: any(ok(c) for c in cands[n0:])
+
+    def dim_moves(d0: float, w0: float, r0: float) -> list[Callable[[float], _Cand | None]]:
+        moves: list[Callable[[float], _Cand | None]] = []
+        if strat.e_d > 0:
+            moves.append(lambda x: consider(d0 * x, w0, ev.shape(r0, m)))
+        if strat.e_w > 0:
+            moves.append(lambda x: consider(d0, w0 * x, ev.shape(r0, m)))
+        if strat.e_r > 0:
+            moves.append(lambda x: consider(d0, w0, ev.shape(r0 * x, m)))
+        return moves
 
     # 1. along the ray
     def ray(t: float) -> _Cand | None:
         return consider(t ** strat.e_d, t ** strat.e_w, ev.shape(t ** strat.e_r, m))
 
-    _bisect(ray, factor, target, within)
-    # 2. one dimension at a time, from the best ray point
-    if not within() and best:
-        start = best[0]
+    _bisect(ray, factor, target, found_since(0))
+    # 2. from the strategy's ideal point, one dimension at a time (the others kept there):
+    #    the candidate within the tolerance closest to the ideal multipliers wins
+    if not any(ok(c) and deviation(c) < 1e-4 for c in cands):
+        s_d, s_w, s_r = (factor ** strat.e_d, factor ** strat.e_w, factor ** strat.e_r)
+        for move in dim_moves(s_d, s_w, s_r):
+            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
+    # 3. still nothing within the tolerance: move one dimension from the closest candidate
+    if cands and not any(ok(c) for c in cands):
+        start = min(cands, key=err)
         t_res = start.shape[1] / shape0[1] if len(shape0) > 1 else 1.0
-        moves: list[Callable[[float], _Cand | None]] = []
-        if strat.e_d > 0:
-            moves.append(lambda x: consider(start.d * x, start.w, start.shape))
-        if strat.e_w > 0:
-            moves.append(lambda x: consider(start.d, start.w * x, start.shape))
-        if strat.e_r > 0:
-            moves.append(lambda x: consider(start.d, start.w, ev.shape(t_res * x, m)))
-        for move in moves:
-            if within():
+        for move in dim_moves(start.d, start.w, t_res):
+            if any(ok(c) for c in cands):
                 break
-            # flops grow with each multiplier; aim at target/start flops
-            _bisect(move, (target / start.flops) ** 0.5, target, within, iters=_DIM_ITERS)
-    if not best:
+            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
+    if not cands:
         raise NetscaleError(f"{label}: no scaled candidate could be built ({ev.last_error})")
-    c = best[0]
+    oks = [c for c in cands if ok(c)]
+    c = min(oks, key=deviation) if oks else min(cands, key=err)
+    c = _snap(ev, c, factor ** strat.e_d, factor ** strat.e_w)
     ok = abs(c.flops / target - 1) <= tolerance
     note = ""
     if not ok:
@@ -369,6 +399,32 @@ def scale_module(
         within_tolerance=ok, resolution_multiple=m, evaluations=ev.evaluations,
         kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
     )
+
+
+def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
+    """Moves each multiplier towards its ideal value as far as the factory still builds the
+    same network, so the reported multipliers are the ones closest to the strategy's."""
+    key = ev.arch(c.d, c.w, c.shape)
+    if key is None:
+        return c
+    d, w = c.d, c.w
+    for which, ideal in (("d", ideal_d), ("w", ideal_w)):
+        lo = d if which == "d" else w
+        if abs(math.log(ideal / lo)) < 1e-3:
+            continue
+        hi = ideal
+        if ev.arch(*((hi, w) if which == "d" else (d, hi)), c.shape) == key:
+            lo = hi
+        else:
+            for _ in range(10):
+                mid = math.sqrt(lo * hi)
+                same = ev.arch(*((mid, w) if which == "d" else (d, mid)), c.shape) == key
+                lo, hi = (mid, hi) if same else (lo, mid)
+        if which == "d":
+            d = lo
+        else:
+            w = lo
+    return _Cand(d, w, c.shape, c.rec)
 
 
 def _tidy(x: float) -> float:
