@@ -80,19 +80,18 @@ def test_vit_width_multiplier_sets_heads_and_width() -> None:
 
 def test_unreachable_target_returns_the_closest_and_is_flagged() -> None:
     # A ViT's flops move in token-grid steps (6-10% here): x2 by r cannot land within ±2%.
-    r = scale_module(factories.vit, VIT_SHAPE, 8, "r", count_bias=False)
+    r = scale_module(factories.vit, VIT_SHAPE, 2, "r", count_bias=False)
     with torch.device("meta"):
         model = factories.vit()
-    target = 8 * r.base_counts[0]
+    target = 2 * r.base_counts[0]
     candidates = {}
-    for side in range(36, 120):
+    for side in range(36, 80):
         candidates[side] = measure(model, (3, side, side), per_module=False,
                                    count_bias=False).flops
     best = min(abs(f / target - 1) for f in candidates.values())
     assert abs(r.counts[0] / target - 1) == pytest.approx(best)
-    assert r.within_tolerance is (best <= 0.02)
-    if not r.within_tolerance:
-        assert "closest" in r.note
+    assert best > 0.02  # no square input reaches x2 within ±2% ...
+    assert not r.within_tolerance and "closest" in r.note  # ... and the result says so
 
 
 def test_every_strategy_spelling_is_accepted() -> None:
