@@ -41,7 +41,8 @@ def add_parser(sub: Any) -> None:
         f"{', '.join(NAMED)} (default {DEFAULT_STRATEGY}: fast compound, α=0.8); fast:ALPHA; "
         "reference weight strings such as d1_w8_g8_r1; or e_d=…,e_w=…,e_r=….",
     )
-    p.add_argument("model", metavar="MODEL_OR_SPEC", help="named model or spec file")
+    p.add_argument("model", metavar="MODEL_OR_SPEC", nargs="?",
+                   help="named model or spec file (or --module for your own nn.Module)")
     amount = p.add_mutually_exclusive_group(required=True)
     amount.add_argument("--factor", "-s", type=float, help="flops factor s (e.g. 4, or 0.25)")
     amount.add_argument("--factors", help="several factors for a growth table, e.g. 2,4,8,16")
@@ -57,13 +58,30 @@ def add_parser(sub: Any) -> None:
                    "(reproduce the reference scaler, which drifts)")
     p.add_argument("--tolerance", type=float, default=0.02,
                    help="exact mode: allowed relative flops error (default 0.02 = ±2%%)")
-    p.add_argument("--resolution-multiple", type=int, default=4,
-                   help="exact mode: resolution quantum in pixels (default 4)")
+    p.add_argument("--resolution-multiple", type=int, default=None,
+                   help="resolution quantum in pixels (default 4 for specs, 1 with --module)")
     p.add_argument("--out", help="write the scaled spec here (.yaml or .json); with several "
                    "results, a directory that receives one file each")
     p.add_argument("--out-format", choices=("netscale", "pycls"), default="netscale",
                    help="spec format written by --out (pycls: an anynet/effnet config)")
     p.add_argument("--name", help="name of the scaled spec (single result)")
+    mod = p.add_argument_group(
+        "your own model (--module)",
+        "scale any nn.Module built by FACTORY(depth_mult=…, width_mult=…): the factory rounds, "
+        "netscale searches the multipliers and resolution, counting each candidate on the "
+        "meta device")
+    mod.add_argument("--module", metavar="PATH_OR_PKG:FACTORY",
+                     help="factory in a file (models.py:make_net) or package (pkg.mod:make_net)")
+    mod.add_argument("--input-shape", metavar="C,H,W",
+                     help="base input shape without batch (e.g. 3,224,224); its spatial "
+                     "dimensions are the resolution that r scales")
+    mod.add_argument("--depth-arg", default="depth_mult",
+                     help="the factory's depth-multiplier keyword (default depth_mult)")
+    mod.add_argument("--width-arg", default="width_mult",
+                     help="the factory's width-multiplier keyword (default width_mult)")
+    mod.add_argument("--kwarg", action="append", default=[], metavar="KEY=VALUE",
+                     help="a fixed keyword argument for the factory (repeatable), e.g. "
+                     "num_classes=10")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV (one row per result)")
@@ -79,6 +97,13 @@ def _strategies(args: argparse.Namespace) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.module or args.input_shape:
+        return _run_module(args)
+    if not args.model:
+        raise NetscaleError("give a model name or spec file, or --module PATH_OR_PKG:FACTORY "
+                            "with --input-shape")
+    if args.resolution_multiple is None:
+        args.resolution_multiple = 4
     spec = resolve_spec(args.model)
     strategies = _strategies(args)
     if args.factors:
@@ -215,3 +240,143 @@ def _csv(results: list[ScaleResult]) -> str:
             "within_tolerance": r.within_tolerance, "note": r.note,
         })
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------ your own model (--module)
+
+
+def _module_kwargs(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise NetscaleError(f"--kwarg {item!r} must be KEY=VALUE, e.g. num_classes=10")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _run_module(args: argparse.Namespace) -> int:
+    from netscale.cli.common import parse_int_list
+    from netscale.scaling.module import ModuleScaleResult, scale_module
+
+    if args.model:
+        raise NetscaleError("give either MODEL_OR_SPEC or --module, not both")
+    if not args.module or not args.input_shape:
+        raise NetscaleError("--module and --input-shape go together, e.g. --module "
+                            "models.py:make_net --input-shape 3,224,224")
+    if args.rounding != "exact":
+        raise NetscaleError("--rounding reference applies to specs; a --module factory does "
+                            "its own rounding")
+    if args.out_format != "netscale" or args.csv:
+        raise NetscaleError("with --module, results are written as JSON (--json, --out "
+                            "FILE.json or .yaml); --csv and --out-format pycls apply to specs")
+    if args.name:
+        raise NetscaleError("--name applies to specs")
+    if not 0 < args.tolerance < 1:
+        raise NetscaleError(f"--tolerance must be in (0, 1), got {args.tolerance}")
+    shape = parse_int_list(args.input_shape, "--input-shape")
+    from netscale.complexity.user_module import load_factory
+
+    factory = load_factory(args.module)
+    kwargs = _module_kwargs(args.kwarg)
+    strategies = _strategies(args)
+    common = {"depth_arg": args.depth_arg, "width_arg": args.width_arg,
+              "tolerance": args.tolerance, "kwargs": kwargs, "name": args.module,
+              "resolution_multiple": args.resolution_multiple or 1}
+    if args.factors:
+        factors = parse_float_list(args.factors, "--factors")
+    elif args.target_flops:
+        base = scale_module(factory, shape, 1.0, strategies[0], **common)
+        factors = [parse_target(args.target_flops, base.base_counts[0], "--target-flops")]
+    else:
+        factors = [args.factor]
+    if any(not f > 0 for f in factors):
+        raise NetscaleError("scaling factors must be positive")
+    results: list[ModuleScaleResult] = [
+        scale_module(factory, shape, f, s, **common) for s in strategies for f in factors
+    ]
+    single = len(results) == 1
+    data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
+    if args.out:
+        out = Path(args.out)
+        if out.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(data, sort_keys=False)
+        else:
+            import json
+
+            text = json.dumps(data, indent=2) + "\n"
+        atomic_write_text(out, text)
+    if args.json:
+        print_json(data)
+    elif single:
+        print(_module_side_by_side(results[0]))
+    else:
+        print(_module_growth(results))
+    if args.out and not args.json:
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _module_side_by_side(r: Any) -> str:
+    s = r.strategy
+    rows = [
+        ["flops (multiply-adds)", si(r.base_counts[0]), si(r.counts[0]),
+         f"{r.flops_factor:.3f}", f"{r.factor:.3f}"],
+        ["params", si(r.base_counts[1]), si(r.counts[1]), f"{r.params_factor:.3f}",
+         f"{r.predicted_params_factor:.3f}"],
+        ["acts (output elements)", si(r.base_counts[2]), si(r.counts[2]),
+         f"{r.acts_factor:.3f}", f"{r.predicted_acts_factor:.3f}"],
+        ["input shape", _shape(r.base_input_shape), _shape(r.input_shape),
+         f"{r.resolution / r.base_resolution:.3f}" if r.base_resolution else "",
+         f"{r.factor ** s.e_r:.3f}"],
+        [r.depth_arg, "1", f"{r.depth_mult:.4g}", "", f"{r.factor ** s.e_d:.3f}"],
+        [r.width_arg, "1", f"{r.width_mult:.4g}", "", f"{r.factor ** s.e_w:.3f}"],
+    ]
+    head = (f"{r.module} ×{r.factor:g} by {s.name} (e_d={s.e_d:.3g}, e_w={s.e_w:.3g}, "
+            f"e_r={s.e_r:.3g}), counted on the meta device")
+    out = [head, "", table(rows, ["", "base", "scaled", "realized ×", "predicted ×"],
+                           align="lllrr")]
+    status = "within" if r.within_tolerance else "OUTSIDE"
+    out.append(f"\nflops land {r.flops_error:+.2%} from ×{r.factor:g} ({status} "
+               f"±{r.tolerance:.0%}); {r.evaluations} candidate networks measured.")
+    kw = ", ".join(f"{k}={v!r}" for k, v in r.factory_kwargs().items())
+    out.append(f"build it: {r.module.rpartition(':')[2]}({kw}) at input {_shape(r.input_shape)}")
+    if r.uncounted:
+        ops = ", ".join(f"{k} x{v}" for k, v in sorted(r.uncounted.items()))
+        out.append(f"not counted (no flop formula): {ops}")
+    if r.note:
+        out.append(f"note: {r.note}")
+    return "\n".join(out)
+
+
+def _module_growth(results: list[Any]) -> str:
+    rows = []
+    for r in results:
+        rows.append([
+            r.strategy.name, f"{r.factor:g}", f"{r.flops_factor:.2f}",
+            f"{r.params_factor:.2f}", f"{r.predicted_params_factor:.2f}",
+            f"{r.acts_factor:.2f}", f"{r.predicted_acts_factor:.2f}",
+            f"{r.depth_mult:.3g}", f"{r.width_mult:.3g}", _shape(r.input_shape),
+            "yes" if r.within_tolerance else "NO",
+        ])
+    r0 = results[0]
+    head = (f"{r0.module} at {_shape(r0.base_input_shape)}: growth by strategy and flops "
+            "factor s (measured on the meta device; flops = multiply-adds; × = realized / base;"
+            " pred = s^exponent)\n")
+    return head + "\n" + table(
+        rows,
+        ["strategy", "s", "flops ×", "params ×", "pred", "acts ×", "pred", r0.depth_arg,
+         r0.width_arg, "input", "±tol"],
+        align="lrrrrrrrrll",
+    )

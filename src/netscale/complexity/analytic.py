@@ -60,6 +60,10 @@ def block_complexity(stage: StageSpec, h: int, w_in: int, stride: int) -> _Count
     w_out = stage.width
     k = stage.kernel
     block = stage.block
+    if block == "vanilla":  # kxk, BN, act, kxk, BN, act; no shortcut
+        h1, f, p, a = _conv(h, w_in, w_out, k, stride)
+        _, f2, p2, a2 = _conv(h1, w_out, w_out, k, 1)
+        return h1, f + f2, p + p2 + 4 * w_out, a + a2
     if block == "basic":
         h1, f, p, a = _conv(h, w_in, w_out, k, stride)
         _, f2, p2, a2 = _conv(h1, w_out, w_out, k, 1)

@@ -17,6 +17,12 @@ multiplies (residuals, SE gating), batch-norm, average pooling and means, dropou
 shape/view/copy ops. Any other op is reported in ``uncounted`` with how often it ran, so
 nothing is silently ignored (e.g. ``aten._softmax``, ``aten.native_layer_norm``).
 
+The caller's model is never changed: a model with real weights is counted on a meta copy
+(parameters and buffers are replaced by meta tensors of the same shape; no weight is copied),
+and tensors that the forward creates without a device (``torch.eye(n)``, ``torch.arange(n)``,
+``torch.zeros(...)``) are created on ``meta`` too. :func:`register_op_counter` adds a counter
+for any op (as fvcore's handles do); ops without one are listed with their call counts.
+
 Backward flops (optional) count the matrix products and convolution gradients that autograd
 dispatches (grad-input and grad-weight, each as many multiply-adds as the forward op).
 """
@@ -164,6 +170,63 @@ sym_storage_offset is_same_size _has_compatible_shallow_copy_type resize_ set_
 """.split()
 _FREE = {p for p in _packets(*_FREE_NAMES)}
 
+# User counters (register_op_counter): op packet -> fn(args, kwargs, out) -> flops | (flops, acts)
+UserCounter = Callable[[tuple[Any, ...], dict[str, Any], Any], "int | tuple[int, int]"]
+_USER: dict[Any, UserCounter] = {}
+
+
+def _packet_of(op: Any) -> Any:
+    """The overload packet of ``op``: an aten op (packet or overload) or a name like
+    ``"aten::_softmax"``, ``"aten._softmax"`` or ``"_softmax"``."""
+    if isinstance(op, str):
+        name = op.strip()
+        for prefix in ("aten::", "aten.", "torch.ops.aten."):
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        name = name.split(".")[0]
+        packet = getattr(aten, name, None)
+        if packet is None:
+            raise ValueError(f"unknown aten op {op!r}; give e.g. 'aten::_softmax' or "
+                             "torch.ops.aten._softmax")
+        return packet
+    packet = getattr(op, "_overloadpacket", None)
+    if packet is not None:
+        return packet
+    if isinstance(op, torch._ops.OpOverloadPacket):
+        return op
+    raise ValueError(f"{op!r} is not an aten op; give e.g. torch.ops.aten._softmax")
+
+
+def register_op_counter(op: Any, fn: UserCounter) -> None:
+    """Counts ``op`` with ``fn(args, kwargs, out)`` from now on (this process).
+
+    ``fn`` returns the op's flops (multiply-adds) or ``(flops, acts)``; return 0 to declare
+    an op free. It takes precedence over the built-in rules, in forward and backward.
+    ``op``: ``torch.ops.aten.X`` (packet or overload) or the name ``"aten::X"``.
+    """
+    if not callable(fn):
+        raise TypeError("register_op_counter needs a callable fn(args, kwargs, out)")
+    _USER[_packet_of(op)] = fn
+
+
+def unregister_op_counter(op: Any) -> None:
+    """Removes a counter added by :func:`register_op_counter` (no error if there is none)."""
+    _USER.pop(_packet_of(op), None)
+
+
+def registered_op_counters() -> dict[str, UserCounter]:
+    """The user-registered counters, by op name."""
+    return {str(k): v for k, v in _USER.items()}
+
+
+def _user_count(packet: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                out: Any) -> tuple[int, int]:
+    value = _USER[packet](args, kwargs, out)
+    if isinstance(value, tuple):
+        return int(value[0]), int(value[1])
+    return int(value), 0
+
+
 # Backward: gradient matmuls dispatch as mm/bmm (counted by the handlers above); these are
 # counted specially.
 _CONV_BACKWARD = set(_packets("convolution_backward"))
@@ -199,7 +262,9 @@ class _CountingMode(TorchDispatchMode):
         out = func(*args, **kwargs)
         packet = func._overloadpacket
         if self.backward:
-            if packet in _CONV_BACKWARD:
+            if packet in _USER:
+                self.backward_flops += _user_count(packet, args, kwargs, out)[0]
+            elif packet in _CONV_BACKWARD:
                 self.backward_flops += _conv_backward_flops(args, kwargs)
             elif packet in _HANDLERS:
                 self.backward_flops += _HANDLERS[packet](args, kwargs, out, self.count_bias)[0]
@@ -207,8 +272,11 @@ class _CountingMode(TorchDispatchMode):
                 self.uncounted_backward[str(packet)] += 1
             return out
         handler = _HANDLERS.get(packet)
-        if handler is not None:
-            flops, acts = handler(args, kwargs, out, self.count_bias)
+        if packet in _USER or handler is not None:
+            if packet in _USER:
+                flops, acts = _user_count(packet, args, kwargs, out)
+            else:
+                flops, acts = handler(args, kwargs, out, self.count_bias)
             self.flops += flops
             self.acts += acts
             for name in self.stack:
@@ -222,6 +290,43 @@ class _CountingMode(TorchDispatchMode):
 
 def _to_meta_input(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(tuple(int(s) for s in shape), device="meta", dtype=dtype)
+
+
+def _on_meta(model: nn.Module) -> bool:
+    tensors = [*model.parameters(), *model.buffers()]
+    return all(t.is_meta for t in tensors)
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers are meta tensors of the same shapes.
+
+    No weight is copied (the copy is built with ``copy.deepcopy`` and a memo that maps every
+    parameter, buffer and plain tensor attribute to its meta twin), and ``model`` itself is
+    left untouched. Shared
+    (tied) parameters stay shared in the copy.
+    """
+    import copy
+
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        if id(p) not in memo:
+            memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
+                                       requires_grad=p.requires_grad)
+    for b in model.buffers():
+        if id(b) not in memo:
+            memo[id(b)] = torch.empty_like(b, device="meta")
+    for m in model.modules():  # plain tensor attributes (not registered as buffers)
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor) and id(v) not in memo and not v.is_meta:
+                memo[id(v)] = torch.empty_like(v, device="meta")
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise ValueError(
+            f"cannot make a meta copy of {type(model).__name__} to count it "
+            f"({type(exc).__name__}: {exc}); build the model on the meta device "
+            "(e.g. `with torch.device('meta'): model = make()`) and pass that"
+        ) from None
 
 
 def measure(
@@ -239,12 +344,15 @@ def measure(
     """Counts flops (multiply-adds), params and acts of ``model`` by running it on ``meta``.
 
     ``input_shape`` excludes the batch dimension (e.g. ``(3, 224, 224)``); ``inputs`` may be
-    given instead (any tensors; they are moved to ``meta``). The model is moved to ``meta``
-    in place, so pass a copy if you still need its weights. ``count_bias=False`` leaves out
-    bias adds, matching ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 flops
-    per multiply-add and ignores biases).
+    given instead (any tensors; they are moved to ``meta``). ``model`` is never modified: a
+    model with real weights is counted on a meta copy (:func:`meta_copy`); a model already on
+    ``meta`` is used as is (its train/eval mode and ``requires_grad`` flags are restored).
+    Tensors the forward creates without a device are created on ``meta``. ``count_bias=False``
+    leaves out bias adds, matching ``torch.utils.flop_counter.FlopCounterMode`` (which counts
+    2 flops per multiply-add and ignores biases).
     """
-    model = model.to("meta")
+    if not _on_meta(model):
+        model = meta_copy(model)
     params = sum(p.numel() for p in model.parameters())
     if inputs is None:
         if input_shape is None:
@@ -272,25 +380,32 @@ def measure(
             if names.get(id(m)):
                 handles.append(m.register_forward_pre_hook(pre_hook))
                 handles.append(m.register_forward_hook(post_hook))
-    was_training = model.training
+    was_training = {m: m.training for m in model.modules()}
+    grads = {p: p.requires_grad for p in model.parameters()}
     model.eval()
     mode = _CountingMode(count_bias, stack)
     try:
+        # torch.device("meta") is a TorchFunctionMode: factory calls without a device
+        # (torch.eye(n), torch.arange(n), torch.zeros(...)) create meta tensors.
         if backward:
             for p in model.parameters():
                 p.requires_grad_(True)
-            with mode:
+            with torch.device("meta"), mode:
                 out = model(*args)
                 mode.backward = True
                 loss = _reduce(out)
                 loss.backward()
         else:
-            with torch.no_grad(), mode:
+            with torch.no_grad(), torch.device("meta"), mode:
                 model(*args)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, t in was_training.items():
+            m.training = t
+        for p, g in grads.items():
+            p.requires_grad_(g)
+            p.grad = None
     parts: list[tuple[str, Complexity]] = []
     if per_module:
         mod_params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -17,6 +18,26 @@ def load_factory_model(target: str) -> nn.Module:
 
     ``NAME`` may be a factory function, an ``nn.Module`` class, or an ``nn.Module`` instance.
     """
+    factory = load_factory(target)
+    if isinstance(factory, nn.Module):
+        return factory
+    attr = target.rpartition(":")[2]
+    try:
+        model = factory()
+    except Exception as exc:
+        raise NetscaleError(
+            f"--module: factory {attr!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise NetscaleError(
+            f"--module: factory {attr!r} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def load_factory(target: str) -> Any:
+    """Imports ``target`` (``FILE.py:NAME`` or ``pkg.mod:NAME``) and returns ``NAME`` itself
+    (a callable or an ``nn.Module`` instance), with one-line errors."""
     if ":" not in target:
         raise NetscaleError(
             f"--module {target!r} must be PATH.py:FACTORY or package.module:FACTORY "
@@ -64,18 +85,6 @@ def load_factory_model(target: str) -> nn.Module:
         hint = f"; callables there: {', '.join(public[:8])}" if public else ""
         raise NetscaleError(f"--module: {where!r} has no attribute {attr!r}{hint}")
     factory = getattr(module, attr)
-    if isinstance(factory, nn.Module):
-        return factory
-    if not callable(factory):
+    if not isinstance(factory, nn.Module) and not callable(factory):
         raise NetscaleError(f"--module: {attr!r} in {where!r} is not callable")
-    try:
-        model = factory()
-    except Exception as exc:
-        raise NetscaleError(
-            f"--module: factory {attr!r} raised {type(exc).__name__}: {exc}"
-        ) from None
-    if not isinstance(model, nn.Module):
-        raise NetscaleError(
-            f"--module: factory {attr!r} returned {type(model).__name__}, not a torch.nn.Module"
-        )
-    return model
+    return factory

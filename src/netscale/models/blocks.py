@@ -84,6 +84,14 @@ class BasicBlock(nn.Module):
         return self.act(skip + self.b(self.a(x)))
 
 
+class VanillaBlock(nn.Sequential):
+    """[kxk, BN, act, kxk, BN, act](x): no shortcut (pycls's vanilla_block)."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int, k: int, act: str) -> None:
+        super().__init__(ConvBnAct(w_in, w_out, k, stride, act=act),
+                         ConvBnAct(w_out, w_out, k, 1, act=act))
+
+
 class Bottleneck(nn.Module):
     """1x1 -> kxk grouped [-> SE] -> 1x1 residual bottleneck.
 

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from netscale.models.blocks import BasicBlock, Bottleneck, Head, MBConv, Stem
+from netscale.models.blocks import BasicBlock, Bottleneck, Head, MBConv, Stem, VanillaBlock
 from netscale.specs.spec import NetSpec, StageSpec
 
 
@@ -67,6 +67,8 @@ class Net(nn.Module):
 def _block(stage: StageSpec, w_in: int, stride: int, act: str, drop_path: float) -> nn.Module:
     if stage.block == "basic":
         return BasicBlock(w_in, stage.width, stride, stage.kernel, act)
+    if stage.block == "vanilla":
+        return VanillaBlock(w_in, stage.width, stride, stage.kernel, act)
     if stage.block in ("bottleneck", "linear_bottleneck"):
         return Bottleneck(w_in, stage.width, stride, stage.bottleneck, stage.group_width,
                           stage.se_ratio, stage.kernel, act,
@@ -80,6 +82,8 @@ def _block(stage: StageSpec, w_in: int, stride: int, act: str, drop_path: float)
 def build_model(spec: NetSpec, *, device: str | torch.device | None = None,
                 zero_init_last_bn: bool = False, drop_path: float = 0.0) -> Net:
     """Builds ``spec`` as a :class:`Net`. ``device="meta"`` allocates nothing (for counting)."""
+    if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        return spec.build_module(device=device)  # type: ignore[no-any-return]
     ctx = torch.device(device) if device is not None else nullcontext()
     with ctx:
         return Net(spec, zero_init_last_bn=zero_init_last_bn, drop_path=drop_path)

@@ -276,7 +276,9 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     data = config.get("data", {})
     recipe = config.get("recipe", {})
-    about = (f"""<p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
+    base_names = [b if isinstance(b, str) else str(b.get("name") or b.get("module"))
+                  for b in config.get("bases", [])]  # module-factory bases are mappings
+    about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
 ({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;

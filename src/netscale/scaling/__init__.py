@@ -1,5 +1,6 @@
 """Scaling strategies and the scaler (exact and reference rounding)."""
 
+from netscale.scaling.module import ModuleScaleResult, module_growth, scale_module
 from netscale.scaling.scaler import (
     ROUNDING_MODES,
     ScaleResult,
@@ -20,12 +21,15 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "NAMED",
     "ROUNDING_MODES",
+    "ModuleScaleResult",
     "ScaleResult",
     "Strategy",
     "fast",
     "growth_table",
+    "module_growth",
     "parse_strategy",
     "scale",
+    "scale_module",
     "scale_report",
     "valid_strategies_text",
 ]

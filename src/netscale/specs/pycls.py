@@ -22,14 +22,16 @@ BLOCKS = {
     "res_bottleneck_block": "bottleneck",
     "res_bottleneck_linear_block": "linear_bottleneck",
     "res_basic_block": "basic",
+    "vanilla_block": "vanilla",
 }
+_SIMPLE_BLOCKS = ("basic", "vanilla")
 _STEMS_BACK = {v: k for k, v in STEMS.items()}
 _BLOCKS_BACK = {v: k for k, v in BLOCKS.items()}
 
 # pycls defaults (pycls/core/config.py) for the keys netscale reads.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "MODEL": {"NUM_CLASSES": 10, "ACTIVATION_FUN": "relu"},
-    "TRAIN": {"IM_SIZE": 224},
+    "TRAIN": {"IM_SIZE": 224, "DATASET": ""},
     "REGNET": {"STEM_TYPE": "simple_stem_in", "STEM_W": 32, "BLOCK_TYPE": "res_bottleneck_block",
                "STRIDE": 2, "SE_ON": False, "SE_R": 0.25, "DEPTH": 10, "W0": 32, "WA": 5.0,
                "WM": 2.5, "GROUP_W": 16, "BOT_MUL": 1.0, "HEAD_W": 0},
@@ -73,7 +75,8 @@ def spec_from_pycls(cfg: Mapping[str, Any], *, source: str = "pycls config",
         elif mtype == "effnet":
             spec = _from_effnet(_section(cfg, "EN", source), common)
         elif mtype == "resnet":
-            spec = _from_resnet(model, _section(cfg, "RESNET", source), common, source)
+            spec = _from_resnet(model, _section(cfg, "RESNET", source), common, source,
+                                str(train.get("DATASET", "")))
         else:
             raise NetscaleError(
                 f"MODEL.TYPE is {model.get('TYPE')!r}; netscale reads pycls configs of type "
@@ -121,7 +124,7 @@ def _from_regnet(r: dict[str, Any], common: dict[str, Any]) -> NetSpec:
 
 
 def _block_fields(block: str, bm: float, g: int, se: float) -> dict[str, Any]:
-    if block == "basic":
+    if block in _SIMPLE_BLOCKS:
         return {}
     return {"bottleneck": float(bm), "group_width": int(g), "se_ratio": se}
 
@@ -136,7 +139,7 @@ def _from_anynet(a: dict[str, Any], common: dict[str, Any], source: str) -> NetS
     block = _block(a["BLOCK_TYPE"])
     bots = list(a["BOT_MULS"]) or [1.0] * n
     gws = list(a["GROUP_WS"])
-    if block != "basic" and len(gws) != n:
+    if block not in _SIMPLE_BLOCKS and len(gws) != n:
         raise NetscaleError(f"ANYNET.GROUP_WS needs {n} entries for {a['BLOCK_TYPE']}")
     if len(bots) != n:
         raise NetscaleError(f"ANYNET.BOT_MULS needs {n} entries")
@@ -168,11 +171,30 @@ def _from_effnet(e: dict[str, Any], common: dict[str, Any]) -> NetSpec:
                    family="effnet", **common)
 
 
+def _cifar_resnet(depth: int, r: dict[str, Any], common: dict[str, Any]) -> NetSpec:
+    if depth < 8 or (depth - 2) % 6:
+        raise NetscaleError(
+            f"MODEL.DEPTH {depth}: pycls's CIFAR ResNets have depth 6n+2 (20, 32, 56, 110...)"
+        )
+    trans = str(r["TRANS_FUN"])
+    if trans != "basic_transform":
+        raise NetscaleError(
+            f"RESNET.TRANS_FUN {trans!r} on CIFAR is not supported; use basic_transform"
+        )
+    n = (depth - 2) // 6
+    stages = tuple(StageSpec(block="basic", depth=n, width=w, stride=s)
+                   for w, s in zip((16, 32, 64), (1, 2, 2)))
+    return NetSpec(stem=StemSpec("cifar", 16), stages=stages, family="cifar", **common)
+
+
 def _from_resnet(model: dict[str, Any], r: dict[str, Any], common: dict[str, Any],
-                 source: str) -> NetSpec:
+                 source: str, dataset: str = "") -> NetSpec:
     from netscale.specs.families.resnet import _DEPTHS, resnet
 
     depth = int(model.get("DEPTH", 0))
+    if "cifar" in str(dataset).lower():
+        # pycls's ResNet on CIFAR: depth 6n+2, cifar stem 16, basic (or bottleneck) blocks
+        return _cifar_resnet(depth, r, common)
     if depth not in _DEPTHS:
         raise NetscaleError(f"MODEL.DEPTH {depth} is not supported for resnet; use 50, 101, 152")
     groups, wpg = int(r["NUM_GROUPS"]), int(r["WIDTH_PER_GROUP"])
@@ -232,7 +254,7 @@ def spec_to_pycls(spec: NetSpec) -> dict[str, Any]:
             "WIDTHS": spec.widths,
             "STRIDES": [s.stride for s in spec.stages],
         }
-        if block != "basic":
+        if block not in _SIMPLE_BLOCKS:
             an["BOT_MULS"] = [_num(s.bottleneck) for s in spec.stages]
             an["GROUP_WS"] = [s.effective_group_width for s in spec.stages]
             an["SE_ON"] = bool(se)

@@ -13,6 +13,8 @@ with MBConv stages so that it also covers EfficientNet:
 Block types (stride on the 3x3 / depthwise conv):
 
 * ``basic``: two 3x3 convs (CIFAR ResNets); projection shortcut when the shape changes.
+* ``vanilla``: two 3x3 convs, each with BN and act, and no shortcut at all (pycls's
+  ``vanilla_block``, AnyNet's plain VGG-style block).
 * ``bottleneck``: 1x1 -> 3x3 grouped -> [SE] -> 1x1, bottleneck width ``round(width *
   bottleneck)``, ``groups = bottleneck width // group_width``; projection shortcut when the
   shape changes; activation after the add (ResNet, ResNeXt, RegNetX, RegNetY with SE).
@@ -38,7 +40,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 
 STEM_TYPES = ("simple", "res", "cifar")
-BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv")
+BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
 ACTIVATIONS = ("relu", "silu")
 SPEC_FORMAT_VERSION = 1
 
@@ -128,8 +130,10 @@ class StageSpec:
                     f"width {w_b} (= round({self.width} * {self.bottleneck})); use a divisor "
                     f"of {w_b}"
                 )
-        if self.block == "basic" and self.se_ratio:
-            raise NetscaleError(f"{where}: basic blocks have no squeeze-excite; set se_ratio 0")
+        if self.block in ("basic", "vanilla") and self.se_ratio:
+            raise NetscaleError(
+                f"{where}: {self.block} blocks have no squeeze-excite; set se_ratio 0"
+            )
 
     @property
     def bottleneck_width(self) -> int:

@@ -91,7 +91,7 @@ class StudyConfig:
 
     name: str
     out_dir: Path
-    bases: tuple[str, ...]
+    bases: tuple[Any, ...]  # model names / spec files, or module-factory mappings
     strategies: tuple[str, ...]
     factors: tuple[float, ...]
     rounding: str = "exact"
@@ -180,7 +180,10 @@ def parse_study_config(data: Any, *, source: str = "study config",
     for key in ("bases", "strategies", "factors"):
         if key not in data:
             raise NetscaleError(f"{source}: missing required key {key!r}")
-    bases = tuple(str(b) for b in _as_list(data["bases"], "bases", source))
+    from netscale.study.module_base import is_module_base, parse_module_base
+
+    bases = tuple(parse_module_base(b, source, base_dir or Path.cwd()) if is_module_base(b)
+                  else str(b) for b in _as_list(data["bases"], "bases", source))
     strategies = tuple(str(s) for s in _as_list(data["strategies"], "strategies", source))
     for s in strategies:
         try:
@@ -249,6 +252,8 @@ def parse_study_config(data: Any, *, source: str = "study config",
         description=str(data.get("description", "")),
     )
     for b in bases:  # fail early on unknown models / bad spec files
+        if is_module_base(b):
+            continue  # checked by parse_module_base
         try:
             cfg.resolve_base(b)
         except NetscaleError as exc:

@@ -102,6 +102,11 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
     seen: set[str] = set()
     canonical: dict[tuple[str, int, str], str] = {}
     for base in cfg.bases:
+        from netscale.study.module_base import is_module_base, plan_module_trials
+
+        if is_module_base(base):  # your own nn.Module factory
+            out.extend(plan_module_trials(cfg, base, info, seen))
+            continue
         spec = cfg.resolve_base(base, info)
         label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
         for seed in cfg.seeds:

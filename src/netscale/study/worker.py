@@ -40,8 +40,11 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
                 retries=int(settings.get("retries", 1)),
                 policy=TimingPolicy(budget_s=float(settings["budget"])),
             )
-            result = bench_spec(spec, cfg, base=payload["base"], strategy=payload["strategy"],
-                                factor=payload["factor"])
+            from netscale.study.module_base import ModuleSpec, bench_module_spec
+
+            bench = bench_module_spec if isinstance(spec, ModuleSpec) else bench_spec
+            result = bench(spec, cfg, base=payload["base"], strategy=payload["strategy"],
+                           factor=payload["factor"])
             rows.append(result.to_dict())
         from netscale.util.io import atomic_write_json
 
@@ -52,12 +55,12 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
 
 def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     """Runs one trial; returns its final result. Raises on failure (the caller retries)."""
-    from netscale.specs import NetSpec
+    from netscale.study.module_base import spec_from_payload
 
     t0 = time.time()
     trial_dir = Path(payload["trial_dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
-    spec = NetSpec.from_dict(payload["spec"])
+    spec = spec_from_payload(payload["spec"])  # a NetSpec, or a ModuleSpec (factory base)
     threads = payload.get("threads")
     if threads:
         import torch

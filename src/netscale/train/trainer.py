@@ -61,6 +61,8 @@ SPEC_NAME = "spec.yaml"
 def _as_spec(spec: NetSpec | Mapping[str, Any] | str) -> NetSpec:
     if isinstance(spec, NetSpec):
         return spec.validate()
+    if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        return spec  # type: ignore[return-value]
     if isinstance(spec, Mapping):
         return NetSpec.from_dict(spec)
     return resolve_spec(str(spec))

@@ -1,0 +1,496 @@
+"""Scale any PyTorch model given as a factory with depth and width multipliers.
+
+The factory is called as ``factory(depth_mult=d, width_mult=w, **kwargs)`` (the keyword names
+are configurable) and does its own rounding, as EfficientNet/MobileNet/timm-style
+constructors do; the resolution comes from the input shape ``(C, H, W)`` (every dimension
+after the channels is scaled). A strategy (any spelling :func:`parse_strategy` accepts) gives
+exponents (e_d, e_w, e_r): for a flops factor s the ideal multipliers are d = s^e_d,
+w = s^e_w and resolution r = r0·s^e_r.
+
+Because the factory rounds, flops are a step function of the multipliers. The search:
+
+1. **along the strategy's ray**: for a ray parameter t, d = t^e_d, w = t^e_w,
+   r = round(r0·t^e_r / m)·m (m = ``resolution_multiple``); flops grow with t, so t is
+   bracketed around s and bisected (in log t) until the realized flops land within
+   ``tolerance`` of the target or the bracket is exhausted;
+2. **one dimension at a time**: if no ray point is within the tolerance, each dimension the
+   strategy scales (e > 0) is moved alone from the best ray point, the others kept on the ray,
+   by the same bracket-and-bisect (resolution in steps of m); the dimension with the finest
+   steps wins, since the closest candidate over all of them is kept.
+
+Every candidate is counted by measurement on the meta device
+(:func:`netscale.complexity.measured.measure`; the model is built under
+``torch.device("meta")``, so nothing is allocated); multipliers that the factory rounds to the
+same network (same module ``repr`` and parameter shapes) are counted once. If no candidate is
+within the tolerance the closest is returned with ``within_tolerance`` False and a note with
+the achieved factor.
+Group widths are the factory's business (it sees only the width multiplier), so a strategy's
+e_g is not used here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from netscale.complexity.record import FLOPS_UNIT
+from netscale.errors import NetscaleError
+from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
+
+DEFAULT_DEPTH_ARG = "depth_mult"
+DEFAULT_WIDTH_ARG = "width_mult"
+DEFAULT_RESOLUTION_MULTIPLE = 1
+_RAY_ITERS = 40
+_DIM_ITERS = 30
+
+
+@dataclass(frozen=True)
+class ModuleScaleResult:
+    """A scaled factory model: the chosen multipliers and input shape, and how counts grew.
+
+    Counts are ``(flops, params, acts)``: flops are multiply-adds at batch size 1, acts the
+    output elements of conv/linear/matmul layers (plus max-pool outputs), both measured.
+    """
+
+    module: str
+    strategy: Strategy
+    factor: float
+    depth_arg: str
+    width_arg: str
+    depth_mult: float
+    width_mult: float
+    base_input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    base_counts: tuple[int, int, int]
+    counts: tuple[int, int, int]
+    tolerance: float
+    within_tolerance: bool
+    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE
+    evaluations: int = 0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    uncounted: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def resolution(self) -> int:
+        """The scaled input side (the first spatial dimension; 0 without one)."""
+        return self.input_shape[1] if len(self.input_shape) > 1 else 0
+
+    @property
+    def base_resolution(self) -> int:
+        return self.base_input_shape[1] if len(self.base_input_shape) > 1 else 0
+
+    @property
+    def flops_factor(self) -> float:
+        return self.counts[0] / self.base_counts[0]
+
+    @property
+    def params_factor(self) -> float:
+        return self.counts[1] / self.base_counts[1] if self.base_counts[1] else math.nan
+
+    @property
+    def acts_factor(self) -> float:
+        return self.counts[2] / self.base_counts[2] if self.base_counts[2] else math.nan
+
+    @property
+    def flops_error(self) -> float:
+        """Relative error of the realized flops factor vs the target factor."""
+        return self.flops_factor / self.factor - 1.0
+
+    @property
+    def predicted_params_factor(self) -> float:
+        return self.factor ** self.strategy.params_exponent
+
+    @property
+    def predicted_acts_factor(self) -> float:
+        return self.factor ** self.strategy.acts_exponent
+
+    def factory_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that build the scaled model."""
+        return {**self.kwargs, self.depth_arg: self.depth_mult, self.width_arg: self.width_mult}
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(counts: tuple[int, int, int], shape: tuple[int, ...]) -> dict[str, Any]:
+            return {"flops": counts[0], "params": counts[1], "acts": counts[2],
+                    "input_shape": list(shape),
+                    "resolution": shape[1] if len(shape) > 1 else None}
+
+        return {
+            "module": self.module,
+            "strategy": self.strategy.to_dict(),
+            "factor": self.factor,
+            self.depth_arg: self.depth_mult,
+            self.width_arg: self.width_mult,
+            "depth_arg": self.depth_arg,
+            "width_arg": self.width_arg,
+            "depth_mult": self.depth_mult,
+            "width_mult": self.width_mult,
+            "resolution": self.resolution,
+            "input_shape": list(self.input_shape),
+            "factory_kwargs": self.factory_kwargs(),
+            "base": side(self.base_counts, self.base_input_shape),
+            "scaled": side(self.counts, self.input_shape),
+            "flops_factor": self.flops_factor,
+            "params_factor": self.params_factor,
+            "acts_factor": self.acts_factor,
+            "predicted_params_factor": self.predicted_params_factor,
+            "predicted_acts_factor": self.predicted_acts_factor,
+            "flops_error": self.flops_error,
+            "tolerance": self.tolerance,
+            "within_tolerance": self.within_tolerance,
+            "resolution_multiple": self.resolution_multiple,
+            "candidates_measured": self.evaluations,
+            "uncounted_ops": dict(self.uncounted),
+            "method": "measured (meta device)",
+            "units": {"flops": FLOPS_UNIT, "params": "count", "acts": "output elements"},
+            "note": self.note,
+        }
+
+
+class _Evaluator:
+    """Builds and measures candidates, with a cache (the factory rounds, so many repeat)."""
+
+    def __init__(self, factory: Callable[..., Any], name: str, depth_arg: str,
+                 width_arg: str, kwargs: Mapping[str, Any], channels_and_rest: tuple[int, ...],
+                 uses_depth: bool, uses_width: bool, count_bias: bool = True) -> None:
+        self.count_bias = count_bias
+        self.last_error = ""
+        self.factory = factory
+        self.name = name
+        self.depth_arg = depth_arg
+        self.width_arg = width_arg
+        self.kwargs = dict(kwargs)
+        self.shape0 = channels_and_rest
+        self.uses_depth = uses_depth
+        self.uses_width = uses_width
+        self.cache: dict[tuple[float, float, tuple[int, ...]], Any] = {}
+        self.by_arch: dict[Any, Any] = {}
+        self.evaluations = 0
+
+    def shape(self, res_scale: float, multiple: int) -> tuple[int, ...]:
+        c, *spatial = self.shape0
+        return (c, *(max(multiple, int(round(s * res_scale / multiple)) * multiple)
+                     for s in spatial))
+
+    def build(self, d: float, w: float) -> Any:
+        import torch
+
+        kw = dict(self.kwargs)
+        if self.uses_depth:
+            kw[self.depth_arg] = d
+        if self.uses_width:
+            kw[self.width_arg] = w
+        try:
+            with torch.device("meta"):
+                return self.factory(**kw)
+        except NotImplementedError:
+            # a factory that needs real tensors while building (e.g. .item()): build on CPU
+            return self.factory(**kw)
+
+    def arch(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
+        """What identifies the network the factory builds at (d, w) (None if it fails)."""
+        try:
+            model = self.build(d, w)
+        except Exception:
+            return None
+        return (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+                shape)
+
+    def __call__(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
+        """The measured record of the model at (d, w, shape), or None if it fails."""
+        from netscale.complexity.measured import measure
+
+        key = (round(d, 9), round(w, 9), shape)
+        if key in self.cache:
+            return self.cache[key]
+        rec = None
+        try:
+            model = self.build(d, w)
+            # the factory rounds: many multipliers give the same network, counted once
+            arch = (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+                    shape)
+            rec = self.by_arch.get(arch)
+            if rec is None:
+                self.evaluations += 1
+                rec = measure(model, shape, per_module=False, name=self.name,
+                              count_bias=self.count_bias)
+                self.by_arch[arch] = rec
+        except Exception as exc:  # a multiplier the factory cannot build: skip the candidate
+            rec = None
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            self.last_error = f"{type(exc).__name__}: {msg}"
+        self.cache[key] = rec
+        return rec
+
+
+@dataclass
+class _Cand:
+    d: float
+    w: float
+    shape: tuple[int, ...]
+    rec: Any
+
+    @property
+    def flops(self) -> int:
+        return int(self.rec.flops)
+
+
+def _accepts(factory: Callable[..., Any], name: str) -> bool:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return True
+    params = sig.parameters.values()
+    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def scale_module(
+    factory: Callable[..., Any] | str,
+    input_shape: Sequence[int],
+    factor: float,
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    *,
+    depth_arg: str = DEFAULT_DEPTH_ARG,
+    width_arg: str = DEFAULT_WIDTH_ARG,
+    tolerance: float = 0.02,
+    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
+    kwargs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    count_bias: bool = True,
+) -> ModuleScaleResult:
+    """Scales the model ``factory(depth_arg=d, width_arg=w, **kwargs)`` by flops ``factor``.
+
+    ``factory`` is a callable or ``"pkg.mod:fn"`` / ``"path/file.py:fn"``; ``input_shape``
+    excludes the batch dimension (``(3, 224, 224)``). Returns the multipliers and input shape
+    whose measured flops land within ``tolerance`` of ``factor`` x the base (or the closest
+    reachable, flagged). See the module docstring for the search. ``count_bias=False``
+    leaves bias adds out of the flops (as ``torch.utils.flop_counter`` does).
+    """
+    if isinstance(factory, str):
+        from netscale.complexity.user_module import load_factory
+
+        label = name or factory
+        factory = load_factory(factory)
+    else:
+        label = name or getattr(factory, "__name__", type(factory).__name__)
+    if not callable(factory) or isinstance(factory, type(None)):
+        raise NetscaleError(f"{label}: the factory must be callable")
+    from torch import nn
+
+    if isinstance(factory, nn.Module):
+        raise NetscaleError(
+            f"{label} is a model instance; scaling needs a factory taking {depth_arg} and "
+            f"{width_arg} keyword arguments"
+        )
+    strat = parse_strategy(strategy)
+    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+        raise NetscaleError(f"the flops factor must be a positive number, got {factor!r}")
+    if not 0 < tolerance < 1:
+        raise NetscaleError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    if int(resolution_multiple) < 1:
+        raise NetscaleError("resolution multiple must be a positive integer")
+    m = int(resolution_multiple)
+    shape0 = tuple(int(s) for s in input_shape)
+    if not shape0 or any(s < 1 for s in shape0):
+        raise NetscaleError(f"input shape must be positive integers, got {list(input_shape)}")
+    uses_depth = strat.e_d > 0 or _accepts(factory, depth_arg)
+    uses_width = strat.e_w > 0 or _accepts(factory, width_arg)
+    for arg, e in ((depth_arg, strat.e_d), (width_arg, strat.e_w)):
+        if e > 0 and not _accepts(factory, arg):
+            raise NetscaleError(
+                f"{label} takes no keyword argument {arg!r}, which strategy {strat.name} "
+                f"scales; name the factory's multiplier with --depth-arg/--width-arg"
+            )
+    if strat.e_r > 0 and len(shape0) < 2:
+        raise NetscaleError(
+            f"strategy {strat.name} scales resolution, but input shape {list(shape0)} has no "
+            "spatial dimension after the channels"
+        )
+    ev = _Evaluator(factory, label, depth_arg, width_arg, kwargs or {}, shape0,
+                    uses_depth, uses_width, count_bias)
+    base = ev(1.0, 1.0, shape0)
+    if base is None:
+        raise NetscaleError(
+            f"{label}: building or running the base model on input shape {list(shape0)} "
+            f"failed: {ev.last_error}"
+        )
+    if base.flops <= 0:
+        raise NetscaleError(f"{label}: the base model counts 0 flops; nothing to scale")
+    target = factor * base.flops
+
+    def err(c: _Cand) -> float:
+        return abs(math.log(c.flops / target))
+
+    log_s = math.log(factor)
+    ideal = (strat.e_d * log_s, strat.e_w * log_s, strat.e_r * log_s)
+
+    def deviation(c: _Cand) -> float:
+        """Squared log-distance of the multipliers from the strategy's ideal ones."""
+        r = math.log(c.shape[1] / shape0[1]) if len(shape0) > 1 else 0.0
+        return ((math.log(c.d) - ideal[0]) ** 2 + (math.log(c.w) - ideal[1]) ** 2
+                + (r - ideal[2]) ** 2)
+
+    cands: list[_Cand] = []
+
+    def consider(d: float, w: float, shape: tuple[int, ...]) -> _Cand | None:
+        rec = ev(d, w, shape)
+        if rec is None or rec.flops <= 0:
+            return None
+        c = _Cand(d, w, shape, rec)
+        cands.append(c)
+        return c
+
+    def ok(c: _Cand) -> bool:
+        return abs(c.flops / target - 1) <= tolerance
+
+    def found_since(n0: int) -> Callable[[], bool]:
+        return lambda: any(ok(c) for c in cands[n0:])
+
+    def dim_moves(d0: float, w0: float, r0: float) -> list[Callable[[float], _Cand | None]]:
+        moves: list[Callable[[float], _Cand | None]] = []
+        if strat.e_d > 0:
+            moves.append(lambda x: consider(d0 * x, w0, ev.shape(r0, m)))
+        if strat.e_w > 0:
+            moves.append(lambda x: consider(d0, w0 * x, ev.shape(r0, m)))
+        if strat.e_r > 0:
+            moves.append(lambda x: consider(d0, w0, ev.shape(r0 * x, m)))
+        return moves
+
+    # 1. along the ray
+    def ray(t: float) -> _Cand | None:
+        return consider(t ** strat.e_d, t ** strat.e_w, ev.shape(t ** strat.e_r, m))
+
+    _bisect(ray, factor, target, found_since(0))
+    # 2. from the strategy's ideal point, one dimension at a time (the others kept there):
+    #    the candidate within the tolerance closest to the ideal multipliers wins
+    if not any(ok(c) and deviation(c) < 1e-4 for c in cands):
+        s_d, s_w, s_r = (factor ** strat.e_d, factor ** strat.e_w, factor ** strat.e_r)
+        for move in dim_moves(s_d, s_w, s_r):
+            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
+    # 3. still nothing within the tolerance: move one dimension from the closest candidate
+    if cands and not any(ok(c) for c in cands):
+        start = min(cands, key=err)
+        t_res = start.shape[1] / shape0[1] if len(shape0) > 1 else 1.0
+        for move in dim_moves(start.d, start.w, t_res):
+            if any(ok(c) for c in cands):
+                break
+            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
+    if not cands:
+        raise NetscaleError(f"{label}: no scaled candidate could be built ({ev.last_error})")
+    oks = [c for c in cands if ok(c)]
+    c = min(oks, key=deviation) if oks else min(cands, key=err)
+    c = _snap(ev, c, factor ** strat.e_d, factor ** strat.e_w)
+    ok = abs(c.flops / target - 1) <= tolerance
+    note = ""
+    if not ok:
+        note = (f"no multipliers within ±{tolerance:.0%} of ×{factor:g} were found "
+                f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
+                f" ({c.flops / target - 1:+.1%}); try a finer --resolution-multiple or a "
+                "different strategy")
+    return ModuleScaleResult(
+        module=label, strategy=strat, factor=float(factor), depth_arg=depth_arg,
+        width_arg=width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
+        base_input_shape=shape0, input_shape=c.shape,
+        base_counts=(base.flops, base.params, base.acts),
+        counts=(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
+        within_tolerance=ok, resolution_multiple=m, evaluations=ev.evaluations,
+        kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
+    )
+
+
+def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
+    """Moves each multiplier towards its ideal value as far as the factory still builds the
+    same network, so the reported multipliers are the ones closest to the strategy's."""
+    key = ev.arch(c.d, c.w, c.shape)
+    if key is None:
+        return c
+    d, w = c.d, c.w
+    for which, ideal in (("d", ideal_d), ("w", ideal_w)):
+        lo = d if which == "d" else w
+        if abs(math.log(ideal / lo)) < 1e-3:
+            continue
+        hi = ideal
+        if ev.arch(*((hi, w) if which == "d" else (d, hi)), c.shape) == key:
+            lo = hi
+        else:
+            for _ in range(10):
+                mid = math.sqrt(lo * hi)
+                same = ev.arch(*((mid, w) if which == "d" else (d, mid)), c.shape) == key
+                lo, hi = (mid, hi) if same else (lo, mid)
+        if which == "d":
+            d = lo
+        else:
+            w = lo
+    return _Cand(d, w, c.shape, c.rec)
+
+
+def _tidy(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
+            done: Callable[[], bool], iters: int = _RAY_ITERS) -> None:
+    """Brackets x around ``start`` so that f(lo) <= target <= f(hi), then bisects in log x.
+
+    Flops are non-decreasing in x (a step function); ``f`` records every candidate it
+    measures, and the search stops once ``done()``.
+    """
+    x = start
+    c = f(x)
+    if done():
+        return
+    lo = hi = None
+    if c is None or c.flops > target:
+        hi = x
+    else:
+        lo = x
+    step = 1.5
+    for _ in range(24):
+        if lo is not None and hi is not None:
+            break
+        x = hi / step if lo is None else lo * step
+        c = f(x)
+        if done():
+            return
+        if c is None:
+            if lo is None:
+                break  # cannot go lower
+            hi = x
+            continue
+        if c.flops > target:
+            hi = x
+        else:
+            lo = x
+        step *= 1.5
+    if lo is None or hi is None:
+        return
+    for _ in range(iters):
+        if hi / lo < 1 + 1e-6:
+            break
+        x = math.sqrt(lo * hi)
+        c = f(x)
+        if done():
+            return
+        if c is None or c.flops > target:
+            hi = x
+        else:
+            lo = x
+
+
+def module_growth(
+    factory: Callable[..., Any] | str,
+    input_shape: Sequence[int],
+    factors: Sequence[float],
+    strategies: Sequence[str | Strategy],
+    **kw: Any,
+) -> list[ModuleScaleResult]:
+    """:func:`scale_module` for every strategy x factor (the growth table)."""
+    if isinstance(factory, str):
+        from netscale.complexity.user_module import load_factory
+
+        kw.setdefault("name", factory)
+        factory = load_factory(factory)
+    return [scale_module(factory, input_shape, f, s, **kw) for s in strategies for f in factors]
