@@ -141,6 +141,20 @@ def test_poison_trial_logic(tmp_path: Path) -> None:
         assert t.status == "failed" and "killed the study driver 2 times" in t.error
         assert [e["kind"] for e in store.events() if e["trial_id"] == tid].count(
             "crashed") == 2 + POISON_CRASHES
+        # --retry-failed starts the streak again; crashes while several trials ran (worker
+        # processes) blame none of them, and an interruption (Ctrl-C) is not a crash
+        assert store.reset_failed() == 1
+        other = plan[1].id
+        for _ in range(POISON_CRASHES + 1):
+            store.mark_running(other, phase="bench")
+            store.mark_running(tid, phase="bench")
+            assert recover_store(cfg, store)["poison"] == {}
+            store.mark_running(other, phase="bench")
+            assert store.close_interrupted_attempts() == 1
+            assert recover_store(cfg, store)["poison"] == {}
+        assert {t.status for t in store.trials()} == {"running"}
+        store.mark_running(tid, phase="bench")
+        assert recover_store(cfg, store)["poison"] == {}  # one crash alone after the reset
         assert store.open_attempts() == []
     finally:
         store.close()

@@ -17,6 +17,7 @@ Running keeps the results store as the single source of truth:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -309,6 +310,10 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
                           retry_failed=retry_failed, device=device,
                           stream=stream,  # type: ignore[arg-type]
                           fail_trials=fail_trials or {})
+        except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
+            with contextlib.suppress(Exception):
+                store.close_interrupted_attempts()
+            raise
         finally:
             store.close()
 

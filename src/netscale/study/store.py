@@ -392,7 +392,9 @@ class Store:
         Call it after backfilling epochs and runtime rows from the trial directories.
 
         Returns {trial id: reason} for the trials that crashed the driver
-        :data:`POISON_CRASHES` times in a row without progress; they are marked failed."""
+        :data:`POISON_CRASHES` times in a row without progress, each time running alone
+        (a crash while several trials ran, or an interruption, counts neither way); they
+        are marked failed."""
         now = time.time()
         poison: dict[str, str] = {}
         with self.tx() as c:
@@ -401,14 +403,17 @@ class Store:
                 "a.bench_at_start, t.epochs_done, t.bench IS NOT NULL AS has_bench, "
                 "t.updated_at FROM attempts a JOIN trials t ON t.id = a.trial_id "
                 "WHERE a.finished_at IS NULL ORDER BY a.id").fetchall()
+            # Only an attempt that ran alone can have crashed the driver: when several ran
+            # (worker processes, Ray), the crash is nobody's fault ('crashed-with-others').
+            outcome = "crashed" if len(rows) == 1 else "crashed-with-others"
             for r in rows:
                 progress = (r["epochs_done"] > r["epochs_at_start"]
                             or (r["has_bench"] and not r["bench_at_start"]))
                 alive = max(last_alive.get(r["trial_id"], 0.0), r["updated_at"] or 0.0)
                 wall = max(0.0, min(alive, now) - r["started_at"])
-                c.execute("UPDATE attempts SET finished_at = ?, outcome = 'crashed', "
+                c.execute("UPDATE attempts SET finished_at = ?, outcome = ?, "
                           "progress = ?, wall_time = ? WHERE id = ?",
-                          (now, int(progress), wall, r["id"]))
+                          (now, outcome, int(progress), wall, r["id"]))
                 c.execute("UPDATE trials SET wall_time = wall_time + ?, updated_at = ? "
                           "WHERE id = ?", (wall, now, r["trial_id"]))
                 c.execute("INSERT INTO events (trial_id, at, kind, message) "
@@ -418,6 +423,8 @@ class Store:
                 streak = 0
                 for a in c.execute("SELECT outcome, progress FROM attempts WHERE trial_id = ? "
                                    "ORDER BY id DESC", (tid,)):
+                    if a["outcome"] in ("crashed-with-others", "interrupted"):
+                        continue  # neither evidence for nor against the trial
                     if a["outcome"] != "crashed" or a["progress"]:
                         break
                     streak += 1
@@ -434,8 +441,30 @@ class Store:
                     poison[tid] = reason
         return poison
 
-    def reset_failed(self) -> int:
+    def close_interrupted_attempts(self) -> int:
+        """Closes the open attempts of a driver that is stopping on an exception (Ctrl-C):
+        outcome ``interrupted`` (never counted against a trial), wall time until now. The
+        trials stay ``running`` and resume on the next run."""
+        now = time.time()
         with self.tx() as c:
+            rows = c.execute("SELECT id, trial_id, started_at FROM attempts "
+                             "WHERE finished_at IS NULL").fetchall()
+            for r in rows:
+                wall = max(0.0, now - r["started_at"])
+                c.execute("UPDATE attempts SET finished_at = ?, outcome = 'interrupted', "
+                          "progress = 0, wall_time = ? WHERE id = ?", (now, wall, r["id"]))
+                c.execute("UPDATE trials SET wall_time = wall_time + ?, updated_at = ? "
+                          "WHERE id = ?", (wall, now, r["trial_id"]))
+        return len(rows)
+
+    def reset_failed(self) -> int:
+        """Failed trials go back to pending with a clean slate (failures and the crash
+        streak of :meth:`close_crashed_attempts` start again)."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute("INSERT INTO attempts (trial_id, phase, started_at, finished_at, outcome, "
+                      "progress, wall_time) SELECT id, 'reset', ?, ?, 'reset', 0, 0 FROM trials "
+                      "WHERE status = 'failed'", (now, now))
             return c.execute("UPDATE trials SET status = 'pending', failures = 0 "
                              "WHERE status = 'failed'").rowcount
 
