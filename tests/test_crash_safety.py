@@ -52,7 +52,9 @@ def _kill(what):
         f.write(what + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+    # the study's process group: its leader started the session (a Ray worker may sit in
+    # a process group of its own, but never leaves the session)
+    os.killpg(os.getsid(0), signal.SIGKILL)
 
 
 _real_replace = os.replace
