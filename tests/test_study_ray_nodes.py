@@ -119,8 +119,8 @@ def test_trial_survives_the_death_of_its_node(tmp_path: Path) -> None:
 
         with Store(db, readonly=True) as store:
             (t,) = store.trials()
-            attempts = store.conn.execute(
-                "SELECT COUNT(*), SUM(finished_at IS NULL) FROM attempts").fetchone()
+            attempts = tuple(store.conn.execute(
+                "SELECT COUNT(*), SUM(finished_at IS NULL) FROM attempts").fetchone())
         assert [e["epoch"] for e in t.epochs] == list(range(1, EPOCHS + 1))
         assert t.env["pid"] != victim_pid and t.failures == 0 and attempts == (1, 0)
         # epochs finished before the node died were not trained again (resumed from the

@@ -270,12 +270,19 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
     return added
 
 
+def _sweep(cfg: StudyConfig) -> list[Path]:
+    """Temp files of interrupted writes of the driver and its trials (the report directory
+    is the report's business: it sweeps it itself)."""
+    return (sweep_temp_files(cfg.out_dir)
+            + sweep_temp_files(cfg.out_dir / "trials", recursive=True))
+
+
 def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
     """Repairs what a crashed driver left: removes temp files of interrupted writes, backfills
     epochs and runtime rows from the trial directories, closes the attempts the crash cut
     short (adding their wall time) and marks poison trials failed. Call it under the study
     lock, before running anything. Returns {"swept", "backfilled", "crashed", "poison"}."""
-    swept = sweep_temp_files(cfg.out_dir, recursive=True)
+    swept = _sweep(cfg)
     open_attempts = {a["trial_id"] for a in store.open_attempts()}
     backfilled = 0
     for t in store.trials(epochs=False):
@@ -392,7 +399,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             alive = [t for t in alive if t.id not in failed]
     finally:
         ex.shutdown()
-    sweep_temp_files(cfg.out_dir, recursive=True)  # no writer is left: nothing half-written
+    _sweep(cfg)  # no writer is left: nothing half-written
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
