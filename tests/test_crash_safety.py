@@ -62,6 +62,8 @@ _real_replace = os.replace
 
 def _replace(src, dst, *a, **k):
     dst_s = os.fspath(dst)
+    if _MODE == "ckpt-write" and dst_s.endswith("checkpoint.pt"):
+        _kill("before rename of " + dst_s)  # the new checkpoint is still a temp file
     if _MODE == "report" and dst_s.endswith(".png"):
         _kill("before rename of " + dst_s)  # the PNG is complete in its temp file
     _real_replace(src, dst, *a, **k)
@@ -261,6 +263,19 @@ def test_kill_inside_a_store_write(tmp_path: Path, reference: dict[str, Any], ma
     db = cfg.out_dir / "results.sqlite"
     _check_intact(db, cfg.out_dir, 2)
     assert _results(db) == reference
+
+
+def test_kill_during_a_checkpoint_write(tmp_path: Path, reference: dict[str, Any]) -> None:
+    """A kill before a checkpoint's rename leaves its temp file; the resume removes it (and
+    the trial goes on from the previous checkpoint)."""
+    assert _kill_series(tmp_path, "ckpt-write", [], max_kills=1) == 1
+    cfg = load_study_config(_config(tmp_path))
+    temps = [p for p in cfg.out_dir.rglob("*") if is_temp_file(p.name)]
+    assert len(temps) == 1 and temps[0].name.startswith(".checkpoint.pt.")
+    assert temps[0].stat().st_size > 0
+    assert run_study(cfg, stream=None)["done"] == 2
+    _check_intact(cfg.out_dir / "results.sqlite", cfg.out_dir, 2)
+    assert _results(cfg.out_dir / "results.sqlite") == reference
 
 
 def test_kill_with_ray(tmp_path: Path, reference: dict[str, Any]) -> None:
