@@ -245,10 +245,14 @@ class RayExecutor:
             self._started_here = True
         total = ray.cluster_resources().get("CPU", 1.0)
         self.capacity = max(1, int(workers or total // max(cpus, 1e-9)))
-        here = ray.get_runtime_context().get_node_id()
-        self._events = Queue(actor_options={
-            "num_cpus": 0,
-            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=True)})
+        options: dict[str, Any] = {"num_cpus": 0}
+        try:  # keep the queue on the driver's node (not possible from a Ray client)
+            here = ray.get_runtime_context().get_node_id()
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here,
+                                                                            soft=True)
+        except Exception:
+            pass
+        self._events = Queue(actor_options=options)
         self._remote = ray.remote(_ray_entry).options(
             num_cpus=cpus, num_gpus=gpus, max_retries=self.SYSTEM_RETRIES,
             retry_exceptions=False)
