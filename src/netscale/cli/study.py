@@ -103,7 +103,7 @@ def _dry_run(cfg: Any, as_json: bool) -> int:
     status: dict[str, str] = {}
     db = cfg.out_dir / STORE_NAME
     if db.is_file():
-        with Store(db) as store:
+        with Store(db, readonly=True) as store:
             status = {t.id: t.status for t in store.trials(epochs=False)}
     if as_json:
         print_json([{**p.row(), "status": status.get(p.id, "new")} for p in plan])
@@ -146,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
         db = _load(args).out_dir / STORE_NAME
     if not db.is_file():
         raise NetscaleError(f"no results at {str(db)!r}; run the study first")
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:
         text = _export_text(store, args.export)
     if args.output:
         atomic_write_text(args.output, text)

@@ -23,6 +23,7 @@ from netscale.laws.study_fits import (
     study_runtime,
     trial_error,
 )
+from netscale.util.io import atomic_savefig
 
 FIG_ALL = "laws_error_vs_flops.png"
 FIG_PANELS = "laws_per_strategy.png"
@@ -143,7 +144,7 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="strategy (law)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -192,7 +193,7 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
     fig.suptitle(f"Per strategy: {fits.level:.0%} prediction band (light), band on the curve "
                  "(dark); dotted line = largest trained model", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
     return path
 

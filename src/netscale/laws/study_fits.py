@@ -89,7 +89,7 @@ def load_study(study_dir: str | Path) -> StudyResults:
         raise NetscaleError(f"{str(p)!r} is not a study directory (no {STORE_NAME}); run "
                             "'netscale study CONFIG' first or point at the study's 'out' "
                             "directory")
-    with Store(p / STORE_NAME) as store:
+    with Store(p / STORE_NAME, readonly=True) as store:
         trials = store.trials()
         config = _json(store.get_meta("config"))
         info = _json(store.get_meta("data_info"))

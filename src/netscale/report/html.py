@@ -23,7 +23,7 @@ from netscale.report.analysis import (
     series_by_strategy,
 )
 from netscale.study.store import Store, TrialRow
-from netscale.util.io import atomic_write_text
+from netscale.util.io import atomic_write_text, sweep_temp_files
 
 STORE_NAME = "results.sqlite"
 
@@ -245,9 +245,10 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
                   ("done", "pending", "running", "failed")}
         csv_text = results_csv(trials)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out)  # temp files of a report write that a kill interrupted
     data_info: dict = {}
     if imported is None:
-        with Store(db) as store:
+        with Store(db, readonly=True) as store:
             trials = store.trials()
             counts = store.counts()
             config = json.loads(store.get_meta("config") or "{}")

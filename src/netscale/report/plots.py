@@ -12,6 +12,7 @@ import numpy as np
 from netscale.report.analysis import BASE, Series, runtime_correlations
 from netscale.scaling import parse_strategy
 from netscale.study.store import TrialRow
+from netscale.util.io import atomic_savefig
 
 
 def _plt():  # type: ignore[no-untyped-def]
@@ -86,7 +87,7 @@ def _finish_error_plot(plt: Any, fig: Any, ax: Any, drawn: bool, path: Path, xla
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="strategy")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -118,7 +119,7 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
     axes[0].set_ylabel("time per batch (ms)")
     axes[-1].legend(title="strategy", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -158,7 +159,7 @@ def growth(series: Sequence[Series], path: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 

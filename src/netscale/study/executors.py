@@ -10,8 +10,10 @@ Every executor has the same small interface used by the study driver:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue as queue_mod
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -63,72 +65,135 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
+def die_with_parent(parent: int) -> None:
+    """Makes this (child) process die with ``parent``: on Linux the kernel sends SIGKILL
+    when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a watcher thread exits
+    when the parent pid changes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread does it
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(3)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 def _run_reporting(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
     """Runs one trial in a worker, sending its events to ``events`` (a queue); the result is
-    {"ok": True, "value": result} or {"ok": False, "value": one-line error}."""
+    {"ok": True, "value": result} or {"ok": False, "value": one-line error}. An event that
+    cannot be delivered is dropped, not fatal: the driver backfills epochs from the trial's
+    checkpoint."""
     tid = payload["id"]
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # e.g. the queue actor's node died
+            events.put((tid, kind, data))
+
     try:
-        return {"ok": True, "value": run_trial(
-            payload, lambda kind, data: events.put((tid, kind, data)))}
+        return {"ok": True, "value": run_trial(payload, emit)}
     except Exception as exc:
         return {"ok": False, "value": format_exception(exc)}
 
 
-def _process_entry(payload: Mapping[str, Any], events: Any, parent: int) -> dict[str, Any]:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    return _run_reporting(payload, events)
+def _process_main(payload: Mapping[str, Any], messages: Any, parent: int) -> None:
+    """Entry point of a local worker process: one trial, then exit."""
+    die_with_parent(parent)
+    tid = payload["id"]
+
+    class _Events:
+        @staticmethod
+        def put(item: tuple[str, str, dict[str, Any]]) -> None:
+            messages.put(("event", *item))
+
+    r = _run_reporting(payload, _Events())
+    messages.put(("result", tid, bool(r["ok"]), r["value"]))
+    messages.close()
+    messages.join_thread()  # everything sent before the process exits
 
 
 class ProcessExecutor:
-    """Runs up to ``workers`` trials at once in local worker processes (spawned)."""
+    """Runs up to ``workers`` trials at once, each in its own spawned worker process.
+
+    Events and results come back through one plain ``multiprocessing`` queue (no manager
+    process); each worker dies with the driver (PDEATHSIG on Linux, a parent-pid watcher
+    elsewhere), so a ``kill -9`` of the driver alone leaves no process behind. A worker
+    that dies (segfault, OOM kill) fails only its own trial."""
 
     name = "local"
 
     def __init__(self, on_event: OnEvent, workers: int) -> None:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
 
-        ctx = mp.get_context("spawn")
+        self._ctx = mp.get_context("spawn")
         self.on_event = on_event
         self.capacity = workers
-        self._manager = ctx.Manager()
-        self._events = self._manager.Queue()
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        self._futures: dict[Any, str] = {}
+        self._messages = self._ctx.Queue()
+        self._procs: dict[str, Any] = {}
+        self._results: dict[str, tuple[bool, Any]] = {}
 
     def submit(self, payload: Mapping[str, Any]) -> None:
-        fut = self._pool.submit(_process_entry, dict(payload), self._events, os.getpid())
-        self._futures[fut] = payload["id"]
+        proc = self._ctx.Process(target=_process_main, name=f"netscale-trial {payload['id']}",
+                                 args=(dict(payload), self._messages, os.getpid()))
+        proc.start()
+        self._procs[payload["id"]] = proc
 
     def drain(self) -> None:
         while True:
             try:
-                tid, kind, data = self._events.get_nowait()
-            except queue_mod.Empty:
+                msg = self._messages.get_nowait()
+            except (queue_mod.Empty, EOFError, OSError):
                 return
-            self.on_event(tid, kind, data)
+            if msg[0] == "event":
+                self.on_event(msg[1], msg[2], msg[3])
+            else:
+                self._results[msg[1]] = (msg[2], msg[3])
 
     def poll(self, timeout: float) -> list[Finished]:
-        from concurrent.futures import FIRST_COMPLETED, wait
+        from multiprocessing.connection import wait
 
         self.drain()
-        if not self._futures:
+        if not self._procs:
             return []
-        done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        self.drain()
+        if not self._results:
+            wait([self._messages._reader, *(p.sentinel for p in self._procs.values())],
+                 timeout=timeout)
+            self.drain()
         out: list[Finished] = []
-        for fut in done:
-            tid = self._futures.pop(fut)
-            try:
-                r = fut.result()
-                out.append((tid, bool(r["ok"]), r["value"]))
-            except Exception as exc:  # the worker process died
-                out.append((tid, False, f"worker process failed: {format_exception(exc)}"))
+        for tid, proc in list(self._procs.items()):
+            if tid in self._results:
+                proc.join(timeout=60)
+            elif proc.is_alive():
+                continue
+            else:
+                proc.join()
+                self.drain()  # its last messages
+            del self._procs[tid]
+            if tid in self._results:
+                ok, value = self._results.pop(tid)
+                out.append((tid, ok, value))
+            else:
+                code = proc.exitcode
+                how = (f"killed by signal {-code}" if code is not None and code < 0
+                       else f"exit code {code}")
+                out.append((tid, False, f"worker process died ({how}) without a result; "
+                                        "out of memory or a crash?"))
         return out
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._manager.shutdown()
+        self.drain()
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs.values():
+            proc.join(timeout=30)
+        self._procs.clear()
+        self._messages.close()
+        self._messages.join_thread()
 
 
 def _ray_entry(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
@@ -139,16 +204,23 @@ class RayExecutor:
     """Runs trials as Ray tasks on an existing cluster (``address``) or a local one.
 
     Each task asks for ``cpus``/``gpus`` resources; progress events travel back through a
-    Ray queue actor, and results return to the driver, which writes the store.
+    Ray queue actor pinned to the driver's node (so a worker node's death never takes the
+    events with it), and results return to the driver, which writes the store. When the node
+    running a task dies, Ray runs the task again elsewhere (``max_retries`` counts such
+    system failures only, never errors raised by the trial); it resumes from the trial's last
+    checkpoint in the study directory, which every node must therefore see at the same path.
     """
 
     name = "ray"
+    #: Re-runs of a task after its worker process or node died (not after trial errors).
+    SYSTEM_RETRIES = 3
 
     def __init__(self, on_event: OnEvent, *, address: str | None, workers: int | None,
                  cpus: float, gpus: float) -> None:
         try:
             import ray
             from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
         except ImportError:
             raise NetscaleError(
                 "the Ray executor needs Ray: pip install 'ray[default]' (or netscale[ray])"
@@ -173,14 +245,24 @@ class RayExecutor:
             self._started_here = True
         total = ray.cluster_resources().get("CPU", 1.0)
         self.capacity = max(1, int(workers or total // max(cpus, 1e-9)))
-        self._events = Queue()
-        self._remote = ray.remote(_ray_entry).options(num_cpus=cpus, num_gpus=gpus,
-                                                      max_retries=0)
+        options: dict[str, Any] = {"num_cpus": 0}
+        try:  # keep the queue on the driver's node (not possible from a Ray client)
+            here = ray.get_runtime_context().get_node_id()
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here,
+                                                                            soft=True)
+        except Exception:
+            pass
+        self._events = Queue(actor_options=options)
+        self._remote = ray.remote(_ray_entry).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=self.SYSTEM_RETRIES,
+            retry_exceptions=False)
         self._refs: dict[Any, str] = {}
+        self._submitted: dict[str, float] = {}
 
     def submit(self, payload: Mapping[str, Any]) -> None:
         ref = self._remote.remote(dict(payload), self._events)
         self._refs[ref] = payload["id"]
+        self._submitted[payload["id"]] = time.time()
 
     def drain(self) -> None:
         while True:
@@ -199,9 +281,14 @@ class RayExecutor:
         out: list[Finished] = []
         for ref in done:
             tid = self._refs.pop(ref)
+            # wall time as the driver saw it: covers runs that Ray repeated after a node died
+            wall = time.time() - self._submitted.pop(tid, time.time())
             try:
                 r = self.ray.get(ref)
-                out.append((tid, bool(r["ok"]), r["value"]))
+                value = r["value"]
+                if r["ok"] and isinstance(value, dict):
+                    value = {**value, "wall_time": max(float(value.get("wall_time", 0)), wall)}
+                out.append((tid, bool(r["ok"]), value))
             except Exception as exc:  # task or node died
                 out.append((tid, False, f"Ray task failed: {format_exception(exc)}"))
         return out

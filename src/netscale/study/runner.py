@@ -7,11 +7,17 @@ Running keeps the results store as the single source of truth:
   ``running`` ones (their process was killed) are resumed from their last checkpoint;
 * a failing trial is retried up to ``retries`` times, then marked failed with its error,
   and the study goes on;
-* a lock file stops two drivers from running the same study at once.
+* a lock file stops two drivers from running the same study at once;
+* after a crash of the driver (see :func:`recover_store`), the store gets back every epoch
+  and runtime measurement that the trial directories hold (a kill between a checkpoint and
+  its store row loses nothing), the wall time of the cut-short attempts is added, temp files
+  of interrupted writes are removed, and a trial that crashed the driver twice in a row
+  without progress is marked failed (instead of crashing every rerun).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -30,7 +36,7 @@ from netscale.scaling import parse_strategy, scale_report
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
 from netscale.study.store import Store
-from netscale.util.io import atomic_write_text
+from netscale.util.io import atomic_write_text, sweep_temp_files
 
 STORE_NAME = "results.sqlite"
 BASE_STRATEGY = "base"
@@ -232,6 +238,87 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
     return store, plan
 
 
+def trial_dir(cfg: StudyConfig, tid: str) -> Path:
+    return cfg.out_dir / "trials" / trial_dirname(tid)
+
+
+def checkpoint_history(tdir: Path) -> list[dict[str, Any]]:
+    """The epochs a trial's checkpoint holds ([] without a readable checkpoint)."""
+    from netscale.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    ck = tdir / "train" / CHECKPOINT_NAME
+    if not ck.is_file():
+        return []
+    try:
+        data = load_checkpoint(ck)
+    except NetscaleError:  # unreadable: training starts again and rewrites it
+        return []
+    hist = data.get("history") or []
+    return [dict(h) for h in hist if isinstance(h, Mapping) and "epoch" in h]
+
+
+def _last_alive(tdir: Path) -> float:
+    """The last time anything was written into a trial's directory (0 if nothing)."""
+    latest = 0.0
+    if tdir.is_dir():
+        for dirpath, _dirs, files in os.walk(tdir):
+            for name in files:
+                try:
+                    latest = max(latest, os.stat(os.path.join(dirpath, name)).st_mtime)
+                except OSError:
+                    continue
+    return latest
+
+
+def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
+    """Writes into the store what the trial's directory holds and the store lacks: epoch
+    rows from the checkpoint's history, the runtime rows of ``bench.json``. Returns the
+    number of rows added."""
+    tdir = trial_dir(cfg, t.id)
+    added = 0
+    epochs_target = int(cfg.recipe.get("epochs", 0) or 0) if cfg.train else 0
+    if cfg.train and (t.epochs_done < epochs_target or not epochs_target):
+        hist = checkpoint_history(tdir)
+        if len(hist) > t.epochs_done:
+            added += store.record_epochs(t.id, hist)
+    cached = tdir / "bench.json"
+    if not t.bench and cached.is_file():
+        try:
+            rows = json.loads(cached.read_text())
+        except (OSError, ValueError):
+            rows = None
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            infer = next((r for r in rows if r.get("mode") == "infer"), rows[0])
+            store.record_bench(t.id, rows, infer.get("time_ms"))
+            added += 1
+    return added
+
+
+def _sweep(cfg: StudyConfig) -> list[Path]:
+    """Temp files of interrupted writes of the driver and its trials (the report directory
+    is the report's business: it sweeps it itself)."""
+    return (sweep_temp_files(cfg.out_dir)
+            + sweep_temp_files(cfg.out_dir / "trials", recursive=True))
+
+
+def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
+    """Repairs what a crashed driver left: removes temp files of interrupted writes, backfills
+    epochs and runtime rows from the trial directories, closes the attempts the crash cut
+    short (adding their wall time) and marks poison trials failed. Call it under the study
+    lock, before running anything. Returns {"swept", "backfilled", "crashed", "poison"}."""
+    swept = _sweep(cfg)
+    open_attempts = {a["trial_id"] for a in store.open_attempts()}
+    backfilled = 0
+    for t in store.trials(epochs=False):
+        if t.status != "done" or t.id in open_attempts or (
+                cfg.train and t.epochs_done < int(cfg.recipe.get("epochs", 0) or 0)):
+            backfilled += backfill_trial(cfg, store, t)
+    alive = {tid: _last_alive(trial_dir(cfg, tid)) for tid in open_attempts}
+    poison = store.close_crashed_attempts(alive)
+    return {"swept": len(swept), "backfilled": backfilled, "crashed": len(open_attempts),
+            "poison": poison}
+
+
 def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
               address: str | None = None, retry_failed: bool = False,
               device: str | None = None, stream: TextIO | str | None = "stderr",
@@ -246,12 +333,20 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
+            rec = recover_store(cfg, store)
+            if stream is not None:
+                for tid, reason in rec["poison"].items():
+                    print(f"[study] FAILED {tid}: {reason}", file=stream, flush=True)
             counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
                             retry_failed=retry_failed, device=device,
                             stream=stream,  # type: ignore[arg-type]
                             fail_trials=fail_trials or {})
             store.sync_aliases()  # same-network rows get their canonical trial's results
             return counts
+        except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
+            with contextlib.suppress(Exception):
+                store.close_interrupted_attempts()
+            raise
         finally:
             store.close()
 
@@ -265,7 +360,7 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
                   "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget,
                   "retries": cfg.bench.retries},
         "phases": [phase], "device": device, "threads": threads,
-        "trial_dir": str(cfg.out_dir / "trials" / trial_dirname(t.id)),
+        "trial_dir": str(trial_dir(cfg, t.id)),
         "fail_for_test": fail,
     }
 
@@ -330,6 +425,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             alive = [t for t in alive if t.id not in failed]
     finally:
         ex.shutdown()
+    _sweep(cfg)  # no writer is left: nothing half-written
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
@@ -346,7 +442,7 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
     while queue or running:
         while queue and len(running) < ex.capacity:
             t = queue.pop(0)
-            store.mark_running(t.id, count=last)
+            store.mark_running(t.id, count=last, phase=phase)
             running.add(t.id)
             started[t.id] = time.time()
             ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id), phase))
@@ -358,12 +454,17 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
                 value = dict(value)
                 value.setdefault("wall_time", wall)
                 if last:
-                    store.mark_done(tid, value)
+                    train = value.get("train")
+                    hist = train.get("history") if isinstance(train, Mapping) else None
+                    store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
                     progress.done_cost += _cost(by_id[tid])
                     progress.show(store.counts(), f"finished {tid}", force=True)
                 else:
                     store.mark_phase_done(tid, float(value.get("wall_time", wall)))
             else:
+                if cfg.train:  # epochs its checkpoint holds that no event brought
+                    row = next(r for r in store.trials(epochs=False) if r.id == tid)
+                    backfill_trial(cfg, store, row)
                 final = store.mark_error(tid, str(value), retries=cfg.retries, wall_time=wall)
                 if final:
                     failed.add(tid)

@@ -4,10 +4,21 @@ Every state change is one transaction, and SQLite's journal (WAL) makes each eit
 applied or not at all, so killing the process at any moment (even ``kill -9``) never corrupts
 the store. Trials are keyed by a deterministic id and epochs by ``(trial, epoch)``, so
 re-running a study never duplicates rows.
+
+Every run of a trial (a phase of it) is an *attempt* row, written before the trial starts and
+closed when it ends; an attempt still open when a driver starts was cut short by a crash of
+the previous driver (kill, OOM kill, segfault). :meth:`Store.close_crashed_attempts` closes
+them, adds their wall time, and tells which trials crashed the driver repeatedly without
+progress (poison trials), so that the runner marks those failed instead of retrying forever.
+
+Readers open the store with ``readonly=True`` (SQLite ``mode=ro``, or ``immutable`` on a
+read-only directory), so an intact study can be read where it cannot be written. A SQLite
+file that is not a netscale store is refused, never written to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -76,7 +87,26 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     message TEXT
 );
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial_id TEXT NOT NULL REFERENCES trials(id),
+    phase TEXT NOT NULL,
+    worker TEXT,
+    started_at REAL NOT NULL,
+    epochs_at_start INTEGER NOT NULL DEFAULT 0,
+    bench_at_start INTEGER NOT NULL DEFAULT 0,
+    finished_at REAL,
+    outcome TEXT,
+    progress INTEGER,
+    wall_time REAL
+);
 """
+
+#: Tables a netscale results store has (a SQLite file with other tables is not one).
+_TABLES = {"meta", "trials", "epochs", "events"}
+#: A trial whose attempts crashed the driver this many times in a row, each without
+#: progress (no new epoch, no new runtime measurement), is marked failed.
+POISON_CRASHES = 2
 
 
 @dataclass
@@ -162,12 +192,19 @@ def _row(r: sqlite3.Row) -> TrialRow:
 class Store:
     """Thread-confined SQLite connection to a study's results (open one per process)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+            if readonly:
+                self.conn = _connect_readonly(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
+            self._check_foreign()
+            if readonly:
+                return
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA busy_timeout=60000")
@@ -184,10 +221,28 @@ class Store:
                     (str(SCHEMA_VERSION),),
                 )
         except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise NetscaleError(
+                    f"results store {str(self.path)!r} is read-only ({exc}); run the study in "
+                    "a writable copy of its directory"
+                ) from None
             raise NetscaleError(
                 f"results store {str(self.path)!r} is not a readable SQLite database ({exc}); "
                 "move it away or point the study at a new directory"
             ) from None
+
+    def _check_foreign(self) -> None:
+        """Refuses a SQLite file that holds other tables than a netscale store's."""
+        names = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        names.discard("sqlite_sequence")
+        if (names and not names >= _TABLES) or (self.readonly and not names):
+            self.conn.close()
+            raise NetscaleError(
+                f"{str(self.path)!r} is a SQLite file but not a netscale results store "
+                f"(tables: {', '.join(sorted(names)) or 'none'}); point at a study directory "
+                "or move the file away"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -242,32 +297,61 @@ class Store:
         return n
 
     def mark_running(self, trial_id: str, worker: str | None = None, *,
-                     count: bool = True) -> None:
+                     count: bool = True, phase: str = "train") -> int:
         """The trial starts (a phase of it); ``count`` adds one to ``attempts`` (the runs of
-        its main phase, training when the study trains)."""
+        its main phase, training when the study trains). Records an open attempt (closed by
+        :meth:`mark_done`, :meth:`mark_phase_done` or :meth:`mark_error`) and returns its
+        id."""
         now = time.time()
+        who = worker or _worker_name()
         with self.tx() as c:
             c.execute(
                 "UPDATE trials SET status = 'running', attempts = attempts + ?, error = NULL, "
                 "worker = ?, started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ?",
-                (int(count), worker or _worker_name(), now, now, trial_id),
+                (int(count), who, now, now, trial_id),
             )
             c.execute("INSERT INTO events (trial_id, at, kind, message) VALUES (?, ?, ?, ?)",
-                      (trial_id, now, "start", worker or _worker_name()))
+                      (trial_id, now, "start", who))
+            c.execute("UPDATE attempts SET finished_at = ?, outcome = 'superseded' "
+                      "WHERE trial_id = ? AND finished_at IS NULL", (now, trial_id))
+            cur = c.execute(
+                "INSERT INTO attempts (trial_id, phase, worker, started_at, epochs_at_start, "
+                "bench_at_start) SELECT id, ?, ?, ?, epochs_done, bench IS NOT NULL "
+                "FROM trials WHERE id = ?", (phase, who, now, trial_id))
+            return int(cur.lastrowid or 0)
+
+    def _close_attempt(self, c: sqlite3.Connection, trial_id: str, outcome: str, now: float,
+                       wall_time: float | None) -> None:
+        c.execute("UPDATE attempts SET finished_at = ?, outcome = ?, progress = 1, "
+                  "wall_time = COALESCE(?, ? - started_at) "
+                  "WHERE trial_id = ? AND finished_at IS NULL",
+                  (now, outcome, wall_time, now, trial_id))
 
     def record_epoch(self, trial_id: str, epoch: int, metrics: Mapping[str, Any]) -> None:
+        self.record_epochs(trial_id, [{**dict(metrics), "epoch": int(epoch)}], replace=True)
+
+    def record_epochs(self, trial_id: str, history: Iterable[Mapping[str, Any]], *,
+                      replace: bool = False, c: sqlite3.Connection | None = None) -> int:
+        """Writes epoch rows (each with an ``epoch`` key) in one transaction; with
+        ``replace=False`` rows already there are kept as they are (a backfill from a
+        checkpoint's history). Returns the number of rows written."""
         now = time.time()
-        with self.tx() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO epochs (trial_id, epoch, metrics, recorded_at) "
-                "VALUES (?, ?, ?, ?)",
-                (trial_id, int(epoch), json.dumps(dict(metrics)), now),
-            )
-            c.execute(
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        n = 0
+        with (self.tx() if c is None else contextlib.nullcontext(c)) as cx:
+            for m in history:
+                cur = cx.execute(
+                    f"{verb} INTO epochs (trial_id, epoch, metrics, recorded_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (trial_id, int(m["epoch"]), json.dumps(dict(m)), now),
+                )
+                n += max(cur.rowcount, 0)
+            cx.execute(
                 "UPDATE trials SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE trial_id = ?),"
                 " updated_at = ? WHERE id = ?",
                 (trial_id, now, trial_id),
             )
+        return n
 
     def record_bench(self, trial_id: str, rows: list[dict[str, Any]],
                      time_ms: float | None) -> None:
@@ -275,9 +359,13 @@ class Store:
             c.execute("UPDATE trials SET bench = ?, time_ms = ?, updated_at = ? WHERE id = ?",
                       (json.dumps(rows), time_ms, time.time(), trial_id))
 
-    def mark_done(self, trial_id: str, result: Mapping[str, Any]) -> None:
+    def mark_done(self, trial_id: str, result: Mapping[str, Any],
+                  history: Iterable[Mapping[str, Any]] = ()) -> None:
+        """The trial finished: its metrics, and (backfilled in the same transaction) every
+        epoch of ``history`` that no event recorded."""
         now = time.time()
         with self.tx() as c:
+            self.record_epochs(trial_id, history, c=c)
             c.execute(
                 "UPDATE trials SET status = 'done', top1_err = ?, top5_err = ?, loss = ?, "
                 "wall_time = wall_time + ?, env = ?, error = NULL, finished_at = ?, "
@@ -286,6 +374,7 @@ class Store:
                  float(result.get("wall_time", 0.0)), json.dumps(result.get("env", {})), now,
                  now, trial_id),
             )
+            self._close_attempt(c, trial_id, "ok", now, float(result.get("wall_time", 0.0)))
             c.execute("INSERT INTO events (trial_id, at, kind, message) VALUES (?, ?, ?, ?)",
                       (trial_id, now, "done", None))
 
@@ -295,6 +384,7 @@ class Store:
         with self.tx() as c:
             c.execute("UPDATE trials SET status = 'pending', wall_time = wall_time + ?, "
                       "updated_at = ? WHERE id = ?", (wall_time, now, trial_id))
+            self._close_attempt(c, trial_id, "ok", now, wall_time)
 
     def mark_error(self, trial_id: str, error: str, *, retries: int,
                    wall_time: float = 0.0) -> bool:
@@ -311,12 +401,96 @@ class Store:
                 ("failed" if final else "pending", failures, error, wall_time,
                  now if final else None, now, trial_id),
             )
+            self._close_attempt(c, trial_id, "error", now, wall_time)
             c.execute("INSERT INTO events (trial_id, at, kind, message) VALUES (?, ?, ?, ?)",
                       (trial_id, now, "failed" if final else "retry", error))
         return final
 
-    def reset_failed(self) -> int:
+    def open_attempts(self) -> list[dict[str, Any]]:
+        """Attempts that were started and never closed (their driver died)."""
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM attempts WHERE finished_at IS NULL ORDER BY id")]
+
+    def close_crashed_attempts(self, last_alive: Mapping[str, float]) -> dict[str, str]:
+        """Closes the attempts a crashed driver left open (outcome ``crashed``): their wall
+        time (from the start to ``last_alive[trial]``, the last sign of life: a file written
+        or a row recorded) is added to the trial's, and the progress they made is noted.
+        Call it after backfilling epochs and runtime rows from the trial directories.
+
+        Returns {trial id: reason} for the trials that crashed the driver
+        :data:`POISON_CRASHES` times in a row without progress, each time running alone
+        (a crash while several trials ran, or an interruption, counts neither way); they
+        are marked failed."""
+        now = time.time()
+        poison: dict[str, str] = {}
         with self.tx() as c:
+            rows = c.execute(
+                "SELECT a.id, a.trial_id, a.phase, a.started_at, a.epochs_at_start, "
+                "a.bench_at_start, t.epochs_done, t.bench IS NOT NULL AS has_bench, "
+                "t.updated_at FROM attempts a JOIN trials t ON t.id = a.trial_id "
+                "WHERE a.finished_at IS NULL ORDER BY a.id").fetchall()
+            # Only an attempt that ran alone can have crashed the driver: when several ran
+            # (worker processes, Ray), the crash is nobody's fault ('crashed-with-others').
+            outcome = "crashed" if len(rows) == 1 else "crashed-with-others"
+            for r in rows:
+                progress = (r["epochs_done"] > r["epochs_at_start"]
+                            or (r["has_bench"] and not r["bench_at_start"]))
+                alive = max(last_alive.get(r["trial_id"], 0.0), r["updated_at"] or 0.0)
+                wall = max(0.0, min(alive, now) - r["started_at"])
+                c.execute("UPDATE attempts SET finished_at = ?, outcome = ?, "
+                          "progress = ?, wall_time = ? WHERE id = ?",
+                          (now, outcome, int(progress), wall, r["id"]))
+                c.execute("UPDATE trials SET wall_time = wall_time + ?, updated_at = ? "
+                          "WHERE id = ?", (wall, now, r["trial_id"]))
+                c.execute("INSERT INTO events (trial_id, at, kind, message) "
+                          "VALUES (?, ?, ?, ?)", (r["trial_id"], now, "crashed",
+                                                  f"{r['phase']} attempt cut short"))
+            for tid in dict.fromkeys(r["trial_id"] for r in rows):
+                streak = 0
+                for a in c.execute("SELECT outcome, progress FROM attempts WHERE trial_id = ? "
+                                   "ORDER BY id DESC", (tid,)):
+                    if a["outcome"] in ("crashed-with-others", "interrupted"):
+                        continue  # neither evidence for nor against the trial
+                    if a["outcome"] != "crashed" or a["progress"]:
+                        break
+                    streak += 1
+                if streak >= POISON_CRASHES:
+                    reason = (f"the trial killed the study driver {streak} times in a row "
+                              "without finishing an epoch (out of memory, a crash or an "
+                              "external kill); make it smaller or fix the cause, then rerun "
+                              "with --retry-failed")
+                    c.execute("UPDATE trials SET status = 'failed', error = ?, "
+                              "failures = failures + 1, finished_at = ?, updated_at = ? "
+                              "WHERE id = ? AND status != 'done'", (reason, now, now, tid))
+                    c.execute("INSERT INTO events (trial_id, at, kind, message) "
+                              "VALUES (?, ?, ?, ?)", (tid, now, "failed", reason))
+                    poison[tid] = reason
+        return poison
+
+    def close_interrupted_attempts(self) -> int:
+        """Closes the open attempts of a driver that is stopping on an exception (Ctrl-C):
+        outcome ``interrupted`` (never counted against a trial), wall time until now. The
+        trials stay ``running`` and resume on the next run."""
+        now = time.time()
+        with self.tx() as c:
+            rows = c.execute("SELECT id, trial_id, started_at FROM attempts "
+                             "WHERE finished_at IS NULL").fetchall()
+            for r in rows:
+                wall = max(0.0, now - r["started_at"])
+                c.execute("UPDATE attempts SET finished_at = ?, outcome = 'interrupted', "
+                          "progress = 0, wall_time = ? WHERE id = ?", (now, wall, r["id"]))
+                c.execute("UPDATE trials SET wall_time = wall_time + ?, updated_at = ? "
+                          "WHERE id = ?", (wall, now, r["trial_id"]))
+        return len(rows)
+
+    def reset_failed(self) -> int:
+        """Failed trials go back to pending with a clean slate (failures and the crash
+        streak of :meth:`close_crashed_attempts` start again)."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute("INSERT INTO attempts (trial_id, phase, started_at, finished_at, outcome, "
+                      "progress, wall_time) SELECT id, 'reset', ?, ?, 'reset', 0, 0 FROM trials "
+                      "WHERE status = 'failed'", (now, now))
             return c.execute("UPDATE trials SET status = 'pending', failures = 0 "
                              "WHERE status = 'failed'").rowcount
 
@@ -401,6 +575,26 @@ class Store:
                                 for k, v in r.items()})
             return buf.getvalue()
         raise NetscaleError(f"export format must be csv or json, got {fmt!r}")
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection: ``mode=ro`` (sees a live WAL), or ``immutable=1`` where
+    ``mode=ro`` cannot work (a read-only directory, no write-ahead log left behind)."""
+    if not path.is_file():
+        raise NetscaleError(f"no results store at {str(path)!r}; run the study first")
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise NetscaleError(
+                f"cannot read results store {str(path)!r} ({exc}): it sits in a read-only "
+                "place with an unfinished write-ahead log; copy the study directory somewhere "
+                "writable and read the copy") from None
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 def _worker_name() -> str:

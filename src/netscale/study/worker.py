@@ -12,7 +12,8 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,56 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
     emit("bench", {"rows": rows, "time_ms": infer.get("time_ms") if infer else None})
 
 
+@contextmanager
+def phase_state(threads: int | None = None) -> Iterator[None]:
+    """The process-wide state a phase may change, set for the phase and restored after it.
+
+    Saved and restored: torch's intra-op thread count (set to ``threads`` when given), the
+    torch, CUDA, numpy and Python RNG states, deterministic-algorithm mode, cuDNN flags, the
+    default dtype and grad mode. Every phase of a trial runs inside one, so what one phase
+    (e.g. a runtime measurement with 4 threads) does never leaks into the next: a trial's
+    result does not depend on whether the study was interrupted, or on what ran before it
+    in the same process.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    py_rng, np_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_rng = (torch.cuda.get_rng_state_all()
+                if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+    det = torch.are_deterministic_algorithms_enabled()
+    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.enabled)
+    dtype = torch.get_default_dtype()
+    grad = torch.is_grad_enabled()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != saved_threads:
+            torch.set_num_threads(saved_threads)
+        random.setstate(py_rng)
+        np.random.set_state(np_rng)
+        torch.set_rng_state(torch_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        torch.use_deterministic_algorithms(det, warn_only=det_warn)
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cudnn.enabled) = cudnn
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+
+
 def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
-    """Runs one trial; returns its final result. Raises on failure (the caller retries)."""
+    """Runs one trial; returns its final result. Raises on failure (the caller retries).
+
+    Each phase (``bench``, ``train``) runs inside :func:`phase_state`, with the payload's
+    ``threads`` (None: the process's own default)."""
     from netscale.study.module_base import spec_from_payload
 
     t0 = time.time()
@@ -62,19 +111,21 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     trial_dir.mkdir(parents=True, exist_ok=True)
     spec = spec_from_payload(payload["spec"])  # a NetSpec, or a ModuleSpec (factory base)
     threads = payload.get("threads")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
     fail = payload.get("fail_for_test")  # test hook: make this trial raise
     if fail:
         raise RuntimeError(str(fail))
     phases = payload.get("phases", ["bench", "train"])
     if "bench" in phases:
-        _bench(payload, spec, emit)
-    result: dict[str, Any] = {"env": _env()}
+        with phase_state(threads):
+            _bench(payload, spec, emit)
+    result: dict[str, Any] = {}
     if "train" in phases:
-        result.update(_train(payload, spec, trial_dir, emit))
+        with phase_state(threads):
+            result["env"] = _env()
+            result.update(_train(payload, spec, trial_dir, emit))
+    else:
+        with phase_state(threads):
+            result["env"] = _env()
     result["wall_time"] = time.time() - t0
     return result
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from netscale.errors import NetscaleError
-from netscale.util.io import atomic_write
+from netscale.util.io import atomic_write, sweep_temp_files
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "netscale-checkpoint"
@@ -57,6 +57,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         if key in data and not isinstance(data[key], str):
             data[key] = json.dumps(data[key])
     return atomic_write(path, lambda f: torch.save(data, f))
+
+
+def sweep_checkpoint_temps(run_dir: str | Path) -> list[Path]:
+    """Removes the temp files of checkpoint (and log/result) writes that a kill interrupted
+    in ``run_dir``. Call it only while holding the run directory's lock."""
+    return sweep_temp_files(run_dir)
 
 
 def checkpoint_path(path: str | Path) -> Path:

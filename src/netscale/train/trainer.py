@@ -44,6 +44,7 @@ from netscale.train.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    sweep_checkpoint_temps,
 )
 from netscale.train.progress import Progress, fmt_time
 from netscale.train.recipe import Recipe, WarmupCosine, default_train_threads
@@ -369,12 +370,14 @@ class _RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self.fd = fd
+        sweep_checkpoint_temps(self.out)  # temp files of writes a kill interrupted
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             import fcntl
 
+            sweep_checkpoint_temps(self.out)
             with contextlib.suppress(OSError):
                 os.unlink(self.out / ".lock")
             fcntl.flock(self.fd, fcntl.LOCK_UN)
