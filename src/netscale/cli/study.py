@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import positive_float, positive_int, print_json
+from netscale.cli.common import positive_int, print_json, seconds
 from netscale.errors import NetscaleError
 from netscale.util.fmt import table
 from netscale.util.io import atomic_write_text
@@ -62,7 +62,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
     p.add_argument("--epochs", type=positive_int, help="override the quickstart's epochs")
-    p.add_argument("--bench-budget", type=positive_float, default=1.5, metavar="SECONDS",
+    p.add_argument("--bench-budget", type=seconds, default=1.5, metavar="SECONDS",
                    help="runtime measurement budget per trial (default 1.5)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="trials trained at once, one CPU thread each (default: 2 on a "
@@ -117,6 +117,10 @@ def _export(args: argparse.Namespace) -> int:
         db = _load(args).out_dir / STORE_NAME
     if not db.is_file():
         raise NetscaleError(f"no results at {str(db)!r}; run the study first")
+    if args.output:
+        from netscale.util.validate import check_output_file
+
+        check_output_file(args.output, "--output")
     with Store(db) as store:
         text = store.export(args.export)
     if args.output:
@@ -127,12 +131,58 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    from netscale.util.validate import max_threads
+
+    if args.executor == "local" and args.workers > max_threads():
+        raise NetscaleError(f"--workers {args.workers} is too many for this machine's "
+                            f"{os.cpu_count() or 1} CPU(s) (at most {max_threads()} local "
+                            "worker processes)")
+
+
+def check_study_fits(cfg: Any, device: str | None) -> None:
+    """Refuses (one line) a study with a trial whose model cannot fit in memory, estimated
+    from its analytic counts before anything is built."""
+    from netscale.study.runner import plan_trials
+    from netscale.train.recipe import Recipe
+    from netscale.util.validate import check_fits_memory
+
+    plan = plan_trials(cfg)
+    if not plan:
+        return
+    from netscale.specs import NetSpec
+
+    batch = Recipe.from_dict(dict(cfg.recipe)).batch_size if cfg.train else 1
+    px = cfg.data.get("resolution") if isinstance(cfg.data, dict) else None
+    for phase, on, bs, train in (("training", cfg.train, batch, True),
+                                 ("benchmark", cfg.bench.enabled, cfg.bench.batch_size,
+                                  cfg.bench.mode != "infer")):
+        if not on:
+            continue
+        worst = max(plan, key=lambda t: (t.params, t.acts))
+        worst_acts = max(plan, key=lambda t: t.acts)
+        for t in {worst.id: worst, worst_acts.id: worst_acts}.values():
+            check_fits_memory(NetSpec.from_dict(t.spec), bs, train=train, device=device,
+                              resolution=px if phase == "training" else None,
+                              what=f"{cfg.source}: trial {t.id} ({phase}, {t.params:,} "
+                              "params)",
+                              hint="lower its factor or the batch size")
+
+
 def run_study_cmd(args: argparse.Namespace) -> int:
+    from netscale.util.validate import check_device, check_output_dir
+
+    if args.output and not args.export:
+        raise NetscaleError("--output needs --export csv|json")
+    check_device(args.device)
+    _check_workers(args)
     if args.export:
         return _export(args)
     cfg = _load(args)
     if args.dry_run:
         return _dry_run(cfg, args.json)
+    check_output_dir(cfg.out_dir, "study directory")
+    check_study_fits(cfg, args.device)
     from netscale.study.runner import run_study
 
     t0 = time.time()
@@ -153,7 +203,12 @@ def run_study_cmd(args: argparse.Namespace) -> int:
 
 def run_report_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
+    from netscale.util.validate import check_output_dir
 
+    if not Path(args.study_dir).is_dir():
+        raise NetscaleError(f"study directory {args.study_dir!r} does not exist or is not a "
+                            "directory")
+    check_output_dir(args.out or Path(args.study_dir) / "report", "--out")
     path = make_report(args.study_dir, args.out)
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
     return 0
@@ -163,11 +218,14 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
     from netscale.study.quickstart import quickstart_config
     from netscale.study.runner import run_study
+    from netscale.util.validate import check_output_dir
 
+    _check_workers(args)
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget)
     if args.dry_run:
         return _dry_run(cfg, False)
+    check_output_dir(cfg.out_dir, "--out")
     t0 = time.time()
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
           f"{', '.join(f'{f:g}' for f in cfg.factors)} on {cfg.data.get('name')}; study dir "

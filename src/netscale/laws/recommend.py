@@ -750,6 +750,16 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
         else:
             by_arch[key] = c.name
         cands.append(c)
+    landed = [c for c in cands if c.flops_factor is not None]
+    if landed and all(abs(c.flops_factor / factor - 1) > 0.10 for c in landed):
+        near = min(landed, key=lambda c: abs(math.log(c.flops_factor / factor)))
+        lo = min(c.flops_factor for c in landed)
+        where = (f"{label} cannot shrink that far (the smallest model any candidate reaches "
+                 f"is x{lo:.3g})" if factor < 1 else
+                 f"no candidate lands within 10% of it (closest: x{near.flops_factor:.3g} by "
+                 f"{near.name})")
+        raise NetscaleError(f"target x{factor:.3g} of {label} cannot be reached: {where}; "
+                            "choose a target nearer the base")
     if fits is not None:
         _predict_errors(cands, fits, _study_epochs(trials), level)
     for c in cands:
@@ -818,8 +828,11 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     else:
         runtime_basis = "not available (the study has no benchmark rows; use --measure)"
     if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
+        side = ("below the smallest" if trials and chosen.flops is not None and chosen.flops
+                < min((t.flops for t in trials if getattr(t, "flops", None)), default=0)
+                else "past the largest")
         notes.append(f"the chosen model's error is extrapolated x{chosen.error.extrapolation:.3g}"
-                     " past the largest trained model; the interval shows how much to trust it")
+                     f" {side} trained model; the interval shows how much to trust it")
     if (runtime is not None and not measure and chosen.runtime_extrapolation
             and chosen.runtime_extrapolation > 1.5 and chosen.measured_ms is None):
         notes.append(f"the chosen model's runtime is predicted x"

@@ -30,6 +30,7 @@ import numpy as np
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
 from netscale.laws.runtime import RuntimeModel, fit_runtime
+from netscale.util import jsonio
 
 STORE_NAME = "results.sqlite"
 BASE = "base"
@@ -509,7 +510,7 @@ def _same_device(a: str, b: str) -> bool:
 def arch_key(spec: Mapping[str, Any]) -> str:
     """A key that is equal for the same architecture (name and meta ignored)."""
     d = {k: v for k, v in spec.items() if k not in ("name", "meta")}
-    return json.dumps(d, sort_keys=True)
+    return jsonio.dumps(d, sort_keys=True)
 
 
 def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,

@@ -23,6 +23,7 @@ from netscale.report.analysis import (
     series_by_strategy,
 )
 from netscale.study.store import Store, TrialRow
+from netscale.util import jsonio
 from netscale.util.io import atomic_write_text
 
 STORE_NAME = "results.sqlite"
@@ -230,8 +231,8 @@ flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
 <p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
-recipe <code>{_e(json.dumps(recipe))}</code>.</p>
+({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(jsonio.dumps(data))}</code>;
+recipe <code>{_e(jsonio.dumps(recipe))}</code>.</p>
 <h2>Recommendation</h2>{_recommendation_html(trials)}
 <h2>Accuracy</h2><div class="grid">{_img(figs['error_vs_flops'], 'error vs flops')}
 {_img(figs['error_vs_runtime'], 'error vs runtime')}</div>

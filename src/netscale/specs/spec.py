@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv")
@@ -303,7 +304,7 @@ class NetSpec:
             raise NetscaleError(f"{source}: {exc}") from None
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return jsonio.dumps(self.to_dict(), indent=indent)
 
     def to_yaml(self) -> str:
         import yaml

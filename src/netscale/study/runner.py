@@ -13,7 +13,6 @@ Running keeps the results store as the single source of truth:
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import re
@@ -30,7 +29,7 @@ from netscale.scaling import parse_strategy, scale_report
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
 from netscale.study.store import Store
-from netscale.util.io import atomic_write_text
+from netscale.util import jsonio
 
 STORE_NAME = "results.sqlite"
 BASE_STRATEGY = "base"
@@ -191,7 +190,7 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
     store = Store(out / STORE_NAME)
     fp = cfg.fingerprint()
     old = store.get_meta("fingerprint")
-    if old is not None and old != fp:
+    if old is not None and old not in (fp, cfg.legacy_fingerprint()):
         store.close()
         raise NetscaleError(
             f"study directory {str(out)!r} holds results of a different config (bases, "
@@ -199,12 +198,10 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
             "or move the old one away"
         )
     plan = plan_trials(cfg, info)
-    store.set_meta({"fingerprint": fp, "config": json.dumps(cfg.to_dict()),
-                    "name": cfg.name, "data_info": json.dumps(info or {})})
+    store.set_meta({"fingerprint": fp, "config": jsonio.dumps(cfg.to_dict()),
+                    "name": cfg.name, "data_info": jsonio.dumps(info or {})})
     store.add_trials(p.row() for p in plan)
-    import yaml
-
-    atomic_write_text(out / "study.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    cfg.write_study_yaml()
     return store, plan
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from netscale.util import jsonio
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -46,4 +47,4 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+    return atomic_write_text(path, jsonio.dumps(data, indent=indent) + "\n")
