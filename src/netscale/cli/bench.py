@@ -107,7 +107,7 @@ def _entries(args: argparse.Namespace) -> list[Any]:
     from netscale.bench import ModelEntry, generate_models
     from netscale.specs import resolve_spec
 
-    if (args.strategies or args.factors) and not args.base:
+    if (args.strategies is not None or args.factors is not None) and not args.base:
         raise NetscaleError("--strategies/--factors need --base MODEL (the model to scale)")
     if args.plot and not args.fit:
         raise NetscaleError("--plot needs --fit")
@@ -120,11 +120,13 @@ def _entries(args: argparse.Namespace) -> list[Any]:
     entries = [ModelEntry(at_resolution(resolve_spec(m))) for m in args.models]
     if args.base:
         base = at_resolution(resolve_spec(args.base))
-        strategies = [s.strip() for s in (args.strategies or DEFAULT_STRATEGIES).split(",")
-                      if s.strip()]
-        if not strategies:
-            raise NetscaleError("--strategies is empty; e.g. --strategies d,w,dWr")
-        factors = parse_float_list(args.factors or DEFAULT_FACTORS, "--factors")
+        text = DEFAULT_STRATEGIES if args.strategies is None else args.strategies
+        strategies = [s.strip() for s in text.split(",")]
+        if not all(strategies):
+            raise NetscaleError(f"--strategies {text!r} is empty or has an empty entry; e.g. "
+                                "--strategies d,w,dWr")
+        factors = parse_float_list(DEFAULT_FACTORS if args.factors is None else args.factors,
+                                   "--factors")
         entries += generate_models(base, strategies, factors, rounding=args.rounding)
     if not entries:
         raise NetscaleError("give at least one MODEL_OR_SPEC (e.g. netscale bench "
@@ -176,6 +178,16 @@ def _check_memory(args: argparse.Namespace, config: Any, entries: list[Any],
     return config
 
 
+def _check_time(args: argparse.Namespace, config: Any, entries: list[Any], modes: list[str],
+                device: str) -> None:
+    from netscale.util.validate import check_bench_time
+
+    bs = config.batch_size or (32 if device.startswith("cuda") else 8)
+    for e in entries:
+        check_bench_time(e.spec, bs, train="train" in modes, device=device,
+                         budget_s=args.budget, warmup=args.warmup, what=e.spec.name)
+
+
 def run(args: argparse.Namespace) -> int:
     from netscale.bench import run_analysis, to_csv, to_json, write_results
     from netscale.bench.analysis import format_fit, plot_runtime
@@ -189,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
     modes = ["infer", "train"] if args.mode == "both" else [args.mode]
     env = env_for(config)  # validates the device early (one-line error if CUDA is missing)
     config = _check_memory(args, config, entries, modes, env.device)
+    _check_time(args, config, entries, modes, env.device)
     total = len(entries) * len(modes)
     quiet = args.json or args.csv
     if not quiet:

@@ -33,7 +33,10 @@ def parse_float_list(text: str, what: str) -> list[float]:
     import math
 
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        parts = text.split(",")
+        if len(parts) > 1 and not all(v.strip() for v in parts):
+            raise ValueError
+        values = [float(v) for v in parts if v.strip()]
     except ValueError:
         raise NetscaleError(f"{what} must be comma-separated numbers, got {text!r}") from None
     if not values:

@@ -102,12 +102,14 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.name is not None and not args.name.strip():
         raise NetscaleError("--name is empty")
     if args.out is not None:
+        if not args.out.strip():
+            raise NetscaleError("--out is empty; give a file (one result) or a directory")
         out = Path(args.out)
         several = (args.factors is not None or args.strategies is not None)
         if out.is_dir() or several or not out.suffix:
             check_output_dir(out, "--out")
         else:
-            check_output_file(out, "--out", suffixes=(".yaml", ".yml", ".json"))
+            check_output_file(out, "--out")
 
 
 def run(args: argparse.Namespace) -> int:

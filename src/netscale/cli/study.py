@@ -208,6 +208,9 @@ def run_report_cmd(args: argparse.Namespace) -> int:
     if not Path(args.study_dir).is_dir():
         raise NetscaleError(f"study directory {args.study_dir!r} does not exist or is not a "
                             "directory")
+    from netscale.laws.study_fits import load_study
+
+    load_study(args.study_dir)  # a readable study, before anything is written
     check_output_dir(args.out or Path(args.study_dir) / "report", "--out")
     path = make_report(args.study_dir, args.out)
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
@@ -221,11 +224,12 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.util.validate import check_output_dir
 
     _check_workers(args)
+    if not args.dry_run:
+        check_output_dir(args.out, "--out")
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget)
     if args.dry_run:
         return _dry_run(cfg, False)
-    check_output_dir(cfg.out_dir, "--out")
     t0 = time.time()
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
           f"{', '.join(f'{f:g}' for f in cfg.factors)} on {cfg.data.get('name')}; study dir "

@@ -42,6 +42,8 @@ def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
+        except RecursionError:
+            raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise NetscaleError(
                 f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
@@ -50,6 +52,8 @@ def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

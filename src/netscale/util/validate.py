@@ -138,10 +138,10 @@ def memory_lower_bound(spec: Any, batch_size: int = 1, *, train: bool = False,
     inp = spec.in_channels * r * r
     if train:
         elems = 2 * rec.params + batch_size * (inp + rec.acts)
-    else:
-        stem = dict(rec.parts).get("stem")
-        stem_acts = stem.acts // 2 if stem is not None else 0
-        elems = rec.params + batch_size * (inp + stem_acts)
+    else:  # the stem conv's input and output exist at the same time
+        stride = 1 if spec.stem.type == "cifar" else 2
+        h = (r - 1) // stride + 1
+        elems = rec.params + batch_size * (inp + spec.stem.width * h * h)
     return int(elems) * BYTES_PER_ELEMENT
 
 
@@ -194,6 +194,31 @@ def largest_fitting_batch(spec: Any, batch_size: int, *, train: bool,
             return bs
         bs //= 2
     return 0
+
+
+#: No CPU core does more float32 multiply-adds per second than this (AVX-512, two FMA units,
+#: ~3 GHz: 16 * 2 * 3e9 ≈ 1e11); no GPU more than ``GPU_MACS_PER_S``.
+CPU_MACS_PER_CORE = 1e11
+GPU_MACS_PER_S = 1e15
+
+
+def check_bench_time(spec: Any, batch_size: int, *, train: bool, device: str | None,
+                     budget_s: float, warmup: int, what: str) -> None:
+    """Refuses a measurement whose warm-up alone cannot end near its budget: the time per
+    iteration is bounded below by flops / the fastest conceivable rate of the hardware."""
+    from netscale.complexity import count_tuple
+
+    flops = count_tuple(spec)[0] * batch_size * (3 if train else 1)
+    rate = GPU_MACS_PER_S if device and str(device).startswith("cuda") else \
+        CPU_MACS_PER_CORE * (os.cpu_count() or 1)
+    per_iter = flops / rate
+    least = per_iter * (max(warmup, 1) + 1)
+    if least > 10 * budget_s + 10:
+        raise NetscaleError(
+            f"{what} at batch size {batch_size}: one {'training step' if train else 'forward pass'}"
+            f" is {flops:.3g} multiply-adds, at least {per_iter:,.1f} s on this machine, so the "
+            f"measurement cannot keep to --budget {budget_s:g} s; lower --batch-size (or "
+            "--resolution)")
 
 
 # ----------------------------------------------------------------------------- output paths
