@@ -26,7 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
+# NETSCALE_FUZZ_EXAMPLES=500 for a deeper (random) search; the default run is fixed and fast.
+_N = int(os.environ.get("NETSCALE_FUZZ_EXAMPLES", "20"))
+FUZZ = settings(max_examples=_N, deadline=None, derandomize=_N == 20,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -70,7 +72,7 @@ def check(run_cli: Callable[..., tuple[int, str, str]], d: Path, *args: Any,
 # ----------------------------------------------------------------------------- flag values
 
 bad_number = st.one_of(
-    st.sampled_from(["", " ", "nan", "inf", "-inf", "abc", "1e999", "0x10", "1,2", "--"]),
+    st.sampled_from(["", " ", "nan", "inf", "-inf", "abc", "1e999", "0x10", "1,,2", "--"]),
     st.floats(max_value=0, allow_nan=False).map(repr),
     st.text(alphabet="abcxyz!@#", min_size=1, max_size=5),
 )
@@ -127,7 +129,10 @@ def _mutate(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     target: Any = d
     for p in parts[:-1]:
         target = target[int(p)] if isinstance(target, list) else target[p]
-    target[parts[-1]] = value
+    if isinstance(target, list):
+        target[int(parts[-1])] = value
+    else:
+        target[parts[-1]] = value
     return d
 
 
@@ -171,7 +176,8 @@ def test_fuzz_pycls(run_cli, key: str, value: Any) -> None:
 # ----------------------------------------------------------------------------- study configs
 
 GOOD_STUDY = {"name": "fz", "out": "st", "bases": ["ResNet-20-CIFAR"], "strategies": ["d"],
-              "factors": [1, 2], "train": False, "bench": {"enabled": False}}
+              "factors": [1, 2], "train": False, "bench": {"enabled": False},
+              "resources": {"cpus": 1}}
 STUDY_KEYS = ["name", "out", "bases", "strategies", "factors", "rounding", "tolerance",
               "resolution_multiple", "seeds", "train", "retries", "resources",
               "resources.cpus", "bench", "bench.enabled", "bench.batch_size", "bench.budget",

@@ -166,10 +166,12 @@ def _check_memory(args: argparse.Namespace, config: Any, entries: list[Any],
             check_fits_memory(worst.spec, 1, train=train, device=device,
                               what=f"{worst.spec.name}", hint="even at batch size 1")
         if 0 < fit < bs:
-            print(f"note: batch size {bs} cannot fit in memory (estimated from the models' "
-                  f"counts); starting at {fit} (--retry-oom)", file=sys.stderr)
             import dataclasses
 
+            _check_time(args, dataclasses.replace(config, batch_size=fit), entries, modes,
+                        device)  # before the note: a refusal stays one line
+            print(f"note: batch size {bs} cannot fit in memory (estimated from the models' "
+                  f"counts); starting at {fit} (--retry-oom)", file=sys.stderr)
             return dataclasses.replace(config, batch_size=fit)
         return config
     for e in entries:

@@ -74,7 +74,7 @@ def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:
         if _depth > 8:
             raise NetscaleError(f"{source}: 'base' chain is too deep (a cycle?)")
         overrides = {k: v for k, v in data.items() if k != "base"}
-        bad = sorted(set(overrides) - set(_OVERRIDABLE))
+        bad = sorted(map(str, set(overrides) - set(_OVERRIDABLE)))
         if bad:
             raise NetscaleError(
                 f"{source}: cannot override {', '.join(bad)} of a base model; "

@@ -259,7 +259,7 @@ class NetSpec:
         data = dict(data)
         data.pop("format", None)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise NetscaleError(
                 f"{source}: unknown spec field(s) {', '.join(unknown)}; "
@@ -272,7 +272,7 @@ class NetSpec:
         if not isinstance(stem, Mapping):
             raise NetscaleError(f"{source}: stem must be a mapping with 'type' and 'width'")
         stem_fields = {f.name for f in dataclasses.fields(StemSpec)}
-        bad = sorted(set(stem) - stem_fields)
+        bad = sorted(map(str, set(stem) - stem_fields))
         if bad:
             raise NetscaleError(f"{source}: unknown stem field(s) {', '.join(bad)}")
         data["stem"] = StemSpec(**stem)
@@ -284,7 +284,7 @@ class NetSpec:
         for i, st in enumerate(stages):
             if not isinstance(st, Mapping):
                 raise NetscaleError(f"{source}: stages[{i}] must be a mapping of stage fields")
-            bad = sorted(set(st) - stage_fields)
+            bad = sorted(map(str, set(st) - stage_fields))
             if bad:
                 raise NetscaleError(
                     f"{source}: unknown field(s) {', '.join(bad)} in stages[{i}]; "

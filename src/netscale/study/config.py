@@ -257,7 +257,7 @@ def _check_type(data: Mapping[str, Any], key: str, kinds: tuple[type, ...], what
 def _known(d: Mapping[str, Any], known: set[str], where: str) -> None:
     if not isinstance(d, Mapping):
         raise NetscaleError(f"{where} must be a mapping")
-    bad = sorted(set(d) - known)
+    bad = sorted(map(str, set(d) - known))
     if bad:
         raise NetscaleError(f"{where}: unknown key(s) {', '.join(bad)}; known: "
                             f"{', '.join(sorted(known))}")
@@ -337,7 +337,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
     retries = data.get("retries", 1)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
         raise NetscaleError(f"{source}: retries must be a non-negative integer (at most 100)")
-    tolerance = float(data.get("tolerance", 0.02))
+    tolerance = float(0.02 if data.get("tolerance") is None else data["tolerance"])
     if not 0 < tolerance < 1:
         raise NetscaleError(f"{source}: tolerance must be in (0, 1)")
     res_mult = data.get("resolution_multiple", 4)

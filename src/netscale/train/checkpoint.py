@@ -113,7 +113,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
         raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: epoch {epoch!r} is not a "
                             "non-negative integer")
     model = data.get("model")
-    if model is not None and not (isinstance(model, dict) and all(
+    if not (isinstance(model, dict) and all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())):
         raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: 'model' is not a mapping of "
                             "parameter names to tensors")
