@@ -365,9 +365,9 @@ def cases(fx: Path) -> list[Case]:
                                 "WIDTHS: [8], STRIDES: [1], BOT_MULS: [1], GROUP_WS: [8]}\n",
         "anynet width 0": "MODEL: {TYPE: anynet}\nANYNET: {DEPTHS: [1], WIDTHS: [0], "
                           "STRIDES: [1], BOT_MULS: [1], GROUP_WS: [8]}\n",
-        "anynet group 0": "MODEL: {TYPE: anynet}\nANYNET: {BLOCK_TYPE: res_bottleneck_block, "
-                          "DEPTHS: [1], WIDTHS: [8], "
-                          "STRIDES: [1], BOT_MULS: [1], GROUP_WS: [0]}\n",
+        "anynet group 3 of width 8": "MODEL: {TYPE: anynet}\nANYNET: {BLOCK_TYPE: "
+                                     "res_bottleneck_block, DEPTHS: [1], WIDTHS: [8], "
+                                     "STRIDES: [1], BOT_MULS: [1], GROUP_WS: [3]}\n",
         "regnet WA negative": "MODEL: {TYPE: regnet}\nREGNET: {DEPTH: 10, W0: 24, WA: -1, "
                               "WM: 2.5, GROUP_W: 8}\n",
         "regnet WM 1": "MODEL: {TYPE: regnet}\nREGNET: {DEPTH: 10, W0: 24, WA: 24, WM: 1.0, "

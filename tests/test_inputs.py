@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from netscale.errors import NetscaleError
 from netscale.util import jsonio
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -226,18 +225,26 @@ def test_output_is_a_directory_or_a_file(run_cli, tmp_path: Path, args: list[str
 
 
 def test_data_path_relative_to_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from netscale.study.config import load_study_config
+    """data.path is resolved against the config file's folder, like bases and out."""
+    import numpy as np
+    from PIL import Image
 
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "mydata").mkdir()
-    p = _study(tmp_path / "cfg", train="true", data="{path: mydata}")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(NetscaleError):  # an empty folder is not a dataset; but it was found
-        load_study_config(p)
+    from netscale.study.config import load_study_config
+    from netscale.study.runner import data_info
+
+    for cls in ("a", "b"):
+        (tmp_path / "cfg" / "mydata" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)).save(
+                tmp_path / "cfg" / "mydata" / cls / f"{i}.png")
+    p = _study(tmp_path / "cfg", train="true", data="{path: mydata, val_fraction: 0.5}")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load_study_config(p)
+    assert cfg.data["path"] == str((tmp_path / "cfg" / "mydata").resolve())
+    assert data_info(cfg)["num_classes"] == 2
     from netscale.study.config import _resolve_data_paths
 
-    got = _resolve_data_paths({"path": "mydata"}, (tmp_path / "cfg").resolve(), "s")
-    assert got["path"] == str((tmp_path / "cfg" / "mydata").resolve())
     assert _resolve_data_paths({"name": "digits"}, tmp_path, "s") == {"name": "digits"}
 
 
@@ -249,7 +256,8 @@ def test_study_dir_is_movable(run_cli, tmp_path: Path) -> None:
     resolve_spec("ResNet-20-CIFAR").replace(name="mybase").save(spec_dir / "mybase.yaml")
     cfg = tmp_path / "s.yaml"
     cfg.write_text("name: s\nout: st\nbases: [specs/mybase.yaml]\nstrategies: [d]\n"
-                   "factors: [1, 2]\ntrain: false\nbench: {enabled: false}\n")
+                   "factors: [1, 2]\ntrain: false\n"
+                   "bench: {batch_size: 1, budget: 0.1, retries: 0}\n")
     code, _, err = run_cli("study", cfg)
     assert code == 0, err
     import yaml

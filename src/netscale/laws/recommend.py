@@ -724,6 +724,9 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             raise NetscaleError(f"target factor must be positive, got {target!r}")
     else:
         factor = parse_target(str(target), base_flops, "--target-flops")
+    if not 1e-9 <= factor <= 1e12:
+        raise NetscaleError(f"target x{factor:.3g} of {label} is out of range (factors from "
+                            "1e-9 to 1e12)")
     notes: list[str] = []
     trained = [f.strategy for f in fits.fits.values()] if fits else []
     cands: list[Candidate] = []

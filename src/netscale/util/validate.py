@@ -68,7 +68,8 @@ def check_device(device: str | None, flag: str = "--device") -> str | None:
     try:
         dev = torch.device(text)
     except (RuntimeError, TypeError, ValueError):
-        raise NetscaleError(f"unknown {flag} {device!r}; use cpu, cuda, cuda:N or auto") from None
+        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or "
+                            "auto") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise NetscaleError(f"{flag} {device} requested but CUDA is not available on this "
@@ -80,7 +81,7 @@ def check_device(device: str | None, flag: str = "--device") -> str | None:
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise NetscaleError(f"{flag} mps requested but MPS is not available here")
     elif dev.type != "cpu":
-        raise NetscaleError(f"unsupported {flag} {device!r}; use cpu, cuda, cuda:N or auto")
+        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or auto")
     return text
 
 
