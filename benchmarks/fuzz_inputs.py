@@ -86,9 +86,16 @@ def _write(path: Path, text: str | bytes) -> Path:
     return path
 
 
+def _src() -> Path:
+    """The netscale source tree being fuzzed (the one imported: PYTHONPATH decides)."""
+    import netscale
+
+    return Path(netscale.__file__).resolve().parents[1]
+
+
 def build_fixtures(fx: Path) -> None:
     """Shared read-only inputs: a trained run, corrupt checkpoints, a synthetic study."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(_src())}
     run = fx / "run"
     if not (run / "checkpoint.pt").exists():
         subprocess.run([sys.executable, "-m", "netscale", "train", "ResNet-20-CIFAR", "--data",
@@ -757,7 +764,7 @@ def _run_subprocess(case: Case, d: Path) -> tuple[int | None, str]:
         if setpriv is None:
             return None, "cannot simulate a read-only place as root without setpriv"
         prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(_src())}
     try:
         r = subprocess.run([*prefix, sys.executable, "-m", "netscale", *case.argv], cwd=d,
                            env=env, capture_output=True, text=True, timeout=case.timeout)
@@ -834,6 +841,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help=f"write {DOC.relative_to(ROOT)} (default: print the table only)")
     ap.add_argument("-k", help="only cases whose category or name contains this text")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per case")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT,
+                    help=f"seconds per case before it counts as a hang (default {TIMEOUT:g})")
     args = ap.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
     # import what the commands import, once, before forking
@@ -855,6 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fx.mkdir()
         build_fixtures(fx)
         table = cases(fx)
+        for c in table:
+            c.timeout = max(c.timeout, args.timeout) if c.timeout != TIMEOUT else args.timeout
         if args.k:
             table = [c for c in table if args.k in c.category or args.k in c.name]
         work = tmp_path / "work"

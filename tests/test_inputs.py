@@ -382,3 +382,29 @@ def test_recommend_unreachable_small_target_refused(run_cli, tmp_path: Path) -> 
     code, _, err = run_cli("recommend", study, "--target-flops", "0.001x", "--no-measure")
     _one_line(code, err)
     assert "cannot be reached" in err and "shrink" in err
+
+
+# ----------------------------------------------------------------------------- training OOM
+
+
+def test_training_out_of_memory_is_one_line(run_cli, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import netscale.train.trainer as trainer
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "123456789 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(trainer, "_train", oom)
+    code, _, err = run_cli("train", "ResNet-20-CIFAR", "--data", "digits", "--out",
+                           tmp_path / "o", "-q")
+    _one_line(code, err)
+    assert "out of memory training ResNet-20-CIFAR" in err and "--batch-size" in err
+
+
+def test_training_memory_estimated_before_building(run_cli, tmp_path: Path) -> None:
+    code, _, err = run_cli("train", "ResNet-20-CIFAR", "--data", "digits", "--resolution",
+                           "100000", "--out", tmp_path / "o", "-q")
+    _one_line(code, err)
+    assert "needs at least" in err and "memory" in err
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
