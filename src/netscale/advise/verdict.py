@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -29,6 +28,7 @@ from netscale.laws.stats import (
     tied,
     time_interval,
 )
+from netscale.specs.spec import network_key
 
 BASE = "base"
 SMOKE_DATASETS = ("digits",)
@@ -100,9 +100,6 @@ class GroupStats:
         return f"{self.time_ms:.3g} ms [{self.time_ms_low:.3g}, {self.time_ms_high:.3g}]{flag}"
 
 
-def _arch_key(spec: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in spec.items() if k not in ("name", "meta")},
-                      sort_keys=True)
 
 
 def _infer_row(t: Any) -> dict[str, Any] | None:
@@ -142,7 +139,7 @@ def group_trials(trials: Sequence[Any], n_val: int | None = None,
             g.time_ms, g.time_ms_low, g.time_ms_high = ti.time_ms, ti.low, ti.high
             g.time_quality = ti.quality
         out.append(g)
-        keys[(base, factor, _arch_key(ts[0].spec))].append(strategy)
+        keys[(base, factor, network_key(ts[0].spec))].append(strategy)
     for g in out:
         for (b, f, _k), names in keys.items():
             if b == g.base and f == g.factor and g.strategy in names and len(names) > 1:

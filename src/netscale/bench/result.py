@@ -18,6 +18,7 @@ from typing import Any
 from netscale.bench.env import BenchEnv
 from netscale.bench.timing import Stats
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 from netscale.util.io import atomic_write_text
 
 SCHEMA = "netscale.bench/1"
@@ -152,7 +153,7 @@ def to_json(results: Sequence[BenchResult], extra: Mapping[str, Any] | None = No
     data: dict[str, Any] = {"schema": SCHEMA, "results": [r.to_dict() for r in results]}
     if extra:
         data.update(extra)
-    return json.dumps(data, indent=2) + "\n"
+    return jsonio.dumps(data, indent=2) + "\n"
 
 
 def to_csv(results: Iterable[BenchResult]) -> str:

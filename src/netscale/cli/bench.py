@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import parse_float_list, positive_float, positive_int
+from netscale.cli.common import (
+    parse_float_list,
+    positive_float,
+    positive_int,
+    seconds,
+    threads_int,
+)
 from netscale.errors import NetscaleError
 
 DEFAULT_STRATEGIES = "d,w,r,dw,dr,wr,dwr,dWr"
@@ -41,10 +47,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--amp", action="store_true",
                    help="autocast: bfloat16 on CPU, float16 on CUDA (with a GradScaler in train)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+    p.add_argument("--threads", type=threads_int, default=None, metavar="N",
                    help="torch intra-op CPU threads (default 1: stable timings on a shared "
                    "or small machine, see docs/bench.md)")
-    p.add_argument("--budget", type=positive_float, default=5.0, metavar="SECONDS",
+    p.add_argument("--budget", type=seconds, default=5.0, metavar="SECONDS",
                    help="time budget per measurement, warm-up included (default 5)")
     p.add_argument("--noise-threshold", type=positive_float, default=0.05, metavar="FRAC",
                    help="flag a measurement as noisy when IQR/median exceeds this (default 0.05)")
@@ -86,8 +92,13 @@ def add_parser(sub: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from netscale.bench import BenchConfig, TimingPolicy
 
-    if args.warmup < 0:
-        raise NetscaleError(f"--warmup must be >= 0, got {args.warmup}")
+    if not 0 <= args.warmup <= 10_000:
+        raise NetscaleError(f"--warmup must be from 0 to 10,000 iterations, got {args.warmup}")
+    if not 0 <= args.retries <= 100:
+        raise NetscaleError(f"--retries must be from 0 to 100, got {args.retries}")
+    if args.noise_threshold >= 10:
+        raise NetscaleError(f"--noise-threshold is a fraction (0.05 = 5%), got "
+                            f"{args.noise_threshold:g}")
     policy = TimingPolicy(warmup_iters=args.warmup, budget_s=args.budget,
                           noisy_threshold=args.noise_threshold)
     if args.resolution is not None and args.resolution < 8:
@@ -102,7 +113,7 @@ def _entries(args: argparse.Namespace) -> list[Any]:
     from netscale.bench import ModelEntry, generate_models
     from netscale.specs import resolve_spec
 
-    if (args.strategies or args.factors) and not args.base:
+    if (args.strategies is not None or args.factors is not None) and not args.base:
         raise NetscaleError("--strategies/--factors need --base MODEL (the model to scale)")
     if args.plot and not args.fit:
         raise NetscaleError("--plot needs --fit")
@@ -115,11 +126,13 @@ def _entries(args: argparse.Namespace) -> list[Any]:
     entries = [ModelEntry(at_resolution(resolve_spec(m))) for m in args.models]
     if args.base:
         base = at_resolution(resolve_spec(args.base))
-        strategies = [s.strip() for s in (args.strategies or DEFAULT_STRATEGIES).split(",")
-                      if s.strip()]
-        if not strategies:
-            raise NetscaleError("--strategies is empty; e.g. --strategies d,w,dWr")
-        factors = parse_float_list(args.factors or DEFAULT_FACTORS, "--factors")
+        text = DEFAULT_STRATEGIES if args.strategies is None else args.strategies
+        strategies = [s.strip() for s in text.split(",")]
+        if not all(strategies):
+            raise NetscaleError(f"--strategies {text!r} is empty or has an empty entry; e.g. "
+                                "--strategies d,w,dWr")
+        factors = parse_float_list(DEFAULT_FACTORS if args.factors is None else args.factors,
+                                   "--factors")
         entries += generate_models(base, strategies, factors, rounding=args.rounding)
     if not entries:
         raise NetscaleError("give at least one MODEL_OR_SPEC (e.g. netscale bench "
@@ -132,12 +145,12 @@ def _entries(args: argparse.Namespace) -> list[Any]:
 
 def fit_outside(args: argparse.Namespace) -> int:
     """``bench --fit --from FILE``: the runtime model of timings measured elsewhere."""
-    import json
     from collections import defaultdict
 
     from netscale.bench.analysis import format_fit
     from netscale.bench.fit import METRICS, fit_runtime
     from netscale.laws.results_io import load_results, timing_rows
+    from netscale.util import jsonio
 
     if not args.fit:
         raise NetscaleError("--from FILE gives outside timings for the runtime model; add --fit")
@@ -174,9 +187,9 @@ def fit_outside(args: argparse.Namespace) -> int:
     if args.out:
         from netscale.util.io import atomic_write_text
 
-        atomic_write_text(Path(args.out), json.dumps(out, indent=2) + "\n")
+        atomic_write_text(Path(args.out), jsonio.dumps(out, indent=2) + "\n")
     if args.json:
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        sys.stdout.write(jsonio.dumps(out, indent=2) + "\n")
     else:
         print("\n\n".join(texts))
         if args.out:
@@ -184,18 +197,76 @@ def fit_outside(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--out and --plot must be writable files *before* anything is measured."""
+    from netscale.util.validate import check_output_file
+
+    if args.out is not None:
+        check_output_file(args.out, "--out", suffixes=(".json", ".csv"))
+    if args.fit:
+        plot = Path(args.plot or "runtime_fit.png")
+        check_output_file(plot, "--plot")
+        if args.out is None:
+            check_output_file(plot.with_suffix(".json"), "--plot (its .json)")
+
+
+def _check_memory(args: argparse.Namespace, config: Any, entries: list[Any],
+                  modes: list[str], device: str) -> Any:
+    """Estimates each model's memory from its counts before anything is built: refuses a
+    batch that cannot fit, or with --retry-oom starts at the largest halving that can."""
+    from netscale.util.validate import check_fits_memory, largest_fitting_batch
+
+    bs = config.batch_size or (32 if device.startswith("cuda") else 8)
+    train = "train" in modes
+    if config.retry_oom:
+        fit = min(largest_fitting_batch(e.spec, bs, train=train, device=device)
+                  for e in entries)
+        if fit == 0:
+            worst = max(entries, key=lambda e: e.spec.num_blocks)
+            check_fits_memory(worst.spec, 1, train=train, device=device,
+                              what=f"{worst.spec.name}", hint="even at batch size 1")
+        if 0 < fit < bs:
+            import dataclasses
+
+            _check_time(args, dataclasses.replace(config, batch_size=fit), entries, modes,
+                        device)  # before the note: a refusal stays one line
+            print(f"note: batch size {bs} cannot fit in memory (estimated from the models' "
+                  f"counts); starting at {fit} (--retry-oom)", file=sys.stderr)
+            return dataclasses.replace(config, batch_size=fit)
+        return config
+    for e in entries:
+        check_fits_memory(e.spec, bs, train=train, device=device, what=e.spec.name,
+                          hint="lower --batch-size or pass --retry-oom")
+    return config
+
+
+def _check_time(args: argparse.Namespace, config: Any, entries: list[Any], modes: list[str],
+                device: str) -> None:
+    from netscale.util.validate import check_bench_time
+
+    bs = config.batch_size or (32 if device.startswith("cuda") else 8)
+    for e in entries:
+        check_bench_time(e.spec, bs, train="train" in modes, device=device,
+                         budget_s=args.budget, warmup=args.warmup, what=e.spec.name)
+
+
 def run(args: argparse.Namespace) -> int:
     from netscale.bench import run_analysis, to_csv, to_json, write_results
     from netscale.bench.analysis import format_fit, plot_runtime
     from netscale.bench.harness import env_for
+    from netscale.util.validate import check_device
 
+    check_device(args.device)
     if args.from_file:
         return fit_outside(args)
 
     config = _config(args)
+    _check_outputs(args)
     entries = _entries(args)
     modes = ["infer", "train"] if args.mode == "both" else [args.mode]
     env = env_for(config)  # validates the device early (one-line error if CUDA is missing)
+    config = _check_memory(args, config, entries, modes, env.device)
+    _check_time(args, config, entries, modes, env.device)
     total = len(entries) * len(modes)
     quiet = args.json or args.csv
     if not quiet:

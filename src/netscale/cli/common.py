@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
+
+#: Largest count any integer option takes (batch sizes, epochs, subsets, workers...).
+MAX_COUNT = 1 << 40
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps(data, indent=2) + "\n")
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
@@ -27,12 +30,19 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def parse_float_list(text: str, what: str) -> list[float]:
+    import math
+
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        parts = text.split(",")
+        if len(parts) > 1 and not all(v.strip() for v in parts):
+            raise ValueError
+        values = [float(v) for v in parts if v.strip()]
     except ValueError:
         raise NetscaleError(f"{what} must be comma-separated numbers, got {text!r}") from None
     if not values:
-        raise NetscaleError(f"{what} is empty")
+        raise NetscaleError(f"{what} is empty; give comma-separated numbers, e.g. 1,2,4")
+    if not all(math.isfinite(v) for v in values):
+        raise NetscaleError(f"{what} must be finite numbers, got {text!r}")
     return values
 
 
@@ -45,6 +55,44 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if v > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT:,})")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0 (and at most MAX_COUNT)."""
+    import argparse
+
+    if text.strip() == "0":
+        return 0
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+
+
+def threads_int(text: str) -> int:
+    """argparse type: a thread count, at most a few per CPU (huge counts crash OpenMP)."""
+    import argparse
+
+    from netscale.util.validate import check_threads
+
+    v = positive_int(text)
+    try:
+        check_threads(v, "")
+    except NetscaleError as exc:
+        raise argparse.ArgumentTypeError(str(exc).lstrip()) from None
+    return v
+
+
+def seconds(text: str) -> float:
+    """argparse type: a positive number of seconds, at most a day."""
+    import argparse
+
+    v = positive_float(text)
+    if v > 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} seconds is more than a day")
     return v
 
 

@@ -228,7 +228,14 @@ def runtime_text(rt: Any) -> str:
 def run_fit(args: argparse.Namespace) -> int:
     from netscale.laws.results_io import is_imported, load_results
     from netscale.laws.study_fits import fit_study, study_runtime
+    from netscale.util.validate import MAX_N_BOOT, check_fraction, check_int_range
 
+    check_int_range(args.n_boot, "--n-boot", 0, MAX_N_BOOT,
+                    "each refit is kept in memory; 200-2000 is plenty for 95% intervals")
+    check_fraction(args.level, "--level")
+    if args.samples and not args.json:
+        raise NetscaleError("--samples only changes the --json output; add --json (or leave "
+                            "--samples out)")
     noise = parse_noise(args.noise)
     at = parse_at(args.at) if args.at is not None else None
     study = load_results(args.study_dir, percent=args.percent)
@@ -371,6 +378,14 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     from netscale.laws.recommend import default_measure, recommend
     from netscale.util.units import parse_count
+    from netscale.util.validate import check_device, check_output_file
+
+    check_device(args.device)
+    if args.out is not None:
+        check_output_file(args.out, "--out", suffixes=(".yaml", ".yml", ".json"))
+    if args.strategies is not None and not all(s.strip() for s in args.strategies.split(",")):
+        raise NetscaleError(f"--strategies {args.strategies!r} has an empty entry; give "
+                            "comma-separated strategies, e.g. d,w,dWr")
 
     max_params = parse_count(args.max_params, "--max-params") if args.max_params else None
     max_acts = parse_count(args.max_acts, "--max-acts") if args.max_acts else None
@@ -378,8 +393,9 @@ def run_recommend(args: argparse.Namespace) -> int:
                                              and args.max_latency > 0):
         raise NetscaleError(f"--max-latency must be a positive number of ms, got "
                             f"{args.max_latency:g}")
-    if not (math.isfinite(args.budget) and args.budget > 0):
-        raise NetscaleError(f"--budget must be a positive number of seconds, got {args.budget}")
+    if not (math.isfinite(args.budget) and 0 < args.budget <= 86400):
+        raise NetscaleError(f"--budget must be a positive number of seconds (at most a day), "
+                            f"got {args.budget}")
     alphas = parse_float_list(args.alphas, "--alphas") if args.alphas.strip() else []
     strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()]
                   if args.strategies else None)

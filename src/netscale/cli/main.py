@@ -13,6 +13,7 @@ on stderr with exit code 2 (never a traceback).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -30,6 +31,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "netscale.cli.study",
     "netscale.cli.laws",
 )
+
+
+_PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                          errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ENOENT,
+                          errno.EEXIST, errno.ELOOP, errno.EFBIG})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetscaleError as exc:
         print(f"netscale {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file the user pointed at cannot be read or written (permissions, read-only file
+        # system, disk full, a directory where a file is expected): one line, never a
+        # traceback. Commands check their paths up front; this is the safety net.
+        if exc.filename is None or exc.errno not in _PATH_ERRNOS:
+            raise
+        what = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"netscale {args.command}: error: {os.strerror(exc.errno)}: {str(what)!r}; "
+              "check the path and its permissions", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"netscale {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -91,12 +91,47 @@ def add_parser(sub: Any) -> None:
 def _strategies(args: argparse.Namespace) -> list[Any]:
     if args.alpha is not None:
         return [parse_strategy("", alpha=args.alpha)]
-    if args.strategies:
-        return [parse_strategy(s.strip()) for s in args.strategies.split(",") if s.strip()]
+    if args.strategies is not None:
+        names = [s.strip() for s in args.strategies.split(",")]
+        if not all(names):
+            raise NetscaleError(f"--strategies {args.strategies!r} has an empty entry; give "
+                                "comma-separated strategies, e.g. d,w,dWr")
+        return [parse_strategy(s) for s in names]
+    if args.strategy is not None and not args.strategy.strip():
+        raise NetscaleError("--strategy is empty; give a strategy such as dWr, dw or "
+                            "e_d=0.2,e_w=0.4,e_r=0.0 (leave it out for the default "
+                            f"{DEFAULT_STRATEGY})")
     return [parse_strategy(args.strategy or DEFAULT_STRATEGY)]
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Ranges and output paths, before any work."""
+    import math
+
+    from netscale.util.validate import check_output_dir, check_output_file
+
+    if not (math.isfinite(args.tolerance) and 0 < args.tolerance < 1):
+        raise NetscaleError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance:g}")
+    if args.resolution_multiple is not None and args.resolution_multiple < 1:
+        raise NetscaleError(f"--resolution-multiple must be a positive number of pixels, got "
+                            f"{args.resolution_multiple}")
+    if args.factor is not None and not (math.isfinite(args.factor) and args.factor > 0):
+        raise NetscaleError(f"--factor must be a positive number, got {args.factor:g}")
+    if args.name is not None and not args.name.strip():
+        raise NetscaleError("--name is empty")
+    if args.out is not None:
+        if not args.out.strip():
+            raise NetscaleError("--out is empty; give a file (one result) or a directory")
+        out = Path(args.out)
+        several = (args.factors is not None or args.strategies is not None)
+        if out.is_dir() or several or not out.suffix:
+            check_output_dir(out, "--out")
+        else:
+            check_output_file(out, "--out")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     if args.module or args.input_shape:
         return _run_module(args)
     if not args.model:
@@ -106,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
         args.resolution_multiple = 4
     spec = resolve_spec(args.model)
     strategies = _strategies(args)
-    if args.factors:
+    if args.factors is not None:
         factors = parse_float_list(args.factors, "--factors")
-    elif args.target_flops:
+    elif args.target_flops is not None:
         from netscale.complexity import count_tuple
 
         factors = [parse_target(args.target_flops, count_tuple(spec)[0], "--target-flops")]
@@ -144,7 +179,7 @@ def _write(results: list[ScaleResult], out: Path, fmt: str) -> None:
             return pycls_yaml(spec)
         return spec.to_yaml() if path.suffix.lower() in (".yaml", ".yml", "") else spec.to_json()
 
-    if len(results) == 1 and out.suffix:
+    if len(results) == 1 and out.suffix and not out.is_dir():
         atomic_write_text(out, text(results[0].spec, out))
         return
     if out.exists() and not out.is_dir():
@@ -309,9 +344,9 @@ def _run_module(args: argparse.Namespace) -> int:
 
             text = yaml.safe_dump(data, sort_keys=False)
         else:
-            import json
+            from netscale.util import jsonio
 
-            text = json.dumps(data, indent=2) + "\n"
+            text = jsonio.dumps(data, indent=2) + "\n"
         atomic_write_text(out, text)
     if args.json:
         print_json(data)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import positive_float, positive_int, print_json
+from netscale.cli.common import positive_int, print_json, seconds
 from netscale.errors import NetscaleError
 from netscale.util.fmt import table
 from netscale.util.io import atomic_write_text
@@ -78,7 +78,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seeds", default="0,1,2", metavar="S,S,...",
                    help="training seeds, one replicate of every trial each (default 0,1,2); "
                    "a rerun with other seeds (e.g. 3,4,5 --out OTHER) checks the verdict")
-    p.add_argument("--bench-budget", type=positive_float, default=1.5, metavar="SECONDS",
+    p.add_argument("--bench-budget", type=seconds, default=1.5, metavar="SECONDS",
                    help="runtime measurement budget per trial (default 1.5)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="trials trained at once, one CPU thread each (default: 2 on a "
@@ -146,6 +146,10 @@ def _export(args: argparse.Namespace) -> int:
         db = _load(args).out_dir / STORE_NAME
     if not db.is_file():
         raise NetscaleError(f"no results at {str(db)!r}; run the study first")
+    if args.output:
+        from netscale.util.validate import check_output_file
+
+        check_output_file(args.output, "--output")
     with Store(db, readonly=True) as store:
         text = _export_text(store, args.export)
     if args.output:
@@ -164,29 +168,81 @@ def _export_text(store: Any, fmt: str) -> str:
     import json
 
     from netscale.advise.verdict import GROUP_COLUMNS, annotate_rows, group_trials
+    from netscale.util import jsonio
 
     info = json.loads(store.get_meta("data_info") or "{}")
     groups = group_trials(store.trials(), info.get("val_size") or None)
     rows = annotate_rows(store.export_rows(), groups)
     if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
+        return jsonio.dumps(rows, indent=2) + "\n"
     buf = io.StringIO()
     if rows:
         keys = [k for k in rows[0] if k not in ("bench", "epochs", "env", *GROUP_COLUMNS)]
         w = csv.DictWriter(buf, fieldnames=[*keys, *GROUP_COLUMNS], extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+            w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)
                         for k, v in r.items()})
     return buf.getvalue()
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    from netscale.util.validate import max_threads
+
+    if args.executor == "local" and args.workers > max_threads():
+        raise NetscaleError(f"--workers {args.workers} is too many for this machine's "
+                            f"{os.cpu_count() or 1} CPU(s) (at most {max_threads()} local "
+                            "worker processes)")
+
+
+def check_study_fits(cfg: Any, device: str | None) -> None:
+    """Refuses (one line) a study with a trial whose model cannot fit in memory, estimated
+    from its analytic counts before anything is built."""
+    from netscale.study.runner import plan_trials
+    from netscale.train.recipe import Recipe
+    from netscale.util.validate import check_fits_memory
+
+    plan = plan_trials(cfg)
+    if not plan:
+        return
+    from netscale.specs import NetSpec
+
+    batch = Recipe.from_dict(dict(cfg.recipe)).batch_size if cfg.train else 1
+    px = cfg.data.get("resolution") if isinstance(cfg.data, dict) else None
+    from netscale.study.module_base import is_module_spec_dict
+
+    plan = [t for t in plan if not is_module_spec_dict(t.spec)]  # factories: no analytic count
+    if not plan:
+        return
+    for phase, on, bs, train in (("training", cfg.train, batch, True),
+                                 ("benchmark", cfg.bench.enabled, cfg.bench.batch_size,
+                                  cfg.bench.mode != "infer")):
+        if not on:
+            continue
+        worst = max(plan, key=lambda t: (t.params, t.acts))
+        worst_acts = max(plan, key=lambda t: t.acts)
+        for t in {worst.id: worst, worst_acts.id: worst_acts}.values():
+            check_fits_memory(NetSpec.from_dict(t.spec), bs, train=train, device=device,
+                              resolution=px if phase == "training" else None,
+                              what=f"{cfg.source}: trial {t.id} ({phase}, {t.params:,} "
+                              "params)",
+                              hint="lower its factor or the batch size")
+
+
 def run_study_cmd(args: argparse.Namespace) -> int:
+    from netscale.util.validate import check_device, check_output_dir
+
+    if args.output and not args.export:
+        raise NetscaleError("--output needs --export csv|json")
+    check_device(args.device)
+    _check_workers(args)
     if args.export:
         return _export(args)
     cfg = _load(args)
     if args.dry_run:
         return _dry_run(cfg, args.json)
+    check_output_dir(cfg.out_dir, "study directory")
+    check_study_fits(cfg, args.device)
     from netscale.study.runner import run_study
 
     t0 = time.time()
@@ -221,7 +277,19 @@ def run_study_cmd(args: argparse.Namespace) -> int:
 
 def run_report_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
+    from netscale.util.validate import check_output_dir
 
+    src = Path(args.study_dir)
+    if not src.exists():
+        raise NetscaleError(f"{args.study_dir!r} does not exist: give a study directory or a "
+                            "results file (.csv/.json, see docs/results-format.md)")
+    if src.is_dir():
+        from netscale.laws.study_fits import load_study
+
+        load_study(args.study_dir)  # a readable study, before anything is written
+        check_output_dir(args.out or src / "report", "--out")
+    else:
+        check_output_dir(args.out or src.parent / f"{src.stem}_report", "--out")
     path = make_report(args.study_dir, args.out, percent=args.percent)
     if getattr(args, "json", False):
         from netscale.advise import verdict_for_study_dir
@@ -238,6 +306,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.report.html import make_report
     from netscale.study.quickstart import quickstart_config
     from netscale.study.runner import run_study
+    from netscale.util.validate import check_output_dir
 
     try:
         seeds = [int(x) for x in str(args.seeds).split(",")]
@@ -246,6 +315,9 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     if not seeds or len(set(seeds)) != len(seeds) or any(x < 0 for x in seeds):
         raise NetscaleError(f"--seeds must be distinct comma-separated integers >= 0 (e.g. "
                             f"0,1,2), got {args.seeds!r}")
+    _check_workers(args)
+    if not args.dry_run:
+        check_output_dir(args.out, "--out")
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget, seeds=seeds)
     if args.dry_run:
@@ -272,7 +344,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
         smoke = " [SMOKE TEST: not meaningful]" if v.smoke_test else ""
         print(f"recommended strategy: {v.recommended}{tie}{smoke} — {v.reason}")
     print(f"report: {path}")
-    import json
+    from netscale.util import jsonio
 
-    print(json.dumps(v.to_dict(), separators=(",", ":")))
+    print(jsonio.dumps(v.to_dict(), separators=(",", ":")))
     return 0 if counts["failed"] == 0 else 1

@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netscale.cli.common import nonneg_float, positive_float, positive_int, print_json
+from netscale.cli.common import (
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    print_json,
+    threads_int,
+)
 from netscale.errors import NetscaleError
 
 
@@ -49,7 +56,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ema-decay", type=positive_float, help="EMA decay per step (default 0.999)")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
+    p.add_argument("--threads", type=threads_int, help="torch CPU threads per process")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
@@ -73,7 +80,7 @@ def add_parser(sub: Any) -> None:
     flip.add_argument("--flip", dest="flip", action="store_true", default=None,
                       help="random horizontal flips (default: on, except digit sets)")
     flip.add_argument("--no-flip", dest="flip", action="store_false")
-    p.add_argument("--workers", type=int, help="image decoding processes (ImageFolder)")
+    p.add_argument("--workers", type=nonneg_int, help="image decoding processes (ImageFolder)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_train)
@@ -97,7 +104,7 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--resolution", type=positive_int, metavar="PX",
                    help="evaluate at another resolution")
     e.add_argument("--val-subset", type=positive_int, metavar="N")
-    e.add_argument("--threads", type=positive_int)
+    e.add_argument("--threads", type=threads_int)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=run_eval)
 
@@ -167,7 +174,13 @@ def run_train(args: argparse.Namespace) -> int:
     from netscale.data import load_dataset
     from netscale.specs import resolve_spec
     from netscale.train import train
+    from netscale.util.validate import check_device, check_output_dir
 
+    check_device(args.device)
+    if args.out is not None:
+        check_output_dir(args.out)
+    if args.val_fraction is not None and not args.val_fraction < 1:
+        raise NetscaleError(f"--val-fraction must be below 1, got {args.val_fraction:g}")
     spec = resolve_spec(args.model)
     data = _data_config(args)
     recipe = _recipe(args)
@@ -187,6 +200,7 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
             f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
+    check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
                    max_epochs=args.max_epochs, quiet=args.quiet, dataset=ds)
     if result.status == "diverged":
@@ -223,7 +237,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from netscale.data import DataConfig
     from netscale.train import evaluate, load_checkpoint
+    from netscale.util.validate import check_device
 
+    check_device(args.device)
+    if args.val_subset and args.split == "train":
+        raise NetscaleError("--val-subset applies to the val split; with --split train it "
+                            "would be ignored: leave it out (or use --split val)")
     if args.threads:
         torch.set_num_threads(args.threads)
     ck = load_checkpoint(args.checkpoint)

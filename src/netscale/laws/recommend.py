@@ -48,7 +48,6 @@ from netscale.laws.study_fits import (
     StudyFits,
     StudyResults,
     StudyRuntime,
-    arch_key,
     check_x_metric,
     fast_alpha,
     fit_study,
@@ -58,6 +57,7 @@ from netscale.laws.study_fits import (
     study_runtime,
     trial_error,
 )
+from netscale.specs.spec import network_key
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PRIOR_ALPHA = 0.8
@@ -864,6 +864,9 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             raise NetscaleError(f"target factor must be positive, got {target!r}")
     else:
         factor = parse_target(str(target), base_flops, "--target-flops")
+    if not 1e-9 <= factor <= 1e12:
+        raise NetscaleError(f"target x{factor:.3g} of {label} is out of range (factors from "
+                            "1e-9 to 1e12)")
     notes: list[str] = []
     trained = [f.strategy for f in fits.fits.values()] if fits else []
     cands: list[Candidate] = []
@@ -883,13 +886,23 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
         c.flops, c.params, c.acts = r.counts
         c.resolution = r.spec.resolution
         c.flops_factor = r.flops_factor
-        key = arch_key(c.spec)
+        key = network_key(c.spec)
         if key in by_arch:
             c.same_as = by_arch[key]
             c.verdict = f"same network as {c.same_as} at this target"
         else:
             by_arch[key] = c.name
         cands.append(c)
+    landed = [c for c in cands if c.flops_factor is not None]
+    if landed and all(abs(c.flops_factor / factor - 1) > 0.10 for c in landed):
+        near = min(landed, key=lambda c: abs(math.log(c.flops_factor / factor)))
+        lo = min(c.flops_factor for c in landed)
+        where = (f"{label} cannot shrink that far (the smallest model any candidate reaches "
+                 f"is x{lo:.3g})" if factor < 1 else
+                 f"no candidate lands within 10% of it (closest: x{near.flops_factor:.3g} by "
+                 f"{near.name})")
+        raise NetscaleError(f"target x{factor:.3g} of {label} cannot be reached: {where}; "
+                            "choose a target nearer the base")
     if fits is not None:
         _predict_errors(cands, fits, _study_epochs(trials), level)
     for c in cands:
@@ -904,7 +917,7 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             c.runtime_ms = runtime.predict(c.flops, c.params, c.acts)
             c.runtime_extrapolation = runtime.extrapolation(c.flops, c.params, c.acts)
             if not measure:
-                t = study_times.get(arch_key(c.spec or {}))
+                t = study_times.get(network_key(c.spec or {}))
                 if t is not None:
                     c.measured_ms, c.measured_source = t, "measured in the study"
         batch = batch or runtime.batch_size
@@ -986,8 +999,11 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     else:
         runtime_basis = "not available (the study has no benchmark rows; use --measure)"
     if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
+        side = ("below the smallest" if trials and chosen.flops is not None and chosen.flops
+                < min((t.flops for t in trials if getattr(t, "flops", None)), default=0)
+                else "past the largest")
         notes.append(f"the chosen model's error is extrapolated x{chosen.error.extrapolation:.3g}"
-                     " past the largest trained model; the interval shows how much to trust it")
+                     f" {side} trained model; the interval shows how much to trust it")
     if (runtime is not None and not measure and chosen.runtime_extrapolation
             and chosen.runtime_extrapolation > 1.5 and chosen.measured_ms is None):
         notes.append(f"the chosen model's runtime is predicted x"

@@ -30,6 +30,7 @@ import numpy as np
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
 from netscale.laws.runtime import RuntimeModel, fit_runtime
+from netscale.specs.spec import network_key
 
 STORE_NAME = "results.sqlite"
 BASE = "base"
@@ -525,10 +526,6 @@ def _same_device(a: str, b: str) -> bool:
     return a == b or (a.split(":")[0] == b.split(":")[0] and (":" not in a or ":" not in b))
 
 
-def arch_key(spec: Mapping[str, Any]) -> str:
-    """A key that is equal for the same architecture (name and meta ignored)."""
-    d = {k: v for k, v in spec.items() if k not in ("name", "meta")}
-    return json.dumps(d, sort_keys=True)
 
 
 def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,
@@ -539,5 +536,5 @@ def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,
     times: dict[str, list[float]] = defaultdict(list)
     for r in bench_rows(trials, mode):
         if r["batch_size"] == runtime.batch_size and r["device"] == runtime.device:
-            times[arch_key(r["spec"])].append(r["time"])
+            times[network_key(r["spec"])].append(r["time"])
     return {k: float(np.median(v)) for k, v in times.items()}

@@ -15,7 +15,6 @@ Nothing here is a measurement: every number written is marked synthetic in the s
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from netscale.laws.study_fits import BASE, STORE_NAME
+from netscale.util import jsonio
 
 DEFAULT_TRUTH: dict[str, tuple[float, float]] = {
     # strategy: (b, c) in err = c + (e0 − c)·s^(−b); compound scaling improves fastest
@@ -64,8 +64,8 @@ def synthetic_study(path: str | Path, *, base: Any = None,
               "recipe": {"epochs": epochs}, "train": train,
               "bench": {"enabled": bench, "mode": "infer", "batch_size": batch_size,
                         "budget": 1.0}, "synthetic": True}
-    store.set_meta({"config": json.dumps(config), "name": name,
-                    "data_info": json.dumps({"num_classes": spec.num_classes,
+    store.set_meta({"config": jsonio.dumps(config), "name": name,
+                    "data_info": jsonio.dumps({"num_classes": spec.num_classes,
                                              "in_channels": spec.in_channels})})
     base_flops = None
     rows: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ from netscale.report.analysis import (
     series_by_strategy,
 )
 from netscale.study.store import Store, TrialRow
+from netscale.util import jsonio
 from netscale.util.io import atomic_write_text, sweep_temp_files
 
 STORE_NAME = "results.sqlite"
@@ -282,8 +283,8 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
-recipe <code>{_e(json.dumps(recipe))}</code>.</p>""")
+({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(jsonio.dumps(data))}</code>;
+recipe <code>{_e(jsonio.dumps(recipe))}</code>.</p>""")
     verdict = _recommendation_html(trials, config, data_info)
     kind = "Scaling study" if imported is None else "Results"
     if imported is not None:

@@ -644,6 +644,9 @@ def scale_report(
     if (not isinstance(factor, numbers.Real) or isinstance(factor, bool)
             or not math.isfinite(factor) or factor <= 0):
         raise NetscaleError(f"scaling factor must be a positive number, got {factor!r}")
+    if not 1e-9 <= factor <= 1e12:
+        raise NetscaleError(f"scaling factor {factor:g} is out of range: netscale scales by "
+                            "factors from 1e-9 to 1e12")
     factor = float(factor)
     if rounding not in ROUNDING_MODES:
         raise NetscaleError(

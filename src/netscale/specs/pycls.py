@@ -61,14 +61,17 @@ def spec_from_pycls(cfg: Mapping[str, Any], *, source: str = "pycls config",
     train = _section(cfg, "TRAIN", source)
     act = str(model["ACTIVATION_FUN"]).lower()
     act = "silu" if act == "swish" else act
-    common = {
-        "name": name or source,
-        "num_classes": int(model["NUM_CLASSES"]),
-        "resolution": int(train["IM_SIZE"]),
-        "activation": act,
-    }
     try:
+        common = {
+            "name": name or source,
+            "num_classes": int(model["NUM_CLASSES"]),
+            "resolution": int(train["IM_SIZE"]),
+            "activation": act,
+        }
         if mtype == "regnet":
+            depth = int(_section(cfg, "REGNET", source)["DEPTH"])
+            if not 1 <= depth <= 10_000:
+                raise NetscaleError(f"REGNET.DEPTH must be from 1 to 10,000 blocks, got {depth}")
             spec = _from_regnet(_section(cfg, "REGNET", source), common)
         elif mtype == "anynet":
             spec = _from_anynet(_section(cfg, "ANYNET", source), common, source)
@@ -82,7 +85,7 @@ def spec_from_pycls(cfg: Mapping[str, Any], *, source: str = "pycls config",
                 f"MODEL.TYPE is {model.get('TYPE')!r}; netscale reads pycls configs of type "
                 "regnet, anynet, effnet or resnet"
             )
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, ZeroDivisionError, OverflowError) as exc:
         raise NetscaleError(f"{source}: malformed pycls config ({exc})") from None
     except NetscaleError as exc:
         raise NetscaleError(f"{source}: {exc}") from None

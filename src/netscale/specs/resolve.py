@@ -49,6 +49,8 @@ def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
+        except RecursionError:
+            raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise NetscaleError(
                 f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
@@ -57,6 +59,8 @@ def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -77,7 +81,7 @@ def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:
         if _depth > 8:
             raise NetscaleError(f"{source}: 'base' chain is too deep (a cycle?)")
         overrides = {k: v for k, v in data.items() if k != "base"}
-        bad = sorted(set(overrides) - set(_OVERRIDABLE))
+        bad = sorted(map(str, set(overrides) - set(_OVERRIDABLE)))
         if bad:
             raise NetscaleError(
                 f"{source}: cannot override {', '.join(bad)} of a base model; "

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
@@ -262,7 +263,7 @@ class NetSpec:
         data = dict(data)
         data.pop("format", None)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise NetscaleError(
                 f"{source}: unknown spec field(s) {', '.join(unknown)}; "
@@ -275,7 +276,7 @@ class NetSpec:
         if not isinstance(stem, Mapping):
             raise NetscaleError(f"{source}: stem must be a mapping with 'type' and 'width'")
         stem_fields = {f.name for f in dataclasses.fields(StemSpec)}
-        bad = sorted(set(stem) - stem_fields)
+        bad = sorted(map(str, set(stem) - stem_fields))
         if bad:
             raise NetscaleError(f"{source}: unknown stem field(s) {', '.join(bad)}")
         data["stem"] = StemSpec(**stem)
@@ -287,7 +288,7 @@ class NetSpec:
         for i, st in enumerate(stages):
             if not isinstance(st, Mapping):
                 raise NetscaleError(f"{source}: stages[{i}] must be a mapping of stage fields")
-            bad = sorted(set(st) - stage_fields)
+            bad = sorted(map(str, set(st) - stage_fields))
             if bad:
                 raise NetscaleError(
                     f"{source}: unknown field(s) {', '.join(bad)} in stages[{i}]; "
@@ -307,7 +308,7 @@ class NetSpec:
             raise NetscaleError(f"{source}: {exc}") from None
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return jsonio.dumps(self.to_dict(), indent=indent)
 
     def to_yaml(self) -> str:
         import yaml
@@ -360,3 +361,11 @@ def _stage_to_dict(stage: StageSpec) -> dict[str, Any]:
         if d[key] == _STAGE_DEFAULTS[key]:
             del d[key]
     return d
+
+
+def network_key(spec: Mapping[str, Any]) -> str:
+    """What makes two scaled specs the same network: everything in the spec dict but its name
+    and metadata (stages, stem, head, resolution, classes, channels...). Used to plan, time
+    and judge one network once, whichever strategies produced it."""
+    return jsonio.dumps({k: v for k, v in spec.items() if k not in ("name", "meta")},
+                        sort_keys=True)

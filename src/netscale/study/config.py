@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
+from netscale.util import jsonio
 
 _TOP_KEYS = {
     "name", "out", "bases", "base_overrides", "strategies", "factors", "rounding", "tolerance",
@@ -56,6 +57,16 @@ class BenchSettings:
     def from_dict(cls, d: Mapping[str, Any], source: str) -> BenchSettings:
         _known(d, {f.name for f in dataclasses.fields(cls)}, f"{source}: bench")
         out = cls(**d)
+        if not isinstance(out.enabled, bool):
+            raise NetscaleError(f"{source}: bench.enabled must be true or false, got "
+                                f"{_show(out.enabled)}")
+        for key in ("batch_size", "retries", "threads"):
+            if isinstance(getattr(out, key), bool):
+                raise NetscaleError(f"{source}: bench.{key} must be an integer, got "
+                                    f"{_show(getattr(out, key))}")
+        if isinstance(out.budget, bool) or (isinstance(out.budget, float)
+                                            and not math.isfinite(out.budget)):
+            raise NetscaleError(f"{source}: bench.budget must be a positive number of seconds")
         if out.mode not in ("infer", "train", "both"):
             raise NetscaleError(f"{source}: bench.mode must be infer, train or both")
         if not isinstance(out.batch_size, int) or out.batch_size < 1:
@@ -66,6 +77,15 @@ class BenchSettings:
             raise NetscaleError(f"{source}: bench.retries must be a non-negative integer")
         if out.threads is not None and (not isinstance(out.threads, int) or out.threads < 1):
             raise NetscaleError(f"{source}: bench.threads must be a positive integer")
+        if out.budget > 86400 or out.retries > 100 or out.batch_size > (1 << 40):
+            raise NetscaleError(f"{source}: bench: budget (at most 86400 s), retries (at most "
+                                "100) or batch_size is out of range")
+        from netscale.util.validate import check_threads
+
+        try:
+            check_threads(out.threads, "bench.threads")
+        except NetscaleError as exc:
+            raise NetscaleError(f"{source}: {exc}") from None
         return out
 
 
@@ -79,8 +99,11 @@ class Resources:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str) -> Resources:
         _known(d, {"cpus", "gpus"}, f"{source}: resources")
+        for k, v in d.items():
+            if not _is_number(v):
+                raise NetscaleError(f"{source}: resources.{k} must be a number, got {_show(v)}")
         out = cls(**{k: float(v) for k, v in d.items()})
-        if out.cpus <= 0 or out.gpus < 0:
+        if not (out.cpus > 0 and out.gpus >= 0):
             raise NetscaleError(f"{source}: resources.cpus must be > 0 and gpus >= 0")
         return out
 
@@ -108,6 +131,8 @@ class StudyConfig:
     source: str = "study config"
     base_dir: Path = field(default_factory=Path.cwd)
     description: str = ""
+    # bases and data exactly as written in the config (for fingerprints of older stores)
+    written: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,19 +156,77 @@ class StudyConfig:
         }
 
     def fingerprint(self) -> str:
-        """A hash of what determines trial results (not out dir, retries or resources)."""
+        """A hash of what determines trial results (not out dir, retries or resources).
+
+        Independent of where the config file lies: a base spec file counts by its name and
+        content, a data folder by its resolved path, so the study directory's own
+        ``study.yaml`` (written with other paths) matches the original config."""
         d = self.to_dict()
         for k in ("out", "retries", "resources", "description", "name"):
             d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        d["bases"] = [self._base_identity(b) for b in self.bases]
+        return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint netscale wrote before paths were made portable (bases and data as
+        written); a store carrying it belongs to this config too."""
+        d = self.to_dict()
+        for k in ("out", "retries", "resources", "description", "name"):
+            d.pop(k)
+        d.update({k: v for k, v in self.written.items() if k in ("bases", "data")})
+        return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def base_file(self, base: str) -> Path | None:
+        """The spec file a base refers to (resolved against the config's folder), if any."""
+        p = Path(base).expanduser()
+        p = p if p.is_absolute() else self.base_dir / p
+        return p if p.is_file() else None
+
+    def _base_identity(self, base: str) -> str:
+        f = self.base_file(base)
+        if f is None:
+            return base
+        digest = hashlib.sha256(jsonio.dumps(resolve_spec(str(f)).to_dict(),
+                                             sort_keys=True).encode()).hexdigest()[:16]
+        return f"file:{f.stem}:{digest}"
+
+    def portable_dict(self) -> dict[str, Any]:
+        """The config as the study directory's ``study.yaml`` stores it: ``out`` is the
+        directory itself (``.``), spec-file bases point at copies inside it (``bases/``) and
+        data folders are absolute, so the directory can be copied or moved and rerun."""
+        d = self.to_dict()
+        d["out"] = "."
+        bases = []
+        for b in self.bases:
+            f = self.base_file(b)
+            if f is None:
+                bases.append(b)
+                continue
+            try:
+                bases.append(f.resolve().relative_to(self.out_dir.resolve()).as_posix())
+            except ValueError:
+                bases.append(f"bases/{f.name}")
+        d["bases"] = bases
+        return d
+
+    def write_study_yaml(self) -> Path:
+        """Writes ``study.yaml`` (and copies of spec-file bases) into the study directory."""
+        import yaml
+
+        from netscale.util.io import atomic_write_text
+
+        d = self.portable_dict()
+        for b, stored in zip(self.bases, d["bases"]):
+            f = self.base_file(b)
+            if f is not None and stored.startswith("bases/"):
+                atomic_write_text(self.out_dir / stored, resolve_spec(str(f)).to_yaml())
+        return atomic_write_text(self.out_dir / "study.yaml",
+                                 yaml.safe_dump(d, sort_keys=False))
 
     def resolve_base(self, base: str, data_info: Mapping[str, Any] | None = None) -> NetSpec:
         """The base spec with overrides, adapted to the dataset (classes, channels)."""
-        ref = base
-        p = Path(base)
-        if not p.is_absolute() and (self.base_dir / p).is_file():
-            ref = str(self.base_dir / p)
-        spec = resolve_spec(ref)
+        f = self.base_file(base)
+        spec = resolve_spec(str(f) if f is not None else base)
         changes: dict[str, Any] = {}
         if data_info:
             changes["num_classes"] = int(data_info["num_classes"])
@@ -152,20 +235,39 @@ class StudyConfig:
         return spec.replace(**changes).validate() if changes else spec
 
 
+def _is_number(v: Any) -> bool:
+    """A finite int or float (not a bool, not a string)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(float(v)))
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_type(data: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str,
+                source: str) -> None:
+    if key in data and data[key] is not None and (
+            not isinstance(data[key], kinds) or (bool not in kinds
+                                                 and isinstance(data[key], bool))):
+        raise NetscaleError(f"{source}: {key} must be {what}, got {_show(data[key])}")
+
+
 def _known(d: Mapping[str, Any], known: set[str], where: str) -> None:
     if not isinstance(d, Mapping):
         raise NetscaleError(f"{where} must be a mapping")
-    bad = sorted(set(d) - known)
+    bad = sorted(map(str, set(d) - known))
     if bad:
         raise NetscaleError(f"{where}: unknown key(s) {', '.join(bad)}; known: "
                             f"{', '.join(sorted(known))}")
 
 
 def _as_list(value: Any, what: str, source: str) -> list[Any]:
-    if isinstance(value, (str, int, float)):
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise NetscaleError(f"{source}: {what} must be a non-empty list")
+        raise NetscaleError(f"{source}: {what} must be a non-empty list, got {_show(value)}")
     return list(value)
 
 
@@ -180,35 +282,57 @@ def parse_study_config(data: Any, *, source: str = "study config",
     for key in ("bases", "strategies", "factors"):
         if key not in data:
             raise NetscaleError(f"{source}: missing required key {key!r}")
+    for key, what in (("name", "a string"), ("out", "a directory path (a string)"),
+                      ("description", "a string"), ("rounding", "exact or reference")):
+        _check_type(data, key, (str,), what, source)
+    _check_type(data, "train", (bool,), "true or false (not a string)", source)
+    _check_type(data, "tolerance", (int, float), "a number in (0, 1)", source)
+    _check_type(data, "retries", (int,), "a non-negative integer", source)
+    _check_type(data, "resolution_multiple", (int,), "a positive integer", source)
+    for key in ("base_overrides", "data", "recipe", "bench", "resources"):
+        _check_type(data, key, (Mapping,), "a mapping (key: value pairs)", source)
+    raw_bases = _as_list(data["bases"], "bases", source)
+    raw_strategies = _as_list(data["strategies"], "strategies", source)
     from netscale.study.module_base import is_module_base, parse_module_base
 
+    for key, items in (("bases", raw_bases), ("strategies", raw_strategies)):
+        bad = [v for v in items if not (isinstance(v, str) and v.strip())
+               and not (key == "bases" and is_module_base(v))]
+        if bad:
+            raise NetscaleError(f"{source}: {key} must be non-empty strings (or module-factory "
+                                f"mappings for bases), got "
+                                f"{_show(bad[0])}")
     bases = tuple(parse_module_base(b, source, base_dir or Path.cwd()) if is_module_base(b)
-                  else str(b) for b in _as_list(data["bases"], "bases", source))
-    strategies = tuple(str(s) for s in _as_list(data["strategies"], "strategies", source))
+                  else b for b in raw_bases)
+    strategies = tuple(raw_strategies)
     for s in strategies:
         try:
             parse_strategy(s)
         except NetscaleError as exc:
             raise NetscaleError(f"{source}: strategies: {exc}") from None
     factors_raw = _as_list(data["factors"], "factors", source)
-    try:
-        factors = tuple(float(f) for f in factors_raw)
-    except (TypeError, ValueError):
-        raise NetscaleError(f"{source}: factors must be numbers, got {factors_raw!r}") from None
+    if not all(_is_number(f) for f in factors_raw):
+        raise NetscaleError(f"{source}: factors must be numbers (finite, > 0), got "
+                            f"{_show(factors_raw)}")
+    factors = tuple(float(f) for f in factors_raw)
     if any(not f > 0 for f in factors):
         raise NetscaleError(f"{source}: factors must be positive")
     rounding = str(data.get("rounding", "exact"))
     if rounding not in ROUNDING_MODES:
         raise NetscaleError(f"{source}: rounding must be one of {', '.join(ROUNDING_MODES)}")
     seeds_raw = _as_list(data.get("seeds", [0]), "seeds", source)
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds_raw):
-        raise NetscaleError(f"{source}: seeds must be integers")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
+               for s in seeds_raw):
+        raise NetscaleError(f"{source}: seeds must be integers from 0 to 2^32-1, got "
+                            f"{_show(seeds_raw)}")
     overrides = data.get("base_overrides", {}) or {}
     _known(overrides, set(_OVERRIDABLE), f"{source}: base_overrides")
     data_cfg = data.get("data", {}) or {}
     if not isinstance(data_cfg, Mapping):
         raise NetscaleError(f"{source}: data must be a mapping (e.g. {{name: digits}})")
-    train = bool(data.get("train", True))
+    written = {"bases": list(bases), "data": dict(data_cfg)}
+    data_cfg = _resolve_data_paths(dict(data_cfg), base_dir, source)
+    train = data.get("train", True)
     if train and "name" not in data_cfg and "path" not in data_cfg:
         raise NetscaleError(f"{source}: data needs 'name' (digits, fashion-mnist, cifar10, …) "
                             "or 'path' (a dataset folder), or set train: false")
@@ -216,13 +340,13 @@ def parse_study_config(data: Any, *, source: str = "study config",
     if not isinstance(recipe, Mapping):
         raise NetscaleError(f"{source}: recipe must be a mapping (e.g. {{epochs: 3}})")
     retries = data.get("retries", 1)
-    if not isinstance(retries, int) or retries < 0:
-        raise NetscaleError(f"{source}: retries must be a non-negative integer")
-    tolerance = float(data.get("tolerance", 0.02))
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        raise NetscaleError(f"{source}: retries must be a non-negative integer (at most 100)")
+    tolerance = float(0.02 if data.get("tolerance") is None else data["tolerance"])
     if not 0 < tolerance < 1:
         raise NetscaleError(f"{source}: tolerance must be in (0, 1)")
     res_mult = data.get("resolution_multiple", 4)
-    if not isinstance(res_mult, int) or isinstance(res_mult, bool) or res_mult < 1:
+    if not isinstance(res_mult, int) or isinstance(res_mult, bool) or not 1 <= res_mult <= 4096:
         raise NetscaleError(f"{source}: resolution_multiple must be a positive integer "
                             "(scaled resolutions are rounded to multiples of it; default 4)")
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
@@ -250,6 +374,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
         source=source,
         base_dir=base_dir,
         description=str(data.get("description", "")),
+        written=written,
     )
     for b in bases:  # fail early on unknown models / bad spec files
         if is_module_base(b):
@@ -260,6 +385,27 @@ def parse_study_config(data: Any, *, source: str = "study config",
             raise NetscaleError(f"{source}: bases: {exc}") from None
     _validate_recipe_and_data(cfg)
     return cfg
+
+
+def _resolve_data_paths(data_cfg: dict[str, Any], base_dir: Path, source: str
+                        ) -> dict[str, Any]:
+    """A relative data folder (``path``, or a ``name`` that is a folder) is relative to the
+    config file's directory, like ``bases`` and ``out``; returned absolute."""
+    for key in ("path", "name"):
+        v = data_cfg.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, str) or not v.strip():
+            raise NetscaleError(f"{source}: data.{key} must be a non-empty string, got "
+                                f"{_show(v)}")
+        p = Path(v).expanduser()
+        if p.is_absolute():
+            continue
+        looks_like_path = key == "path" or "/" in v or v.startswith(".") or \
+            (base_dir / p).exists()
+        if looks_like_path:
+            data_cfg[key] = str((base_dir / p).resolve())
+    return data_cfg
 
 
 def _validate_recipe_and_data(cfg: StudyConfig) -> None:

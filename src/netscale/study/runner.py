@@ -33,10 +33,12 @@ from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
 from netscale.scaling import parse_strategy, scale_report
+from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
 from netscale.study.store import Store
-from netscale.util.io import atomic_write_text, sweep_temp_files
+from netscale.util import jsonio
+from netscale.util.io import sweep_temp_files
 
 STORE_NAME = "results.sqlite"
 BASE_STRATEGY = "base"
@@ -89,11 +91,6 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
             "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
 
 
-def network_key(spec: Mapping[str, Any]) -> str:
-    """What makes two scaled specs the same network: everything but the name and metadata
-    (stages, stem, head, resolution, classes, channels...)."""
-    return json.dumps({k: v for k, v in spec.items() if k not in ("name", "meta")},
-                      sort_keys=True)
 
 
 def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list[PlannedTrial]:
@@ -221,7 +218,7 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
     store = Store(out / STORE_NAME)
     fp = cfg.fingerprint()
     old = store.get_meta("fingerprint")
-    if old is not None and old != fp:
+    if old is not None and old not in (fp, cfg.legacy_fingerprint()):
         store.close()
         raise NetscaleError(
             f"study directory {str(out)!r} holds results of a different config (bases, "
@@ -229,12 +226,10 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
             "or move the old one away"
         )
     plan = plan_trials(cfg, info)
-    store.set_meta({"fingerprint": fp, "config": json.dumps(cfg.to_dict()),
-                    "name": cfg.name, "data_info": json.dumps(info or {})})
+    store.set_meta({"fingerprint": fp, "config": jsonio.dumps(cfg.to_dict()),
+                    "name": cfg.name, "data_info": jsonio.dumps(info or {})})
     store.add_trials(p.row() for p in plan)
-    import yaml
-
-    atomic_write_text(out / "study.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    cfg.write_study_yaml()
     return store, plan
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
@@ -287,7 +288,7 @@ class Store:
                     "acts_factor, within_tolerance, created_at, updated_at, same_as) "
                     "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (r["id"], r["base"], r["strategy"], float(r["factor"]), int(r["seed"]),
-                     json.dumps(r["spec"]), int(r["flops"]), int(r["params"]), int(r["acts"]),
+                     jsonio.dumps(r["spec"]), int(r["flops"]), int(r["params"]), int(r["acts"]),
                      int(r["resolution"]), r.get("flops_factor"), r.get("params_factor"),
                      r.get("acts_factor"),
                      None if r.get("within_tolerance") is None else int(r["within_tolerance"]),
@@ -343,7 +344,7 @@ class Store:
                 cur = cx.execute(
                     f"{verb} INTO epochs (trial_id, epoch, metrics, recorded_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (trial_id, int(m["epoch"]), json.dumps(dict(m)), now),
+                    (trial_id, int(m["epoch"]), jsonio.dumps(dict(m)), now),
                 )
                 n += max(cur.rowcount, 0)
             cx.execute(
@@ -357,7 +358,7 @@ class Store:
                      time_ms: float | None) -> None:
         with self.tx() as c:
             c.execute("UPDATE trials SET bench = ?, time_ms = ?, updated_at = ? WHERE id = ?",
-                      (json.dumps(rows), time_ms, time.time(), trial_id))
+                      (jsonio.dumps(rows), time_ms, time.time(), trial_id))
 
     def mark_done(self, trial_id: str, result: Mapping[str, Any],
                   history: Iterable[Mapping[str, Any]] = ()) -> None:
@@ -371,7 +372,7 @@ class Store:
                 "wall_time = wall_time + ?, env = ?, error = NULL, finished_at = ?, "
                 "updated_at = ? WHERE id = ?",
                 (result.get("top1_err"), result.get("top5_err"), result.get("loss"),
-                 float(result.get("wall_time", 0.0)), json.dumps(result.get("env", {})), now,
+                 float(result.get("wall_time", 0.0)), jsonio.dumps(result.get("env", {})), now,
                  now, trial_id),
             )
             self._close_attempt(c, trial_id, "ok", now, float(result.get("wall_time", 0.0)))
@@ -563,7 +564,7 @@ class Store:
     def export(self, fmt: str) -> str:
         rows = self.export_rows()
         if fmt == "json":
-            return json.dumps(rows, indent=2) + "\n"
+            return jsonio.dumps(rows, indent=2) + "\n"
         if fmt == "csv":
             buf = io.StringIO()
             if rows:
@@ -571,7 +572,7 @@ class Store:
                 w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
                 w.writeheader()
                 for r in rows:
-                    w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                    w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)
                                 for k, v in r.items()})
             return buf.getvalue()
         raise NetscaleError(f"export format must be csv or json, got {fmt!r}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 from netscale.util.io import atomic_write, sweep_temp_files
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -55,7 +56,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     for key in ("spec", "recipe", "data", "history", "extra"):
         if key in data and not isinstance(data[key], str):
-            data[key] = json.dumps(data[key])
+            data[key] = jsonio.dumps(data[key])
     return atomic_write(path, lambda f: torch.save(data, f))
 
 
@@ -80,19 +81,67 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
             f"checkpoint {str(p)!r} does not exist"
         raise NetscaleError(f"{where}; give a run directory or a .pt file written by "
                             "netscale train")
+    if p.is_dir():
+        raise NetscaleError(f"checkpoint {str(p)!r} is a directory; give a run directory or a "
+                            ".pt file written by netscale train")
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        msg = " ".join(str(exc).split())[:160]
-        raise NetscaleError(f"cannot read checkpoint {str(p)!r}: not a netscale checkpoint or "
-                            f"corrupt ({type(exc).__name__}: {msg})") from None
+        raise NetscaleError(f"cannot read checkpoint {str(p)!r}: {_load_reason(exc)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise NetscaleError(f"{str(p)!r} is not a netscale checkpoint (no '{FORMAT}' marker)")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+    version = data.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: format_version {version!r} is "
+                            "not a non-negative integer")
+    if version > FORMAT_VERSION:
         raise NetscaleError(f"checkpoint {str(p)!r} was written by a newer netscale "
-                            f"(format {data['format_version']}); upgrade netscale")
-    for key in ("spec", "recipe", "data", "history", "extra"):
-        if isinstance(data.get(key), str):
-            data[key] = json.loads(data[key])
+                            f"(format {version}); upgrade netscale")
+    for key, kind in (("spec", dict), ("recipe", dict), ("data", dict), ("history", list),
+                      ("extra", dict)):
+        value = data.get(key)
+        if isinstance(value, str):
+            try:
+                value = data[key] = json.loads(value)
+            except ValueError:
+                raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: field {key!r} is not "
+                                    "valid JSON") from None
+        if value is not None and not isinstance(value, kind):
+            raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: field {key!r} is a "
+                                f"{type(value).__name__}, expected a {kind.__name__}")
+    if not isinstance(data.get("spec"), dict):
+        raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: it has no spec")
+    if any(not isinstance(h, dict) for h in data.get("history") or []):
+        raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: field 'history' holds "
+                            "non-mapping entries")
+    epoch = data.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: epoch {epoch!r} is not a "
+                            "non-negative integer")
+    model = data.get("model")
+    if not (isinstance(model, dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())):
+        raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: 'model' is not a mapping of "
+                            "parameter names to tensors")
     data["path"] = str(p)
     return data
+
+
+def _load_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without PyTorch's advice to load
+    it unsafely (``weights_only=False`` can run arbitrary code; netscale never does it)."""
+    text = str(exc)
+    if "weights only load failed" in text.lower() or "weights_only" in text:
+        paras = [" ".join(part.split()) for part in text.split("\n\n")]
+        reasons = [q for q in paras if q and "weights_only" not in q.lower()
+                   and "weights only load failed" not in q.lower()
+                   and not q.lower().startswith("check the documentation")]
+        reason = "; ".join(reasons)[:300] or "it contains objects that are not tensors"
+        return (f"refused: it holds Python objects other than tensors and plain data, which "
+                f"could run code when loaded ({reason}); only load checkpoints written by "
+                "netscale train")
+    if isinstance(exc, EOFError) or not text.strip():
+        detail = "the file is empty or truncated"
+    else:
+        detail = f"{type(exc).__name__}: {' '.join(text.split())[:160]}"
+    return f"not a netscale checkpoint or corrupt ({detail})"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import os
 import random
@@ -49,7 +48,9 @@ from netscale.train.checkpoint import (
 from netscale.train.progress import Progress, fmt_time
 from netscale.train.recipe import Recipe, WarmupCosine, default_train_threads
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
+from netscale.util import jsonio
 from netscale.util.io import atomic_write_json, atomic_write_text
+from netscale.util.validate import check_fits_memory, check_threads
 
 LOG_NAME = "log.jsonl"
 RESULT_NAME = "result.json"
@@ -239,7 +240,7 @@ def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     parts = []
     for k in keys[:3]:
-        va, vb = json.dumps(a.get(k)), json.dumps(b.get(k))
+        va, vb = jsonio.dumps(a.get(k)), jsonio.dumps(b.get(k))
         if len(va) > 40 or len(vb) > 40:
             parts.append(f"{k} differ")
         else:
@@ -325,6 +326,7 @@ def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[st
     if max_epochs is not None and max_epochs < 1:
         raise NetscaleError(f"max_epochs must be positive, got {max_epochs}")
     dev = resolve_device(device)
+    check_threads(recipe.threads or None, "threads")
     threads = recipe.threads or default_train_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -336,6 +338,16 @@ def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[st
         return _train(spec, data, recipe, Path(out_dir), resume=resume, dev=dev, env=env,
                       on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
                       dataset=dataset)
+    except (RuntimeError, MemoryError) as exc:  # out of memory: one line, not a traceback
+        from netscale.bench.harness import is_oom
+
+        if not is_oom(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise NetscaleError(
+            f"out of memory training {spec.name} at batch size {recipe.batch_size} on {dev} "
+            f"({first}); lower --batch-size or --resolution, or train a smaller model; the "
+            "last checkpoint (if any) is kept") from None
     finally:
         if env.owned:
             import torch.distributed as dist
@@ -436,6 +448,9 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
         raise NetscaleError(f"{info.name}: no training batches (train split has "
                             f"{info.train_size} images)")
 
+    check_fits_memory(spec, per_rank, train=True, what=f"training {spec.name}",
+                      device=str(dev), resolution=resolution,
+                      hint="lower --batch-size or --resolution, or train a smaller model")
     _seed_everything(recipe.seed)
     model = build_model(spec, zero_init_last_bn=recipe.zero_init_last_bn,
                         drop_path=recipe.drop_path).to(dev)
@@ -570,6 +585,13 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
         if ema is not None:
             raw = _errors(_all_reduce(_eval_sums(model, val_loader, dev, use_amp), env))
         eval_time = time.perf_counter() - t_eval
+        bad = [k for k, v in (("train loss", train_loss), ("validation loss", v_loss),
+                              ("validation top-1 error", v1), ("validation top-5 error", v5),
+                              *((("raw-weights validation loss", raw[0]),) if raw else ()))
+               if not math.isfinite(v)]
+        if bad:  # nothing of this epoch is checkpointed: the last good checkpoint stays
+            return _diverged(base, history, wall + time.perf_counter() - e_start, ckpt_file,
+                             epoch + 1, None, env, what=f"non-finite {bad[0]}")
         wall += time.perf_counter() - e_start
         metrics = EpochMetrics(
             epoch=epoch + 1, epochs=recipe.epochs, step=sched.step_count, lr=sched.lr,
@@ -590,7 +612,7 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
                 "rng": rng_state(), "spec": spec.to_dict(), "recipe": recipe.to_dict(),
                 "data": data.to_dict(), "history": history, "wall_time": wall,
                 "status": "completed" if done >= recipe.epochs else "running",
-                "pipeline": json.dumps(pipe.to_dict()),
+                "pipeline": jsonio.dumps(pipe.to_dict()),
             })
             _append_log(out, metrics.to_dict())
             status = "completed" if done >= recipe.epochs else (
@@ -634,12 +656,12 @@ def _summary(m: EpochMetrics, epochs: int, prog: Progress, done: int) -> str:
 
 
 def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
-    atomic_write_text(out / LOG_NAME, "".join(json.dumps(h) + "\n" for h in history))
+    atomic_write_text(out / LOG_NAME, "".join(jsonio.dumps(h) + "\n" for h in history))
 
 
 def _append_log(out: Path, record: dict[str, Any]) -> None:
     with open(out / LOG_NAME, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(jsonio.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -665,10 +687,12 @@ def _result(base: dict[str, Any], status: str, history: list[dict[str, Any]], wa
 
 
 def _diverged(base: dict[str, Any], history: list[dict[str, Any]], wall: float,
-              ckpt_file: Path, epoch: int, step: int, env: DistEnv) -> TrainResult:
+              ckpt_file: Path, epoch: int, step: int | None, env: DistEnv,
+              what: str = "non-finite loss") -> TrainResult:
     kept = (f"the checkpoint of epoch {history[-1]['epoch']} is kept at {ckpt_file}"
             if history else "no epoch had finished, so there is no checkpoint")
-    msg = (f"training diverged: non-finite loss at epoch {epoch}, step {step}; {kept}; "
+    where = f"epoch {epoch}, step {step}" if step is not None else f"the end of epoch {epoch}"
+    msg = (f"training diverged: {what} at {where}; {kept}; "
            "lower the learning rate (--lr) or add warm-up (--warmup-epochs)")
     result = _result(base, "diverged", history, wall, ckpt_file, message=msg)
     if env.main:

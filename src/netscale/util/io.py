@@ -10,13 +10,14 @@ Files get the mode a plain ``open()`` would give them (``0o666`` less the umask)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from netscale.util import jsonio
 
 _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
@@ -71,7 +72,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+    return atomic_write_text(path, jsonio.dumps(data, indent=indent) + "\n")
 
 
 def atomic_savefig(fig: Any, path: str | Path, **kwargs: Any) -> Path:

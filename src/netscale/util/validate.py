@@ -1,0 +1,282 @@
+"""Up-front validation of what a user types or points at: ranges, devices, output paths,
+memory.
+
+Everything here raises :class:`NetscaleError` (one line, exit code 2 in the CLI) *before*
+any work is done, so that nothing is measured, trained or written in vain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from netscale.errors import NetscaleError
+
+#: ``--threads`` above this many per CPU is refused (OpenMP may segfault creating them).
+THREADS_PER_CPU = 4
+#: and never more than this many, whatever the machine.
+MAX_THREADS = 1024
+#: ``--n-boot`` (bootstrap refits per fit) upper bound: memory grows with it.
+MAX_N_BOOT = 100_000
+BYTES_PER_ELEMENT = 4  # float32
+
+
+def max_threads() -> int:
+    return min(MAX_THREADS, THREADS_PER_CPU * (os.cpu_count() or 1))
+
+
+def check_threads(n: int | None, flag: str = "--threads") -> int | None:
+    """Refuses a thread count that is not a positive integer or absurdly large."""
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise NetscaleError(f"{flag} must be a positive integer, got {n!r}")
+    top = max_threads()
+    if n > top:
+        raise NetscaleError(
+            f"{flag} {n} is too many: this machine has {os.cpu_count() or 1} CPU(s), the "
+            f"maximum is {top} ({THREADS_PER_CPU} per CPU); leave it out for torch's default")
+    return n
+
+
+def check_int_range(value: int, flag: str, lo: int, hi: int, hint: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise NetscaleError(f"{flag} must be an integer from {lo:,} to {hi:,}, got "
+                            f"{value!r}{'; ' + hint if hint else ''}")
+    return value
+
+
+def check_fraction(value: float, flag: str) -> float:
+    """A number strictly between 0 and 1."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value < 1):
+        raise NetscaleError(f"{flag} must be a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def check_device(device: str | None, flag: str = "--device") -> str | None:
+    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``/None; CUDA must be present."""
+    if device is None or device == "auto":
+        return device
+    import torch
+
+    text = str(device).strip()
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or "
+                            "auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NetscaleError(f"{flag} {device} requested but CUDA is not available on this "
+                                "machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise NetscaleError(f"{flag} {device}: this machine has "
+                                f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise NetscaleError(f"{flag} mps requested but MPS is not available here")
+    elif dev.type != "cpu":
+        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or auto")
+    return text
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get on this machine (MemAvailable + free swap,
+    capped by a cgroup limit); None if unknown."""
+    avail = None
+    try:
+        info: dict[str, int] = {}
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts:
+                    info[key] = int(parts[0]) * 1024
+        if "MemAvailable" in info:
+            avail = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < (1 << 60):
+                used = int(Path(usage_file).read_text().strip())
+                room = max(0, int(limit) - used)
+                avail = room if avail is None else min(avail, room)
+                break
+        except (OSError, ValueError):
+            continue
+    return avail
+
+
+def memory_lower_bound(spec: Any, batch_size: int = 1, *, train: bool = False,
+                       resolution: int | None = None) -> int:
+    """Bytes a forward (``train``: forward + backward) pass of ``spec`` needs *at least*, in
+    float32, from its analytic counts (no model is built).
+
+    Inference: the weights, the input batch and the stem's output; training: weights and
+    their gradients, the input and every conv/linear output (autograd keeps them for the
+    backward pass). A lower bound: real use is higher (BN/activation outputs, optimizer state,
+    the allocator), so a refusal based on it never refuses something that would fit.
+    """
+    from netscale.complexity import complexity
+
+    rec = complexity(spec, resolution)
+    r = rec.resolution
+    inp = spec.in_channels * r * r
+    if train:
+        elems = 2 * rec.params + batch_size * (inp + rec.acts)
+    else:  # the stem conv's input and output exist at the same time
+        stride = 1 if spec.stem.type == "cifar" else 2
+        h = (r - 1) // stride + 1
+        elems = rec.params + batch_size * (inp + spec.stem.width * h * h)
+    return int(elems) * BYTES_PER_ELEMENT
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n / 1024:,.1f} KiB"
+
+
+def check_fits_memory(spec: Any, batch_size: int, *, train: bool, what: str,
+                      device: str | None = None, hint: str = "",
+                      resolution: int | None = None) -> None:
+    """Refuses (one line) a model/batch whose lower-bound memory exceeds what is available."""
+    avail = device_memory(device)
+    if avail is None:
+        return
+    need = memory_lower_bound(spec, batch_size, train=train, resolution=resolution)
+    if need > avail:
+        raise NetscaleError(
+            f"{what} needs at least {fmt_bytes(need)} of memory "
+            f"({'training' if train else 'inference'} at batch size {batch_size}, float32) "
+            f"but only {fmt_bytes(avail)} is available"
+            f"{'; ' + hint if hint else ''}")
+
+
+def device_memory(device: str | None) -> int | None:
+    if device and str(device).startswith("cuda"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                dev = torch.device(device)
+                return int(torch.cuda.mem_get_info(dev.index or 0)[0])
+        except Exception:  # no estimate is better than a crash here
+            return None
+    return available_memory()
+
+
+def largest_fitting_batch(spec: Any, batch_size: int, *, train: bool,
+                          device: str | None = None) -> int:
+    """``batch_size`` halved (as ``--retry-oom`` would) until its lower bound fits; 0 if even
+    batch size 1 cannot fit."""
+    avail = device_memory(device)
+    if avail is None:
+        return batch_size
+    bs = batch_size
+    while bs >= 1:
+        if memory_lower_bound(spec, bs, train=train) <= avail:
+            return bs
+        bs //= 2
+    return 0
+
+
+#: No CPU core does more float32 multiply-adds per second than this (AVX-512, two FMA units,
+#: ~3 GHz: 16 * 2 * 3e9 ≈ 1e11); no GPU more than ``GPU_MACS_PER_S``.
+CPU_MACS_PER_CORE = 1e11
+GPU_MACS_PER_S = 1e15
+
+
+def check_bench_time(spec: Any, batch_size: int, *, train: bool, device: str | None,
+                     budget_s: float, warmup: int, what: str) -> None:
+    """Refuses a measurement whose warm-up alone cannot end near its budget: the time per
+    iteration is bounded below by flops / the fastest conceivable rate of the hardware."""
+    from netscale.complexity import count_tuple
+
+    flops = count_tuple(spec)[0] * batch_size * (3 if train else 1)
+    rate = GPU_MACS_PER_S if device and str(device).startswith("cuda") else \
+        CPU_MACS_PER_CORE * (os.cpu_count() or 1)
+    per_iter = flops / rate
+    least = per_iter * (max(warmup, 1) + 1)
+    if least > 10 * budget_s + 10:
+        raise NetscaleError(
+            f"{what} at batch size {batch_size}: one {'training step' if train else 'forward pass'}"
+            f" is {flops:.3g} multiply-adds, at least {per_iter:,.1f} s on this machine, so the "
+            f"measurement cannot keep to --budget {budget_s:g} s; lower --batch-size (or "
+            "--resolution)")
+
+
+# ----------------------------------------------------------------------------- output paths
+
+
+def _probe_dir(d: Path, flag: str, path: Path) -> None:
+    """Refuses unless a file can be created in the existing directory ``d``."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".netscale-probe-", dir=d)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason = "read-only" if exc.errno == errno.EROFS else "not writable (permission denied)"
+        raise NetscaleError(f"{flag} {str(path)!r}: cannot write in {str(d)!r} ({reason}); "
+                            "choose a writable location") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _existing_ancestor(p: Path, flag: str, path: Path) -> Path:
+    a = p.absolute()
+    while not a.exists():
+        if a.is_symlink():
+            raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a broken symbolic link")
+        a = a.parent
+    if not a.is_dir():
+        raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a file, not a directory")
+    return a
+
+
+def check_output_file(path: str | Path, flag: str = "--out", *,
+                      suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` can be written as a file: not a directory, in a writable place. Creates
+    nothing."""
+    p = Path(path)
+    if not str(path).strip():
+        raise NetscaleError(f"{flag} is empty; give a file path")
+    if p.is_dir():
+        raise NetscaleError(f"{flag} {str(path)!r} is a directory; give a file path "
+                            f"(e.g. {str(p / ('out' + (suffixes[0] if suffixes else '')))!r})")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise NetscaleError(f"{flag} {str(path)!r}: the file name must end in "
+                            f"{' or '.join(suffixes)}")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise NetscaleError(f"{flag} {str(path)!r} exists and is not writable")
+    _probe_dir(_existing_ancestor(p.parent, flag, p), flag, p)
+    return p
+
+
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` is (or can become) a writable directory: not a file. Creates nothing."""
+    p = Path(path)
+    if not str(path).strip():
+        raise NetscaleError(f"{flag} is empty; give a directory")
+    if p.exists() and not p.is_dir():
+        raise NetscaleError(f"{flag} {str(path)!r} is a file, not a directory; give a "
+                            "directory path")
+    _probe_dir(_existing_ancestor(p, flag, p), flag, p)
+    return p
