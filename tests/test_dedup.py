@@ -119,6 +119,13 @@ def test_store_written_before_dedup_gets_the_column(tmp_path: Path) -> None:
                 "NOT NULL DEFAULT 0, error TEXT, wall_time REAL NOT NULL DEFAULT 0, env TEXT, "
                 "worker TEXT, created_at REAL, started_at REAL, finished_at REAL, "
                 "updated_at REAL)")
+    # the other tables of a store of that time (a store is recognised by its tables)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute("CREATE TABLE epochs (trial_id TEXT NOT NULL REFERENCES trials(id), epoch "
+                "INTEGER NOT NULL, metrics TEXT NOT NULL, recorded_at REAL NOT NULL, "
+                "PRIMARY KEY (trial_id, epoch))")
+    con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, trial_id TEXT, "
+                "at REAL NOT NULL, kind TEXT NOT NULL, message TEXT)")
     con.execute("INSERT INTO trials (id, base, strategy, factor, seed, status, spec, flops, "
                 "params, acts, resolution) VALUES ('a', 'b', 'w', 2, 0, 'done', '{}', 1, 1, "
                 "1, 16)")

@@ -176,13 +176,18 @@ class StudyConfig:
         d.update({k: v for k, v in self.written.items() if k in ("bases", "data")})
         return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-    def base_file(self, base: str) -> Path | None:
-        """The spec file a base refers to (resolved against the config's folder), if any."""
+    def base_file(self, base: Any) -> Path | None:
+        """The spec file a base refers to (resolved against the config's folder), if any; a
+        module-factory base (a mapping) has none."""
+        if not isinstance(base, str):
+            return None
         p = Path(base).expanduser()
         p = p if p.is_absolute() else self.base_dir / p
         return p if p.is_file() else None
 
-    def _base_identity(self, base: str) -> str:
+    def _base_identity(self, base: Any) -> str:
+        if not isinstance(base, str):  # a module-factory base: its normalized mapping
+            return jsonio.dumps(base, sort_keys=True)
         f = self.base_file(base)
         if f is None:
             return base
@@ -218,7 +223,7 @@ class StudyConfig:
         d = self.portable_dict()
         for b, stored in zip(self.bases, d["bases"]):
             f = self.base_file(b)
-            if f is not None and stored.startswith("bases/"):
+            if f is not None and isinstance(stored, str) and stored.startswith("bases/"):
                 atomic_write_text(self.out_dir / stored, resolve_spec(str(f)).to_yaml())
         return atomic_write_text(self.out_dir / "study.yaml",
                                  yaml.safe_dump(d, sort_keys=False))

@@ -21,13 +21,13 @@ harness build it through :meth:`ModuleSpec.build_module`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import jsonio
 
 KIND = "module"
 _KEYS = {"module", "input_shape", "num_classes", "name", "depth_arg", "width_arg",
@@ -152,7 +152,7 @@ def parse_module_base(base: Mapping[str, Any], source: str, base_dir: Path) -> d
             raise NetscaleError(f"{where}: num_classes must be a positive integer")
         out["num_classes"] = nc
     try:
-        json.dumps(out)
+        jsonio.dumps(out)
     except (TypeError, ValueError):
         raise NetscaleError(f"{where}: kwargs must be plain YAML values") from None
     from netscale.complexity.user_module import load_factory

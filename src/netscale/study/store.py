@@ -583,6 +583,18 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     ``mode=ro`` cannot work (a read-only directory, no write-ahead log left behind)."""
     if not path.is_file():
         raise NetscaleError(f"no results store at {str(path)!r}; run the study first")
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        # Nobody has the store open (no write-ahead log) and the place is writable: a plain
+        # connection that only reads (query_only) removes the -wal/-shm files it creates when
+        # it closes, where a mode=ro connection would leave them behind in the study folder.
+        try:
+            conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            pass
     uri = path.resolve().as_uri()
     try:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)

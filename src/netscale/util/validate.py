@@ -156,7 +156,13 @@ def fmt_bytes(n: float) -> str:
 def check_fits_memory(spec: Any, batch_size: int, *, train: bool, what: str,
                       device: str | None = None, hint: str = "",
                       resolution: int | None = None) -> None:
-    """Refuses (one line) a model/batch whose lower-bound memory exceeds what is available."""
+    """Refuses (one line) a model/batch whose lower-bound memory exceeds what is available.
+    A module-factory model (not a NetSpec) has no analytic count and is not checked here;
+    an out-of-memory error while it runs is still one line."""
+    from netscale.specs import NetSpec
+
+    if not isinstance(spec, NetSpec):
+        return
     avail = device_memory(device)
     if avail is None:
         return
