@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,42 +37,59 @@ margin-top:1.8em}.sub{color:#666;margin-top:4px}
 .warn{background:#fff6e6;border-color:#f0c36d}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+.tw{max-width:100%;overflow-x:auto;margin:8px 0}.tw table{margin:0}
+td.l{white-space:normal;min-width:4em}th{white-space:normal}
 th{background:#f5f5f5;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}
 th.sorted-desc::after{content:" ▼"}td.l,th.l{text-align:left}
 tr.failed td{background:#fdecec}tr.pending td,tr.running td{color:#888}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:12px}
+@media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 .small{font-size:12px;color:#666}
 """
 
 _JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
-  th.addEventListener('click', function(){
-    var table = th.closest('table'), body = table.tBodies[0];
-    var asc = !th.classList.contains('sorted-asc');
-    table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
-    th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function(a, b){
-      var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
-      return asc ? c : -c;
-    });
-    rows.forEach(function(r){body.appendChild(r);});
+// Each sortable table sorts itself: the column is the header's own index in its row.
+function nsKey(cell){
+  if (!cell) return '';
+  var v = cell.getAttribute('data-v');
+  return (v === null ? cell.textContent : v).trim();
+}
+function nsSort(th, asc){
+  var table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
+  table.querySelectorAll('thead th').forEach(function(h){
+    h.classList.remove('sorted-asc','sorted-desc');});
+  th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function(a, b){
+    var x = nsKey(a.cells[col]), y = nsKey(b.cells[col]);
+    if (x === '' || y === '') return (x === '') === (y === '') ? 0 : (x === '' ? 1 : -1);
+    var nx = Number(x), ny = Number(y);  // numbers only when the whole value is one
+    var c = (isFinite(nx) && isFinite(ny)) ? nx - ny : (x < y ? -1 : x > y ? 1 : 0);
+    return asc ? c : -c;  // empty cells stay last either way
   });
+  rows.forEach(function(r){body.appendChild(r);});
+}
+document.querySelectorAll('table.sortable thead th').forEach(function(th){
+  th.addEventListener('click', function(){ nsSort(th, !th.classList.contains('sorted-asc')); });
 });
-// index.html#sort=COLUMN (or #sort=COLUMN-desc, e.g. #sort=acts) opens the page sorted
+// index.html#sort=COLUMN (or #sort=COLUMN-desc, e.g. #sort=acts) sorts the trials table
+// (id="trials"; the first sortable table with that column when the trials table lacks it)
 (function(){
   var m = location.hash.match(/sort=([^&]+)/);
   if (!m) return;
   var want = decodeURIComponent(m[1]).toLowerCase(), desc = /-desc$/.test(want);
   want = want.replace(/-desc$/, '');
-  document.querySelectorAll('table.sortable th').forEach(function(th){
-    var t = th.textContent.trim().toLowerCase();
-    if (t === want || t.split(' (')[0] === want) { th.click(); if (desc) th.click(); }
-  });
+  var tables = Array.prototype.slice.call(document.querySelectorAll('table.sortable'));
+  tables.sort(function(a, b){ return (b.id === 'trials') - (a.id === 'trials'); });
+  for (var i = 0; i < tables.length; i++) {
+    var ths = tables[i].querySelectorAll('thead th');
+    for (var j = 0; j < ths.length; j++) {
+      var t = ths[j].textContent.trim().toLowerCase();
+      if (t === want || t.split(' (')[0] === want) { nsSort(ths[j], !desc); return; }
+    }
+  }
 })();
 """
 
@@ -103,7 +121,7 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
              ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
              ("top-5 err (%)", False), ("epochs", False), ("status", True),
              ("wall (s)", False), ("error", True)]
-    out = ['<table class="sortable"><thead><tr>']
+    out = ['<table class="sortable" id="trials"><thead><tr>']
     out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
     out.append("</tr></thead><tbody>")
     for t in trials:
@@ -251,7 +269,14 @@ raw results in <code>{_e(str(db))}</code>.</p>
 <script>{_JS}</script>
 </body></html>
 """
-    return atomic_write_text(out / "index.html", page)
+    return atomic_write_text(out / "index.html", _wrap_tables(page))
+
+
+def _wrap_tables(page: str) -> str:
+    """Every table scrolls inside its own box (div.tw), so that the page never overflows
+    horizontally, whatever section (including registered ones) produced the table."""
+    page = re.sub(r"<table\b", '<div class="tw"><table', page)
+    return page.replace("</table>", "</table></div>")
 
 
 def _register_default_sections() -> None:
