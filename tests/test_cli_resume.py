@@ -66,7 +66,7 @@ def test_contradicting_flags_are_refused_by_name(tmp_path: Path, run_cli) -> Non
     small_regnet(num_classes=10, in_channels=1, resolution=12, widths=(24, 48),
                  depths=(1, 1)).save(other)
     code, _, err = run_cli("train", other, "--resume", "--out", out)
-    assert code == 2 and "is not the network trained in" in _one_line(err)
+    assert code == 2 and "a different network from the one trained in" in _one_line(err)
     assert (out / "checkpoint.pt").read_bytes() == before  # nothing touched
     # the same command with --resume (flags agree with the stored ones) continues
     code, stdout, err = run_cli("train", spec, *FAST, "--epochs", "2", "--out", out,

@@ -241,8 +241,8 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
             resolution=spec.resolution)
         if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
             raise NetscaleError(
-                f"MODEL_OR_SPEC {args.model} is not the network trained in {out} "
-                f"({spec.name}); resume without it (or with the same spec), or train into a "
+                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
+                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
                 "new --out")
     if args.workers is not None:
         data = data.replace(workers=args.workers)
