@@ -27,6 +27,10 @@ def add_parser(sub: Any) -> None:
                    help="study config (.yaml); with --export also a study directory")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trial table (flops, params, acts) and run nothing")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                   help="override a config value without editing the file (VALUE is YAML; "
+                   "repeatable; recorded with the study), e.g. --set recipe.epochs=1 "
+                   "--set factors=[1,2] --set out=studies/b")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="run trials in this machine's processes (local) or as Ray tasks")
     p.add_argument("--workers", type=positive_int, default=1,
@@ -75,7 +79,7 @@ def add_parser(sub: Any) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from netscale.study.config import load_study_config
 
-    return load_study_config(args.config)
+    return load_study_config(args.config, getattr(args, "set", None) or ())
 
 
 def _dry_run(cfg: Any, as_json: bool) -> int:
