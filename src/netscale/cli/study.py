@@ -82,32 +82,77 @@ def _load(args: argparse.Namespace) -> Any:
     return load_study_config(args.config, getattr(args, "set", None) or ())
 
 
-def _dry_run(cfg: Any, as_json: bool) -> int:
+def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
     from netscale.study.runner import STORE_NAME, data_info, plan_trials
     from netscale.study.store import Store
 
-    info = data_info(cfg) if cfg.train else None
+    data_note = ""
+    info = None
+    if cfg.train:
+        try:
+            info = data_info(cfg)
+        except NetscaleError as exc:  # the dry run works without the data
+            data_note = f"data missing: {exc}"
     plan = plan_trials(cfg, info)
     status: dict[str, str] = {}
     db = cfg.out_dir / STORE_NAME
     if db.is_file():
         with Store(db) as store:
             status = {t.id: t.status for t in store.trials(epochs=False)}
+    est = _estimate(cfg, plan, info, workers) if estimate else None
+    per = {t.id: t for t in est.trials} if est else {}
     if as_json:
-        print_json([{**p.row(), "status": status.get(p.id, "new")} for p in plan])
+        print_json([{**p.row(), "status": status.get(p.id, "new"),
+                     **({"estimate_s": {"bench": round(per[p.id].bench_s, 1),
+                                        "train": round(per[p.id].train_s, 1)}}
+                        if p.id in per else {})} for p in plan])
         return 0
+    from netscale.study.estimate import TRIAL_OVERHEAD_S
+    from netscale.study.runner import _duration
+
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
              ",".join(map(str, p.depths)), ",".join(map(str, p.widths)),
-             f"{p.flops_factor:.3f}", status.get(p.id, "new")] for p in plan]
+             f"{p.flops_factor:.3f}",
+             _duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
+             status.get(p.id, "new")] for p in plan]
     print(f"study {cfg.name}: {len(plan)} trials -> {cfg.out_dir}")
     print(table(rows, ["base", "strategy", "s", "flops (M MACs)", "params (M)", "acts (M)",
-                       "px", "depths", "widths", "flops x", "status"],
-                align="llrrrrrllrl"))
+                       "px", "depths", "widths", "flops x", "est. time", "status"],
+                align="llrrrrrllrrl"))
     if info:
         print(f"\ndata: {cfg.data} ({info['num_classes']} classes, {info['in_channels']} "
               "input channel(s)); nothing was run (dry run).")
+    elif data_note:
+        print(f"\n{data_note}")
+        print("(nothing was run; the table and the estimate do not need the data)")
+    if est is not None:
+        left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
+        imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
+                "epochs" if est.n_train else "no training")
+        print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
+              f"throughput probe on this machine; actual runs vary, often within 2x): "
+              f"{_duration(est.total_s)} for all {len(plan)} trials"
+              + (f" ({left} not finished yet)" if left != len(plan) else "")
+              + f" = benchmark {_duration(est.bench_total_s)} (one trial at a time, "
+              f"{cfg.bench.budget:g} s budget each) + training {_duration(est.train_total_s)} "
+              f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
+              "each)")
+        if est.probe:
+            print(f"  {est.probe}")
     return 0
+
+
+def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
+    from netscale.specs import NetSpec
+    from netscale.study.estimate import data_sizes, estimate_study
+
+    n_train, n_val = data_sizes(cfg.data, info)
+    specs = {p.id: NetSpec.from_dict(p.spec) for p in plan}
+    return estimate_study(plan, specs=specs, epochs=int(cfg.recipe.get("epochs", 10)),
+                          n_train=n_train, n_val=n_val, bench_enabled=cfg.bench.enabled,
+                          bench_budget=cfg.bench.budget, train=cfg.train, workers=workers,
+                          batch_size=int(cfg.recipe.get("batch_size", 128)))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -136,7 +181,7 @@ def run_study_cmd(args: argparse.Namespace) -> int:
         return _export(args)
     cfg = _load(args)
     if args.dry_run:
-        return _dry_run(cfg, args.json)
+        return _dry_run(cfg, args.json, args.workers)
     from netscale.study.runner import run_study
 
     t0 = time.time()
@@ -171,7 +216,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget)
     if args.dry_run:
-        return _dry_run(cfg, False)
+        return _dry_run(cfg, False, args.workers)
     t0 = time.time()
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
           f"{', '.join(f'{f:g}' for f in cfg.factors)} on {cfg.data.get('name')}; study dir "
