@@ -6,4 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/netscale "$@"
 fi
-exec .venv/bin/netscale quickstart
+status=0
+.venv/bin/netscale quickstart || status=$?
+echo "To use 'netscale' directly: source .venv/bin/activate (then e.g. netscale models, netscale report studies/quickstart)"
+exit "$status"
