@@ -20,6 +20,7 @@ from netscale.report.html import make_report
 from netscale.study.config import load_study_config
 from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import run_study
+from netscale.study.store import Store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") \
     or shutil.which("google-chrome")
@@ -50,6 +51,9 @@ _PROBE = """<script>
     });
     out.tables.push(tab);
   });
+  out.images = Array.prototype.map.call(document.querySelectorAll('img'), function(im){
+    return {name: im.getAttribute('data-name'), natural: im.naturalWidth,
+            shown: im.getBoundingClientRect().width};});
   var pre = document.createElement('pre'); pre.id = 'probe';
   pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
 })();
@@ -76,7 +80,29 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "study.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_study_config(tmp / "study.yaml")
     run_study(cfg, stream=None)
-    return make_report(cfg.out_dir)
+    with Store(cfg.out_dir / "results.sqlite") as store:  # one flagged timing to mark
+        t = next(t for t in store.trials() if t.factor == 4 and t.strategy == "d")
+        store.record_bench(t.id, [{**b, "noisy": True} for b in t.bench], t.time_ms)
+    import matplotlib.figure
+    from matplotlib.text import Text
+
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(fig, fname, *a, **kw):  # type: ignore[no-untyped-def]
+        dpi = kw.get("dpi") or fig.dpi
+        sizes = [t.get_fontsize() * dpi / 72 for t in fig.findobj(Text)
+                 if t.get_text().strip() and t.get_visible()]
+        TEXT_PX[Path(str(fname)).name] = min(sizes)
+        return save(fig, fname, *a, **kw)
+
+    matplotlib.figure.Figure.savefig = recording  # type: ignore[method-assign]
+    try:
+        return make_report(cfg.out_dir)
+    finally:
+        matplotlib.figure.Figure.savefig = save  # type: ignore[method-assign]
+
+
+TEXT_PX: dict[str, float] = {}  # figure file -> smallest text in px at the figure's size
 
 
 def _is_num(x: str) -> bool:
@@ -177,3 +203,30 @@ def test_no_horizontal_overflow_at_1280px(report: Path, tmp_path: Path) -> None:
     probe = _probe(report, tmp_path)
     assert probe["innerWidth"] == 1280
     assert probe["scrollWidth"] <= 1280 and probe["bodyScrollWidth"] <= 1280, probe
+
+
+def test_plot_text_is_legible_at_the_displayed_size(report: Path, tmp_path: Path) -> None:
+    """Every text of every figure is >= 10 px as the page shows it at 1280 px (native text
+    size x displayed width / natural width)."""
+    probe = _probe(report, tmp_path)
+    shown = {im["name"]: im["shown"] / im["natural"] for im in probe["images"] if im["name"]}
+    assert len(shown) >= 6 and set(shown) <= set(TEXT_PX), (shown, TEXT_PX)
+    for name, scale in shown.items():
+        assert TEXT_PX[name] * scale >= 10.0, (name, TEXT_PX[name], scale)
+
+
+def test_marks_header_and_base_rows(report: Path) -> None:
+    dom = _chromium("--dump-dom", report.as_uri()).stdout
+    head = dom[:dom.index("<h2>")]
+    assert "Data</b>: digits: 300 training images (random subset), 200 validation images" in head
+    assert "Recipe</b>: batch 64, 1 epoch, learning rate 0.1, 1 thread(s) per trial" in head
+    assert '{"' not in head  # readable text, not raw JSON
+    trials = dom[dom.index('id="trials"'):]
+    trials = trials[:trials.index("</table>")]
+    assert "⚑ noisy timing" in trials  # the flagged timing is marked
+    # w and dWr at x2 round to the same network for this base: marked as identical
+    assert "≡ same network as" in trials
+    for table in re.findall(r"<table.*?</table>", dom, re.S):  # the base in every table
+        if "<tbody>" in table and "<th" in table:
+            assert re.search(r">base( \(s = 1\))?<", table), table[:300]
+    assert "ms per G multiply-adds" in dom and "e-0" not in dom.split("Runtime on")[1][:4000]

@@ -19,9 +19,18 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.report import plots
 from netscale.report.analysis import (
+    BASE,
     recommend_from_trials,
     runtime_correlations,
     series_by_strategy,
+)
+from netscale.report.marks import (
+    FLAG_MARK,
+    SAME_MARK,
+    describe_data,
+    describe_recipe,
+    same_networks,
+    timing_flag,
 )
 from netscale.study.store import Store, TrialRow
 from netscale.util.io import atomic_write_text
@@ -41,7 +50,8 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
 td.l{white-space:normal;min-width:4em}th{white-space:normal}
 th{background:#f5f5f5;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}
 th.sorted-desc::after{content:" ▼"}td.l,th.l{text-align:left}
-tr.failed td{background:#fdecec}tr.pending td,tr.running td{color:#888}
+tr.failed td{background:#fdecec}tr.base td{background:#f6f6f6;font-weight:600}
+ul.settings{margin:4px 0 0 0;padding-left:20px}tr.pending td,tr.running td{color:#888}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 .grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:12px}
@@ -102,7 +112,8 @@ def _img(path: Path | None, alt: str) -> str:
     if path is None or not path.is_file():
         return f'<p class="small">({_e(alt)}: not enough data yet)</p>'
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return (f'<img alt="{_e(alt)}" data-name="{_e(path.name)}" '
+            f'src="data:image/png;base64,{data}">')
 
 
 def _cell(value: Any, text: str | None = None, left: bool = False) -> str:
@@ -120,7 +131,8 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
              ("params (M)", False), ("acts (M)", False), ("px", False), ("depths", True),
              ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
              ("top-5 err (%)", False), ("epochs", False), ("status", True),
-             ("wall (s)", False), ("error", True)]
+             ("wall (s)", False), ("error", True), ("marks", True)]
+    same = same_networks(trials)
     out = ['<table class="sortable" id="trials"><thead><tr>']
     out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
     out.append("</tr></thead><tbody>")
@@ -138,13 +150,17 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
         out.append(_cell(t.resolution))
         out.append(_cell(depths, left=True))
         out.append(_cell(widths, left=True))
-        out.append(_cell(t.time_ms, _fmt(t.time_ms)))
+        flag = timing_flag(t) if t.time_ms is not None else ""
+        out.append(_cell(t.time_ms, _fmt(t.time_ms) + (f" {FLAG_MARK}" if flag else "")))
         out.append(_cell(t.top1_err, _fmt(t.top1_err, 100)))
         out.append(_cell(t.top5_err, _fmt(t.top5_err, 100)))
         out.append(_cell(t.epochs_done))
         out.append(_cell(t.status, left=True))
         out.append(_cell(round(t.wall_time, 1)))
         out.append(_cell(t.error or "", left=True))
+        marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
+            [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])
+        out.append(_cell("; ".join(marks), left=True))
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -154,21 +170,55 @@ def _recommendation_html(trials: Sequence[TrialRow]) -> str:
     rec = recommend_from_trials(trials)
     if rec.strategy is None:
         return f'<div class="box warn">{_e(rec.reason)}</div>'
-    rows = ['<table class="sortable"><thead><tr><th class="l">strategy</th><th>s</th>'
-            "<th>top-1 err (%)</th><th>± (seeds)</th><th>time (ms/batch)</th>"
-            "<th>flops (M)</th><th>acts (M)</th><th>params (M)</th><th>trials</th>"
-            "</tr></thead><tbody>"]
-    for r in sorted(rec.table, key=lambda r: (r["factor"], r["strategy"])):
-        rows.append("<tr>" + _cell(r["strategy"], left=True) + _cell(r["factor"],
+    rows = ['<table class="sortable" id="by-strategy"><thead><tr><th class="l">strategy</th>'
+            "<th>s</th><th>top-1 err (%)</th><th>± (seeds)</th><th>time (ms/batch)</th>"
+            "<th>flops (M MACs)</th><th>acts (M)</th><th>params (M)</th><th>trials</th>"
+            '<th class="l">marks</th></tr></thead><tbody>']
+    flags, same = _point_marks(trials)
+    table = list(rec.table)
+    base = [p for s in series_by_strategy(trials) for p in s.points if p.factor == 1][:1]
+    table += [{"strategy": BASE, "factor": p.factor, "err": p.err, "err_std": p.err_std,
+               "time_ms": p.time_ms, "flops": p.flops, "acts": p.acts, "params": p.params,
+               "n": p.n} for p in base]
+    for r in sorted(table, key=lambda r: (r["factor"], r["strategy"] != BASE, r["strategy"])):
+        key = (r["strategy"], r["factor"])
+        marks = ([f"{FLAG_MARK} {flags[key]} timing"] if key in flags else []) + (
+            [f"{SAME_MARK} same network as {', '.join(same[key])}"] if key in same else [])
+        cls = ' class="base"' if r["strategy"] == BASE else ""
+        time_text = _fmt(r["time_ms"]) + (f" {FLAG_MARK}" if key in flags else "")
+        rows.append(f"<tr{cls}>" + _cell(r["strategy"], left=True) + _cell(r["factor"],
                     f"{r['factor']:g}") + _cell(r["err"], _fmt(r["err"], 100))
                     + _cell(r["err_std"], _fmt(r["err_std"], 100))
-                    + _cell(r["time_ms"], _fmt(r["time_ms"]))
+                    + _cell(r["time_ms"], time_text)
                     + _cell(r["flops"], f"{r['flops'] / 1e6:.2f}")
                     + _cell(r["acts"], f"{r['acts'] / 1e6:.3f}")
-                    + _cell(r["params"], f"{r['params'] / 1e6:.3f}") + _cell(r["n"]) + "</tr>")
+                    + _cell(r["params"], f"{r['params'] / 1e6:.3f}") + _cell(r["n"])
+                    + _cell("; ".join(marks), left=True) + "</tr>")
     rows.append("</tbody></table>")
     return (f'<div class="box"><b>Recommended: scale by <code>{_e(rec.strategy)}</code></b>'
-            f" — {_e(rec.reason)}.</div>" + "".join(rows))
+            f" — {_e(rec.reason)}.</div>" + "".join(rows) + _MARKS_NOTE)
+
+
+_MARKS_NOTE = (f'<p class="small">{FLAG_MARK} flagged timing: its spread exceeded the noise '
+               "threshold (noisy) or other processes used the CPU while it was measured (busy "
+               f"CPU); treat it with care. {SAME_MARK} same network: the scaled specs are "
+               "identical, so the rows are one model (their difference is noise).</p>")
+
+
+def _point_marks(trials: Sequence[TrialRow]
+                 ) -> tuple[dict[tuple[str, float], str], dict[tuple[str, float], list[str]]]:
+    """Flags and identical networks per (strategy, factor); the base under 'base'."""
+    same = same_networks(trials)
+    flags: dict[tuple[str, float], str] = {}
+    sames: dict[tuple[str, float], list[str]] = {}
+    for t in trials:
+        key = (t.strategy, t.factor)
+        f = timing_flag(t) if t.time_ms is not None else ""
+        if f:
+            flags[key] = f
+        if t.id in same:
+            sames[key] = sorted(set(sames.get(key, [])) | set(same[t.id]))
+    return flags, sames
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
@@ -177,12 +227,14 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
         return '<p class="small">(runtime was not measured, or fewer than 3 trials)</p>'
     best = max((c for c in corr if c.pearson_r is not None), key=lambda c: c.pearson_r or -1)
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
-            "<th>r (log-log)</th><th>fit: ms per unit</th><th>trials</th></tr></thead><tbody>"]
+            "<th>r (log-log)</th><th>linear fit: slope</th><th>trials</th></tr></thead><tbody>"]
     for c in corr:
+        div, unit = RUNTIME_UNITS.get(c.metric, (1.0, c.metric))
+        slope = "" if c.slope is None else f"{c.slope * div:.3g} ms per {unit}"
         rows.append("<tr>" + _cell(c.metric, left=True)
                     + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
                     + _cell(c.log_pearson_r, _fmt(c.log_pearson_r, 1, 3))
-                    + _cell(c.slope, "" if c.slope is None else f"{c.slope:.3e}")
+                    + _cell(c.slope, slope)
                     + _cell(c.n) + "</tr>")
     rows.append("</tbody></table>")
     return (f"<p>On this machine, <b>{_e(best.metric)}</b> predicts runtime best "
@@ -219,7 +271,8 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pat
     series = series_by_strategy(trials)
     figs = {
         "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
-        "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png"),
+        "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png",
+                                                   flagged=_point_marks(trials)[0]),
         "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
         "growth": plots.growth(series, out / "growth.png"),
     }
@@ -248,22 +301,25 @@ flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
 <p>Bases <code>{_e(', '.join(config.get('bases', [])))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(json.dumps(data))}</code>;
-recipe <code>{_e(json.dumps(recipe))}</code>.</p>
+({_e(config.get('rounding', 'exact'))} rounding).</p>
+<ul class="settings"><li><b>Data</b>: {_e(describe_data(data))}</li>
+<li><b>Recipe</b>: {_e(describe_recipe(recipe))}</li>
+{_bench_line(config)}{_overrides_line(config)}</ul>
 <h2>Recommendation</h2>{_recommendation_html(trials)}
 <h2>Accuracy</h2><div class="grid">{_img(figs['error_vs_flops'], 'error vs flops')}
 {_img(figs['error_vs_runtime'], 'error vs runtime')}</div>
 <h2>Runtime on this machine</h2>
 <p class="small">Machine: {_e(bench_env.get('cpu') or bench_env.get('device_name') or '')}
 {_e(bench_env.get('device', ''))}, torch {_e(env.get('torch', ''))}, {_e(env.get('threads', ''))}
-threads. Time is the median per batch of the study's benchmark setting.</p>
+threads. Time is the median per batch of the study's benchmark setting, in ms; slopes are
+ms per G multiply-adds (flops), per M params and per M activations throughout.</p>
 {_correlations_html(trials)}
 {_img(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
 <h2>How activations and parameters grow</h2>
 {_img(figs['growth'], 'growth of activations and parameters')}
 {''.join(extra)}
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
-{_trials_table(trials)}
+{_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
 raw results in <code>{_e(str(db))}</code>.</p>
 <script>{_JS}</script>
@@ -277,6 +333,31 @@ def _wrap_tables(page: str) -> str:
     horizontally, whatever section (including registered ones) produced the table."""
     page = re.sub(r"<table\b", '<div class="tw"><table', page)
     return page.replace("</table>", "</table></div>")
+
+
+RUNTIME_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+                 "acts": (1e6, "M activations")}
+
+
+def _bench_line(config: dict[str, Any]) -> str:
+    b = config.get("bench") or {}
+    if not b:
+        return ""
+    if not b.get("enabled", True):
+        return "<li><b>Runtime</b>: not measured</li>"
+    what = {"infer": "inference", "train": "training step", "both": "inference and training "
+            "step"}.get(b.get("mode", "infer"), b.get("mode"))
+    threads = f", {b['threads']} thread(s)" if b.get("threads") else ""
+    return (f"<li><b>Runtime</b>: {_e(what)} time per batch of {_e(b.get('batch_size'))}, "
+            f"{_e(b.get('budget'))} s measurement budget per model{_e(threads)}</li>")
+
+
+def _overrides_line(config: dict[str, Any]) -> str:
+    ov = config.get("overrides") or []
+    if not ov:
+        return ""
+    return ("<li><b>Overrides</b> (<code>--set</code>): "
+            + ", ".join(f"<code>{_e(o)}</code>" for o in ov) + "</li>")
 
 
 def _register_default_sections() -> None:
