@@ -121,7 +121,10 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
                        "px", "depths", "widths", "flops x", "est. time", "status"],
                 align="llrrrrrllrrl"))
     if info:
-        print(f"\ndata: {cfg.data} ({info['num_classes']} classes, {info['in_channels']} "
+        from netscale.report.marks import describe_data
+
+        print(f"\ndata: {describe_data(cfg.data)} ({info['num_classes']} classes, "
+              f"{info['in_channels']} "
               "input channel(s)); nothing was run (dry run).")
     elif data_note:
         print(f"\n{data_note}")
@@ -129,9 +132,9 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
     if est is not None:
         left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
         imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
-                "epochs" if est.n_train else "no training")
+                f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
         print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
-              f"throughput probe on this machine; actual runs vary, often within 2x): "
+              f"throughput probe on this machine, whose speed varies with its load): "
               f"{_duration(est.total_s)} for all {len(plan)} trials"
               + (f" ({left} not finished yet)" if left != len(plan) else "")
               + f" = benchmark {_duration(est.bench_total_s)} (one trial at a time, "
