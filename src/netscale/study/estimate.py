@@ -222,8 +222,9 @@ class EtaModel:
             self.states[t.id] = s
         self.bench_seconds: list[float] = []
         self.bench_started: dict[str, float] = {}
-        self.observed = 0.0  # seconds of finished epochs (this run)
+        self.observed = 0.0  # seconds of finished steady epochs (not a trial's first)
         self.predicted = 0.0  # their predicted seconds
+        self.first: list[tuple[float, float]] = []  # (observed, predicted) first epochs
 
     def _per_image(self, time_ms: float) -> tuple[float, float]:
         per = time_ms / 1e3 / self.bench_batch
@@ -274,9 +275,11 @@ class EtaModel:
         now = self.clock()
         if s.last_epoch_at is not None:
             n = max(1, epoch - s.epochs_done)
-            extra = TRIAL_OVERHEAD_S if s.started == s.last_epoch_at else 0.0  # start-up
-            self.observed += now - s.last_epoch_at
-            self.predicted += n * self.epoch_seconds(tid) + extra
+            if s.started == s.last_epoch_at:  # first epoch of this run: includes start-up
+                self.first.append((now - s.last_epoch_at, n * self.epoch_seconds(tid)))
+            else:  # a steady epoch: calibrates the per-epoch cost
+                self.observed += now - s.last_epoch_at
+                self.predicted += n * self.epoch_seconds(tid)
         s.epochs_done = max(s.epochs_done, epoch)
         s.last_epoch_at = now
 
@@ -290,10 +293,23 @@ class EtaModel:
     # the estimate -----------------------------------------------------------------------
 
     def calibration(self) -> float:
-        """Observed / predicted seconds of the epochs finished so far (1 before any)."""
-        if self.predicted <= 0 or self.observed <= 0:
-            return 1.0
-        return self.observed / self.predicted
+        """Observed / predicted seconds of the epochs finished so far (1 before any): steady
+        epochs when there are some, else first epochs with the start-up prior."""
+        if self.predicted > 0 and self.observed > 0:
+            return self.observed / self.predicted
+        if self.first:
+            obs = sum(o for o, _ in self.first)
+            pred = sum(p + TRIAL_OVERHEAD_S for _, p in self.first)
+            return obs / pred if pred > 0 and obs > 0 else 1.0
+        return 1.0
+
+    def startup(self, k: float) -> float:
+        """Seconds a trial spends before its epochs (process start, data, first eval): the
+        first epochs' excess over the calibrated epoch cost, else the prior."""
+        if self.first and self.predicted > 0:
+            extra = [o - k * p for o, p in self.first]
+            return max(0.0, sum(extra) / len(extra))
+        return k * TRIAL_OVERHEAD_S
 
     def remaining(self) -> float | None:
         """Seconds until the study is finished (None when nothing is known yet)."""
@@ -311,10 +327,12 @@ class EtaModel:
         train: list[float] = []
         if self.train and self.n_train:
             k = self.calibration()
+            start = self.startup(k)
             for s in left:
                 epochs_left = max(0, self.epochs - s.epochs_done)
-                rem = k * (epochs_left * self.epoch_seconds(s.id)
-                           + (TRIAL_OVERHEAD_S if s.epochs_done == 0 else 0.0))
+                rem = k * epochs_left * self.epoch_seconds(s.id)
+                if s.started is None or s.last_epoch_at == s.started:
+                    rem += start  # not started, or still in its first epoch
                 if s.last_epoch_at is not None:  # running: part of its epoch is behind it
                     rem = max(0.1 * rem, rem - (now - s.last_epoch_at))
                 train.append(rem)
