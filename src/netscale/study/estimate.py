@@ -28,6 +28,7 @@ KNOWN_SIZES: dict[str, tuple[int, int]] = {
 TRAIN_OVER_INFER = 3.0  # a training step costs ~3 forward passes (forward + 2x backward)
 TRIAL_OVERHEAD_S = 3.0  # process start, data set-up, checkpoints, final evaluation
 DEFAULT_MACS_PER_S = 2e9  # a prior for an unmeasured model, replaced by measurements
+MIN_MACS_PER_S, MAX_MACS_PER_S = 1e9, 50e9  # plausible range of a measured inference speed
 
 
 def bench_seconds(budget: float) -> float:
@@ -235,8 +236,12 @@ class EtaModel:
 
     def _img_s(self, s: _TrialState) -> tuple[float, float]:
         if s.img_s is not None:
-            return s.img_s
-        rates = [st.flops / st.img_s[1] for st in self.states.values()
+            # a timing made under heavy contention can imply an absurd speed; keep the prior
+            # within 1..50 G multiply-adds per second (calibration then sets the scale)
+            lo, hi = max(s.flops, 1) / MAX_MACS_PER_S, max(s.flops, 1) / MIN_MACS_PER_S
+            infer = min(max(s.img_s[1], lo), hi)
+            return infer * s.img_s[0] / s.img_s[1] if s.img_s[1] > 0 else s.img_s[0], infer
+        rates = [st.flops / self._img_s(st)[1] for st in self.states.values()
                  if st.img_s is not None and st.img_s[1] > 0]
         macs = sorted(rates)[len(rates) // 2] if rates else DEFAULT_MACS_PER_S
         infer = max(s.flops, 1) / macs
