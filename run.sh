@@ -9,4 +9,7 @@ if [ "$#" -gt 0 ]; then
     exec .venv/bin/netscale "$@"
 fi
 ./scripts/ensure_data.sh
-exec .venv/bin/netscale quickstart
+status=0
+.venv/bin/netscale quickstart || status=$?
+echo "To use 'netscale' directly: source .venv/bin/activate (then e.g. netscale models, netscale report studies/quickstart)"
+exit "$status"

@@ -8,7 +8,8 @@ harness overhead (an empty model timed through the harness; goal: negligible).
 
 Run: .venv/bin/python benchmarks/bench_runtime_analysis.py
      [--batch-size 8] [--budget 4] [--repeats 5] [--mode infer|train|both]
-     [--plot docs/img/runtime_cpu.png] [--out rows.json] [--threads 1]
+     [--plot runtime_cpu.png] [--update-docs] [--out rows.json] [--threads 1]
+(the plot goes to ./runtime_cpu.png; --update-docs writes the tracked docs/img/runtime_cpu.png)
 (about 1.5 minutes on 2 cores; measure on an idle machine: the load average is printed)
 """
 
@@ -56,9 +57,15 @@ def main() -> None:
                     "varied by 60%% with 2 threads, 6%% with 1)")
     ap.add_argument("--retries", type=int, default=2,
                     help="re-measure a noisy or contended model up to N times (default 2)")
-    ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "runtime_cpu.png"))
+    ap.add_argument("--plot", default=None,
+                    help="where to save the scatter plot (default ./runtime_cpu.png)")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="write the plot to the tracked docs/img/runtime_cpu.png (the README's)")
     ap.add_argument("--out", default=None, help="also write the rows (.json/.csv)")
     args = ap.parse_args()
+    if args.plot is None:  # never overwrite a tracked file in docs/ unless asked
+        args.plot = str(ROOT / "docs" / "img" / "runtime_cpu.png") if args.update_docs \
+            else "runtime_cpu.png"
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     modes = ["infer", "train"] if args.mode == "both" else [args.mode]

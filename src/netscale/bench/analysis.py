@@ -84,29 +84,42 @@ _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
           "acts": (1e6, "M activations")}
 
 
-def format_fit(fit: RuntimeFit, mode: str) -> str:
-    """A human-readable table of the per-metric and joint fits."""
+def format_fit(fit: RuntimeFit, mode: str, level: float = 0.95) -> str:
+    """A human-readable table of the per-metric and joint fits, with the half-width of the
+    ``level`` prediction interval for a new model of average size."""
     from netscale.util.fmt import table
 
+    lvl = f"{level:.0%}"
     rows = []
     for m in METRICS:
         if m not in fit.per_metric:
             continue
         f = fit.per_metric[m]
         div, unit = _SCALE[m]
+        _, lo, hi = f.interval(f.x_mean, level) if math.isfinite(f.x_mean) else (0, *[math.nan] * 2)
+        pi = f"±{_f((hi - lo) / 2, '.3g')}" if math.isfinite(lo) else "n/a"
         rows.append([m, _f(f.pearson_r, "+.3f"), f"{_f(f.slope * div, '.4g')} ms per {unit}",
-                     _f(f.intercept, ".3g"), _f(f.r2, ".3f"), _pct(f.rel_rmse),
+                     _f(f.intercept, ".3g"), _f(f.r2, ".3f"), _pct(f.rel_rmse), pi,
                      _f(f.loglog_exponent, ".3f"), _f(f.loglog_r, ".3f")])
     out = [f"runtime model ({mode}, {fit.n} models, time = median ms per batch):", "",
            table(rows, ["metric", "Pearson r", "linear fit: slope", "intercept ms", "r²",
-                        "rel. RMSE", "log-log exp.", "log-log r"], align="lrlrrrrr")]
+                        "rel. RMSE", f"{lvl} PI ms", "log-log exp.", "log-log r"],
+                 align="lrlrrrrrr")]
     if fit.joint:
         j = fit.joint
         terms = " + ".join(f"{_f(j.coefficients[m] * _SCALE[m][0], '.4g')}·{m}"
                            f"[{_SCALE[m][1].split()[0]}]" for m in j.metrics if m in _SCALE)
+        mean = {m: fit.per_metric[m].x_mean for m in j.metrics if m in fit.per_metric}
+        pi = ""
+        if len(mean) == len(j.metrics):
+            _, lo, hi = j.interval(mean, level)
+            if math.isfinite(lo):
+                pi = f", {lvl} prediction interval ±{(hi - lo) / 2:.3g} ms"
         out.append(f"\njoint (non-negative least squares): time_ms = "
-                   f"{_f(j.intercept, '.4g')} + {terms}; r² {_f(j.r2, '.3f')}, "
-                   f"rel. RMSE {_pct(j.rel_rmse)}")
+                   f"{_f(j.intercept, '.4g')} + {terms}; r {_f(j.pearson_r, '.3f')}, r² "
+                   f"{_f(j.r2, '.3f')}, rel. RMSE {_pct(j.rel_rmse)}{pi}")
+    out.append(f"({lvl} PI: prediction interval for one new model of average size, Student t; "
+               "it widens away from the measured range)")
     if fit.note:
         out.append(f"note: {fit.note}")
     if fit.best_metric:
@@ -114,6 +127,28 @@ def format_fit(fit: RuntimeFit, mode: str) -> str:
                    f"(Pearson r {fit.per_metric[fit.best_metric].pearson_r:.3f}; ranking "
                    f"{' > '.join(fit.ranking())})")
     return "\n".join(out)
+
+
+def format_predictions(fit: RuntimeFit, mode: str, models: Sequence[tuple[str, Any]],
+                       level: float = 0.95) -> str:
+    """Predicted runtime of each (name, ComplexityRecord-like) with ``level`` prediction
+    intervals, by every single-metric line and the joint fit."""
+    from netscale.util.fmt import table
+
+    rows = []
+    for name, rec in models:
+        vals = {m: float(getattr(rec, m)) for m in METRICS}
+        for using in [*(m for m in METRICS if m in fit.per_metric), "joint"]:
+            if using == "joint":
+                if fit.joint is None:
+                    continue
+                y, lo, hi = fit.joint.interval(vals, level)
+            else:
+                y, lo, hi = fit.per_metric[using].interval(vals[using], level)
+            iv = f"[{max(lo, 0.0):.3g}, {hi:.3g}]" if math.isfinite(lo) else "n/a"
+            rows.append([name, using, f"{y:.3g}", iv])
+    return (f"predicted {mode} runtime (ms per batch) with {level:.0%} prediction intervals:\n"
+            + table(rows, ["model", "predictor", "ms", f"{level:.0%} PI ms"], align="llrl"))
 
 
 def _f(x: float, spec: str) -> str:

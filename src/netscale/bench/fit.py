@@ -72,9 +72,22 @@ class MetricFit:
     loglog_exponent: float
     loglog_coef: float
     loglog_r: float
+    x_mean: float = math.nan  # for prediction intervals: mean and spread of the metric,
+    x_ss: float = math.nan  # sum of squared deviations of the metric
+    resid_sd: float = math.nan  # residual standard deviation (n - 2 degrees of freedom), ms
 
     def predict(self, x: float) -> float:
         return self.slope * x + self.intercept
+
+    def interval(self, x: float, level: float = 0.95) -> tuple[float, float, float]:
+        """(prediction, lo, hi): the line's prediction with its ``level`` prediction interval
+        for one new model (Student t, n − 2 degrees of freedom); nan without >= 3 rows."""
+        y = self.predict(x)
+        if self.n < 3 or not (math.isfinite(self.resid_sd) and self.x_ss > 0):
+            return y, math.nan, math.nan
+        half = _t(level, self.n - 2) * self.resid_sd * math.sqrt(
+            1 + 1 / self.n + (x - self.x_mean) ** 2 / self.x_ss)
+        return y, y - half, y + half
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (_clean(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -92,6 +105,22 @@ class JointFit:
     pearson_r: float  # r between fitted and measured runtime
     rel_rmse: float
     rank: int  # numerical rank of the (centred) design: < len(metrics) means collinear
+    resid_sd: float = math.nan  # residual standard deviation, ms (n − active terms dof)
+    active: tuple[str, ...] = ()  # "intercept" and the metrics with a non-zero coefficient
+    xtx_inv: tuple[tuple[float, ...], ...] = ()  # (XᵀX)⁻¹ of the active columns
+
+    def interval(self, values: Mapping[str, float], level: float = 0.95
+                 ) -> tuple[float, float, float]:
+        """(prediction, lo, hi) with the ``level`` prediction interval of the fit restricted to
+        its active terms (ordinary least squares on them; Student t)."""
+        y = self.predict(values)
+        dof = self.n - len(self.active)
+        if dof < 1 or not self.xtx_inv or not math.isfinite(self.resid_sd):
+            return y, math.nan, math.nan
+        v = np.array([1.0 if a == "intercept" else float(values[a]) for a in self.active])
+        lev = float(v @ np.asarray(self.xtx_inv) @ v)
+        half = _t(level, dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
+        return y, y - half, y + half
 
     @property
     def unused(self) -> list[str]:
@@ -108,6 +137,8 @@ class JointFit:
             "intercept": _clean(self.intercept), "n": self.n, "r2": _clean(self.r2),
             "pearson_r": _clean(self.pearson_r), "rel_rmse": _clean(self.rel_rmse),
             "rank": self.rank, "unused": self.unused, "method": "non-negative least squares",
+            "resid_sd": _clean(self.resid_sd), "active": list(self.active),
+            "xtx_inv": [list(r) for r in self.xtx_inv],
         }
 
 
@@ -140,6 +171,12 @@ class RuntimeFit:
         }
 
 
+def _t(level: float, dof: int) -> float:
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(0.5 + level / 2, dof))
+
+
 def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = pred / y - 1.0
@@ -160,8 +197,10 @@ def fit_metric(x: Sequence[float], y: Sequence[float], metric: str = "x") -> Met
         ss_tot = float(((ya - ya.mean()) ** 2).sum())
         r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
         rel = _rel_rmse(pred, ya)
+        x_mean, x_ss = float(xa.mean()), float(((xa - xa.mean()) ** 2).sum())
+        sd = math.sqrt(ss_res / (n - 2)) if n > 2 else math.nan
     else:
-        slope = intercept = r2 = rel = math.nan
+        slope = intercept = r2 = rel = x_mean = x_ss = sd = math.nan
     if n >= 2 and (xa > 0).all() and (ya > 0).all() and np.ptp(np.log(xa)) > 0:
         lx, ly = np.log(xa), np.log(ya)
         e, c = (float(v) for v in np.polyfit(lx, ly, 1))
@@ -169,7 +208,8 @@ def fit_metric(x: Sequence[float], y: Sequence[float], metric: str = "x") -> Met
     else:
         e = coef = lr = math.nan
     return MetricFit(metric=metric, n=n, pearson_r=r, slope=slope, intercept=intercept,
-                     r2=r2, rel_rmse=rel, loglog_exponent=e, loglog_coef=coef, loglog_r=lr)
+                     r2=r2, rel_rmse=rel, loglog_exponent=e, loglog_coef=coef, loglog_r=lr,
+                     x_mean=x_mean, x_ss=x_ss, resid_sd=sd)
 
 
 def fit_joint(columns: Mapping[str, Sequence[float]], y: Sequence[float]) -> JointFit:
@@ -206,11 +246,22 @@ def fit_joint(columns: Mapping[str, Sequence[float]], y: Sequence[float]) -> Joi
     ss_tot = float(((ya - ya.mean()) ** 2).sum())
     centred = X[:, 1:] - X[:, 1:].mean(axis=0)
     rank = int(np.linalg.matrix_rank(centred / np.where(scale[1:] == 0, 1, scale[1:])))
+    act = [i for i in range(k) if beta[i] != 0.0 or i == 0]
+    xa = X[:, act]
+    try:
+        inv = np.linalg.inv(xa.T @ xa)
+        xtx_inv = tuple(tuple(float(v) for v in row) for row in inv)
+    except np.linalg.LinAlgError:
+        xtx_inv = ()
+    dof = n - len(act)
+    sd = math.sqrt(best_sse / dof) if dof > 0 else math.nan
     return JointFit(
         metrics=names, coefficients={m: float(c) for m, c in zip(names, beta[1:])},
         intercept=float(beta[0]), n=n,
         r2=1.0 - best_sse / ss_tot if ss_tot > 0 else math.nan,
         pearson_r=pearson_r(pred, ya), rel_rmse=_rel_rmse(pred, ya), rank=rank,
+        resid_sd=sd, active=tuple("intercept" if i == 0 else names[i - 1] for i in act),
+        xtx_inv=xtx_inv,
     )
 
 

@@ -86,6 +86,9 @@ def add_parser(sub: Any) -> None:
                    help="scaler rounding for --base (default exact)")
     g.add_argument("--plot", metavar="PNG",
                    help="scatter plot path for --fit (default runtime_fit.png)")
+    g.add_argument("--predict", action="append", default=[], metavar="MODEL_OR_SPEC",
+                   help="with --fit: predict this model's runtime (each mode) from the fits, "
+                   "with 95%% prediction intervals (repeatable; counted, not measured)")
     p.set_defaults(func=run)
 
 
@@ -117,6 +120,11 @@ def _entries(args: argparse.Namespace) -> list[Any]:
         raise NetscaleError("--strategies/--factors need --base MODEL (the model to scale)")
     if args.plot and not args.fit:
         raise NetscaleError("--plot needs --fit")
+    if args.predict and not args.fit:
+        raise NetscaleError("--predict needs --fit (the runtime model it predicts with)")
+    if args.predict:
+        _predict_models(args)  # unknown models fail before anything is measured
+
     def at_resolution(spec: Any) -> Any:
         px = args.resolution
         return spec.replace(resolution=px) if px and px != spec.resolution else spec
@@ -305,10 +313,27 @@ def run(args: argparse.Namespace) -> int:
         for m, f in fits.items():
             print()
             print(format_fit(f, m))
+            if args.predict:
+                from netscale.bench.analysis import format_predictions
+
+                print()
+                print(format_predictions(f, m, _predict_models(args)))
         written = [str(p) for p in (plot, out) if p is not None]
         if written:
             print(f"\nwrote {', '.join(written)}")
     return 0 if all(r.ok for r in rows) else 1
+
+
+def _predict_models(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    from netscale.complexity import complexity
+    from netscale.specs import resolve_spec
+
+    out = []
+    for name in args.predict:
+        spec = resolve_spec(name)
+        px = args.resolution or spec.resolution
+        out.append((f"{spec.name} ({px} px)", complexity(spec, px)))
+    return out
 
 
 def _flags(r: Any) -> str:

@@ -73,7 +73,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target-flops", required=True, metavar="TARGET",
                    help="flops factor (4x) or absolute multiply-adds (4G, 400M)")
     p.add_argument("--max-latency", type=float, metavar="MS",
-                   help="max inference time in ms per batch (of --batch-size)")
+                   help="max time in ms per batch (of --batch-size): inference, or a training "
+                   "step with --latency-mode train")
+    p.add_argument("--latency-mode", choices=("infer", "train"), default="infer",
+                   help="what --max-latency and the runtime column measure: inference time "
+                   "(default) or training step time (forward + backward + step) per batch; "
+                   "from the study's benchmark rows of that mode (bench.mode train or both) "
+                   "or measured with --measure")
     p.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="batch size of the latency limit (default: the study's benchmark "
                    "batch size; without a study the bench default, 8 on CPU)")
@@ -399,7 +405,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     alphas = parse_float_list(args.alphas, "--alphas") if args.alphas.strip() else []
     strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()]
                   if args.strategies else None)
-    inner = default_measure(args.budget)
+    inner = default_measure(args.budget, mode=args.latency_mode)
     source: Any = args.source
     from netscale.laws.results_io import is_results_file, load_results
 
@@ -440,7 +446,7 @@ def run_recommend(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, max_params=max_params, max_acts=max_acts,
                     device=args.device, measure=args.measure, strategies=strategies,
                     alphas=alphas, base=args.base, x=args.x, law=args.law,
-                    budget_s=args.budget, measure_fn=timed)
+                    budget_s=args.budget, measure_fn=timed, latency_mode=args.latency_mode)
     if args.out:
         rec.chosen_spec().save(args.out)
     if args.json:

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "netscale.cli.train",
     "netscale.cli.study",
     "netscale.cli.laws",
+    "netscale.cli.export",
 )
 
 

@@ -27,6 +27,10 @@ def add_parser(sub: Any) -> None:
                    help="study config (.yaml); with --export also a study directory")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trial table (flops, params, acts) and run nothing")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                   help="override a config value without editing the file (VALUE is YAML; "
+                   "repeatable; recorded with the study), e.g. --set recipe.epochs=1 "
+                   "--set factors=[1,2] --set out=studies/b")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="run trials in this machine's processes (local) or as Ray tasks")
     p.add_argument("--workers", type=positive_int, default=1,
@@ -91,22 +95,33 @@ def add_parser(sub: Any) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from netscale.study.config import load_study_config
 
-    return load_study_config(args.config)
+    return load_study_config(args.config, getattr(args, "set", None) or ())
 
 
-def _dry_run(cfg: Any, as_json: bool) -> int:
+def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
     from netscale.study.runner import STORE_NAME, data_info, plan_trials
     from netscale.study.store import Store
 
-    info = data_info(cfg) if cfg.train else None
+    data_note = ""
+    info = None
+    if cfg.train:
+        try:
+            info = data_info(cfg)
+        except NetscaleError as exc:  # the dry run works without the data
+            data_note = f"data missing: {exc}"
     plan = plan_trials(cfg, info)
     status: dict[str, str] = {}
     db = cfg.out_dir / STORE_NAME
     if db.is_file():
         with Store(db, readonly=True) as store:
             status = {t.id: t.status for t in store.trials(epochs=False)}
+    est = _estimate(cfg, plan, info, workers) if estimate else None
+    per = {t.id: t for t in est.trials} if est else {}
     if as_json:
-        print_json([{**p.row(), "status": status.get(p.id, "new")} for p in plan])
+        print_json([{**p.row(), "status": status.get(p.id, "new"),
+                     **({"estimate_s": {"bench": round(per[p.id].bench_s, 1),
+                                        "train": round(per[p.id].train_s, 1)}}
+                        if p.id in per else {})} for p in plan])
         return 0
     by_id = {p.id: p for p in plan}
 
@@ -117,22 +132,58 @@ def _dry_run(cfg: Any, as_json: bool) -> int:
         if not p.within_tolerance:  # a pure strategy whose quanta cannot land closer
             return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
         return ""
+    from netscale.study.estimate import TRIAL_OVERHEAD_S
+    from netscale.study.runner import _duration
 
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
              ",".join(map(str, p.depths)), ",".join(map(str, p.widths)),
-             f"{p.flops_factor:.3f}", status.get(p.id, "new"), same(p)] for p in plan]
+             f"{p.flops_factor:.3f}",
+             _duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
+             status.get(p.id, "new"), same(p)] for p in plan]
     n_alias = sum(p.same_as is not None for p in plan)
     distinct = (f" ({len(plan) - n_alias} to train and time; {n_alias} same network as "
                 "another, not run twice)" if n_alias else "")
     print(f"study {cfg.name}: {len(plan)} trials{distinct} -> {cfg.out_dir}")
     print(table(rows, ["base", "strategy", "s", "flops (M MACs)", "params (M)", "acts (M)",
-                       "px", "depths", "widths", "flops x", "status", "note"],
-                align="llrrrrrllrll"))
+                       "px", "depths", "widths", "flops x", "est. time", "status", "note"],
+                align="llrrrrrllrrll"))
     if info:
-        print(f"\ndata: {cfg.data} ({info['num_classes']} classes, {info['in_channels']} "
+        from netscale.report.marks import describe_data
+
+        print(f"\ndata: {describe_data(cfg.data)} ({info['num_classes']} classes, "
+              f"{info['in_channels']} "
               "input channel(s)); nothing was run (dry run).")
+    elif data_note:
+        print(f"\n{data_note}")
+        print("(nothing was run; the table and the estimate do not need the data)")
+    if est is not None:
+        left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
+        imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
+                f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
+        print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
+              f"throughput probe on this machine, whose speed varies with its load): "
+              f"{_duration(est.total_s)} for all {len(plan)} trials"
+              + (f" ({left} not finished yet)" if left != len(plan) else "")
+              + f" = benchmark {_duration(est.bench_total_s)} (one trial at a time, "
+              f"{cfg.bench.budget:g} s budget each) + training {_duration(est.train_total_s)} "
+              f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
+              "each)")
+        if est.probe:
+            print(f"  {est.probe}")
     return 0
+
+
+def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
+    from netscale.specs import NetSpec
+    from netscale.study.estimate import data_sizes, estimate_study
+
+    n_train, n_val = data_sizes(cfg.data, info)
+    specs = {p.id: NetSpec.from_dict(p.spec) for p in plan}
+    return estimate_study(plan, specs=specs, epochs=int(cfg.recipe.get("epochs", 10)),
+                          n_train=n_train, n_val=n_val, bench_enabled=cfg.bench.enabled,
+                          bench_budget=cfg.bench.budget, train=cfg.train, workers=workers,
+                          batch_size=int(cfg.recipe.get("batch_size", 128)))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -240,7 +291,7 @@ def run_study_cmd(args: argparse.Namespace) -> int:
         return _export(args)
     cfg = _load(args)
     if args.dry_run:
-        return _dry_run(cfg, args.json)
+        return _dry_run(cfg, args.json, args.workers)
     check_output_dir(cfg.out_dir, "study directory")
     check_study_fits(cfg, args.device)
     from netscale.study.runner import run_study
@@ -321,7 +372,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget, seeds=seeds)
     if args.dry_run:
-        return _dry_run(cfg, False)
+        return _dry_run(cfg, False, args.workers)
     t0 = time.time()
     data = cfg.data.get("name")
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "

@@ -30,8 +30,9 @@ def add_parser(sub: Any) -> None:
         "--out; --resume continues exactly. Multi-process: torchrun --nproc_per_node N -m "
         "netscale train ...",
     )
-    p.add_argument("model", metavar="MODEL_OR_SPEC", help="named model or spec file")
-    p.add_argument("--data", required=True, metavar="NAME_OR_PATH",
+    p.add_argument("model", nargs="?", metavar="MODEL_OR_SPEC",
+                   help="named model or spec file (optional with --resume --out RUN_DIR)")
+    p.add_argument("--data", metavar="NAME_OR_PATH",
                    help="fashion-mnist, mnist, cifar10, cifar100, digits, or a folder (IDX "
                    "files, CIFAR python batches, ImageFolder tree)")
     p.add_argument("--epochs", type=positive_int, help="epochs (default 10)")
@@ -59,7 +60,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=threads_int, help="torch CPU threads per process")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
+                   help="continue the run in --out from its last checkpoint, with the settings "
+                   "stored in it (flags that contradict them are refused; a larger --epochs "
+                   "extends the run)")
     p.add_argument("--max-epochs", type=positive_int, metavar="E",
                    help="stop once E epochs are done (continue later with --resume)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -170,6 +173,91 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+# On resume, --threads, --workers, --device, --max-epochs, --quiet and --json may change
+# freely (they do not change what is trained); every other flag must agree with the run.
+_RECIPE_FLAGS = (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                 ("ref_batch", "ref_batch"), ("weight_decay", "weight_decay"),
+                 ("warmup_epochs", "warmup_epochs"), ("label_smoothing", "label_smoothing"),
+                 ("momentum", "momentum"), ("ema_decay", "ema_decay"), ("seed", "seed"),
+                 ("optimizer", "optimizer"))
+_DATA_FLAGS = ("subset", "val_subset", "val_fraction", "augment", "flip", "channels")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _refuse(given: str, stored: str, out: Path) -> NetscaleError:
+    return NetscaleError(
+        f"{given} contradicts the run in {out} (trained with {stored}); drop the flag "
+        "to resume with the stored settings, or train into a new --out")
+
+
+def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any, list[str]]:
+    """(spec, data config, recipe, notes) stored in the checkpoint of ``out``, after checking
+    every flag given on the command line against them: a contradicting flag is refused (one
+    line naming it); ``--epochs`` larger than the stored value extends the run."""
+    from netscale.data import DataConfig
+    from netscale.specs import NetSpec
+    from netscale.train import Recipe, load_checkpoint
+    from netscale.train.trainer import _spec_identity
+
+    ck = load_checkpoint(out)
+    spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
+    data = DataConfig.from_dict(ck["data"])
+    recipe = Recipe.from_dict(ck["recipe"])
+    done = int(ck.get("epoch", 0))
+    notes: list[str] = []
+    if args.data is not None and args.data not in (data.name, data.path):
+        raise _refuse(f"--data {args.data}", f"--data {data.name or data.path}", out)
+    for key in _DATA_FLAGS:
+        given = getattr(args, key, None)
+        if given is not None and given != getattr(data, key):
+            if key == "flip":
+                raise _refuse("--flip" if given else "--no-flip",
+                              "--no-flip" if given else "--flip", out)
+            raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {getattr(data, key)}", out)
+    changes: dict[str, Any] = {}
+    for arg, key in _RECIPE_FLAGS:
+        given = getattr(args, arg)
+        stored = getattr(recipe, key)
+        if given is None or given == stored:
+            continue
+        if key == "epochs" and given > stored:
+            changes["epochs"] = given
+            notes.append(f"extending the run from {stored} to {given} epochs (the cosine "
+                         "schedule is stretched to the new length from the current step)")
+            continue
+        if key == "epochs":
+            raise NetscaleError(
+                f"--epochs {given} is fewer than the run's {stored} epochs ({done} done) in "
+                f"{out}; resume without --epochs, or give more epochs to extend the run")
+        raise _refuse(f"{_flag(arg)} {given}", f"{_flag(arg)} {stored}", out)
+    for flag, key, value in (("--no-lr-scaling", "scale_lr", False), ("--ema", "ema", True),
+                             ("--no-amp", "amp", False)):
+        if getattr(args, flag[2:].replace("-", "_")) and getattr(recipe, key) != value:
+            raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
+    if args.threads is not None:
+        changes["threads"] = args.threads
+    if args.resolution is not None and args.resolution != spec.resolution:
+        raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
+                      out)
+    if args.model is not None:
+        from netscale.specs import resolve_spec
+
+        given_spec = resolve_spec(args.model).replace(
+            num_classes=spec.num_classes, in_channels=spec.in_channels,
+            resolution=spec.resolution)
+        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
+            raise NetscaleError(
+                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
+                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
+                "new --out")
+    if args.workers is not None:
+        data = data.replace(workers=args.workers)
+    return spec, data, recipe.replace(**changes) if changes else recipe, notes
+
+
 def run_train(args: argparse.Namespace) -> int:
     from netscale.data import load_dataset
     from netscale.specs import resolve_spec
@@ -181,24 +269,48 @@ def run_train(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     if args.val_fraction is not None and not args.val_fraction < 1:
         raise NetscaleError(f"--val-fraction must be below 1, got {args.val_fraction:g}")
-    spec = resolve_spec(args.model)
-    data = _data_config(args)
-    recipe = _recipe(args)
-    ds = load_dataset(data)
-    info = ds.info
-    spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+    from netscale.train.checkpoint import checkpoint_path
+
     main = _rank() == 0
     say = (lambda text: print(text, file=sys.stderr)) if main and not args.quiet else \
         (lambda text: None)
-    if notes:
-        say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
-    recipe, recipe_notes = recipe.for_dataset(info.train_size,
-                                              int(os.environ.get("WORLD_SIZE", "1")))
-    for text in recipe_notes:
-        say(f"note: {text}")
-    if info.image_size and not args.resolution and spec.resolution > 4 * max(info.image_size):
-        say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
-            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")
+    stored = None
+    if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
+        stored = resume_settings(args, Path(args.out))
+    elif args.model is None or args.data is None:
+        missing = " and ".join(x for x, v in (("MODEL_OR_SPEC", args.model),
+                                                ("--data", args.data)) if v is None)
+        hint = (f"; {args.out} holds no checkpoint to resume" if args.resume and args.out
+                else "; or continue a run with --resume --out RUN_DIR" if not args.resume
+                else "; --resume needs --out RUN_DIR (the run to continue)")
+        raise NetscaleError(f"give {missing} (e.g. netscale train RegNetY-200MF --data "
+                            f"fashion-mnist){hint}")
+    if stored is not None:
+        spec, data, recipe, resume_notes = stored
+        ds = load_dataset(data)
+        info = ds.info
+        for n in resume_notes:
+            say(f"note: {n}")
+        say(f"note: resuming {spec.name} on {info.name} from {args.out} with its stored "
+            f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
+    else:
+        spec = resolve_spec(args.model)
+        data = _data_config(args)
+        recipe = _recipe(args)
+        ds = load_dataset(data)
+        info = ds.info
+        spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+        if notes:
+            say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+        recipe, recipe_notes = recipe.for_dataset(info.train_size,
+                                                  int(os.environ.get("WORLD_SIZE", "1")))
+        for text in recipe_notes:
+            say(f"note: {text}")
+        if info.image_size and not args.resolution and \
+                spec.resolution > 4 * max(info.image_size):
+            say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
+                f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
+                "smaller")
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,27 @@ def load_factory(target: str) -> Any:
         finally:
             sys.path.pop(0)
     else:
+        # As `python -m` does: the current directory comes first on the import path (the
+        # `netscale` console script would otherwise put only its bin directory there).
+        cwd = os.getcwd()
+        added = cwd not in sys.path and "" not in sys.path
+        if added:
+            sys.path.insert(0, cwd)
         try:
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
             raise NetscaleError(
-                f"--module: cannot import module {where!r} ({exc}); check PYTHONPATH or give a "
-                "file path"
+                f"--module: cannot import module {where!r} ({exc}) from the current directory "
+                f"{os.getcwd()!r} or PYTHONPATH; run from the directory that holds it or give "
+                "a file path"
             ) from None
         except Exception as exc:
             raise NetscaleError(
                 f"--module: importing {where!r} failed: {type(exc).__name__}: {exc}"
             ) from None
+        finally:
+            if added and cwd in sys.path:
+                sys.path.remove(cwd)
     if not hasattr(module, attr):
         public = sorted(n for n in vars(module)
                         if not n.startswith("_") and callable(getattr(module, n)))

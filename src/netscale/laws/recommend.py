@@ -440,15 +440,16 @@ def _check_latency(c: Candidate, cons: Constraints, batch: int | None) -> None:
                             + f" ({_over(c.excess['max latency'])})")
 
 
-def default_measure(budget_s: float = DEFAULT_BUDGET_S) -> MeasureFn:
-    """Times a spec for inference with the bench harness (median ms per batch)."""
+def default_measure(budget_s: float = DEFAULT_BUDGET_S, mode: str = "infer") -> MeasureFn:
+    """Times a spec with the bench harness (median ms per batch): inference, or a training
+    step (forward + backward + SGD step) with ``mode="train"``."""
 
     def run(spec: Any, batch_size: int | None, device: str | None
             ) -> tuple[float, int, str] | None:
         from netscale.bench.harness import BenchConfig, bench_spec
         from netscale.bench.timing import TimingPolicy
 
-        cfg = BenchConfig(mode="infer", batch_size=batch_size, device=device,
+        cfg = BenchConfig(mode=mode, batch_size=batch_size, device=device,
                           policy=TimingPolicy(budget_s=budget_s, warmup_s=min(0.3, budget_s)))
         r = bench_spec(spec, cfg)
         if r.status != "ok" or r.time_ms is None:
@@ -733,7 +734,8 @@ def recommend(source: str | Path | Any, target: str | float, *,
               x: str = "flops", law: str = "auto", level: float = DEFAULT_LEVEL,
               n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
               budget_s: float = DEFAULT_BUDGET_S,
-              measure_fn: MeasureFn | None = None) -> Recommendation:
+              measure_fn: MeasureFn | None = None,
+              latency_mode: str = "infer") -> Recommendation:
     """Ranks scaling strategies for a target and returns the best feasible candidate.
 
     ``source``: a study directory (trained results), a :class:`StudyResults`, a model name,
@@ -742,9 +744,16 @@ def recommend(source: str | Path | Any, target: str | float, *,
     ``batch_size`` (default: the study's benchmark batch size). ``measure``: time candidates
     here with the bench harness (default: only when there is no study). ``strategies``
     replaces the named strategies (d, w, r, dw, dr, wr, dwr, dWr); ``alphas`` is the fast
-    compound grid. ``base`` picks one base of a study with several.
+    compound grid. ``base`` picks one base of a study with several. ``latency_mode``:
+    ``infer`` (inference time per batch) or ``train`` (training step time per batch) for the
+    runtime model, the measurements and the latency limit.
     """
     from netscale.specs import NetSpec, resolve_spec
+
+    if latency_mode not in ("infer", "train"):
+        raise NetscaleError(f"latency mode must be infer or train, got {latency_mode!r}")
+    if measure_fn is None and latency_mode != "infer":
+        measure_fn = default_measure(budget_s, mode=latency_mode)
 
     if isinstance(source, StudyResults):
         study: StudyResults | None = source
@@ -761,7 +770,8 @@ def recommend(source: str | Path | Any, target: str | float, *,
             study, target, max_latency_ms=max_latency_ms, batch_size=batch_size,
             max_params=max_params, max_acts=max_acts, device=device, measure=bool(measure),
             strategies=strategies, alphas=alphas, base=base, x=x, law=law, level=level,
-            n_boot=n_boot, seed=seed, tie=tie, budget_s=budget_s, measure_fn=measure_fn)
+            n_boot=n_boot, seed=seed, tie=tie, budget_s=budget_s, measure_fn=measure_fn,
+            latency_mode=latency_mode)
     if isinstance(source, NetSpec):
         spec, label = source.validate(), source.name
     else:
@@ -792,7 +802,8 @@ def recommend_study(study: StudyResults, target: str | float, *,
                     n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
                     budget_s: float = DEFAULT_BUDGET_S,
                     measure_fn: MeasureFn | None = None,
-                    fits: StudyFits | None = None) -> Recommendation:
+                    fits: StudyFits | None = None,
+                    latency_mode: str = "infer") -> Recommendation:
     """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws)."""
     if study.config.get("imported"):  # a results file: rank its groups (laws/groups.py)
         from netscale.laws.groups import recommend_groups
@@ -819,7 +830,8 @@ def recommend_study(study: StudyResults, target: str | float, *,
         fits = fit_study(trials, x=x, law=law, n_boot=n_boot, level=level, seed=seed)
     runtime: StudyRuntime | None
     try:
-        runtime = study_runtime(trials, batch_size=cons.batch_size, device=device)
+        runtime = study_runtime(trials, mode=latency_mode, batch_size=cons.batch_size,
+                                device=device)
     except NetscaleError as exc:
         if not measure:
             raise NetscaleError(f"{exc}; add --measure to time the candidates here at batch "
@@ -827,7 +839,8 @@ def recommend_study(study: StudyResults, target: str | float, *,
                                 + (f" on {device}" if device else "")) from None
         runtime = None
     if cons.max_latency_ms is not None and runtime is None and not measure:
-        raise NetscaleError("the study has no runtime measurements to check --max-latency "
+        raise NetscaleError(f"the study has no {latency_mode} runtime measurements to check "
+                            "--max-latency "
                             "against (benchmarking was off or failed); add --measure to time "
                             "the candidates on this machine")
     spec = _base_spec(study, base)
@@ -838,9 +851,10 @@ def recommend_study(study: StudyResults, target: str | float, *,
         device = runtime.device
     return _recommend(
         spec=spec, label=base, source=str(study.path), mode="study", target=target, cons=cons,
-        fits=fits, runtime=runtime, study_times=measured_times(trials, runtime), trials=trials,
+        fits=fits, runtime=runtime,
+        study_times=measured_times(trials, runtime, mode=latency_mode), trials=trials,
         measure=measure, device=device, strategies=strategies, alphas=alphas, level=level,
-        tie=tie, measure_fn=measure_fn or default_measure(budget_s),
+        tie=tie, measure_fn=measure_fn or default_measure(budget_s, mode=latency_mode),
         study_meta={"data_info": study.data_info, "config": study.config})
 
 

@@ -38,7 +38,8 @@ def _img(path: Path | None, alt: str) -> str:
     if path is None or not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return (f'<img alt="{_e(alt)}" data-name="{_e(path.name)}" '
+            f'src="data:image/png;base64,{data}">')
 
 
 def _plt() -> Any:
@@ -47,6 +48,12 @@ def _plt() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    try:  # the report's text sizes (>= 10 px at the displayed size)
+        from netscale.report.plots import RC
+
+        plt.rcParams.update(RC)
+    except ImportError:  # pragma: no cover
+        pass
     return plt
 
 
@@ -64,15 +71,51 @@ def _p(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
+WIDE_DECADES = 6.0  # an interval spanning more orders of magnitude says "unconstrained"
+
+
+def _wide(iv: tuple[float, float] | None) -> bool:
+    if iv is None:
+        return False
+    lo, hi = (abs(float(v)) for v in iv)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return True
+    lo, hi = sorted((lo, hi))
+    return hi > 0 and (lo == 0 or math.log10(hi / lo) > WIDE_DECADES)
+
+
 def _ci(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
     if iv is None:
         return f"{v:.{digits}g}"
+    if _wide(iv):  # the interval itself goes below the table (_wide_note)
+        return f"{v:.{digits}g} (unconstrained*)"
     return f"{v:.{digits}g} [{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
 
 
 def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
     """A fraction and its interval in percentage points."""
     return _p(v) if iv is None else f"{_p(v)} [{_p(iv[0])}, {_p(iv[1])}]"
+
+
+def _wide_note(fits: StudyFits) -> str:
+    """The law-parameter intervals too wide for the table, and what they mean."""
+    items = []
+    for label, f in fits.fits.items():
+        if f.report is None:
+            continue
+        lf = f.report.best_fit
+        for name in ("a", "b", "c"):
+            iv = lf.intervals.get(name)
+            if _wide(iv):
+                assert iv is not None
+                items.append(f"{label} {name}: [{iv[0]:.3g}, {iv[1]:.3g}]")
+    if not items:
+        return ""
+    return (f'<p class="small">* unconstrained: the data do not pin this parameter down (its '
+            f"{fits.level:.0%} interval spans more than {WIDE_DECADES:g} orders of magnitude; "
+            "other combinations of the parameters fit the points as well). The predictions "
+            "and their bands remain meaningful; the parameter alone is not. Intervals: "
+            + "; ".join(_e(i) for i in items) + ".</p>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +142,17 @@ def _log_ticks(ax: Any, lo: float, hi: float) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _plain_ticks(ax: Any) -> None:
+    """Plain labels on the log x axis (2, 3, 4, 6 M), as in the report's other plots."""
+    try:
+        from netscale.report.plots import plain_log_ticks
+
+        plain_log_ticks(ax, "x")
+    except ImportError:  # pragma: no cover
+        xl = ax.get_xlim()
+        _log_ticks(ax, xl[0], xl[1])
+
+
 def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     """All strategies on one log-x plot: points, fitted curves (dashed past the largest
     trained model) and prediction bands."""
@@ -108,7 +162,7 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     plt = _plt()
     colors = _colors(list(fits.fits))
     scale = 1e6 if "flops" in fits.x_metric or fits.x_metric in ("params", "acts") else 1.0
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
     seen: list[float] = []  # points and curves (not bands) set the y range
     for label, f in fits.fits.items():
         col = colors.get(label, "#333333")
@@ -119,18 +173,21 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
         seen += [100 * v for v in rep.y] + [100 * v for v in cv.y]
         x = [v / scale for v in cv.x]
         inside = [v <= rep.best_fit.x_max * (1 + 1e-9) for v in cv.x]
+        # faint band with its edges drawn: five overlapping bands stay readable and never
+        # hide a point (points are drawn on top, white-edged)
         ax.fill_between(x, [100 * v for v in cv.lo], [100 * v for v in cv.hi], color=col,
-                        alpha=0.10, lw=0)
+                        alpha=0.05, lw=0, zorder=1)
+        ax.plot(x, [100 * v for v in cv.lo], color=col, lw=0.6, alpha=0.45, zorder=1)
+        ax.plot(x, [100 * v for v in cv.hi], color=col, lw=0.6, alpha=0.45, zorder=1)
         xi = [v for v, k in zip(x, inside) if k]
         yi = [100 * v for v, k in zip(cv.y, inside) if k]
         ax.plot(xi, yi, color=col, lw=1.8, label=f"{label} ({rep.best})")
         k0 = max(sum(inside) - 1, 0)
         ax.plot(x[k0:], [100 * v for v in cv.y[k0:]], color=col, lw=1.4, ls="--")
-        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color=col, s=22,
-                   zorder=3)
+        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color=col, s=30,
+                   zorder=5, edgecolors="white", linewidths=0.8)
     ax.set_xscale("log")
-    xl = ax.get_xlim()
-    _log_ticks(ax, xl[0], xl[1])
+    _plain_ticks(ax)
     if seen:  # wide bands of poorly constrained fits must not flatten the others
         lo, hi = min(seen), max(seen)
         pad = max(0.5, 0.25 * (hi - lo))
@@ -139,10 +196,12 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
             "acts": "activations (M)"}.get(fits.x_metric, fits.x_metric)
     ax.set_xlabel(unit)
     ax.set_ylabel("top-1 error (%)")
-    ax.set_title(f"Fitted scaling laws ({fits.level:.0%} prediction bands; dashed: "
-                 f"extrapolation to {EXTEND:g}x)", fontsize=10)
+    ax.set_title(f"Fitted laws ({fits.level:.0%} prediction bands; dashed: "
+                 f"extrapolation to {EXTEND:g}×)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="strategy (law)", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, title="strategy (law)", loc="upper center", ncol=2,
+              bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
@@ -159,7 +218,9 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
     n = len(fitted)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False)
+    # full page width (about 1140 px at 100 dpi): ~380 px per panel, text >= 12 px
+    fig, axes = plt.subplots(rows, cols, figsize=(11.4 / 3 * cols, 3.3 * rows + 0.6),
+                             squeeze=False)
     scale = 1e6 if fits.x_metric in ("flops", "params", "acts", "epochs*flops") else 1.0
     for ax, (label, f) in zip(axes.flat, fitted.items()):
         rep = f.report
@@ -172,27 +233,29 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
         ax.fill_between(x, [100 * v for v in cv.conf_lo], [100 * v for v in cv.conf_hi],
                         color=col, alpha=0.28, lw=0, label="curve")
         ax.plot(x, [100 * v for v in cv.y], color=col, lw=1.6)
-        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color="k", s=14,
-                   zorder=3)
+        ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color="k", s=20,
+                   zorder=5, edgecolors="white", linewidths=0.6, label="trained")
         ax.axvline(rep.best_fit.x_max / scale, color="#888888", lw=0.8, ls=":")
         seen = [100 * v for v in rep.y] + [100 * v for v in cv.y]
         pad = max(1.0, 0.5 * (max(seen) - min(seen)))
         ax.set_ylim(max(0.0, min(seen) - pad), min(100.0, max(seen) + pad))
         ax.set_xscale("log")
-        _log_ticks(ax, x[0], x[-1])
-        ax.set_title(f"{label}: {rep.best} law", fontsize=9)
+        _plain_ticks(ax)
+        ax.set_title(f"{label}: {rep.best} law")
         ax.grid(True, which="both", alpha=0.3)
-        ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
+            "acts": "activations (M)"}.get(fits.x_metric, f"{fits.x_metric} (M)")
     for ax in axes[:, 0]:
-        ax.set_ylabel("top-1 error (%)", fontsize=8)
-    for ax in axes[-1, :]:
-        ax.set_xlabel(f"{fits.x_metric} (M)", fontsize=8)
-    axes.flat[0].legend(fontsize=7, loc="upper right")
+        ax.set_ylabel("top-1 error (%)")
+    for ax in axes.flat[:n]:
+        ax.set_xlabel(unit)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
     fig.suptitle(f"Per strategy: {fits.level:.0%} prediction band (light), band on the curve "
-                 "(dark); dotted line = largest trained model", fontsize=9)
-    fig.tight_layout()
+                 "(dark); dotted line = largest trained model")
+    fig.tight_layout(rect=(0, 0.6 / (3.3 * rows + 0.6), 1, 1))
     atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
     return path
@@ -211,6 +274,7 @@ def _fits_table(fits: StudyFits) -> str:
     out = ["<table><thead><tr>" + "".join(
         f'<th class="{"l" if i in (0, 3, 9) else ""}">{_e(h)}</th>' for i, h in enumerate(head))
         + "</tr></thead><tbody>"]
+    out.append(_base_fit_row(fits, len(head)))
     for label, f in fits.fits.items():
         alpha = "" if f.alpha is None else f"{f.alpha:.3g}"
         cells = [f'<td class="l">{_e(label)}</td>', f"<td>{_e(alpha)}</td>",
@@ -247,6 +311,36 @@ def _fits_table(fits: StudyFits) -> str:
     return "".join(out)
 
 
+def _base_fit_row(fits: StudyFits, ncols: int) -> str:
+    """The base (s = 1): the shared first point of every strategy's fit."""
+    for f in fits.fits.values():
+        if f.report is not None and f.report.x:
+            i = min(range(len(f.report.x)), key=lambda k: f.report.x[k])  # type: ignore[union-attr]
+            x, y = f.report.x[i], f.report.y[i]
+            unit = "M flops" if fits.x_metric == "flops" else f"M {fits.x_metric}"
+            return (f'<tr class="base"><td class="l">base (s = 1)</td><td class="l" '
+                    f'colspan="{ncols - 1}">the shared first point of every fit: '
+                    f"{x / 1e6:.3g} {_e(unit)}, top-1 error {_p(y)}%</td></tr>")
+    return ""
+
+
+def _base_candidate_row(trials: Sequence[Any]) -> str:
+    """The trained base (s = 1) as the reference row of the recommendation table."""
+    base = [t for t in trials if getattr(t, "factor", None) == 1 and trial_error(t) is not None]
+    if not base:
+        return ""
+    t = base[0]
+    errs = [trial_error(b) for b in base]
+    err = sum(e for e in errs if e is not None) / len(errs)
+    tm = "" if t.time_ms is None else f"{t.time_ms:.3g}"
+    seeds = f", mean of {len(base)} seeds" if len(base) > 1 else ""
+    return (f'<tr class="base"><td></td><td class="l">base (s = 1)</td>'
+            f"<td>{t.flops / 1e6:.3g}</td><td>{t.params / 1e6:.3g}</td>"
+            f"<td>{t.acts / 1e6:.3g}</td><td>{t.resolution}</td><td>{_p(err)} (trained"
+            f"{seeds})</td><td>{tm}</td><td class='l'>the base as trained and timed: the "
+            "reference the candidates scale from</td></tr>")
+
+
 def _notes_html(fits: StudyFits) -> str:
     by_text: dict[str, list[str]] = {}
     for label, f in fits.fits.items():
@@ -264,23 +358,39 @@ def _runtime_html(rt: StudyRuntime | None) -> str:
         return ("<p>No runtime model: the study has fewer than two successful benchmark rows "
                 "(benchmarking off or failed).</p>")
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th><th>r (log-log)</th>"
-            "<th>line: ms per unit</th><th>intercept (ms)</th><th>log-log exponent</th>"
+            "<th>line: slope</th><th>intercept (ms)</th><th>log-log exponent</th>"
             "</tr></thead><tbody>"]
+    units = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+             "acts": (1e6, "M activations")}
     for m, f in rt.model.per_metric.items():
+        div, unit = units.get(m, (1.0, m))
         rows.append(
             f"<tr><td class='l'>{_e(m)}</td>"
             f"<td>{'' if not math.isfinite(f.r) else f'{f.r:.3f}'}</td>"
             f"<td>{'' if f.r_log is None else f'{f.r_log:.3f}'}</td>"
-            f"<td>{f.slope:.3e}</td><td>{f.intercept:.3g}</td>"
+            f"<td>{f.slope * div:.3g} ms per {_e(unit)}</td><td>{f.intercept:.3g}</td>"
             f"<td>{'' if f.power_exp is None else f'{f.power_exp:.2f}'}</td></tr>")
     rows.append("</tbody></table>")
     best = rt.model.best_metric
     other = (f" Other settings measured (not used): {_e(', '.join(rt.other_settings))}."
              if rt.other_settings else "")
-    return (f"<p>Fitted {_e(rt.describe())}: <code>{_e(rt.formula())}</code>, "
+    return (f"<p>Fitted {_e(rt.describe())}: <code>{_e(_formula(rt))}</code>, "
             f"RMSE {rt.rmse:.3g} ms. Best single predictor: <b>{_e(best)}</b> (Pearson r = "
             f"{rt.model.per_metric[best].r:.3f}). It applies to this machine at batch "
             f"{rt.batch_size} on {_e(rt.device)} only.{other}</p>" + "".join(rows))
+
+
+def _formula(rt: StudyRuntime) -> str:
+    """The runtime model in the report's one set of units: ms per batch, flops in G
+    multiply-adds, params and activations in M."""
+    units = {"flops": (1e9, "G MACs"), "params": (1e6, "M"), "acts": (1e6, "M")}
+    if rt.using == "joint" and rt.model.joint is not None and rt.model.intercept is not None:
+        parts = " + ".join(f"{c * units.get(m, (1.0, ''))[0]:.3g}·{m}[{units.get(m, (1, ''))[1]}]"
+                           for m, c in rt.model.joint.items())
+        return f"time (ms) = {rt.model.intercept:.3g} + {parts}"
+    f = rt.model.per_metric[rt.using]
+    div, unit = units.get(rt.using, (1.0, ""))
+    return f"time (ms) = {f.intercept:.3g} + {f.slope * div:.3g}·{rt.using}[{unit}]"
 
 
 def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:
@@ -322,6 +432,7 @@ def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> st
     rows = ["<table><thead><tr><th>rank</th><th class='l'>strategy</th><th>flops (M)</th>"
             "<th>params (M)</th><th>acts (M)</th><th>px</th><th>predicted error (%)</th>"
             "<th>time (ms)</th><th class='l'>why not chosen</th></tr></thead><tbody>"]
+    rows.append(_base_candidate_row(trials))
     for cand in rec.candidates:
         if not cand.trained and (cand.rank is None or cand.rank > 8):
             continue
@@ -381,11 +492,10 @@ def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
                 "degree of freedom left its intervals are rough, so treat the extrapolations "
                 "as indicative. Train more factors (e.g. 8 and 16) or seeds for honest "
                 "extrapolation.</div>")
-        parts.append('<div class="grid">'
-                     + _img(plot_fits(fits, out / FIG_ALL), "fitted scaling laws")
-                     + _img(plot_panels(fits, out / FIG_PANELS), "fits per strategy")
-                     + "</div>")
+        parts.append(_img(plot_fits(fits, out / FIG_ALL), "fitted scaling laws"))
+        parts.append(_img(plot_panels(fits, out / FIG_PANELS), "fits per strategy"))
         parts.append(_fits_table(fits))
+        parts.append(_wide_note(fits))
         parts.append(_notes_html(fits))
     try:
         rt = study_runtime(trials)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,8 +23,15 @@ from netscale.report.analysis import (
     runtime_correlations,
     series_by_strategy,
 )
+from netscale.report.marks import (
+    FLAG_MARK,
+    SAME_MARK,
+    describe_data,
+    describe_recipe,
+    same_networks,
+    timing_flag,
+)
 from netscale.study.store import Store, TrialRow
-from netscale.util import jsonio
 from netscale.util.io import atomic_write_text, sweep_temp_files
 
 STORE_NAME = "results.sqlite"
@@ -37,42 +45,60 @@ margin-top:1.8em}.sub{color:#666;margin-top:4px}
 .warn{background:#fff6e6;border-color:#f0c36d}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+.tw{max-width:100%;overflow-x:auto;margin:8px 0}.tw table{margin:0}
+td.l{white-space:normal;min-width:4em}th{white-space:normal}
 th{background:#f5f5f5;cursor:pointer;user-select:none}th.sorted-asc::after{content:" ▲"}
 th.sorted-desc::after{content:" ▼"}td.l,th.l{text-align:left}
-tr.failed td{background:#fdecec}tr.pending td,tr.running td{color:#888}
+tr.failed td{background:#fdecec}tr.base td{background:#f6f6f6;font-weight:600}
+ul.settings{margin:4px 0 0 0;padding-left:20px}tr.pending td,tr.running td{color:#888}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:12px}
+@media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 .small{font-size:12px;color:#666}
 """
 
 _JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
-  th.addEventListener('click', function(){
-    var table = th.closest('table'), body = table.tBodies[0];
-    var asc = !th.classList.contains('sorted-asc');
-    table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
-    th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function(a, b){
-      var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
-      return asc ? c : -c;
-    });
-    rows.forEach(function(r){body.appendChild(r);});
+// Each sortable table sorts itself: the column is the header's own index in its row.
+function nsKey(cell){
+  if (!cell) return '';
+  var v = cell.getAttribute('data-v');
+  return (v === null ? cell.textContent : v).trim();
+}
+function nsSort(th, asc){
+  var table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
+  table.querySelectorAll('thead th').forEach(function(h){
+    h.classList.remove('sorted-asc','sorted-desc');});
+  th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function(a, b){
+    var x = nsKey(a.cells[col]), y = nsKey(b.cells[col]);
+    if (x === '' || y === '') return (x === '') === (y === '') ? 0 : (x === '' ? 1 : -1);
+    var nx = Number(x), ny = Number(y);  // numbers only when the whole value is one
+    var c = (isFinite(nx) && isFinite(ny)) ? nx - ny : (x < y ? -1 : x > y ? 1 : 0);
+    return asc ? c : -c;  // empty cells stay last either way
   });
+  rows.forEach(function(r){body.appendChild(r);});
+}
+document.querySelectorAll('table.sortable thead th').forEach(function(th){
+  th.addEventListener('click', function(){ nsSort(th, !th.classList.contains('sorted-asc')); });
 });
-// index.html#sort=COLUMN (or #sort=COLUMN-desc, e.g. #sort=acts) opens the page sorted
+// index.html#sort=COLUMN (or #sort=COLUMN-desc, e.g. #sort=acts) sorts the trials table
+// (id="trials"; the first sortable table with that column when the trials table lacks it)
 (function(){
   var m = location.hash.match(/sort=([^&]+)/);
   if (!m) return;
   var want = decodeURIComponent(m[1]).toLowerCase(), desc = /-desc$/.test(want);
   want = want.replace(/-desc$/, '');
-  document.querySelectorAll('table.sortable th').forEach(function(th){
-    var t = th.textContent.trim().toLowerCase();
-    if (t === want || t.split(' (')[0] === want) { th.click(); if (desc) th.click(); }
-  });
+  var tables = Array.prototype.slice.call(document.querySelectorAll('table.sortable'));
+  tables.sort(function(a, b){ return (b.id === 'trials') - (a.id === 'trials'); });
+  for (var i = 0; i < tables.length; i++) {
+    var ths = tables[i].querySelectorAll('thead th');
+    for (var j = 0; j < ths.length; j++) {
+      var t = ths[j].textContent.trim().toLowerCase();
+      if (t === want || t.split(' (')[0] === want) { nsSort(ths[j], !desc); return; }
+    }
+  }
 })();
 """
 
@@ -85,7 +111,8 @@ def _img(path: Path | None, alt: str) -> str:
     if path is None or not path.is_file():
         return f'<p class="small">({_e(alt)}: not enough data yet)</p>'
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return (f'<img alt="{_e(alt)}" data-name="{_e(path.name)}" '
+            f'src="data:image/png;base64,{data}">')
 
 
 def _cell(value: Any, text: str | None = None, left: bool = False) -> str:
@@ -103,22 +130,18 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
              ("params (M)", False), ("acts (M)", False), ("px", False), ("depths", True),
              ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
              ("top-5 err (%)", False), ("epochs", False), ("status", True),
-             ("wall (s)", False), ("error", True)]
-    out = ['<table class="sortable"><thead><tr>']
+             ("wall (s)", False), ("error", True), ("marks", True)]
+    same = same_networks(trials)
+    out = ['<table class="sortable" id="trials"><thead><tr>']
     out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
     out.append("</tr></thead><tbody>")
-    by_id = {t.id: t for t in trials}
     for t in trials:
-        canon = by_id.get(t.same_as) if t.same_as else None
-        same = f" (same network as {canon.strategy} x{canon.factor:g})" if canon else ""
-        quality = t.time_quality
-        flag = f" ({quality})" if quality and quality != "ok" else ""
         stages = t.spec.get("stages", [])
         depths = ",".join(str(s["depth"]) for s in stages)
         widths = ",".join(str(s["width"]) for s in stages)
         out.append(f'<tr class="{_e(t.status)}">')
         out.append(_cell(t.id, left=True))
-        out.append(_cell(t.strategy, t.strategy + same, left=True))
+        out.append(_cell(t.strategy, left=True))
         out.append(_cell(t.factor, f"{t.factor:g}"))
         out.append(_cell(t.flops, f"{t.flops / 1e6:.2f}"))
         out.append(_cell(t.params, f"{t.params / 1e6:.3f}"))
@@ -126,13 +149,17 @@ def _trials_table(trials: Sequence[TrialRow]) -> str:
         out.append(_cell(t.resolution))
         out.append(_cell(depths, left=True))
         out.append(_cell(widths, left=True))
-        out.append(_cell(t.time_ms, _fmt(t.time_ms) + flag if t.time_ms is not None else ""))
+        flag = timing_flag(t) if t.time_ms is not None else ""
+        out.append(_cell(t.time_ms, _fmt(t.time_ms) + (f" {FLAG_MARK}" if flag else "")))
         out.append(_cell(t.top1_err, _fmt(t.top1_err, 100)))
         out.append(_cell(t.top5_err, _fmt(t.top5_err, 100)))
         out.append(_cell(t.epochs_done))
         out.append(_cell(t.status, left=True))
         out.append(_cell(round(t.wall_time, 1)))
         out.append(_cell(t.error or "", left=True))
+        marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
+            [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])
+        out.append(_cell("; ".join(marks), left=True))
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -157,7 +184,8 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
     label = " (smoke test)" if rec.smoke_test else ""
     box = (f'<div class="box{" warn" if not rec.firm else ""}"><b>{head} '
            f"<code>{_e(rec.recommended)}</code>{label}</b>{tied} — {_e(rec.reason)}.</div>")
-    rows = ['<table class="sortable"><thead><tr><th class="l">strategy</th><th>s</th>'
+    rows = ['<table class="sortable" id="by-strategy"><thead><tr><th class="l">strategy</th>'
+            '<th>s</th>'
             f"<th>seeds</th><th>top-1 err (%)</th><th>{lvl} interval (%)</th>"
             f"<th>time (ms/batch)</th><th>{lvl} interval (ms)</th><th class='l'>timing</th>"
             "<th>flops (M)</th><th>acts (M)</th><th>params (M)</th>"
@@ -173,11 +201,15 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
         rows.append("<tr>" + _cell(g.strategy, left=True) + _cell(g.factor, f"{g.factor:g}")
                     + _cell(g.n_seeds) + _cell(g.top1_err_mean, _fmt(g.top1_err_mean, 100))
                     + _cell(g.top1_err_low, err_iv) + _cell(g.time_ms, _fmt(g.time_ms))
-                    + _cell(g.time_ms_low, t_iv) + _cell(g.time_quality, left=True)
+                    + _cell(g.time_ms_low, t_iv)
+                    + _cell(g.time_quality, g.time_quality + (f" {FLAG_MARK}"
+                            if g.time_quality not in (None, "ok") else ""), left=True)
                     + _cell(g.flops, f"{g.flops / 1e6:.2f}")
                     + _cell(g.acts, f"{g.acts / 1e6:.3f}")
                     + _cell(g.params, f"{g.params / 1e6:.3f}")
-                    + _cell(", ".join(g.same_network_as), left=True) + "</tr>")
+                    + _cell(", ".join(g.same_network_as),
+                            (f"{SAME_MARK} " if g.same_network_as else "")
+                            + ", ".join(g.same_network_as), left=True) + "</tr>")
     rows.append("</tbody></table>")
     how = (f'<p class="small">Each row is one (strategy, factor) group: mean top-1 error of its '
            f"seeds with a {lvl} interval combining the seed spread (Student t) and the finite "
@@ -186,7 +218,29 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
            "'noisy'/'contended' marks flagged measurements. Strategies whose error difference "
            "to the best has an interval containing 0 are tied; the fastest of them is "
            "recommended. See docs/statistics.md.</p>")
-    return smoke + box + "".join(rows) + how
+    return smoke + box + "".join(rows) + how + _MARKS_NOTE
+
+
+_MARKS_NOTE = (f'<p class="small">{FLAG_MARK} flagged timing: its spread exceeded the noise '
+               "threshold (noisy) or other processes used the CPU while it was measured (busy "
+               f"CPU); treat it with care. {SAME_MARK} same network: the scaled specs are "
+               "identical, so the rows are one model (their difference is noise).</p>")
+
+
+def _point_marks(trials: Sequence[TrialRow]
+                 ) -> tuple[dict[tuple[str, float], str], dict[tuple[str, float], list[str]]]:
+    """Flags and identical networks per (strategy, factor); the base under 'base'."""
+    same = same_networks(trials)
+    flags: dict[tuple[str, float], str] = {}
+    sames: dict[tuple[str, float], list[str]] = {}
+    for t in trials:
+        key = (t.strategy, t.factor)
+        f = timing_flag(t) if t.time_ms is not None else ""
+        if f:
+            flags[key] = f
+        if t.id in same:
+            sames[key] = sorted(set(sames.get(key, [])) | set(same[t.id]))
+    return flags, sames
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
@@ -195,12 +249,14 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
         return '<p class="small">(runtime was not measured, or fewer than 3 trials)</p>'
     best = max((c for c in corr if c.pearson_r is not None), key=lambda c: c.pearson_r or -1)
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
-            "<th>r (log-log)</th><th>fit: ms per unit</th><th>trials</th></tr></thead><tbody>"]
+            "<th>r (log-log)</th><th>linear fit: slope</th><th>trials</th></tr></thead><tbody>"]
     for c in corr:
+        div, unit = RUNTIME_UNITS.get(c.metric, (1.0, c.metric))
+        slope = "" if c.slope is None else f"{c.slope * div:.3g} ms per {unit}"
         rows.append("<tr>" + _cell(c.metric, left=True)
                     + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
                     + _cell(c.log_pearson_r, _fmt(c.log_pearson_r, 1, 3))
-                    + _cell(c.slope, "" if c.slope is None else f"{c.slope:.3e}")
+                    + _cell(c.slope, slope)
                     + _cell(c.n) + "</tr>")
     rows.append("</tbody></table>")
     return (f"<p>On this machine, <b>{_e(best.metric)}</b> predicts runtime best "
@@ -259,7 +315,8 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     series = series_by_strategy(trials)
     figs = {
         "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
-        "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png"),
+        "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png",
+                                                   flagged=_point_marks(trials)[0]),
         "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
         "growth": plots.growth(series, out / "growth.png"),
     }
@@ -283,8 +340,10 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
 <code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
 <code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding); data <code>{_e(jsonio.dumps(data))}</code>;
-recipe <code>{_e(jsonio.dumps(recipe))}</code>.</p>""")
+({_e(config.get('rounding', 'exact'))} rounding).</p>
+<ul class="settings"><li><b>Data</b>: {_e(describe_data(data))}</li>
+<li><b>Recipe</b>: {_e(describe_recipe(recipe))}</li>
+{_bench_line(config)}{_overrides_line(config)}</ul>""")
     verdict = _recommendation_html(trials, config, data_info)
     kind = "Scaling study" if imported is None else "Results"
     if imported is not None:
@@ -311,20 +370,53 @@ flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
 <h2>Runtime on this machine</h2>
 <p class="small">Machine: {_e(bench_env.get('cpu') or bench_env.get('device_name') or '')}
 {_e(bench_env.get('device', ''))}, torch {_e(env.get('torch', ''))}, {_e(env.get('threads', ''))}
-threads. Time is the median per batch of the study's benchmark setting.</p>
+threads. Time is the median per batch of the study's benchmark setting, in ms; slopes are
+ms per G multiply-adds (flops), per M params and per M activations throughout.</p>
 {_correlations_html(trials)}
 {_img(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
 <h2>How activations and parameters grow</h2>
 {_img(figs['growth'], 'growth of activations and parameters')}
 {''.join(extra)}
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
-{_trials_table(trials)}
+{_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
 raw results in <code>{_e(str(db))}</code>.</p>
 <script>{_JS}</script>
 </body></html>
 """
-    return atomic_write_text(out / "index.html", page)
+    return atomic_write_text(out / "index.html", _wrap_tables(page))
+
+
+def _wrap_tables(page: str) -> str:
+    """Every table scrolls inside its own box (div.tw), so that the page never overflows
+    horizontally, whatever section (including registered ones) produced the table."""
+    page = re.sub(r"<table\b", '<div class="tw"><table', page)
+    return page.replace("</table>", "</table></div>")
+
+
+RUNTIME_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+                 "acts": (1e6, "M activations")}
+
+
+def _bench_line(config: dict[str, Any]) -> str:
+    b = config.get("bench") or {}
+    if not b:
+        return ""
+    if not b.get("enabled", True):
+        return "<li><b>Runtime</b>: not measured</li>"
+    what = {"infer": "inference", "train": "training step", "both": "inference and training "
+            "step"}.get(b.get("mode", "infer"), b.get("mode"))
+    threads = f", {b['threads']} thread(s)" if b.get("threads") else ""
+    return (f"<li><b>Runtime</b>: {_e(what)} time per batch of {_e(b.get('batch_size'))}, "
+            f"{_e(b.get('budget'))} s measurement budget per model{_e(threads)}</li>")
+
+
+def _overrides_line(config: dict[str, Any]) -> str:
+    ov = config.get("overrides") or []
+    if not ov:
+        return ""
+    return ("<li><b>Overrides</b> (<code>--set</code>): "
+            + ", ".join(f"<code>{_e(o)}</code>" for o in ov) + "</li>")
 
 
 def _register_default_sections() -> None:

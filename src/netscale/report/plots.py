@@ -14,6 +14,15 @@ from netscale.scaling import parse_strategy
 from netscale.study.store import TrialRow
 from netscale.util.io import atomic_savefig
 
+# Text sizes for figures shown at about their native pixel size in the report (half-width
+# figures ~570 px, full-width ~1140 px at 110 dpi): 9 pt at 110 dpi is 13.75 px, so every
+# label stays >= 10 px at 100 % zoom even when the browser scales the image down by 25 %.
+RC = {"font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
+      "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
+      "figure.titlesize": 11}
+HALF_W = 5.2  # inches at 110 dpi: one column of the report's two-column grid
+FULL_W = 10.4  # the page width
+
 
 def _plt():  # type: ignore[no-untyped-def]
     import matplotlib
@@ -21,7 +30,51 @@ def _plt():  # type: ignore[no-untyped-def]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(RC)
     return plt
+
+
+def plain_log_ticks(ax: Any, axis: str = "x", unit: str = "") -> None:
+    """Plain tick labels on a log axis (2, 3, 4, 6 M rather than 10^6.3): ticks at
+    1, 1.5, 2, 3, 4, 6, 8 × 10^k thinned to at most 8, no minor labels; ``unit`` suffixes each
+    label (e.g. ' M')."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if not (lo > 0 and hi > lo):
+        return
+    ticks: list[float] = []
+    for mults in ((1, 1.5, 2, 3, 4, 6, 8), (1, 2, 3, 4, 6), (1, 2, 4, 6), (1, 2, 5), (1, 3),
+                  (1,)):
+        ticks = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1,
+                                            math.ceil(math.log10(hi)) + 1)
+                 for m in mults if lo <= m * 10.0**k <= hi]
+        if len(ticks) <= 8:
+            break
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    which.set_major_locator(FixedLocator(ticks))
+    which.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}{unit}"))
+    which.set_minor_formatter(NullFormatter())
+
+
+def legend_below(ax: Any, title: str | None = None, ncol: int = 4) -> None:
+    """The legend under the axes, outside the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, title=title, loc="upper center", ncol=min(ncol, len(labels)),
+                  bbox_to_anchor=(0.5, -0.2), frameon=False)
+
+
+def mark_flags(ax: Any, xs: Sequence[float], ys: Sequence[float], flagged: Sequence[bool],
+               label: bool = True) -> None:
+    """A red ring around each point whose timing was flagged (noisy or busy CPU)."""
+    pts = [(x, y) for x, y, f in zip(xs, ys, flagged) if f]
+    if pts:
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=140, facecolors="none",
+                   edgecolors="#d00000", linewidths=1.4, zorder=6,
+                   label="flagged timing" if label else None)
 
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -39,7 +92,7 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
     plt = _plt()
     drawn = False
     colors = strategy_colors([s.strategy for s in series])
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(HALF_W, 4.2))
     for s in series:
         pts = [p for p in s.points if p.err is not None]
         if not pts:
@@ -49,43 +102,52 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
         yerr = [100 * p.err_std if p.err_std else 0.0 for p in pts]
         label = s.strategy if len({q.base for q in series}) == 1 else f"{s.base} {s.strategy}"
         ax.errorbar(x, y, yerr=yerr if any(yerr) else None, marker="o", label=label,
-                    color=colors[s.strategy], capsize=3)
+                    color=colors[s.strategy], capsize=3, zorder=3)
         drawn = True
     return _finish_error_plot(plt, fig, ax, drawn, path, "flops (M multiply-adds)",
-                              "Error vs flops, one line per scaling strategy")
+                              "Error vs flops, one line per scaling strategy", unit=" M")
 
 
-def error_vs_runtime(series: Sequence[Series], path: Path) -> Path | None:
+def error_vs_runtime(series: Sequence[Series], path: Path,
+                     flagged: Any = None) -> Path | None:
+    """``flagged``: (strategy, factor) pairs whose timing was flagged (ringed in red)."""
     plt = _plt()
     colors = strategy_colors([s.strategy for s in series])
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(HALF_W, 4.2))
+    flagged = set(flagged or ())
+    any_flag = False
     drawn = False
     for s in series:
         pts = [p for p in s.points if p.err is not None and p.time_ms is not None]
         if not pts:
             continue
         ax.plot([p.time_ms for p in pts], [100 * p.err for p in pts], marker="o",
-                label=s.strategy, color=colors[s.strategy])
+                label=s.strategy, color=colors[s.strategy], zorder=3)
         for p in pts:
-            ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+            ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=9,
+                        textcoords="offset points", xytext=(4, 3))
+        fl = [(p.strategy, p.factor) in flagged for p in pts]
+        mark_flags(ax, [p.time_ms for p in pts], [100 * p.err for p in pts], fl,
+                   label=not any_flag)
+        any_flag = any_flag or any(fl)
         drawn = True
     return _finish_error_plot(plt, fig, ax, drawn, path, "measured time per batch (ms)",
-                              "Error vs measured runtime (lower-left is better)")
+                              "Error vs measured runtime (lower-left is better)", unit="")
 
 
 def _finish_error_plot(plt: Any, fig: Any, ax: Any, drawn: bool, path: Path, xlabel: str,
-                       title: str) -> Path | None:
+                       title: str, unit: str = "") -> Path | None:
     """Log-x axes, labels, legend; saves the figure (None when nothing was drawn)."""
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xscale("log")
+    plain_log_ticks(ax, "x", unit)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 error (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="strategy")
+    legend_below(ax, "strategy")
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
@@ -93,20 +155,35 @@ def _finish_error_plot(plt: Any, fig: Any, ax: Any, drawn: bool, path: Path, xla
 
 
 def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
+    """Time per batch against flops, params and acts; flagged timings ringed in red,
+    identical networks labelled."""
+    from netscale.report.marks import SAME_MARK, same_networks, timing_flag
+
     rows = [t for t in trials if t.time_ms is not None]
     if len(rows) < 2:
         return None
     plt = _plt()
     colors = strategy_colors([t.strategy for t in rows])
     corr = {c.metric: c for c in runtime_correlations(rows)}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
     units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
              "acts": "activations (M)"}
-    for ax, metric in zip(axes, ("flops", "params", "acts")):
+    same = same_networks(rows)
+    flagged = [bool(timing_flag(t)) for t in rows]
+    for i, (ax, metric) in enumerate(zip(axes, ("flops", "params", "acts"))):
         for strat in sorted({t.strategy for t in rows}):
             pts = [t for t in rows if t.strategy == strat]
             ax.scatter([getattr(t, metric) / 1e6 for t in pts], [t.time_ms for t in pts],
-                       label=strat, color=colors[strat], s=28)
+                       label=strat, color=colors[strat], s=30, zorder=3)
+        mark_flags(ax, [getattr(t, metric) / 1e6 for t in rows], [t.time_ms for t in rows],
+                   flagged, label=i == 0)
+        labelled: set[str] = set()
+        for t in rows:
+            if t.id in same and t.id not in labelled:
+                labelled.update(o.id for o in rows if o.spec == t.spec)
+                ax.annotate(f"{SAME_MARK} {t.strategy} ×{t.factor:g} = "
+                            f"{', '.join(same[t.id])}", (getattr(t, metric) / 1e6, t.time_ms),
+                            fontsize=8.5, textcoords="offset points", xytext=(4, -11))
         c = corr[metric]
         if c.slope is not None:
             xs = np.linspace(min(getattr(t, metric) for t in rows),
@@ -117,8 +194,10 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         ax.set_xlabel(units[metric])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("time per batch (ms)")
-    axes[-1].legend(title="strategy", fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="strategy", loc="lower center", ncol=len(labels),
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
@@ -127,7 +206,7 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
 def growth(series: Sequence[Series], path: Path) -> Path | None:
     plt = _plt()
     colors = strategy_colors([s.strategy for s in series])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_W, 4.4))
     drawn = False
     for s in series:
         if s.strategy == BASE:
@@ -153,11 +232,13 @@ def growth(series: Sequence[Series], path: Path) -> Path | None:
     for ax, what in zip(axes, ("activations", "parameters")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
-        ax.set_xlabel("flops factor s")
-        ax.set_ylabel(f"{what} factor")
+        plain_log_ticks(ax, "x", "×")
+        plain_log_ticks(ax, "y", "×")
+        ax.set_xlabel("flops factor s (× the base's multiply-adds)")
+        ax.set_ylabel(f"{what} factor (× the base's)")
         ax.set_title(f"{what.capitalize()} growth (dotted: s^exponent)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

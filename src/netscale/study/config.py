@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ _TOP_KEYS = {
     "name", "out", "bases", "base_overrides", "strategies", "factors", "rounding", "tolerance",
     "resolution_multiple",
     "seeds", "data", "recipe", "bench", "train", "retries", "resources", "description",
+    "overrides",
 }
 _OVERRIDABLE = ("resolution", "num_classes", "in_channels", "activation", "dropout")
 
@@ -133,6 +134,7 @@ class StudyConfig:
     description: str = ""
     # bases and data exactly as written in the config (for fingerprints of older stores)
     written: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE applied on top of the file (a record)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,7 @@ class StudyConfig:
             "retries": self.retries,
             "resources": dataclasses.asdict(self.resources),
             "description": self.description,
+            **({"overrides": list(self.overrides)} if self.overrides else {}),
         }
 
     def fingerprint(self) -> str:
@@ -164,6 +167,7 @@ class StudyConfig:
         d = self.to_dict()
         for k in ("out", "retries", "resources", "description", "name"):
             d.pop(k)
+        d.pop("overrides", None)  # already reflected in the values
         d["bases"] = [self._base_identity(b) for b in self.bases]
         return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -173,6 +177,7 @@ class StudyConfig:
         d = self.to_dict()
         for k in ("out", "retries", "resources", "description", "name"):
             d.pop(k)
+        d.pop("overrides", None)  # already reflected in the values
         d.update({k: v for k, v in self.written.items() if k in ("bases", "data")})
         return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -380,6 +385,8 @@ def parse_study_config(data: Any, *, source: str = "study config",
         base_dir=base_dir,
         description=str(data.get("description", "")),
         written=written,
+        overrides=tuple(str(o) for o in (_as_list(data["overrides"], "overrides", source)
+                                          if data.get("overrides") else ())),
     )
     for b in bases:  # fail early on unknown models / bad spec files
         if is_module_base(b):
@@ -431,12 +438,64 @@ def _validate_recipe_and_data(cfg: StudyConfig) -> None:
             raise NetscaleError(f"{cfg.source}: {what}: {exc}") from None
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    """Reads and validates a study config file."""
+def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """``data`` with each ``KEY.PATH=VALUE`` of ``sets`` applied (VALUE parsed as YAML, so
+    ``factors=[1,2]``, ``recipe.epochs=1``, ``train=false`` work); nested mappings are created
+    as needed. The applied overrides are recorded under ``overrides``."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(dict(data))
+    for item in sets:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not k for k in key.split(".")):
+            raise NetscaleError(f"--set {item!r}: give KEY=VALUE, e.g. --set recipe.epochs=1 "
+                                "or --set factors=[1,2]")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise NetscaleError(f"--set {item!r}: the value is not valid YAML ({problem})"
+                                ) from None
+        parts = key.split(".")
+        if parts[0] not in _TOP_KEYS or parts[0] == "overrides":
+            raise NetscaleError(f"--set {item!r}: unknown key {parts[0]!r}; study keys: "
+                                f"{', '.join(sorted(_TOP_KEYS - {'overrides'}))}")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, Mapping):
+                raise NetscaleError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is not a "
+                                    "mapping in the config")
+            else:
+                child = node[part] = dict(child)
+            node = child
+        node[parts[-1]] = value
+    recorded = [str(o) for o in (out.get("overrides") or [])]
+    out["overrides"] = recorded + [s.strip() for s in sets]
+    return out
+
+
+def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Reads and validates a study config file, with ``--set KEY=VALUE`` overrides applied
+    first (validated like the file)."""
     from netscale.specs.resolve import load_spec_data
 
     p = Path(path)
     if p.is_dir() and (p / "study.yaml").is_file():
         p = p / "study.yaml"
     data = load_spec_data(p, what="study config")
-    return parse_study_config(data, source=str(path), base_dir=p.resolve().parent)
+    source = str(path)
+    if overrides:
+        if not isinstance(data, Mapping):
+            raise NetscaleError(f"{source}: a study config is a mapping (YAML keys such as "
+                                "bases, strategies, factors, data, recipe)")
+        data = apply_overrides(data, overrides)
+        if not data.get("name") and source.endswith((".yaml", ".yml", ".json")):
+            data["name"] = Path(source).stem  # the default name comes from the file name
+        source = f"{path} with --set {' --set '.join(overrides)}"
+    return parse_study_config(data, source=source, base_dir=p.resolve().parent)

@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +164,11 @@ def study_lock(out_dir: Path) -> Iterator[None]:
 
 
 class Progress:
-    """One status line per change: trials done / running / failed and an ETA."""
+    """One status line per change: trials done / running / failed and an ETA.
+
+    The ETA comes from :class:`netscale.study.estimate.EtaModel` when one is attached (a cost
+    model per trial, calibrated by the epochs finished); otherwise from the share of the
+    study's cost finished so far."""
 
     def __init__(self, stream: TextIO | None, total_cost: float, done_cost: float) -> None:
         self.stream = stream
@@ -173,8 +177,40 @@ class Progress:
         self.done_cost = done_cost
         self.start_done_cost = done_cost
         self.last = 0.0
+        self.eta_model: Any = None
+
+    def attach(self, cfg: StudyConfig, trials: Sequence[Any], info: Mapping[str, Any] | None,
+               workers: int) -> None:
+        """Estimates the ETA from each trial's cost (see netscale.study.estimate)."""
+        from netscale.study.estimate import EtaModel, data_sizes
+
+        n_train, n_val = data_sizes(cfg.data, info)
+        self.eta_model = EtaModel(
+            trials, epochs=int(cfg.recipe.get("epochs", 10)), n_train=n_train, n_val=n_val,
+            bench_enabled=cfg.bench.enabled, bench_budget=cfg.bench.budget,
+            bench_batch=cfg.bench.batch_size, bench_mode=cfg.bench.mode, train=cfg.train,
+            workers=workers)
+
+    def on_start(self, tid: str, phase: str) -> None:
+        if self.eta_model is not None:
+            self.eta_model.started(tid, phase)
+
+    def on_bench(self, tid: str, time_ms: float | None) -> None:
+        if self.eta_model is not None:
+            self.eta_model.bench_done(tid, time_ms)
+
+    def on_epoch(self, tid: str, epoch: int) -> None:
+        if self.eta_model is not None:
+            self.eta_model.epoch_done(tid, epoch)
+
+    def on_finish(self, tid: str) -> None:
+        if self.eta_model is not None:
+            self.eta_model.finished(tid)
 
     def eta(self) -> str:
+        if self.eta_model is not None:
+            rem = self.eta_model.remaining()
+            return "?" if rem is None else f"~{_duration(rem)}"
         spent = time.time() - self.t0
         finished_here = self.done_cost - self.start_done_cost
         if finished_here <= 0 or spent <= 0:
@@ -372,6 +408,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
     total_cost = sum(_cost(t) for t in all_trials)
     done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
     progress = Progress(stream, total_cost, done_cost)
+    progress.attach(cfg, all_trials, json.loads(store.get_meta("data_info") or "{}"), workers)
     if not todo:
         progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
         return store.counts()
@@ -384,6 +421,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
     def on_event(tid: str, kind: str, data: dict[str, Any]) -> None:
         if kind == "epoch":
             store.record_epoch(tid, data["epoch"], data["metrics"])
+            progress.on_epoch(tid, int(data["epoch"]))
             m = data["metrics"]
             err = m.get("top1_err", m.get("val_top1_err"))
             msg = f"{tid}: epoch {data['epoch']}"
@@ -392,6 +430,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             progress.show(store.counts(), msg)
         elif kind == "bench":
             store.record_bench(tid, data["rows"], data.get("time_ms"))
+            progress.on_bench(tid, data.get("time_ms"))
             ms = data.get("time_ms")
             progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
 
@@ -440,6 +479,7 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
             store.mark_running(t.id, count=last, phase=phase)
             running.add(t.id)
             started[t.id] = time.time()
+            progress.on_start(t.id, phase)
             ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id), phase))
             progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
         for tid, ok, value in ex.poll(timeout=0.5):
@@ -453,6 +493,7 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
                     hist = train.get("history") if isinstance(train, Mapping) else None
                     store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
                     progress.done_cost += _cost(by_id[tid])
+                    progress.on_finish(tid)
                     progress.show(store.counts(), f"finished {tid}", force=True)
                 else:
                     store.mark_phase_done(tid, float(value.get("wall_time", wall)))
@@ -464,6 +505,7 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
                 if final:
                     failed.add(tid)
                     progress.done_cost += _cost(by_id[tid])
+                    progress.on_finish(tid)
                     progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
                 else:
                     progress.show(store.counts(), f"retrying {tid} after: {value}", force=True)

@@ -423,8 +423,11 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
                 "(resume=True) to continue it, or choose another output directory")
         ckpt = load_checkpoint(ckpt_file)
         check_checkpoint_spec(ckpt["spec"], spec, str(ckpt_file))
+        # more epochs than before extend the run (the cosine schedule is stretched to the
+        # new length from the current step); fewer are a different recipe
+        longer = ("epochs",) if recipe.epochs >= int(ckpt["recipe"].get("epochs", 0)) else ()
         _check_same(ckpt["recipe"], recipe.identity(), "recipe", ckpt_file,
-                    drop=("threads", "eval_batch_size"))
+                    drop=("threads", "eval_batch_size", *longer))
         _check_same(ckpt["data"], data.identity(), "data config", ckpt_file, drop=("workers",))
 
     ds = dataset if dataset is not None else load_dataset(data)
