@@ -46,7 +46,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        os.close(fd)
+        with open(tmp, "wb") as f:  # opened by name, so f.name tells which file it becomes
             os.fchmod(f.fileno(), 0o666 & ~current_umask())
             write(f)
             f.flush()
