@@ -103,7 +103,9 @@ def test_alias_is_timed_once_and_carries_identical_results(run_cli, tmp_path: Pa
     from netscale.report.html import make_report
 
     html = Path(make_report(cfg.out_dir)).read_text()
-    assert "dWr (same network as w x2)" in html
+    trials_table = html[html.index('id="trials"'):]
+    row = next(r for r in trials_table.split("<tr")[1:] if dwr2.id in r)
+    assert "≡ same network as w ×2" in row
 
 
 def test_store_written_before_dedup_gets_the_column(tmp_path: Path) -> None:

@@ -62,10 +62,12 @@ def same_networks(trials: Sequence[Any]) -> dict[str, list[str]]:
         if len(ts) > 1:
             for t in ts:
                 out[t.id] = [trial_label(o) for o in ts if o is not t]
-    for t in trials:  # labels recorded by the study take precedence
+    by_id = {t.id: t for t in trials}
+    for t in trials:  # links recorded by the study (same_as: the trial that ran) count too
         same = getattr(t, "same_as", None)
         if same:
-            labels = [same] if isinstance(same, str) else [str(s) for s in same]
+            ids = [same] if isinstance(same, str) else [str(s) for s in same]
+            labels = [trial_label(by_id[i]) if i in by_id else i for i in ids]
             out[t.id] = sorted(set(out.get(t.id, [])) | set(labels))
     return out
 
