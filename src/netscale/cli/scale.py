@@ -197,15 +197,23 @@ def _describe(r: ScaleResult) -> str:
             f"e_r={s.e_r:.3g}{g}), {r.rounding} rounding")
 
 
-def _side_by_side(r: ScaleResult) -> str:
-    b, s = r.base, r.spec
-    rows = [
+def _count_rows(r: Any) -> list[list[Any]]:
+    """The flops/params/acts rows (base, scaled, realized and predicted factors) shared by the
+    spec and the module-factory tables."""
+    return [
         ["flops (multiply-adds)", si(r.base_counts[0]), si(r.counts[0]),
          f"{r.flops_factor:.3f}", f"{r.factor:.3f}"],
         ["params", si(r.base_counts[1]), si(r.counts[1]), f"{r.params_factor:.3f}",
          f"{r.predicted_params_factor:.3f}"],
         ["acts (output elements)", si(r.base_counts[2]), si(r.counts[2]),
          f"{r.acts_factor:.3f}", f"{r.predicted_acts_factor:.3f}"],
+    ]
+
+
+def _side_by_side(r: ScaleResult) -> str:
+    b, s = r.base, r.spec
+    rows = [
+        *_count_rows(r),
         ["resolution (px)", b.resolution, s.resolution, f"{s.resolution / b.resolution:.3f}",
          f"{r.factor ** r.strategy.e_r:.3f}"],
         ["depths", _lst(b.depths), _lst(s.depths), f"{s.num_blocks / b.num_blocks:.3f}",
@@ -366,12 +374,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 def _module_side_by_side(r: Any) -> str:
     s = r.strategy
     rows = [
-        ["flops (multiply-adds)", si(r.base_counts[0]), si(r.counts[0]),
-         f"{r.flops_factor:.3f}", f"{r.factor:.3f}"],
-        ["params", si(r.base_counts[1]), si(r.counts[1]), f"{r.params_factor:.3f}",
-         f"{r.predicted_params_factor:.3f}"],
-        ["acts (output elements)", si(r.base_counts[2]), si(r.counts[2]),
-         f"{r.acts_factor:.3f}", f"{r.predicted_acts_factor:.3f}"],
+        *_count_rows(r),
         ["input shape", _shape(r.base_input_shape), _shape(r.input_shape),
          f"{r.resolution / r.base_resolution:.3f}" if r.base_resolution else "",
          f"{r.factor ** s.e_r:.3f}"],

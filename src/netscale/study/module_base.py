@@ -193,43 +193,34 @@ def _adapt(base: Mapping[str, Any], info: Mapping[str, Any] | None,
 def plan_module_trials(cfg: Any, base: Mapping[str, Any], info: Mapping[str, Any] | None,
                        seen: set[str]) -> list[Any]:
     """The planned trials of one module base (see :func:`netscale.study.runner.plan_trials`)."""
-    from netscale.scaling import parse_strategy
     from netscale.scaling.module import scale_module
-    from netscale.study.runner import BASE_STRATEGY, PlannedTrial, trial_id
+    from netscale.study.runner import PlannedTrial, new_trial_keys
 
     shape, kwargs, num_classes = _adapt(base, info, cfg.base_overrides, cfg.source)
     label = str(base["name"])
     out = []
     cache: dict[tuple[str, float], Any] = {}
-    for seed in cfg.seeds:
-        for strategy in cfg.strategies:
-            for factor in cfg.factors:
-                strat = parse_strategy(strategy)
-                name = BASE_STRATEGY if factor == 1 else strat.name
-                tid = trial_id(label, name, factor, seed)
-                if tid in seen:
-                    continue
-                seen.add(tid)
-                key = (name, float(factor))
-                if key not in cache:
-                    cache[key] = scale_module(
-                        base["module"], shape, float(factor), strat,
-                        depth_arg=base["depth_arg"], width_arg=base["width_arg"],
-                        tolerance=cfg.tolerance,
-                        resolution_multiple=int(base["resolution_multiple"]),
-                        kwargs=kwargs, name=label)
-                r = cache[key]
-                spec = ModuleSpec(name=f"{label}_x{factor:g}_{name}", module=base["module"],
-                                  kwargs=r.factory_kwargs(), input_shape=r.input_shape,
-                                  num_classes=num_classes or 0)
-                out.append(PlannedTrial(
-                    id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                    spec=spec.to_dict(), flops=r.counts[0], params=r.counts[1],
-                    acts=r.counts[2], resolution=r.resolution,
-                    flops_factor=r.flops_factor, params_factor=r.params_factor,
-                    acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
-                    depths=(), widths=(),
-                ))
+    for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
+        key = (name, float(factor))
+        if key not in cache:
+            cache[key] = scale_module(
+                base["module"], shape, float(factor), strat,
+                depth_arg=base["depth_arg"], width_arg=base["width_arg"],
+                tolerance=cfg.tolerance,
+                resolution_multiple=int(base["resolution_multiple"]),
+                kwargs=kwargs, name=label)
+        r = cache[key]
+        spec = ModuleSpec(name=f"{label}_x{factor:g}_{name}", module=base["module"],
+                          kwargs=r.factory_kwargs(), input_shape=r.input_shape,
+                          num_classes=num_classes or 0)
+        out.append(PlannedTrial(
+            id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
+            spec=spec.to_dict(), flops=r.counts[0], params=r.counts[1],
+            acts=r.counts[2], resolution=r.resolution,
+            flops_factor=r.flops_factor, params_factor=r.params_factor,
+            acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
+            depths=(), widths=(),
+        ))
     return out
 
 

@@ -93,6 +93,22 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
 
 
 
+def new_trial_keys(cfg: StudyConfig, label: str, seen: set[str]
+                   ) -> Iterator[tuple[int, Any, str, float, str]]:
+    """(seed, strategy, name, factor, trial id) of every trial of base ``label`` not in
+    ``seen`` (which it updates): factor 1 is the base, shared by all strategies."""
+    for seed in cfg.seeds:
+        for strategy in cfg.strategies:
+            for factor in cfg.factors:
+                strat = parse_strategy(strategy)
+                name = BASE_STRATEGY if factor == 1 else strat.name
+                tid = trial_id(label, name, factor, seed)
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                yield seed, strat, name, float(factor), tid
+
+
 def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list[PlannedTrial]:
     """Every trial of the study, without running anything. Factor 1 is shared by all
     strategies (it is the base model) and appears once per base and seed.
@@ -112,30 +128,22 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
             continue
         spec = cfg.resolve_base(base, info)
         label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
-        for seed in cfg.seeds:
-            for strategy in cfg.strategies:
-                for factor in cfg.factors:
-                    strat = parse_strategy(strategy)
-                    name = BASE_STRATEGY if factor == 1 else strat.name
-                    tid = trial_id(label, name, factor, seed)
-                    if tid in seen:
-                        continue
-                    seen.add(tid)
-                    r = scale_report(spec, factor, strat, rounding=cfg.rounding,
-                                     tolerance=cfg.tolerance,
-                                     resolution_multiple=cfg.resolution_multiple,
-                                     name=f"{label}_x{factor:g}_{name}")
-                    spec_dict = r.spec.to_dict()
-                    first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
-                    out.append(PlannedTrial(
-                        id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                        spec=spec_dict, flops=r.counts[0], params=r.counts[1],
-                        acts=r.counts[2], resolution=r.spec.resolution,
-                        flops_factor=r.flops_factor, params_factor=r.params_factor,
-                        acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
-                        depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
-                        same_as=None if first == tid else first,
-                    ))
+        for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
+            r = scale_report(spec, factor, strat, rounding=cfg.rounding,
+                             tolerance=cfg.tolerance,
+                             resolution_multiple=cfg.resolution_multiple,
+                             name=f"{label}_x{factor:g}_{name}")
+            spec_dict = r.spec.to_dict()
+            first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
+            out.append(PlannedTrial(
+                id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
+                spec=spec_dict, flops=r.counts[0], params=r.counts[1],
+                acts=r.counts[2], resolution=r.spec.resolution,
+                flops_factor=r.flops_factor, params_factor=r.params_factor,
+                acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
+                depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
+                same_as=None if first == tid else first,
+            ))
     return out
 
 
