@@ -244,13 +244,18 @@ def _lst(xs: list[int]) -> str:
     return "[" + ",".join(str(x) for x in xs) + "]"
 
 
+def _growth_cells(r: Any) -> list[str]:
+    """Strategy, s and the realized vs predicted factors: the growth tables' first columns."""
+    return [r.strategy.name, f"{r.factor:g}", f"{r.flops_factor:.2f}",
+            f"{r.params_factor:.2f}", f"{r.predicted_params_factor:.2f}",
+            f"{r.acts_factor:.2f}", f"{r.predicted_acts_factor:.2f}"]
+
+
 def _growth(results: list[ScaleResult]) -> str:
     rows = []
     for r in results:
         rows.append([
-            r.strategy.name, f"{r.factor:g}", f"{r.flops_factor:.2f}",
-            f"{r.params_factor:.2f}", f"{r.predicted_params_factor:.2f}",
-            f"{r.acts_factor:.2f}", f"{r.predicted_acts_factor:.2f}",
+            *_growth_cells(r),
             _lst(r.spec.depths), _lst(r.spec.widths), r.spec.resolution,
             "yes" if r.within_tolerance else "NO",
         ])
@@ -402,9 +407,7 @@ def _module_growth(results: list[Any]) -> str:
     rows = []
     for r in results:
         rows.append([
-            r.strategy.name, f"{r.factor:g}", f"{r.flops_factor:.2f}",
-            f"{r.params_factor:.2f}", f"{r.predicted_params_factor:.2f}",
-            f"{r.acts_factor:.2f}", f"{r.predicted_acts_factor:.2f}",
+            *_growth_cells(r),
             f"{r.depth_mult:.3g}", f"{r.width_mult:.3g}", _shape(r.input_shape),
             "yes" if r.within_tolerance else "NO",
         ])

@@ -211,14 +211,10 @@ def load_run_weights(run_dir: str | Path, which: str = "auto") -> tuple[dict[str
     """(spec dict, state dict, description) of a run's checkpoint; EMA weights if the run
     kept them (``which``: auto, ema, raw)."""
     from netscale.train import load_checkpoint
+    from netscale.train.checkpoint import checkpoint_weights
 
     ck = load_checkpoint(run_dir)
-    has_ema = ck.get("ema") is not None
-    if which == "ema" and not has_ema:
-        raise NetscaleError(f"{str(run_dir)!r} has no EMA weights (trained without --ema); "
-                            "use --which raw")
-    used = "ema" if has_ema and which != "raw" else "raw"
-    state = ck["ema"]["model"] if used == "ema" else ck["model"]
+    state, used = checkpoint_weights(ck, which, repr(str(run_dir)))
     epochs = len(ck.get("history") or [])
     desc = f"trained weights ({used}) from {run_dir}" + (f", epoch {epochs}" if epochs else "")
     return ck["spec"], state, desc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,15 @@ def _load_reason(exc: BaseException) -> str:
     else:
         detail = f"{type(exc).__name__}: {' '.join(text.split())[:160]}"
     return f"not a netscale checkpoint or corrupt ({detail})"
+
+
+def checkpoint_weights(ck: Mapping[str, Any], which: str, where: str) -> tuple[Any, str]:
+    """(state dict, "ema" or "raw") of a loaded checkpoint: its EMA weights when the run kept
+    them and ``which`` is auto or ema, else the raw ones; ``which="ema"`` without EMA weights
+    is a one-line error naming ``where``."""
+    has_ema = ck.get("ema") is not None
+    if which == "ema" and not has_ema:
+        raise NetscaleError(f"{where} has no EMA weights (trained without --ema); use the raw "
+                            "weights")
+    used = "ema" if has_ema and which != "raw" else "raw"
+    return (ck["ema"]["model"] if used == "ema" else ck["model"]), used

@@ -39,6 +39,7 @@ from netscale.models import build_model
 from netscale.specs import NetSpec, resolve_spec
 from netscale.train.checkpoint import (
     CHECKPOINT_NAME,
+    checkpoint_weights,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -742,12 +743,7 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
         if spec is not None:
             check_checkpoint_spec(ck["spec"], _as_spec(spec), repr(ckpt_path))
         model = build_model(the_spec)
-        has_ema = ck.get("ema") is not None
-        if weights == "ema" and not has_ema:
-            raise NetscaleError(f"checkpoint {ckpt_path!r} has no EMA weights (trained "
-                                "without --ema); use weights raw")
-        used = "ema" if has_ema and weights != "raw" else "raw"
-        state = ck["ema"]["model"] if used == "ema" else ck["model"]
+        state, used = checkpoint_weights(ck, weights, f"checkpoint {ckpt_path!r}")
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
