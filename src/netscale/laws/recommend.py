@@ -493,6 +493,28 @@ def _option(c: Candidate, time_half: float) -> Any:
                   "ok" if t is not None else "none")
 
 
+def _explain_others(rest: Sequence[Candidate], chosen: Candidate, tied_names: set[str],
+                    kind: str) -> None:
+    """Each ranked candidate's verdict against the chosen one: statistically tied but not
+    faster, or ``+N points`` worse; ``kind`` says whether the errors are predicted or
+    measured."""
+    ce = chosen.error
+    assert ce is not None
+    for c in rest:
+        e = c.error
+        assert e is not None
+        if c.name in tied_names:
+            c.verdict = (f"{kind} error statistically tied with {chosen.name} "
+                         f"({_pts(e.value)}% vs {_pts(ce.value)}%; the interval of the "
+                         "difference includes 0) but not faster" + _speed(c, chosen))
+            continue
+        overlap = e.lo <= ce.hi and ce.lo <= e.hi
+        c.verdict = (f"+{_pts(e.value - ce.value)} points {kind} error vs {chosen.name} "
+                     f"({_pts(e.value)}% vs {_pts(ce.value)}%; "
+                     f"{'intervals overlap' if overlap else 'intervals do not overlap'}, "
+                     "the difference's does not include 0)" + _speed(c, chosen))
+
+
 def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0,
           where: str = "", level: float = DEFAULT_LEVEL) -> tuple[Candidate, str, Any]:
     """Ranks feasible candidates with :func:`netscale.advise.decide` (the tie logic of every
@@ -522,20 +544,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
                       key=lambda c: (c.error.value, c.time_ms if c.time_ms is not None  # type: ignore[union-attr]
                                      else inf, c.name))
         order = [chosen, *rest]
-        ce = chosen.error
-        for c in rest:
-            e = c.error
-            assert e is not None
-            if c.name in tied_names:
-                c.verdict = (f"predicted error statistically tied with {chosen.name} "
-                             f"({_pts(e.value)}% vs {_pts(ce.value)}%; the interval of the "
-                             "difference includes 0) but not faster" + _speed(c, chosen))
-                continue
-            overlap = e.lo <= ce.hi and ce.lo <= e.hi
-            c.verdict = (f"+{_pts(e.value - ce.value)} points predicted error vs {chosen.name} "
-                         f"({_pts(e.value)}% vs {_pts(ce.value)}%; "
-                         f"{'intervals overlap' if overlap else 'intervals do not overlap'}, "
-                         "the difference's does not include 0)" + _speed(c, chosen))
+        _explain_others(rest, chosen, tied_names, "predicted")
         for i, c in enumerate(order, 1):
             c.rank = i
         unknown = [c for c in feasible if c.error is None]
@@ -662,19 +671,7 @@ def _measured_rank(cands: list[Candidate], trials: Sequence[Any], factor: float,
                                     "lowest measured error, separated from the others"))
     rest = [by_name[o.name] for o in sorted(dec.tied + dec.separated,
                                             key=lambda o: (o.err, o.name))]
-    ce = chosen.error
-    assert ce is not None
-    for c in rest:
-        e = c.error
-        assert e is not None
-        if c.name in tied_names:
-            c.verdict = (f"measured error statistically tied with {chosen.name} "
-                         f"({_pts(e.value)}% vs {_pts(ce.value)}%) but not faster"
-                         + _speed(c, chosen))
-        else:
-            c.verdict = (f"+{_pts(e.value - ce.value)} points measured error vs {chosen.name} "
-                         f"({_pts(e.value)}% vs {_pts(ce.value)}%; the interval of the "
-                         "difference excludes 0)" + _speed(c, chosen))
+    _explain_others(rest, chosen, tied_names, "measured")
     for i, c in enumerate([chosen, *rest], 1):
         c.rank = i
     for c in cands:
