@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="timing repeats (median reported)")
     args = ap.parse_args(argv)
 
+    from netscale.advise.recommend import recommend
+    from netscale.advise.study_fits import fit_study, load_study
     from netscale.laws import calibration_study, fit_law, fit_report
-    from netscale.laws.recommend import recommend
-    from netscale.laws.report import laws_section
-    from netscale.laws.study_fits import fit_study, load_study
-    from netscale.laws.synthetic import synthetic_study
+    from netscale.report.laws_section import laws_section
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic import synthetic_study  # a test fixture
 
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)

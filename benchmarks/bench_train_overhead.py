@@ -29,8 +29,11 @@ from torch import nn
 from netscale.data import DataConfig, load_dataset, make_loaders
 from netscale.errors import NetscaleError
 from netscale.models import build_model
-from netscale.train import Recipe, param_groups, small_regnet, train
+from netscale.train import Recipe, param_groups, train
 from netscale.util.fmt import table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from small_specs import small_regnet
 
 
 def bare_loop(spec, loader, recipe: Recipe) -> float:

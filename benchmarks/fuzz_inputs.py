@@ -139,7 +139,8 @@ torch.save({"a": torch.zeros(2)}, fx / "ck_plain_dict.pt")
     _write(fx / "ck_empty.pt", b"")
     _write(fx / "ck_text.pt", "hello\n")
     _write(fx / "ck_zeros.pt", bytes(4096))
-    from netscale.laws.synthetic import synthetic_study
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic import synthetic_study  # a test fixture
 
     if not (fx / "study" / "results.sqlite").exists():
         synthetic_study(fx / "study")
@@ -892,8 +893,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import yaml  # noqa: F401
 
     import netscale.cli.main as cli_main
+    from netscale.advise import recommend, study_fits  # noqa: F401
     from netscale.bench import harness  # noqa: F401
-    from netscale.laws import recommend, study_fits  # noqa: F401
     from netscale.report import html  # noqa: F401
     from netscale.study import runner  # noqa: F401
     from netscale.train import trainer  # noqa: F401

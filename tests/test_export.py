@@ -14,7 +14,8 @@ from netscale.models import build_model
 from netscale.models.export import export_spec, onnx_missing
 from netscale.scaling import scale
 from netscale.specs import NetSpec, resolve_spec
-from netscale.train import load_checkpoint, small_regnet
+from netscale.train import load_checkpoint
+from small_specs import small_regnet
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
 

@@ -8,8 +8,8 @@ import pytest
 
 from netscale.complexity import count_tuple
 from netscale.laws import FitReport
-from netscale.laws.synthetic import synthetic_study
 from netscale.specs import resolve_spec
+from synthetic import synthetic_study
 
 
 @pytest.fixture(scope="module")

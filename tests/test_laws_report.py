@@ -1,4 +1,4 @@
-"""The report's "Scaling laws" section (netscale.laws.report.laws_section)."""
+"""The report's "Scaling laws" section (netscale.report.laws_section.laws_section)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from netscale.laws.report import FIG_ALL, FIG_PANELS, laws_section
-from netscale.laws.study_fits import load_study
-from netscale.laws.synthetic import synthetic_study
+from netscale.advise.study_fits import load_study
+from netscale.report.laws_section import FIG_ALL, FIG_PANELS, laws_section
+from synthetic import synthetic_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from netscale.errors import NetscaleError
-from netscale.laws import RuntimeModel, fit_runtime, lr_rule, scaled_lr
+from netscale.laws import RuntimeModel, fit_runtime
+from netscale.train.lr_rules import lr_rule, scaled_lr
 
 
 def bench_rows(seed=0, n=12, noise=0.01):

@@ -1,4 +1,4 @@
-"""The recommendation engine (netscale.laws.recommend) on synthetic studies."""
+"""The recommendation engine (netscale.advise.recommend) on synthetic studies."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 
 import pytest
 
+from netscale.advise.recommend import Constraints, recommend
+from netscale.advise.study_fits import fast_alpha, fit_study, load_study, strategy_exponents
 from netscale.errors import NetscaleError
-from netscale.laws.recommend import Constraints, recommend
-from netscale.laws.study_fits import fast_alpha, fit_study, load_study, strategy_exponents
-from netscale.laws.synthetic import synthetic_study
 from netscale.specs import NetSpec
 from netscale.study.quickstart import quickstart_base
+from synthetic import synthetic_study
 
 # truth: dwr (α=1/3) clearly best, w (α=1) worst of the family; d and r poor
 TRUTH = {"dr": (0.40, 0.08), "dwr": (0.55, 0.06), "dWr": (0.50, 0.07), "w": (0.30, 0.10),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netscale.laws.report import _ci, _wide
+from netscale.report.laws_section import _ci, _wide
 from netscale.report.marks import describe_data, describe_recipe, same_networks, timing_flag
 
 

@@ -1,5 +1,5 @@
 """Results trained elsewhere: CSV/JSON import, `fit --at/--noise`, recommend, report and
-`bench --fit --from` on files (netscale.laws.results_io, netscale.laws.groups)."""
+`bench --fit --from` on files (netscale.advise.results_io, netscale.advise.groups)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from netscale.advise.results_io import load_results
+from netscale.advise.study_fits import fit_study
 from netscale.complexity import count_tuple
 from netscale.errors import NetscaleError
 from netscale.laws.fit import fit_law
-from netscale.laws.results_io import load_results
-from netscale.laws.study_fits import fit_study
 from netscale.specs import resolve_spec
 
 # two exact laws err = a·x^(−b) + c (x in multiply-adds); A is better at large flops
@@ -117,8 +117,8 @@ def test_percent_flag_and_rows_without_results(tmp_path):
 
 def test_study_export_csv_round_trips(tmp_path):
     """A study's own `--export csv` is a results file: same fits as the study."""
-    from netscale.laws.synthetic import synthetic_study
     from netscale.study.store import Store
+    from synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", strategies=("dWr", "w"), factors=(1, 2, 4, 8))
     with Store(d / "results.sqlite") as s:
@@ -367,7 +367,7 @@ def test_loader_counts_spec_files_without_torch(tmp_path):
     resolve_spec("RegNetY-200MF").save(tmp_path / "mine.yaml")
     write_csv(tmp_path / "r.csv", "group,model,top1_err_pct",
               ["Y,mine.yaml,29.7", "Y,RegNetY-400MF,25.9"])
-    code = ("import sys; from netscale.laws.results_io import load_results; "
+    code = ("import sys; from netscale.advise.results_io import load_results; "
             f"s = load_results({str(tmp_path / 'r.csv')!r}); "
             "print(s.trials[0].flops, 'torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
+from netscale.advise.recommend import default_measure, recommend
 from netscale.bench.analysis import format_fit, format_predictions
 from netscale.bench.fit import fit_joint, fit_metric, fit_runtime
 from netscale.errors import NetscaleError
-from netscale.laws.recommend import default_measure, recommend
-from netscale.laws.synthetic import synthetic_study
 from netscale.study.quickstart import quickstart_base
 from netscale.study.store import Store
+from synthetic import synthetic_study
 
 
 def test_line_prediction_interval_is_the_ols_formula() -> None:

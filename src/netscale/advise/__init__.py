@@ -1,7 +1,7 @@
 """The one recommendation engine: verdicts that know about noise.
 
 :func:`study_verdict` (measured groups of a study at a trained factor) and
-:func:`netscale.laws.recommend.recommend` (law predictions beyond the trained factors) both
+:func:`netscale.advise.recommend.recommend` (law predictions beyond the trained factors) both
 rank through :func:`decide`, so the report's box, ``netscale report --json``, ``netscale
 recommend`` and the quickstart agree by construction. Statistics: :mod:`netscale.laws.stats`
 and docs/statistics.md.

@@ -428,7 +428,7 @@ def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None 
 
 def verdict_for_study_dir(study_dir: str | Path, **kw: Any) -> Verdict:
     """:func:`study_verdict` of a study directory (results.sqlite)."""
-    from netscale.laws.study_fits import load_study
+    from netscale.advise.study_fits import load_study
 
     st = load_study(study_dir)
     return study_verdict(st.trials, data_info=st.data_info, config=st.config, **kw)

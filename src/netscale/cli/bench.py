@@ -155,9 +155,9 @@ def fit_outside(args: argparse.Namespace) -> int:
     """``bench --fit --from FILE``: the runtime model of timings measured elsewhere."""
     from collections import defaultdict
 
+    from netscale.advise.results_io import load_results, timing_rows
     from netscale.bench.analysis import format_fit
     from netscale.bench.fit import METRICS, fit_runtime
-    from netscale.laws.results_io import load_results, timing_rows
     from netscale.util import jsonio
 
     if not args.fit:

@@ -13,7 +13,7 @@ from netscale.errors import NetscaleError
 
 
 def add_parser(sub: Any) -> None:
-    from netscale.laws.study_fits import LAW_CHOICES, X_METRICS
+    from netscale.advise.study_fits import LAW_CHOICES, X_METRICS
 
     p = sub.add_parser(
         "fit",
@@ -232,8 +232,8 @@ def runtime_text(rt: Any) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from netscale.laws.results_io import is_imported, load_results
-    from netscale.laws.study_fits import fit_study, study_runtime
+    from netscale.advise.results_io import is_imported, load_results
+    from netscale.advise.study_fits import fit_study, study_runtime
     from netscale.util.validate import MAX_N_BOOT, check_fraction, check_int_range
 
     check_int_range(args.n_boot, "--n-boot", 0, MAX_N_BOOT,
@@ -382,7 +382,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from netscale.laws.recommend import default_measure, recommend
+    from netscale.advise.recommend import default_measure, recommend
     from netscale.util.units import parse_count
     from netscale.util.validate import check_device, check_output_file
 
@@ -407,7 +407,7 @@ def run_recommend(args: argparse.Namespace) -> int:
                   if args.strategies else None)
     inner = default_measure(args.budget, mode=args.latency_mode)
     source: Any = args.source
-    from netscale.laws.results_io import is_results_file, load_results
+    from netscale.advise.results_io import is_results_file, load_results
 
     if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
         if args.out:
@@ -418,7 +418,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         raise NetscaleError("--percent/--fraction/--noise apply to a results file (.csv or "
                             f".json), not to {args.source!r}")
     if is_results_file(args.source):
-        from netscale.laws.groups import recommend_groups
+        from netscale.advise.groups import recommend_groups
 
         extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
                                 ("--device", args.device)) if v]

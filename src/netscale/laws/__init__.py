@@ -1,4 +1,4 @@
-"""Scaling laws: error-vs-complexity fits, runtime models and learning-rate rules.
+"""Scaling laws: error-vs-complexity fits, interval statistics and runtime models.
 
 Pure numpy/scipy, no torch. See docs/laws.md.
 """
@@ -26,7 +26,6 @@ from netscale.laws.fit import (
     metric_value,
     validate_points,
 )
-from netscale.laws.lr_rules import LINEAR_OPTIMIZERS, SQRT_OPTIMIZERS, lr_rule, scaled_lr
 from netscale.laws.runtime import DEFAULT_METRICS, MetricFit, RuntimeModel, fit_runtime
 
 __all__ = [
@@ -37,9 +36,7 @@ __all__ = [
     "ERROR_DOMAIN",
     "LAWS",
     "LAW_FORMULAS",
-    "LINEAR_OPTIMIZERS",
     "SELECTION_METHODS",
-    "SQRT_OPTIMIZERS",
     "CalibrationResult",
     "Curve",
     "FitReport",
@@ -56,8 +53,6 @@ __all__ = [
     "fit_report",
     "fit_runtime",
     "leave_largest_out",
-    "lr_rule",
     "metric_value",
-    "scaled_lr",
     "validate_points",
 ]

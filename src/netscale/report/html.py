@@ -284,7 +284,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     db = study / STORE_NAME
     imported = None
     if study.suffix.lower() in (".csv", ".json") and not study.is_dir():
-        from netscale.laws.results_io import load_results
+        from netscale.advise.results_io import load_results
 
         imported = load_results(study, percent=percent)
     if imported is None and not db.is_file():
@@ -294,7 +294,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
         )
     out = Path(out_dir) if out_dir else study / "report"
     if imported is not None:
-        from netscale.laws.groups import results_csv
+        from netscale.advise.groups import results_csv
 
         out = Path(out_dir) if out_dir else study.parent / f"{study.stem}_report"
         trials, config, db = imported.trials, imported.config, study
@@ -347,7 +347,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     verdict = _recommendation_html(trials, config, data_info)
     kind = "Scaling study" if imported is None else "Results"
     if imported is not None:
-        from netscale.laws.groups import groups_verdict_html
+        from netscale.advise.groups import groups_verdict_html
 
         src = config["imported"]
         about = (f"<p>Results trained elsewhere, read from <code>{_e(src['path'])}</code>: "
@@ -421,7 +421,7 @@ def _overrides_line(config: dict[str, Any]) -> str:
 
 def _register_default_sections() -> None:
     try:
-        from netscale.laws.report import laws_section  # type: ignore[import-not-found]
+        from netscale.report.laws_section import laws_section  # type: ignore[import-not-found]
     except ImportError:
         return
     register_section("Scaling laws", laws_section)

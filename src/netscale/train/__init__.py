@@ -10,7 +10,6 @@ from netscale.data.config import DataConfig
 from netscale.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from netscale.train.recipe import Recipe, WarmupCosine, scaled_lr
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
-from netscale.train.specs import small_regnet
 from netscale.train.trainer import evaluate, param_groups, resolve_device, train
 
 __all__ = [
@@ -27,6 +26,5 @@ __all__ = [
     "resolve_device",
     "save_checkpoint",
     "scaled_lr",
-    "small_regnet",
     "train",
 ]

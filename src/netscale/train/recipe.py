@@ -8,7 +8,7 @@ from typing import Any
 
 from netscale.data import _dc
 from netscale.errors import NetscaleError
-from netscale.laws.lr_rules import scaled_lr
+from netscale.train.lr_rules import scaled_lr
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -57,7 +57,7 @@ class Recipe:
     """How to train. Defaults are the documented default recipe (docs/training.md).
 
     ``lr`` is the learning rate at the reference batch ``ref_batch``; the rate used is
-    ``netscale.laws.scaled_lr(lr, batch_size, ref_batch, optimizer)`` (linear scaling for
+    ``netscale.train.lr_rules.scaled_lr(lr, batch_size, ref_batch, optimizer)`` (linear scaling for
     SGD, square-root scaling for AdamW) unless ``scale_lr`` is false. ``optimizer`` is
     ``sgd`` (Nesterov momentum ``momentum``) or ``adamw`` (betas (``momentum``, 0.999)).
     ``batch_size`` is the global batch (split across processes); 0 (the default) picks it

@@ -9,7 +9,7 @@ constraints (max latency in ms per batch of B images, max params, max activation
    base to the target with exact rounding. Strategies with the same exponents, or that give
    the same network at this size, are merged.
 2. **Predicted error**: from the study's fitted law of that strategy (see
-   :mod:`netscale.laws.study_fits`), evaluated at the candidate's realized flops, with a
+   :mod:`netscale.advise.study_fits`), evaluated at the candidate's realized flops, with a
    prediction interval. A ``fast:α`` the study did not train is interpolated (in log error,
    linearly in α) between the two nearest trained members of the fast family, identified by
    their exponents (dr is α = 0, dwr α = 1/3, dWr α = 0.8, w α = 1). Other untrained
@@ -41,9 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netscale.errors import NetscaleError
-from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT
-from netscale.laws.study_fits import (
+from netscale.advise.study_fits import (
     BASE,
     StudyFits,
     StudyResults,
@@ -57,6 +55,8 @@ from netscale.laws.study_fits import (
     study_runtime,
     trial_error,
 )
+from netscale.errors import NetscaleError
+from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from netscale.specs.spec import network_key
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -803,7 +803,7 @@ def recommend_study(study: StudyResults, target: str | float, *,
                     latency_mode: str = "infer") -> Recommendation:
     """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws)."""
     if study.config.get("imported"):  # a results file: rank its groups (laws/groups.py)
-        from netscale.laws.groups import recommend_groups
+        from netscale.advise.groups import recommend_groups
 
         return recommend_groups(study, target, max_latency_ms=max_latency_ms,
                                 batch_size=batch_size, max_params=max_params,

@@ -3,7 +3,7 @@
 ``netscale fit``, ``recommend``, ``report`` and ``bench --fit`` take, besides a study directory,
 a file of results (format: docs/results-format.md). :func:`load_results` dispatches on the
 source (a directory is a study; ``.csv``/``.json`` is a results file) and returns the same
-:class:`~netscale.laws.study_fits.StudyResults` with :class:`~netscale.study.store.TrialRow`
+:class:`~netscale.advise.study_fits.StudyResults` with :class:`~netscale.study.store.TrialRow`
 rows that a study gives, so every consumer sees one row type.
 
 Columns (case-insensitive, order free):
@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from netscale.advise.study_fits import StudyResults, is_study_dir, load_study
 from netscale.errors import NetscaleError
-from netscale.laws.study_fits import StudyResults, is_study_dir, load_study
 
 RESULT_SUFFIXES = (".csv", ".json")
 ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")

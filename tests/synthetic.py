@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.laws.study_fits import BASE, STORE_NAME
+from netscale.advise.study_fits import BASE, STORE_NAME
 from netscale.util import jsonio
 
 DEFAULT_TRUTH: dict[str, tuple[float, float]] = {

@@ -1,4 +1,4 @@
-"""Small RegNet-style specs for tests, smoke runs and quick starts."""
+"""Small RegNet-style specs for tests and benchmarks (a fixture, not part of the package)."""
 
 from __future__ import annotations
 

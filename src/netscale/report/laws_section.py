@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from netscale.errors import NetscaleError
-from netscale.laws.study_fits import (
+from netscale.advise.study_fits import (
     StudyFits,
     StudyResults,
     StudyRuntime,
@@ -23,6 +22,7 @@ from netscale.laws.study_fits import (
     study_runtime,
     trial_error,
 )
+from netscale.errors import NetscaleError
 from netscale.util.io import atomic_savefig
 
 FIG_ALL = "laws_error_vs_flops.png"
@@ -394,8 +394,8 @@ def _formula(rt: StudyRuntime) -> str:
 
 
 def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:
-    from netscale.laws.groups import is_imported_trials
-    from netscale.laws.recommend import recommend_study
+    from netscale.advise.groups import is_imported_trials
+    from netscale.advise.recommend import recommend_study
 
     if is_imported_trials(trials):  # a results file: its groups, not scaled strategies
         return ("<p>The groups are ranked in the Recommendation section at the top (each "

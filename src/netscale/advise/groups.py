@@ -1,9 +1,9 @@
 """Recommendation over the groups of a results file (results trained elsewhere).
 
-A results file (:mod:`netscale.laws.results_io`) has groups (strategies or families) but no
+A results file (:mod:`netscale.advise.results_io`) has groups (strategies or families) but no
 base network to scale, so ``netscale recommend FILE --target-flops 8G`` ranks the *groups*:
 each group's fitted law is evaluated at the target flops (multiply-adds) with its prediction
-interval, exactly as a study's strategies are, and :func:`netscale.laws.recommend._rank`
+interval, exactly as a study's strategies are, and :func:`netscale.advise.recommend._rank`
 orders them (near-ties by runtime). Params, activations and runtime at the target are
 estimated per group from its own rows (a straight line in log-log against flops, fitted on
 the rows that carry the column) so ``--max-params``/``--max-acts``/``--max-latency`` apply;
@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.errors import NetscaleError
-from netscale.laws.recommend import (
+from netscale.advise.recommend import (
     Candidate,
     Constraints,
     ErrorEstimate,
@@ -36,7 +35,8 @@ from netscale.laws.recommend import (
     _infeasible,
     _rank,
 )
-from netscale.laws.study_fits import BASE, StudyFits, StudyResults, fit_study
+from netscale.advise.study_fits import BASE, StudyFits, StudyResults, fit_study
+from netscale.errors import NetscaleError
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def recommend_groups(study: StudyResults, target: str | float, *,
 
 
 def is_imported_trials(trials: Sequence[Any]) -> bool:
-    from netscale.laws.results_io import IMPORTED
+    from netscale.advise.results_io import IMPORTED
 
     return bool(trials) and all(t.base == IMPORTED for t in trials)
 

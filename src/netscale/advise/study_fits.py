@@ -74,13 +74,13 @@ def is_study_dir(path: str | Path) -> bool:
 def load_study(study_dir: str | Path) -> StudyResults:
     """Reads a study directory; a one-line :class:`NetscaleError` when it is not one.
 
-    A CSV or JSON results file (see :mod:`netscale.laws.results_io`) is loaded as a study too,
+    A CSV or JSON results file (see :mod:`netscale.advise.results_io`) is loaded as a study too,
     so every consumer of a study also takes results trained elsewhere."""
     from netscale.study.store import Store
 
     p = Path(study_dir)
     if p.suffix.lower() in (".csv", ".json") and not p.is_dir():
-        from netscale.laws.results_io import load_results
+        from netscale.advise.results_io import load_results
 
         return load_results(p)
     if not p.exists():
