@@ -251,7 +251,7 @@ def check_study_fits(cfg: Any, device: str | None) -> None:
     from its analytic counts before anything is built."""
     from netscale.study.runner import plan_trials
     from netscale.train.recipe import Recipe
-    from netscale.util.validate import check_fits_memory
+    from netscale.complexity.limits import check_fits_memory
 
     plan = plan_trials(cfg)
     if not plan:
