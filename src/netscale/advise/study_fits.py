@@ -434,7 +434,8 @@ class StudyRuntime:
         return self.model.extrapolation(flops=flops, params=params, acts=acts)
 
     def formula(self, units: Mapping[str, tuple[float, str]] | None = None) -> str:
-        return self.model.formula(units=units) + ("" if units else " ms")
+        """The predictor as a formula in ms per batch (see RuntimeModel.formula)."""
+        return self.model.formula(units=units)
 
     def describe(self) -> str:
         kind = "joint fit" if self.using == "joint" else f"line in {self.using}"

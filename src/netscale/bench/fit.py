@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from netscale.errors import NetscaleError
 
@@ -52,7 +53,7 @@ def _nan(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson_r(x: ArrayLike, y: ArrayLike) -> float:
     """Pearson correlation; nan if either variable is constant."""
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -111,7 +112,7 @@ class MetricFit:
             if not math.isfinite(self.loglog_exponent):
                 raise NetscaleError(f"no power-law runtime fit for {self.metric} (it needs "
                                     "positive values); use the linear fit")
-            return self.loglog_coef * float(x) ** self.loglog_exponent
+            return float(self.loglog_coef * float(x) ** self.loglog_exponent)
         raise NetscaleError(f"unknown runtime fit kind {kind!r}; use linear or power")
 
     def interval(self, x: float, level: float = 0.95) -> tuple[float, float, float]:
