@@ -106,6 +106,30 @@ def test_round_trip_json():
         {m: f.pearson_r for m, f in model.per_metric.items()})
 
 
+def test_interval_extrapolation_and_formula_of_the_one_model():
+    model = fit_runtime(bench_rows(noise=0.02))
+    pt = {"flops": 3e9, "params": 2e7, "acts": 1e7}
+    y, lo, hi = model.interval(pt)
+    assert model.predictor == "joint" and lo < y < hi
+    assert (y, lo, hi) == pytest.approx(model.joint.interval(pt))
+    assert model.interval(pt, using="acts") == pytest.approx(
+        model.per_metric["acts"].interval(1e7))
+    assert math.isnan(model.interval(pt, using="acts:power")[1])
+    back = RuntimeModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert back.interval(pt) == pytest.approx((y, lo, hi))
+    # extrapolation: the factor past the measured range of any metric (1.0 inside)
+    f_lo, f_hi = model.ranges["flops"]
+    a_lo, _ = model.ranges["acts"]
+    assert model.extrapolation(pt) == 1.0
+    assert model.extrapolation(flops=2 * f_hi, acts=1e7) == pytest.approx(2.0)
+    assert model.extrapolation(flops=f_lo, acts=a_lo / 4) == pytest.approx(4.0)
+    # the formula, in the target's unit, optionally per a unit of the metric
+    rows = [{"acts": a, "time_ms": 2 + 3e-6 * a} for a in (1e6, 2e6, 4e6, 5e6)]
+    line = fit_runtime(rows, metrics=("acts",))
+    assert line.formula("acts", {"acts": (1e6, "M")}) == "time_ms = 2 + 3·acts[M]"
+    assert line.formula("joint") == "time_ms = 2 + 3e-06·acts"
+
+
 @pytest.mark.parametrize("rows, words", [
     ([], "at least 3"),
     ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0}], "at least 3"),
