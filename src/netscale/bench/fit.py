@@ -1,7 +1,8 @@
 """The runtime model: how runtime follows flops, params and activations on one machine.
 
 The one runtime model of netscale (``netscale bench --fit``, ``netscale fit``, ``recommend``
-and the report all use it). Pure numpy (scipy only for Student-t quantiles), no torch.
+and the report all use it). Pure numpy (scipy only for Student-t quantiles, through
+:func:`netscale.laws.stats.t_quantile`), no torch.
 
 Given measured rows (mappings or objects such as :class:`~netscale.bench.result.BenchResult`)
 with ``flops`` (multiply-adds), ``params``, ``acts`` and a runtime (``time_ms`` by default: ms
@@ -33,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from netscale.errors import NetscaleError
+from netscale.laws.stats import t_quantile
 
 METRICS = ("flops", "params", "acts")
 METRIC_UNITS = {"flops": "multiply-adds", "params": "parameters", "acts": "activations"}
@@ -65,12 +67,6 @@ def pearson_r(x: ArrayLike, y: ArrayLike) -> float:
     if den == 0:
         return math.nan
     return float(np.clip((dx @ dy) / den, -1.0, 1.0))
-
-
-def _t(level: float, dof: int) -> float:
-    from scipy.stats import t as student_t
-
-    return float(student_t.ppf(0.5 + level / 2, dof))
 
 
 def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
@@ -121,7 +117,7 @@ class MetricFit:
         y = self.predict(x)
         if self.n < 3 or not (math.isfinite(self.resid_sd) and self.x_ss > 0):
             return y, math.nan, math.nan
-        half = _t(level, self.n - 2) * self.resid_sd * math.sqrt(
+        half = t_quantile(level, self.n - 2) * self.resid_sd * math.sqrt(
             1 + 1 / self.n + (x - self.x_mean) ** 2 / self.x_ss)
         return y, y - half, y + half
 
@@ -165,7 +161,7 @@ class JointFit:
             return y, math.nan, math.nan
         v = np.array([1.0 if a == "intercept" else float(values[a]) for a in self.active])
         lev = float(v @ np.asarray(self.xtx_inv) @ v)
-        half = _t(level, dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
+        half = t_quantile(level, dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
         return y, y - half, y + half
 
     @property
