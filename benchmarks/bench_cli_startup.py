@@ -3,8 +3,9 @@
 Times ``python -m netscale --help`` and ``python -m netscale models`` (fresh interpreter each
 run, commands interleaved so a busy machine slows both alike) and a bare ``python -c pass``
 for reference, then lists the slowest imports (``python -X importtime``, cumulative) of each
-command. Uses the interpreter running this script; put src/ on PYTHONPATH to time a
-checkout::
+command. (``-X importtime`` does not log a module imported with ``importlib.import_module``,
+as the sub-command modules are; the modules they import are listed as top-level imports.)
+Uses the interpreter running this script; put src/ on PYTHONPATH to time a checkout::
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_cli_startup.py [--runs 15] [--quick]
 """

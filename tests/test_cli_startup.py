@@ -6,18 +6,31 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from netscale.cli.main import COMMANDS, build_parser, command_in
 
 HEAVY = ("torch", "scipy", "numpy", "matplotlib", "yaml")
 
 
+_RUN = """
+import runpy, sys
+sys.argv = ["netscale", *sys.argv[1:]]
+try:
+    runpy.run_module("netscale", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+
+
 def _imported_modules(*args: str) -> set[str]:
-    """Modules a fresh `python -X importtime -m netscale ARGS` imports."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "netscale", *args],
-                          capture_output=True, text=True, timeout=120)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
-    assert lines, proc.stderr  # -X importtime reports every import
-    return {ln.rsplit("|", 1)[1].strip() for ln in lines}
+    """The modules in sys.modules after a fresh `python -m netscale ARGS` (run as -m does)."""
+    proc = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True,
+                          timeout=120)
+    line = next((ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")), None)
+    assert line is not None, proc.stderr
+    return set(line.split()[1:])
 
 
 def test_help_imports_no_heavy_module() -> None:
@@ -27,6 +40,14 @@ def test_help_imports_no_heavy_module() -> None:
     assert not heavy, f"`netscale --help` imports {heavy}"
     commands = sorted(m for m in mods if m.startswith("netscale.cli.") and m != "netscale.cli.main")
     assert not commands, f"`netscale --help` imports sub-command modules {commands}"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_sub_command_help_imports_no_torch_or_scipy(command: str) -> None:
+    mods = _imported_modules(command, "--help")
+    assert f"netscale.cli.{COMMANDS[command][0]}" in mods
+    heavy = sorted(m for m in mods if m.split(".")[0] in ("torch", "scipy", "matplotlib"))
+    assert not heavy, f"`netscale {command} --help` imports {heavy}"
 
 
 def test_a_usage_error_imports_no_heavy_module() -> None:
