@@ -842,8 +842,9 @@ def summarize(outcomes: Sequence[Outcome], seconds: float, timeout: float = TIME
         "fit in memory or in the time budget.",
         "",
         "How the classes are prevented: `netscale.util.validate` (ranges, devices, output "
-        "paths, a lower bound of a model's memory from its analytic counts, a lower bound of "
-        "a benchmark's time), type checks naming the key in `netscale.study.config`, "
+        "paths), `netscale.complexity.limits` (a lower bound of a model's memory from its "
+        "analytic counts, a lower bound of a benchmark's time), type checks naming the key "
+        "in `netscale.study.config`, "
         "field checks in `netscale.train.checkpoint`, strict JSON through "
         "`netscale.util.jsonio`, and `tests/test_fuzz_cli.py` (Hypothesis: generated "
         "malformed inputs for every subcommand, asserting exit 2, one line, no traceback, "

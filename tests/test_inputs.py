@@ -116,8 +116,8 @@ def test_study_factor_1e9_refused_before_building(run_cli, tmp_path: Path) -> No
 def test_memory_lower_bound_is_below_real_use() -> None:
     """The estimate only refuses what cannot fit: it is below the real parameter memory plus
     one batch of the stem's output."""
+    from netscale.complexity.limits import memory_lower_bound
     from netscale.specs import resolve_spec
-    from netscale.util.validate import memory_lower_bound
 
     spec = resolve_spec("ResNet-20-CIFAR")
     params = 272_474  # counted params of ResNet-20-CIFAR (10 classes, 3 channels)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from netscale.bench.fit import RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
-from netscale.laws import RuntimeModel, fit_runtime
 from netscale.train.lr_rules import lr_rule, scaled_lr
 
 
@@ -25,7 +25,7 @@ def bench_rows(seed=0, n=12, noise=0.01):
         acts = float(flops / 300 * rng.uniform(0.5, 2.0))
         params = float(flops / 150 * rng.uniform(0.3, 3.0))
         t = (0.8 + 2e-9 * flops + 5e-7 * acts) * math.exp(rng.normal(0, noise))
-        rows.append({"flops": flops, "params": params, "acts": acts, "time": t})
+        rows.append({"flops": flops, "params": params, "acts": acts, "time_ms": t})
     return rows
 
 
@@ -33,14 +33,14 @@ def test_recovers_a_known_linear_relation_and_reports_r():
     rng = np.random.default_rng(1)
     flops = np.geomspace(1e8, 1e10, 15)
     time = 1.5 + 3e-9 * flops + rng.normal(0, 0.05, flops.size)
-    rows = [{"flops": f, "params": f / 100, "acts": f ** 0.5, "time": t}
+    rows = [{"flops": f, "params": f / 100, "acts": f ** 0.5, "time_ms": t}
             for f, t in zip(flops, time)]
     model = fit_runtime(rows, metrics=("flops",))
     fit = model.per_metric["flops"]
     assert fit.slope == pytest.approx(3e-9, rel=0.02)
     assert fit.intercept == pytest.approx(1.5, abs=0.1)
-    assert fit.r == pytest.approx(np.corrcoef(flops, time)[0, 1])
-    assert fit.r > 0.99 and fit.r2 == pytest.approx(fit.r**2)
+    assert fit.pearson_r == pytest.approx(np.corrcoef(flops, time)[0, 1])
+    assert fit.pearson_r > 0.99 and fit.r2 == pytest.approx(fit.pearson_r**2)
     assert model.predict(flops=5e9) == pytest.approx(1.5 + 15, rel=0.01)
     assert model.best_metric == "flops"
 
@@ -48,28 +48,28 @@ def test_recovers_a_known_linear_relation_and_reports_r():
 def test_joint_fit_recovers_costs_per_metric():
     model = fit_runtime(bench_rows(noise=0.0))
     assert model.joint is not None
-    assert model.joint["flops"] == pytest.approx(2e-9, rel=1e-3)
-    assert model.joint["acts"] == pytest.approx(5e-7, rel=1e-3)
-    assert model.joint["params"] == pytest.approx(0.0, abs=1e-12)
-    assert model.intercept == pytest.approx(0.8, rel=1e-3)
-    assert model.joint_r2 == pytest.approx(1.0)
+    assert model.joint.coefficients["flops"] == pytest.approx(2e-9, rel=1e-3)
+    assert model.joint.coefficients["acts"] == pytest.approx(5e-7, rel=1e-3)
+    assert model.joint.coefficients["params"] == pytest.approx(0.0, abs=1e-12)
+    assert model.joint.intercept == pytest.approx(0.8, rel=1e-3)
+    assert model.joint.r2 == pytest.approx(1.0)
     point = {"flops": 1.6e10, "params": 1e8, "acts": 4e7}
     assert model.predict(point) == pytest.approx(0.8 + 32 + 20, rel=1e-3)
     # noisy: still close, and joint beats any single metric
     noisy = fit_runtime(bench_rows(seed=3, noise=0.02))
-    assert noisy.joint_r2 > max(f.r2 for f in noisy.per_metric.values())
+    assert noisy.joint.r2 > max(f.r2 for f in noisy.per_metric.values())
     assert noisy.predict(point) == pytest.approx(52.8, rel=0.08)
-    assert all(v >= 0 for v in noisy.joint.values()) and noisy.intercept >= 0
+    assert all(v >= 0 for v in noisy.joint.coefficients.values()) and noisy.joint.intercept >= 0
 
 
 def test_power_fit_per_metric():
     acts = np.geomspace(1e6, 1e8, 10)
-    rows = [{"flops": a * 300, "params": a, "acts": a, "time": 4e-4 * a**0.8} for a in acts]
+    rows = [{"flops": a * 300, "params": a, "acts": a, "time_ms": 4e-4 * a**0.8} for a in acts]
     model = fit_runtime(rows)
     fit = model.per_metric["acts"]
-    assert fit.power_exp == pytest.approx(0.8)
-    assert fit.power_coef == pytest.approx(4e-4, rel=1e-6)
-    assert fit.r_log == pytest.approx(1.0)
+    assert fit.loglog_exponent == pytest.approx(0.8)
+    assert fit.loglog_coef == pytest.approx(4e-4, rel=1e-6)
+    assert fit.loglog_r == pytest.approx(1.0)
     assert model.predict(acts=1e9, using="acts:power") == pytest.approx(4e-4 * 1e9**0.8)
     lin = model.predict(acts=1e9, using="acts")
     assert lin == pytest.approx(fit.intercept + fit.slope * 1e9)
@@ -77,7 +77,7 @@ def test_power_fit_per_metric():
 
 def test_few_rows_skip_the_joint_fit():
     model = fit_runtime(bench_rows(n=3))
-    assert model.joint is None and any("no joint fit" in s for s in model.notes)
+    assert model.joint is None and any("joint fit skipped" in s for s in model.notes)
     assert model.predict(flops=1e9, params=1e7, acts=3e6) == pytest.approx(
         model.per_metric[model.best_metric].predict(
             {"flops": 1e9, "params": 1e7, "acts": 3e6}[model.best_metric]))
@@ -86,12 +86,13 @@ def test_few_rows_skip_the_joint_fit():
 
 
 def test_constant_metric_gives_undefined_r_not_a_crash():
-    rows = [{"flops": f, "params": 5e6, "acts": f / 100, "time": 1 + f * 1e-9}
+    rows = [{"flops": f, "params": 5e6, "acts": f / 100, "time_ms": 1 + f * 1e-9}
             for f in (1e9, 2e9, 3e9, 4e9, 5e9)]
     model = fit_runtime(rows)
-    assert math.isnan(model.r["params"]) and model.r["flops"] == pytest.approx(1.0)
+    r = {m: f.pearson_r for m, f in model.per_metric.items()}
+    assert math.isnan(r["params"]) and r["flops"] == pytest.approx(1.0)
     assert any("params is constant" in s for s in model.notes)
-    assert model.per_metric["params"].power_exp is None
+    assert math.isnan(model.per_metric["params"].loglog_exponent)
 
 
 def test_round_trip_json():
@@ -101,20 +102,45 @@ def test_round_trip_json():
     assert back.predict(pt) == pytest.approx(model.predict(pt))
     assert back.predict(pt, using="flops:power") == pytest.approx(
         model.predict(pt, using="flops:power"))
-    assert back.r == pytest.approx(model.r)
+    assert {m: f.pearson_r for m, f in back.per_metric.items()} == pytest.approx(
+        {m: f.pearson_r for m, f in model.per_metric.items()})
+
+
+def test_interval_extrapolation_and_formula_of_the_one_model():
+    model = fit_runtime(bench_rows(noise=0.02))
+    pt = {"flops": 3e9, "params": 2e7, "acts": 1e7}
+    y, lo, hi = model.interval(pt)
+    assert model.predictor == "joint" and lo < y < hi
+    assert (y, lo, hi) == pytest.approx(model.joint.interval(pt))
+    assert model.interval(pt, using="acts") == pytest.approx(
+        model.per_metric["acts"].interval(1e7))
+    assert math.isnan(model.interval(pt, using="acts:power")[1])
+    back = RuntimeModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert back.interval(pt) == pytest.approx((y, lo, hi))
+    # extrapolation: the factor past the measured range of any metric (1.0 inside)
+    f_lo, f_hi = model.ranges["flops"]
+    a_lo, _ = model.ranges["acts"]
+    assert model.extrapolation(pt) == 1.0
+    assert model.extrapolation(flops=2 * f_hi, acts=1e7) == pytest.approx(2.0)
+    assert model.extrapolation(flops=f_lo, acts=a_lo / 4) == pytest.approx(4.0)
+    # the formula, in the target's unit, optionally per a unit of the metric
+    rows = [{"acts": a, "time_ms": 2 + 3e-6 * a} for a in (1e6, 2e6, 4e6, 5e6)]
+    line = fit_runtime(rows, metrics=("acts",))
+    assert line.formula("acts", {"acts": (1e6, "M")}) == "time_ms = 2 + 3·acts[M]"
+    assert line.formula("joint") == "time_ms = 2 + 3e-06·acts"
 
 
 @pytest.mark.parametrize("rows, words", [
-    ([], "at least 2"),
-    ([{"flops": 1e9, "params": 1, "acts": 1, "time": 1.0}], "at least 2"),
-    ([{"flops": 1e9, "params": 1, "acts": 1, "time": 1.0}, {"flops": 2e9, "params": 1}],
+    ([], "at least 3"),
+    ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0}], "at least 3"),
+    ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0}, {"flops": 2e9, "params": 1}],
      "no 'acts'"),
-    ([{"flops": 1e9, "params": 1, "acts": 1, "time": 1.0},
-      {"flops": 2e9, "params": 1, "acts": 1, "time": float("nan")}], "NaN"),
-    ([{"flops": 1e9, "params": 1, "acts": 1, "time": 1.0},
-      {"flops": 2e9, "params": 1, "acts": 1, "time": 0.0}], "must be > 0"),
-    ([{"flops": 1e9, "params": 1, "acts": 1, "time": 1.0},
-      {"flops": -2e9, "params": 1, "acts": 1, "time": 2.0}], ">= 0"),
+    ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0},
+      {"flops": 2e9, "params": 1, "acts": 1, "time_ms": float("nan")}], "NaN"),
+    ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0},
+      {"flops": 2e9, "params": 1, "acts": 1, "time_ms": 0.0}], "must be > 0"),
+    ([{"flops": 1e9, "params": 1, "acts": 1, "time_ms": 1.0},
+      {"flops": -2e9, "params": 1, "acts": 1, "time_ms": 2.0}], ">= 0"),
 ])
 def test_bad_runtime_rows_raise_clear_errors(rows, words):
     with pytest.raises(NetscaleError) as exc:

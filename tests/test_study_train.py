@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from netscale.report.analysis import recommend_from_trials
+from netscale.advise import study_verdict
 from netscale.study.config import load_study_config
 from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import run_study
@@ -53,7 +53,7 @@ def test_tiny_study_on_digits_end_to_end(run_cli, tmp_path: Path) -> None:
         assert 0.0 <= t.top5_err <= t.top1_err <= 1.0
         assert t.time_ms > 0 and t.bench and t.wall_time > 0
         assert t.spec["num_classes"] == 10 and t.spec["in_channels"] == 1
-    rec = recommend_from_trials(trials)
+    rec = study_verdict(trials)
     assert rec.strategy in ("w", "dWr") and rec.factor == 2
     code, _, _ = run_cli("report", str(cfg.out_dir))
     page = (cfg.out_dir / "report" / "index.html").read_text()

@@ -9,8 +9,9 @@ It turns the study store's trials into points and fits them with :mod:`netscale.
 * **fits**: per strategy, :func:`netscale.laws.fit_report` (law ``auto``: the saturating law
   err = a·x^(−b) + c when there are enough points, otherwise the plain power law
   err = a·x^(−b), with a note saying so).
-* **runtime**: :func:`netscale.laws.fit_runtime` on the trials' benchmark rows (one mode, one
-  batch size, one device: the model applies to that setting only).
+* **runtime**: :func:`netscale.bench.fit.fit_runtime` (the one runtime model) on the trials'
+  benchmark rows (one mode, one batch size, one device: the model applies to that setting
+  only).
 
 Errors are fractions (0.234 = 23.4 %); flops are multiply-adds.
 """
@@ -27,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
-from netscale.laws.runtime import RuntimeModel, fit_runtime
 from netscale.specs.spec import network_key
 
 STORE_NAME = "results.sqlite"
@@ -391,18 +392,15 @@ def _status(trials: Sequence[Any]) -> str:
 
 @dataclass(frozen=True)
 class StudyRuntime:
-    """A runtime model fitted on a study's benchmark rows for one (mode, batch size, device).
-
-    ``using`` is the predictor used by :meth:`predict` (``joint`` or a metric's line, the one
-    with the higher R²); times are ms per batch of ``batch_size``.
-    """
+    """The study's runtime model (:class:`netscale.bench.fit.RuntimeModel`) and the one
+    (mode, batch size, device) setting it was fitted on; times are ms per batch of
+    ``batch_size``. Predictions use the model's default predictor (:attr:`using`: ``joint``
+    or the line of the best single metric)."""
 
     model: RuntimeModel
     mode: str
     batch_size: int
     device: str
-    using: str
-    ranges: dict[str, tuple[float, float]]
     other_settings: tuple[str, ...] = ()
 
     @property
@@ -410,38 +408,34 @@ class StudyRuntime:
         return self.model.n
 
     @property
+    def using(self) -> str:
+        return self.model.predictor
+
+    @property
     def r2(self) -> float:
-        if self.using == "joint":
-            return float(self.model.joint_r2) if self.model.joint_r2 is not None else math.nan
-        return float(self.model.per_metric[self.using].r2)
+        return self.model.r2_of()
 
     @property
     def rmse(self) -> float:
-        if self.using == "joint":
-            return float(self.model.joint_rmse) if self.model.joint_rmse is not None else math.nan
-        return float(self.model.per_metric[self.using].rmse)
+        return self.model.rmse_of()
 
     def predict(self, flops: float, params: float, acts: float) -> float:
         """Predicted ms per batch (at least 1 % of the fastest measured time)."""
-        t = self.model.predict(flops=flops, params=params, acts=acts, using=self.using)
-        return max(float(t), 0.01 * self.ranges["time"][0])
+        t = self.model.predict(flops=flops, params=params, acts=acts)
+        return max(float(t), 0.01 * self.model.ranges[self.model.target][0])
+
+    def interval(self, flops: float, params: float, acts: float,
+                 level: float = 0.95) -> tuple[float, float, float]:
+        """(prediction, lo, hi) ms per batch with the ``level`` prediction interval."""
+        return self.model.interval(flops=flops, params=params, acts=acts, level=level)
 
     def extrapolation(self, flops: float, params: float, acts: float) -> float:
         """How far outside the measured range (as a factor; 1.0 = inside)."""
-        out = 1.0
-        for m, v in (("flops", flops), ("params", params), ("acts", acts)):
-            lo, hi = self.ranges[m]
-            if v > 0 and hi > 0:
-                out = max(out, v / hi, lo / v if lo > 0 else 1.0)
-        return out
+        return self.model.extrapolation(flops=flops, params=params, acts=acts)
 
-    def formula(self) -> str:
-        if self.using == "joint":
-            assert self.model.joint is not None and self.model.intercept is not None
-            parts = " + ".join(f"{c:.3g}·{m}" for m, c in self.model.joint.items())
-            return f"time = {self.model.intercept:.3g} + {parts} ms"
-        f = self.model.per_metric[self.using]
-        return f"time = {f.intercept:.3g} + {f.slope:.3g}·{self.using} ms"
+    def formula(self, units: Mapping[str, tuple[float, str]] | None = None) -> str:
+        """The predictor as a formula in ms per batch (see RuntimeModel.formula)."""
+        return self.model.formula(units=units)
 
     def describe(self) -> str:
         kind = "joint fit" if self.using == "joint" else f"line in {self.using}"
@@ -452,8 +446,8 @@ class StudyRuntime:
         return {"mode": self.mode, "batch_size": self.batch_size, "device": self.device,
                 "using": self.using, "formula": self.formula(), "r2": _finite(self.r2),
                 "rmse_ms": _finite(self.rmse), "pearson_r": {
-                    m: _finite(v) for m, v in self.model.r.items()},
-                "ranges": {k: list(v) for k, v in self.ranges.items()},
+                    m: _finite(f.pearson_r) for m, f in self.model.per_metric.items()},
+                "ranges": {k: list(v) for k, v in self.model.ranges.items()},
                 "other_settings": list(self.other_settings), "model": self.model.to_dict(),
                 "units": {"time": "ms per batch", "flops": "multiply-adds"}}
 
@@ -475,7 +469,7 @@ def bench_rows(trials: Sequence[Any], mode: str = "infer") -> list[dict[str, Any
             out.append({"id": t.id, "strategy": t.strategy, "factor": t.factor,
                         "flops": float(b.get("flops") or t.flops),
                         "params": float(b.get("params") or t.params),
-                        "acts": float(b.get("acts") or t.acts), "time": float(tm),
+                        "acts": float(b.get("acts") or t.acts), "time_ms": float(tm),
                         "batch_size": int(b.get("batch_size") or 0),
                         "device": str(b.get("device") or "?"), "spec": t.spec})
     return out
@@ -505,20 +499,13 @@ def study_runtime(trials: Sequence[Any], *, mode: str = "infer", batch_size: int
         raise NetscaleError(f"the study's runtime was measured at {have}, not at {want}")
     key = max(chosen, key=lambda k: settings[k])
     use = [r for r in rows if (r["device"], r["batch_size"]) == key]
-    if len(use) < 2:
+    if len(use) < MIN_ROWS:
         return None
-    model = fit_runtime(use, metrics=("flops", "params", "acts"), target="time")
-    using = model.best_metric
-    if model.joint is not None and model.joint_r2 is not None:
-        best_r2 = model.per_metric[using].r2
-        if not math.isfinite(best_r2) or model.joint_r2 >= best_r2 - 1e-12:
-            using = "joint"
-    ranges = {m: (min(r[m] for r in use), max(r[m] for r in use))
-              for m in ("flops", "params", "acts", "time")}
+    model = fit_runtime(use, metrics=METRICS, target="time_ms")
     others = tuple(f"batch {b} on {d} ({n} rows)" for (d, b), n in sorted(settings.items())
                    if (d, b) != key)
-    return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0], using=using,
-                        ranges=ranges, other_settings=others)
+    return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0],
+                        other_settings=others)
 
 
 def _same_device(a: str, b: str) -> bool:
@@ -536,5 +523,5 @@ def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,
     times: dict[str, list[float]] = defaultdict(list)
     for r in bench_rows(trials, mode):
         if r["batch_size"] == runtime.batch_size and r["device"] == runtime.device:
-            times[network_key(r["spec"])].append(r["time"])
+            times[network_key(r["spec"])].append(r["time_ms"])
     return {k: float(np.median(v)) for k, v in times.items()}

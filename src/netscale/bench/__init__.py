@@ -3,7 +3,8 @@
 * :func:`bench_spec` / :func:`bench_module`: time inference or a training step with a careful
   method (warm-up, adaptive blocks, median + IQR, noisy flag), see :mod:`.timing`;
 * :class:`BenchResult`: one JSON/CSV-serialisable result row;
-* :func:`fit_runtime`: runtime vs flops / params / acts (Pearson r, per-metric and joint fits);
+* :func:`fit_runtime` -> :class:`RuntimeModel`: the one runtime model, runtime vs flops /
+  params / acts (Pearson r, per-metric and joint fits, prediction intervals);
 * :func:`generate_models`, :func:`run_analysis`, :func:`plot_runtime`: the runtime analysis.
 
 Flops are multiply-adds (1 MAC = 1 flop), as everywhere in netscale.
@@ -18,7 +19,15 @@ from netscale.bench.analysis import (
     run_analysis,
 )
 from netscale.bench.env import BenchEnv, collect_env
-from netscale.bench.fit import METRICS, JointFit, MetricFit, RuntimeFit, fit_runtime, pearson_r
+from netscale.bench.fit import (
+    METRICS,
+    JointFit,
+    MetricFit,
+    RuntimeModel,
+    fit_metric,
+    fit_runtime,
+    pearson_r,
+)
 from netscale.bench.harness import (
     BenchConfig,
     bench_module,
@@ -51,13 +60,14 @@ __all__ = [
     "Measurement",
     "MetricFit",
     "ModelEntry",
-    "RuntimeFit",
+    "RuntimeModel",
     "Stats",
     "TimingPolicy",
     "bench_module",
     "bench_spec",
     "collect_env",
     "empty_model",
+    "fit_metric",
     "fit_runtime",
     "format_fit",
     "generate_models",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from netscale.bench.fit import METRICS, RuntimeFit, fit_runtime
+from netscale.bench.fit import METRICS, RuntimeModel, fit_runtime
 from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
@@ -52,7 +52,7 @@ def generate_models(base: NetSpec, strategies: Sequence[str], factors: Sequence[
 @dataclass(frozen=True)
 class Analysis:
     rows: list[BenchResult]
-    fits: dict[str, RuntimeFit]  # per mode
+    fits: dict[str, RuntimeModel]  # per mode
 
     def to_dict(self) -> dict[str, Any]:
         return {"fits": {m: f.to_dict() for m, f in self.fits.items()}}
@@ -76,7 +76,7 @@ def run_analysis(entries: Sequence[ModelEntry], config: BenchConfig,
     return Analysis(rows=rows, fits=fit_rows(rows, modes) if fit else {})
 
 
-def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str]) -> dict[str, RuntimeFit]:
+def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str]) -> dict[str, RuntimeModel]:
     return {m: fit_runtime([r for r in rows if r.mode == m and r.ok]) for m in modes}
 
 
@@ -84,7 +84,7 @@ _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
           "acts": (1e6, "M activations")}
 
 
-def format_fit(fit: RuntimeFit, mode: str, level: float = 0.95) -> str:
+def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
     """A human-readable table of the per-metric and joint fits, with the half-width of the
     ``level`` prediction interval for a new model of average size."""
     from netscale.util.fmt import table
@@ -107,16 +107,15 @@ def format_fit(fit: RuntimeFit, mode: str, level: float = 0.95) -> str:
                  align="lrlrrrrrr")]
     if fit.joint:
         j = fit.joint
-        terms = " + ".join(f"{_f(j.coefficients[m] * _SCALE[m][0], '.4g')}·{m}"
-                           f"[{_SCALE[m][1].split()[0]}]" for m in j.metrics if m in _SCALE)
+        units = {m: (div, unit.split()[0]) for m, (div, unit) in _SCALE.items()}
         mean = {m: fit.per_metric[m].x_mean for m in j.metrics if m in fit.per_metric}
         pi = ""
         if len(mean) == len(j.metrics):
             _, lo, hi = j.interval(mean, level)
             if math.isfinite(lo):
                 pi = f", {lvl} prediction interval ±{(hi - lo) / 2:.3g} ms"
-        out.append(f"\njoint (non-negative least squares): time_ms = "
-                   f"{_f(j.intercept, '.4g')} + {terms}; r {_f(j.pearson_r, '.3f')}, r² "
+        out.append(f"\njoint (non-negative least squares): {fit.formula('joint', units)}; "
+                   f"r {_f(j.pearson_r, '.3f')}, r² "
                    f"{_f(j.r2, '.3f')}, rel. RMSE {_pct(j.rel_rmse)}{pi}")
     out.append(f"({lvl} PI: prediction interval for one new model of average size, Student t; "
                "it widens away from the measured range)")
@@ -129,7 +128,7 @@ def format_fit(fit: RuntimeFit, mode: str, level: float = 0.95) -> str:
     return "\n".join(out)
 
 
-def format_predictions(fit: RuntimeFit, mode: str, models: Sequence[tuple[str, Any]],
+def format_predictions(fit: RuntimeModel, mode: str, models: Sequence[tuple[str, Any]],
                        level: float = 0.95) -> str:
     """Predicted runtime of each (name, ComplexityRecord-like) with ``level`` prediction
     intervals, by every single-metric line and the joint fit."""
@@ -159,7 +158,7 @@ def _pct(x: float) -> str:
     return f"{x:.1%}" if x is not None and math.isfinite(x) else "n/a"
 
 
-def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeFit],
+def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeModel],
                  path: str | Path, title: str | None = None) -> Path:
     """Scatter of runtime vs each metric (one colour per strategy), one row per mode, with the
     per-metric least-squares line and Pearson r. Written with matplotlib's Agg backend."""

@@ -1,37 +1,44 @@
-"""Runtime model: how well does each complexity metric predict measured runtime?
+"""The runtime model: how runtime follows flops, params and activations on one machine.
 
-Pure numpy, no torch. Given rows (measured models) with ``flops``, ``params``, ``acts`` and a
-runtime (``time_ms`` by default), :func:`fit_runtime` reports for each metric alone
+The one runtime model of netscale (``netscale bench --fit``, ``netscale fit``, ``recommend``
+and the report all use it). Pure numpy (scipy only for Student-t quantiles, through
+:func:`netscale.laws.stats.t_quantile`), no torch.
 
-* the Pearson correlation r of runtime vs the metric (linear axes, as in the paper's runtime
-  figure) and the least-squares line ``time = slope·x + intercept`` (r² = r² of that line);
-* a log-log (power-law) fit ``time = coef·x^exponent`` with its own r in log space;
-* the relative RMS error of the linear fit,
+Given measured rows (mappings or objects such as :class:`~netscale.bench.result.BenchResult`)
+with ``flops`` (multiply-adds), ``params``, ``acts`` and a runtime (``time_ms`` by default: ms
+per batch), :func:`fit_runtime` fits
 
-and, jointly, the non-negative least-squares fit ``time = c0 + Σ c_m·x_m`` over all metrics
-(c0 >= 0 is a fixed overhead, c_m >= 0 the time per unit of each metric; a metric that does not
-help gets weight 0).
+* per metric m (:class:`MetricFit`): the least-squares line ``time = slope·m + intercept``
+  with Pearson r (linear axes, as in the paper's runtime figure), r², RMSE and relative RMSE,
+  and a log-log power law ``time = coef·m^exponent`` with its own r in log space;
+* jointly (:class:`JointFit`): ``time = t0 + Σ c_m·m`` by non-negative least squares (t0 >= 0
+  is a fixed overhead, c_m >= 0 the time per unit of each metric; a metric that does not help
+  gets weight 0), which stays sane when the metrics are collinear, as they are within one
+  scaling strategy.
 
-The best single predictor is the metric with the highest Pearson r.
-
-This module is deliberately self-contained; ``netscale.laws`` carries a generic
-``fit_runtime``. Both fit the same models (per-metric linear fit + Pearson r, joint least
-squares); see docs/bench.md for how they relate.
+The :class:`RuntimeModel` then predicts the runtime of a new model with a Student-t
+prediction interval (:meth:`~RuntimeModel.interval`), says how far a point lies outside the
+measured range (:meth:`~RuntimeModel.extrapolation`) and writes itself as a formula
+(:meth:`~RuntimeModel.formula`). The best single predictor is the metric with the highest
+Pearson r; the default predictor is the joint fit unless a single line fits better.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from netscale.errors import NetscaleError
+from netscale.laws.stats import t_quantile
 
 METRICS = ("flops", "params", "acts")
 METRIC_UNITS = {"flops": "multiply-adds", "params": "parameters", "acts": "activations"}
+MIN_ROWS = 3  # a line through fewer points has no residual, so no interval and no r² worth a name
 
 
 def _get(row: Any, key: str) -> Any:
@@ -40,11 +47,15 @@ def _get(row: Any, key: str) -> Any:
     return getattr(row, key, None)
 
 
-def _clean(x: float) -> float | None:
+def _clean(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
+def _nan(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def pearson_r(x: ArrayLike, y: ArrayLike) -> float:
     """Pearson correlation; nan if either variable is constant."""
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -58,9 +69,20 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.clip((dx @ dy) / den, -1.0, 1.0))
 
 
+def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = pred / y - 1.0
+    rel = rel[np.isfinite(rel)]
+    return float(np.sqrt(np.mean(rel**2))) if rel.size else math.nan
+
+
 @dataclass(frozen=True)
 class MetricFit:
-    """Runtime vs one metric. ``time = slope·x + intercept``; ``time = coef·x^exponent``."""
+    """Runtime vs one metric: ``time = slope·x + intercept`` and ``time = coef·x^exponent``.
+
+    A constant metric predicts the mean runtime (slope 0) and has ``pearson_r`` nan; the
+    log-log fields are nan unless every value is positive.
+    """
 
     metric: str
     n: int
@@ -72,12 +94,22 @@ class MetricFit:
     loglog_exponent: float
     loglog_coef: float
     loglog_r: float
+    rmse: float = math.nan  # RMS of (predicted − measured), linear fit, in the target's unit
+    rmse_log: float = math.nan  # RMS of the log-log fit's residuals (natural log)
     x_mean: float = math.nan  # for prediction intervals: mean and spread of the metric,
     x_ss: float = math.nan  # sum of squared deviations of the metric
-    resid_sd: float = math.nan  # residual standard deviation (n - 2 degrees of freedom), ms
+    resid_sd: float = math.nan  # residual standard deviation (n - 2 degrees of freedom)
 
-    def predict(self, x: float) -> float:
-        return self.slope * x + self.intercept
+    def predict(self, x: float, kind: str = "linear") -> float:
+        """Runtime at metric value ``x``; ``kind`` is ``linear`` or ``power`` (log-log)."""
+        if kind == "linear":
+            return self.slope * float(x) + self.intercept
+        if kind == "power":
+            if not math.isfinite(self.loglog_exponent):
+                raise NetscaleError(f"no power-law runtime fit for {self.metric} (it needs "
+                                    "positive values); use the linear fit")
+            return float(self.loglog_coef * float(x) ** self.loglog_exponent)
+        raise NetscaleError(f"unknown runtime fit kind {kind!r}; use linear or power")
 
     def interval(self, x: float, level: float = 0.95) -> tuple[float, float, float]:
         """(prediction, lo, hi): the line's prediction with its ``level`` prediction interval
@@ -85,12 +117,21 @@ class MetricFit:
         y = self.predict(x)
         if self.n < 3 or not (math.isfinite(self.resid_sd) and self.x_ss > 0):
             return y, math.nan, math.nan
-        half = _t(level, self.n - 2) * self.resid_sd * math.sqrt(
+        half = t_quantile(level, self.n - 2) * self.resid_sd * math.sqrt(
             1 + 1 / self.n + (x - self.x_mean) ** 2 / self.x_ss)
         return y, y - half, y + half
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (_clean(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricFit:
+        return cls(metric=str(d["metric"]), n=int(d["n"]),
+                   **{k: _nan(d.get(k)) for k in _METRIC_FLOATS})
+
+
+_METRIC_FLOATS = ("pearson_r", "slope", "intercept", "r2", "rel_rmse", "loglog_exponent",
+                  "loglog_coef", "loglog_r", "rmse", "rmse_log", "x_mean", "x_ss", "resid_sd")
 
 
 @dataclass(frozen=True)
@@ -105,9 +146,10 @@ class JointFit:
     pearson_r: float  # r between fitted and measured runtime
     rel_rmse: float
     rank: int  # numerical rank of the (centred) design: < len(metrics) means collinear
-    resid_sd: float = math.nan  # residual standard deviation, ms (n − active terms dof)
+    resid_sd: float = math.nan  # residual standard deviation (n − active terms dof)
     active: tuple[str, ...] = ()  # "intercept" and the metrics with a non-zero coefficient
     xtx_inv: tuple[tuple[float, ...], ...] = ()  # (XᵀX)⁻¹ of the active columns
+    rmse: float = math.nan  # RMS of (predicted − measured), in the target's unit
 
     def interval(self, values: Mapping[str, float], level: float = 0.95
                  ) -> tuple[float, float, float]:
@@ -119,7 +161,7 @@ class JointFit:
             return y, math.nan, math.nan
         v = np.array([1.0 if a == "intercept" else float(values[a]) for a in self.active])
         lev = float(v @ np.asarray(self.xtx_inv) @ v)
-        half = _t(level, dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
+        half = t_quantile(level, dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
         return y, y - half, y + half
 
     @property
@@ -136,22 +178,43 @@ class JointFit:
             "coefficients": {k: _clean(v) for k, v in self.coefficients.items()},
             "intercept": _clean(self.intercept), "n": self.n, "r2": _clean(self.r2),
             "pearson_r": _clean(self.pearson_r), "rel_rmse": _clean(self.rel_rmse),
-            "rank": self.rank, "unused": self.unused, "method": "non-negative least squares",
-            "resid_sd": _clean(self.resid_sd), "active": list(self.active),
-            "xtx_inv": [list(r) for r in self.xtx_inv],
+            "rmse": _clean(self.rmse), "rank": self.rank, "unused": self.unused,
+            "method": "non-negative least squares", "resid_sd": _clean(self.resid_sd),
+            "active": list(self.active), "xtx_inv": [list(r) for r in self.xtx_inv],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JointFit:
+        return cls(metrics=tuple(str(m) for m in d["metrics"]),
+                   coefficients={str(k): _nan(v) for k, v in d["coefficients"].items()},
+                   intercept=_nan(d["intercept"]), n=int(d["n"]), r2=_nan(d.get("r2")),
+                   pearson_r=_nan(d.get("pearson_r")), rel_rmse=_nan(d.get("rel_rmse")),
+                   rank=int(d["rank"]), resid_sd=_nan(d.get("resid_sd")),
+                   active=tuple(str(a) for a in d.get("active", ())),
+                   xtx_inv=tuple(tuple(float(v) for v in r) for r in d.get("xtx_inv", ())),
+                   rmse=_nan(d.get("rmse")))
 
 
 @dataclass(frozen=True)
-class RuntimeFit:
-    """Per-metric and joint runtime fits over a set of measured models."""
+class RuntimeModel:
+    """Per-metric and joint runtime fits over a set of measured models.
+
+    ``ranges`` holds the measured (min, max) of every metric and of the target, for the
+    extrapolation check and as the floor of predictions; ``notes`` say what was not fitted.
+    """
 
     target: str
     n: int
     per_metric: dict[str, MetricFit]
     joint: JointFit | None
     best_metric: str | None
-    note: str = ""
+    metrics: tuple[str, ...] = METRICS
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
 
     def ranking(self) -> list[str]:
         """Metrics by decreasing Pearson r (nan last)."""
@@ -161,27 +224,139 @@ class RuntimeFit:
 
         return sorted(self.per_metric, key=key)
 
+    @property
+    def predictor(self) -> str:
+        """The default predictor: ``joint`` unless the best single metric's line fits better
+        (higher r²), else that metric."""
+        best = self.best_metric or self.metrics[0]
+        if self.joint is not None and math.isfinite(self.joint.r2):
+            r2 = self.per_metric[best].r2
+            if not math.isfinite(r2) or self.joint.r2 >= r2 - 1e-12:
+                return "joint"
+        return best
+
+    def _using(self, using: str | None) -> tuple[str, str]:
+        using = using or self.predictor
+        if using == "joint":
+            if self.joint is None:
+                raise NetscaleError("no joint runtime fit (too few rows); predict with one "
+                                    f"metric, e.g. using={self.predictor!r}")
+            return "joint", ""
+        metric, _, kind = using.partition(":")
+        if metric not in self.per_metric or kind not in ("", "linear", "power"):
+            raise NetscaleError(f"unknown runtime predictor {using!r}; use joint or one of "
+                                f"{', '.join(self.per_metric)} (optionally with :power)")
+        return metric, kind or "linear"
+
+    def _values(self, point: Mapping[str, float] | None, values: Mapping[str, float],
+                need: Iterable[str]) -> dict[str, float]:
+        vals = {**(dict(point) if point else {}), **values}
+        out = {}
+        for m in need:
+            if m not in vals:
+                raise NetscaleError(f"runtime prediction needs {m!r}; got "
+                                    f"{', '.join(sorted(vals)) or 'nothing'}")
+            v = float(vals[m])
+            if not math.isfinite(v) or v < 0:
+                raise NetscaleError(f"{m} must be a finite count >= 0, got {vals[m]!r}")
+            out[m] = v
+        return out
+
+    def interval(self, point: Mapping[str, float] | None = None, *, using: str | None = None,
+                 level: float = 0.95, **values: float) -> tuple[float, float, float]:
+        """(prediction, lo, hi) for a model's metrics, given as a mapping and/or keywords
+        (``interval(flops=4e9, params=2e7, acts=1e7)``), with the ``level`` prediction
+        interval for one new model (nan bounds for the log-log fit or too few rows).
+
+        ``using``: ``joint``, a metric name (its line) or ``metric:power`` (its log-log fit);
+        default :attr:`predictor`.
+        """
+        which, kind = self._using(using)
+        if which == "joint":
+            assert self.joint is not None
+            return self.joint.interval(self._values(point, values, self.joint.metrics), level)
+        x = self._values(point, values, [which])[which]
+        fit = self.per_metric[which]
+        if kind == "power":
+            return fit.predict(x, "power"), math.nan, math.nan
+        return fit.interval(x, level)
+
+    def predict(self, point: Mapping[str, float] | None = None, *, using: str | None = None,
+                **values: float) -> float:
+        """Predicted runtime (in the target's unit); arguments as for :meth:`interval`."""
+        return self.interval(point, using=using, **values)[0]
+
+    def extrapolation(self, point: Mapping[str, float] | None = None, **values: float) -> float:
+        """How far the point lies outside the measured range of the metrics, as a factor
+        (1.0 = inside; 2.0 = twice the largest measured value or half the smallest)."""
+        vals = {**(dict(point) if point else {}), **values}
+        out = 1.0
+        for m in self.metrics:
+            if m not in vals or m not in self.ranges:
+                continue
+            v, (lo, hi) = float(vals[m]), self.ranges[m]
+            if v > 0 and hi > 0:
+                out = max(out, v / hi, lo / v if lo > 0 else 1.0)
+        return out
+
+    def r2_of(self, using: str | None = None) -> float:
+        which, _ = self._using(using)
+        return self.joint.r2 if which == "joint" and self.joint else self.per_metric[which].r2
+
+    def rmse_of(self, using: str | None = None) -> float:
+        which, _ = self._using(using)
+        return self.joint.rmse if which == "joint" and self.joint else self.per_metric[which].rmse
+
+    def formula(self, using: str | None = None,
+                units: Mapping[str, tuple[float, str]] | None = None) -> str:
+        """The predictor as a formula, e.g. ``time_ms = 0.5 + 1e-09·flops + 4e-07·acts``.
+        ``units`` maps a metric to (divisor, unit), e.g. ``{"flops": (1e9, "G MACs")}``:
+        its coefficient is then per that unit (``2.1·flops[G MACs]``)."""
+        which, kind = self._using(using)
+
+        def term(c: float, m: str) -> str:
+            div, unit = (units or {}).get(m, (1.0, ""))
+            return f"{c * div:.3g}·{m}" + (f"[{unit}]" if unit else "")
+
+        if which == "joint":
+            assert self.joint is not None
+            parts = " + ".join(term(c, m) for m, c in self.joint.coefficients.items())
+            return f"{self.target} = {self.joint.intercept:.3g} + {parts}"
+        f = self.per_metric[which]
+        if kind == "power":
+            div, unit = (units or {}).get(which, (1.0, ""))
+            coef = f.loglog_coef * div**f.loglog_exponent
+            x = f"({which}[{unit}])" if unit else which
+            return f"{self.target} = {coef:.3g}·{x}^{f.loglog_exponent:.3g}"
+        return f"{self.target} = {f.intercept:.3g} + {term(f.slope, which)}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "target": self.target, "n": self.n,
+            "target": self.target, "metrics": list(self.metrics), "n": self.n,
             "per_metric": {k: v.to_dict() for k, v in self.per_metric.items()},
             "joint": self.joint.to_dict() if self.joint else None,
-            "best_metric": self.best_metric, "ranking": self.ranking(), "note": self.note,
+            "best_metric": self.best_metric, "ranking": self.ranking(),
+            "predictor": self.predictor, "formula": self.formula(),
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "note": self.note, "notes": list(self.notes),
             "units": {"time": "ms per batch", **METRIC_UNITS},
         }
 
-
-def _t(level: float, dof: int) -> float:
-    from scipy.stats import t as student_t
-
-    return float(student_t.ppf(0.5 + level / 2, dof))
-
-
-def _rel_rmse(pred: np.ndarray, y: np.ndarray) -> float:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = pred / y - 1.0
-    rel = rel[np.isfinite(rel)]
-    return float(np.sqrt(np.mean(rel**2))) if rel.size else math.nan
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RuntimeModel:
+        try:
+            return cls(
+                target=str(d["target"]), n=int(d["n"]),
+                per_metric={str(m): MetricFit.from_dict(v) for m, v in d["per_metric"].items()},
+                joint=None if d.get("joint") is None else JointFit.from_dict(d["joint"]),
+                best_metric=None if d.get("best_metric") is None else str(d["best_metric"]),
+                metrics=tuple(str(m) for m in d.get("metrics", d["per_metric"])),
+                ranges={str(k): (float(v[0]), float(v[1]))
+                        for k, v in d.get("ranges", {}).items()},
+                notes=tuple(str(s) for s in d.get("notes", ())),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise NetscaleError(f"corrupt runtime model data ({exc!r}); refit it") from None
 
 
 def fit_metric(x: Sequence[float], y: Sequence[float], metric: str = "x") -> MetricFit:
@@ -190,26 +365,29 @@ def fit_metric(x: Sequence[float], y: Sequence[float], metric: str = "x") -> Met
     ya = np.asarray(y, dtype=float)
     n = int(xa.size)
     r = pearson_r(xa, ya)
-    if n >= 2 and np.ptp(xa) > 0:
-        slope, intercept = (float(v) for v in np.polyfit(xa, ya, 1))
+    slope = intercept = r2 = rel = rmse = x_mean = x_ss = sd = math.nan
+    if n >= 1:
+        if n >= 2 and np.ptp(xa) > 0:
+            slope, intercept = (float(v) for v in np.polyfit(xa, ya, 1))
+            x_mean, x_ss = float(xa.mean()), float(((xa - xa.mean()) ** 2).sum())
+        else:  # a constant metric predicts the mean runtime
+            slope, intercept = 0.0, float(ya.mean())
         pred = slope * xa + intercept
         ss_res = float(((ya - pred) ** 2).sum())
         ss_tot = float(((ya - ya.mean()) ** 2).sum())
         r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
         rel = _rel_rmse(pred, ya)
-        x_mean, x_ss = float(xa.mean()), float(((xa - xa.mean()) ** 2).sum())
-        sd = math.sqrt(ss_res / (n - 2)) if n > 2 else math.nan
-    else:
-        slope = intercept = r2 = rel = x_mean = x_ss = sd = math.nan
+        rmse = math.sqrt(ss_res / n)
+        sd = math.sqrt(ss_res / (n - 2)) if n > 2 and x_ss > 0 else math.nan
+    e = coef = lr = rmse_log = math.nan
     if n >= 2 and (xa > 0).all() and (ya > 0).all() and np.ptp(np.log(xa)) > 0:
         lx, ly = np.log(xa), np.log(ya)
         e, c = (float(v) for v in np.polyfit(lx, ly, 1))
         coef, lr = math.exp(c), pearson_r(lx, ly)
-    else:
-        e = coef = lr = math.nan
+        rmse_log = float(np.sqrt(np.mean((ly - (c + e * lx)) ** 2)))
     return MetricFit(metric=metric, n=n, pearson_r=r, slope=slope, intercept=intercept,
                      r2=r2, rel_rmse=rel, loglog_exponent=e, loglog_coef=coef, loglog_r=lr,
-                     x_mean=x_mean, x_ss=x_ss, resid_sd=sd)
+                     rmse=rmse, rmse_log=rmse_log, x_mean=x_mean, x_ss=x_ss, resid_sd=sd)
 
 
 def fit_joint(columns: Mapping[str, Sequence[float]], y: Sequence[float]) -> JointFit:
@@ -261,52 +439,87 @@ def fit_joint(columns: Mapping[str, Sequence[float]], y: Sequence[float]) -> Joi
         r2=1.0 - best_sse / ss_tot if ss_tot > 0 else math.nan,
         pearson_r=pearson_r(pred, ya), rel_rmse=_rel_rmse(pred, ya), rank=rank,
         resid_sd=sd, active=tuple("intercept" if i == 0 else names[i - 1] for i in act),
-        xtx_inv=xtx_inv,
+        xtx_inv=xtx_inv, rmse=math.sqrt(float(((ya - pred) ** 2).mean())) if n else math.nan,
     )
 
 
+def _number(row: Any, i: int, key: str) -> float | None:
+    v = _get(row, key)
+    if v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise NetscaleError(f"runtime row {i}: {key} = {v!r} is not a number") from None
+    if not math.isfinite(x):
+        raise NetscaleError(f"runtime row {i}: {key} is {x} (NaN/inf); drop failed "
+                            "measurements")
+    return x
+
+
+def _measured(rows: Iterable[Any], metrics: Sequence[str], target: str
+              ) -> tuple[dict[str, list[float]], list[float]]:
+    """The metric columns and the target of the measured rows: every row needs every metric
+    (a count >= 0); a row whose target is missing (not measured, e.g. out of memory) is
+    skipped; a measured target must be a positive finite number."""
+    cols: dict[str, list[float]] = {m: [] for m in metrics}
+    y: list[float] = []
+    for i, row in enumerate(rows):
+        vals = []
+        for m in metrics:
+            v = _number(row, i, m)
+            if v is None:
+                keys = f"; keys present: {', '.join(sorted(map(str, row)))}" \
+                    if isinstance(row, Mapping) else ""
+                raise NetscaleError(f"runtime row {i} has no {m!r}{keys}")
+            if v < 0:
+                raise NetscaleError(f"runtime row {i}: {m} must be >= 0, got {v:g}")
+            vals.append(v)
+        t = _number(row, i, target)
+        if t is None:
+            continue
+        if t <= 0:
+            raise NetscaleError(f"runtime row {i}: {target} must be > 0, got {t:g}")
+        for m, v in zip(metrics, vals):
+            cols[m].append(v)
+        y.append(t)
+    return cols, y
+
+
 def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
-                target: str = "time_ms") -> RuntimeFit:
+                target: str = "time_ms") -> RuntimeModel:
     """Fits runtime (``target``) against each metric alone and jointly.
 
     ``rows`` are mappings or objects (e.g. :class:`BenchResult`) with the metric fields and the
-    target; rows whose target is missing (out-of-memory) are skipped. Needs >= 3 rows; the
-    joint fit needs >= len(metrics) + 2 rows (otherwise it is None and ``note`` says so).
+    target; rows whose target is missing (out-of-memory) are skipped. Needs >= 3 measured rows;
+    the joint fit needs >= len(metrics) + 2 (otherwise it is None and ``notes`` say so).
     """
-    metrics = tuple(metrics)
+    metrics = tuple(str(m) for m in metrics)
     if not metrics:
-        raise NetscaleError("runtime fit: no metrics given")
-    data = []
-    for row in rows:
-        t = _get(row, target)
-        if t is None or not math.isfinite(float(t)):
-            continue
-        vals = [_get(row, m) for m in metrics]
-        if any(v is None for v in vals):
-            missing = [m for m, v in zip(metrics, vals) if v is None]
-            raise NetscaleError(f"runtime fit: a row has no {', '.join(missing)}")
-        data.append(([float(v) for v in vals], float(t)))
-    if len(data) < 3:
+        raise NetscaleError("runtime fit: no metrics given; fit against e.g. flops")
+    if len(set(metrics)) != len(metrics):
+        raise NetscaleError(f"runtime fit: metrics listed twice: {', '.join(metrics)}")
+    cols, y = _measured(rows, metrics, target)
+    n = len(y)
+    if n < MIN_ROWS:
         raise NetscaleError(
-            f"runtime fit needs at least 3 measured models, got {len(data)}; give more models "
-            "or use --base MODEL --strategies ... --factors ...")
-    y = [t for _, t in data]
-    cols = {m: [v[i] for v, _ in data] for i, m in enumerate(metrics)}
+            f"runtime fit needs at least {MIN_ROWS} measured models, got {n}; give more "
+            "models or use --base MODEL --strategies ... --factors ...")
     per = {m: fit_metric(cols[m], y, m) for m in metrics}
+    notes = [f"{m} is constant across rows (or the runtime is): r undefined"
+             for m in metrics if math.isnan(per[m].pearson_r)]
     joint = None
-    note = ""
-    if len(data) >= len(metrics) + 2:
+    if n >= len(metrics) + 2:
         joint = fit_joint(cols, y)
-        notes = []
         if joint.rank < len(metrics):
             notes.append("metrics are collinear over these models: joint coefficients not "
                          "unique")
         if joint.unused:
             notes.append(f"joint fit gives no weight to {', '.join(joint.unused)}")
-        note = "; ".join(notes)
     else:
-        note = f"joint fit skipped: needs >= {len(metrics) + 2} models, got {len(data)}"
+        notes.append(f"joint fit skipped: needs >= {len(metrics) + 2} models, got {n}")
     finite = [m for m in metrics if math.isfinite(per[m].pearson_r)]
     best = max(finite, key=lambda m: per[m].pearson_r) if finite else None
-    return RuntimeFit(target=target, n=len(data), per_metric=per, joint=joint,
-                      best_metric=best, note=note)
+    ranges = {k: (min(v), max(v)) for k, v in {**cols, target: y}.items()}
+    return RuntimeModel(target=target, n=n, per_metric=per, joint=joint, best_metric=best,
+                        metrics=metrics, ranges=ranges, notes=tuple(notes))

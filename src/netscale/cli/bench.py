@@ -222,7 +222,7 @@ def _check_memory(args: argparse.Namespace, config: Any, entries: list[Any],
                   modes: list[str], device: str) -> Any:
     """Estimates each model's memory from its counts before anything is built: refuses a
     batch that cannot fit, or with --retry-oom starts at the largest halving that can."""
-    from netscale.util.validate import check_fits_memory, largest_fitting_batch
+    from netscale.complexity.limits import check_fits_memory, largest_fitting_batch
 
     bs = config.batch_size or (32 if device.startswith("cuda") else 8)
     train = "train" in modes
@@ -250,7 +250,7 @@ def _check_memory(args: argparse.Namespace, config: Any, entries: list[Any],
 
 def _check_time(args: argparse.Namespace, config: Any, entries: list[Any], modes: list[str],
                 device: str) -> None:
-    from netscale.util.validate import check_bench_time
+    from netscale.complexity.limits import check_bench_time
 
     bs = config.batch_size or (32 if device.startswith("cuda") else 8)
     for e in entries:

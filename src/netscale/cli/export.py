@@ -76,8 +76,13 @@ def run_export(args: argparse.Namespace) -> int:
                 spec = scale(spec, args.factor, args.strategy)
         elif args.factor is not None:
             raise NetscaleError("--factor needs MODEL_OR_SPEC")
+        state, weights = None, "random initialisation (seed 0)"
+        if args.weights is not None:
+            from netscale.train.checkpoint import run_weights
+
+            spec, state, weights = run_weights(args.weights, args.which, spec)
         res = export_spec(spec, args.out, args.format, resolution=args.resolution,
-                          run_dir=args.weights, batch_size=args.batch_size, which=args.which)
+                          batch_size=args.batch_size, state=state, weights=weights)
     if args.json:
         print_json(res.to_dict())
         return 0

@@ -222,7 +222,8 @@ def grouped_notes(fits: Any) -> list[str]:
 def runtime_text(rt: Any) -> str:
     if rt is None:
         return "runtime model: none (the study has no benchmark rows)"
-    r = ", ".join(f"{m} {v:.3f}" for m, v in rt.model.r.items() if math.isfinite(v))
+    r = ", ".join(f"{m} {f.pearson_r:.3f}" for m, f in rt.model.per_metric.items()
+                  if math.isfinite(f.pearson_r))
     lines = [f"runtime model ({rt.describe()}): {rt.formula()}",
              f"  Pearson r of time vs each metric: {r or 'undefined'}; best single metric: "
              f"{rt.model.best_metric}"]

@@ -1,6 +1,7 @@
 """`netscale` command-line entry point.
 
-Each sub-command lives in its own module under ``netscale.cli`` and exposes two functions:
+Each sub-command lives in its own module under ``netscale.cli`` (listed in :data:`COMMANDS`,
+imported only when one of its sub-commands runs) and exposes two functions:
 
 * ``add_parser(subparsers) -> None``: registers one or more sub-commands, each with
   ``set_defaults(func=run_function)``;
@@ -17,21 +18,35 @@ import errno
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from netscale import __version__
 from netscale.errors import NetscaleError
 
-# Modules that register sub-commands, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = (
-    "netscale.cli.info",
-    "netscale.cli.scale",
-    "netscale.cli.bench",
-    "netscale.cli.train",
-    "netscale.cli.study",
-    "netscale.cli.laws",
-    "netscale.cli.export",
-)
+# Every sub-command, in the order --help lists it: the module (under netscale.cli) that
+# registers it and its one-line help. The module is imported only when its sub-command runs,
+# so `netscale --help` and argument errors import no torch/scipy (tests/test_cli_startup.py
+# checks that this help is the module's own).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("info", "list the named models with their complexity"),
+    "info": ("info", "exact flops, params and activations of a model, spec or nn.Module"),
+    "scale": ("scale", "scale a model by a flops factor with a strategy (d, w, r, dw, dr, wr, "
+                       "dwr, dWr…)"),
+    "bench": ("bench", "measure runtime (ms/batch, images/s, memory) and fit runtime vs "
+                       "flops/params/acts"),
+    "train": ("train", "train a model or spec on a dataset (resumable; DDP under torchrun)"),
+    "eval": ("train", "evaluate a checkpoint: top-1/top-5 error and loss"),
+    "study": ("study", "run a scaling study (base x strategy x factor): scale, count, bench, "
+                       "train"),
+    "report": ("study", "HTML report, PNG plots and CSV of a study"),
+    "quickstart": ("study", "a ready study on offline data (Fashion-MNIST or digits), trained, "
+                            "timed, reported"),
+    "fit": ("laws", "fit scaling laws (error vs flops) per strategy of a study, with intervals"),
+    "recommend": ("laws", "choose a scaling strategy (and fast-scaling α) for a flops target "
+                          "under latency / params / activations limits"),
+    "export": ("export", "export a (scaled) model as TorchScript, torch.export (.pt2) or ONNX"),
+}
 
 
 _PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
@@ -46,7 +61,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``netscale`` parser. The modules of ``commands`` (default: every sub-command) are
+    imported and register their sub-commands in full; every other sub-command is listed by
+    name and one-line help only."""
     parser = _Parser(
         prog="netscale",
         description=(
@@ -56,19 +74,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"netscale {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command package not installed in this build
-            if exc.name == name:
-                continue
-            raise
-        module.add_parser(sub)
+    wanted = set(COMMANDS) if commands is None else set(commands)
+    modules = {COMMANDS[c][0] for c in wanted if c in COMMANDS}
+    registered: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if module not in modules:
+            sub.add_parser(name, help=help_text, add_help=False)
+        elif module not in registered:
+            registered.add(module)
+            _import_command(module).add_parser(sub)
     return parser
 
 
+def _import_command(module: str) -> Any:
+    name = f"netscale.cli.{module}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:  # a command package not installed in this build
+        if exc.name == name:
+            raise NetscaleError(f"this netscale build has no {module!r} commands; reinstall "
+                                "netscale") from None
+        raise
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first argument that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_in(argv)
+    try:
+        parser = build_parser([command] if command else [])
+    except NetscaleError as exc:
+        print(f"netscale {command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -78,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetscaleError as exc:
         print(f"netscale {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `netscale models | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # A file the user pointed at cannot be read or written (permissions, read-only file
         # system, disk full, a directory where a file is expected): one line, never a
@@ -91,10 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"netscale {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `netscale models | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

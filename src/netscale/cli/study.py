@@ -249,9 +249,9 @@ def _check_workers(args: argparse.Namespace) -> None:
 def check_study_fits(cfg: Any, device: str | None) -> None:
     """Refuses (one line) a study with a trial whose model cannot fit in memory, estimated
     from its analytic counts before anything is built."""
+    from netscale.complexity.limits import check_fits_memory
     from netscale.study.runner import plan_trials
     from netscale.train.recipe import Recipe
-    from netscale.util.validate import check_fits_memory
 
     plan = plan_trials(cfg)
     if not plan:

@@ -1,6 +1,7 @@
-"""Scaling laws: error-vs-complexity fits, interval statistics and runtime models.
+"""Scaling laws: error-vs-complexity fits and interval statistics.
 
-Pure numpy/scipy, no torch. See docs/laws.md.
+Pure numpy/scipy, no torch, and nothing from the packages above (the runtime model is
+:mod:`netscale.bench.fit`). See docs/laws.md.
 """
 
 from netscale.laws.calibration import CalibrationResult, calibration_study
@@ -26,12 +27,10 @@ from netscale.laws.fit import (
     metric_value,
     validate_points,
 )
-from netscale.laws.runtime import DEFAULT_METRICS, MetricFit, RuntimeModel, fit_runtime
 
 __all__ = [
     "DEFAULT_HUBER_SCALE",
     "DEFAULT_LEVEL",
-    "DEFAULT_METRICS",
     "DEFAULT_N_BOOT",
     "ERROR_DOMAIN",
     "LAWS",
@@ -43,15 +42,12 @@ __all__ = [
     "GroupFits",
     "HoldoutCheck",
     "LawFit",
-    "MetricFit",
     "Prediction",
-    "RuntimeModel",
     "calibration_study",
     "check_law",
     "fit_groups",
     "fit_law",
     "fit_report",
-    "fit_runtime",
     "leave_largest_out",
     "metric_value",
     "validate_points",

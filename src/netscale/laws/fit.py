@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from netscale.errors import NetscaleError
+from netscale.laws.stats import t_quantile, z_quantile
 
 LAWS: dict[str, tuple[str, ...]] = {
     "saturating": ("a", "b", "c"),
@@ -580,8 +579,7 @@ def _curve(a_ref: float | np.ndarray, b: float | np.ndarray, c: float | np.ndarr
 
 def _t_factor(level: float, dof: int) -> float:
     """Small-sample widening t_dof(1−α/2) / z(1−α/2) applied to bootstrap intervals."""
-    q = 1.0 - (1.0 - level) / 2.0
-    return float(student_t.ppf(q, max(int(dof), 1)) / norm.ppf(q))
+    return t_quantile(level, max(int(dof), 1)) / z_quantile(level)
 
 
 def _interval(samples: np.ndarray, level: float, dof: int, *, log: bool = False,

@@ -17,6 +17,7 @@ import importlib.util
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -206,42 +207,14 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_shape: tupl
                         max_abs_output=scale)
 
 
-def load_run_weights(run_dir: str | Path, which: str = "auto") -> tuple[dict[str, Any],
-                                                                          dict[str, Any], str]:
-    """(spec dict, state dict, description) of a run's checkpoint; EMA weights if the run
-    kept them (``which``: auto, ema, raw)."""
-    from netscale.train import load_checkpoint
-    from netscale.train.checkpoint import checkpoint_weights
-
-    ck = load_checkpoint(run_dir)
-    state, used = checkpoint_weights(ck, which, repr(str(run_dir)))
-    epochs = len(ck.get("history") or [])
-    desc = f"trained weights ({used}) from {run_dir}" + (f", epoch {epochs}" if epochs else "")
-    return ck["spec"], state, desc
-
-
 def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None = None,
-                run_dir: str | Path | None = None, batch_size: int = 1,
-                which: str = "auto") -> ExportResult:
-    """Builds ``spec`` (a :class:`~netscale.specs.NetSpec`), loads a run's trained weights if
-    ``run_dir`` is given (the run's spec then defines the network), and exports it."""
+                batch_size: int = 1, state: Mapping[str, Any] | None = None,
+                weights: str = "random initialisation (seed 0)") -> ExportResult:
+    """Builds ``spec`` (a :class:`~netscale.specs.NetSpec`), loads ``state`` (a state dict,
+    e.g. a run's trained weights from :func:`netscale.train.checkpoint.run_weights`, described
+    by ``weights``) if given, and exports it."""
     from netscale.models import build_model
-    from netscale.specs import NetSpec
 
-    weights = "random initialisation (seed 0)"
-    state = None
-    if run_dir is not None:
-        spec_dict, state, weights = load_run_weights(run_dir, which)
-        run_spec = NetSpec.from_dict(spec_dict, source=f"checkpoint in {run_dir}")
-        if spec is not None:
-            given = spec.replace(num_classes=run_spec.num_classes,
-                                 in_channels=run_spec.in_channels,
-                                 resolution=run_spec.resolution, name=run_spec.name)
-            if given.to_dict() != run_spec.to_dict():
-                raise NetscaleError(f"{spec.name} is not the network trained in {run_dir} "
-                                    f"({run_spec.name}); omit MODEL_OR_SPEC to export the "
-                                    "run's own network")
-        spec = run_spec
     if spec is None:
         raise NetscaleError("give MODEL_OR_SPEC, or --weights RUN_DIR to export a trained run")
     torch.manual_seed(0)
@@ -250,7 +223,7 @@ def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise NetscaleError(f"the weights in {run_dir} do not fit {spec.name}: "
+            raise NetscaleError(f"the {weights} do not fit {spec.name}: "
                                 f"{str(exc).splitlines()[0]}") from None
     px = resolution or spec.resolution
     return export_model(model, path, fmt, (spec.in_channels, px, px), batch_size=batch_size,

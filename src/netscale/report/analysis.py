@@ -1,5 +1,6 @@
-"""Turning a study's trials into the numbers a report shows: per-strategy series, runtime
-correlations and a recommendation with its evidence. Pure Python/numpy (no plotting)."""
+"""Turning a study's trials into the numbers a report shows: per-strategy series and runtime
+correlations (the recommendation is :mod:`netscale.advise`'s). Pure Python/numpy (no
+plotting)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netscale.study.store import TrialRow
+
+if TYPE_CHECKING:
+    from netscale.bench.fit import RuntimeModel
 
 BASE = "base"
 
@@ -83,40 +87,13 @@ def series_by_strategy(trials: Sequence[TrialRow]) -> list[Series]:
     return sorted(out, key=lambda s: (s.base, s.strategy))
 
 
-@dataclass
-class Correlation:
-    metric: str
-    n: int
-    pearson_r: float | None
-    log_pearson_r: float | None
-    slope: float | None  # ms per unit of the metric (linear fit)
-    intercept: float | None
-
-
-def runtime_correlations(trials: Sequence[TrialRow]) -> list[Correlation]:
-    """How well flops, params and acts each predict the measured time per batch."""
-    from netscale.bench.fit import fit_metric
+def runtime_correlations(trials: Sequence[TrialRow]) -> RuntimeModel | None:
+    """How well flops, params and acts each predict the trials' measured time per batch: the
+    runtime model (:func:`netscale.bench.fit.fit_runtime`) of the timed trials, or None with
+    fewer than 3 timed trials."""
+    from netscale.bench.fit import MIN_ROWS, fit_runtime
 
     rows = [t for t in trials if t.time_ms is not None and t.time_ms > 0]
-    y = [t.time_ms for t in rows]
-    out = []
-    for metric in ("flops", "params", "acts"):
-        x = [getattr(t, metric) for t in rows]
-        if len(rows) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-            out.append(Correlation(metric, len(rows), None, None, None, None))
-            continue
-        f = fit_metric(x, y, metric)
-        out.append(Correlation(metric, len(rows), f.pearson_r, f.loglog_r, f.slope,
-                               f.intercept))
-    return out
-
-
-def recommend_from_trials(trials: Sequence[TrialRow], *,
-                          data_info: dict[str, Any] | None = None,
-                          config: dict[str, Any] | None = None) -> Any:
-    """The study's verdict (:func:`netscale.advise.study_verdict`, the one recommendation
-    engine): strategies statistically tied with the most accurate at the largest factor every
-    strategy finished, and the fastest of those. ``.strategy`` / ``.recommended`` name it."""
-    from netscale.advise import study_verdict
-
-    return study_verdict(trials, data_info=data_info, config=config)
+    if len(rows) < MIN_ROWS:
+        return None
+    return fit_runtime(rows)

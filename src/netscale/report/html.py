@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -18,11 +19,7 @@ from typing import Any
 
 from netscale.errors import NetscaleError
 from netscale.report import plots
-from netscale.report.analysis import (
-    recommend_from_trials,
-    runtime_correlations,
-    series_by_strategy,
-)
+from netscale.report.analysis import runtime_correlations, series_by_strategy
 from netscale.report.marks import (
     FLAG_MARK,
     SAME_MARK,
@@ -169,7 +166,9 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
                          data_info: dict[str, Any] | None = None) -> str:
     """The verdict box (netscale.advise, the one recommendation engine) and the groups'
     errors and runtimes with their intervals."""
-    rec = recommend_from_trials(trials, data_info=data_info, config=config)
+    from netscale.advise import study_verdict
+
+    rec = study_verdict(trials, data_info=data_info, config=config)
     smoke = ('<div class="box warn"><b>Smoke test</b>: this study ran on '
              f"<code>{_e(rec.data)}</code> ({_e(rec.n_val or '?')} validation images); its "
              "accuracy verdict is not meaningful. Install Fashion-MNIST "
@@ -244,19 +243,19 @@ def _point_marks(trials: Sequence[TrialRow]
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
-    corr = runtime_correlations(trials)
-    if not any(c.pearson_r is not None for c in corr):
+    model = runtime_correlations(trials)
+    if model is None or model.best_metric is None:
         return '<p class="small">(runtime was not measured, or fewer than 3 trials)</p>'
-    best = max((c for c in corr if c.pearson_r is not None), key=lambda c: c.pearson_r or -1)
+    best = model.per_metric[model.best_metric]
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
             "<th>r (log-log)</th><th>linear fit: slope</th><th>trials</th></tr></thead><tbody>"]
-    for c in corr:
+    for c in model.per_metric.values():
         div, unit = RUNTIME_UNITS.get(c.metric, (1.0, c.metric))
-        slope = "" if c.slope is None else f"{c.slope * div:.3g} ms per {unit}"
+        r, r_log, slope = (v if math.isfinite(c.pearson_r) and math.isfinite(v) else None
+                           for v in (c.pearson_r, c.loglog_r, c.slope))
         rows.append("<tr>" + _cell(c.metric, left=True)
-                    + _cell(c.pearson_r, _fmt(c.pearson_r, 1, 3))
-                    + _cell(c.log_pearson_r, _fmt(c.log_pearson_r, 1, 3))
-                    + _cell(c.slope, slope)
+                    + _cell(r, _fmt(r, 1, 3)) + _cell(r_log, _fmt(r_log, 1, 3))
+                    + _cell(slope, "" if slope is None else f"{slope * div:.3g} ms per {unit}")
                     + _cell(c.n) + "</tr>")
     rows.append("</tbody></table>")
     return (f"<p>On this machine, <b>{_e(best.metric)}</b> predicts runtime best "

@@ -355,7 +355,7 @@ def _notes_html(fits: StudyFits) -> str:
 
 def _runtime_html(rt: StudyRuntime | None) -> str:
     if rt is None:
-        return ("<p>No runtime model: the study has fewer than two successful benchmark rows "
+        return ("<p>No runtime model: the study has fewer than three successful benchmark rows "
                 "(benchmarking off or failed).</p>")
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th><th>r (log-log)</th>"
             "<th>line: slope</th><th>intercept (ms)</th><th>log-log exponent</th>"
@@ -366,31 +366,27 @@ def _runtime_html(rt: StudyRuntime | None) -> str:
         div, unit = units.get(m, (1.0, m))
         rows.append(
             f"<tr><td class='l'>{_e(m)}</td>"
-            f"<td>{'' if not math.isfinite(f.r) else f'{f.r:.3f}'}</td>"
-            f"<td>{'' if f.r_log is None else f'{f.r_log:.3f}'}</td>"
+            f"<td>{'' if not math.isfinite(f.pearson_r) else f'{f.pearson_r:.3f}'}</td>"
+            f"<td>{'' if not math.isfinite(f.loglog_r) else f'{f.loglog_r:.3f}'}</td>"
             f"<td>{f.slope * div:.3g} ms per {_e(unit)}</td><td>{f.intercept:.3g}</td>"
-            f"<td>{'' if f.power_exp is None else f'{f.power_exp:.2f}'}</td></tr>")
+            f"<td>{'' if not math.isfinite(f.loglog_exponent) else f'{f.loglog_exponent:.2f}'}"
+            "</td></tr>")
     rows.append("</tbody></table>")
     best = rt.model.best_metric
     other = (f" Other settings measured (not used): {_e(', '.join(rt.other_settings))}."
              if rt.other_settings else "")
+    best_text = ("No single metric correlates with runtime" if best is None else
+                 f"Best single predictor: <b>{_e(best)}</b> (Pearson r = "
+                 f"{rt.model.per_metric[best].pearson_r:.3f})")
     return (f"<p>Fitted {_e(rt.describe())}: <code>{_e(_formula(rt))}</code>, "
-            f"RMSE {rt.rmse:.3g} ms. Best single predictor: <b>{_e(best)}</b> (Pearson r = "
-            f"{rt.model.per_metric[best].r:.3f}). It applies to this machine at batch "
+            f"RMSE {rt.rmse:.3g} ms. {best_text}. It applies to this machine at batch "
             f"{rt.batch_size} on {_e(rt.device)} only.{other}</p>" + "".join(rows))
 
 
 def _formula(rt: StudyRuntime) -> str:
     """The runtime model in the report's one set of units: ms per batch, flops in G
     multiply-adds, params and activations in M."""
-    units = {"flops": (1e9, "G MACs"), "params": (1e6, "M"), "acts": (1e6, "M")}
-    if rt.using == "joint" and rt.model.joint is not None and rt.model.intercept is not None:
-        parts = " + ".join(f"{c * units.get(m, (1.0, ''))[0]:.3g}·{m}[{units.get(m, (1, ''))[1]}]"
-                           for m, c in rt.model.joint.items())
-        return f"time (ms) = {rt.model.intercept:.3g} + {parts}"
-    f = rt.model.per_metric[rt.using]
-    div, unit = units.get(rt.using, (1.0, ""))
-    return f"time (ms) = {f.intercept:.3g} + {f.slope * div:.3g}·{rt.using}[{unit}]"
+    return rt.formula({"flops": (1e9, "G MACs"), "params": (1e6, "M"), "acts": (1e6, "M")})
 
 
 def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:

@@ -164,7 +164,7 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         return None
     plt = _plt()
     colors = strategy_colors([t.strategy for t in rows])
-    corr = {c.metric: c for c in runtime_correlations(rows)}
+    model = runtime_correlations(rows)
     fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
     units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
              "acts": "activations (M)"}
@@ -184,12 +184,13 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
                 ax.annotate(f"{SAME_MARK} {t.strategy} ×{t.factor:g} = "
                             f"{', '.join(same[t.id])}", (getattr(t, metric) / 1e6, t.time_ms),
                             fontsize=8.5, textcoords="offset points", xytext=(4, -11))
-        c = corr[metric]
-        if c.slope is not None:
+        c = model.per_metric[metric] if model is not None else None
+        if c is not None and math.isfinite(c.pearson_r):
             xs = np.linspace(min(getattr(t, metric) for t in rows),
                              max(getattr(t, metric) for t in rows), 50)
             ax.plot(xs / 1e6, c.slope * xs + c.intercept, "k--", lw=1)
-        r = f"r = {c.pearson_r:.3f}" if c.pearson_r is not None else "r = n/a"
+        r = f"r = {c.pearson_r:.3f}" if c is not None and math.isfinite(c.pearson_r) \
+            else "r = n/a"
         ax.set_title(f"time vs {metric} ({r})")
         ax.set_xlabel(units[metric])
         ax.grid(True, alpha=0.3)

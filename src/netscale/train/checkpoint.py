@@ -158,3 +158,25 @@ def checkpoint_weights(ck: Mapping[str, Any], which: str, where: str) -> tuple[A
                             "weights")
     used = "ema" if has_ema and which != "raw" else "raw"
     return (ck["ema"]["model"] if used == "ema" else ck["model"]), used
+
+
+def run_weights(run_dir: str | Path, which: str = "auto", spec: Any = None
+                ) -> tuple[Any, Any, str]:
+    """(NetSpec, state dict, description) of a run's trained network: EMA weights if the run
+    kept them (``which``: auto, ema, raw). A given ``spec`` must be the run's network (class
+    count, input channels, resolution and name aside); the run's own spec is returned."""
+    from netscale.specs import NetSpec
+
+    ck = load_checkpoint(run_dir)
+    state, used = checkpoint_weights(ck, which, repr(str(run_dir)))
+    epochs = len(ck.get("history") or [])
+    desc = f"trained weights ({used}) from {run_dir}" + (f", epoch {epochs}" if epochs else "")
+    run_spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {run_dir}")
+    if spec is not None:
+        given = spec.replace(num_classes=run_spec.num_classes, in_channels=run_spec.in_channels,
+                             resolution=run_spec.resolution, name=run_spec.name)
+        if given.to_dict() != run_spec.to_dict():
+            raise NetscaleError(f"{spec.name} is not the network trained in {run_dir} "
+                                f"({run_spec.name}); omit MODEL_OR_SPEC to export the run's "
+                                "own network")
+    return run_spec, state, desc

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netscale.complexity.limits import check_fits_memory
 from netscale.data import DataConfig, Dataset, load_dataset, make_loaders
 from netscale.data.loaders import Loader, make_loader, make_pipeline
 from netscale.errors import NetscaleError
@@ -51,7 +52,7 @@ from netscale.train.recipe import Recipe, WarmupCosine, default_train_threads
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
 from netscale.util import jsonio
 from netscale.util.io import atomic_write_json, atomic_write_text
-from netscale.util.validate import check_fits_memory, check_threads
+from netscale.util.validate import check_threads
 
 LOG_NAME = "log.jsonl"
 RESULT_NAME = "result.json"
