@@ -30,10 +30,10 @@ import numpy as np
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
 from netscale.laws.runtime import RuntimeModel, fit_runtime
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
+from netscale.study.store import STORE_NAME
 
-STORE_NAME = "results.sqlite"
-BASE = "base"
 X_METRICS = ("flops", "params", "acts", "epochs*flops")
 LAW_CHOICES = ("auto", "saturating", "power")
 ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))

@@ -28,9 +28,9 @@ from netscale.laws.stats import (
     tied,
     time_interval,
 )
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
 
-BASE = "base"
 SMOKE_DATASETS = ("digits",)
 FLAGGED = ("noisy", "contended")
 

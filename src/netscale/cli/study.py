@@ -99,8 +99,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
-    from netscale.study.runner import STORE_NAME, data_info, plan_trials
-    from netscale.study.store import Store
+    from netscale.study.runner import data_info, plan_trials
+    from netscale.study.store import STORE_NAME, Store
 
     data_note = ""
     info = None
@@ -187,8 +187,7 @@ def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from netscale.study.runner import STORE_NAME
-    from netscale.study.store import Store
+    from netscale.study.store import STORE_NAME, Store
 
     path = Path(args.config)
     if path.is_dir():

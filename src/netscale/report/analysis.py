@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.study.store import TrialRow
-
-BASE = "base"
 
 
 @dataclass

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 from netscale.complexity.analytic import count_parts, count_tuple, head_complexity, stage_complexity
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
-from netscale.specs.compat import compatible_width, snap_group_width
+from netscale.specs.compat import bottleneck_width, compatible_width, snap_group_width
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
 ROUNDING_MODES = ("exact", "reference")
@@ -259,7 +259,7 @@ def _stage_width(ctx: _Context, i: int, w: int, g: int) -> tuple[int, int]:
     """(width, group width) of grouped stage i after the compatibility step."""
     st = ctx.base.stages[i]
     if ctx.dense[i]:  # exact mode: a one-group (dense) conv stays dense
-        g = max(1, int(round(w * st.bottleneck)))
+        g = max(1, bottleneck_width(w, st.bottleneck))
     return compatible_width(w, st.bottleneck, g)
 
 

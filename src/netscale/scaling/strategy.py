@@ -29,6 +29,8 @@ from netscale.errors import NetscaleError
 
 NAMED = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 DEFAULT_STRATEGY = "dWr"
+#: The label of a study's unscaled base network (factor 1), in place of a strategy name.
+BASE_STRATEGY = "base"
 _TOL = 1e-6
 
 

@@ -32,16 +32,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
-from netscale.scaling import parse_strategy, scale_report
+from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
-from netscale.study.store import Store
+from netscale.study.store import STORE_NAME, Store
 from netscale.util import jsonio
 from netscale.util.io import sweep_temp_files
-
-STORE_NAME = "results.sqlite"
-BASE_STRATEGY = "base"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.util import jsonio
 
+#: The store's file name inside a study directory.
+STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
 
