@@ -357,26 +357,24 @@ def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
 
 def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
               address: str | None = None, retry_failed: bool = False,
-              device: str | None = None, stream: TextIO | str | None = "stderr",
-              fail_trials: Mapping[str, str] | None = None) -> dict[str, int]:
+              device: str | None = None, stream: TextIO | str | None = "stderr") -> dict[str, int]:
     """Runs (or resumes) every unfinished trial; returns the final status counts.
 
     Progress lines go to ``stream`` (default: the current ``sys.stderr``; None: silent).
     """
-    if stream == "stderr":
-        stream = sys.stderr
+    out: TextIO | None = sys.stderr if stream == "stderr" else (
+        None if isinstance(stream, str) else stream)
     with study_lock(cfg.out_dir):
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
             rec = recover_store(cfg, store)
-            if stream is not None:
+            if out is not None:
                 for tid, reason in rec["poison"].items():
-                    print(f"[study] FAILED {tid}: {reason}", file=stream, flush=True)
+                    print(f"[study] FAILED {tid}: {reason}", file=out, flush=True)
             counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
                             retry_failed=retry_failed, device=device,
-                            stream=stream,  # type: ignore[arg-type]
-                            fail_trials=fail_trials or {})
+                            stream=out)
             store.sync_aliases()  # same-network rows get their canonical trial's results
             return counts
         except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
@@ -388,7 +386,7 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
 
 
 def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
-             fail: str | None, phase: str) -> dict[str, Any]:
+             phase: str) -> dict[str, Any]:
     return {
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
         "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
@@ -397,13 +395,12 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
                   "retries": cfg.bench.retries},
         "phases": [phase], "device": device, "threads": threads,
         "trial_dir": str(trial_dir(cfg, t.id)),
-        "fail_for_test": fail,
     }
 
 
 def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
            address: str | None, retry_failed: bool, device: str | None,
-           stream: TextIO | None, fail_trials: Mapping[str, str]) -> dict[str, int]:
+           stream: TextIO | None) -> dict[str, int]:
     """Runs the study in two phases: every runtime measurement first, one at a time (so no
     measurement overlaps another trial's work), then training, ``workers`` at a time."""
     if retry_failed:
@@ -460,7 +457,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
                 ex.capacity, threads = capacity, train_threads
             last = phase == phases[-1]
             failed = _run_phase(cfg, store, ex, trials, phase, last, progress, by_id, device,
-                                threads, fail_trials)
+                                threads)
             alive = [t for t in alive if t.id not in failed]
     finally:
         ex.shutdown()
@@ -472,7 +469,7 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
 
 def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase: str,
                last: bool, progress: Progress, by_id: Mapping[str, Any], device: str | None,
-               threads: int | None, fail_trials: Mapping[str, str]) -> set[str]:
+               threads: int | None) -> set[str]:
     """Runs one phase of the given trials; returns the ids that failed for good."""
     queue = list(trials)
     running: set[str] = set()
@@ -485,7 +482,7 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
             running.add(t.id)
             started[t.id] = time.time()
             progress.on_start(t.id, phase)
-            ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id), phase))
+            ex.submit(_payload(cfg, t, device, threads, phase))
             progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
         for tid, ok, value in ex.poll(timeout=0.5):
             running.discard(tid)

@@ -111,9 +111,6 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     trial_dir.mkdir(parents=True, exist_ok=True)
     spec = spec_from_payload(payload["spec"])  # a NetSpec, or a ModuleSpec (factory base)
     threads = payload.get("threads")
-    fail = payload.get("fail_for_test")  # test hook: make this trial raise
-    if fail:
-        raise RuntimeError(str(fail))
     phases = payload.get("phases", ["bench", "train"])
     if "bench" in phases:
         with phase_state(threads):
