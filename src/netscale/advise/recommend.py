@@ -861,14 +861,14 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
                device: str | None, strategies: Sequence[str] | None, alphas: Sequence[float],
                level: float, tie: float, measure_fn: MeasureFn,
                study_meta: Mapping[str, Any] | None = None) -> Recommendation:
-    from netscale.complexity import count_tuple
+    from netscale.complexity import complexity_totals
     from netscale.scaling import scale_report
     from netscale.util.units import parse_target
 
     if not (isinstance(tie, (int, float)) and tie >= 0):
         raise NetscaleError(f"tie must be an error difference >= 0 (0.001 = 0.1 points), "
                             f"got {tie!r}")
-    base_flops = count_tuple(spec)[0]
+    base_flops = complexity_totals(spec).flops
     if isinstance(target, (int, float)) and not isinstance(target, bool):
         factor = float(target)
         if not (math.isfinite(factor) and factor > 0):
@@ -894,7 +894,7 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             cands.append(c)
             continue
         c.spec = r.spec.to_dict()
-        c.flops, c.params, c.acts = r.counts
+        c.flops, c.params, c.acts = r.counts.flops, r.counts.params, r.counts.acts
         c.resolution = r.spec.resolution
         c.flops_factor = r.flops_factor
         key = network_key(c.spec)

@@ -360,7 +360,7 @@ def _short(flops: float) -> str:
 def _count_model(model: str, path: Path, where: str
                  ) -> tuple[int, int, int, int, dict[str, Any]]:
     """(flops, params, acts, resolution, spec dict) of a model, counted analytically."""
-    from netscale.complexity import count_tuple
+    from netscale.complexity import complexity_totals
     from netscale.specs import resolve_spec
 
     ref = model
@@ -369,10 +369,10 @@ def _count_model(model: str, path: Path, where: str
         ref = str(cand)  # spec files are relative to the results file
     try:
         spec = resolve_spec(ref)
-        f, p, a = count_tuple(spec)
+        c = complexity_totals(spec)
     except NetscaleError as exc:
         raise NetscaleError(f"{where}: cannot count model {model!r}: {exc}") from None
-    return int(f), int(p), int(a), int(spec.resolution), spec.to_dict()
+    return c.flops, c.params, c.acts, int(spec.resolution), spec.to_dict()
 
 
 def timing_rows(study: StudyResults) -> list[dict[str, Any]]:

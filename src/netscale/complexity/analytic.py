@@ -138,11 +138,12 @@ def count_parts(stem: StemSpec, stages: Sequence[StageSpec], head_width: int,
     return f + f2, p + p2, a + a2
 
 
-def count_tuple(spec: NetSpec, resolution: int | None = None) -> tuple[int, int, int]:
-    """``(flops, params, acts)`` of ``spec`` (no breakdown, no record object)."""
+def complexity_totals(spec: NetSpec, resolution: int | None = None) -> Complexity:
+    """The flops (multiply-adds), params and acts of ``spec`` as the named record, without
+    the per-stage breakdown of :func:`complexity` (the fast path)."""
     res = spec.resolution if resolution is None else resolution
-    return count_parts(spec.stem, spec.stages, spec.head_width, spec.num_classes, res,
-                       spec.in_channels)
+    return Complexity(*count_parts(spec.stem, spec.stages, spec.head_width, spec.num_classes,
+                                   res, spec.in_channels))
 
 
 def complexity(spec: NetSpec, resolution: int | None = None) -> ComplexityRecord:

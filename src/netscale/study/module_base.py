@@ -215,8 +215,8 @@ def plan_module_trials(cfg: Any, base: Mapping[str, Any], info: Mapping[str, Any
                           num_classes=num_classes or 0)
         out.append(PlannedTrial(
             id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-            spec=spec.to_dict(), flops=r.counts[0], params=r.counts[1],
-            acts=r.counts[2], resolution=r.resolution,
+            spec=spec.to_dict(), flops=r.counts.flops, params=r.counts.params,
+            acts=r.counts.acts, resolution=r.resolution,
             flops_factor=r.flops_factor, params_factor=r.params_factor,
             acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
             depths=(), widths=(),

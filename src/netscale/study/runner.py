@@ -134,8 +134,8 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
             first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
             out.append(PlannedTrial(
                 id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                spec=spec_dict, flops=r.counts[0], params=r.counts[1],
-                acts=r.counts[2], resolution=r.spec.resolution,
+                spec=spec_dict, flops=r.counts.flops, params=r.counts.params,
+                acts=r.counts.acts, resolution=r.spec.resolution,
                 flops_factor=r.flops_factor, params_factor=r.params_factor,
                 acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
                 depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
