@@ -17,7 +17,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from netscale.laws.stats import (
 )
 from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
+from netscale.util import serial
 
 SMOKE_DATASETS = ("digits",)
 FLAGGED = ("noisy", "contended")
@@ -85,7 +86,7 @@ class GroupStats:
         return self.top1_err_mean is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
     def err_text(self) -> str:
         if self.top1_err_mean is None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from netscale.util import serial
 
 # Standard split sizes, for estimates when the dataset is not present on this machine.
 KNOWN_SIZES: dict[str, tuple[int, int]] = {
@@ -114,7 +116,7 @@ class TrialEstimate:
     train_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,7 @@ class StudyEstimate:
     probe: str
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["trials"] = [t.to_dict() for t in self.trials]
-        return d
+        return serial.to_dict(self)
 
 
 def _interp(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
