@@ -97,6 +97,9 @@ def _coerce(value: Any, hint: Any, where: str, strict: bool) -> Any:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if isinstance(value, hint):
             return value
+        own = getattr(hint, "from_dict", None)
+        if not strict and callable(own):  # a record's own reader (tolerant of old files)
+            return own(value)
         return from_dict(hint, value, where if strict else None)
     if origin is tuple or hint is tuple:
         return _sequence(value, args, where, strict, tuple)
@@ -119,15 +122,14 @@ def _union(value: Any, args: tuple[Any, ...], where: str, strict: bool) -> Any:
     if value is None and type(None) in args:
         return None
     errors = []
-    for a in args:
-        if a is type(None):
-            continue
+    kinds = [a for a in args if a is not type(None)]
+    for a in kinds:
         try:
             return _coerce(value, a, where, True)
         except (NetscaleError, TypeError, ValueError) as exc:
             errors.append(str(exc))
-    if not strict:
-        return value
+    if not strict and kinds:
+        return _coerce(value, kinds[0], where, False)
     raise NetscaleError(errors[0] if errors else f"{where}: bad value {value!r}")
 
 
