@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from netscale.data.config import DataConfig
 from netscale.study.estimate import (
     TRIAL_OVERHEAD_S,
     EtaModel,
@@ -30,13 +31,13 @@ class _Trial:
 
 
 def test_data_sizes_use_subsets_and_known_sets() -> None:
-    assert data_sizes({"name": "fashion-mnist"}, None) == (60_000, 10_000)
-    assert data_sizes({"name": "fashion-mnist", "subset": 8000, "val_subset": 2000},
+    assert data_sizes(DataConfig(name="fashion-mnist"), None) == (60_000, 10_000)
+    assert data_sizes(DataConfig(name="fashion-mnist", subset=8000, val_subset=2000),
                       None) == (8000, 2000)
-    assert data_sizes({"name": "x"}, {"train_size": 500, "val_size": 50}) == (500, 50)
-    assert data_sizes({"name": "x", "subset": 900}, {"train_size": 500,
-                                                      "val_size": 50}) == (500, 50)
-    assert data_sizes({"path": "/nowhere"}, None) == (None, None)
+    assert data_sizes(DataConfig(name="x"), {"train_size": 500, "val_size": 50}) == (500, 50)
+    assert data_sizes(DataConfig(name="x", subset=900), {"train_size": 500,
+                                                          "val_size": 50}) == (500, 50)
+    assert data_sizes(DataConfig(path="/nowhere"), None) == (None, None)
 
 
 def test_estimate_study_arithmetic() -> None:

@@ -27,12 +27,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
+
+if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
+    from netscale.data.config import DataConfig
+    from netscale.train.recipe import Recipe
 
 _TOP_KEYS = {
     "name", "out", "bases", "base_overrides", "strategies", "factors", "rounding", "tolerance",
@@ -40,6 +44,7 @@ _TOP_KEYS = {
     "seeds", "data", "recipe", "bench", "train", "retries", "resources", "description",
     "overrides",
 }
+_T = TypeVar("_T")
 _OVERRIDABLE = ("resolution", "num_classes", "in_channels", "activation", "dropout")
 
 
@@ -123,8 +128,8 @@ class StudyConfig:
     resolution_multiple: int = 4
     seeds: tuple[int, ...] = (0,)
     base_overrides: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
-    recipe: Mapping[str, Any] = field(default_factory=dict)
+    data: DataConfig | None = None  # None: a runtime-only study (train: false) without data
+    recipe: Recipe = field(default_factory=lambda: _recipe_class()())
     bench: BenchSettings = field(default_factory=BenchSettings)
     train: bool = True
     retries: int = 1
@@ -135,6 +140,21 @@ class StudyConfig:
     # bases and data exactly as written in the config (for fingerprints of older stores)
     written: Mapping[str, Any] = field(default_factory=dict, compare=False)
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE applied on top of the file (a record)
+    # the data and recipe keys as the config gives them (data folders made absolute),
+    # defaults unsaid: what study.yaml, the fingerprint and the report's description record
+    given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+
+    def data_dict(self) -> dict[str, Any]:
+        """The data section as written (defaults unsaid); {} without data."""
+        if "data" in self.given:
+            return dict(self.given["data"])
+        return serial.to_dict(self.data) if self.data is not None else {}
+
+    def recipe_dict(self) -> dict[str, Any]:
+        """The recipe section as written (defaults unsaid)."""
+        if "recipe" in self.given:
+            return dict(self.given["recipe"])
+        return serial.to_dict(self.recipe)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,8 +168,8 @@ class StudyConfig:
             "tolerance": self.tolerance,
             "resolution_multiple": self.resolution_multiple,
             "seeds": list(self.seeds),
-            "data": dict(self.data),
-            "recipe": dict(self.recipe),
+            "data": self.data_dict(),
+            "recipe": self.recipe_dict(),
             "bench": dataclasses.asdict(self.bench),
             "train": self.train,
             "retries": self.retries,
@@ -359,6 +379,8 @@ def parse_study_config(data: Any, *, source: str = "study config",
     if not isinstance(res_mult, int) or isinstance(res_mult, bool) or not 1 <= res_mult <= 4096:
         raise NetscaleError(f"{source}: resolution_multiple must be a positive integer "
                             "(scaled resolutions are rounded to multiples of it; default 4)")
+    from netscale.data.config import DataConfig
+
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
     out = Path(str(data.get("out") or f"studies/{name}"))
@@ -375,8 +397,8 @@ def parse_study_config(data: Any, *, source: str = "study config",
         resolution_multiple=res_mult,
         seeds=tuple(int(s) for s in seeds_raw),
         base_overrides=dict(overrides),
-        data=dict(data_cfg),
-        recipe=dict(recipe),
+        data=_section(DataConfig, data_cfg, "data", source) if data_cfg or train else None,
+        recipe=_section(_recipe_class(), recipe, "recipe", source),
         bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
         train=train,
         retries=retries,
@@ -387,6 +409,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
         written=written,
         overrides=tuple(str(o) for o in (_as_list(data["overrides"], "overrides", source)
                                           if data.get("overrides") else ())),
+        given={"data": dict(data_cfg), "recipe": dict(recipe)},
     )
     for b in bases:  # fail early on unknown models / bad spec files
         if is_module_base(b):
@@ -395,7 +418,6 @@ def parse_study_config(data: Any, *, source: str = "study config",
             cfg.resolve_base(b)
         except NetscaleError as exc:
             raise NetscaleError(f"{source}: bases: {exc}") from None
-    _validate_recipe_and_data(cfg)
     return cfg
 
 
@@ -420,22 +442,22 @@ def _resolve_data_paths(data_cfg: dict[str, Any], base_dir: Path, source: str
     return data_cfg
 
 
-def _validate_recipe_and_data(cfg: StudyConfig) -> None:
-    """Checks the recipe and data sections against the trainer's own dataclasses."""
-    from netscale.data import DataConfig
+def _recipe_class() -> type[Recipe]:
     from netscale.train.recipe import Recipe
 
-    for what, cls, value in (("recipe", Recipe, cfg.recipe), ("data", DataConfig, cfg.data)):
-        if what == "data" and not cfg.train and not value:
-            continue
-        try:
-            cls.from_dict(dict(value))
-        except NetscaleError as exc:
-            msg = str(exc)
-            msg = msg if msg.startswith(f"{what}") else f"{what}: {msg}"
-            raise NetscaleError(f"{cfg.source}: {msg}") from None
-        except (TypeError, ValueError) as exc:
-            raise NetscaleError(f"{cfg.source}: {what}: {exc}") from None
+    return Recipe
+
+
+def _section(cls: type[_T], value: Mapping[str, Any], what: str, source: str) -> _T:
+    """The recipe or data section as the trainer's own dataclass (one-line errors)."""
+    try:
+        return serial.from_dict(cls, dict(value), what)
+    except NetscaleError as exc:
+        msg = str(exc)
+        msg = msg if msg.startswith(f"{what}") else f"{what}: {msg}"
+        raise NetscaleError(f"{source}: {msg}") from None
+    except (TypeError, ValueError) as exc:
+        raise NetscaleError(f"{source}: {what}: {exc}") from None
 
 
 def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:

@@ -16,9 +16,12 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netscale.util import serial
+
+if TYPE_CHECKING:
+    from netscale.data.config import DataConfig
 
 # Standard split sizes, for estimates when the dataset is not present on this machine.
 KNOWN_SIZES: dict[str, tuple[int, int]] = {
@@ -39,20 +42,21 @@ def bench_seconds(budget: float) -> float:
     return 1.3 * budget + 6.5
 
 
-def data_sizes(data: Mapping[str, Any], info: Mapping[str, Any] | None
+def data_sizes(data: DataConfig | None, info: Mapping[str, Any] | None
                ) -> tuple[int | None, int | None]:
     """(train, val) images per epoch: the subsets if set, else the data set's sizes."""
     n_train = info.get("train_size") if info else None
     n_val = info.get("val_size") if info else None
+    if data is None:
+        return n_train, n_val
     if n_train is None:
-        known = KNOWN_SIZES.get(str(data.get("name", "")).lower())
+        known = KNOWN_SIZES.get(str(data.name or "").lower())
         if known:
             n_train, n_val = known
-    if data.get("subset"):
-        n_train = int(data["subset"]) if n_train is None else min(int(data["subset"]), n_train)
-    if data.get("val_subset"):
-        v = int(data["val_subset"])
-        n_val = v if n_val is None else min(v, n_val)
+    if data.subset:
+        n_train = data.subset if n_train is None else min(data.subset, n_train)
+    if data.val_subset:
+        n_val = data.val_subset if n_val is None else min(data.val_subset, n_val)
     return n_train, n_val
 
 

@@ -81,9 +81,11 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
     """Classes and input channels of the study's dataset (None when not training)."""
     if not cfg.train:
         return None
-    from netscale.data import DataConfig, describe
+    from netscale.data import describe
 
-    info = describe(DataConfig.from_dict(dict(cfg.data)))
+    if cfg.data is None:
+        raise NetscaleError(f"{cfg.source}: data needs 'name' or 'path' to train")
+    info = describe(cfg.data)
     return {"num_classes": info.num_classes, "in_channels": info.in_channels,
             "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
 
@@ -191,7 +193,7 @@ class Progress:
 
         n_train, n_val = data_sizes(cfg.data, info)
         self.eta_model = EtaModel(
-            trials, epochs=int(cfg.recipe.get("epochs", 10)), n_train=n_train, n_val=n_val,
+            trials, epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val,
             bench_enabled=cfg.bench.enabled, bench_budget=cfg.bench.budget,
             bench_batch=cfg.bench.batch_size, bench_mode=cfg.bench.mode, train=cfg.train,
             workers=workers)
@@ -312,7 +314,7 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
     number of rows added."""
     tdir = trial_dir(cfg, t.id)
     added = 0
-    epochs_target = int(cfg.recipe.get("epochs", 0) or 0) if cfg.train else 0
+    epochs_target = cfg.recipe.epochs if cfg.train else 0
     if cfg.train and (t.epochs_done < epochs_target or not epochs_target):
         hist = checkpoint_history(tdir)
         if len(hist) > t.epochs_done:
@@ -347,7 +349,7 @@ def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
     backfilled = 0
     for t in store.trials(epochs=False):
         if t.status != "done" or t.id in open_attempts or (
-                cfg.train and t.epochs_done < int(cfg.recipe.get("epochs", 0) or 0)):
+                cfg.train and t.epochs_done < cfg.recipe.epochs):
             backfilled += backfill_trial(cfg, store, t)
     alive = {tid: _last_alive(trial_dir(cfg, tid)) for tid in open_attempts}
     poison = store.close_crashed_attempts(alive)
@@ -389,7 +391,7 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
              phase: str) -> dict[str, Any]:
     return {
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
-        "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
+        "seed": t.seed, "spec": t.spec, "data": cfg.data_dict(), "recipe": cfg.recipe_dict(),
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
                   "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget,
                   "retries": cfg.bench.retries},
