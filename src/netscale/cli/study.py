@@ -175,15 +175,11 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
 
 
 def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
-    from netscale.study.estimate import data_sizes, estimate_study
+    from netscale.study.estimate import StudyWork, estimate_study
     from netscale.study.module_base import spec_from_payload
 
-    n_train, n_val = data_sizes(cfg.data, info)
     specs = {p.id: spec_from_payload(p.spec) for p in plan}  # NetSpec or module factory
-    return estimate_study(plan, specs=specs, epochs=cfg.recipe.epochs,
-                          n_train=n_train, n_val=n_val, bench_enabled=cfg.bench.enabled,
-                          bench_budget=cfg.bench.budget, train=cfg.train, workers=workers,
-                          batch_size=cfg.recipe.batch_size or 128)
+    return estimate_study(plan, specs, StudyWork.of(cfg, info, workers))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -304,11 +304,43 @@ def _as_list(value: Any, what: str, source: str) -> list[Any]:
 def parse_study_config(data: Any, *, source: str = "study config",
                        base_dir: Path | None = None) -> StudyConfig:
     """Validates parsed YAML/JSON; every problem is a one-line :class:`NetscaleError`."""
+    _check_top(data, source)
+    base_dir = base_dir or Path.cwd()
+    grid = _parse_grid(data, source, base_dir)
+    sections = _parse_sections(data, source, base_dir, grid["bases"])
+    limits = _parse_limits(data, source)
+    identity = _parse_identity(data, source, base_dir)
+    from netscale.data.config import DataConfig
+
+    data_cfg, recipe = sections.pop("data_cfg"), sections.pop("recipe_cfg")
+    cfg = StudyConfig(**grid, **sections, **limits, **identity,
+                      data=(_section(DataConfig, data_cfg, "data", source)
+                            if data_cfg or sections["train"] else None),
+                      recipe=_section(_recipe_class(), recipe, "recipe", source),
+                      bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
+                      resources=Resources.from_dict(data.get("resources", {}) or {}, source),
+                      source=source, base_dir=base_dir,
+                      overrides=tuple(str(o) for o in (
+                          _as_list(data["overrides"], "overrides", source)
+                          if data.get("overrides") else ())))
+    from netscale.study.module_base import is_module_base
+
+    for b in cfg.bases:  # fail early on unknown models / bad spec files
+        if is_module_base(b):
+            continue  # checked by parse_module_base
+        try:
+            cfg.resolve_base(b)
+        except NetscaleError as exc:
+            raise NetscaleError(f"{source}: bases: {exc}") from None
+    return cfg
+
+
+def _check_top(data: Any, source: str) -> None:
+    """The config is a mapping of known keys, with the required ones, each of its type."""
     if not isinstance(data, Mapping):
         raise NetscaleError(f"{source}: a study config is a mapping (YAML keys such as bases, "
                             "strategies, factors, data, recipe)")
     _known(data, _TOP_KEYS, source)
-    base_dir = base_dir or Path.cwd()
     for key in ("bases", "strategies", "factors"):
         if key not in data:
             raise NetscaleError(f"{source}: missing required key {key!r}")
@@ -321,6 +353,10 @@ def parse_study_config(data: Any, *, source: str = "study config",
     _check_type(data, "resolution_multiple", (int,), "a positive integer", source)
     for key in ("base_overrides", "data", "recipe", "bench", "resources"):
         _check_type(data, key, (Mapping,), "a mapping (key: value pairs)", source)
+
+
+def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """The trial grid: bases, strategies, factors, rounding and seeds."""
     raw_bases = _as_list(data["bases"], "bases", source)
     raw_strategies = _as_list(data["strategies"], "strategies", source)
     from netscale.study.module_base import is_module_base, parse_module_base
@@ -332,7 +368,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
             raise NetscaleError(f"{source}: {key} must be non-empty strings (or module-factory "
                                 f"mappings for bases), got "
                                 f"{_show(bad[0])}")
-    bases = tuple(parse_module_base(b, source, base_dir or Path.cwd()) if is_module_base(b)
+    bases = tuple(parse_module_base(b, source, base_dir) if is_module_base(b)
                   else b for b in raw_bases)
     strategies = tuple(raw_strategies)
     for s in strategies:
@@ -355,6 +391,13 @@ def parse_study_config(data: Any, *, source: str = "study config",
                for s in seeds_raw):
         raise NetscaleError(f"{source}: seeds must be integers from 0 to 2^32-1, got "
                             f"{_show(seeds_raw)}")
+    return {"bases": bases, "strategies": strategies, "factors": factors,
+            "rounding": rounding, "seeds": tuple(int(s) for s in seeds_raw)}
+
+
+def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
+                    bases: tuple[Any, ...]) -> dict[str, Any]:
+    """base_overrides, data (folders made absolute), train and recipe."""
     overrides = data.get("base_overrides", {}) or {}
     _known(overrides, set(_OVERRIDABLE), f"{source}: base_overrides")
     data_cfg = data.get("data", {}) or {}
@@ -369,6 +412,13 @@ def parse_study_config(data: Any, *, source: str = "study config",
     recipe = data.get("recipe", {}) or {}
     if not isinstance(recipe, Mapping):
         raise NetscaleError(f"{source}: recipe must be a mapping (e.g. {{epochs: 3}})")
+    return {"base_overrides": dict(overrides), "train": train, "written": written,
+            "given": {"data": dict(data_cfg), "recipe": dict(recipe)},
+            "data_cfg": data_cfg, "recipe_cfg": recipe}
+
+
+def _parse_limits(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """retries, tolerance and resolution_multiple."""
     retries = data.get("retries", 1)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
         raise NetscaleError(f"{source}: retries must be a non-negative integer (at most 100)")
@@ -379,46 +429,17 @@ def parse_study_config(data: Any, *, source: str = "study config",
     if not isinstance(res_mult, int) or isinstance(res_mult, bool) or not 1 <= res_mult <= 4096:
         raise NetscaleError(f"{source}: resolution_multiple must be a positive integer "
                             "(scaled resolutions are rounded to multiples of it; default 4)")
-    from netscale.data.config import DataConfig
+    return {"retries": retries, "tolerance": tolerance, "resolution_multiple": res_mult}
 
+
+def _parse_identity(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """name, out directory (relative to the config's folder) and description."""
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
         out = (base_dir / out).resolve()
-    cfg = StudyConfig(
-        name=name,
-        out_dir=out,
-        bases=bases,
-        strategies=strategies,
-        factors=factors,
-        rounding=rounding,
-        tolerance=tolerance,
-        resolution_multiple=res_mult,
-        seeds=tuple(int(s) for s in seeds_raw),
-        base_overrides=dict(overrides),
-        data=_section(DataConfig, data_cfg, "data", source) if data_cfg or train else None,
-        recipe=_section(_recipe_class(), recipe, "recipe", source),
-        bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
-        train=train,
-        retries=retries,
-        resources=Resources.from_dict(data.get("resources", {}) or {}, source),
-        source=source,
-        base_dir=base_dir,
-        description=str(data.get("description", "")),
-        written=written,
-        overrides=tuple(str(o) for o in (_as_list(data["overrides"], "overrides", source)
-                                          if data.get("overrides") else ())),
-        given={"data": dict(data_cfg), "recipe": dict(recipe)},
-    )
-    for b in bases:  # fail early on unknown models / bad spec files
-        if is_module_base(b):
-            continue  # checked by parse_module_base
-        try:
-            cfg.resolve_base(b)
-        except NetscaleError as exc:
-            raise NetscaleError(f"{source}: bases: {exc}") from None
-    return cfg
+    return {"name": name, "out_dir": out, "description": str(data.get("description", ""))}
 
 
 def _resolve_data_paths(data_cfg: dict[str, Any], base_dir: Path, source: str

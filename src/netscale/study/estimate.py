@@ -147,14 +147,44 @@ def _interp(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
     return max(min(y0, y1) * 0.5, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
-def estimate_study(plan: Sequence[Any], *, specs: Mapping[str, Any], epochs: int,
-                   n_train: int | None, n_val: int | None, bench_enabled: bool,
-                   bench_budget: float, train: bool, workers: int, batch_size: int = 64,
+@dataclass(frozen=True)
+class StudyWork:
+    """What a study's trials do, as the estimates need it: epochs over ``n_train`` training
+    and ``n_val`` validation images (None: unknown), runtime measurements (``bench_*``:
+    enabled, budget in seconds, batch size, mode), ``workers`` trials training at a time and
+    the training batch size."""
+
+    epochs: int
+    n_train: int | None
+    n_val: int | None
+    train: bool = True
+    workers: int = 1
+    bench_enabled: bool = True
+    bench_budget: float = 2.0
+    bench_batch: int = 32
+    bench_mode: str = "infer"
+    batch_size: int = 64
+
+    @classmethod
+    def of(cls, cfg: Any, info: Mapping[str, Any] | None, workers: int) -> StudyWork:
+        """The work of a :class:`~netscale.study.config.StudyConfig` (``info``: the data
+        set's sizes, see ``runner.data_info``)."""
+        n_train, n_val = data_sizes(cfg.data, info)
+        return cls(epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val, train=cfg.train,
+                   workers=workers, bench_enabled=cfg.bench.enabled,
+                   bench_budget=cfg.bench.budget, bench_batch=cfg.bench.batch_size,
+                   bench_mode=cfg.bench.mode, batch_size=cfg.recipe.batch_size or 128)
+
+
+def estimate_study(plan: Sequence[Any], specs: Mapping[str, Any], work: StudyWork, *,
                    probe: Callable[..., tuple[float, float]] = probe_seconds_per_image
                    ) -> StudyEstimate:
     """Estimates from the plan (each trial's flops/acts) and a probe of the smallest and the
     largest model (by activations, which predict CPU runtime best); other trials are
     interpolated linearly in activations between the two."""
+    epochs, n_train, n_val, train = work.epochs, work.n_train, work.n_val, work.train
+    batch_size, workers = work.batch_size, work.workers
+    bench_enabled, bench_budget = work.bench_enabled, work.bench_budget
     probed = ""
     per_img: dict[str, tuple[float, float]] = {}
     if train and n_train and plan:
@@ -208,20 +238,18 @@ class EtaModel:
     has finished: the benchmark's mean duration per trial and the ratio of observed to
     predicted seconds of every finished epoch."""
 
-    def __init__(self, trials: Sequence[Any], *, epochs: int, n_train: int | None,
-                 n_val: int | None, bench_enabled: bool, bench_budget: float,
-                 bench_batch: int, bench_mode: str, train: bool, workers: int,
+    def __init__(self, trials: Sequence[Any], work: StudyWork,
                  clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.epochs = epochs
-        self.n_train, self.n_val = n_train or 0, n_val or 0
-        self.bench_enabled, self.bench_budget = bench_enabled, bench_budget
-        self.bench_batch, self.bench_mode = bench_batch, bench_mode
-        self.train, self.workers = train, max(1, workers)
+        self.epochs = work.epochs
+        self.n_train, self.n_val = work.n_train or 0, work.n_val or 0
+        self.bench_enabled, self.bench_budget = work.bench_enabled, work.bench_budget
+        self.bench_batch, self.bench_mode = work.bench_batch, work.bench_mode
+        self.train, self.workers = work.train, max(1, work.workers)
         self.states: dict[str, _TrialState] = {}
         for t in trials:
             s = _TrialState(t.id, int(t.flops), int(t.epochs_done or 0),
-                            bool(t.bench) or not bench_enabled,
+                            bool(t.bench) or not work.bench_enabled,
                             finished=t.status in ("done", "failed"))
             if t.time_ms:
                 s.img_s = self._per_image(float(t.time_ms))

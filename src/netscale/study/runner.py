@@ -189,14 +189,9 @@ class Progress:
     def attach(self, cfg: StudyConfig, trials: Sequence[Any], info: Mapping[str, Any] | None,
                workers: int) -> None:
         """Estimates the ETA from each trial's cost (see netscale.study.estimate)."""
-        from netscale.study.estimate import EtaModel, data_sizes
+        from netscale.study.estimate import EtaModel, StudyWork
 
-        n_train, n_val = data_sizes(cfg.data, info)
-        self.eta_model = EtaModel(
-            trials, epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val,
-            bench_enabled=cfg.bench.enabled, bench_budget=cfg.bench.budget,
-            bench_batch=cfg.bench.batch_size, bench_mode=cfg.bench.mode, train=cfg.train,
-            workers=workers)
+        self.eta_model = EtaModel(trials, StudyWork.of(cfg, info, workers))
 
     def on_start(self, tid: str, phase: str) -> None:
         if self.eta_model is not None:
@@ -374,9 +369,9 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
             if out is not None:
                 for tid, reason in rec["poison"].items():
                     print(f"[study] FAILED {tid}: {reason}", file=out, flush=True)
-            counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
-                            retry_failed=retry_failed, device=device,
-                            stream=out)
+            opts = RunOptions(executor=executor, workers=workers, address=address,
+                              retry_failed=retry_failed, device=device)
+            counts = _drive(cfg, store, opts, out)
             store.sync_aliases()  # same-network rows get their canonical trial's results
             return counts
         except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
@@ -400,29 +395,33 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
     }
 
 
-def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
-           address: str | None, retry_failed: bool, device: str | None,
-           stream: TextIO | None) -> dict[str, int]:
-    """Runs the study in two phases: every runtime measurement first, one at a time (so no
-    measurement overlaps another trial's work), then training, ``workers`` at a time."""
-    if retry_failed:
-        store.reset_failed()
-    all_trials = store.canonical_trials(epochs=False)  # aliases (same_as) never run
-    todo = [t for t in all_trials if t.status in ("pending", "running")]
-    total_cost = sum(_cost(t) for t in all_trials)
-    done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
-    progress = Progress(stream, total_cost, done_cost)
-    progress.attach(cfg, all_trials, json.loads(store.get_meta("data_info") or "{}"), workers)
-    if not todo:
-        progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
-        return store.counts()
-    resumed = sum(t.status == "running" for t in todo)
-    if resumed:
-        progress.show(store.counts(), f"resuming {resumed} interrupted trial(s) from their "
-                      "last checkpoint", force=True)
-    by_id = {t.id: t for t in all_trials}
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_study` runs the trials: the executor (``local`` or ``ray``) with
+    ``workers`` trials training at a time, the Ray ``address``, whether failed trials get
+    another round, and the device (None: automatic)."""
 
-    def on_event(tid: str, kind: str, data: dict[str, Any]) -> None:
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
+    retry_failed: bool = False
+    device: str | None = None
+
+
+@dataclass
+class _Run:
+    """One driver run: the study, its store, the executor and the progress line."""
+
+    cfg: StudyConfig
+    store: Store
+    ex: Any
+    progress: Progress
+    by_id: Mapping[str, Any]
+    device: str | None
+
+    def on_event(self, tid: str, kind: str, data: dict[str, Any]) -> None:
+        """An epoch or a runtime measurement reported by a running trial."""
+        store, progress = self.store, self.progress
         if kind == "epoch":
             store.record_epoch(tid, data["epoch"], data["metrics"])
             progress.on_epoch(tid, int(data["epoch"]))
@@ -438,41 +437,73 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             ms = data.get("time_ms")
             progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
 
-    cpu_count = os.cpu_count() or 1
-    train_threads = None
-    if executor == "local" and workers > 1:
-        train_threads = max(1, cpu_count // workers)
-    elif executor == "ray":
-        train_threads = max(1, int(cfg.resources.cpus))
-    ex = make_executor(executor, on_event, workers=workers, address=address,
-                       cpus=cfg.resources.cpus, gpus=cfg.resources.gpus)
-    capacity = ex.capacity
+
+def _train_threads(cfg: StudyConfig, opts: RunOptions) -> int | None:
+    """Intra-op threads of a training trial: the CPUs shared out between local worker
+    processes, the trial's CPUs on Ray, else the process's default (None)."""
+    if opts.executor == "local" and opts.workers > 1:
+        return max(1, (os.cpu_count() or 1) // opts.workers)
+    if opts.executor == "ray":
+        return max(1, int(cfg.resources.cpus))
+    return None
+
+
+def _start_progress(cfg: StudyConfig, store: Store, stream: TextIO | None,
+                    workers: int) -> tuple[Progress, list[Any], list[Any]]:
+    """The progress line, every canonical trial and those still to run."""
+    all_trials = store.canonical_trials(epochs=False)  # aliases (same_as) never run
+    todo = [t for t in all_trials if t.status in ("pending", "running")]
+    done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
+    progress = Progress(stream, sum(_cost(t) for t in all_trials), done_cost)
+    progress.attach(cfg, all_trials, json.loads(store.get_meta("data_info") or "{}"), workers)
+    if not todo:
+        progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
+    resumed = sum(t.status == "running" for t in todo)
+    if resumed:
+        progress.show(store.counts(), f"resuming {resumed} interrupted trial(s) from their "
+                      "last checkpoint", force=True)
+    return progress, all_trials, todo
+
+
+def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
+           stream: TextIO | None) -> dict[str, int]:
+    """Runs the study in two phases: every runtime measurement first, one at a time (so no
+    measurement overlaps another trial's work), then training, ``workers`` at a time."""
+    if opts.retry_failed:
+        store.reset_failed()
+    progress, all_trials, todo = _start_progress(cfg, store, stream, opts.workers)
+    if not todo:
+        return store.counts()
+    run = _Run(cfg, store, None, progress, {t.id: t for t in all_trials}, opts.device)
+    run.ex = make_executor(opts.executor, run.on_event, workers=opts.workers,
+                           address=opts.address, cpus=cfg.resources.cpus,
+                           gpus=cfg.resources.gpus)
+    capacity = run.ex.capacity
     phases = [p for p, on in (("bench", cfg.bench.enabled), ("train", cfg.train)) if on]
     try:
         alive = list(todo)
         for phase in phases:
             if phase == "bench":
                 trials = [t for t in alive if not t.bench]
-                ex.capacity, threads = 1, cfg.bench.threads
+                run.ex.capacity, threads = 1, cfg.bench.threads
             else:
                 trials = alive
-                ex.capacity, threads = capacity, train_threads
-            last = phase == phases[-1]
-            failed = _run_phase(cfg, store, ex, trials, phase, last, progress, by_id, device,
-                                threads)
+                run.ex.capacity, threads = capacity, _train_threads(cfg, opts)
+            failed = _run_phase(run, trials, phase, phase == phases[-1], threads)
             alive = [t for t in alive if t.id not in failed]
     finally:
-        ex.shutdown()
+        run.ex.shutdown()
     _sweep(cfg)  # no writer is left: nothing half-written
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
 
 
-def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase: str,
-               last: bool, progress: Progress, by_id: Mapping[str, Any], device: str | None,
+def _run_phase(run: _Run, trials: list[Any], phase: str, last: bool,
                threads: int | None) -> set[str]:
-    """Runs one phase of the given trials; returns the ids that failed for good."""
+    """Runs one phase of the given trials; returns the ids that failed for good. ``last``:
+    the trial's last phase (its end marks the trial done)."""
+    cfg, store, ex, progress = run.cfg, run.store, run.ex, run.progress
     queue = list(trials)
     running: set[str] = set()
     started: dict[str, float] = {}
@@ -484,34 +515,47 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
             running.add(t.id)
             started[t.id] = time.time()
             progress.on_start(t.id, phase)
-            ex.submit(_payload(cfg, t, device, threads, phase))
+            ex.submit(_payload(cfg, t, run.device, threads, phase))
             progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
         for tid, ok, value in ex.poll(timeout=0.5):
             running.discard(tid)
             wall = time.time() - started.pop(tid, time.time())
             if ok:
-                value = dict(value)
-                value.setdefault("wall_time", wall)
-                if last:
-                    train = value.get("train")
-                    hist = train.get("history") if isinstance(train, Mapping) else None
-                    store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
-                    progress.done_cost += _cost(by_id[tid])
-                    progress.on_finish(tid)
-                    progress.show(store.counts(), f"finished {tid}", force=True)
-                else:
-                    store.mark_phase_done(tid, float(value.get("wall_time", wall)))
+                _finished(run, tid, dict(value), wall, last)
+            elif _failed(run, tid, value, wall):
+                failed.add(tid)
             else:
-                if cfg.train:  # epochs its checkpoint holds that no event brought
-                    row = next(r for r in store.trials(epochs=False) if r.id == tid)
-                    backfill_trial(cfg, store, row)
-                final = store.mark_error(tid, str(value), retries=cfg.retries, wall_time=wall)
-                if final:
-                    failed.add(tid)
-                    progress.done_cost += _cost(by_id[tid])
-                    progress.on_finish(tid)
-                    progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
-                else:
-                    progress.show(store.counts(), f"retrying {tid} after: {value}", force=True)
-                    queue.append(by_id[tid])
+                queue.append(run.by_id[tid])
     return failed
+
+
+def _finished(run: _Run, tid: str, value: dict[str, Any], wall: float, last: bool) -> None:
+    """A phase of a trial succeeded: the trial is done (its last phase) or waits for the
+    next phase."""
+    value.setdefault("wall_time", wall)
+    if not last:
+        run.store.mark_phase_done(tid, float(value.get("wall_time", wall)))
+        return
+    train = value.get("train")
+    hist = train.get("history") if isinstance(train, Mapping) else None
+    run.store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
+    run.progress.done_cost += _cost(run.by_id[tid])
+    run.progress.on_finish(tid)
+    run.progress.show(run.store.counts(), f"finished {tid}", force=True)
+
+
+def _failed(run: _Run, tid: str, error: Any, wall: float) -> bool:
+    """A phase of a trial raised: records it; True if the trial failed for good, False if
+    it goes back to the queue for a retry."""
+    cfg, store, progress = run.cfg, run.store, run.progress
+    if cfg.train:  # epochs its checkpoint holds that no event brought
+        row = next(r for r in store.trials(epochs=False) if r.id == tid)
+        backfill_trial(cfg, store, row)
+    final = store.mark_error(tid, str(error), retries=cfg.retries, wall_time=wall)
+    if final:
+        progress.done_cost += _cost(run.by_id[tid])
+        progress.on_finish(tid)
+        progress.show(store.counts(), f"FAILED {tid}: {error}", force=True)
+    else:
+        progress.show(store.counts(), f"retrying {tid} after: {error}", force=True)
+    return final
