@@ -695,12 +695,15 @@ def _base_spec(study: StudyResults, base: str) -> Any:
 
     for t in study.trials:
         if t.base == base and t.strategy == BASE:
-            if t.spec.get("kind") == "module":
+            model = t.model
+            if model is None:  # not a full spec: NetSpec says what is missing
+                return NetSpec.from_dict(t.spec)
+            if not isinstance(model, NetSpec):
                 raise NetscaleError(
                     f"base {base!r} is a module factory: recommend scales specs only; use "
                     "'netscale fit' on the study and 'netscale scale --module … "
                     "--target-flops …' to size it")
-            return NetSpec.from_dict(t.spec)
+            return model
     # no s = 1 trial: rebuild the base from the config
     from netscale.study.config import parse_study_config
 

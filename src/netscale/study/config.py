@@ -170,10 +170,10 @@ class StudyConfig:
             "seeds": list(self.seeds),
             "data": self.data_dict(),
             "recipe": self.recipe_dict(),
-            "bench": dataclasses.asdict(self.bench),
+            "bench": serial.to_dict(self.bench),
             "train": self.train,
             "retries": self.retries,
-            "resources": dataclasses.asdict(self.resources),
+            "resources": serial.to_dict(self.resources),
             "description": self.description,
             **({"overrides": list(self.overrides)} if self.overrides else {}),
         }
