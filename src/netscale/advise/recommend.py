@@ -58,6 +58,7 @@ from netscale.advise.study_fits import (
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from netscale.specs.spec import network_key
+from netscale.util import serial
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PRIOR_ALPHA = 0.8
@@ -119,8 +120,7 @@ class Constraints:
         return ", ".join(parts) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_latency_ms": self.max_latency_ms, "batch_size": self.batch_size,
-                "max_params": self.max_params, "max_acts": self.max_acts}
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class ErrorEstimate:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return serial.to_dict(self)
 
 
 @dataclass
