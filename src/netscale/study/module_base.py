@@ -239,6 +239,6 @@ def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str
     result = bench_module(spec.build_module(), name=spec.name, in_channels=spec.in_channels,
                           resolution=spec.resolution, num_classes=spec.num_classes,
                           counts=(rec.flops, rec.params, rec.acts), config=config)
-    labels = {"base": base, "strategy": strategy, "factor": factor}
+    labels: dict[str, Any] = {"base": base, "strategy": strategy, "factor": factor}
     names = {f.name for f in dataclasses.fields(result)}
     return dataclasses.replace(result, **{k: v for k, v in labels.items() if k in names})

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -65,8 +64,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str | None = 
         data = {}
     if not isinstance(data, Mapping):
         raise NetscaleError(f"{label} must be a mapping of fields, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-              if f.init}
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"from_dict needs a dataclass, got {cls!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -82,9 +82,14 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str | None = 
     return cls(**kwargs)
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The resolved type hints of a dataclass (cached: from_dict runs per stored row)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _coerce(value: Any, hint: Any, where: str, strict: bool) -> Any:
