@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from netscale.advise.study_fits import StudyResults, is_study_dir, load_study
+from netscale.advise.study_fits import BASE, StudyResults, is_study_dir, load_study
 from netscale.errors import NetscaleError
 
 RESULT_SUFFIXES = (".csv", ".json")
@@ -306,10 +306,10 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
                             f"{max(errs):g}): they look like fractions; use a top1_err_frac "
                             "column (or drop --percent)")
     groups = sorted({i["group"] for i in items})
-    if groups == ["base"]:
+    if groups == [BASE]:
         raise NetscaleError(f"{path}: every row is in group 'base' (the shared unscaled model); "
                             "name the groups (strategies or families)")
-    base_flops = [i["flops"] for i in items if i["group"] == "base"]
+    base_flops = [i["flops"] for i in items if i["group"] == BASE]
     trials = []
     seen: dict[str, int] = {}
     for i in items:
@@ -345,7 +345,7 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
             "counted_models": sorted(counted), "missing_columns": missing_cols,
             "has_params": all(i["params"] is not None for i in items),
             "has_acts": all(i["acts"] is not None for i in items)},
-        "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
+        "bases": [IMPORTED], "strategies": [g for g in groups if g != BASE], "factors": [],
     }
     return StudyResults(path=path, name=path.stem, config=config, trials=trials)
 
