@@ -30,6 +30,7 @@ from netscale.laws.stats import (
 )
 from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
+from netscale.study.store import TrialRow
 from netscale.util import serial
 
 SMOKE_DATASETS = ("digits",)
@@ -109,7 +110,7 @@ def _infer_row(t: Any) -> dict[str, Any] | None:
     return row
 
 
-def group_trials(trials: Sequence[Any], n_val: int | None = None,
+def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
                  level: float = DEFAULT_LEVEL) -> list[GroupStats]:
     """Groups trials by (base, strategy, factor); finished trials give the error, every trial
     with a successful benchmark row gives the runtime. Sorted by base, factor, strategy."""
@@ -349,7 +350,7 @@ def _to_separate(groups: Sequence[GroupStats], n_val: int | None) -> str:
     return "; ".join(parts)
 
 
-def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None = None,
+def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | None = None,
                   config: Mapping[str, Any] | None = None, level: float = DEFAULT_LEVEL,
                   factor: float | None = None, base: str | None = None,
                   only: Callable[[str], bool] | None = None,
