@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
 
 KIND = "module"
 _KEYS = {"module", "input_shape", "num_classes", "name", "depth_arg", "width_arg",
@@ -87,9 +87,8 @@ class ModuleSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModuleSpec:
-        return cls(name=str(d["name"]), module=str(d["module"]), kwargs=dict(d["kwargs"]),
-                   input_shape=tuple(int(s) for s in d["input_shape"]),
-                   num_classes=int(d["num_classes"]), family=str(d.get("family", KIND)))
+        # kind, resolution and in_channels are derived: to_dict writes them for readers
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 def is_module_base(base: Any) -> bool:
