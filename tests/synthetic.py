@@ -81,10 +81,10 @@ def synthetic_study(path: str | Path, *, base: Any = None,
                 seen.add(tid)
                 r = scale_report(spec, float(f), strat, rounding="exact",
                                  name=f"{label}_x{f:g}_{sname}")
-                base_flops = r.base_counts[0]
+                base_flops = r.base_counts.flops
                 rows.append({"id": tid, "base": label, "strategy": sname, "factor": float(f),
-                             "seed": sd, "spec": r.spec.to_dict(), "flops": r.counts[0],
-                             "params": r.counts[1], "acts": r.counts[2],
+                             "seed": sd, "spec": r.spec.to_dict(), "flops": r.counts.flops,
+                             "params": r.counts.params, "acts": r.counts.acts,
                              "resolution": r.spec.resolution, "flops_factor": r.flops_factor,
                              "params_factor": r.params_factor, "acts_factor": r.acts_factor,
                              "within_tolerance": r.within_tolerance, "_strategy": strat.name})

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ from netscale.bench import (
     write_results,
 )
 from netscale.bench.fit import fit_joint, fit_metric
-from netscale.complexity import count_tuple
+from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.specs import get_spec
 
@@ -254,7 +255,7 @@ def test_fit_joint_direct() -> None:
 def test_bench_spec_infer_structure_and_json_schema(tmp_path) -> None:
     spec = tiny_spec()
     r = bench_spec(spec, BenchConfig(batch_size=2, device="cpu", policy=FAST, threads=1))
-    flops, params, acts = count_tuple(spec)
+    flops, params, acts = astuple(complexity_totals(spec))
     assert r.ok and r.status == "ok" and r.mode == "infer" and r.device == "cpu"
     assert (r.model, r.flops, r.params, r.acts, r.resolution) == ("tiny", flops, params, acts,
                                                                   16)
@@ -452,10 +453,10 @@ def test_generate_models_labels_and_factors() -> None:
     entries = generate_models(base, ["w", "dWr"], [1, 2, 4])
     assert [e.strategy for e in entries] == ["base", "w", "w", "dWr", "dWr"]
     assert entries[0].spec == base and entries[0].factor == 1.0
-    f0 = count_tuple(base)[0]
+    f0 = complexity_totals(base).flops
     for e in entries[1:]:
         assert e.base == "RegNetY-200MF"
-        assert count_tuple(e.spec)[0] / f0 == pytest.approx(e.factor, rel=0.03)
+        assert complexity_totals(e.spec).flops / f0 == pytest.approx(e.factor, rel=0.03)
     with pytest.raises(NetscaleError):
         generate_models(base, ["w"], [0])
 

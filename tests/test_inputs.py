@@ -241,7 +241,7 @@ def test_data_path_relative_to_config(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     cfg = load_study_config(p)
-    assert cfg.data["path"] == str((tmp_path / "cfg" / "mydata").resolve())
+    assert cfg.data.path == str((tmp_path / "cfg" / "mydata").resolve())
     assert data_info(cfg)["num_classes"] == 2
     from netscale.study.config import _resolve_data_paths
 

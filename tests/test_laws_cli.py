@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from netscale.complexity import count_tuple
+from netscale.complexity import complexity_totals
 from netscale.laws import FitReport
 from netscale.specs import resolve_spec
 from synthetic import synthetic_study
@@ -103,7 +103,7 @@ def test_recommend_text_and_out(run_cli, big_dir, tmp_path):
 
     code, js, _ = run_cli("recommend", big_dir, "--target-flops", "32x", "--json")
     data = json.loads(js)
-    assert count_tuple(spec)[0] == data["chosen"]["flops"]
+    assert complexity_totals(spec).flops == data["chosen"]["flops"]
     assert data["chosen"]["spec"]["stages"] == json.loads(spec.to_json())["stages"]
     assert data["target_flops"] == pytest.approx(32 * data["base_flops"])
 

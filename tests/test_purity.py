@@ -45,7 +45,7 @@ def _check_pure(base: NetSpec, strategy: str, s: float, **kwargs: object) -> Non
     assert r.within_tolerance == (abs(r.flops_factor / s - 1) <= r.tolerance + 1e-12), where
     d = r.to_dict()
     assert d["within_tolerance"] == r.within_tolerance
-    assert d["achieved_factor"] == pytest.approx(r.counts[0] / r.base_counts[0])
+    assert d["achieved_factor"] == pytest.approx(r.counts.flops / r.base_counts.flops)
     if not r.within_tolerance:
         assert "closest is" in r.note, where
 
@@ -75,7 +75,7 @@ def test_issue_repro_depth_keeps_resolution() -> None:
     # (F0 + k·4,718,592)/F0: k = 8 gives ×1.926, k = 9 gives ×2.041; neither is within ±2 %.
     assert r.spec.num_blocks == 18
     assert not r.within_tolerance
-    assert r.counts[0] - r.base_counts[0] == 9 * 2 * 9 * 16 * 16 * 32 * 32
+    assert r.counts.flops - r.base_counts.flops == 9 * 2 * 9 * 16 * 16 * 32 * 32
     assert r.flops_factor == pytest.approx(2.041, abs=0.001)
 
 
@@ -93,7 +93,7 @@ def test_issue_repro_resolution_keeps_widths() -> None:
 def test_reference_mode_is_unchanged_by_purity() -> None:
     # The reference scaler is reproduced as published, drift and all.
     r = scale_report(get_spec("RegNetY-4.0GF"), 4, "d1_w8_g8_r1", rounding="reference")
-    assert r.counts[0] == 15_608_249_240
+    assert r.counts.flops == 15_608_249_240
 
 
 def test_study_dry_run_flags_a_pure_miss(run_cli, tmp_path) -> None:

@@ -36,12 +36,12 @@ def fake_timer(calls: list[str] | None = None, per: str = "acts"):
     requested batch."""
 
     def run(spec: NetSpec, batch: int | None, device: str | None):
-        from netscale.complexity import count_tuple
+        from netscale.complexity import complexity_totals
 
         if calls is not None:
             calls.append(spec.name)
-        counts = count_tuple(spec)
-        v = counts[2] if per == "acts" else counts[1]
+        counts = complexity_totals(spec)
+        v = counts.acts if per == "acts" else counts.params
         return 1.0 + 1e-6 * v, batch or 8, device or "cpu"
 
     return run

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from netscale.advise.results_io import load_results
 from netscale.advise.study_fits import fit_study
-from netscale.complexity import count_tuple
+from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.laws.fit import fit_law
 from netscale.specs import resolve_spec
@@ -64,7 +65,7 @@ def test_csv_model_column_is_counted_analytically(tmp_path):
     rows = [f"X,{n},{e}" for n, e in zip(names, (31.088, 27.382, 24.846))]
     st = load_results(write_csv(tmp_path / "m.csv", "group,model,top1_err_pct", rows))
     for t, n in zip(st.trials, names):
-        f, p, a = count_tuple(resolve_spec(n))
+        f, p, a = astuple(complexity_totals(resolve_spec(n)))
         assert (t.flops, t.params, t.acts) == (f, p, a)  # exact integer counts
         assert t.spec["name"] == n and t.resolution == 224
     assert st.trials[0].top1_err == pytest.approx(0.31088)
@@ -75,7 +76,7 @@ def test_csv_flops_suffixes_and_model_fills_params(tmp_path):
     rows = ["X,RegNetX-200MF,0.2G,0.31", "X,,400M,0.27", "X,,8e8,0.25"]
     st = load_results(write_csv(tmp_path / "s.csv", "group,model,flops,top1_err_frac", rows))
     assert [t.flops for t in st.trials] == [2e8, 4e8, 8e8]  # flops wins over the model
-    assert st.trials[0].params == count_tuple(resolve_spec("RegNetX-200MF"))[1]
+    assert st.trials[0].params == complexity_totals(resolve_spec("RegNetX-200MF")).params
     assert st.trials[1].params == 0  # no model, no params column
 
 
@@ -98,7 +99,7 @@ def test_json_import(tmp_path, form):
         assert st.trials[0].epochs_done == 90
         assert st.trials[0].top1_err == law("A", 1e8)
     elif form == "model_pct":
-        assert st.trials[1].flops == count_tuple(resolve_spec("RegNetY-400MF"))[0]
+        assert st.trials[1].flops == complexity_totals(resolve_spec("RegNetY-400MF")).flops
         assert st.trials[1].top1_err == pytest.approx(0.25898)
     else:
         assert st.trials[0].strategy == "w" and st.trials[0].flops == 1e9
@@ -372,7 +373,7 @@ def test_loader_counts_spec_files_without_torch(tmp_path):
             "print(s.trials[0].flops, 'torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
-    flops = count_tuple(resolve_spec("RegNetY-200MF"))[0]
+    flops = complexity_totals(resolve_spec("RegNetY-200MF")).flops
     assert r.stdout.split() == [str(flops), "False"]
 
 

@@ -40,9 +40,9 @@ def _check(factory, shape, factor, strategy) -> None:  # type: ignore[no-untyped
     if key not in _BASE:
         _BASE[key] = _independent_macs(factory, {}, shape)
     base = _BASE[key]
-    assert r.base_counts[0] == base  # our meta count = the independent count, exactly
+    assert r.base_counts.flops == base  # our meta count = the independent count, exactly
     scaled = _independent_macs(factory, r.factory_kwargs(), r.input_shape)
-    assert r.counts[0] == scaled
+    assert r.counts.flops == scaled
     assert r.within_tolerance, r.note
     assert abs(scaled / base / factor - 1) <= 0.02
     # the strategy decides which dimensions move
@@ -83,13 +83,13 @@ def test_unreachable_target_returns_the_closest_and_is_flagged() -> None:
     r = scale_module(factories.vit, VIT_SHAPE, 2, "r", count_bias=False)
     with torch.device("meta"):
         model = factories.vit()
-    target = 2 * r.base_counts[0]
+    target = 2 * r.base_counts.flops
     candidates = {}
     for side in range(36, 80):
         candidates[side] = measure(model, (3, side, side), per_module=False,
                                    count_bias=False).flops
     best = min(abs(f / target - 1) for f in candidates.values())
-    assert abs(r.counts[0] / target - 1) == pytest.approx(best)
+    assert abs(r.counts.flops / target - 1) == pytest.approx(best)
     assert best > 0.02  # no square input reaches x2 within ±2% ...
     assert not r.within_tolerance and "closest" in r.note  # ... and the result says so
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from netscale.complexity import complexity
-from netscale.complexity.analytic import count_tuple
+from netscale.complexity.analytic import complexity_totals
 from netscale.complexity.measured import measure_spec
 from netscale.errors import NetscaleError
 from netscale.models import build_model
@@ -91,7 +91,7 @@ def test_reference_oracle() -> None:
     assert r.spec.widths == [224, 336, 896, 1904]
     assert r.spec.group_widths == [112, 112, 112, 112]
     assert r.spec.resolution == 240
-    assert r.counts[0] == 15_608_249_240
+    assert r.counts.flops == 15_608_249_240
     # dWr is the same strategy under its name
     r2 = scale_report(get_spec("RegNetY-4.0GF"), 4, "dWr", rounding="reference")
     assert r2.counts == r.counts
@@ -141,8 +141,8 @@ def _flops(base: NetSpec, depths: list[int] | None = None, widths: list[int] | N
         dataclasses.replace(st, depth=d, width=w) for st, d, w in
         zip(base.stages, depths or base.depths, widths or base.widths)
     )
-    return count_tuple(dataclasses.replace(base, stages=stages,
-                                           resolution=res or base.resolution))[0]
+    return complexity_totals(dataclasses.replace(base, stages=stages,
+                                                 resolution=res or base.resolution)).flops
 
 
 def _prove_unreachable(base: NetSpec, dim: str, s: float, tol: float = 0.02) -> int:
@@ -187,7 +187,7 @@ def test_exact_mode_lands_within_two_percent(base: str, strategy: str, s: float)
     if miss is not None:
         # provably impossible under purity: flagged, and the closest pure shape is returned
         assert not r.within_tolerance and "closest is" in r.note
-        assert r.counts[0] == _prove_unreachable(get_spec(base), miss, s)
+        assert r.counts.flops == _prove_unreachable(get_spec(base), miss, s)
         return
     assert r.within_tolerance, r.note
     assert abs(r.flops_factor / s - 1) <= 0.02
@@ -195,7 +195,7 @@ def test_exact_mode_lands_within_two_percent(base: str, strategy: str, s: float)
     assert all(w % 8 == 0 for w in spec.widths)
     assert all(d >= 1 for d in spec.depths)
     assert spec.resolution % 4 == 0
-    assert complexity(spec).flops == r.counts[0]
+    assert complexity(spec).flops == r.counts.flops
 
 
 def test_exact_mode_keeps_the_strategy_dimensions() -> None:
@@ -211,7 +211,7 @@ def test_exact_mode_keeps_the_strategy_dimensions() -> None:
 
 def test_exact_mode_scales_down() -> None:
     r = scale_report(get_spec("ResNet-50"), 0.25, "dWr")
-    assert r.within_tolerance and r.counts[0] < r.base_counts[0] / 3.9
+    assert r.within_tolerance and r.counts.flops < r.base_counts.flops / 3.9
 
 
 def test_impossible_target_is_reported_not_faked() -> None:
@@ -220,9 +220,9 @@ def test_impossible_target_is_reported_not_faked() -> None:
     base = get_spec("ResNet-20-CIFAR")
     r = scale_report(base, 1e-6, "d")
     assert not r.within_tolerance
-    assert r.counts[0] > 650
+    assert r.counts.flops > 650
     assert "closest" in r.note
-    assert complexity(r.spec).flops == r.counts[0]
+    assert complexity(r.spec).flops == r.counts.flops
 
 
 @pytest.mark.parametrize("strategy", NAMED)

@@ -8,11 +8,13 @@ import io
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from netscale.errors import NetscaleError
+from netscale.study import executors
 from netscale.study.config import load_study_config, parse_study_config
 from netscale.study.runner import plan_trials, run_study
 from netscale.study.store import Store
@@ -117,10 +119,19 @@ def test_bench_only_study_runs_resumes_and_exports(run_cli, tmp_path: Path) -> N
     assert len(data) == 4 and isinstance(data[0]["bench"], list)
 
 
-def test_retry_then_fail_and_the_study_goes_on(tmp_path: Path) -> None:
+def test_retry_then_fail_and_the_study_goes_on(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_study_config(_config(tmp_path, retries=2))
     bad = next(t.id for t in plan_trials(cfg) if t.strategy == "w")
-    counts = run_study(cfg, fail_trials={bad: "synthetic failure"}, stream=None)
+    real_run_trial = executors.run_trial
+
+    def failing_run_trial(payload: Any, emit: Any) -> Any:  # the in-process executor's call
+        if payload["id"] == bad:
+            raise RuntimeError("synthetic failure")
+        return real_run_trial(payload, emit)
+
+    monkeypatch.setattr(executors, "run_trial", failing_run_trial)
+    counts = run_study(cfg, stream=None)
     assert counts == {"pending": 0, "running": 0, "done": 3, "failed": 1}
     with Store(cfg.out_dir / "results.sqlite") as store:
         t = next(t for t in store.trials() if t.id == bad)
@@ -129,6 +140,7 @@ def test_retry_then_fail_and_the_study_goes_on(tmp_path: Path) -> None:
         kinds = [e["kind"] for e in store.events() if e["trial_id"] == bad]
         assert kinds == ["start", "retry", "start", "retry", "start", "failed"]
     # --retry-failed gives it another round; now it succeeds
+    monkeypatch.setattr(executors, "run_trial", real_run_trial)
     counts = run_study(cfg, retry_failed=True, stream=None)
     assert counts["done"] == 4 and counts["failed"] == 0
 

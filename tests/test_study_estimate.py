@@ -9,9 +9,11 @@ from pathlib import Path
 
 import yaml
 
+from netscale.data.config import DataConfig
 from netscale.study.estimate import (
     TRIAL_OVERHEAD_S,
     EtaModel,
+    StudyWork,
     bench_seconds,
     data_sizes,
     estimate_study,
@@ -30,21 +32,22 @@ class _Trial:
 
 
 def test_data_sizes_use_subsets_and_known_sets() -> None:
-    assert data_sizes({"name": "fashion-mnist"}, None) == (60_000, 10_000)
-    assert data_sizes({"name": "fashion-mnist", "subset": 8000, "val_subset": 2000},
+    assert data_sizes(DataConfig(name="fashion-mnist"), None) == (60_000, 10_000)
+    assert data_sizes(DataConfig(name="fashion-mnist", subset=8000, val_subset=2000),
                       None) == (8000, 2000)
-    assert data_sizes({"name": "x"}, {"train_size": 500, "val_size": 50}) == (500, 50)
-    assert data_sizes({"name": "x", "subset": 900}, {"train_size": 500,
-                                                      "val_size": 50}) == (500, 50)
-    assert data_sizes({"path": "/nowhere"}, None) == (None, None)
+    assert data_sizes(DataConfig(name="x"), {"train_size": 500, "val_size": 50}) == (500, 50)
+    assert data_sizes(DataConfig(name="x", subset=900), {"train_size": 500,
+                                                          "val_size": 50}) == (500, 50)
+    assert data_sizes(DataConfig(path="/nowhere"), None) == (None, None)
 
 
 def test_estimate_study_arithmetic() -> None:
     plan = [_Trial("a", 100, acts=10), _Trial("b", 400, acts=30), _Trial("c", 200, acts=20)]
     probes = {"a": (0.002, 0.001), "b": (0.006, 0.003)}
-    est = estimate_study(plan, specs={p.id: p.id for p in plan}, epochs=2, n_train=1000,
-                         n_val=100, bench_enabled=True, bench_budget=1.0, train=True,
-                         workers=2, probe=lambda spec, batch: probes[spec])
+    work = StudyWork(epochs=2, n_train=1000, n_val=100, bench_enabled=True, bench_budget=1.0,
+                     train=True, workers=2, batch_size=64)
+    est = estimate_study(plan, {p.id: p.id for p in plan}, work,
+                         probe=lambda spec, batch: probes[spec])
     by = {t.id: t for t in est.trials}
     assert by["a"].train_s == 2 * (1000 * 0.002 + 100 * 0.001) + TRIAL_OVERHEAD_S
     assert by["b"].train_s == 2 * (1000 * 0.006 + 100 * 0.003) + TRIAL_OVERHEAD_S
@@ -73,9 +76,10 @@ def _simulate(slowdown: float, workers: int, startup: float = 3.0
     flops = [1e6, 2e6, 4e6, 2e6, 4e6]
     trials = [_Trial(f"t{i}", int(f)) for i, f in enumerate(flops)]
     epochs, n_train, n_val, batch = 3, 1000, 200, 32
-    model = EtaModel(trials, epochs=epochs, n_train=n_train, n_val=n_val, bench_enabled=True,
+    work = StudyWork(epochs=epochs, n_train=n_train, n_val=n_val, bench_enabled=True,
                      bench_budget=1.0, bench_batch=batch, bench_mode="infer", train=True,
-                     workers=workers, clock=clock)
+                     workers=workers)
+    model = EtaModel(trials, work, clock=clock)
     # benchmark phase: one at a time, 2.5 s each; inference time proportional to flops
     assert model.remaining() is not None  # an ETA from the first second, not "?"
     for t in trials:

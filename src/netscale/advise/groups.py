@@ -37,6 +37,7 @@ from netscale.advise.recommend import (
 )
 from netscale.advise.study_fits import BASE, StudyFits, StudyResults, fit_study
 from netscale.errors import NetscaleError
+from netscale.study.store import TrialRow
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def group_table(cands: Sequence[Candidate]) -> str:
                         "ms", "verdict"], align="rlrrrrrl")
 
 
-def _timing_setting(trials: Sequence[Any]) -> tuple[str, int] | None:
+def _timing_setting(trials: Sequence[TrialRow]) -> tuple[str, int] | None:
     c: Counter[tuple[str, int]] = Counter()
     for t in trials:
         for b in t.bench or []:
@@ -264,13 +265,13 @@ def recommend_groups(study: StudyResults, target: str | float, *,
 # --------------------------------------------------------------------------------------------
 
 
-def is_imported_trials(trials: Sequence[Any]) -> bool:
+def is_imported_trials(trials: Sequence[TrialRow]) -> bool:
     from netscale.advise.results_io import IMPORTED
 
     return bool(trials) and all(t.base == IMPORTED for t in trials)
 
 
-def groups_verdict_html(trials: Sequence[Any], fits: StudyFits | None = None,
+def groups_verdict_html(trials: Sequence[TrialRow], fits: StudyFits | None = None,
                         target_flops: float | None = None) -> str:
     """The report's verdict for a results file: the groups ranked by predicted error at the
     largest flops in the file (every group listed)."""
@@ -313,7 +314,7 @@ def groups_verdict_html(trials: Sequence[Any], fits: StudyFits | None = None,
     return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
 
 
-def results_csv(trials: Sequence[Any]) -> str:
+def results_csv(trials: Sequence[TrialRow]) -> str:
     """The imported rows in the results-file format (fractions, flops in multiply-adds)."""
     import csv
     import io

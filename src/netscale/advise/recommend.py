@@ -58,6 +58,7 @@ from netscale.advise.study_fits import (
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from netscale.specs.spec import network_key
+from netscale.util import serial
 
 DEFAULT_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PRIOR_ALPHA = 0.8
@@ -119,8 +120,7 @@ class Constraints:
         return ", ".join(parts) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_latency_ms": self.max_latency_ms, "batch_size": self.batch_size,
-                "max_params": self.max_params, "max_acts": self.max_acts}
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class ErrorEstimate:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return serial.to_dict(self)
 
 
 @dataclass
@@ -695,12 +695,15 @@ def _base_spec(study: StudyResults, base: str) -> Any:
 
     for t in study.trials:
         if t.base == base and t.strategy == BASE:
-            if t.spec.get("kind") == "module":
+            model = t.model
+            if model is None:  # not a full spec: NetSpec says what is missing
+                return NetSpec.from_dict(t.spec)
+            if not isinstance(model, NetSpec):
                 raise NetscaleError(
                     f"base {base!r} is a module factory: recommend scales specs only; use "
                     "'netscale fit' on the study and 'netscale scale --module … "
                     "--target-flops …' to size it")
-            return NetSpec.from_dict(t.spec)
+            return model
     # no s = 1 trial: rebuild the base from the config
     from netscale.study.config import parse_study_config
 
@@ -861,14 +864,14 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
                device: str | None, strategies: Sequence[str] | None, alphas: Sequence[float],
                level: float, tie: float, measure_fn: MeasureFn,
                study_meta: Mapping[str, Any] | None = None) -> Recommendation:
-    from netscale.complexity import count_tuple
+    from netscale.complexity import complexity_totals
     from netscale.scaling import scale_report
     from netscale.util.units import parse_target
 
     if not (isinstance(tie, (int, float)) and tie >= 0):
         raise NetscaleError(f"tie must be an error difference >= 0 (0.001 = 0.1 points), "
                             f"got {tie!r}")
-    base_flops = count_tuple(spec)[0]
+    base_flops = complexity_totals(spec).flops
     if isinstance(target, (int, float)) and not isinstance(target, bool):
         factor = float(target)
         if not (math.isfinite(factor) and factor > 0):
@@ -894,7 +897,7 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             cands.append(c)
             continue
         c.spec = r.spec.to_dict()
-        c.flops, c.params, c.acts = r.counts
+        c.flops, c.params, c.acts = r.counts.flops, r.counts.params, r.counts.acts
         c.resolution = r.spec.resolution
         c.flops_factor = r.flops_factor
         key = network_key(c.spec)

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from netscale.advise.study_fits import StudyResults, is_study_dir, load_study
+from netscale.advise.study_fits import BASE, StudyResults, is_study_dir, load_study
 from netscale.errors import NetscaleError
 
 RESULT_SUFFIXES = (".csv", ".json")
@@ -306,10 +306,10 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
                             f"{max(errs):g}): they look like fractions; use a top1_err_frac "
                             "column (or drop --percent)")
     groups = sorted({i["group"] for i in items})
-    if groups == ["base"]:
+    if groups == [BASE]:
         raise NetscaleError(f"{path}: every row is in group 'base' (the shared unscaled model); "
                             "name the groups (strategies or families)")
-    base_flops = [i["flops"] for i in items if i["group"] == "base"]
+    base_flops = [i["flops"] for i in items if i["group"] == BASE]
     trials = []
     seen: dict[str, int] = {}
     for i in items:
@@ -345,7 +345,7 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
             "counted_models": sorted(counted), "missing_columns": missing_cols,
             "has_params": all(i["params"] is not None for i in items),
             "has_acts": all(i["acts"] is not None for i in items)},
-        "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
+        "bases": [IMPORTED], "strategies": [g for g in groups if g != BASE], "factors": [],
     }
     return StudyResults(path=path, name=path.stem, config=config, trials=trials)
 
@@ -360,7 +360,7 @@ def _short(flops: float) -> str:
 def _count_model(model: str, path: Path, where: str
                  ) -> tuple[int, int, int, int, dict[str, Any]]:
     """(flops, params, acts, resolution, spec dict) of a model, counted analytically."""
-    from netscale.complexity import count_tuple
+    from netscale.complexity import complexity_totals
     from netscale.specs import resolve_spec
 
     ref = model
@@ -369,10 +369,10 @@ def _count_model(model: str, path: Path, where: str
         ref = str(cand)  # spec files are relative to the results file
     try:
         spec = resolve_spec(ref)
-        f, p, a = count_tuple(spec)
+        c = complexity_totals(spec)
     except NetscaleError as exc:
         raise NetscaleError(f"{where}: cannot count model {model!r}: {exc}") from None
-    return int(f), int(p), int(a), int(spec.resolution), spec.to_dict()
+    return c.flops, c.params, c.acts, int(spec.resolution), spec.to_dict()
 
 
 def timing_rows(study: StudyResults) -> list[dict[str, Any]]:

@@ -31,10 +31,10 @@ import numpy as np
 from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
+from netscale.study.store import STORE_NAME, TrialRow
 
-STORE_NAME = "results.sqlite"
-BASE = "base"
 X_METRICS = ("flops", "params", "acts", "epochs*flops")
 LAW_CHOICES = ("auto", "saturating", "power")
 ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))
@@ -59,7 +59,7 @@ class StudyResults:
     path: Path
     name: str
     config: dict[str, Any]
-    trials: list[Any]
+    trials: list[TrialRow]
     data_info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,7 +136,7 @@ def point_row(t: Any, err: float) -> dict[str, Any]:
             "acts": float(t.acts), "epochs": _epochs(t), "error": err}
 
 
-def strategy_names(trials: Sequence[Any]) -> dict[str, list[str]]:
+def strategy_names(trials: Sequence[TrialRow]) -> dict[str, list[str]]:
     """Strategies per base (the shared ``base`` trial is not a strategy)."""
     out: dict[str, set[str]] = defaultdict(set)
     for t in trials:
@@ -146,7 +146,7 @@ def strategy_names(trials: Sequence[Any]) -> dict[str, list[str]]:
     return {b: sorted(s) for b, s in out.items()}
 
 
-def strategy_points(trials: Sequence[Any], y: str = "top1_err"
+def strategy_points(trials: Sequence[TrialRow], y: str = "top1_err"
                     ) -> dict[tuple[str, str], tuple[list[dict[str, Any]], int]]:
     """Per (base, strategy): the points of finished trials (the base trial included in
     every strategy) and how many of the group's trials have no result (pending, running,
@@ -339,7 +339,7 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
     return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
 
 
-def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
+def fit_study(trials: Sequence[TrialRow], *, x: str = "flops", law: str = "auto",
               y: str = "top1_err", n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
               seed: int = 0, base: str | None = None,
               noise: float | None = None) -> StudyFits:
@@ -380,7 +380,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
     return StudyFits(x_metric=x, y=y, law=law, level=level, n_boot=n_boot, fits=fits)
 
 
-def _status(trials: Sequence[Any]) -> str:
+def _status(trials: Sequence[TrialRow]) -> str:
     c = Counter(t.status for t in trials)
     return ", ".join(f"{v} {k}" for k, v in sorted(c.items())) or "no trials"
 
@@ -456,7 +456,7 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def bench_rows(trials: Sequence[Any], mode: str = "infer") -> list[dict[str, Any]]:
+def bench_rows(trials: Sequence[TrialRow], mode: str = "infer") -> list[dict[str, Any]]:
     """One row per successful benchmark of ``mode`` in the trials (any status)."""
     out = []
     for t in trials:
@@ -479,7 +479,7 @@ def bench_settings(rows: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, int]
     return Counter((r["device"], r["batch_size"]) for r in rows)
 
 
-def study_runtime(trials: Sequence[Any], *, mode: str = "infer", batch_size: int | None = None,
+def study_runtime(trials: Sequence[TrialRow], *, mode: str = "infer", batch_size: int | None = None,
                   device: str | None = None) -> StudyRuntime | None:
     """The runtime model of a study's benchmark rows, or None without (enough) rows.
 
@@ -515,7 +515,7 @@ def _same_device(a: str, b: str) -> bool:
 
 
 
-def measured_times(trials: Sequence[Any], runtime: StudyRuntime | None,
+def measured_times(trials: Sequence[TrialRow], runtime: StudyRuntime | None,
                    mode: str = "infer") -> dict[str, float]:
     """Median measured ms per batch per architecture, at the runtime model's setting."""
     if runtime is None:

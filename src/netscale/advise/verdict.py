@@ -17,7 +17,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ from netscale.laws.stats import (
     tied,
     time_interval,
 )
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
+from netscale.study.store import TrialRow
+from netscale.util import serial
 
-BASE = "base"
 SMOKE_DATASETS = ("digits",)
 FLAGGED = ("noisy", "contended")
 
@@ -85,7 +87,7 @@ class GroupStats:
         return self.top1_err_mean is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
     def err_text(self) -> str:
         if self.top1_err_mean is None:
@@ -108,7 +110,7 @@ def _infer_row(t: Any) -> dict[str, Any] | None:
     return row
 
 
-def group_trials(trials: Sequence[Any], n_val: int | None = None,
+def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
                  level: float = DEFAULT_LEVEL) -> list[GroupStats]:
     """Groups trials by (base, strategy, factor); finished trials give the error, every trial
     with a successful benchmark row gives the runtime. Sorted by base, factor, strategy."""
@@ -348,7 +350,7 @@ def _to_separate(groups: Sequence[GroupStats], n_val: int | None) -> str:
     return "; ".join(parts)
 
 
-def study_verdict(trials: Sequence[Any], *, data_info: Mapping[str, Any] | None = None,
+def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | None = None,
                   config: Mapping[str, Any] | None = None, level: float = DEFAULT_LEVEL,
                   factor: float | None = None, base: str | None = None,
                   only: Callable[[str], bool] | None = None,

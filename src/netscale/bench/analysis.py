@@ -15,10 +15,9 @@ from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import BASE_STRATEGY as BASE_LABEL
 from netscale.specs import NetSpec
 from netscale.util.io import atomic_write
-
-BASE_LABEL = "base"
 
 
 @dataclass(frozen=True)

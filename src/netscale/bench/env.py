@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from netscale.util import serial
 
 
 def cpu_model() -> str:
@@ -59,7 +61,7 @@ class BenchEnv:
     load_avg_1m: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BenchEnv:

@@ -140,13 +140,13 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
 
     ``base``/``strategy``/``factor`` only label the row (runtime analysis).
     """
-    from netscale.complexity import count_tuple
+    from netscale.complexity import complexity_totals
     from netscale.models import build_model
 
     config = (config or BenchConfig()).validate()
     if config.resolution is not None and config.resolution != spec.resolution:
         spec = spec.replace(resolution=config.resolution)
-    flops, params, acts = count_tuple(spec)
+    counts = complexity_totals(spec)
 
     def factory() -> Any:
         import torch
@@ -156,8 +156,8 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
 
     return _bench(factory, external=False, name=spec.name, in_channels=spec.in_channels,
                   resolution=spec.resolution, num_classes=spec.num_classes,
-                  counts=(flops, params, acts), config=config, clock=clock,
-                  labels={"base": base, "strategy": strategy, "factor": factor})
+                  counts=(counts.flops, counts.params, counts.acts), config=config,
+                  clock=clock, labels={"base": base, "strategy": strategy, "factor": factor})
 
 
 def bench_module(model: Any, *, name: str, in_channels: int = 3, resolution: int = 224,

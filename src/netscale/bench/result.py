@@ -18,7 +18,7 @@ from typing import Any
 from netscale.bench.env import BenchEnv
 from netscale.bench.timing import Stats
 from netscale.errors import NetscaleError
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
 from netscale.util.io import atomic_write_text
 
 SCHEMA = "netscale.bench/1"
@@ -93,14 +93,7 @@ class BenchResult:
         return {"status": self.status, "noisy": self.noisy, "contended": self.contended}
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if name == "phases":
-                value = {k: v.to_dict() for k, v in value.items()}
-            elif name == "env":
-                value = value.to_dict() if value is not None else None
-            d[name] = value
+        d = serial.to_dict(self)
         d["time_quality"] = self.time_quality
         d["units"] = {"time": "ms per batch", "throughput": "images/s", "memory": "MiB",
                       "flops": "multiply-adds per image (1 MAC = 1 flop)",
@@ -110,10 +103,8 @@ class BenchResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BenchResult:
-        kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        kw["phases"] = {k: Stats.from_dict(v) for k, v in (d.get("phases") or {}).items()}
-        kw["env"] = BenchEnv.from_dict(d["env"]) if d.get("env") else None
-        return cls(**kw)
+        return serial.from_dict(cls, {**d, "phases": d.get("phases") or {},
+                                      "env": d.get("env") or None}, unknown="ignore")
 
     def csv_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}

@@ -29,10 +29,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import serial
 
 BlockRunner = Callable[[int], Mapping[str, float]]
 Clock = Callable[[], float]
@@ -68,7 +69,7 @@ class TimingPolicy:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,11 @@ class Stats:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rel_iqr": self.rel_iqr}
+        return {**serial.to_dict(self), "rel_iqr": self.rel_iqr}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Stats:
-        return cls(**{k: d[k] for k in ("median_ms", "iqr_ms", "q1_ms", "q3_ms", "min_ms",
-                                         "max_ms", "samples")})
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 def quantile(sorted_xs: Sequence[float], q: float) -> float:
@@ -129,17 +129,7 @@ class Measurement:
     raw_ms: list[float] = field(default_factory=list)  # per-sample totals, ms per iteration
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total.to_dict(),
-            "phases": {k: v.to_dict() for k, v in self.phases.items()},
-            "iters_per_sample": self.iters_per_sample,
-            "warmup_iters": self.warmup_iters,
-            "stop_reason": self.stop_reason,
-            "noisy": self.noisy,
-            "noisy_threshold": self.noisy_threshold,
-            "elapsed_s": self.elapsed_s,
-            "raw_ms": self.raw_ms,
-        }
+        return serial.to_dict(self)
 
 
 def measure(run_block: BlockRunner, policy: TimingPolicy | None = None,

@@ -144,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
     if args.factors is not None:
         factors = parse_float_list(args.factors, "--factors")
     elif args.target_flops is not None:
-        from netscale.complexity import count_tuple
+        from netscale.complexity import complexity_totals
 
-        factors = [parse_target(args.target_flops, count_tuple(spec)[0], "--target-flops")]
+        factors = [parse_target(args.target_flops, complexity_totals(spec).flops, "--target-flops")]
     else:
         factors = [args.factor]
     if any(f <= 0 for f in factors):
@@ -201,11 +201,11 @@ def _count_rows(r: Any) -> list[list[Any]]:
     """The flops/params/acts rows (base, scaled, realized and predicted factors) shared by the
     spec and the module-factory tables."""
     return [
-        ["flops (multiply-adds)", si(r.base_counts[0]), si(r.counts[0]),
+        ["flops (multiply-adds)", si(r.base_counts.flops), si(r.counts.flops),
          f"{r.flops_factor:.3f}", f"{r.factor:.3f}"],
-        ["params", si(r.base_counts[1]), si(r.counts[1]), f"{r.params_factor:.3f}",
+        ["params", si(r.base_counts.params), si(r.counts.params), f"{r.params_factor:.3f}",
          f"{r.predicted_params_factor:.3f}"],
-        ["acts (output elements)", si(r.base_counts[2]), si(r.counts[2]),
+        ["acts (output elements)", si(r.base_counts.acts), si(r.counts.acts),
          f"{r.acts_factor:.3f}", f"{r.predicted_acts_factor:.3f}"],
     ]
 
@@ -276,8 +276,8 @@ def _csv(results: list[ScaleResult]) -> str:
     for r in results:
         w.writerow({
             "base": r.base.name, "strategy": r.strategy.name, "factor": r.factor,
-            "rounding": r.rounding, "flops": r.counts[0], "params": r.counts[1],
-            "acts": r.counts[2], "resolution": r.spec.resolution,
+            "rounding": r.rounding, "flops": r.counts.flops, "params": r.counts.params,
+            "acts": r.counts.acts, "resolution": r.spec.resolution,
             "depths": " ".join(map(str, r.spec.depths)),
             "widths": " ".join(map(str, r.spec.widths)),
             "group_widths": " ".join(map(str, r.spec.group_widths)),
@@ -340,7 +340,7 @@ def _run_module(args: argparse.Namespace) -> int:
         factors = parse_float_list(args.factors, "--factors")
     elif args.target_flops:
         base = scale_module(factory, shape, 1.0, strategies[0], **common)
-        factors = [parse_target(args.target_flops, base.base_counts[0], "--target-flops")]
+        factors = [parse_target(args.target_flops, base.base_counts.flops, "--target-flops")]
     else:
         factors = [args.factor]
     if any(not f > 0 for f in factors):

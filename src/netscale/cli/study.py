@@ -99,8 +99,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
-    from netscale.study.runner import STORE_NAME, data_info, plan_trials
-    from netscale.study.store import Store
+    from netscale.study.runner import data_info, plan_trials
+    from netscale.study.store import STORE_NAME, Store
 
     data_note = ""
     info = None
@@ -151,7 +151,7 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
     if info:
         from netscale.report.marks import describe_data
 
-        print(f"\ndata: {describe_data(cfg.data)} ({info['num_classes']} classes, "
+        print(f"\ndata: {describe_data(cfg.data_dict())} ({info['num_classes']} classes, "
               f"{info['in_channels']} "
               "input channel(s)); nothing was run (dry run).")
     elif data_note:
@@ -175,20 +175,15 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
 
 
 def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
-    from netscale.study.estimate import data_sizes, estimate_study
+    from netscale.study.estimate import StudyWork, estimate_study
     from netscale.study.module_base import spec_from_payload
 
-    n_train, n_val = data_sizes(cfg.data, info)
     specs = {p.id: spec_from_payload(p.spec) for p in plan}  # NetSpec or module factory
-    return estimate_study(plan, specs=specs, epochs=int(cfg.recipe.get("epochs", 10)),
-                          n_train=n_train, n_val=n_val, bench_enabled=cfg.bench.enabled,
-                          bench_budget=cfg.bench.budget, train=cfg.train, workers=workers,
-                          batch_size=int(cfg.recipe.get("batch_size", 128)))
+    return estimate_study(plan, specs, StudyWork.of(cfg, info, workers))
 
 
 def _export(args: argparse.Namespace) -> int:
-    from netscale.study.runner import STORE_NAME
-    from netscale.study.store import Store
+    from netscale.study.store import STORE_NAME, Store
 
     path = Path(args.config)
     if path.is_dir():
@@ -251,15 +246,14 @@ def check_study_fits(cfg: Any, device: str | None) -> None:
     from its analytic counts before anything is built."""
     from netscale.complexity.limits import check_fits_memory
     from netscale.study.runner import plan_trials
-    from netscale.train.recipe import Recipe
 
     plan = plan_trials(cfg)
     if not plan:
         return
     from netscale.specs import NetSpec
 
-    batch = Recipe.from_dict(dict(cfg.recipe)).batch_size if cfg.train else 1
-    px = cfg.data.get("resolution") if isinstance(cfg.data, dict) else None
+    batch = cfg.recipe.batch_size if cfg.train else 1
+    px = cfg.data.resolution if cfg.data is not None else None
     from netscale.study.module_base import is_module_spec_dict
 
     plan = [t for t in plan if not is_module_spec_dict(t.spec)]  # factories: no analytic count
@@ -374,7 +368,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(cfg, False, args.workers)
     t0 = time.time()
-    data = cfg.data.get("name")
+    data = cfg.data.name if cfg.data is not None else None
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "
           f"{', '.join(f'{f:g}' for f in cfg.factors)} x seeds {', '.join(map(str, seeds))} "
           f"on {data}; study dir {cfg.out_dir}", file=sys.stderr)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from netscale.complexity.record import Complexity, ComplexityRecord
+from netscale.specs.compat import bottleneck_width, conv_groups
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
 # A count is the tuple (h_out, flops, params, acts); resolution is square.
@@ -86,8 +87,8 @@ def block_complexity(stage: StageSpec, h: int, w_in: int, stride: int) -> _Count
         _, f3, p3, a3 = _conv(h1, w_exp, w_out, 1)
         return h1, f + f3, p + p3 + 2 * w_out, a + a3
     # (linear) bottleneck: 1x1 -> kxk grouped [-> SE] -> 1x1
-    w_b = int(round(w_out * stage.bottleneck))
-    groups = w_b // stage.group_width if stage.group_width else 1
+    w_b = bottleneck_width(w_out, stage.bottleneck)
+    groups = conv_groups(w_b, stage.group_width)
     _, f, p, a = _conv(h, w_in, w_b, 1)
     h1, f2, p2, a2 = _conv(h, w_b, w_b, k, stride, groups=groups)
     f, p, a = f + f2, p + p2 + 4 * w_b, a + a2
@@ -137,11 +138,12 @@ def count_parts(stem: StemSpec, stages: Sequence[StageSpec], head_width: int,
     return f + f2, p + p2, a + a2
 
 
-def count_tuple(spec: NetSpec, resolution: int | None = None) -> tuple[int, int, int]:
-    """``(flops, params, acts)`` of ``spec`` (no breakdown, no record object)."""
+def complexity_totals(spec: NetSpec, resolution: int | None = None) -> Complexity:
+    """The flops (multiply-adds), params and acts of ``spec`` as the named record, without
+    the per-stage breakdown of :func:`complexity` (the fast path)."""
     res = spec.resolution if resolution is None else resolution
-    return count_parts(spec.stem, spec.stages, spec.head_width, spec.num_classes, res,
-                       spec.in_channels)
+    return Complexity(*count_parts(spec.stem, spec.stages, spec.head_width, spec.num_classes,
+                                   res, spec.in_channels))
 
 
 def complexity(spec: NetSpec, resolution: int | None = None) -> ComplexityRecord:

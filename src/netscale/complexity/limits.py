@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netscale.complexity.analytic import complexity, count_tuple
+from netscale.complexity.analytic import complexity, complexity_totals
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 from netscale.util.validate import device_memory, fmt_bytes
@@ -84,7 +84,7 @@ def check_bench_time(spec: Any, batch_size: int, *, train: bool, device: str | N
                      budget_s: float, warmup: int, what: str) -> None:
     """Refuses a measurement whose warm-up alone cannot end near its budget: the time per
     iteration is bounded below by flops / the fastest conceivable rate of the hardware."""
-    flops = count_tuple(spec)[0] * batch_size * (3 if train else 1)
+    flops = complexity_totals(spec).flops * batch_size * (3 if train else 1)
     rate = GPU_MACS_PER_S if device and str(device).startswith("cuda") else \
         CPU_MACS_PER_CORE * (os.cpu_count() or 1)
     per_iter = flops / rate

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from netscale.util import serial
+
 FLOPS_UNIT = "multiply-adds (1 MAC = 1 flop), batch size 1"
 
 
@@ -24,7 +26,7 @@ class Complexity:
         return Complexity(self.flops * n, self.params * n, self.acts * n)
 
     def to_dict(self) -> dict[str, int]:
-        return {"flops": self.flops, "params": self.params, "acts": self.acts}
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netscale.data import _dc
 from netscale.errors import NetscaleError
+from netscale.util import serial
 
 AUGMENT_MODES = ("auto", "crop", "rrc", "none")
 
@@ -91,13 +91,13 @@ class DataConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dc.to_dict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> DataConfig:
         if isinstance(data, str):
             return cls(name=data)
-        return _dc.from_dict(cls, data, "data")
+        return serial.from_dict(cls, data, "data")
 
     def identity(self) -> dict[str, Any]:
         """Fields that change what a model sees (a resumed run must keep them)."""

@@ -19,6 +19,7 @@ import torch
 from netscale.data import formats
 from netscale.data.config import DataConfig
 from netscale.errors import NetscaleError
+from netscale.util import serial
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -135,14 +136,7 @@ class DatasetInfo:
         return self.format != "imagefolder"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "format": self.format, "path": self.path,
-            "num_classes": self.num_classes, "in_channels": self.in_channels,
-            "image_size": list(self.image_size) if self.image_size else None,
-            "train_size": self.train_size, "val_size": self.val_size,
-            "val_split": self.val_split, "classes": list(self.classes),
-            "mean": list(self.mean), "std": list(self.std), "flip": self.flip,
-        }
+        return serial.to_dict(self)
 
 
 @dataclass

@@ -38,6 +38,7 @@ import numpy as np
 
 from netscale.errors import NetscaleError
 from netscale.laws.stats import t_quantile, z_quantile
+from netscale.util import serial
 
 LAWS: dict[str, tuple[str, ...]] = {
     "saturating": ("a", "b", "c"),
@@ -101,16 +102,11 @@ class Prediction:
         return self.lo <= err <= self.hi
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "x": self.x, "value": self.value, "lo": self.lo, "hi": self.hi,
-            "conf_lo": self.conf_lo, "conf_hi": self.conf_hi, "level": self.level,
-            "law": self.law, "extrapolation": self.extrapolation,
-        }
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Prediction:
-        return cls(**{k: d[k] for k in (
-            "x", "value", "lo", "hi", "conf_lo", "conf_hi", "level", "law", "extrapolation")})
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 @dataclass(frozen=True)
@@ -128,14 +124,11 @@ class Curve:
     law: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(getattr(self, k)) for k in ("x", "y", "lo", "hi", "conf_lo", "conf_hi")} | {
-            "level": self.level, "law": self.law}
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Curve:
-        return cls(**{k: tuple(float(v) for v in d[k])
-                      for k in ("x", "y", "lo", "hi", "conf_lo", "conf_hi")},
-                   level=float(d["level"]), law=str(d["law"]))
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 @dataclass(frozen=True)
@@ -385,15 +378,11 @@ class HoldoutCheck:
     skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "law", "x", "actual", "n_train", "predicted", "lo", "hi", "level", "within",
-            "rel_error", "extrapolation", "skipped")}
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HoldoutCheck:
-        return cls(**{k: d.get(k) for k in (
-            "law", "x", "actual", "n_train", "predicted", "lo", "hi", "level", "within",
-            "rel_error", "extrapolation", "skipped")})
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from netscale.util import serial
 
 DEFAULT_LEVEL = 0.95
 NOTCH = 1.57  # median ± 1.57·IQR/√n: the ~95 % interval of a median (McGill et al. 1978)
@@ -69,7 +71,7 @@ class ErrorInterval:
         return self.n_seeds < 2
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "half": self.half, "seeds_missing": self.seeds_missing}
+        return {**serial.to_dict(self), "half": self.half, "seeds_missing": self.seeds_missing}
 
 
 def error_interval(errors: Sequence[float], n_val: int | None,
@@ -108,7 +110,7 @@ class TimeInterval:
     flagged_rows: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
 
 def row_interval(row: Mapping[str, Any]) -> tuple[float, float, float] | None:

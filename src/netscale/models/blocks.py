@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from netscale.specs.compat import bottleneck_width, conv_groups
+
 
 def activation(name: str) -> nn.Module:
     if name == "relu":
@@ -102,8 +104,8 @@ class Bottleneck(nn.Module):
     def __init__(self, w_in: int, w_out: int, stride: int, bottleneck: float,
                  group_width: int, se_ratio: float, k: int, act: str, linear: bool) -> None:
         super().__init__()
-        w_b = int(round(w_out * bottleneck))
-        groups = w_b // group_width if group_width else 1
+        w_b = bottleneck_width(w_out, bottleneck)
+        groups = conv_groups(w_b, group_width)
         self.a = ConvBnAct(w_in, w_b, 1, act=act)
         self.b = ConvBnAct(w_b, w_b, k, stride, groups=groups, act=act)
         self.se = SqueezeExcite(w_b, int(round(w_in * se_ratio)), act) if se_ratio else None

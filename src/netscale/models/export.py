@@ -18,7 +18,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from netscale.errors import NetscaleError
+from netscale.util import serial
 
 FORMATS: tuple[str, ...] = ("torchscript", "pt2", "onnx")
 SUFFIX = {"torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx"}
@@ -50,9 +51,7 @@ class ExportResult:
     max_abs_output: float
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        return d
+        return serial.to_dict(self)
 
 
 def onnx_missing() -> list[str]:

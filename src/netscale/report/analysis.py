@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.study.store import TrialRow
 
 if TYPE_CHECKING:
     from netscale.bench.fit import RuntimeModel
-
-BASE = "base"
 
 
 @dataclass

@@ -28,10 +28,8 @@ from netscale.report.marks import (
     same_networks,
     timing_flag,
 )
-from netscale.study.store import Store, TrialRow
+from netscale.study.store import STORE_NAME, Store, TrialRow
 from netscale.util.io import atomic_write_text, sweep_temp_files
-
-STORE_NAME = "results.sqlite"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;

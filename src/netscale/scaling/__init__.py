@@ -9,6 +9,7 @@ from netscale.scaling.scaler import (
     scale_report,
 )
 from netscale.scaling.strategy import (
+    BASE_STRATEGY,
     DEFAULT_STRATEGY,
     NAMED,
     Strategy,
@@ -18,6 +19,7 @@ from netscale.scaling.strategy import (
 )
 
 __all__ = [
+    "BASE_STRATEGY",
     "DEFAULT_STRATEGY",
     "NAMED",
     "ROUNDING_MODES",

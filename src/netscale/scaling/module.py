@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netscale.complexity.record import FLOPS_UNIT
+from netscale.complexity.record import FLOPS_UNIT, Complexity
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
 
@@ -64,8 +64,8 @@ class ModuleScaleResult:
     width_mult: float
     base_input_shape: tuple[int, ...]
     input_shape: tuple[int, ...]
-    base_counts: tuple[int, int, int]
-    counts: tuple[int, int, int]
+    base_counts: Complexity
+    counts: Complexity
     tolerance: float
     within_tolerance: bool
     resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE
@@ -85,15 +85,15 @@ class ModuleScaleResult:
 
     @property
     def flops_factor(self) -> float:
-        return self.counts[0] / self.base_counts[0]
+        return self.counts.flops / self.base_counts.flops
 
     @property
     def params_factor(self) -> float:
-        return self.counts[1] / self.base_counts[1] if self.base_counts[1] else math.nan
+        return self.counts.params / self.base_counts.params if self.base_counts.params else math.nan
 
     @property
     def acts_factor(self) -> float:
-        return self.counts[2] / self.base_counts[2] if self.base_counts[2] else math.nan
+        return self.counts.acts / self.base_counts.acts if self.base_counts.acts else math.nan
 
     @property
     def flops_error(self) -> float:
@@ -113,8 +113,8 @@ class ModuleScaleResult:
         return {**self.kwargs, self.depth_arg: self.depth_mult, self.width_arg: self.width_mult}
 
     def to_dict(self) -> dict[str, Any]:
-        def side(counts: tuple[int, int, int], shape: tuple[int, ...]) -> dict[str, Any]:
-            return {"flops": counts[0], "params": counts[1], "acts": counts[2],
+        def side(counts: Complexity, shape: tuple[int, ...]) -> dict[str, Any]:
+            return {"flops": counts.flops, "params": counts.params, "acts": counts.acts,
                     "input_shape": list(shape),
                     "resolution": shape[1] if len(shape) > 1 else None}
 
@@ -394,8 +394,8 @@ def scale_module(
         module=label, strategy=strat, factor=float(factor), depth_arg=depth_arg,
         width_arg=width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
         base_input_shape=shape0, input_shape=c.shape,
-        base_counts=(base.flops, base.params, base.acts),
-        counts=(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
+        base_counts=Complexity(base.flops, base.params, base.acts),
+        counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
         within_tolerance=ok, resolution_multiple=m, evaluations=ev.evaluations,
         kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
     )

@@ -39,10 +39,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from netscale.complexity.analytic import count_parts, count_tuple, head_complexity, stage_complexity
+from netscale.complexity.analytic import (
+    complexity_totals,
+    count_parts,
+    head_complexity,
+    stage_complexity,
+)
+from netscale.complexity.record import Complexity
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
-from netscale.specs.compat import compatible_width, snap_group_width
+from netscale.specs.compat import bottleneck_width, compatible_width, snap_group_width
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
 ROUNDING_MODES = ("exact", "reference")
@@ -59,23 +65,23 @@ class ScaleResult:
     strategy: Strategy
     factor: float
     rounding: str
-    base_counts: tuple[int, int, int]
-    counts: tuple[int, int, int]
+    base_counts: Complexity
+    counts: Complexity
     tolerance: float
     within_tolerance: bool
     note: str = ""
 
     @property
     def flops_factor(self) -> float:
-        return self.counts[0] / self.base_counts[0]
+        return self.counts.flops / self.base_counts.flops
 
     @property
     def params_factor(self) -> float:
-        return self.counts[1] / self.base_counts[1]
+        return self.counts.params / self.base_counts.params
 
     @property
     def acts_factor(self) -> float:
-        return self.counts[2] / self.base_counts[2]
+        return self.counts.acts / self.base_counts.acts
 
     @property
     def predicted_params_factor(self) -> float:
@@ -99,12 +105,12 @@ class ScaleResult:
                 "resolution": s.resolution / b.resolution}
 
     def to_dict(self) -> dict[str, Any]:
-        def side(spec: NetSpec, counts: tuple[int, int, int]) -> dict[str, Any]:
+        def side(spec: NetSpec, counts: Complexity) -> dict[str, Any]:
             return {
                 "name": spec.name,
-                "flops": counts[0],
-                "params": counts[1],
-                "acts": counts[2],
+                "flops": counts.flops,
+                "params": counts.params,
+                "acts": counts.acts,
                 "resolution": spec.resolution,
                 "depths": spec.depths,
                 "widths": spec.widths,
@@ -259,7 +265,7 @@ def _stage_width(ctx: _Context, i: int, w: int, g: int) -> tuple[int, int]:
     """(width, group width) of grouped stage i after the compatibility step."""
     st = ctx.base.stages[i]
     if ctx.dense[i]:  # exact mode: a one-group (dense) conv stays dense
-        g = max(1, int(round(w * st.bottleneck)))
+        g = max(1, bottleneck_width(w, st.bottleneck))
     return compatible_width(w, st.bottleneck, g)
 
 
@@ -658,11 +664,11 @@ def scale_report(
         raise NetscaleError("width and resolution multiples must be positive integers")
     strat = parse_strategy(strategy)
     base = spec.validate()
-    base_counts = count_tuple(base)
+    base_counts = complexity_totals(base)
     ctx = _Context(
-        base=base, strategy=strat, target=base_counts[0] * factor, tolerance=tolerance,
+        base=base, strategy=strat, target=base_counts.flops * factor, tolerance=tolerance,
         wq=width_multiple, rq=resolution_multiple,
-        scale_stem_head=base.scales_stem_and_head, base_flops=base_counts[0],
+        scale_stem_head=base.scales_stem_and_head, base_flops=base_counts.flops,
         base_groups=_base_groups(base),
         dense=[rounding == "exact" and st.block in _GROUPED and st.groups == 1
                for st in base.stages],
@@ -675,12 +681,12 @@ def scale_report(
     note = ""
     if rounding == "reference":
         cand = _reference(ctx, factor)
-        scaled, counts = _to_spec(ctx, cand), cand.counts
+        scaled, counts = _to_spec(ctx, cand), Complexity(*cand.counts)
     elif factor == 1.0:
         scaled, counts = base, base_counts
     else:
         cand, note = _exact(ctx, factor)
-        scaled, counts = _to_spec(ctx, cand), cand.counts
+        scaled, counts = _to_spec(ctx, cand), Complexity(*cand.counts)
     label = name or f"{base.name}_x{factor:g}_{strat.name}"
     meta = {"base": base.name, "factor": factor, "strategy": strat.name,
             "rounding": rounding}
@@ -688,7 +694,7 @@ def scale_report(
     return ScaleResult(
         base=base, spec=scaled, strategy=strat, factor=float(factor), rounding=rounding,
         base_counts=base_counts, counts=counts, tolerance=tolerance,
-        within_tolerance=abs(counts[0] / base_counts[0] / factor - 1) <= tolerance + 1e-12,
+        within_tolerance=abs(counts.flops / base_counts.flops / factor - 1) <= tolerance + 1e-12,
         note=note,
     )
 

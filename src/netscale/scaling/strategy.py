@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.util import serial
 
 NAMED = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 DEFAULT_STRATEGY = "dWr"
+#: The label of a study's unscaled base network (factor 1), in place of a strategy name.
+BASE_STRATEGY = "base"
 _TOL = 1e-6
 
 
@@ -81,8 +84,7 @@ class Strategy:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Strategy:
-        return cls(d["name"], float(d["e_d"]), float(d["e_w"]), float(d["e_r"]),
-                   float(d.get("e_g", 0.0)))
+        return serial.from_dict(cls, d, unknown="ignore")
 
     def __str__(self) -> str:
         return self.name

@@ -27,6 +27,18 @@ def adjust_compatibility(
     return ws, list(bottlenecks), gs
 
 
+def bottleneck_width(width: float, bottleneck: float) -> int:
+    """Inner width of a (linear) bottleneck block: ``round(width * bottleneck)`` (half to even);
+    the one definition that specs, models, complexity and the scaler use."""
+    return int(round(width * bottleneck))
+
+
+def conv_groups(inner_width: int, group_width: int) -> int:
+    """Groups of a bottleneck's kxk conv: ``inner_width // group_width`` (one group for a
+    group width of 0)."""
+    return inner_width // group_width if group_width else 1
+
+
 def compatible_width(w: float, b: float, g: int) -> tuple[int, int]:
     """The compatibility step for one stage: returns ``(width, group_width)``."""
     v = int(max(1, w * b))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.specs.compat import bottleneck_width, conv_groups
 from netscale.util import jsonio
 
 STEM_TYPES = ("simple", "res", "cifar")
@@ -139,13 +140,12 @@ class StageSpec:
     @property
     def bottleneck_width(self) -> int:
         """Inner width of a (linear) bottleneck block: round(width * bottleneck)."""
-        return int(round(self.width * self.bottleneck))
+        return bottleneck_width(self.width, self.bottleneck)
 
     @property
     def groups(self) -> int:
         """Number of groups of the 3x3 conv of a (linear) bottleneck block."""
-        w_b = self.bottleneck_width
-        return w_b // self.group_width if self.group_width else 1
+        return conv_groups(self.bottleneck_width, self.group_width)
 
     @property
     def effective_group_width(self) -> int:

@@ -27,12 +27,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
+
+if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
+    from netscale.data.config import DataConfig
+    from netscale.train.recipe import Recipe
 
 _TOP_KEYS = {
     "name", "out", "bases", "base_overrides", "strategies", "factors", "rounding", "tolerance",
@@ -40,6 +44,7 @@ _TOP_KEYS = {
     "seeds", "data", "recipe", "bench", "train", "retries", "resources", "description",
     "overrides",
 }
+_T = TypeVar("_T")
 _OVERRIDABLE = ("resolution", "num_classes", "in_channels", "activation", "dropout")
 
 
@@ -123,8 +128,8 @@ class StudyConfig:
     resolution_multiple: int = 4
     seeds: tuple[int, ...] = (0,)
     base_overrides: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
-    recipe: Mapping[str, Any] = field(default_factory=dict)
+    data: DataConfig | None = None  # None: a runtime-only study (train: false) without data
+    recipe: Recipe = field(default_factory=lambda: _recipe_class()())
     bench: BenchSettings = field(default_factory=BenchSettings)
     train: bool = True
     retries: int = 1
@@ -135,6 +140,21 @@ class StudyConfig:
     # bases and data exactly as written in the config (for fingerprints of older stores)
     written: Mapping[str, Any] = field(default_factory=dict, compare=False)
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE applied on top of the file (a record)
+    # the data and recipe keys as the config gives them (data folders made absolute),
+    # defaults unsaid: what study.yaml, the fingerprint and the report's description record
+    given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+
+    def data_dict(self) -> dict[str, Any]:
+        """The data section as written (defaults unsaid); {} without data."""
+        if "data" in self.given:
+            return dict(self.given["data"])
+        return serial.to_dict(self.data) if self.data is not None else {}
+
+    def recipe_dict(self) -> dict[str, Any]:
+        """The recipe section as written (defaults unsaid)."""
+        if "recipe" in self.given:
+            return dict(self.given["recipe"])
+        return serial.to_dict(self.recipe)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,12 +168,12 @@ class StudyConfig:
             "tolerance": self.tolerance,
             "resolution_multiple": self.resolution_multiple,
             "seeds": list(self.seeds),
-            "data": dict(self.data),
-            "recipe": dict(self.recipe),
-            "bench": dataclasses.asdict(self.bench),
+            "data": self.data_dict(),
+            "recipe": self.recipe_dict(),
+            "bench": serial.to_dict(self.bench),
             "train": self.train,
             "retries": self.retries,
-            "resources": dataclasses.asdict(self.resources),
+            "resources": serial.to_dict(self.resources),
             "description": self.description,
             **({"overrides": list(self.overrides)} if self.overrides else {}),
         }
@@ -284,11 +304,43 @@ def _as_list(value: Any, what: str, source: str) -> list[Any]:
 def parse_study_config(data: Any, *, source: str = "study config",
                        base_dir: Path | None = None) -> StudyConfig:
     """Validates parsed YAML/JSON; every problem is a one-line :class:`NetscaleError`."""
+    _check_top(data, source)
+    base_dir = base_dir or Path.cwd()
+    grid = _parse_grid(data, source, base_dir)
+    sections = _parse_sections(data, source, base_dir, grid["bases"])
+    limits = _parse_limits(data, source)
+    identity = _parse_identity(data, source, base_dir)
+    from netscale.data.config import DataConfig
+
+    data_cfg, recipe = sections.pop("data_cfg"), sections.pop("recipe_cfg")
+    cfg = StudyConfig(**grid, **sections, **limits, **identity,
+                      data=(_section(DataConfig, data_cfg, "data", source)
+                            if data_cfg or sections["train"] else None),
+                      recipe=_section(_recipe_class(), recipe, "recipe", source),
+                      bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
+                      resources=Resources.from_dict(data.get("resources", {}) or {}, source),
+                      source=source, base_dir=base_dir,
+                      overrides=tuple(str(o) for o in (
+                          _as_list(data["overrides"], "overrides", source)
+                          if data.get("overrides") else ())))
+    from netscale.study.module_base import is_module_base
+
+    for b in cfg.bases:  # fail early on unknown models / bad spec files
+        if is_module_base(b):
+            continue  # checked by parse_module_base
+        try:
+            cfg.resolve_base(b)
+        except NetscaleError as exc:
+            raise NetscaleError(f"{source}: bases: {exc}") from None
+    return cfg
+
+
+def _check_top(data: Any, source: str) -> None:
+    """The config is a mapping of known keys, with the required ones, each of its type."""
     if not isinstance(data, Mapping):
         raise NetscaleError(f"{source}: a study config is a mapping (YAML keys such as bases, "
                             "strategies, factors, data, recipe)")
     _known(data, _TOP_KEYS, source)
-    base_dir = base_dir or Path.cwd()
     for key in ("bases", "strategies", "factors"):
         if key not in data:
             raise NetscaleError(f"{source}: missing required key {key!r}")
@@ -301,6 +353,10 @@ def parse_study_config(data: Any, *, source: str = "study config",
     _check_type(data, "resolution_multiple", (int,), "a positive integer", source)
     for key in ("base_overrides", "data", "recipe", "bench", "resources"):
         _check_type(data, key, (Mapping,), "a mapping (key: value pairs)", source)
+
+
+def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """The trial grid: bases, strategies, factors, rounding and seeds."""
     raw_bases = _as_list(data["bases"], "bases", source)
     raw_strategies = _as_list(data["strategies"], "strategies", source)
     from netscale.study.module_base import is_module_base, parse_module_base
@@ -312,7 +368,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
             raise NetscaleError(f"{source}: {key} must be non-empty strings (or module-factory "
                                 f"mappings for bases), got "
                                 f"{_show(bad[0])}")
-    bases = tuple(parse_module_base(b, source, base_dir or Path.cwd()) if is_module_base(b)
+    bases = tuple(parse_module_base(b, source, base_dir) if is_module_base(b)
                   else b for b in raw_bases)
     strategies = tuple(raw_strategies)
     for s in strategies:
@@ -335,6 +391,13 @@ def parse_study_config(data: Any, *, source: str = "study config",
                for s in seeds_raw):
         raise NetscaleError(f"{source}: seeds must be integers from 0 to 2^32-1, got "
                             f"{_show(seeds_raw)}")
+    return {"bases": bases, "strategies": strategies, "factors": factors,
+            "rounding": rounding, "seeds": tuple(int(s) for s in seeds_raw)}
+
+
+def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
+                    bases: tuple[Any, ...]) -> dict[str, Any]:
+    """base_overrides, data (folders made absolute), train and recipe."""
     overrides = data.get("base_overrides", {}) or {}
     _known(overrides, set(_OVERRIDABLE), f"{source}: base_overrides")
     data_cfg = data.get("data", {}) or {}
@@ -349,6 +412,13 @@ def parse_study_config(data: Any, *, source: str = "study config",
     recipe = data.get("recipe", {}) or {}
     if not isinstance(recipe, Mapping):
         raise NetscaleError(f"{source}: recipe must be a mapping (e.g. {{epochs: 3}})")
+    return {"base_overrides": dict(overrides), "train": train, "written": written,
+            "given": {"data": dict(data_cfg), "recipe": dict(recipe)},
+            "data_cfg": data_cfg, "recipe_cfg": recipe}
+
+
+def _parse_limits(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """retries, tolerance and resolution_multiple."""
     retries = data.get("retries", 1)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
         raise NetscaleError(f"{source}: retries must be a non-negative integer (at most 100)")
@@ -359,44 +429,17 @@ def parse_study_config(data: Any, *, source: str = "study config",
     if not isinstance(res_mult, int) or isinstance(res_mult, bool) or not 1 <= res_mult <= 4096:
         raise NetscaleError(f"{source}: resolution_multiple must be a positive integer "
                             "(scaled resolutions are rounded to multiples of it; default 4)")
+    return {"retries": retries, "tolerance": tolerance, "resolution_multiple": res_mult}
+
+
+def _parse_identity(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """name, out directory (relative to the config's folder) and description."""
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
         out = (base_dir / out).resolve()
-    cfg = StudyConfig(
-        name=name,
-        out_dir=out,
-        bases=bases,
-        strategies=strategies,
-        factors=factors,
-        rounding=rounding,
-        tolerance=tolerance,
-        resolution_multiple=res_mult,
-        seeds=tuple(int(s) for s in seeds_raw),
-        base_overrides=dict(overrides),
-        data=dict(data_cfg),
-        recipe=dict(recipe),
-        bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
-        train=train,
-        retries=retries,
-        resources=Resources.from_dict(data.get("resources", {}) or {}, source),
-        source=source,
-        base_dir=base_dir,
-        description=str(data.get("description", "")),
-        written=written,
-        overrides=tuple(str(o) for o in (_as_list(data["overrides"], "overrides", source)
-                                          if data.get("overrides") else ())),
-    )
-    for b in bases:  # fail early on unknown models / bad spec files
-        if is_module_base(b):
-            continue  # checked by parse_module_base
-        try:
-            cfg.resolve_base(b)
-        except NetscaleError as exc:
-            raise NetscaleError(f"{source}: bases: {exc}") from None
-    _validate_recipe_and_data(cfg)
-    return cfg
+    return {"name": name, "out_dir": out, "description": str(data.get("description", ""))}
 
 
 def _resolve_data_paths(data_cfg: dict[str, Any], base_dir: Path, source: str
@@ -420,22 +463,22 @@ def _resolve_data_paths(data_cfg: dict[str, Any], base_dir: Path, source: str
     return data_cfg
 
 
-def _validate_recipe_and_data(cfg: StudyConfig) -> None:
-    """Checks the recipe and data sections against the trainer's own dataclasses."""
-    from netscale.data import DataConfig
+def _recipe_class() -> type[Recipe]:
     from netscale.train.recipe import Recipe
 
-    for what, cls, value in (("recipe", Recipe, cfg.recipe), ("data", DataConfig, cfg.data)):
-        if what == "data" and not cfg.train and not value:
-            continue
-        try:
-            cls.from_dict(dict(value))
-        except NetscaleError as exc:
-            msg = str(exc)
-            msg = msg if msg.startswith(f"{what}") else f"{what}: {msg}"
-            raise NetscaleError(f"{cfg.source}: {msg}") from None
-        except (TypeError, ValueError) as exc:
-            raise NetscaleError(f"{cfg.source}: {what}: {exc}") from None
+    return Recipe
+
+
+def _section(cls: type[_T], value: Mapping[str, Any], what: str, source: str) -> _T:
+    """The recipe or data section as the trainer's own dataclass (one-line errors)."""
+    try:
+        return serial.from_dict(cls, dict(value), what)
+    except NetscaleError as exc:
+        msg = str(exc)
+        msg = msg if msg.startswith(f"{what}") else f"{what}: {msg}"
+        raise NetscaleError(f"{source}: {msg}") from None
+    except (TypeError, ValueError) as exc:
+        raise NetscaleError(f"{source}: {what}: {exc}") from None
 
 
 def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:

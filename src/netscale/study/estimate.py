@@ -15,8 +15,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from netscale.util import serial
+
+if TYPE_CHECKING:
+    from netscale.data.config import DataConfig
 
 # Standard split sizes, for estimates when the dataset is not present on this machine.
 KNOWN_SIZES: dict[str, tuple[int, int]] = {
@@ -37,20 +42,21 @@ def bench_seconds(budget: float) -> float:
     return 1.3 * budget + 6.5
 
 
-def data_sizes(data: Mapping[str, Any], info: Mapping[str, Any] | None
+def data_sizes(data: DataConfig | None, info: Mapping[str, Any] | None
                ) -> tuple[int | None, int | None]:
     """(train, val) images per epoch: the subsets if set, else the data set's sizes."""
     n_train = info.get("train_size") if info else None
     n_val = info.get("val_size") if info else None
+    if data is None:
+        return n_train, n_val
     if n_train is None:
-        known = KNOWN_SIZES.get(str(data.get("name", "")).lower())
+        known = KNOWN_SIZES.get(str(data.name or "").lower())
         if known:
             n_train, n_val = known
-    if data.get("subset"):
-        n_train = int(data["subset"]) if n_train is None else min(int(data["subset"]), n_train)
-    if data.get("val_subset"):
-        v = int(data["val_subset"])
-        n_val = v if n_val is None else min(v, n_val)
+    if data.subset:
+        n_train = data.subset if n_train is None else min(data.subset, n_train)
+    if data.val_subset:
+        n_val = data.val_subset if n_val is None else min(data.val_subset, n_val)
     return n_train, n_val
 
 
@@ -114,7 +120,7 @@ class TrialEstimate:
     train_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return serial.to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,7 @@ class StudyEstimate:
     probe: str
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["trials"] = [t.to_dict() for t in self.trials]
-        return d
+        return serial.to_dict(self)
 
 
 def _interp(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
@@ -143,14 +147,44 @@ def _interp(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
     return max(min(y0, y1) * 0.5, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
-def estimate_study(plan: Sequence[Any], *, specs: Mapping[str, Any], epochs: int,
-                   n_train: int | None, n_val: int | None, bench_enabled: bool,
-                   bench_budget: float, train: bool, workers: int, batch_size: int = 64,
+@dataclass(frozen=True)
+class StudyWork:
+    """What a study's trials do, as the estimates need it: epochs over ``n_train`` training
+    and ``n_val`` validation images (None: unknown), runtime measurements (``bench_*``:
+    enabled, budget in seconds, batch size, mode), ``workers`` trials training at a time and
+    the training batch size."""
+
+    epochs: int
+    n_train: int | None
+    n_val: int | None
+    train: bool = True
+    workers: int = 1
+    bench_enabled: bool = True
+    bench_budget: float = 2.0
+    bench_batch: int = 32
+    bench_mode: str = "infer"
+    batch_size: int = 64
+
+    @classmethod
+    def of(cls, cfg: Any, info: Mapping[str, Any] | None, workers: int) -> StudyWork:
+        """The work of a :class:`~netscale.study.config.StudyConfig` (``info``: the data
+        set's sizes, see ``runner.data_info``)."""
+        n_train, n_val = data_sizes(cfg.data, info)
+        return cls(epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val, train=cfg.train,
+                   workers=workers, bench_enabled=cfg.bench.enabled,
+                   bench_budget=cfg.bench.budget, bench_batch=cfg.bench.batch_size,
+                   bench_mode=cfg.bench.mode, batch_size=cfg.recipe.batch_size or 128)
+
+
+def estimate_study(plan: Sequence[Any], specs: Mapping[str, Any], work: StudyWork, *,
                    probe: Callable[..., tuple[float, float]] = probe_seconds_per_image
                    ) -> StudyEstimate:
     """Estimates from the plan (each trial's flops/acts) and a probe of the smallest and the
     largest model (by activations, which predict CPU runtime best); other trials are
     interpolated linearly in activations between the two."""
+    epochs, n_train, n_val, train = work.epochs, work.n_train, work.n_val, work.train
+    batch_size, workers = work.batch_size, work.workers
+    bench_enabled, bench_budget = work.bench_enabled, work.bench_budget
     probed = ""
     per_img: dict[str, tuple[float, float]] = {}
     if train and n_train and plan:
@@ -204,20 +238,18 @@ class EtaModel:
     has finished: the benchmark's mean duration per trial and the ratio of observed to
     predicted seconds of every finished epoch."""
 
-    def __init__(self, trials: Sequence[Any], *, epochs: int, n_train: int | None,
-                 n_val: int | None, bench_enabled: bool, bench_budget: float,
-                 bench_batch: int, bench_mode: str, train: bool, workers: int,
+    def __init__(self, trials: Sequence[Any], work: StudyWork,
                  clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.epochs = epochs
-        self.n_train, self.n_val = n_train or 0, n_val or 0
-        self.bench_enabled, self.bench_budget = bench_enabled, bench_budget
-        self.bench_batch, self.bench_mode = bench_batch, bench_mode
-        self.train, self.workers = train, max(1, workers)
+        self.epochs = work.epochs
+        self.n_train, self.n_val = work.n_train or 0, work.n_val or 0
+        self.bench_enabled, self.bench_budget = work.bench_enabled, work.bench_budget
+        self.bench_batch, self.bench_mode = work.bench_batch, work.bench_mode
+        self.train, self.workers = work.train, max(1, work.workers)
         self.states: dict[str, _TrialState] = {}
         for t in trials:
             s = _TrialState(t.id, int(t.flops), int(t.epochs_done or 0),
-                            bool(t.bench) or not bench_enabled,
+                            bool(t.bench) or not work.bench_enabled,
                             finished=t.status in ("done", "failed"))
             if t.time_ms:
                 s.img_s = self._per_image(float(t.time_ms))

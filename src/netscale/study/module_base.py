@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
 
 KIND = "module"
 _KEYS = {"module", "input_shape", "num_classes", "name", "depth_arg", "width_arg",
@@ -87,9 +87,8 @@ class ModuleSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModuleSpec:
-        return cls(name=str(d["name"]), module=str(d["module"]), kwargs=dict(d["kwargs"]),
-                   input_shape=tuple(int(s) for s in d["input_shape"]),
-                   num_classes=int(d["num_classes"]), family=str(d.get("family", KIND)))
+        # kind, resolution and in_channels are derived: to_dict writes them for readers
+        return serial.from_dict(cls, d, unknown="ignore")
 
 
 def is_module_base(base: Any) -> bool:
@@ -215,8 +214,8 @@ def plan_module_trials(cfg: Any, base: Mapping[str, Any], info: Mapping[str, Any
                           num_classes=num_classes or 0)
         out.append(PlannedTrial(
             id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-            spec=spec.to_dict(), flops=r.counts[0], params=r.counts[1],
-            acts=r.counts[2], resolution=r.resolution,
+            spec=spec.to_dict(), flops=r.counts.flops, params=r.counts.params,
+            acts=r.counts.acts, resolution=r.resolution,
             flops_factor=r.flops_factor, params_factor=r.params_factor,
             acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
             depths=(), widths=(),
@@ -239,6 +238,6 @@ def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str
     result = bench_module(spec.build_module(), name=spec.name, in_channels=spec.in_channels,
                           resolution=spec.resolution, num_classes=spec.num_classes,
                           counts=(rec.flops, rec.params, rec.acts), config=config)
-    labels = {"base": base, "strategy": strategy, "factor": factor}
+    labels: dict[str, Any] = {"base": base, "strategy": strategy, "factor": factor}
     names = {f.name for f in dataclasses.fields(result)}
     return dataclasses.replace(result, **{k: v for k, v in labels.items() if k in names})

@@ -32,16 +32,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
-from netscale.scaling import parse_strategy, scale_report
+from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
-from netscale.study.store import Store
+from netscale.study.store import STORE_NAME, Store
 from netscale.util import jsonio
 from netscale.util.io import sweep_temp_files
-
-STORE_NAME = "results.sqlite"
-BASE_STRATEGY = "base"
 
 
 @dataclass(frozen=True)
@@ -84,9 +81,11 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
     """Classes and input channels of the study's dataset (None when not training)."""
     if not cfg.train:
         return None
-    from netscale.data import DataConfig, describe
+    from netscale.data import describe
 
-    info = describe(DataConfig.from_dict(dict(cfg.data)))
+    if cfg.data is None:
+        raise NetscaleError(f"{cfg.source}: data needs 'name' or 'path' to train")
+    info = describe(cfg.data)
     return {"num_classes": info.num_classes, "in_channels": info.in_channels,
             "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
 
@@ -137,8 +136,8 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
             first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
             out.append(PlannedTrial(
                 id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                spec=spec_dict, flops=r.counts[0], params=r.counts[1],
-                acts=r.counts[2], resolution=r.spec.resolution,
+                spec=spec_dict, flops=r.counts.flops, params=r.counts.params,
+                acts=r.counts.acts, resolution=r.spec.resolution,
                 flops_factor=r.flops_factor, params_factor=r.params_factor,
                 acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
                 depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
@@ -190,14 +189,9 @@ class Progress:
     def attach(self, cfg: StudyConfig, trials: Sequence[Any], info: Mapping[str, Any] | None,
                workers: int) -> None:
         """Estimates the ETA from each trial's cost (see netscale.study.estimate)."""
-        from netscale.study.estimate import EtaModel, data_sizes
+        from netscale.study.estimate import EtaModel, StudyWork
 
-        n_train, n_val = data_sizes(cfg.data, info)
-        self.eta_model = EtaModel(
-            trials, epochs=int(cfg.recipe.get("epochs", 10)), n_train=n_train, n_val=n_val,
-            bench_enabled=cfg.bench.enabled, bench_budget=cfg.bench.budget,
-            bench_batch=cfg.bench.batch_size, bench_mode=cfg.bench.mode, train=cfg.train,
-            workers=workers)
+        self.eta_model = EtaModel(trials, StudyWork.of(cfg, info, workers))
 
     def on_start(self, tid: str, phase: str) -> None:
         if self.eta_model is not None:
@@ -315,7 +309,7 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
     number of rows added."""
     tdir = trial_dir(cfg, t.id)
     added = 0
-    epochs_target = int(cfg.recipe.get("epochs", 0) or 0) if cfg.train else 0
+    epochs_target = cfg.recipe.epochs if cfg.train else 0
     if cfg.train and (t.epochs_done < epochs_target or not epochs_target):
         hist = checkpoint_history(tdir)
         if len(hist) > t.epochs_done:
@@ -350,7 +344,7 @@ def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
     backfilled = 0
     for t in store.trials(epochs=False):
         if t.status != "done" or t.id in open_attempts or (
-                cfg.train and t.epochs_done < int(cfg.recipe.get("epochs", 0) or 0)):
+                cfg.train and t.epochs_done < cfg.recipe.epochs):
             backfilled += backfill_trial(cfg, store, t)
     alive = {tid: _last_alive(trial_dir(cfg, tid)) for tid in open_attempts}
     poison = store.close_crashed_attempts(alive)
@@ -360,26 +354,24 @@ def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
 
 def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
               address: str | None = None, retry_failed: bool = False,
-              device: str | None = None, stream: TextIO | str | None = "stderr",
-              fail_trials: Mapping[str, str] | None = None) -> dict[str, int]:
+              device: str | None = None, stream: TextIO | str | None = "stderr") -> dict[str, int]:
     """Runs (or resumes) every unfinished trial; returns the final status counts.
 
     Progress lines go to ``stream`` (default: the current ``sys.stderr``; None: silent).
     """
-    if stream == "stderr":
-        stream = sys.stderr
+    out: TextIO | None = sys.stderr if stream == "stderr" else (
+        None if isinstance(stream, str) else stream)
     with study_lock(cfg.out_dir):
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
             rec = recover_store(cfg, store)
-            if stream is not None:
+            if out is not None:
                 for tid, reason in rec["poison"].items():
-                    print(f"[study] FAILED {tid}: {reason}", file=stream, flush=True)
-            counts = _drive(cfg, store, executor=executor, workers=workers, address=address,
-                            retry_failed=retry_failed, device=device,
-                            stream=stream,  # type: ignore[arg-type]
-                            fail_trials=fail_trials or {})
+                    print(f"[study] FAILED {tid}: {reason}", file=out, flush=True)
+            opts = RunOptions(executor=executor, workers=workers, address=address,
+                              retry_failed=retry_failed, device=device)
+            counts = _drive(cfg, store, opts, out)
             store.sync_aliases()  # same-network rows get their canonical trial's results
             return counts
         except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
@@ -391,42 +383,45 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
 
 
 def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
-             fail: str | None, phase: str) -> dict[str, Any]:
+             phase: str) -> dict[str, Any]:
     return {
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
-        "seed": t.seed, "spec": t.spec, "data": dict(cfg.data), "recipe": dict(cfg.recipe),
+        "seed": t.seed, "spec": t.spec, "data": cfg.data_dict(), "recipe": cfg.recipe_dict(),
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
                   "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget,
                   "retries": cfg.bench.retries},
         "phases": [phase], "device": device, "threads": threads,
         "trial_dir": str(trial_dir(cfg, t.id)),
-        "fail_for_test": fail,
     }
 
 
-def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
-           address: str | None, retry_failed: bool, device: str | None,
-           stream: TextIO | None, fail_trials: Mapping[str, str]) -> dict[str, int]:
-    """Runs the study in two phases: every runtime measurement first, one at a time (so no
-    measurement overlaps another trial's work), then training, ``workers`` at a time."""
-    if retry_failed:
-        store.reset_failed()
-    all_trials = store.canonical_trials(epochs=False)  # aliases (same_as) never run
-    todo = [t for t in all_trials if t.status in ("pending", "running")]
-    total_cost = sum(_cost(t) for t in all_trials)
-    done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
-    progress = Progress(stream, total_cost, done_cost)
-    progress.attach(cfg, all_trials, json.loads(store.get_meta("data_info") or "{}"), workers)
-    if not todo:
-        progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
-        return store.counts()
-    resumed = sum(t.status == "running" for t in todo)
-    if resumed:
-        progress.show(store.counts(), f"resuming {resumed} interrupted trial(s) from their "
-                      "last checkpoint", force=True)
-    by_id = {t.id: t for t in all_trials}
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_study` runs the trials: the executor (``local`` or ``ray``) with
+    ``workers`` trials training at a time, the Ray ``address``, whether failed trials get
+    another round, and the device (None: automatic)."""
 
-    def on_event(tid: str, kind: str, data: dict[str, Any]) -> None:
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
+    retry_failed: bool = False
+    device: str | None = None
+
+
+@dataclass
+class _Run:
+    """One driver run: the study, its store, the executor and the progress line."""
+
+    cfg: StudyConfig
+    store: Store
+    ex: Any
+    progress: Progress
+    by_id: Mapping[str, Any]
+    device: str | None
+
+    def on_event(self, tid: str, kind: str, data: dict[str, Any]) -> None:
+        """An epoch or a runtime measurement reported by a running trial."""
+        store, progress = self.store, self.progress
         if kind == "epoch":
             store.record_epoch(tid, data["epoch"], data["metrics"])
             progress.on_epoch(tid, int(data["epoch"]))
@@ -442,41 +437,73 @@ def _drive(cfg: StudyConfig, store: Store, *, executor: str, workers: int,
             ms = data.get("time_ms")
             progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
 
-    cpu_count = os.cpu_count() or 1
-    train_threads = None
-    if executor == "local" and workers > 1:
-        train_threads = max(1, cpu_count // workers)
-    elif executor == "ray":
-        train_threads = max(1, int(cfg.resources.cpus))
-    ex = make_executor(executor, on_event, workers=workers, address=address,
-                       cpus=cfg.resources.cpus, gpus=cfg.resources.gpus)
-    capacity = ex.capacity
+
+def _train_threads(cfg: StudyConfig, opts: RunOptions) -> int | None:
+    """Intra-op threads of a training trial: the CPUs shared out between local worker
+    processes, the trial's CPUs on Ray, else the process's default (None)."""
+    if opts.executor == "local" and opts.workers > 1:
+        return max(1, (os.cpu_count() or 1) // opts.workers)
+    if opts.executor == "ray":
+        return max(1, int(cfg.resources.cpus))
+    return None
+
+
+def _start_progress(cfg: StudyConfig, store: Store, stream: TextIO | None,
+                    workers: int) -> tuple[Progress, list[Any], list[Any]]:
+    """The progress line, every canonical trial and those still to run."""
+    all_trials = store.canonical_trials(epochs=False)  # aliases (same_as) never run
+    todo = [t for t in all_trials if t.status in ("pending", "running")]
+    done_cost = sum(_cost(t) for t in all_trials if t.status in ("done", "failed"))
+    progress = Progress(stream, sum(_cost(t) for t in all_trials), done_cost)
+    progress.attach(cfg, all_trials, json.loads(store.get_meta("data_info") or "{}"), workers)
+    if not todo:
+        progress.show(store.counts(), "nothing to do: every trial is finished", force=True)
+    resumed = sum(t.status == "running" for t in todo)
+    if resumed:
+        progress.show(store.counts(), f"resuming {resumed} interrupted trial(s) from their "
+                      "last checkpoint", force=True)
+    return progress, all_trials, todo
+
+
+def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
+           stream: TextIO | None) -> dict[str, int]:
+    """Runs the study in two phases: every runtime measurement first, one at a time (so no
+    measurement overlaps another trial's work), then training, ``workers`` at a time."""
+    if opts.retry_failed:
+        store.reset_failed()
+    progress, all_trials, todo = _start_progress(cfg, store, stream, opts.workers)
+    if not todo:
+        return store.counts()
+    run = _Run(cfg, store, None, progress, {t.id: t for t in all_trials}, opts.device)
+    run.ex = make_executor(opts.executor, run.on_event, workers=opts.workers,
+                           address=opts.address, cpus=cfg.resources.cpus,
+                           gpus=cfg.resources.gpus)
+    capacity = run.ex.capacity
     phases = [p for p, on in (("bench", cfg.bench.enabled), ("train", cfg.train)) if on]
     try:
         alive = list(todo)
         for phase in phases:
             if phase == "bench":
                 trials = [t for t in alive if not t.bench]
-                ex.capacity, threads = 1, cfg.bench.threads
+                run.ex.capacity, threads = 1, cfg.bench.threads
             else:
                 trials = alive
-                ex.capacity, threads = capacity, train_threads
-            last = phase == phases[-1]
-            failed = _run_phase(cfg, store, ex, trials, phase, last, progress, by_id, device,
-                                threads, fail_trials)
+                run.ex.capacity, threads = capacity, _train_threads(cfg, opts)
+            failed = _run_phase(run, trials, phase, phase == phases[-1], threads)
             alive = [t for t in alive if t.id not in failed]
     finally:
-        ex.shutdown()
+        run.ex.shutdown()
     _sweep(cfg)  # no writer is left: nothing half-written
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
 
 
-def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase: str,
-               last: bool, progress: Progress, by_id: Mapping[str, Any], device: str | None,
-               threads: int | None, fail_trials: Mapping[str, str]) -> set[str]:
-    """Runs one phase of the given trials; returns the ids that failed for good."""
+def _run_phase(run: _Run, trials: list[Any], phase: str, last: bool,
+               threads: int | None) -> set[str]:
+    """Runs one phase of the given trials; returns the ids that failed for good. ``last``:
+    the trial's last phase (its end marks the trial done)."""
+    cfg, store, ex, progress = run.cfg, run.store, run.ex, run.progress
     queue = list(trials)
     running: set[str] = set()
     started: dict[str, float] = {}
@@ -488,34 +515,47 @@ def _run_phase(cfg: StudyConfig, store: Store, ex: Any, trials: list[Any], phase
             running.add(t.id)
             started[t.id] = time.time()
             progress.on_start(t.id, phase)
-            ex.submit(_payload(cfg, t, device, threads, fail_trials.get(t.id), phase))
+            ex.submit(_payload(cfg, t, run.device, threads, phase))
             progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
         for tid, ok, value in ex.poll(timeout=0.5):
             running.discard(tid)
             wall = time.time() - started.pop(tid, time.time())
             if ok:
-                value = dict(value)
-                value.setdefault("wall_time", wall)
-                if last:
-                    train = value.get("train")
-                    hist = train.get("history") if isinstance(train, Mapping) else None
-                    store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
-                    progress.done_cost += _cost(by_id[tid])
-                    progress.on_finish(tid)
-                    progress.show(store.counts(), f"finished {tid}", force=True)
-                else:
-                    store.mark_phase_done(tid, float(value.get("wall_time", wall)))
+                _finished(run, tid, dict(value), wall, last)
+            elif _failed(run, tid, value, wall):
+                failed.add(tid)
             else:
-                if cfg.train:  # epochs its checkpoint holds that no event brought
-                    row = next(r for r in store.trials(epochs=False) if r.id == tid)
-                    backfill_trial(cfg, store, row)
-                final = store.mark_error(tid, str(value), retries=cfg.retries, wall_time=wall)
-                if final:
-                    failed.add(tid)
-                    progress.done_cost += _cost(by_id[tid])
-                    progress.on_finish(tid)
-                    progress.show(store.counts(), f"FAILED {tid}: {value}", force=True)
-                else:
-                    progress.show(store.counts(), f"retrying {tid} after: {value}", force=True)
-                    queue.append(by_id[tid])
+                queue.append(run.by_id[tid])
     return failed
+
+
+def _finished(run: _Run, tid: str, value: dict[str, Any], wall: float, last: bool) -> None:
+    """A phase of a trial succeeded: the trial is done (its last phase) or waits for the
+    next phase."""
+    value.setdefault("wall_time", wall)
+    if not last:
+        run.store.mark_phase_done(tid, float(value.get("wall_time", wall)))
+        return
+    train = value.get("train")
+    hist = train.get("history") if isinstance(train, Mapping) else None
+    run.store.mark_done(tid, value, [h for h in hist or [] if "epoch" in h])
+    run.progress.done_cost += _cost(run.by_id[tid])
+    run.progress.on_finish(tid)
+    run.progress.show(run.store.counts(), f"finished {tid}", force=True)
+
+
+def _failed(run: _Run, tid: str, error: Any, wall: float) -> bool:
+    """A phase of a trial raised: records it; True if the trial failed for good, False if
+    it goes back to the queue for a retry."""
+    cfg, store, progress = run.cfg, run.store, run.progress
+    if cfg.train:  # epochs its checkpoint holds that no event brought
+        row = next(r for r in store.trials(epochs=False) if r.id == tid)
+        backfill_trial(cfg, store, row)
+    final = store.mark_error(tid, str(error), retries=cfg.retries, wall_time=wall)
+    if final:
+        progress.done_cost += _cost(run.by_id[tid])
+        progress.on_finish(tid)
+        progress.show(store.counts(), f"FAILED {tid}: {error}", force=True)
+    else:
+        progress.show(store.counts(), f"retrying {tid} after: {error}", force=True)
+    return final

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
-from netscale.util import jsonio
+from netscale.util import jsonio, serial
 
+#: The store's file name inside a study directory.
+STORE_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -162,14 +164,21 @@ class TrialRow:
         row = next((r for r in self.bench if r.get("mode") == "infer"), self.bench[0])
         return time_quality_of(row)
 
+    @property
+    def model(self) -> Any:
+        """The trial's model as an object: a ``NetSpec``, or a ``ModuleSpec`` for a
+        module-factory base; None when the row holds no full spec (imported results that
+        name their models only)."""
+        from netscale.study.module_base import spec_from_payload
+
+        try:
+            return spec_from_payload(self.spec)
+        except (NetscaleError, KeyError, TypeError, ValueError):
+            return None
+
     def to_dict(self, *, with_spec: bool = True, with_epochs: bool = True) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["time_quality"] = self.time_quality
-        if not with_spec:
-            d.pop("spec")
-        if not with_epochs:
-            d.pop("epochs")
-        return d
+        omit = ("spec",) * (not with_spec) + ("epochs",) * (not with_epochs)
+        return {**serial.to_dict(self, omit=omit), "time_quality": self.time_quality}
 
 
 _JSON_COLS = ("spec", "bench", "env")

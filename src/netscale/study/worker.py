@@ -111,9 +111,6 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     trial_dir.mkdir(parents=True, exist_ok=True)
     spec = spec_from_payload(payload["spec"])  # a NetSpec, or a ModuleSpec (factory base)
     threads = payload.get("threads")
-    fail = payload.get("fail_for_test")  # test hook: make this trial raise
-    if fail:
-        raise RuntimeError(str(fail))
     phases = payload.get("phases", ["bench", "train"])
     if "bench" in phases:
         with phase_state(threads):
@@ -133,23 +130,21 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
 def _train(payload: Mapping[str, Any], spec: Any, trial_dir: Path,
            emit: Emit) -> dict[str, Any]:
     from netscale.data import DataConfig
-    from netscale.train import Recipe, train
+    from netscale.train import EpochMetrics, Recipe, train
 
     recipe = Recipe.from_dict({**payload["recipe"], "seed": int(payload["seed"])})
     data = DataConfig.from_dict(payload["data"])
 
-    def on_epoch(metrics: Any) -> None:
-        m = metrics.to_dict() if hasattr(metrics, "to_dict") else dict(metrics)
-        emit("epoch", {"epoch": int(m["epoch"]), "metrics": m})
+    def on_epoch(metrics: EpochMetrics) -> None:
+        emit("epoch", {"epoch": metrics.epoch, "metrics": metrics.to_dict()})
 
     result = train(spec, data, recipe, trial_dir / "train", resume=True,
                    device=payload.get("device") or "auto", on_epoch=on_epoch, quiet=True)
-    final = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    if final.get("status") == "diverged":
+    if result.status == "diverged":
         raise NetscaleError(f"training diverged (non-finite loss) at epoch "
-                            f"{final.get('epochs_done', '?')}")
-    return {"top1_err": final.get("top1_err"), "top5_err": final.get("top5_err"),
-            "loss": final.get("loss"), "train": final}
+                            f"{result.epochs_done}")
+    return {"top1_err": result.top1_err, "top5_err": result.top5_err, "loss": result.loss,
+            "train": result.to_dict()}
 
 
 def _env() -> dict[str, Any]:

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from netscale.data import _dc
 from netscale.errors import NetscaleError
 from netscale.train.lr_rules import scaled_lr
+from netscale.util import serial
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -168,11 +168,11 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return _dc.to_dict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Recipe:
-        return _dc.from_dict(cls, data, "recipe")
+        return serial.from_dict(cls, data, "recipe")
 
     def identity(self) -> dict[str, Any]:
         """Fields that change the trained weights (a resumed run must keep them)."""

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from netscale.data import _dc
+from netscale.util import serial
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,11 @@ class EpochMetrics:
     raw_top5_err: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _dc.to_dict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> EpochMetrics:
-        return _dc.from_dict(cls, data, "epoch metrics")
+        return serial.from_dict(cls, data, "epoch metrics")
 
 
 @dataclass(frozen=True)
@@ -78,11 +77,11 @@ class TrainResult:
     message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainResult:
-        return cls(**dict(data))
+        return serial.from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,8 @@ class EvalResult:
     epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> EvalResult:
-        return cls(**dict(data))
+        return serial.from_dict(cls, data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from netscale.specs.compat import bottleneck_width
 from netscale.specs.registry import register
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
@@ -31,7 +32,7 @@ def resnet(
 ) -> NetSpec:
     """A ResNet-style spec; ``group_widths`` None means one group (plain ResNet)."""
     if group_widths is None:
-        group_widths = [int(round(w * bottleneck)) for w in widths]
+        group_widths = [bottleneck_width(w, bottleneck) for w in widths]
     stages = tuple(
         StageSpec(block="bottleneck", depth=d, width=w, stride=s, bottleneck=bottleneck,
                   group_width=g)
