@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     from netscale.bench import run_analysis, to_csv, to_json, write_results
     from netscale.bench.analysis import format_fit, plot_runtime
     from netscale.bench.harness import env_for
-    from netscale.util.validate import check_device
+    from netscale.util.device import check_device
 
     check_device(args.device)
     if args.from_file:

@@ -383,8 +383,9 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
 
 def run_recommend(args: argparse.Namespace) -> int:
     from netscale.advise.recommend import default_measure, recommend
+    from netscale.util.device import check_device
     from netscale.util.units import parse_count
-    from netscale.util.validate import check_device, check_output_file
+    from netscale.util.validate import check_output_file
 
     check_device(args.device)
     if args.out is not None:

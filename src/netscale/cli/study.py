@@ -133,13 +133,13 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
             return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
         return ""
     from netscale.study.estimate import TRIAL_OVERHEAD_S
-    from netscale.study.runner import _duration
+    from netscale.util.fmt import duration
 
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
              ",".join(map(str, p.depths)), ",".join(map(str, p.widths)),
              f"{p.flops_factor:.3f}",
-             _duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
+             duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
              status.get(p.id, "new"), same(p)] for p in plan]
     n_alias = sum(p.same_as is not None for p in plan)
     distinct = (f" ({len(plan) - n_alias} to train and time; {n_alias} same network as "
@@ -163,10 +163,10 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
                 f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
         print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
               f"throughput probe on this machine, whose speed varies with its load): "
-              f"{_duration(est.total_s)} for all {len(plan)} trials"
+              f"{duration(est.total_s)} for all {len(plan)} trials"
               + (f" ({left} not finished yet)" if left != len(plan) else "")
-              + f" = benchmark {_duration(est.bench_total_s)} (one trial at a time, "
-              f"{cfg.bench.budget:g} s budget each) + training {_duration(est.train_total_s)} "
+              + f" = benchmark {duration(est.bench_total_s)} (one trial at a time, "
+              f"{cfg.bench.budget:g} s budget each) + training {duration(est.train_total_s)} "
               f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
               "each)")
         if est.probe:
@@ -281,7 +281,8 @@ def check_study_fits(cfg: Any, device: str | None) -> None:
 
 
 def run_study_cmd(args: argparse.Namespace) -> int:
-    from netscale.util.validate import check_device, check_output_dir
+    from netscale.util.device import check_device
+    from netscale.util.validate import check_output_dir
 
     if args.output and not args.export:
         raise NetscaleError("--output needs --export csv|json")
@@ -384,11 +385,13 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
               "with: sudo apt-get install dataset-fashion-mnist", file=sys.stderr)
     counts = run_study(cfg, executor=args.executor, workers=args.workers)
     path = make_report(cfg.out_dir)
-    minutes = (time.time() - t0) / 60
+    from netscale.util.fmt import duration
+
+    took = duration(time.time() - t0)
     from netscale.advise import verdict_for_study_dir
 
     v = verdict_for_study_dir(cfg.out_dir)
-    print(f"\nquickstart finished in {minutes:.1f} min: {counts['done']} trials done, "
+    print(f"\nquickstart finished in {took}: {counts['done']} trials done, "
           f"{counts['failed']} failed.")
     if v.recommended:
         tie = f" (tied: {', '.join(v.tied)})" if v.tied else ""

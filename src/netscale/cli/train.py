@@ -262,7 +262,8 @@ def run_train(args: argparse.Namespace) -> int:
     from netscale.data import load_dataset
     from netscale.specs import resolve_spec
     from netscale.train import train
-    from netscale.util.validate import check_device, check_output_dir
+    from netscale.util.device import check_device
+    from netscale.util.validate import check_output_dir
 
     check_device(args.device)
     if args.out is not None:
@@ -322,7 +323,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
-    from netscale.train.progress import fmt_time
+    from netscale.util.fmt import duration
 
     if result.top1_err is None:
         print(f"{out}: nothing trained")
@@ -331,7 +332,7 @@ def run_train(args: argparse.Namespace) -> int:
              f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
              "--resume")
     print(f"{spec.name} on {info.name}: {result.epochs_done} epochs in "
-          f"{fmt_time(result.wall_time)} ({state})")
+          f"{duration(result.wall_time)} ({state})")
     print(f"  val top-1 err {result.top1_err:.2%}  top-5 err {result.top5_err:.2%}  "
           f"loss {result.loss:.4f}  (best top-1 err {result.best_top1_err:.2%} at epoch "
           f"{result.best_epoch})")
@@ -349,7 +350,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from netscale.data import DataConfig
     from netscale.train import evaluate, load_checkpoint
-    from netscale.util.validate import check_device
+    from netscale.util.device import check_device
 
     check_device(args.device)
     if args.val_subset and args.split == "train":
