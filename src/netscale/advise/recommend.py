@@ -515,8 +515,8 @@ def _explain_others(rest: Sequence[Candidate], chosen: Candidate, tied_names: se
                      "the difference's does not include 0)" + _speed(c, chosen))
 
 
-def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0,
-          where: str = "", level: float = DEFAULT_LEVEL) -> tuple[Candidate, str, Any]:
+def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0
+          ) -> tuple[Candidate, str, Any]:
     """Ranks feasible candidates with :func:`netscale.advise.decide` (the tie logic of every
     verdict): tied with the lowest predicted error when the interval of the difference
     contains 0 (or it is at most ``tie``); the fastest of the tied set is chosen."""
@@ -555,7 +555,14 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
                          f"({', '.join(c.name for c in unknown)}); add them to the study's "
                          "strategies to compare them")
         return chosen, ranking, dec
-    ranking = "prior"
+    return _rank_by_prior(cands, feasible, notes), "prior", None
+
+
+def _rank_by_prior(cands: Sequence[Candidate], feasible: Sequence[Candidate],
+                   notes: list[str]) -> Candidate:
+    """Without any error prediction: fast compound scaling with α closest to the paper's
+    :data:`PRIOR_ALPHA`, then the fastest."""
+    inf = math.inf
 
     def prior(c: Candidate) -> tuple[float, float, float]:
         t = c.time_ms if c.time_ms is not None else inf
@@ -585,7 +592,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
         c.verdict = f"{why}; prior: {pa}" + _speed(c, chosen)
     for i, c in enumerate(order, 1):
         c.rank = i
-    return chosen, ranking, None
+    return chosen
 
 
 def _infeasible(cands: Sequence[Candidate], cons: Constraints, batch: int | None) -> NetscaleError:
@@ -1065,7 +1072,7 @@ def _choose(run: _Run, cands: list[Candidate], factor: float, cons: Constraints,
         from netscale.laws.stats import z_quantile
 
         z_rmse = z_quantile(level) * run.runtime.rmse
-    chosen, ranking, dec = _rank(cands, tie, notes, z_rmse, where, level)
+    chosen, ranking, dec = _rank(cands, tie, notes, z_rmse)
     if dec is None:
         return _Choice(chosen, ranking, [], chosen.verdict)
     from netscale.advise.verdict import explain
