@@ -288,16 +288,27 @@ def _x_values(rows: Sequence[Mapping[str, Any]], x: str) -> list[float]:
     return out
 
 
-def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
-                 missing: int = 0, label: str | None = None, x: str = "flops",
-                 law: str = "auto", n_boot: int = DEFAULT_N_BOOT,
-                 level: float = DEFAULT_LEVEL, seed: int = 0,
-                 noise: float | None = None) -> StrategyFit:
-    """Fits one strategy's points; never raises for too few or bad points (``skipped``).
-    ``noise``: a known run-to-run standard deviation of the error (fraction), see
-    :func:`netscale.laws.fit.fit_law`."""
-    x = check_x_metric(x)
-    law = check_law_choice(law)
+@dataclass(frozen=True)
+class FitSettings:
+    """How a study's laws are fitted: ``x`` metric, ``law`` (auto, saturating, power),
+    bootstrap refits, interval level, seed and a known run-to-run ``noise`` (standard
+    deviation of the error, a fraction; see :func:`netscale.laws.fit.fit_law`)."""
+
+    x: str = "flops"
+    law: str = "auto"
+    n_boot: int = DEFAULT_N_BOOT
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+    noise: float | None = None
+
+
+def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
+                 settings: FitSettings = FitSettings(), *, missing: int = 0,
+                 label: str | None = None) -> StrategyFit:
+    """Fits one strategy's points; never raises for too few or bad points (``skipped``)."""
+    x = check_x_metric(settings.x)
+    law = check_law_choice(settings.law)
+    n_boot, level, seed, noise = settings.n_boot, settings.level, settings.seed, settings.noise
     exps = strategy_exponents(strategy)
     label = label or strategy
     notes: list[str] = []
@@ -353,6 +364,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
         raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
                             "run 'netscale study CONFIG' to train them (a study with "
                             "'train: false' only measures runtime)")
+    settings = FitSettings(x=x, law=law, n_boot=n_boot, level=level, seed=seed, noise=noise)
     groups = strategy_points(trials, y)
     bases = sorted({b for b, _ in groups})
     if base is not None:
@@ -364,8 +376,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
         if b not in bases:
             continue
         label = s if len(bases) == 1 else f"{b}/{s}"
-        fits[label] = fit_strategy(b, s, rows, missing=missing, label=label, x=x, law=law,
-                                   n_boot=n_boot, level=level, seed=seed, noise=noise)
+        fits[label] = fit_strategy(b, s, rows, settings, missing=missing, label=label)
     if not fits:
         raise NetscaleError("the study has only base-model trials (no strategies); scaling "
                             "laws need scaled models: add strategies and factors to the config")
