@@ -16,6 +16,12 @@ from netscale.util.io import atomic_write_text
 
 
 def add_parser(sub: Any) -> None:
+    _add_study_parser(sub)
+    _add_report_parser(sub)
+    _add_quickstart_parser(sub)
+
+
+def _add_study_parser(sub: Any) -> None:
     p = sub.add_parser(
         "study",
         help="run a scaling study (base x strategy x factor): scale, count, bench, train",
@@ -46,6 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="dry run / summary as JSON")
     p.set_defaults(func=run_study_cmd)
 
+
+def _add_report_parser(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="HTML report, PNG plots and CSV of a study",
@@ -67,6 +75,8 @@ def add_parser(sub: Any) -> None:
                    "with seeds and 95%% intervals); see docs/statistics.md")
     p.set_defaults(func=run_report_cmd)
 
+
+def _add_quickstart_parser(sub: Any) -> None:
     p = sub.add_parser(
         "quickstart",
         help="a ready study on offline data (Fashion-MNIST or digits), trained, timed, reported",
@@ -98,7 +108,9 @@ def _load(args: argparse.Namespace) -> Any:
     return load_study_config(args.config, getattr(args, "set", None) or ())
 
 
-def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
+def _dry_run_plan(cfg: Any) -> tuple[Any, Any, str, dict[str, str]]:
+    """(planned trials, data info or None, why the data is missing, status of the trials
+    already in the store)."""
     from netscale.study.runner import STORE_NAME, data_info, plan_trials
     from netscale.study.store import Store
 
@@ -115,6 +127,11 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
     if db.is_file():
         with Store(db, readonly=True) as store:
             status = {t.id: t.status for t in store.trials(epochs=False)}
+    return plan, info, data_note, status
+
+
+def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
+    plan, info, data_note, status = _dry_run_plan(cfg)
     est = _estimate(cfg, plan, info, workers) if estimate else None
     per = {t.id: t for t in est.trials} if est else {}
     if as_json:
@@ -132,7 +149,6 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
         if not p.within_tolerance:  # a pure strategy whose quanta cannot land closer
             return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
         return ""
-    from netscale.study.estimate import TRIAL_OVERHEAD_S
     from netscale.util.fmt import duration
 
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
@@ -158,20 +174,28 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
         print(f"\n{data_note}")
         print("(nothing was run; the table and the estimate do not need the data)")
     if est is not None:
-        left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
-        imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
-                f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
-        print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
-              f"throughput probe on this machine, whose speed varies with its load): "
-              f"{duration(est.total_s)} for all {len(plan)} trials"
-              + (f" ({left} not finished yet)" if left != len(plan) else "")
-              + f" = benchmark {duration(est.bench_total_s)} (one trial at a time, "
-              f"{cfg.bench.budget:g} s budget each) + training {duration(est.train_total_s)} "
-              f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
-              "each)")
-        if est.probe:
-            print(f"  {est.probe}")
+        _print_estimate(cfg, plan, status, est)
     return 0
+
+
+def _print_estimate(cfg: Any, plan: Any, status: dict[str, str], est: Any) -> None:
+    """The dry run's wall-time estimate (benchmark + training, units stated)."""
+    from netscale.study.estimate import TRIAL_OVERHEAD_S
+    from netscale.util.fmt import duration
+
+    left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
+    imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
+            f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
+    print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
+          f"throughput probe on this machine, whose speed varies with its load): "
+          f"{duration(est.total_s)} for all {len(plan)} trials"
+          + (f" ({left} not finished yet)" if left != len(plan) else "")
+          + f" = benchmark {duration(est.bench_total_s)} (one trial at a time, "
+          f"{cfg.bench.budget:g} s budget each) + training {duration(est.train_total_s)} "
+          f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
+          "each)")
+    if est.probe:
+        print(f"  {est.probe}")
 
 
 def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
