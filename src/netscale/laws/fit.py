@@ -809,8 +809,36 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     sigma = float(np.sqrt(rss / (n - p)))
     aicc = _aicc(rss, n, p + 1)
 
-    # Residual bootstrap with leverage-corrected residuals r_i / sqrt(1 - h_i) (fitted
-    # residuals are smaller than the noise, most so at the ends of the x range), centred.
+    boot, boot_res = _bootstrap(prob, theta, ya, res, pred, n_boot, noise, seed)
+    failures = n_boot - boot.shape[0]
+    samples = boot if boot.shape[0] else np.array([[a_ref, b, c]])
+
+    loo_rmse = _loo(prob, ya, theta) if loo else None
+
+    y_min = float(np.min(ya))
+    intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
+    notes = _fit_notes(law, b, c, y_min, failures, n_boot)
+
+    return LawFit(
+        law=law, x_metric=x_metric, a_ref=a_ref, b=b, c=c, x_ref=x_ref, intervals=intervals,
+        level=level, n=n, x_min=float(xa.min()), x_max=float(xa.max()), r2_log=r2, rmse=rmse,
+        rmse_log=rmse_log, sigma_log=sigma, aicc=aicc, loo_rmse_log=loo_rmse,
+        huber_scale=huber_scale, n_boot=n_boot, seed=seed,
+        boot=tuple(tuple(float(v) for v in r) for r in boot),
+        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
+        noise=noise,
+    )
+
+
+def _bootstrap(prob: _Problem, theta: np.ndarray, ya: np.ndarray, res: np.ndarray,
+               pred: np.ndarray, n_boot: int, noise: float | None,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the ``n_boot`` refits that succeeded as rows a_ref, b, c; the bootstrap residuals).
+
+    Residual bootstrap with leverage-corrected residuals r_i / sqrt(1 - h_i) (fitted
+    residuals are smaller than the noise, most so at the ends of the x range), centred; with
+    a known ``noise`` the draws are normal in log space with at least that spread."""
+    n, p = ya.size, prob.p
     J = prob.jacobian(theta)
     h = np.einsum("ij,ji->i", J, np.linalg.pinv(J.T @ J) @ J.T)
     boot_res = res / np.sqrt(1.0 - np.clip(h, 0.0, 0.9))
@@ -829,21 +857,19 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
                            np.broadcast_to(alt, (n_boot, p))], axis=1)
         boot = prob.full(prob.solve_best(ystar, starts))
         boot = boot[np.all(np.isfinite(boot), axis=1)]
-    failures = n_boot - boot.shape[0]
-    samples = boot if boot.shape[0] else np.array([[a_ref, b, c]])
+    return boot, boot_res
 
-    loo_rmse = _loo(prob, ya, theta) if loo else None
 
-    y_min = float(np.min(ya))
-    intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
-
+def _fit_notes(law: str, b: float, c: float, y_min: float, failures: int,
+               n_boot: int) -> list[str]:
+    """What a reader of a fit should know: parameters at their bounds, bootstrap trouble."""
     notes = []
     if b <= 1e-6:
         notes.append("b is at its lower bound 0: the error does not fall with x")
     if b >= B_MAX - 1e-6:
         notes.append(f"b is at its upper bound {B_MAX:g}: the error falls implausibly fast")
     if law == "saturating":
-        if c >= float(np.min(ya)) * (1 - 1e-6):
+        if c >= y_min * (1 - 1e-6):
             notes.append("c is at its upper bound (the smallest observed error): the data show "
                          "no further improvement")
         elif c <= 1e-9:
@@ -854,16 +880,7 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
         notes.append(f"only {n_boot} bootstrap resamples: intervals are rough")
     if n_boot == 0:
         notes.append("no bootstrap (n_boot=0): intervals are empty, only the noise is modelled")
-
-    return LawFit(
-        law=law, x_metric=x_metric, a_ref=a_ref, b=b, c=c, x_ref=x_ref, intervals=intervals,
-        level=level, n=n, x_min=float(xa.min()), x_max=float(xa.max()), r2_log=r2, rmse=rmse,
-        rmse_log=rmse_log, sigma_log=sigma, aicc=aicc, loo_rmse_log=loo_rmse,
-        huber_scale=huber_scale, n_boot=n_boot, seed=seed,
-        boot=tuple(tuple(float(v) for v in r) for r in boot),
-        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
-        noise=noise,
-    )
+    return notes
 
 
 def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
