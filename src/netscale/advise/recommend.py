@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -768,14 +768,10 @@ class RecommendOptions:
     @classmethod
     def build(cls, options: RecommendOptions | None, overrides: Mapping[str, Any],
               default: RecommendOptions | None = None) -> RecommendOptions:
-        """``options`` (else ``default``, else the defaults) with ``overrides`` applied; an
-        unknown keyword is a TypeError, as for a function call."""
-        start = options if options is not None else (default or cls())
-        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TypeError(f"unknown recommend option(s): {', '.join(unknown)} (options: "
-                            f"{', '.join(f.name for f in fields(cls))})")
-        return replace(start, **overrides) if overrides else start
+        """``options`` (else ``default``, else the defaults) with ``overrides`` applied."""
+        from netscale.util.options import build_options
+
+        return build_options(cls, options, overrides, default)
 
     def constraints(self) -> Constraints:
         return Constraints(self.max_latency_ms, self.batch_size, self.max_params,

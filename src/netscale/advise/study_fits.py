@@ -21,14 +21,21 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from netscale.errors import NetscaleError
-from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
+from netscale.laws.fit import (
+    DEFAULT_LEVEL,
+    DEFAULT_N_BOOT,
+    LAWS,
+    FitOptions,
+    FitReport,
+    fit_report,
+)
 from netscale.laws.runtime import RuntimeModel, fit_runtime
 from netscale.specs.spec import network_key
 
@@ -288,27 +295,15 @@ def _x_values(rows: Sequence[Mapping[str, Any]], x: str) -> list[float]:
     return out
 
 
-@dataclass(frozen=True)
-class FitSettings:
-    """How a study's laws are fitted: ``x`` metric, ``law`` (auto, saturating, power),
-    bootstrap refits, interval level, seed and a known run-to-run ``noise`` (standard
-    deviation of the error, a fraction; see :func:`netscale.laws.fit.fit_law`)."""
-
-    x: str = "flops"
-    law: str = "auto"
-    n_boot: int = DEFAULT_N_BOOT
-    level: float = DEFAULT_LEVEL
-    seed: int = 0
-    noise: float | None = None
-
-
 def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
-                 settings: FitSettings = FitSettings(), *, missing: int = 0,
+                 options: FitOptions | None = None, *, law: str = "auto", missing: int = 0,
                  label: str | None = None) -> StrategyFit:
-    """Fits one strategy's points; never raises for too few or bad points (``skipped``)."""
-    x = check_x_metric(settings.x)
-    law = check_law_choice(settings.law)
-    n_boot, level, seed, noise = settings.n_boot, settings.level, settings.seed, settings.noise
+    """Fits one strategy's points against ``options.x_metric`` with ``law`` (auto,
+    saturating, power); never raises for too few or bad points (``skipped``)."""
+    options = options or FitOptions()
+    x = check_x_metric(options.x_metric)
+    law = check_law_choice(law)
+    noise = options.noise
     exps = strategy_exponents(strategy)
     label = label or strategy
     notes: list[str] = []
@@ -328,8 +323,8 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
     laws = {"auto": ("saturating", "power"), "saturating": ("saturating",),
             "power": ("power",)}[law]
     try:
-        rep = fit_report(xs, ys, group=label, x_metric=x, laws=laws, select="general",
-                         n_boot=n_boot, level=level, seed=seed, noise=noise)
+        rep = fit_report(xs, ys, replace(options, x_metric=x), group=label, laws=laws,
+                         select="general")
     except NetscaleError as exc:
         hint = ""
         if law == "saturating" and n >= len(LAWS["power"]) + 1:
@@ -364,7 +359,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
         raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
                             "run 'netscale study CONFIG' to train them (a study with "
                             "'train: false' only measures runtime)")
-    settings = FitSettings(x=x, law=law, n_boot=n_boot, level=level, seed=seed, noise=noise)
+    options = FitOptions(x_metric=x, n_boot=n_boot, level=level, seed=seed, noise=noise)
     groups = strategy_points(trials, y)
     bases = sorted({b for b, _ in groups})
     if base is not None:
@@ -376,7 +371,7 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
         if b not in bases:
             continue
         label = s if len(bases) == 1 else f"{b}/{s}"
-        fits[label] = fit_strategy(b, s, rows, settings, missing=missing, label=label)
+        fits[label] = fit_strategy(b, s, rows, options, law=law, missing=missing, label=label)
     if not fits:
         raise NetscaleError("the study has only base-model trials (no strategies); scaling "
                             "laws need scaled models: add strategies and factors to the config")

@@ -767,12 +767,34 @@ def _aicc(rss: float, n: int, k: int) -> float:
     return n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
 
-def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
-            x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
-            level: float = DEFAULT_LEVEL, seed: int = 0,
-            huber_scale: float = DEFAULT_HUBER_SCALE, loo: bool = True,
-            noise: float | None = None) -> LawFit:
+@dataclass(frozen=True)
+class FitOptions:
+    """How a law is fitted: the name of the x metric, ``n_boot`` bootstrap refits (seeded by
+    ``seed``) for intervals at ``level``, the Huber scale of the robust loss and an optional
+    known run-to-run ``noise`` (standard deviation of the error, a fraction)."""
+
+    x_metric: str = "flops"
+    n_boot: int = DEFAULT_N_BOOT
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+    huber_scale: float = DEFAULT_HUBER_SCALE
+    noise: float | None = None
+
+    @classmethod
+    def build(cls, options: FitOptions | None, overrides: Mapping[str, Any]) -> FitOptions:
+        """``options`` (else the defaults) with keyword ``overrides`` of its fields."""
+        from netscale.util.options import build_options
+
+        return build_options(cls, options, overrides)
+
+
+def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
+            options: FitOptions | None = None, *, loo: bool = True,
+            **overrides: Any) -> LawFit:
     """Fits one law (``saturating``: err = a·x^(−b) + c, or ``power``: err = a·x^(−b)).
+
+    ``options`` (a :class:`FitOptions`) and keyword ``overrides`` of its fields
+    (``n_boot=100``, ``seed=3``, ...) say how.
 
     ``x`` is the complexity metric (any positive unit; flops are multiply-adds), ``err`` the
     errors as fractions in (0, 1]. Repeated x values (several seeds per model) are fine.
@@ -783,12 +805,14 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     assume (with few points the fitted residuals can understate it); a floor only widens
     intervals, the small-sample t widening stays. Deterministic for a given ``seed``.
     """
+    opts = FitOptions.build(options, overrides)
+    x_metric, n_boot, seed, huber_scale = opts.x_metric, opts.n_boot, opts.seed, opts.huber_scale
     law = check_law(law)
-    level = _check_level(level)
+    level = _check_level(opts.level)
     if int(n_boot) != n_boot or n_boot < 0:
         raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
     n_boot = int(n_boot)
-    noise = check_noise(noise)
+    noise = check_noise(opts.noise)
     if not (huber_scale > 0 and math.isfinite(huber_scale)):
         raise NetscaleError(f"huber_scale must be a positive number, got {huber_scale}")
     p = len(LAWS[law])
@@ -899,12 +923,10 @@ def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
     return float(np.sqrt(np.mean(np.square(errs))))
 
 
-def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
-                      x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
-                      level: float = DEFAULT_LEVEL, seed: int = 0,
-                      huber_scale: float = DEFAULT_HUBER_SCALE,
-                      noise: float | None = None) -> HoldoutCheck:
-    """Fits ``law`` without the points at the largest x and predicts them.
+def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating",
+                      options: FitOptions | None = None, **overrides: Any) -> HoldoutCheck:
+    """Fits ``law`` without the points at the largest x and predicts them (``options`` and
+    ``overrides`` as for :func:`fit_law`).
 
     Returns a :class:`HoldoutCheck`; when too few points remain the check is ``skipped``
     (with the reason) rather than raising, because it is a diagnostic.
@@ -917,8 +939,7 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     actual = float(ya[top].mean())
     n_train = int((~top).sum())
     try:
-        fit = fit_law(xa[~top], ya[~top], law, x_metric=x_metric, n_boot=n_boot, level=level,
-                      seed=seed, huber_scale=huber_scale, loo=False, noise=noise)
+        fit = fit_law(xa[~top], ya[~top], law, FitOptions.build(options, overrides), loo=False)
     except NetscaleError as exc:
         return HoldoutCheck(law=law, x=xmax, actual=actual, n_train=n_train,
                             skipped=f"not enough smaller models to fit without the largest: {exc}")
@@ -930,13 +951,12 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     )
 
 
-def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
-               x_metric: str = "flops", laws: Sequence[str] = ("saturating", "power"),
-               select: str = "general", holdout: bool = True, n_boot: int = DEFAULT_N_BOOT,
-               level: float = DEFAULT_LEVEL, seed: int = 0,
-               huber_scale: float = DEFAULT_HUBER_SCALE,
-               noise: float | None = None) -> FitReport:
-    """Fits each law in ``laws``, selects one and runs the leave-largest-out check.
+def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | None = None, *,
+               group: str = "", laws: Sequence[str] = ("saturating", "power"),
+               select: str = "general", holdout: bool = True,
+               **overrides: Any) -> FitReport:
+    """Fits each law in ``laws``, selects one and runs the leave-largest-out check
+    (``options`` and ``overrides`` as for :func:`fit_law`).
 
     Selection (``select``):
 
@@ -952,6 +972,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     fitted (e.g. 3 points for the saturating law) is listed in ``skipped``; if none can be
     fitted the first law's error is raised.
     """
+    opts = FitOptions.build(options, overrides)
     if select not in SELECTION_METHODS:
         raise NetscaleError(f"unknown model selection {select!r}; use one of: "
                             f"{', '.join(SELECTION_METHODS)}")
@@ -968,8 +989,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     first_exc: NetscaleError | None = None
     for name in names:
         try:
-            fits[name] = fit_law(xa, ya, name, x_metric=x_metric, n_boot=n_boot, level=level,
-                                 seed=seed, huber_scale=huber_scale, noise=noise)
+            fits[name] = fit_law(xa, ya, name, opts)
         except NetscaleError as exc:
             skipped[name] = str(exc)
             first_exc = first_exc or exc
@@ -980,10 +1000,8 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     checks: dict[str, HoldoutCheck] = {}
     if holdout:
         for name in fits:
-            checks[name] = leave_largest_out(xa, ya, name, x_metric=x_metric, n_boot=n_boot,
-                                             level=level, seed=seed, huber_scale=huber_scale,
-                                             noise=noise)
-    return FitReport(group=group, x_metric=x_metric, x=tuple(float(v) for v in xa),
+            checks[name] = leave_largest_out(xa, ya, name, opts)
+    return FitReport(group=group, x_metric=opts.x_metric, x=tuple(float(v) for v in xa),
                      y=tuple(float(v) for v in ya), fits=fits, best=best, selection=select,
                      reason=reason, holdout=checks, skipped=skipped)
 
