@@ -260,7 +260,6 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
 
 def run_train(args: argparse.Namespace) -> int:
     from netscale.data import load_dataset
-    from netscale.specs import resolve_spec
     from netscale.train import train
     from netscale.util.device import check_device
     from netscale.util.validate import check_output_dir
@@ -295,23 +294,8 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"note: resuming {spec.name} on {info.name} from {args.out} with its stored "
             f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
     else:
-        spec = resolve_spec(args.model)
-        data = _data_config(args)
-        recipe = _recipe(args)
-        ds = load_dataset(data)
+        spec, data, recipe, ds = _new_run(args, say)
         info = ds.info
-        spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
-        if notes:
-            say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
-        recipe, recipe_notes = recipe.for_dataset(info.train_size,
-                                                  int(os.environ.get("WORLD_SIZE", "1")))
-        for text in recipe_notes:
-            say(f"note: {text}")
-        if info.image_size and not args.resolution and \
-                spec.resolution > 4 * max(info.image_size):
-            say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
-                f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
-                "smaller")
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
@@ -323,11 +307,43 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
+    _print_result(result, spec, info, out)
+    return 0
+
+
+def _new_run(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
+    """(spec, data config, recipe, dataset) of a new run from the flags: the spec adapted to
+    the dataset, the recipe to its size (notes through ``say``)."""
+    from netscale.data import load_dataset
+    from netscale.specs import resolve_spec
+
+    spec = resolve_spec(args.model)
+    data = _data_config(args)
+    recipe = _recipe(args)
+    ds = load_dataset(data)
+    info = ds.info
+    spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+    if notes:
+        say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+    recipe, recipe_notes = recipe.for_dataset(info.train_size,
+                                              int(os.environ.get("WORLD_SIZE", "1")))
+    for text in recipe_notes:
+        say(f"note: {text}")
+    if info.image_size and not args.resolution and \
+            spec.resolution > 4 * max(info.image_size):
+        say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
+            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
+            "smaller")
+    return spec, data, recipe, ds
+
+
+def _print_result(result: Any, spec: Any, info: Any, out: Path) -> None:
+    """The run's summary: epochs and wall time, errors, throughput, files."""
     from netscale.util.fmt import duration
 
     if result.top1_err is None:
         print(f"{out}: nothing trained")
-        return 0
+        return
     state = ("completed" if result.status == "completed" else
              f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
              "--resume")
@@ -339,7 +355,6 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"  {result.images_per_sec:,.0f} img/s train, lr {result.lr:g} at batch "
           f"{result.batch_size}, {result.params:,} params")
     print(f"  run directory {out}: checkpoint.pt, log.jsonl, result.json, spec.yaml")
-    return 0
 
 
 # ----------------------------------------------------------------------------- eval
