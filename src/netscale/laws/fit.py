@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -787,6 +787,18 @@ class FitOptions:
 
         return build_options(cls, options, overrides)
 
+    def checked(self) -> FitOptions:
+        """These options with ``level``, ``n_boot``, ``noise`` and ``huber_scale`` checked
+        (one-line errors) and normalized."""
+        level = _check_level(self.level)
+        n_boot = self.n_boot
+        if int(n_boot) != n_boot or n_boot < 0:
+            raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
+        noise = check_noise(self.noise)
+        if not (self.huber_scale > 0 and math.isfinite(self.huber_scale)):
+            raise NetscaleError(f"huber_scale must be a positive number, got {self.huber_scale}")
+        return replace(self, level=level, n_boot=int(n_boot), noise=noise)
+
 
 def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
             options: FitOptions | None = None, *, loo: bool = True,
@@ -805,16 +817,10 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
     assume (with few points the fitted residuals can understate it); a floor only widens
     intervals, the small-sample t widening stays. Deterministic for a given ``seed``.
     """
-    opts = FitOptions.build(options, overrides)
-    x_metric, n_boot, seed, huber_scale = opts.x_metric, opts.n_boot, opts.seed, opts.huber_scale
     law = check_law(law)
-    level = _check_level(opts.level)
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
-    n_boot = int(n_boot)
-    noise = check_noise(opts.noise)
-    if not (huber_scale > 0 and math.isfinite(huber_scale)):
-        raise NetscaleError(f"huber_scale must be a positive number, got {huber_scale}")
+    opts = FitOptions.build(options, overrides).checked()
+    x_metric, n_boot, seed, huber_scale = opts.x_metric, opts.n_boot, opts.seed, opts.huber_scale
+    level, noise = opts.level, opts.noise
     p = len(LAWS[law])
     xa, ya = validate_points(x, err, n_params=p, what=f"the {law} law")
     n = xa.size
