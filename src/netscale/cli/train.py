@@ -200,7 +200,6 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     from netscale.data import DataConfig
     from netscale.specs import NetSpec
     from netscale.train import Recipe, load_checkpoint
-    from netscale.train.trainer import _spec_identity
 
     ck = load_checkpoint(out)
     spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
@@ -217,6 +216,17 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 raise _refuse("--flip" if given else "--no-flip",
                               "--no-flip" if given else "--flip", out)
             raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {getattr(data, key)}", out)
+    changes = _recipe_changes(args, recipe, done, out, notes)
+    _check_resumed_spec(args, spec, out)
+    if args.workers is not None:
+        data = data.replace(workers=args.workers)
+    return spec, data, recipe.replace(**changes) if changes else recipe, notes
+
+
+def _recipe_changes(args: argparse.Namespace, recipe: Any, done: int, out: Path,
+                    notes: list[str]) -> dict[str, Any]:
+    """The recipe changes a resume may make (more ``--epochs``, ``--threads``); any other
+    recipe flag that contradicts the stored run is refused."""
     changes: dict[str, Any] = {}
     for arg, key in _RECIPE_FLAGS:
         given = getattr(args, arg)
@@ -239,6 +249,13 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
             raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
     if args.threads is not None:
         changes["threads"] = args.threads
+    return changes
+
+
+def _check_resumed_spec(args: argparse.Namespace, spec: Any, out: Path) -> None:
+    """``--resolution`` and MODEL_OR_SPEC, when given on a resume, must be the stored run's."""
+    from netscale.train.trainer import _spec_identity
+
     if args.resolution is not None and args.resolution != spec.resolution:
         raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
                       out)
@@ -253,9 +270,6 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
                 f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
                 "new --out")
-    if args.workers is not None:
-        data = data.replace(workers=args.workers)
-    return spec, data, recipe.replace(**changes) if changes else recipe, notes
 
 
 def run_train(args: argparse.Namespace) -> int:
