@@ -63,6 +63,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--retry-oom", action="store_true",
                    help="on out-of-memory, retry at half the batch size (down to 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and the random batch")
+    _add_output_and_fit_flags(p)
+
+
+def _add_output_and_fit_flags(p: Any) -> None:
+    """``netscale bench``'s output flags and its runtime-model (--fit) group."""
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV (one row per measurement)")

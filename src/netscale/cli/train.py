@@ -21,6 +21,11 @@ from netscale.errors import NetscaleError
 
 
 def add_parser(sub: Any) -> None:
+    _add_train_parser(sub)
+    _add_eval_parser(sub)
+
+
+def _add_train_parser(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a model or spec on a dataset (resumable; DDP under torchrun)",
@@ -66,6 +71,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-epochs", type=positive_int, metavar="E",
                    help="stop once E epochs are done (continue later with --resume)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    _add_train_data_flags(p)
+
+
+def _add_train_data_flags(p: Any) -> None:
+    """``netscale train``'s dataset flags, then its output flags."""
     p.add_argument("--subset", type=positive_int, metavar="N",
                    help="train on a seeded random N images")
     p.add_argument("--val-subset", type=positive_int, metavar="N",
@@ -88,6 +98,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_train)
 
+
+def _add_eval_parser(sub: Any) -> None:
     e = sub.add_parser(
         "eval",
         help="evaluate a checkpoint: top-1/top-5 error and loss",
