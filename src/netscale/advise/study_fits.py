@@ -28,14 +28,7 @@ from typing import Any
 import numpy as np
 
 from netscale.errors import NetscaleError
-from netscale.laws.fit import (
-    DEFAULT_LEVEL,
-    DEFAULT_N_BOOT,
-    LAWS,
-    FitOptions,
-    FitReport,
-    fit_report,
-)
+from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
 from netscale.laws.runtime import RuntimeModel, fit_runtime
 from netscale.specs.spec import network_key
 
@@ -344,11 +337,12 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
     return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
 
 
-def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
-              y: str = "top1_err", n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-              seed: int = 0, base: str | None = None,
-              noise: float | None = None) -> StudyFits:
-    """Per-strategy fits of error (``y``) against ``x`` for a study's trials.
+def fit_study(trials: Sequence[Any], options: FitOptions | None = None, *, x: str = "flops",
+              law: str = "auto", y: str = "top1_err", base: str | None = None,
+              **overrides: Any) -> StudyFits:
+    """Per-strategy fits of error (``y``) against ``x`` for a study's trials; ``options``
+    (a :class:`netscale.laws.fit.FitOptions`) and keyword ``overrides`` of its fields
+    (``n_boot``, ``level``, ``seed``, ``noise``) say how each law is fitted.
 
     Strategies that cannot be fitted are kept with ``skipped``; raises only when the study has
     no trained trial at all.
@@ -359,7 +353,8 @@ def fit_study(trials: Sequence[Any], *, x: str = "flops", law: str = "auto",
         raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
                             "run 'netscale study CONFIG' to train them (a study with "
                             "'train: false' only measures runtime)")
-    options = FitOptions(x_metric=x, n_boot=n_boot, level=level, seed=seed, noise=noise)
+    options = replace(FitOptions.build(options, overrides), x_metric=x)
+    level, n_boot = options.level, options.n_boot
     groups = strategy_points(trials, y)
     bases = sorted({b for b, _ in groups})
     if base is not None:
