@@ -29,6 +29,7 @@ from netscale.advise.recommend import (
     Constraints,
     ErrorEstimate,
     Recommendation,
+    RecommendOptions,
     _check_latency,
     _check_static,
     _fmt_count,
@@ -139,35 +140,24 @@ def _timing_setting(trials: Sequence[TrialRow]) -> tuple[str, int] | None:
     return c.most_common(1)[0][0] if c else None
 
 
-def recommend_groups(study: StudyResults, target: str | float, *,
-                     max_latency_ms: float | None = None, batch_size: int | None = None,
-                     max_params: float | None = None, max_acts: float | None = None,
-                     x: str = "flops", law: str = "auto", level: float = 0.95,
-                     n_boot: int = 200, seed: int = 0, tie: float = 0.001,
-                     noise: float | None = None, fits: StudyFits | None = None,
-                     measure: bool | None = None) -> GroupRecommendation:
-    """Ranks the groups of a results file by predicted error at ``target`` flops."""
-    from netscale.util.units import parse_count
+GROUPS_TIE = 0.001
+"""The extra minimum error gap (0.1 points) when a results file's groups are ranked directly."""
 
-    if measure:
-        raise NetscaleError("--measure times scaled networks, but a results file has no "
-                            "networks to time; give time_ms columns in the file instead")
-    if x != "flops":
-        raise NetscaleError(f"recommend over a results file predicts at a flops target; "
-                            f"--x {x} is not supported here (use --x flops)")
-    if isinstance(target, (int, float)) and not isinstance(target, bool):
-        raise NetscaleError("a results file has no base model to multiply; give the target as "
-                            "absolute flops, e.g. --target-flops 8G")
-    t = str(target).strip()
-    if t.lower().endswith("x"):
-        raise NetscaleError(f"--target-flops {t}: a results file has no base model to scale by "
-                            "a factor; give absolute flops (multiply-adds), e.g. 8G")
-    target_flops = parse_count(t, "--target-flops")
-    cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
+
+def recommend_groups(study: StudyResults, target: str | float,
+                     options: RecommendOptions | None = None, *, fits: StudyFits | None = None,
+                     **overrides: Any) -> GroupRecommendation:
+    """Ranks the groups of a results file by predicted error at ``target`` flops.
+
+    ``options`` (a :class:`RecommendOptions`, ``tie`` defaulting to :data:`GROUPS_TIE`) and
+    keyword ``overrides`` of its fields as for :func:`netscale.advise.recommend.recommend`."""
+    opts = RecommendOptions.build(options, overrides, default=RecommendOptions(tie=GROUPS_TIE))
+    target_flops = _groups_target(target, opts)
+    cons = opts.constraints()
     trials = list(study.trials)
     if fits is None:
-        fits = fit_study(trials, x=x, law=law, n_boot=n_boot, level=level, seed=seed,
-                         noise=noise)
+        fits = fit_study(trials, x=opts.x, law=opts.law, n_boot=opts.n_boot, level=opts.level,
+                         seed=opts.seed, noise=opts.noise)
     setting = _timing_setting(trials)
     if cons.batch_size is not None and setting is not None and setting[1] != cons.batch_size:
         raise NetscaleError(f"the file's time_ms rows are at batch {setting[1]}, not at "
@@ -176,46 +166,97 @@ def recommend_groups(study: StudyResults, target: str | float, *,
     if cons.max_latency_ms is not None and setting is None:
         raise NetscaleError("--max-latency needs time_ms values in the results file (ms per "
                             "batch); none of its rows has one")
-    notes: list[str] = []
-    cands: list[Candidate] = []
-    for label, f in fits.fits.items():
-        group = f.strategy
-        rows = [tr for tr in trials if tr.strategy in (group, BASE)]
-        c = Candidate(name=label, strategy={"e_d": 0.0, "e_w": 0.0, "e_r": 0.0},
-                      alpha=None, origin="file", trained=True, spec={})
-        c.flops = int(round(target_flops))
-        if f.report is not None:
-            p = f.report.predict(target_flops, level)
-            c.error = ErrorEstimate(
-                value=p.value, lo=p.lo, hi=p.hi, level=p.level, law=p.law,
-                extrapolation=p.extrapolation, method="fit",
-                source=f"{p.law} law fitted to {label} ({f.n_points} points)")
-        else:
-            c.error_note = f"not fitted: {f.skipped}"
-        for col in ("params", "acts"):
-            line = _logline([(tr.flops, getattr(tr, col)) for tr in rows])
-            if line is not None:
-                setattr(c, col, int(round(line(target_flops))))
-        if setting is not None:
-            pairs = [(float(b.get("flops") or tr.flops), float(b["time_ms"])) for tr in rows
-                     for b in tr.bench or [] if b.get("mode", "infer") == "infer"
-                     and b.get("time_ms") and (str(b.get("device")),
-                                               int(b.get("batch_size") or 0)) == setting]
-            line = _logline(pairs)
-            if line is not None:
-                c.runtime_ms = line(target_flops)
-                c.runtime_extrapolation = max(target_flops / line.x_max,
-                                              line.x_min / target_flops, 1.0)
-        _check_static(c, cons)
-        for col, limit in (("params", cons.max_params), ("acts", cons.max_acts)):
-            if limit is not None and getattr(c, col) is None:
-                c.violations.append(f"{col} unknown (the group has no {col} values to estimate "
-                                    "them from)")
-                c.excess[f"max {col}"] = math.inf
-        cands.append(c)
+    cands = [_group_candidate(label, f, trials, target_flops, setting, cons, opts.level)
+             for label, f in fits.fits.items()]
     batch = setting[1] if setting else None
     if cons.batch_size is None and batch:
         cons = Constraints(cons.max_latency_ms, batch, cons.max_params, cons.max_acts)
+    _check_group_limits(cands, cons, batch)
+    notes: list[str] = []
+    chosen, ranking, _decision = _rank(cands, float(opts.tie), notes)
+    notes[:] = [n.replace("add them to the study's strategies to compare them",
+                          "give them more rows to fit them") for n in notes]
+    ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
+    rest = [c for c in cands if c.rank is None]
+    runtime_basis = (f"estimated per group from the file's time_ms rows (log-log line in flops; "
+                     f"batch {setting[1]}, device {setting[0]})" if setting else
+                     "not available (no time_ms in the file)")
+    fit_summary = {k: {"law": f.report.best if f.report else None,
+                       "formula": f.report.best_fit.formula() if f.report else None,
+                       "n_points": f.n_points, "skipped": f.skipped or None}
+                   for k, f in fits.fits.items()}
+    return GroupRecommendation(
+        mode="results", source=str(study.path), base=study.name, base_flops=0, factor=math.nan,
+        target_flops=target_flops, constraints=cons, chosen=chosen, candidates=ranked + rest,
+        ranking=ranking, error_basis=(f"top-1 error predicted from each group's fitted law "
+                                      f"(x = flops; {opts.level:.0%} prediction intervals)"),
+        runtime_basis=runtime_basis, runtime_batch=batch, runtime=None, fits=fit_summary,
+        notes=notes + _group_notes(chosen, ranked))
+
+
+def _groups_target(target: str | float, opts: RecommendOptions) -> float:
+    """The absolute target flops (multiply-adds) of a results file's recommendation."""
+    from netscale.util.units import parse_count
+
+    if opts.measure:
+        raise NetscaleError("--measure times scaled networks, but a results file has no "
+                            "networks to time; give time_ms columns in the file instead")
+    if opts.x != "flops":
+        raise NetscaleError(f"recommend over a results file predicts at a flops target; "
+                            f"--x {opts.x} is not supported here (use --x flops)")
+    if isinstance(target, (int, float)) and not isinstance(target, bool):
+        raise NetscaleError("a results file has no base model to multiply; give the target as "
+                            "absolute flops, e.g. --target-flops 8G")
+    t = str(target).strip()
+    if t.lower().endswith("x"):
+        raise NetscaleError(f"--target-flops {t}: a results file has no base model to scale by "
+                            "a factor; give absolute flops (multiply-adds), e.g. 8G")
+    return parse_count(t, "--target-flops")
+
+
+def _group_candidate(label: str, f: Any, trials: Sequence[Any], target_flops: float,
+                     setting: tuple[str, int] | None, cons: Constraints,
+                     level: float) -> Candidate:
+    """One group at the target: its law's predicted error, params / acts / runtime from
+    log-log lines through its rows, and its violations of the static limits."""
+    rows = [tr for tr in trials if tr.strategy in (f.strategy, BASE)]
+    c = Candidate(name=label, strategy={"e_d": 0.0, "e_w": 0.0, "e_r": 0.0},
+                  alpha=None, origin="file", trained=True, spec={})
+    c.flops = int(round(target_flops))
+    if f.report is not None:
+        p = f.report.predict(target_flops, level)
+        c.error = ErrorEstimate(
+            value=p.value, lo=p.lo, hi=p.hi, level=p.level, law=p.law,
+            extrapolation=p.extrapolation, method="fit",
+            source=f"{p.law} law fitted to {label} ({f.n_points} points)")
+    else:
+        c.error_note = f"not fitted: {f.skipped}"
+    for col in ("params", "acts"):
+        line = _logline([(tr.flops, getattr(tr, col)) for tr in rows])
+        if line is not None:
+            setattr(c, col, int(round(line(target_flops))))
+    if setting is not None:
+        pairs = [(float(b.get("flops") or tr.flops), float(b["time_ms"])) for tr in rows
+                 for b in tr.bench or [] if b.get("mode", "infer") == "infer"
+                 and b.get("time_ms") and (str(b.get("device")),
+                                           int(b.get("batch_size") or 0)) == setting]
+        line = _logline(pairs)
+        if line is not None:
+            c.runtime_ms = line(target_flops)
+            c.runtime_extrapolation = max(target_flops / line.x_max,
+                                          line.x_min / target_flops, 1.0)
+    _check_static(c, cons)
+    for col, limit in (("params", cons.max_params), ("acts", cons.max_acts)):
+        if limit is not None and getattr(c, col) is None:
+            c.violations.append(f"{col} unknown (the group has no {col} values to estimate "
+                                "them from)")
+            c.excess[f"max {col}"] = math.inf
+    return c
+
+
+def _check_group_limits(cands: Sequence[Candidate], cons: Constraints, batch: int | None) -> None:
+    """The latency limit (a group without runtime rows is "unknown"); raises when no group is
+    feasible or none both is feasible and has a fitted law."""
     for c in cands:
         if cons.max_latency_ms is not None and c.runtime_ms is None:
             c.violations.append("runtime unknown (the group has fewer than 2 sizes with "
@@ -231,11 +272,10 @@ def recommend_groups(study: StudyResults, target: str | float, *,
     if not any(c.feasible and c.error is not None for c in cands):
         why = "; ".join(f"{c.name}: {c.verdict or c.error_note}" for c in cands)
         raise NetscaleError(f"no group both meets the constraints and has a fitted law ({why})")
-    chosen, ranking, _decision = _rank(cands, float(tie), notes)
-    notes[:] = [n.replace("add them to the study's strategies to compare them",
-                          "give them more rows to fit them") for n in notes]
-    ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
-    rest = [c for c in cands if c.rank is None]
+
+
+def _group_notes(chosen: Candidate, ranked: Sequence[Candidate]) -> list[str]:
+    notes = []
     if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
         notes.append(f"the chosen group's error is extrapolated x{chosen.error.extrapolation:.3g}"
                      " past its largest model; the interval shows how much to trust it")
@@ -244,20 +284,7 @@ def recommend_groups(study: StudyResults, target: str | float, *,
     if rivals:
         notes.append(f"{len(rivals)} other group(s) have overlapping error intervals: the "
                      "difference may not be real")
-    runtime_basis = (f"estimated per group from the file's time_ms rows (log-log line in flops; "
-                     f"batch {setting[1]}, device {setting[0]})" if setting else
-                     "not available (no time_ms in the file)")
-    fit_summary = {k: {"law": f.report.best if f.report else None,
-                       "formula": f.report.best_fit.formula() if f.report else None,
-                       "n_points": f.n_points, "skipped": f.skipped or None}
-                   for k, f in fits.fits.items()}
-    return GroupRecommendation(
-        mode="results", source=str(study.path), base=study.name, base_flops=0, factor=math.nan,
-        target_flops=target_flops, constraints=cons, chosen=chosen, candidates=ranked + rest,
-        ranking=ranking, error_basis=(f"top-1 error predicted from each group's fitted law "
-                                      f"(x = flops; {level:.0%} prediction intervals)"),
-        runtime_basis=runtime_basis, runtime_batch=batch, runtime=None, fits=fit_summary,
-        notes=notes)
+    return notes
 
 
 # --------------------------------------------------------------------------------------------

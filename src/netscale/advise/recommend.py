@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -515,8 +515,8 @@ def _explain_others(rest: Sequence[Candidate], chosen: Candidate, tied_names: se
                      "the difference's does not include 0)" + _speed(c, chosen))
 
 
-def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0,
-          where: str = "", level: float = DEFAULT_LEVEL) -> tuple[Candidate, str, Any]:
+def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float = 0.0
+          ) -> tuple[Candidate, str, Any]:
     """Ranks feasible candidates with :func:`netscale.advise.decide` (the tie logic of every
     verdict): tied with the lowest predicted error when the interval of the difference
     contains 0 (or it is at most ``tie``); the fastest of the tied set is chosen."""
@@ -555,7 +555,14 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
                          f"({', '.join(c.name for c in unknown)}); add them to the study's "
                          "strategies to compare them")
         return chosen, ranking, dec
-    ranking = "prior"
+    return _rank_by_prior(cands, feasible, notes), "prior", None
+
+
+def _rank_by_prior(cands: Sequence[Candidate], feasible: Sequence[Candidate],
+                   notes: list[str]) -> Candidate:
+    """Without any error prediction: fast compound scaling with α closest to the paper's
+    :data:`PRIOR_ALPHA`, then the fastest."""
+    inf = math.inf
 
     def prior(c: Candidate) -> tuple[float, float, float]:
         t = c.time_ms if c.time_ms is not None else inf
@@ -585,7 +592,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
         c.verdict = f"{why}; prior: {pa}" + _speed(c, chosen)
     for i, c in enumerate(order, 1):
         c.rank = i
-    return chosen, ranking, None
+    return chosen
 
 
 def _infeasible(cands: Sequence[Candidate], cons: Constraints, batch: int | None) -> NetscaleError:
@@ -725,95 +732,148 @@ def _study_epochs(trials: Sequence[Any]) -> float | None:
     return vals[len(vals) // 2] if vals else None
 
 
-def recommend(source: str | Path | Any, target: str | float, *,
-              max_latency_ms: float | None = None, batch_size: int | None = None,
-              max_params: float | None = None, max_acts: float | None = None,
-              device: str | None = None, measure: bool | None = None,
-              strategies: Sequence[str] | None = None,
-              alphas: Sequence[float] = DEFAULT_ALPHAS, base: str | None = None,
-              x: str = "flops", law: str = "auto", level: float = DEFAULT_LEVEL,
-              n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
-              budget_s: float = DEFAULT_BUDGET_S,
-              measure_fn: MeasureFn | None = None,
-              latency_mode: str = "infer") -> Recommendation:
+@dataclass(frozen=True)
+class RecommendOptions:
+    """How :func:`recommend` ranks: constraints, candidates, law fits, ties and timing.
+
+    ``max_latency_ms`` is per batch of ``batch_size`` (default: the study's benchmark batch
+    size); ``max_params`` and ``max_acts`` are counts. ``measure``: time candidates here with
+    the bench harness (default: only when there is no study); ``device`` where. ``strategies``
+    replaces the named strategies (d, w, r, dw, dr, wr, dwr, dWr); ``alphas`` is the fast
+    compound grid. ``base`` picks one base of a study with several. ``x``, ``law``, ``level``,
+    ``n_boot`` and ``seed`` configure the law fits; ``tie`` is an extra minimum error gap.
+    ``budget_s`` is the timing budget per candidate and ``measure_fn`` replaces the bench
+    harness. ``latency_mode``: ``infer`` (inference time per batch) or ``train`` (training step
+    time per batch) for the runtime model, the measurements and the latency limit. ``noise``:
+    the known noise of a results file's errors (results files only).
+    """
+
+    max_latency_ms: float | None = None
+    batch_size: int | None = None
+    max_params: float | None = None
+    max_acts: float | None = None
+    device: str | None = None
+    measure: bool | None = None
+    strategies: Sequence[str] | None = None
+    alphas: Sequence[float] = DEFAULT_ALPHAS
+    base: str | None = None
+    x: str = "flops"
+    law: str = "auto"
+    level: float = DEFAULT_LEVEL
+    n_boot: int = DEFAULT_N_BOOT
+    seed: int = 0
+    tie: float = DEFAULT_TIE
+    budget_s: float = DEFAULT_BUDGET_S
+    measure_fn: MeasureFn | None = None
+    latency_mode: str = "infer"
+    noise: float | None = None
+
+    @classmethod
+    def build(cls, options: RecommendOptions | None, overrides: Mapping[str, Any],
+              default: RecommendOptions | None = None) -> RecommendOptions:
+        """``options`` (else ``default``, else the defaults) with ``overrides`` applied."""
+        from netscale.util.options import build_options
+
+        return build_options(cls, options, overrides, default)
+
+    def constraints(self) -> Constraints:
+        return Constraints(self.max_latency_ms, self.batch_size, self.max_params,
+                           self.max_acts).validate()
+
+    def timer(self) -> MeasureFn:
+        """``measure_fn``, else the bench harness in ``latency_mode``."""
+        return self.measure_fn or default_measure(self.budget_s, mode=self.latency_mode)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one recommendation works on: the base, the study's fits and runtime model (if
+    any), the constraints and whether candidates are timed here."""
+
+    spec: Any
+    label: str
+    source: str
+    mode: str  # "study" | "base"
+    opts: RecommendOptions
+    cons: Constraints
+    measure: bool
+    device: str | None
+    fits: StudyFits | None = None
+    runtime: StudyRuntime | None = None
+    study_times: Mapping[str, float] = field(default_factory=dict)
+    trials: Sequence[Any] = ()
+    study_meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _source_study(source: str | Path | Any) -> StudyResults | None:
+    """The study ``source`` names (a directory, a results file or a loaded study), or None
+    for a model name, spec file or NetSpec."""
+    from netscale.specs import NetSpec
+
+    if isinstance(source, StudyResults):
+        return source
+    if isinstance(source, NetSpec):
+        return None
+    if str(source).lower().endswith((".csv", ".json")):  # results trained elsewhere
+        return load_study(source)
+    if is_study_dir(source) or Path(str(source)).is_dir():
+        return load_study(source)  # a directory without results raises "not a study"
+    return None
+
+
+def _source_spec(source: str | Path | Any) -> tuple[Any, str]:
+    from netscale.specs import NetSpec, resolve_spec
+
+    if isinstance(source, NetSpec):
+        return source.validate(), source.name
+    try:
+        spec = resolve_spec(str(source))
+    except NetscaleError as exc:
+        raise NetscaleError(f"{source!s} is neither a study directory (with "
+                            f"results.sqlite) nor a model or spec file: {exc}") from None
+    return spec, spec.name
+
+
+def recommend(source: str | Path | Any, target: str | float,
+              options: RecommendOptions | None = None, **overrides: Any) -> Recommendation:
     """Ranks scaling strategies for a target and returns the best feasible candidate.
 
     ``source``: a study directory (trained results), a :class:`StudyResults`, a model name,
     a spec file or a :class:`NetSpec` (no trained results). ``target``: a factor (``4`` or
-    ``"4x"``) or absolute flops (``"4G"``, multiply-adds). ``max_latency_ms`` is per batch of
-    ``batch_size`` (default: the study's benchmark batch size). ``measure``: time candidates
-    here with the bench harness (default: only when there is no study). ``strategies``
-    replaces the named strategies (d, w, r, dw, dr, wr, dwr, dWr); ``alphas`` is the fast
-    compound grid. ``base`` picks one base of a study with several. ``latency_mode``:
-    ``infer`` (inference time per batch) or ``train`` (training step time per batch) for the
-    runtime model, the measurements and the latency limit.
+    ``"4x"``) or absolute flops (``"4G"``, multiply-adds). ``options`` (a
+    :class:`RecommendOptions`) and keyword ``overrides`` of its fields (``max_latency_ms=40``,
+    ``strategies=[...]``, ``measure=True``, ...) say how to rank.
     """
-    from netscale.specs import NetSpec, resolve_spec
-
-    if latency_mode not in ("infer", "train"):
-        raise NetscaleError(f"latency mode must be infer or train, got {latency_mode!r}")
-    if measure_fn is None and latency_mode != "infer":
-        measure_fn = default_measure(budget_s, mode=latency_mode)
-
-    if isinstance(source, StudyResults):
-        study: StudyResults | None = source
-    elif isinstance(source, NetSpec):
-        study = None
-    elif str(source).lower().endswith((".csv", ".json")):  # results trained elsewhere
-        study = load_study(source)
-    elif is_study_dir(source) or Path(str(source)).is_dir():
-        study = load_study(source)  # a directory without results raises "not a study"
-    else:
-        study = None
+    opts = RecommendOptions.build(options, overrides)
+    if opts.latency_mode not in ("infer", "train"):
+        raise NetscaleError(f"latency mode must be infer or train, got {opts.latency_mode!r}")
+    study = _source_study(source)
     if study is not None:
-        return recommend_study(
-            study, target, max_latency_ms=max_latency_ms, batch_size=batch_size,
-            max_params=max_params, max_acts=max_acts, device=device, measure=bool(measure),
-            strategies=strategies, alphas=alphas, base=base, x=x, law=law, level=level,
-            n_boot=n_boot, seed=seed, tie=tie, budget_s=budget_s, measure_fn=measure_fn,
-            latency_mode=latency_mode)
-    if isinstance(source, NetSpec):
-        spec, label = source.validate(), source.name
-    else:
-        try:
-            spec = resolve_spec(str(source))
-        except NetscaleError as exc:
-            raise NetscaleError(f"{source!s} is neither a study directory (with "
-                                f"results.sqlite) nor a model or spec file: {exc}") from None
-        label = spec.name
-    cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
-    if measure is False and cons.max_latency_ms is not None:
+        return recommend_study(study, target, opts)
+    spec, label = _source_spec(source)
+    cons = opts.constraints()
+    if opts.measure is False and cons.max_latency_ms is not None:
         raise NetscaleError("a latency limit without a study needs measured runtimes; drop "
                             "--no-measure (candidates are timed here with the bench harness)")
-    return _recommend(
-        spec=spec, label=label, source=str(getattr(source, "name", source)), mode="base",
-        target=target, cons=cons, fits=None, runtime=None, study_times={}, trials=(),
-        measure=measure is not False, device=device, strategies=strategies, alphas=alphas,
-        level=level, tie=tie, measure_fn=measure_fn or default_measure(budget_s))
+    return _recommend(_Run(spec=spec, label=label, source=str(getattr(source, "name", source)),
+                           mode="base", opts=opts, cons=cons, measure=opts.measure is not False,
+                           device=opts.device), target)
 
 
-def recommend_study(study: StudyResults, target: str | float, *,
-                    max_latency_ms: float | None = None, batch_size: int | None = None,
-                    max_params: float | None = None, max_acts: float | None = None,
-                    device: str | None = None, measure: bool = False,
-                    strategies: Sequence[str] | None = None,
-                    alphas: Sequence[float] = DEFAULT_ALPHAS, base: str | None = None,
-                    x: str = "flops", law: str = "auto", level: float = DEFAULT_LEVEL,
-                    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, tie: float = DEFAULT_TIE,
-                    budget_s: float = DEFAULT_BUDGET_S,
-                    measure_fn: MeasureFn | None = None,
-                    fits: StudyFits | None = None,
-                    latency_mode: str = "infer") -> Recommendation:
-    """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws)."""
-    if study.config.get("imported"):  # a results file: rank its groups (laws/groups.py)
+def recommend_study(study: StudyResults, target: str | float,
+                    options: RecommendOptions | None = None, *, fits: StudyFits | None = None,
+                    **overrides: Any) -> Recommendation:
+    """:func:`recommend` for a loaded study (``fits`` reuses already fitted laws; a study
+    never times candidates unless ``measure`` is set)."""
+    opts = RecommendOptions.build(options, overrides)
+    if study.config.get("imported"):  # a results file: rank its groups (advise/groups.py)
         from netscale.advise.groups import recommend_groups
 
-        return recommend_groups(study, target, max_latency_ms=max_latency_ms,
-                                batch_size=batch_size, max_params=max_params,
-                                max_acts=max_acts, x=x, law=law, level=level, n_boot=n_boot,
-                                seed=seed, tie=tie, fits=fits, measure=measure)
-    x = check_x_metric(x)
-    cons = Constraints(max_latency_ms, batch_size, max_params, max_acts).validate()
+        return recommend_groups(study, target, opts, fits=fits)
+    return _recommend(_study_run(study, opts, fits), target)
+
+
+def _pick_base(study: StudyResults, base: str | None) -> str:
     bases = study.bases
     if not bases:
         raise NetscaleError(f"study {str(study.path)!r} has no trials yet; run 'netscale study "
@@ -822,15 +882,20 @@ def recommend_study(study: StudyResults, target: str | float, *,
         if len(bases) > 1:
             raise NetscaleError(f"the study has several bases ({', '.join(bases)}); pick one "
                                 "with --base")
-        base = bases[0]
-    elif base not in bases:
+        return bases[0]
+    if base not in bases:
         raise NetscaleError(f"base {base!r} is not in the study; bases: {', '.join(bases)}")
-    trials = [t for t in study.trials if t.base == base]
-    if fits is None:
-        fits = fit_study(trials, x=x, law=law, n_boot=n_boot, level=level, seed=seed)
+    return base
+
+
+def _study_runtime_model(trials: Sequence[Any], opts: RecommendOptions, cons: Constraints,
+                         measure: bool) -> StudyRuntime | None:
+    """The study's runtime model in ``latency_mode``; None when it has none and candidates
+    are timed here instead."""
+    device = opts.device
     runtime: StudyRuntime | None
     try:
-        runtime = study_runtime(trials, mode=latency_mode, batch_size=cons.batch_size,
+        runtime = study_runtime(trials, mode=opts.latency_mode, batch_size=cons.batch_size,
                                 device=device)
     except NetscaleError as exc:
         if not measure:
@@ -839,39 +904,46 @@ def recommend_study(study: StudyResults, target: str | float, *,
                                 + (f" on {device}" if device else "")) from None
         runtime = None
     if cons.max_latency_ms is not None and runtime is None and not measure:
-        raise NetscaleError(f"the study has no {latency_mode} runtime measurements to check "
-                            "--max-latency "
+        raise NetscaleError(f"the study has no {opts.latency_mode} runtime measurements to "
+                            "check --max-latency "
                             "against (benchmarking was off or failed); add --measure to time "
                             "the candidates on this machine")
+    return runtime
+
+
+def _study_run(study: StudyResults, opts: RecommendOptions, fits: StudyFits | None) -> _Run:
+    x = check_x_metric(opts.x)
+    cons = opts.constraints()
+    base = _pick_base(study, opts.base)
+    trials = [t for t in study.trials if t.base == base]
+    if fits is None:
+        fits = fit_study(trials, x=x, law=opts.law, n_boot=opts.n_boot, level=opts.level,
+                         seed=opts.seed)
+    measure = bool(opts.measure)
+    runtime = _study_runtime_model(trials, opts, cons, measure)
     spec = _base_spec(study, base)
     if runtime is not None and cons.batch_size is None:
-        cons = Constraints(cons.max_latency_ms, runtime.batch_size, cons.max_params,
-                           cons.max_acts)
+        cons = replace(cons, batch_size=runtime.batch_size)
+    device = opts.device
     if measure and device is None and runtime is not None:
         device = runtime.device
-    return _recommend(
-        spec=spec, label=base, source=str(study.path), mode="study", target=target, cons=cons,
-        fits=fits, runtime=runtime,
-        study_times=measured_times(trials, runtime, mode=latency_mode), trials=trials,
-        measure=measure, device=device, strategies=strategies, alphas=alphas, level=level,
-        tie=tie, measure_fn=measure_fn or default_measure(budget_s, mode=latency_mode),
-        study_meta={"data_info": study.data_info, "config": study.config})
+    return _Run(spec=spec, label=base, source=str(study.path), mode="study", opts=opts,
+                cons=cons, measure=measure, device=device, fits=fits, runtime=runtime,
+                study_times=measured_times(trials, runtime, mode=opts.latency_mode),
+                trials=trials, study_meta={"data_info": study.data_info, "config": study.config})
 
 
-def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | float,
-               cons: Constraints, fits: StudyFits | None, runtime: StudyRuntime | None,
-               study_times: Mapping[str, float], trials: Sequence[Any], measure: bool,
-               device: str | None, strategies: Sequence[str] | None, alphas: Sequence[float],
-               level: float, tie: float, measure_fn: MeasureFn,
-               study_meta: Mapping[str, Any] | None = None) -> Recommendation:
+# --------------------------------------------------------------------------------------------
+# the steps of one recommendation
+# --------------------------------------------------------------------------------------------
+
+
+def _target_factor(run: _Run, target: str | float) -> tuple[float, int]:
+    """(factor, base flops) of ``target``; flops are multiply-adds."""
     from netscale.complexity import complexity_totals
-    from netscale.scaling import scale_report
     from netscale.util.units import parse_target
 
-    if not (isinstance(tie, (int, float)) and tie >= 0):
-        raise NetscaleError(f"tie must be an error difference >= 0 (0.001 = 0.1 points), "
-                            f"got {tie!r}")
-    base_flops = complexity_totals(spec).flops
+    base_flops = complexity_totals(run.spec).flops
     if isinstance(target, (int, float)) and not isinstance(target, bool):
         factor = float(target)
         if not (math.isfinite(factor) and factor > 0):
@@ -879,22 +951,29 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     else:
         factor = parse_target(str(target), base_flops, "--target-flops")
     if not 1e-9 <= factor <= 1e12:
-        raise NetscaleError(f"target x{factor:.3g} of {label} is out of range (factors from "
+        raise NetscaleError(f"target x{factor:.3g} of {run.label} is out of range (factors from "
                             "1e-9 to 1e12)")
-    notes: list[str] = []
-    trained = [f.strategy for f in fits.fits.values()] if fits else []
+    return factor, base_flops
+
+
+def _candidates(run: _Run, factor: float) -> list[Candidate]:
+    """Every strategy scaled from the base to ``factor`` with exact rounding; a candidate
+    that gives the same network as an earlier one is marked ``same_as``."""
+    from netscale.scaling import scale_report
+
+    trained = [f.strategy for f in run.fits.fits.values()] if run.fits else []
     cands: list[Candidate] = []
     by_arch: dict[str, str] = {}
-    for strat, origin in _strategy_list(trained, strategies, alphas):
+    for strat, origin in _strategy_list(trained, run.opts.strategies, run.opts.alphas):
         c = Candidate(name=strat.name, strategy=strat.to_dict(), alpha=fast_alpha(
             strat.to_dict()), origin=origin, trained=strat.name in trained)
+        cands.append(c)
         try:
-            r = scale_report(spec, factor, strat, rounding="exact",
-                             name=f"{label}_x{factor:.3g}_{strat.name}")
+            r = scale_report(run.spec, factor, strat, rounding="exact",
+                             name=f"{run.label}_x{factor:.3g}_{strat.name}")
         except NetscaleError as exc:
             c.scale_error = str(exc)
             c.verdict = f"could not be scaled: {exc}"
-            cands.append(c)
             continue
         c.spec = r.spec.to_dict()
         c.flops, c.params, c.acts = r.counts.flops, r.counts.params, r.counts.acts
@@ -906,53 +985,191 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
             c.verdict = f"same network as {c.same_as} at this target"
         else:
             by_arch[key] = c.name
-        cands.append(c)
-    landed = [c for c in cands if c.flops_factor is not None]
-    if landed and all(abs(c.flops_factor / factor - 1) > 0.10 for c in landed):
-        near = min(landed, key=lambda c: abs(math.log(c.flops_factor / factor)))
-        lo = min(c.flops_factor for c in landed)
-        where = (f"{label} cannot shrink that far (the smallest model any candidate reaches "
-                 f"is x{lo:.3g})" if factor < 1 else
-                 f"no candidate lands within 10% of it (closest: x{near.flops_factor:.3g} by "
-                 f"{near.name})")
-        raise NetscaleError(f"target x{factor:.3g} of {label} cannot be reached: {where}; "
-                            "choose a target nearer the base")
-    if fits is not None:
-        _predict_errors(cands, fits, _study_epochs(trials), level)
+    _check_reachable(cands, factor, run.label)
+    return cands
+
+
+def _check_reachable(cands: Sequence[Candidate], factor: float, label: str) -> None:
+    landed = [(c.flops_factor, c.name) for c in cands if c.flops_factor is not None]
+    if not landed or any(abs(f / factor - 1) <= 0.10 for f, _ in landed):
+        return
+    near, near_name = min(landed, key=lambda p: abs(math.log(p[0] / factor)))
+    lo = min(f for f, _ in landed)
+    where = (f"{label} cannot shrink that far (the smallest model any candidate reaches "
+             f"is x{lo:.3g})" if factor < 1 else
+             f"no candidate lands within 10% of it (closest: x{near:.3g} by {near_name})")
+    raise NetscaleError(f"target x{factor:.3g} of {label} cannot be reached: {where}; "
+                        "choose a target nearer the base")
+
+
+def _predicted_runtimes(run: _Run, cands: Sequence[Candidate]) -> None:
+    """The study's runtime model for every usable candidate, and the time the study measured
+    for the same network (unless candidates are timed here)."""
+    runtime = run.runtime
+    if runtime is None:
+        return
+    for c in cands:
+        if not c.usable:
+            continue
+        assert c.flops is not None and c.params is not None and c.acts is not None
+        c.runtime_ms = runtime.predict(c.flops, c.params, c.acts)
+        c.runtime_extrapolation = runtime.extrapolation(c.flops, c.params, c.acts)
+        if not run.measure:
+            t = run.study_times.get(network_key(c.spec or {}))
+            if t is not None:
+                c.measured_ms, c.measured_source = t, "measured in the study"
+
+
+def _measured_runtimes(run: _Run, cands: Sequence[Candidate]) -> tuple[int, str] | None:
+    """Times every candidate the static constraints leave (with ``measure``); returns the
+    (batch size, device) used, None when nothing was timed."""
+    if not run.measure:
+        return None
+    from netscale.specs import NetSpec
+
+    timer = run.opts.timer()
+    setting = None
+    for c in cands:
+        if not c.usable or c.violations:  # static constraints already exclude it
+            continue
+        res = timer(NetSpec.from_dict(c.spec or {}), run.cons.batch_size, run.device)
+        if res is None:
+            c.measured_source = "measurement failed (e.g. out of memory)"
+            continue
+        c.measured_ms, used_batch, used_device = res
+        c.measured_source = f"measured here on {used_device}"
+        setting = (used_batch, used_device)
+    return setting
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The ranking's outcome: the chosen candidate, how it was ranked, the ones tied with it
+    and the verdict sentence (at a trained factor also the study's verdict and factor)."""
+
+    chosen: Candidate
+    ranking: str  # "measured error" | "predicted error" | "prior"
+    tied: list[str]
+    reason: str
+    verdict: dict[str, Any] | None = None
+    trained_at: float | None = None
+
+
+def _choose(run: _Run, cands: list[Candidate], factor: float, cons: Constraints,
+            notes: list[str]) -> _Choice:
+    """The study's verdict at a trained factor, else the ranking by predicted error (or the
+    paper's prior without predictions)."""
+    level, tie = run.opts.level, float(run.opts.tie)
+    trained_at = _trained_factor(run.trials, factor) if run.mode == "study" else None
+    if trained_at is not None:
+        v = _measured_rank(cands, run.trials, trained_at, run.study_meta, level, notes, tie)
+        if v is not None:
+            return _Choice(v[0], "measured error", v[1], v[2], v[3], trained_at)
+    where = f"at ×{factor:.4g} flops (multiply-adds)"
+    z_rmse = 0.0
+    if run.runtime is not None and math.isfinite(run.runtime.rmse):
+        from netscale.laws.stats import z_quantile
+
+        z_rmse = z_quantile(level) * run.runtime.rmse
+    chosen, ranking, dec = _rank(cands, tie, notes, z_rmse)
+    if dec is None:
+        return _Choice(chosen, ranking, [], chosen.verdict)
+    from netscale.advise.verdict import explain
+
+    reason = explain(dec, where + ", predicted by the fitted laws",
+                     what="predicted top-1 error", level=level, batch=cons.batch_size)
+    return _Choice(chosen, ranking, [o.name for o in dec.tied], reason)
+
+
+def _error_basis(run: _Run, choice: _Choice) -> str:
+    level = run.opts.level
+    if choice.verdict is not None:
+        return (f"top-1 error measured by the study at ×{choice.trained_at:g} (mean of its "
+                f"seeds, {level:.0%} intervals: seed spread + validation set); the "
+                "verdict is the study's (netscale report --json)")
+    if run.fits is not None:
+        return (f"top-1 error predicted from the study's fitted laws (x = "
+                f"{run.fits.x_metric}; {level:.0%} prediction intervals)")
+    return "no trained results: errors cannot be predicted; ranked by prior"
+
+
+def _runtime_basis(run: _Run, measured: tuple[int, str] | None) -> str:
+    runtime = run.runtime
+    if run.measure and measured:
+        return (f"measured here with the bench harness (inference, batch "
+                f"{measured[0]}, {measured[1]})")
+    if run.measure:
+        return "measurement requested but every candidate was excluded or failed"
+    if runtime is not None:
+        return (f"predicted by the study's runtime model: {runtime.formula()} "
+                f"({runtime.describe()}); applies to batch {runtime.batch_size} on "
+                f"{runtime.device} only")
+    if run.mode == "base":
+        return "not measured (--no-measure)"
+    return "not available (the study has no benchmark rows; use --measure)"
+
+
+def _choice_notes(run: _Run, choice: _Choice, cons: Constraints) -> list[str]:
+    """What to watch out for in the chosen model: extrapolated error or runtime, a latency
+    near the limit, ties."""
+    chosen, runtime, trials = choice.chosen, run.runtime, run.trials
+    notes = []
+    if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
+        side = ("below the smallest" if trials and chosen.flops is not None and chosen.flops
+                < min((t.flops for t in trials if getattr(t, "flops", None)), default=0)
+                else "past the largest")
+        notes.append(f"the chosen model's error is extrapolated x{chosen.error.extrapolation:.3g}"
+                     f" {side} trained model; the interval shows how much to trust it")
+    if (runtime is not None and not run.measure and chosen.runtime_extrapolation
+            and chosen.runtime_extrapolation > 1.5 and chosen.measured_ms is None):
+        notes.append(f"the chosen model's runtime is predicted x"
+                     f"{chosen.runtime_extrapolation:.3g} outside the benchmarked sizes; "
+                     "--measure times it here")
+    if cons.max_latency_ms is not None and runtime is not None and not run.measure:
+        rmse = runtime.rmse
+        if chosen.time_ms is not None and math.isfinite(rmse) and \
+                chosen.time_ms > cons.max_latency_ms - 2 * rmse:
+            notes.append(f"the chosen model's predicted latency is within 2 RMSE "
+                         f"({rmse:.3g} ms) of the limit; --measure checks it")
+    if choice.ranking == "predicted error" and choice.tied:
+        notes.append(f"{len(choice.tied)} other candidate(s) are statistically tied with the "
+                     f"chosen one ({', '.join(choice.tied)}): the difference may not be real; "
+                     "train the top few (with several seeds) to confirm")
+    return notes
+
+
+def _fit_summary(fits: StudyFits | None) -> dict[str, Any]:
+    if fits is None:
+        return {}
+    return {k: {"law": f.report.best if f.report else None,
+                "formula": f.report.best_fit.formula() if f.report else None,
+                "n_points": f.n_points, "skipped": f.skipped or None, "fast_alpha": f.alpha}
+            for k, f in fits.fits.items()}
+
+
+def _recommend(run: _Run, target: str | float) -> Recommendation:
+    """Candidates -> predicted errors and static limits -> runtimes and the latency limit ->
+    ranking -> explanation."""
+    tie = run.opts.tie
+    if not (isinstance(tie, (int, float)) and tie >= 0):
+        raise NetscaleError(f"tie must be an error difference >= 0 (0.001 = 0.1 points), "
+                            f"got {tie!r}")
+    factor, base_flops = _target_factor(run, target)
+    cands = _candidates(run, factor)
+    if run.fits is not None:
+        _predict_errors(cands, run.fits, _study_epochs(run.trials), run.opts.level)
     for c in cands:
         if c.usable:
-            _check_static(c, cons)
-    batch = cons.batch_size
-    if runtime is not None:
-        for c in cands:
-            if not c.usable:
-                continue
-            assert c.flops is not None and c.params is not None and c.acts is not None
-            c.runtime_ms = runtime.predict(c.flops, c.params, c.acts)
-            c.runtime_extrapolation = runtime.extrapolation(c.flops, c.params, c.acts)
-            if not measure:
-                t = study_times.get(network_key(c.spec or {}))
-                if t is not None:
-                    c.measured_ms, c.measured_source = t, "measured in the study"
-        batch = batch or runtime.batch_size
-    measured_setting = None
-    if measure:
-        from netscale.specs import NetSpec
-
-        for c in cands:
-            if not c.usable or c.violations:  # static constraints already exclude it
-                continue
-            res = measure_fn(NetSpec.from_dict(c.spec or {}), cons.batch_size, device)
-            if res is None:
-                c.measured_source = "measurement failed (e.g. out of memory)"
-                continue
-            c.measured_ms, used_batch, used_device = res
-            c.measured_source = f"measured here on {used_device}"
-            measured_setting = (used_batch, used_device)
-        if measured_setting:
-            batch = measured_setting[0]
-            if cons.batch_size is None:
-                cons = Constraints(cons.max_latency_ms, batch, cons.max_params, cons.max_acts)
+            _check_static(c, run.cons)
+    cons, batch = run.cons, run.cons.batch_size
+    _predicted_runtimes(run, cands)
+    if run.runtime is not None:
+        batch = batch or run.runtime.batch_size
+    measured = _measured_runtimes(run, cands)
+    if measured:
+        batch = measured[0]
+        if cons.batch_size is None:
+            cons = replace(cons, batch_size=batch)
     for c in cands:
         _check_latency(c, cons, batch)
     if not any(c.feasible for c in cands):
@@ -960,90 +1177,16 @@ def _recommend(*, spec: Any, label: str, source: str, mode: str, target: str | f
     for c in cands:
         if c.usable and c.violations:
             c.verdict = "; ".join(c.violations)
-    where = f"at ×{factor:.4g} flops (multiply-adds)"
-    verdict = None
-    trained_at = _trained_factor(trials, factor) if mode == "study" else None
-    if trained_at is not None:
-        verdict = _measured_rank(cands, trials, trained_at, study_meta or {}, level, notes,
-                                 float(tie))
-    if verdict is not None:
-        chosen, ranking = verdict[0], "measured error"
-        tied_names, reason, verdict_dict = verdict[1], verdict[2], verdict[3]
-    else:
-        z_rmse = 0.0
-        if runtime is not None and math.isfinite(runtime.rmse):
-            from netscale.laws.stats import z_quantile
-
-            z_rmse = z_quantile(level) * runtime.rmse
-        chosen, ranking, dec = _rank(cands, float(tie), notes, z_rmse, where, level)
-        verdict_dict = None
-        if dec is not None:
-            from netscale.advise.verdict import explain
-
-            tied_names = [o.name for o in dec.tied]
-            reason = explain(dec, where + ", predicted by the fitted laws",
-                             what="predicted top-1 error", level=level, batch=cons.batch_size)
-        else:
-            tied_names, reason = [], chosen.verdict
+    notes: list[str] = []
+    choice = _choose(run, cands, factor, cons, notes)
     ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
     rest = [c for c in cands if c.rank is None]
     rest.sort(key=lambda c: (not c.usable, c.error is None, bool(c.violations)))
-
-    # what the numbers are based on
-    if verdict is not None:
-        error_basis = (f"top-1 error measured by the study at ×{trained_at:g} (mean of its "
-                       f"seeds, {level:.0%} intervals: seed spread + validation set); the "
-                       "verdict is the study's (netscale report --json)")
-    elif fits is not None:
-        error_basis = (f"top-1 error predicted from the study's fitted laws (x = "
-                       f"{fits.x_metric}; {level:.0%} prediction intervals)")
-    else:
-        error_basis = "no trained results: errors cannot be predicted; ranked by prior"
-    if measure and measured_setting:
-        runtime_basis = (f"measured here with the bench harness (inference, batch "
-                         f"{measured_setting[0]}, {measured_setting[1]})")
-    elif measure:
-        runtime_basis = "measurement requested but every candidate was excluded or failed"
-    elif runtime is not None:
-        runtime_basis = (f"predicted by the study's runtime model: {runtime.formula()} "
-                         f"({runtime.describe()}); applies to batch {runtime.batch_size} on "
-                         f"{runtime.device} only")
-    elif mode == "base":
-        runtime_basis = "not measured (--no-measure)"
-    else:
-        runtime_basis = "not available (the study has no benchmark rows; use --measure)"
-    if chosen.error is not None and chosen.error.extrapolation > 1 + 1e-9:
-        side = ("below the smallest" if trials and chosen.flops is not None and chosen.flops
-                < min((t.flops for t in trials if getattr(t, "flops", None)), default=0)
-                else "past the largest")
-        notes.append(f"the chosen model's error is extrapolated x{chosen.error.extrapolation:.3g}"
-                     f" {side} trained model; the interval shows how much to trust it")
-    if (runtime is not None and not measure and chosen.runtime_extrapolation
-            and chosen.runtime_extrapolation > 1.5 and chosen.measured_ms is None):
-        notes.append(f"the chosen model's runtime is predicted x"
-                     f"{chosen.runtime_extrapolation:.3g} outside the benchmarked sizes; "
-                     "--measure times it here")
-    if cons.max_latency_ms is not None and runtime is not None and not measure:
-        rmse = runtime.rmse
-        if chosen.time_ms is not None and math.isfinite(rmse) and \
-                chosen.time_ms > cons.max_latency_ms - 2 * rmse:
-            notes.append(f"the chosen model's predicted latency is within 2 RMSE "
-                         f"({rmse:.3g} ms) of the limit; --measure checks it")
-    if ranking == "predicted error" and tied_names:
-        notes.append(f"{len(tied_names)} other candidate(s) are statistically tied with the "
-                     f"chosen one ({', '.join(tied_names)}): the difference may not be real; "
-                     "train the top few (with several seeds) to confirm")
-    fit_summary = {}
-    if fits is not None:
-        for k, f in fits.fits.items():
-            fit_summary[k] = {"law": f.report.best if f.report else None,
-                              "formula": f.report.best_fit.formula() if f.report else None,
-                              "n_points": f.n_points, "skipped": f.skipped or None,
-                              "fast_alpha": f.alpha}
     return Recommendation(
-        mode=mode, source=source, base=label, base_flops=int(base_flops), factor=factor,
-        target_flops=factor * base_flops, constraints=cons, chosen=chosen,
-        candidates=ranked + rest, ranking=ranking, error_basis=error_basis,
-        runtime_basis=runtime_basis, runtime_batch=batch,
-        runtime=runtime.to_dict() if runtime is not None else None, fits=fit_summary,
-        notes=notes, tied=tied_names, reason=reason, verdict=verdict_dict)
+        mode=run.mode, source=run.source, base=run.label, base_flops=int(base_flops),
+        factor=factor, target_flops=factor * base_flops, constraints=cons,
+        chosen=choice.chosen, candidates=ranked + rest, ranking=choice.ranking,
+        error_basis=_error_basis(run, choice), runtime_basis=_runtime_basis(run, measured),
+        runtime_batch=batch, runtime=run.runtime.to_dict() if run.runtime is not None else None,
+        fits=_fit_summary(run.fits), notes=notes + _choice_notes(run, choice, cons),
+        tied=choice.tied, reason=choice.reason, verdict=choice.verdict)

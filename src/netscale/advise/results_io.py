@@ -31,6 +31,7 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +205,39 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
                   require_error: bool = True) -> StudyResults:
     """Validated result rows -> :class:`StudyResults` of ``TrialRow`` (status ``done`` for
     rows with an error, ``pending`` for rows without)."""
-    from netscale.study.store import TrialRow
-
     path = Path(source)
+    keys, norm_rows = _normalized_rows(raw)
+    cols = _columns(keys, path, percent, require_error)
+    counted: dict[str, tuple[int, int, int, int, dict[str, Any]]] = {}
+    items = [_row_item(line, d, cols, counted) for line, d in norm_rows]
+    groups = _check_items(items, cols)
+    missing_cols = [c for c in ("params", "acts") if all(i[c] is None for i in items)]
+    config = {
+        "name": path.stem, IMPORTED: {
+            "path": str(path), "format": fmt, "rows": len(items), "groups": groups,
+            "error_column": cols.error, "error_unit": "percent" if cols.in_pct else "fraction",
+            "counted_models": sorted(counted), "missing_columns": missing_cols,
+            "has_params": all(i["params"] is not None for i in items),
+            "has_acts": all(i["acts"] is not None for i in items)},
+        "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
+    }
+    return StudyResults(path=path, name=path.stem, config=config,
+                        trials=_trial_rows(items, cols.in_pct))
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where a results file keeps its group and its error (and whether in percent)."""
+
+    path: Path
+    group: str
+    error: str
+    in_pct: bool
+
+
+def _normalized_rows(raw: Sequence[tuple[int, Mapping[str, Any]]]
+                     ) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """The column names in order of appearance and the rows with lower-cased keys."""
     keys: list[str] = []
     norm_rows = []
     for line, r in raw:
@@ -215,6 +246,11 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
             if k not in keys:
                 keys.append(k)
         norm_rows.append((line, d))
+    return keys, norm_rows
+
+
+def _columns(keys: Sequence[str], path: Path, percent: bool | None,
+             require_error: bool) -> _Columns:
     gcol = next((k for k in GROUP_ALIASES if k in keys), None)
     if gcol is None:
         raise NetscaleError(f"{path}: no 'group' column (a strategy or family name per row); "
@@ -226,89 +262,121 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
         ecol, in_pct = ERR_PLAIN, False  # timings only: every row without an error
     else:
         ecol, in_pct = _error_column(keys, percent, path)
-    counted: dict[str, tuple[int, int, int, int, dict[str, Any]]] = {}
-    items: list[dict[str, Any]] = []
-    for line, d in norm_rows:
-        where = f"{path.name} row {line}"
-        group = d.get(gcol)
-        if _blank(group):
-            raise NetscaleError(f"{where}: empty {gcol}; every row needs a group name")
-        group = str(group).strip()
-        item: dict[str, Any] = {"group": group, "line": line, "spec": {}, "resolution": 0}
-        flops = None if _blank(d.get("flops")) else _number(d["flops"], "flops", where,
-                                                              count=True)
-        params = None if _blank(d.get("params")) else _number(d["params"], "params", where,
-                                                                count=True)
-        acts = None if _blank(d.get("acts")) else _number(d["acts"], "acts", where, count=True)
-        model = None if _blank(d.get("model")) else str(d["model"]).strip()
-        if model is not None and (flops is None or params is None or acts is None):
-            if model not in counted:
-                counted[model] = _count_model(model, path, where)
-            f, pa, ac, res, spec = counted[model]
-            flops = f if flops is None else flops
-            params = pa if params is None else params
-            acts = ac if acts is None else acts
-            item["spec"], item["resolution"] = spec, res
-        if flops is None:
-            raise NetscaleError(f"{where}: no flops and no model; give flops (multiply-adds) "
-                                "or a model netscale can count")
-        for col, v in (("flops", flops), ("params", params), ("acts", acts)):
-            if v is not None and v <= 0:
-                raise NetscaleError(f"{where}: {col} must be positive, got {v:g}")
-        item.update(flops=flops, params=params, acts=acts, model=model)
-        err = None if _blank(d.get(ecol)) else _number(d[ecol], ecol, where)
-        if err is not None:
-            if in_pct:
-                if not 0 <= err <= 100:
-                    raise NetscaleError(f"{where}: {ecol} = {err:g} is not a percentage in "
-                                        "[0, 100]")
-            elif not 0 <= err <= 1:
-                hint = (" (looks like percent: name the column top1_err_pct or pass --percent)"
-                        if 1 < err <= 100 else "")
-                raise NetscaleError(f"{where}: {ecol} = {err:g} is not a fraction in [0, 1]"
-                                    f"{hint}")
-        item["err"] = err
-        t5 = None if _blank(d.get("top5_err")) else _number(d["top5_err"], "top5_err", where)
-        item["top5"] = t5
-        tm = None if _blank(d.get("time_ms")) else _number(d["time_ms"], "time_ms", where)
-        if tm is not None and tm <= 0:
-            raise NetscaleError(f"{where}: time_ms must be positive, got {tm:g}")
-        item["time_ms"] = tm
-        bs = None if _blank(d.get("batch_size")) else _number(d["batch_size"], "batch_size",
-                                                              where)
-        if bs is not None and (bs < 1 or bs != int(bs)):
-            raise NetscaleError(f"{where}: batch_size must be a positive integer, got {bs:g}")
-        item["batch_size"] = int(bs) if bs is not None else 1
-        item["device"] = "external" if _blank(d.get("device")) else str(d["device"]).strip()
-        mode = "infer" if _blank(d.get("mode")) else str(d["mode"]).strip().lower()
-        if mode not in ("infer", "train"):
-            raise NetscaleError(f"{where}: mode must be infer or train, got {mode!r}")
-        item["mode"] = mode
-        seed = 0.0 if _blank(d.get("seed")) else _number(d["seed"], "seed", where)
-        if seed != int(seed):
-            raise NetscaleError(f"{where}: seed must be an integer, got {seed:g}")
-        item["seed"] = int(seed)
-        ep = None if _blank(d.get("epochs")) else _number(d["epochs"], "epochs", where)
-        if ep is not None and (ep < 0 or ep != int(ep)):
-            raise NetscaleError(f"{where}: epochs must be a whole number >= 0, got {ep:g}")
-        item["epochs"] = int(ep) if ep is not None else 0
-        status = None if _blank(d.get("status")) else str(d["status"]).strip().lower()
-        if status is not None and status not in _STATUSES:
-            raise NetscaleError(f"{where}: status must be one of {', '.join(_STATUSES)}, got "
-                                f"{status!r}")
-        if status is None:
-            status = "done" if err is not None else "pending"
-        item["status"] = status
-        items.append(item)
+    return _Columns(path, gcol, ecol, in_pct)
+
+
+def _row_item(line: int, d: Mapping[str, Any], cols: _Columns,
+              counted: dict[str, tuple[int, int, int, int, dict[str, Any]]]) -> dict[str, Any]:
+    """One validated row: group, counts (from the model when not given), error, timing."""
+    where = f"{cols.path.name} row {line}"
+    group = d.get(cols.group)
+    if _blank(group):
+        raise NetscaleError(f"{where}: empty {cols.group}; every row needs a group name")
+    item: dict[str, Any] = {"group": str(group).strip(), "line": line, "spec": {},
+                            "resolution": 0}
+    item.update(_row_counts(d, where, cols.path, counted, item))
+    item["err"] = _row_error(d, where, cols)
+    item["top5"] = (None if _blank(d.get("top5_err"))
+                    else _number(d["top5_err"], "top5_err", where))
+    item.update(_row_timing(d, where))
+    seed = 0.0 if _blank(d.get("seed")) else _number(d["seed"], "seed", where)
+    if seed != int(seed):
+        raise NetscaleError(f"{where}: seed must be an integer, got {seed:g}")
+    item["seed"] = int(seed)
+    ep = None if _blank(d.get("epochs")) else _number(d["epochs"], "epochs", where)
+    if ep is not None and (ep < 0 or ep != int(ep)):
+        raise NetscaleError(f"{where}: epochs must be a whole number >= 0, got {ep:g}")
+    item["epochs"] = int(ep) if ep is not None else 0
+    status = None if _blank(d.get("status")) else str(d["status"]).strip().lower()
+    if status is not None and status not in _STATUSES:
+        raise NetscaleError(f"{where}: status must be one of {', '.join(_STATUSES)}, got "
+                            f"{status!r}")
+    item["status"] = status or ("done" if item["err"] is not None else "pending")
+    return item
+
+
+def _row_counts(d: Mapping[str, Any], where: str, path: Path,
+                counted: dict[str, tuple[int, int, int, int, dict[str, Any]]],
+                item: dict[str, Any]) -> dict[str, Any]:
+    """flops (multiply-adds), params, acts and model of a row; the columns a row leaves
+    empty are counted from its model (once per model, into ``counted``; its spec and
+    resolution go into ``item``)."""
+    flops = None if _blank(d.get("flops")) else _number(d["flops"], "flops", where,
+                                                          count=True)
+    params = None if _blank(d.get("params")) else _number(d["params"], "params", where,
+                                                            count=True)
+    acts = None if _blank(d.get("acts")) else _number(d["acts"], "acts", where, count=True)
+    model = None if _blank(d.get("model")) else str(d["model"]).strip()
+    if model is not None and (flops is None or params is None or acts is None):
+        if model not in counted:
+            counted[model] = _count_model(model, path, where)
+        f, pa, ac, res, spec = counted[model]
+        flops = f if flops is None else flops
+        params = pa if params is None else params
+        acts = ac if acts is None else acts
+        item["spec"], item["resolution"] = spec, res
+    if flops is None:
+        raise NetscaleError(f"{where}: no flops and no model; give flops (multiply-adds) "
+                            "or a model netscale can count")
+    for col, v in (("flops", flops), ("params", params), ("acts", acts)):
+        if v is not None and v <= 0:
+            raise NetscaleError(f"{where}: {col} must be positive, got {v:g}")
+    return {"flops": flops, "params": params, "acts": acts, "model": model}
+
+
+def _row_error(d: Mapping[str, Any], where: str, cols: _Columns) -> float | None:
+    ecol = cols.error
+    err = None if _blank(d.get(ecol)) else _number(d[ecol], ecol, where)
+    if err is None:
+        return None
+    if cols.in_pct:
+        if not 0 <= err <= 100:
+            raise NetscaleError(f"{where}: {ecol} = {err:g} is not a percentage in "
+                                "[0, 100]")
+    elif not 0 <= err <= 1:
+        hint = (" (looks like percent: name the column top1_err_pct or pass --percent)"
+                if 1 < err <= 100 else "")
+        raise NetscaleError(f"{where}: {ecol} = {err:g} is not a fraction in [0, 1]"
+                            f"{hint}")
+    return err
+
+
+def _row_timing(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """time_ms (per batch), batch_size, device and mode of a row."""
+    tm = None if _blank(d.get("time_ms")) else _number(d["time_ms"], "time_ms", where)
+    if tm is not None and tm <= 0:
+        raise NetscaleError(f"{where}: time_ms must be positive, got {tm:g}")
+    bs = None if _blank(d.get("batch_size")) else _number(d["batch_size"], "batch_size",
+                                                          where)
+    if bs is not None and (bs < 1 or bs != int(bs)):
+        raise NetscaleError(f"{where}: batch_size must be a positive integer, got {bs:g}")
+    device = "external" if _blank(d.get("device")) else str(d["device"]).strip()
+    mode = "infer" if _blank(d.get("mode")) else str(d["mode"]).strip().lower()
+    if mode not in ("infer", "train"):
+        raise NetscaleError(f"{where}: mode must be infer or train, got {mode!r}")
+    return {"time_ms": tm, "batch_size": int(bs) if bs is not None else 1, "device": device,
+            "mode": mode}
+
+
+def _check_items(items: Sequence[Mapping[str, Any]], cols: _Columns) -> list[str]:
+    """The file's groups, after the checks that need every row."""
     errs = [i["err"] for i in items if i["err"] is not None]
-    if in_pct and errs and max(errs) <= 1.0:
-        raise NetscaleError(f"{path}: {ecol} is declared percent but every value is <= 1 (max "
-                            f"{max(errs):g}): they look like fractions; use a top1_err_frac "
-                            "column (or drop --percent)")
+    if cols.in_pct and errs and max(errs) <= 1.0:
+        raise NetscaleError(f"{cols.path}: {cols.error} is declared percent but every value is "
+                            f"<= 1 (max {max(errs):g}): they look like fractions; use a "
+                            "top1_err_frac column (or drop --percent)")
     groups = sorted({i["group"] for i in items})
     if groups == [BASE]:
-        raise NetscaleError(f"{path}: every row is in group 'base' (the shared unscaled model); "
-                            "name the groups (strategies or families)")
+        raise NetscaleError(f"{cols.path}: every row is in group 'base' (the shared unscaled "
+                            "model); name the groups (strategies or families)")
+    return groups
+
+
+def _trial_rows(items: Sequence[Mapping[str, Any]], in_pct: bool) -> list[Any]:
+    """One ``TrialRow`` per item; its factor is relative to the smallest model of its group
+    (or of the base group)."""
+    from netscale.study.store import TrialRow
+
     base_flops = [i["flops"] for i in items if i["group"] == BASE]
     trials = []
     seen: dict[str, int] = {}
@@ -337,17 +405,7 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
             time_ms=i["time_ms"] if i["mode"] == "infer" else None,
             top1_err=frac if i["status"] == "done" else None, top5_err=t5,
             epochs_done=i["epochs"]))
-    missing_cols = [c for c in ("params", "acts") if all(i[c] is None for i in items)]
-    config = {
-        "name": path.stem, IMPORTED: {
-            "path": str(path), "format": fmt, "rows": len(items), "groups": groups,
-            "error_column": ecol, "error_unit": "percent" if in_pct else "fraction",
-            "counted_models": sorted(counted), "missing_columns": missing_cols,
-            "has_params": all(i["params"] is not None for i in items),
-            "has_acts": all(i["acts"] is not None for i in items)},
-        "bases": [IMPORTED], "strategies": [g for g in groups if g != BASE], "factors": [],
-    }
-    return StudyResults(path=path, name=path.stem, config=config, trials=trials)
+    return trials
 
 
 def _short(flops: float) -> str:

@@ -22,7 +22,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
-from netscale.laws.fit import DEFAULT_LEVEL, DEFAULT_N_BOOT, LAWS, FitReport, fit_report
+from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
 from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.specs.spec import network_key
 from netscale.study.store import STORE_NAME, TrialRow
@@ -289,16 +289,15 @@ def _x_values(rows: Sequence[Mapping[str, Any]], x: str) -> list[float]:
     return out
 
 
-def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
-                 missing: int = 0, label: str | None = None, x: str = "flops",
-                 law: str = "auto", n_boot: int = DEFAULT_N_BOOT,
-                 level: float = DEFAULT_LEVEL, seed: int = 0,
-                 noise: float | None = None) -> StrategyFit:
-    """Fits one strategy's points; never raises for too few or bad points (``skipped``).
-    ``noise``: a known run-to-run standard deviation of the error (fraction), see
-    :func:`netscale.laws.fit.fit_law`."""
-    x = check_x_metric(x)
+def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
+                 options: FitOptions | None = None, *, law: str = "auto", missing: int = 0,
+                 label: str | None = None) -> StrategyFit:
+    """Fits one strategy's points against ``options.x_metric`` with ``law`` (auto,
+    saturating, power); never raises for too few or bad points (``skipped``)."""
+    options = options or FitOptions()
+    x = check_x_metric(options.x_metric)
     law = check_law_choice(law)
+    noise = options.noise
     exps = strategy_exponents(strategy)
     label = label or strategy
     notes: list[str] = []
@@ -318,8 +317,8 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
     laws = {"auto": ("saturating", "power"), "saturating": ("saturating",),
             "power": ("power",)}[law]
     try:
-        rep = fit_report(xs, ys, group=label, x_metric=x, laws=laws, select="general",
-                         n_boot=n_boot, level=level, seed=seed, noise=noise)
+        rep = fit_report(xs, ys, replace(options, x_metric=x), group=label, laws=laws,
+                         select="general")
     except NetscaleError as exc:
         hint = ""
         if law == "saturating" and n >= len(LAWS["power"]) + 1:
@@ -339,11 +338,12 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]], *,
     return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
 
 
-def fit_study(trials: Sequence[TrialRow], *, x: str = "flops", law: str = "auto",
-              y: str = "top1_err", n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-              seed: int = 0, base: str | None = None,
-              noise: float | None = None) -> StudyFits:
-    """Per-strategy fits of error (``y``) against ``x`` for a study's trials.
+def fit_study(trials: Sequence[TrialRow], options: FitOptions | None = None, *, x: str = "flops",
+              law: str = "auto", y: str = "top1_err", base: str | None = None,
+              **overrides: Any) -> StudyFits:
+    """Per-strategy fits of error (``y``) against ``x`` for a study's trials; ``options``
+    (a :class:`netscale.laws.fit.FitOptions`) and keyword ``overrides`` of its fields
+    (``n_boot``, ``level``, ``seed``, ``noise``) say how each law is fitted.
 
     Strategies that cannot be fitted are kept with ``skipped``; raises only when the study has
     no trained trial at all.
@@ -354,6 +354,8 @@ def fit_study(trials: Sequence[TrialRow], *, x: str = "flops", law: str = "auto"
         raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
                             "run 'netscale study CONFIG' to train them (a study with "
                             "'train: false' only measures runtime)")
+    options = replace(FitOptions.build(options, overrides), x_metric=x)
+    level, n_boot = options.level, options.n_boot
     groups = strategy_points(trials, y)
     bases = sorted({b for b, _ in groups})
     if base is not None:
@@ -365,8 +367,7 @@ def fit_study(trials: Sequence[TrialRow], *, x: str = "flops", law: str = "auto"
         if b not in bases:
             continue
         label = s if len(bases) == 1 else f"{b}/{s}"
-        fits[label] = fit_strategy(b, s, rows, missing=missing, label=label, x=x, law=law,
-                                   n_boot=n_boot, level=level, seed=seed, noise=noise)
+        fits[label] = fit_strategy(b, s, rows, options, law=law, missing=missing, label=label)
     if not fits:
         raise NetscaleError("the study has only base-model trials (no strategies); scaling "
                             "laws need scaled models: add strategies and factors to the config")

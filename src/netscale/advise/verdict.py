@@ -401,8 +401,18 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     v.factor = float(factor)
     v.recommended = dec.pick.name
     v.tied = [o.name for o in dec.tied]
-    where = f"at ×{factor:g} flops (multiply-adds)"
-    reason = explain(dec, where, level=level, batch=batch)
+    if n_strats > len(at):
+        notes.append(f"only {len(at)} of {n_strats} strategies finished at ×{factor:g}")
+    _explain_verdict(v, dec, at)
+    return v
+
+
+def _explain_verdict(v: Verdict, dec: Decision, at: Sequence[GroupStats]) -> None:
+    """The verdict's sentence (with missing seeds, shared networks, what would separate a
+    tie and the smoke-test warning), its ``to_separate`` and whether it is firm."""
+    assert v.factor is not None
+    reason = explain(dec, f"at ×{v.factor:g} flops (multiply-adds)", level=v.level,
+                     batch=v.batch_size)
     used = [g for g in at if g.strategy in {o.name for o in [dec.best, dec.pick, *dec.tied]}]
     missing = [g for g in at if g.seeds_missing]
     if missing:
@@ -414,18 +424,15 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     if same:
         reason += f"; same network (one result): {'; '.join(same)}"
     if dec.is_tie:
-        v.to_separate = _to_separate(used, n_val)
+        v.to_separate = _to_separate(used, v.n_val)
         reason += f". What would separate them: {v.to_separate}"
-    if n_strats > len(at):
-        notes.append(f"only {len(at)} of {n_strats} strategies finished at ×{factor:g}")
-    if smoke:
-        reason = (f"SMOKE TEST on {data_name} ({n_val or '?'} validation images): the "
+    if v.smoke_test:
+        reason = (f"SMOKE TEST on {v.data} ({v.n_val or '?'} validation images): the "
                   "accuracy verdict is not meaningful, only the plumbing is tested; install "
                   "Fashion-MNIST (apt-get install dataset-fashion-mnist) for a real answer. "
                   + reason)
     v.reason = reason
-    v.firm = not dec.is_tie and not smoke and not missing
-    return v
+    v.firm = not dec.is_tie and not v.smoke_test and not missing
 
 
 def verdict_for_study_dir(study_dir: str | Path, **kw: Any) -> Verdict:

@@ -157,6 +157,38 @@ def _pct(x: float) -> str:
     return f"{x:.1%}" if x is not None and math.isfinite(x) else "n/a"
 
 
+def _plot_panel(ax: Any, mrows: Sequence[BenchResult], mode: str, metric: str, f: Any,
+                colours: dict[str, Any]) -> None:
+    """One panel: runtime vs ``metric`` per strategy (bars: quartiles; dashed ring: a noisy
+    or busy measurement), the least-squares line ``f`` and its Pearson r in the title."""
+    div, unit = _SCALE[metric]
+    for s, colour in colours.items():
+        pts = [r for r in mrows if (r.strategy or r.model) == s]
+        if not pts:
+            continue
+        yerr = [[r.time_ms - (r.q1_ms if r.q1_ms is not None else r.time_ms)
+                 for r in pts],
+                [(r.q3_ms if r.q3_ms is not None else r.time_ms) - r.time_ms
+                 for r in pts]]
+        ax.errorbar([getattr(r, metric) / div for r in pts],
+                    [r.time_ms for r in pts], yerr=yerr,
+                    fmt="o", ms=5, color=colour, label=s, capsize=2)
+        noisy = [r for r in pts if r.noisy or r.contended]
+        if noisy:
+            ax.scatter([getattr(r, metric) / div for r in noisy],
+                       [r.time_ms for r in noisy], s=110, facecolors="none",
+                       edgecolors="0.25", linewidths=1, linestyle="--")
+    if f is not None and math.isfinite(f.slope) and mrows:
+        xs = [getattr(r, metric) for r in mrows]
+        lo, hi = min(xs), max(xs)
+        ax.plot([lo / div, hi / div], [f.predict(lo), f.predict(hi)], "--",
+                color="grey", lw=1)
+    r_txt = f"r = {f.pearson_r:.3f}" if f and math.isfinite(f.pearson_r) else "r n/a"
+    ax.set_title(f"{mode}: {metric} ({r_txt})", fontsize=10)
+    ax.set_xlabel(unit)
+    ax.grid(alpha=0.3)
+
+
 def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeModel],
                  path: str | Path, title: str | None = None) -> Path:
     """Scatter of runtime vs each metric (one colour per strategy), one row per mode, with the
@@ -181,35 +213,9 @@ def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeModel],
         mrows = [r for r in rows if r.mode == mode and r.ok]
         for j, metric in enumerate(METRICS):
             ax = axes[i][j]
-            div, unit = _SCALE[metric]
-            for s in labels:
-                pts = [r for r in mrows if (r.strategy or r.model) == s]
-                if not pts:
-                    continue
-                yerr = [[r.time_ms - (r.q1_ms if r.q1_ms is not None else r.time_ms)
-                         for r in pts],
-                        [(r.q3_ms if r.q3_ms is not None else r.time_ms) - r.time_ms
-                         for r in pts]]
-                ax.errorbar([getattr(r, metric) / div for r in pts],
-                            [r.time_ms for r in pts], yerr=yerr,
-                            fmt="o", ms=5, color=colours[s], label=s, capsize=2)
-                noisy = [r for r in pts if r.noisy or r.contended]
-                if noisy:
-                    ax.scatter([getattr(r, metric) / div for r in noisy],
-                               [r.time_ms for r in noisy], s=110, facecolors="none",
-                               edgecolors="0.25", linewidths=1, linestyle="--")
-            f = fits[mode].per_metric.get(metric)
-            if f is not None and math.isfinite(f.slope) and mrows:
-                xs = [getattr(r, metric) for r in mrows]
-                lo, hi = min(xs), max(xs)
-                ax.plot([lo / div, hi / div], [f.predict(lo), f.predict(hi)], "--",
-                        color="grey", lw=1)
-            r_txt = f"r = {f.pearson_r:.3f}" if f and math.isfinite(f.pearson_r) else "r n/a"
-            ax.set_title(f"{mode}: {metric} ({r_txt})", fontsize=10)
-            ax.set_xlabel(unit)
+            _plot_panel(ax, mrows, mode, metric, fits[mode].per_metric.get(metric), colours)
             if j == 0:
                 ax.set_ylabel("ms per batch (median, bars: quartiles)")
-            ax.grid(alpha=0.3)
         axes[i][0].legend(fontsize=8, title="strategy", title_fontsize=8)
     if any(r.noisy or r.contended for r in rows if r.ok):
         title = f"{title or ''}\n(dashed ring: noisy or busy measurement)".strip()

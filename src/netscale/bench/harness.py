@@ -73,31 +73,11 @@ class BenchConfig:
 
 
 def resolve_device(device: str | None) -> str:
-    """'cpu', 'cuda' or 'cuda:N'; None picks cuda when available. Raises NetscaleError."""
-    import torch
+    """'cpu', 'cuda' or 'cuda:N' (the harness times CPU and CUDA); None picks cuda when
+    available. Raises NetscaleError (:func:`netscale.util.device.resolve_device`)."""
+    from netscale.util.device import resolve_device as resolve
 
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    d = device.strip().lower()
-    if d == "cpu":
-        return "cpu"
-    if d == "cuda" or d.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise NetscaleError(
-                f"--device {device} requested but CUDA is not available (torch "
-                f"{torch.__version__}, torch.cuda.is_available() is False); use --device cpu "
-                "or install a CUDA build of torch"
-            )
-        if ":" in d:
-            try:
-                idx = int(d.split(":", 1)[1])
-            except ValueError:
-                raise NetscaleError(f"bad device {device!r}; write cuda or cuda:N") from None
-            if not 0 <= idx < torch.cuda.device_count():
-                raise NetscaleError(f"--device {device}: only {torch.cuda.device_count()} "
-                                    "CUDA device(s) visible")
-        return d
-    raise NetscaleError(f"unknown device {device!r}; use cpu or cuda (cuda:N)")
+    return resolve(device, kinds=("cpu", "cuda"))
 
 
 def amp_dtype_for(device: str) -> str:

@@ -63,6 +63,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--retry-oom", action="store_true",
                    help="on out-of-memory, retry at half the batch size (down to 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and the random batch")
+    _add_output_and_fit_flags(p)
+
+
+def _add_output_and_fit_flags(p: Any) -> None:
+    """``netscale bench``'s output flags and its runtime-model (--fit) group."""
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV (one row per measurement)")
@@ -259,10 +264,9 @@ def _check_time(args: argparse.Namespace, config: Any, entries: list[Any], modes
 
 
 def run(args: argparse.Namespace) -> int:
-    from netscale.bench import run_analysis, to_csv, to_json, write_results
-    from netscale.bench.analysis import format_fit, plot_runtime
+    from netscale.bench import run_analysis
     from netscale.bench.harness import env_for
-    from netscale.util.validate import check_device
+    from netscale.util.device import check_device
 
     check_device(args.device)
     if args.from_file:
@@ -293,11 +297,20 @@ def run(args: argparse.Namespace) -> int:
 
     analysis = run_analysis(entries, config, modes, fit=args.fit, progress=progress)
     rows, fits = analysis.rows, analysis.fits
+    _output(args, rows, fits, env.summary())
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _output(args: argparse.Namespace, rows: Any, fits: Any, env_summary: str) -> None:
+    """The results: the --fit plot, the --out file, then JSON, CSV or the tables on stdout."""
+    from netscale.bench import to_csv, to_json, write_results
+    from netscale.bench.analysis import format_fit, plot_runtime
+
     extra = {"fits": {m: f.to_dict() for m, f in fits.items()}} if fits else None
     plot = out = None
     if args.fit:
         plot = Path(args.plot or "runtime_fit.png")
-        title = (f"runtime vs complexity on {env.summary()}, batch {rows[0].batch_size}")
+        title = (f"runtime vs complexity on {env_summary}, batch {rows[0].batch_size}")
         plot_runtime(rows, fits, plot, title=title)
         out = Path(args.out) if args.out else plot.with_suffix(".json")
     elif args.out:
@@ -321,7 +334,6 @@ def run(args: argparse.Namespace) -> int:
         written = [str(p) for p in (plot, out) if p is not None]
         if written:
             print(f"\nwrote {', '.join(written)}")
-    return 0 if all(r.ok for r in rows) else 1
 
 
 def _predict_models(args: argparse.Namespace) -> list[tuple[str, Any]]:

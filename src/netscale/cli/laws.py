@@ -13,6 +13,11 @@ from netscale.errors import NetscaleError
 
 
 def add_parser(sub: Any) -> None:
+    _add_fit_parser(sub)
+    _add_recommend_parser(sub)
+
+
+def _add_fit_parser(sub: Any) -> None:
     from netscale.advise.study_fits import LAW_CHOICES, X_METRICS
 
     p = sub.add_parser(
@@ -51,6 +56,10 @@ def add_parser(sub: Any) -> None:
                    help="with --json: keep the bootstrap draws so the fits can be reloaded "
                    "with FitReport.from_dict and predict intervals")
     p.set_defaults(func=run_fit)
+
+
+def _add_recommend_parser(sub: Any) -> None:
+    from netscale.advise.study_fits import LAW_CHOICES
 
     p = sub.add_parser(
         "recommend",
@@ -265,17 +274,7 @@ def run_fit(args: argparse.Namespace) -> int:
             samples=args.samples), "noise": noise, "runtime": rt.to_dict() if rt else None,
             **extra})
         return 0
-    what = "results file" if imported else "study"
-    print(f"{what} {study.name} ({study.path}): top-1 error vs {args.x}"
-          f"{' (multiply-adds)' if 'flops' in args.x else ''}, law {args.law}, "
-          f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)"
-          + (f", known noise {100 * noise:.2f} points" if noise else ""))
-    if imported:
-        src = study.config["imported"]
-        counted = src.get("counted_models") or []
-        print(f"  {src['rows']} rows in {len(src['groups'])} group(s), each fitted on its own; "
-              f"error column {src['error_column']} ({src['error_unit']})"
-              + (f"; flops of {len(counted)} model(s) counted analytically" if counted else ""))
+    _print_fit_head(args, study, noise)
     print()
     print("all errors in percentage points (pts); b is the exponent of x")
     print(fit_table(fits, "group" if imported else "strategy"))
@@ -298,6 +297,24 @@ def run_fit(args: argparse.Namespace) -> int:
         print()
         print(runtime_text(rt))
     return 0
+
+
+def _print_fit_head(args: argparse.Namespace, study: Any, noise: float | None) -> None:
+    """What was fitted: the source, x metric (flops are multiply-adds), law and intervals."""
+    from netscale.advise.results_io import is_imported
+
+    imported = is_imported(study)
+    what = "results file" if imported else "study"
+    print(f"{what} {study.name} ({study.path}): top-1 error vs {args.x}"
+          f"{' (multiply-adds)' if 'flops' in args.x else ''}, law {args.law}, "
+          f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)"
+          + (f", known noise {100 * noise:.2f} points" if noise else ""))
+    if imported:
+        src = study.config["imported"]
+        counted = src.get("counted_models") or []
+        print(f"  {src['rows']} rows in {len(src['groups'])} group(s), each fitted on its own; "
+              f"error column {src['error_column']} ({src['error_unit']})"
+              + (f"; flops of {len(counted)} model(s) counted analytically" if counted else ""))
 
 
 EXTRAPOLATION_WARN = 4.0
@@ -383,9 +400,35 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from netscale.advise.recommend import default_measure, recommend
+    from netscale.advise.recommend import recommend
+    from netscale.advise.results_io import is_results_file
+
+    opts = _recommend_options(args)
+    if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
+        return _recommend_results_file(args, opts)
+    if args.percent is not None or args.noise is not None:
+        raise NetscaleError("--percent/--fraction/--noise apply to a results file (.csv or "
+                            f".json), not to {args.source!r}")
+    rec = recommend(args.source, args.target_flops, opts)
+    if args.out:
+        rec.chosen_spec().save(args.out)
+    if args.json:
+        print_json(rec.to_dict())
+    else:
+        print(rec.format_text())
+        if args.out:
+            print(f"\nwrote {args.out} ({rec.chosen.name}, "
+                  f"{rec.chosen.flops / 1e6 if rec.chosen.flops else 0:.3g} M flops)")
+    return 0
+
+
+def _recommend_options(args: argparse.Namespace) -> Any:
+    """The checked flags of ``netscale recommend`` as a RecommendOptions (candidates timed
+    here are reported on stderr)."""
+    from netscale.advise.recommend import RecommendOptions, default_measure
+    from netscale.util.device import check_device
     from netscale.util.units import parse_count
-    from netscale.util.validate import check_device, check_output_file
+    from netscale.util.validate import check_output_file
 
     check_device(args.device)
     if args.out is not None:
@@ -407,35 +450,6 @@ def run_recommend(args: argparse.Namespace) -> int:
     strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()]
                   if args.strategies else None)
     inner = default_measure(args.budget, mode=args.latency_mode)
-    source: Any = args.source
-    from netscale.advise.results_io import is_results_file, load_results
-
-    if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
-        if args.out:
-            raise NetscaleError("--out writes a scaled network spec, but a results file has no "
-                                "networks; drop --out (or recommend from a study directory)")
-        source = load_results(args.source, percent=args.percent)
-    elif args.percent is not None or args.noise is not None:
-        raise NetscaleError("--percent/--fraction/--noise apply to a results file (.csv or "
-                            f".json), not to {args.source!r}")
-    if is_results_file(args.source):
-        from netscale.advise.groups import recommend_groups
-
-        extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
-                                ("--device", args.device)) if v]
-        if extra:
-            raise NetscaleError(f"{', '.join(extra)} scale or time a base network; a results "
-                                "file ranks its own groups, so drop them")
-
-        rec = recommend_groups(source, args.target_flops, max_latency_ms=args.max_latency,
-                               batch_size=args.batch_size, max_params=max_params,
-                               max_acts=max_acts, x=args.x, law=args.law,
-                               noise=parse_noise(args.noise), measure=args.measure)
-        if args.json:
-            print_json(rec.to_dict())
-        else:
-            print(rec.format_text())
-        return 0
 
     def timed(spec: Any, batch: int | None, device: str | None) -> Any:
         res = inner(spec, batch, device)
@@ -443,18 +457,33 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(f"[recommend] timed {spec.name}: {shown}", file=sys.stderr, flush=True)
         return res
 
-    rec = recommend(source, args.target_flops, max_latency_ms=args.max_latency,
-                    batch_size=args.batch_size, max_params=max_params, max_acts=max_acts,
-                    device=args.device, measure=args.measure, strategies=strategies,
-                    alphas=alphas, base=args.base, x=args.x, law=args.law,
-                    budget_s=args.budget, measure_fn=timed, latency_mode=args.latency_mode)
+    return RecommendOptions(
+        max_latency_ms=args.max_latency, batch_size=args.batch_size, max_params=max_params,
+        max_acts=max_acts, device=args.device, measure=args.measure, strategies=strategies,
+        alphas=alphas, base=args.base, x=args.x, law=args.law, budget_s=args.budget,
+        measure_fn=timed, latency_mode=args.latency_mode)
+
+
+def _recommend_results_file(args: argparse.Namespace, opts: Any) -> int:
+    """``netscale recommend FILE``: the file's groups ranked at an absolute flops target."""
+    from dataclasses import replace
+
+    from netscale.advise.groups import GROUPS_TIE, recommend_groups
+    from netscale.advise.results_io import load_results
+
     if args.out:
-        rec.chosen_spec().save(args.out)
+        raise NetscaleError("--out writes a scaled network spec, but a results file has no "
+                            "networks; drop --out (or recommend from a study directory)")
+    source = load_results(args.source, percent=args.percent)
+    extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
+                            ("--device", args.device)) if v]
+    if extra:
+        raise NetscaleError(f"{', '.join(extra)} scale or time a base network; a results "
+                            "file ranks its own groups, so drop them")
+    rec = recommend_groups(source, args.target_flops,
+                           replace(opts, tie=GROUPS_TIE, noise=parse_noise(args.noise)))
     if args.json:
         print_json(rec.to_dict())
     else:
         print(rec.format_text())
-        if args.out:
-            print(f"\nwrote {args.out} ({rec.chosen.name}, "
-                  f"{rec.chosen.flops / 1e6 if rec.chosen.flops else 0:.3g} M flops)")
     return 0

@@ -312,21 +312,7 @@ def _run_module(args: argparse.Namespace) -> int:
     from netscale.cli.common import parse_int_list
     from netscale.scaling.module import ModuleScaleResult, scale_module
 
-    if args.model:
-        raise NetscaleError("give either MODEL_OR_SPEC or --module, not both")
-    if not args.module or not args.input_shape:
-        raise NetscaleError("--module and --input-shape go together, e.g. --module "
-                            "models.py:make_net --input-shape 3,224,224")
-    if args.rounding != "exact":
-        raise NetscaleError("--rounding reference applies to specs; a --module factory does "
-                            "its own rounding")
-    if args.out_format != "netscale" or args.csv:
-        raise NetscaleError("with --module, results are written as JSON (--json, --out "
-                            "FILE.json or .yaml); --csv and --out-format pycls apply to specs")
-    if args.name:
-        raise NetscaleError("--name applies to specs")
-    if not 0 < args.tolerance < 1:
-        raise NetscaleError(f"--tolerance must be in (0, 1), got {args.tolerance}")
+    _check_module_flags(args)
     shape = parse_int_list(args.input_shape, "--input-shape")
     from netscale.complexity.user_module import load_factory
 
@@ -351,16 +337,7 @@ def _run_module(args: argparse.Namespace) -> int:
     single = len(results) == 1
     data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
     if args.out:
-        out = Path(args.out)
-        if out.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            text = yaml.safe_dump(data, sort_keys=False)
-        else:
-            from netscale.util import jsonio
-
-            text = jsonio.dumps(data, indent=2) + "\n"
-        atomic_write_text(out, text)
+        _write_data(Path(args.out), data)
     if args.json:
         print_json(data)
     elif single:
@@ -370,6 +347,38 @@ def _run_module(args: argparse.Namespace) -> int:
     if args.out and not args.json:
         print(f"\nwrote {args.out}")
     return 0
+
+
+def _check_module_flags(args: argparse.Namespace) -> None:
+    """``scale --module`` refuses the flags that apply to specs only."""
+    if args.model:
+        raise NetscaleError("give either MODEL_OR_SPEC or --module, not both")
+    if not args.module or not args.input_shape:
+        raise NetscaleError("--module and --input-shape go together, e.g. --module "
+                            "models.py:make_net --input-shape 3,224,224")
+    if args.rounding != "exact":
+        raise NetscaleError("--rounding reference applies to specs; a --module factory does "
+                            "its own rounding")
+    if args.out_format != "netscale" or args.csv:
+        raise NetscaleError("with --module, results are written as JSON (--json, --out "
+                            "FILE.json or .yaml); --csv and --out-format pycls apply to specs")
+    if args.name:
+        raise NetscaleError("--name applies to specs")
+    if not 0 < args.tolerance < 1:
+        raise NetscaleError(f"--tolerance must be in (0, 1), got {args.tolerance}")
+
+
+def _write_data(out: Path, data: Any) -> None:
+    """``data`` as YAML (.yaml/.yml) or JSON (otherwise), written atomically."""
+    if out.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        text = yaml.safe_dump(data, sort_keys=False)
+    else:
+        from netscale.util import jsonio
+
+        text = jsonio.dumps(data, indent=2) + "\n"
+    atomic_write_text(out, text)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -16,6 +16,12 @@ from netscale.util.io import atomic_write_text
 
 
 def add_parser(sub: Any) -> None:
+    _add_study_parser(sub)
+    _add_report_parser(sub)
+    _add_quickstart_parser(sub)
+
+
+def _add_study_parser(sub: Any) -> None:
     p = sub.add_parser(
         "study",
         help="run a scaling study (base x strategy x factor): scale, count, bench, train",
@@ -46,6 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="dry run / summary as JSON")
     p.set_defaults(func=run_study_cmd)
 
+
+def _add_report_parser(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="HTML report, PNG plots and CSV of a study",
@@ -67,6 +75,8 @@ def add_parser(sub: Any) -> None:
                    "with seeds and 95%% intervals); see docs/statistics.md")
     p.set_defaults(func=run_report_cmd)
 
+
+def _add_quickstart_parser(sub: Any) -> None:
     p = sub.add_parser(
         "quickstart",
         help="a ready study on offline data (Fashion-MNIST or digits), trained, timed, reported",
@@ -98,7 +108,9 @@ def _load(args: argparse.Namespace) -> Any:
     return load_study_config(args.config, getattr(args, "set", None) or ())
 
 
-def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
+def _dry_run_plan(cfg: Any) -> tuple[Any, Any, str, dict[str, str]]:
+    """(planned trials, data info or None, why the data is missing, status of the trials
+    already in the store)."""
     from netscale.study.runner import data_info, plan_trials
     from netscale.study.store import STORE_NAME, Store
 
@@ -115,6 +127,11 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
     if db.is_file():
         with Store(db, readonly=True) as store:
             status = {t.id: t.status for t in store.trials(epochs=False)}
+    return plan, info, data_note, status
+
+
+def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -> int:
+    plan, info, data_note, status = _dry_run_plan(cfg)
     est = _estimate(cfg, plan, info, workers) if estimate else None
     per = {t.id: t for t in est.trials} if est else {}
     if as_json:
@@ -132,14 +149,13 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
         if not p.within_tolerance:  # a pure strategy whose quanta cannot land closer
             return f"outside ±{cfg.tolerance:.0%} of x{p.factor:g} (closest pure shape)"
         return ""
-    from netscale.study.estimate import TRIAL_OVERHEAD_S
-    from netscale.study.runner import _duration
+    from netscale.util.fmt import duration
 
     rows = [[p.base, p.strategy, f"{p.factor:g}", f"{p.flops / 1e6:,.2f}",
              f"{p.params / 1e6:,.3f}", f"{p.acts / 1e6:,.3f}", p.resolution,
              ",".join(map(str, p.depths)), ",".join(map(str, p.widths)),
              f"{p.flops_factor:.3f}",
-             _duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
+             duration(per[p.id].bench_s + per[p.id].train_s) if p.id in per else "",
              status.get(p.id, "new"), same(p)] for p in plan]
     n_alias = sum(p.same_as is not None for p in plan)
     distinct = (f" ({len(plan) - n_alias} to train and time; {n_alias} same network as "
@@ -158,20 +174,28 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
         print(f"\n{data_note}")
         print("(nothing was run; the table and the estimate do not need the data)")
     if est is not None:
-        left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
-        imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
-                f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
-        print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
-              f"throughput probe on this machine, whose speed varies with its load): "
-              f"{_duration(est.total_s)} for all {len(plan)} trials"
-              + (f" ({left} not finished yet)" if left != len(plan) else "")
-              + f" = benchmark {_duration(est.bench_total_s)} (one trial at a time, "
-              f"{cfg.bench.budget:g} s budget each) + training {_duration(est.train_total_s)} "
-              f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
-              "each)")
-        if est.probe:
-            print(f"  {est.probe}")
+        _print_estimate(cfg, plan, status, est)
     return 0
+
+
+def _print_estimate(cfg: Any, plan: Any, status: dict[str, str], est: Any) -> None:
+    """The dry run's wall-time estimate (benchmark + training, units stated)."""
+    from netscale.study.estimate import TRIAL_OVERHEAD_S
+    from netscale.util.fmt import duration
+
+    left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
+    imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
+            f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
+    print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
+          f"throughput probe on this machine, whose speed varies with its load): "
+          f"{duration(est.total_s)} for all {len(plan)} trials"
+          + (f" ({left} not finished yet)" if left != len(plan) else "")
+          + f" = benchmark {duration(est.bench_total_s)} (one trial at a time, "
+          f"{cfg.bench.budget:g} s budget each) + training {duration(est.train_total_s)} "
+          f"({imgs}, {est.workers} trial(s) at a time, {TRIAL_OVERHEAD_S:g} s start-up "
+          "each)")
+    if est.probe:
+        print(f"  {est.probe}")
 
 
 def _estimate(cfg: Any, plan: Any, info: Any, workers: int) -> Any:
@@ -275,7 +299,8 @@ def check_study_fits(cfg: Any, device: str | None) -> None:
 
 
 def run_study_cmd(args: argparse.Namespace) -> int:
-    from netscale.util.validate import check_device, check_output_dir
+    from netscale.util.device import check_device
+    from netscale.util.validate import check_output_dir
 
     if args.output and not args.export:
         raise NetscaleError("--output needs --export csv|json")
@@ -378,11 +403,13 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
               "with: sudo apt-get install dataset-fashion-mnist", file=sys.stderr)
     counts = run_study(cfg, executor=args.executor, workers=args.workers)
     path = make_report(cfg.out_dir)
-    minutes = (time.time() - t0) / 60
+    from netscale.util.fmt import duration
+
+    took = duration(time.time() - t0)
     from netscale.advise import verdict_for_study_dir
 
     v = verdict_for_study_dir(cfg.out_dir)
-    print(f"\nquickstart finished in {minutes:.1f} min: {counts['done']} trials done, "
+    print(f"\nquickstart finished in {took}: {counts['done']} trials done, "
           f"{counts['failed']} failed.")
     if v.recommended:
         tie = f" (tied: {', '.join(v.tied)})" if v.tied else ""

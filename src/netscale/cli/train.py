@@ -21,6 +21,11 @@ from netscale.errors import NetscaleError
 
 
 def add_parser(sub: Any) -> None:
+    _add_train_parser(sub)
+    _add_eval_parser(sub)
+
+
+def _add_train_parser(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a model or spec on a dataset (resumable; DDP under torchrun)",
@@ -66,6 +71,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-epochs", type=positive_int, metavar="E",
                    help="stop once E epochs are done (continue later with --resume)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    _add_train_data_flags(p)
+
+
+def _add_train_data_flags(p: Any) -> None:
+    """``netscale train``'s dataset flags, then its output flags."""
     p.add_argument("--subset", type=positive_int, metavar="N",
                    help="train on a seeded random N images")
     p.add_argument("--val-subset", type=positive_int, metavar="N",
@@ -88,6 +98,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_train)
 
+
+def _add_eval_parser(sub: Any) -> None:
     e = sub.add_parser(
         "eval",
         help="evaluate a checkpoint: top-1/top-5 error and loss",
@@ -200,7 +212,6 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     from netscale.data import DataConfig
     from netscale.specs import NetSpec
     from netscale.train import Recipe, load_checkpoint
-    from netscale.train.trainer import _spec_identity
 
     ck = load_checkpoint(out)
     spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
@@ -217,6 +228,17 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 raise _refuse("--flip" if given else "--no-flip",
                               "--no-flip" if given else "--flip", out)
             raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {getattr(data, key)}", out)
+    changes = _recipe_changes(args, recipe, done, out, notes)
+    _check_resumed_spec(args, spec, out)
+    if args.workers is not None:
+        data = data.replace(workers=args.workers)
+    return spec, data, recipe.replace(**changes) if changes else recipe, notes
+
+
+def _recipe_changes(args: argparse.Namespace, recipe: Any, done: int, out: Path,
+                    notes: list[str]) -> dict[str, Any]:
+    """The recipe changes a resume may make (more ``--epochs``, ``--threads``); any other
+    recipe flag that contradicts the stored run is refused."""
     changes: dict[str, Any] = {}
     for arg, key in _RECIPE_FLAGS:
         given = getattr(args, arg)
@@ -239,6 +261,13 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
             raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
     if args.threads is not None:
         changes["threads"] = args.threads
+    return changes
+
+
+def _check_resumed_spec(args: argparse.Namespace, spec: Any, out: Path) -> None:
+    """``--resolution`` and MODEL_OR_SPEC, when given on a resume, must be the stored run's."""
+    from netscale.train.trainer import _spec_identity
+
     if args.resolution is not None and args.resolution != spec.resolution:
         raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
                       out)
@@ -253,16 +282,13 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
                 f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
                 "new --out")
-    if args.workers is not None:
-        data = data.replace(workers=args.workers)
-    return spec, data, recipe.replace(**changes) if changes else recipe, notes
 
 
 def run_train(args: argparse.Namespace) -> int:
     from netscale.data import load_dataset
-    from netscale.specs import resolve_spec
     from netscale.train import train
-    from netscale.util.validate import check_device, check_output_dir
+    from netscale.util.device import check_device
+    from netscale.util.validate import check_output_dir
 
     check_device(args.device)
     if args.out is not None:
@@ -294,23 +320,8 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"note: resuming {spec.name} on {info.name} from {args.out} with its stored "
             f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
     else:
-        spec = resolve_spec(args.model)
-        data = _data_config(args)
-        recipe = _recipe(args)
-        ds = load_dataset(data)
+        spec, data, recipe, ds = _new_run(args, say)
         info = ds.info
-        spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
-        if notes:
-            say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
-        recipe, recipe_notes = recipe.for_dataset(info.train_size,
-                                                  int(os.environ.get("WORLD_SIZE", "1")))
-        for text in recipe_notes:
-            say(f"note: {text}")
-        if info.image_size and not args.resolution and \
-                spec.resolution > 4 * max(info.image_size):
-            say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
-                f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
-                "smaller")
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
@@ -322,23 +333,54 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
-    from netscale.train.progress import fmt_time
+    _print_result(result, spec, info, out)
+    return 0
+
+
+def _new_run(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
+    """(spec, data config, recipe, dataset) of a new run from the flags: the spec adapted to
+    the dataset, the recipe to its size (notes through ``say``)."""
+    from netscale.data import load_dataset
+    from netscale.specs import resolve_spec
+
+    spec = resolve_spec(args.model)
+    data = _data_config(args)
+    recipe = _recipe(args)
+    ds = load_dataset(data)
+    info = ds.info
+    spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+    if notes:
+        say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+    recipe, recipe_notes = recipe.for_dataset(info.train_size,
+                                              int(os.environ.get("WORLD_SIZE", "1")))
+    for text in recipe_notes:
+        say(f"note: {text}")
+    if info.image_size and not args.resolution and \
+            spec.resolution > 4 * max(info.image_size):
+        say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
+            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
+            "smaller")
+    return spec, data, recipe, ds
+
+
+def _print_result(result: Any, spec: Any, info: Any, out: Path) -> None:
+    """The run's summary: epochs and wall time, errors, throughput, files."""
+    from netscale.util.fmt import duration
 
     if result.top1_err is None:
         print(f"{out}: nothing trained")
-        return 0
+        return
     state = ("completed" if result.status == "completed" else
              f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
              "--resume")
     print(f"{spec.name} on {info.name}: {result.epochs_done} epochs in "
-          f"{fmt_time(result.wall_time)} ({state})")
+          f"{duration(result.wall_time)} ({state})")
     print(f"  val top-1 err {result.top1_err:.2%}  top-5 err {result.top5_err:.2%}  "
           f"loss {result.loss:.4f}  (best top-1 err {result.best_top1_err:.2%} at epoch "
           f"{result.best_epoch})")
     print(f"  {result.images_per_sec:,.0f} img/s train, lr {result.lr:g} at batch "
           f"{result.batch_size}, {result.params:,} params")
     print(f"  run directory {out}: checkpoint.pt, log.jsonl, result.json, spec.yaml")
-    return 0
 
 
 # ----------------------------------------------------------------------------- eval
@@ -349,7 +391,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from netscale.data import DataConfig
     from netscale.train import evaluate, load_checkpoint
-    from netscale.util.validate import check_device
+    from netscale.util.device import check_device
 
     check_device(args.device)
     if args.val_subset and args.split == "train":

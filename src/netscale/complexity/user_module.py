@@ -51,45 +51,9 @@ def load_factory(target: str) -> Any:
         )
     path = Path(where)
     if where.endswith(".py") or path.exists():
-        if not path.is_file():
-            raise NetscaleError(f"--module: file {where!r} does not exist")
-        mod_name = f"_netscale_user_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise NetscaleError(f"--module: cannot import {where!r} as Python")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        sys.path.insert(0, str(path.resolve().parent))
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise NetscaleError(
-                f"--module: importing {where!r} failed: {type(exc).__name__}: {exc}"
-            ) from None
-        finally:
-            sys.path.pop(0)
+        module = _import_file(path, where)
     else:
-        # As `python -m` does: the current directory comes first on the import path (the
-        # `netscale` console script would otherwise put only its bin directory there).
-        cwd = os.getcwd()
-        added = cwd not in sys.path and "" not in sys.path
-        if added:
-            sys.path.insert(0, cwd)
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as exc:
-            raise NetscaleError(
-                f"--module: cannot import module {where!r} ({exc}) from the current directory "
-                f"{os.getcwd()!r} or PYTHONPATH; run from the directory that holds it or give "
-                "a file path"
-            ) from None
-        except Exception as exc:
-            raise NetscaleError(
-                f"--module: importing {where!r} failed: {type(exc).__name__}: {exc}"
-            ) from None
-        finally:
-            if added and cwd in sys.path:
-                sys.path.remove(cwd)
+        module = _import_module(where)
     if not hasattr(module, attr):
         public = sorted(n for n in vars(module)
                         if not n.startswith("_") and callable(getattr(module, n)))
@@ -99,3 +63,50 @@ def load_factory(target: str) -> Any:
     if not isinstance(factory, nn.Module) and not callable(factory):
         raise NetscaleError(f"--module: {attr!r} in {where!r} is not callable")
     return factory
+
+
+def _import_file(path: Path, where: str) -> Any:
+    """Imports a Python file as a fresh module (its directory on the path while it runs)."""
+    if not path.is_file():
+        raise NetscaleError(f"--module: file {where!r} does not exist")
+    mod_name = f"_netscale_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise NetscaleError(f"--module: cannot import {where!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise NetscaleError(
+            f"--module: importing {where!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def _import_module(where: str) -> Any:
+    """Imports ``package.module`` as ``python -m`` does: the current directory comes first
+    on the import path (the ``netscale`` console script would otherwise put only its bin
+    directory there)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(where)
+    except ModuleNotFoundError as exc:
+        raise NetscaleError(
+            f"--module: cannot import module {where!r} ({exc}) from the current directory "
+            f"{os.getcwd()!r} or PYTHONPATH; run from the directory that holds it or give "
+            "a file path"
+        ) from None
+    except Exception as exc:
+        raise NetscaleError(
+            f"--module: importing {where!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)

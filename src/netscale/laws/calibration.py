@@ -70,17 +70,41 @@ class CalibrationResult:
         return f"saturating-law parameter coverage: {params}\n" + "\n".join(lines)
 
 
-def calibration_study(*, points: int = 8, noise: float = 0.02, b: float = 0.3,
-                      c: float = 0.2, reducible: float = 0.3, x_min: float = 2e8,
-                      span: float = 32.0, repeats: int = 1, seeds: int = 100,
-                      extrapolation: Sequence[float] = (4.0, 16.0), n_boot: int = 200,
-                      level: float = DEFAULT_LEVEL, seed: int = 0) -> CalibrationResult:
-    """Simulates ``seeds`` studies and measures interval coverage (see module docstring).
+@dataclass(frozen=True)
+class CalibrationSetup:
+    """The simulated studies of :func:`calibration_study`.
 
     Truth: err = a·x^(−b) + c with a·x_min^(−b) = ``reducible``; ``points`` model sizes
     log-spaced over [x_min, span·x_min], ``repeats`` runs each, log-normal noise of
-    ``noise`` (0.02 = 2 % relative).
+    ``noise`` (0.02 = 2 % relative); ``seeds`` studies, new runs at the ``extrapolation``
+    factors past the largest size, fits with ``n_boot`` refits at ``level``.
     """
+
+    points: int = 8
+    noise: float = 0.02
+    b: float = 0.3
+    c: float = 0.2
+    reducible: float = 0.3
+    x_min: float = 2e8
+    span: float = 32.0
+    repeats: int = 1
+    seeds: int = 100
+    extrapolation: Sequence[float] = (4.0, 16.0)
+    n_boot: int = 200
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+
+
+def calibration_study(setup: CalibrationSetup | None = None,
+                      **overrides: Any) -> CalibrationResult:
+    """Simulates studies and measures interval coverage (see module docstring); ``setup``
+    (a :class:`CalibrationSetup`) and keyword ``overrides`` of its fields say which."""
+    from netscale.util.options import build_options
+
+    cfg = build_options(CalibrationSetup, setup, overrides)
+    points, noise, b, c, x_min = cfg.points, cfg.noise, cfg.b, cfg.c, cfg.x_min
+    span, repeats, seeds, n_boot, level = cfg.span, cfg.repeats, cfg.seeds, cfg.n_boot, cfg.level
+    reducible, extrapolation, seed = cfg.reducible, cfg.extrapolation, cfg.seed
     if points < 4 or seeds < 1 or noise < 0 or span <= 1 or repeats < 1:
         raise NetscaleError("calibration needs points >= 4, seeds >= 1, noise >= 0, span > 1 "
                             "and repeats >= 1")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -754,12 +754,46 @@ def _aicc(rss: float, n: int, k: int) -> float:
     return n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
 
-def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
-            x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
-            level: float = DEFAULT_LEVEL, seed: int = 0,
-            huber_scale: float = DEFAULT_HUBER_SCALE, loo: bool = True,
-            noise: float | None = None) -> LawFit:
+@dataclass(frozen=True)
+class FitOptions:
+    """How a law is fitted: the name of the x metric, ``n_boot`` bootstrap refits (seeded by
+    ``seed``) for intervals at ``level``, the Huber scale of the robust loss and an optional
+    known run-to-run ``noise`` (standard deviation of the error, a fraction)."""
+
+    x_metric: str = "flops"
+    n_boot: int = DEFAULT_N_BOOT
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+    huber_scale: float = DEFAULT_HUBER_SCALE
+    noise: float | None = None
+
+    @classmethod
+    def build(cls, options: FitOptions | None, overrides: Mapping[str, Any]) -> FitOptions:
+        """``options`` (else the defaults) with keyword ``overrides`` of its fields."""
+        from netscale.util.options import build_options
+
+        return build_options(cls, options, overrides)
+
+    def checked(self) -> FitOptions:
+        """These options with ``level``, ``n_boot``, ``noise`` and ``huber_scale`` checked
+        (one-line errors) and normalized."""
+        level = _check_level(self.level)
+        n_boot = self.n_boot
+        if int(n_boot) != n_boot or n_boot < 0:
+            raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
+        noise = check_noise(self.noise)
+        if not (self.huber_scale > 0 and math.isfinite(self.huber_scale)):
+            raise NetscaleError(f"huber_scale must be a positive number, got {self.huber_scale}")
+        return replace(self, level=level, n_boot=int(n_boot), noise=noise)
+
+
+def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
+            options: FitOptions | None = None, *, loo: bool = True,
+            **overrides: Any) -> LawFit:
     """Fits one law (``saturating``: err = a·x^(−b) + c, or ``power``: err = a·x^(−b)).
+
+    ``options`` (a :class:`FitOptions`) and keyword ``overrides`` of its fields
+    (``n_boot=100``, ``seed=3``, ...) say how.
 
     ``x`` is the complexity metric (any positive unit; flops are multiply-adds), ``err`` the
     errors as fractions in (0, 1]. Repeated x values (several seeds per model) are fine.
@@ -771,13 +805,9 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     intervals, the small-sample t widening stays. Deterministic for a given ``seed``.
     """
     law = check_law(law)
-    level = _check_level(level)
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise NetscaleError(f"n_boot must be a whole number >= 0, got {n_boot}")
-    n_boot = int(n_boot)
-    noise = check_noise(noise)
-    if not (huber_scale > 0 and math.isfinite(huber_scale)):
-        raise NetscaleError(f"huber_scale must be a positive number, got {huber_scale}")
+    opts = FitOptions.build(options, overrides).checked()
+    x_metric, n_boot, seed, huber_scale = opts.x_metric, opts.n_boot, opts.seed, opts.huber_scale
+    level, noise = opts.level, opts.noise
     p = len(LAWS[law])
     xa, ya = validate_points(x, err, n_params=p, what=f"the {law} law")
     n = xa.size
@@ -796,8 +826,36 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     sigma = float(np.sqrt(rss / (n - p)))
     aicc = _aicc(rss, n, p + 1)
 
-    # Residual bootstrap with leverage-corrected residuals r_i / sqrt(1 - h_i) (fitted
-    # residuals are smaller than the noise, most so at the ends of the x range), centred.
+    boot, boot_res = _bootstrap(prob, theta, ya, res, pred, n_boot, noise, seed)
+    failures = n_boot - boot.shape[0]
+    samples = boot if boot.shape[0] else np.array([[a_ref, b, c]])
+
+    loo_rmse = _loo(prob, ya, theta) if loo else None
+
+    y_min = float(np.min(ya))
+    intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
+    notes = _fit_notes(law, b, c, y_min, failures, n_boot)
+
+    return LawFit(
+        law=law, x_metric=x_metric, a_ref=a_ref, b=b, c=c, x_ref=x_ref, intervals=intervals,
+        level=level, n=n, x_min=float(xa.min()), x_max=float(xa.max()), r2_log=r2, rmse=rmse,
+        rmse_log=rmse_log, sigma_log=sigma, aicc=aicc, loo_rmse_log=loo_rmse,
+        huber_scale=huber_scale, n_boot=n_boot, seed=seed,
+        boot=tuple(tuple(float(v) for v in r) for r in boot),
+        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
+        noise=noise,
+    )
+
+
+def _bootstrap(prob: _Problem, theta: np.ndarray, ya: np.ndarray, res: np.ndarray,
+               pred: np.ndarray, n_boot: int, noise: float | None,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the ``n_boot`` refits that succeeded as rows a_ref, b, c; the bootstrap residuals).
+
+    Residual bootstrap with leverage-corrected residuals r_i / sqrt(1 - h_i) (fitted
+    residuals are smaller than the noise, most so at the ends of the x range), centred; with
+    a known ``noise`` the draws are normal in log space with at least that spread."""
+    n, p = ya.size, prob.p
     J = prob.jacobian(theta)
     h = np.einsum("ij,ji->i", J, np.linalg.pinv(J.T @ J) @ J.T)
     boot_res = res / np.sqrt(1.0 - np.clip(h, 0.0, 0.9))
@@ -816,21 +874,19 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
                            np.broadcast_to(alt, (n_boot, p))], axis=1)
         boot = prob.full(prob.solve_best(ystar, starts))
         boot = boot[np.all(np.isfinite(boot), axis=1)]
-    failures = n_boot - boot.shape[0]
-    samples = boot if boot.shape[0] else np.array([[a_ref, b, c]])
+    return boot, boot_res
 
-    loo_rmse = _loo(prob, ya, theta) if loo else None
 
-    y_min = float(np.min(ya))
-    intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
-
+def _fit_notes(law: str, b: float, c: float, y_min: float, failures: int,
+               n_boot: int) -> list[str]:
+    """What a reader of a fit should know: parameters at their bounds, bootstrap trouble."""
     notes = []
     if b <= 1e-6:
         notes.append("b is at its lower bound 0: the error does not fall with x")
     if b >= B_MAX - 1e-6:
         notes.append(f"b is at its upper bound {B_MAX:g}: the error falls implausibly fast")
     if law == "saturating":
-        if c >= float(np.min(ya)) * (1 - 1e-6):
+        if c >= y_min * (1 - 1e-6):
             notes.append("c is at its upper bound (the smallest observed error): the data show "
                          "no further improvement")
         elif c <= 1e-9:
@@ -841,16 +897,7 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
         notes.append(f"only {n_boot} bootstrap resamples: intervals are rough")
     if n_boot == 0:
         notes.append("no bootstrap (n_boot=0): intervals are empty, only the noise is modelled")
-
-    return LawFit(
-        law=law, x_metric=x_metric, a_ref=a_ref, b=b, c=c, x_ref=x_ref, intervals=intervals,
-        level=level, n=n, x_min=float(xa.min()), x_max=float(xa.max()), r2_log=r2, rmse=rmse,
-        rmse_log=rmse_log, sigma_log=sigma, aicc=aicc, loo_rmse_log=loo_rmse,
-        huber_scale=huber_scale, n_boot=n_boot, seed=seed,
-        boot=tuple(tuple(float(v) for v in r) for r in boot),
-        residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
-        noise=noise,
-    )
+    return notes
 
 
 def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
@@ -869,12 +916,10 @@ def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
     return float(np.sqrt(np.mean(np.square(errs))))
 
 
-def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating", *,
-                      x_metric: str = "flops", n_boot: int = DEFAULT_N_BOOT,
-                      level: float = DEFAULT_LEVEL, seed: int = 0,
-                      huber_scale: float = DEFAULT_HUBER_SCALE,
-                      noise: float | None = None) -> HoldoutCheck:
-    """Fits ``law`` without the points at the largest x and predicts them.
+def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating",
+                      options: FitOptions | None = None, **overrides: Any) -> HoldoutCheck:
+    """Fits ``law`` without the points at the largest x and predicts them (``options`` and
+    ``overrides`` as for :func:`fit_law`).
 
     Returns a :class:`HoldoutCheck`; when too few points remain the check is ``skipped``
     (with the reason) rather than raising, because it is a diagnostic.
@@ -887,8 +932,7 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     actual = float(ya[top].mean())
     n_train = int((~top).sum())
     try:
-        fit = fit_law(xa[~top], ya[~top], law, x_metric=x_metric, n_boot=n_boot, level=level,
-                      seed=seed, huber_scale=huber_scale, loo=False, noise=noise)
+        fit = fit_law(xa[~top], ya[~top], law, FitOptions.build(options, overrides), loo=False)
     except NetscaleError as exc:
         return HoldoutCheck(law=law, x=xmax, actual=actual, n_train=n_train,
                             skipped=f"not enough smaller models to fit without the largest: {exc}")
@@ -900,13 +944,12 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     )
 
 
-def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
-               x_metric: str = "flops", laws: Sequence[str] = ("saturating", "power"),
-               select: str = "general", holdout: bool = True, n_boot: int = DEFAULT_N_BOOT,
-               level: float = DEFAULT_LEVEL, seed: int = 0,
-               huber_scale: float = DEFAULT_HUBER_SCALE,
-               noise: float | None = None) -> FitReport:
-    """Fits each law in ``laws``, selects one and runs the leave-largest-out check.
+def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | None = None, *,
+               group: str = "", laws: Sequence[str] = ("saturating", "power"),
+               select: str = "general", holdout: bool = True,
+               **overrides: Any) -> FitReport:
+    """Fits each law in ``laws``, selects one and runs the leave-largest-out check
+    (``options`` and ``overrides`` as for :func:`fit_law`).
 
     Selection (``select``):
 
@@ -922,6 +965,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     fitted (e.g. 3 points for the saturating law) is listed in ``skipped``; if none can be
     fitted the first law's error is raised.
     """
+    opts = FitOptions.build(options, overrides)
     if select not in SELECTION_METHODS:
         raise NetscaleError(f"unknown model selection {select!r}; use one of: "
                             f"{', '.join(SELECTION_METHODS)}")
@@ -938,8 +982,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     first_exc: NetscaleError | None = None
     for name in names:
         try:
-            fits[name] = fit_law(xa, ya, name, x_metric=x_metric, n_boot=n_boot, level=level,
-                                 seed=seed, huber_scale=huber_scale, noise=noise)
+            fits[name] = fit_law(xa, ya, name, opts)
         except NetscaleError as exc:
             skipped[name] = str(exc)
             first_exc = first_exc or exc
@@ -950,10 +993,8 @@ def fit_report(x: Iterable[float], err: Iterable[float], *, group: str = "",
     checks: dict[str, HoldoutCheck] = {}
     if holdout:
         for name in fits:
-            checks[name] = leave_largest_out(xa, ya, name, x_metric=x_metric, n_boot=n_boot,
-                                             level=level, seed=seed, huber_scale=huber_scale,
-                                             noise=noise)
-    return FitReport(group=group, x_metric=x_metric, x=tuple(float(v) for v in xa),
+            checks[name] = leave_largest_out(xa, ya, name, opts)
+    return FitReport(group=group, x_metric=opts.x_metric, x=tuple(float(v) for v in xa),
                      y=tuple(float(v) for v in ya), fits=fits, best=best, selection=select,
                      reason=reason, holdout=checks, skipped=skipped)
 

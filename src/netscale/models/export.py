@@ -162,41 +162,9 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_shape: tupl
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=SUFFIX[fmt], dir=out.parent)
     os.close(fd)
     try:
-        dynamic = True
-        try:
-            if fmt == "torchscript":
-                _write_torchscript(model, example, tmp)
-            elif fmt == "pt2":
-                program, dynamic = _write_pt2(model, example)
-                torch.export.save(program, tmp)
-            else:
-                dynamic = _write_onnx(model, example, tmp)
-        except NetscaleError:
-            raise
-        except Exception as exc:
-            msg = " ".join(str(exc).split())[:200]
-            raise NetscaleError(f"{FORMAT_NAMES[fmt]} export of {name} failed "
-                                f"({type(exc).__name__}: {msg}); try another --format") from None
-        try:
-            got = _run_back(fmt, tmp, x)
-        except Exception as exc:
-            msg = " ".join(str(exc).split())[:200]
-            raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} file could not be loaded "
-                                f"back ({type(exc).__name__}: {msg})") from None
-        if tuple(got.shape) != tuple(expected.shape):
-            raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} model returns shape "
-                                f"{tuple(got.shape)}, PyTorch {tuple(expected.shape)}")
-        diff = float((got.float() - expected.float()).abs().max())
-        scale = float(expected.abs().max())
-        if not diff <= TOLERANCE * max(1.0, scale):
-            raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} model differs from PyTorch "
-                                f"by up to {diff:.3g} (outputs up to {scale:.3g}); not written")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
+        dynamic = _write_format(model, example, tmp, fmt, name)
+        diff, scale = _check_exported(fmt, tmp, x, expected)
+        _publish(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -204,6 +172,58 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_shape: tupl
                         dynamic_batch=dynamic, num_outputs=int(expected.shape[-1]),
                         weights=weights, bytes=out.stat().st_size, max_abs_diff=diff,
                         max_abs_output=scale)
+
+
+def _write_format(model: nn.Module, example: torch.Tensor, tmp: str, fmt: str,
+                  name: str) -> bool:
+    """Writes ``model`` to ``tmp`` in ``fmt``; returns whether the batch dimension is
+    dynamic. An exporter's failure becomes one line naming the format."""
+    try:
+        if fmt == "torchscript":
+            _write_torchscript(model, example, tmp)
+            return True
+        if fmt == "pt2":
+            program, dynamic = _write_pt2(model, example)
+            torch.export.save(program, tmp)
+            return dynamic
+        return _write_onnx(model, example, tmp)
+    except NetscaleError:
+        raise
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise NetscaleError(f"{FORMAT_NAMES[fmt]} export of {name} failed "
+                            f"({type(exc).__name__}: {msg}); try another --format") from None
+
+
+def _check_exported(fmt: str, tmp: str, x: torch.Tensor,
+                    expected: torch.Tensor) -> tuple[float, float]:
+    """Loads the written file back and compares its output on ``x`` with PyTorch's;
+    returns (max abs difference, max abs output)."""
+    try:
+        got = _run_back(fmt, tmp, x)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} file could not be loaded "
+                            f"back ({type(exc).__name__}: {msg})") from None
+    if tuple(got.shape) != tuple(expected.shape):
+        raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} model returns shape "
+                            f"{tuple(got.shape)}, PyTorch {tuple(expected.shape)}")
+    diff = float((got.float() - expected.float()).abs().max())
+    scale = float(expected.abs().max())
+    if not diff <= TOLERANCE * max(1.0, scale):
+        raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} model differs from PyTorch "
+                            f"by up to {diff:.3g} (outputs up to {scale:.3g}); not written")
+    return diff, scale
+
+
+def _publish(tmp: str, out: Path) -> None:
+    """Moves the checked file into place (synced, with the usual permissions)."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, out)
 
 
 def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None = None,

@@ -14,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -278,37 +279,9 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     report then shows its groups' fits and the verdict (default ``out_dir``: FILE_report next
     to the file)."""
     study = Path(study_dir)
-    db = study / STORE_NAME
-    imported = None
-    if study.suffix.lower() in (".csv", ".json") and not study.is_dir():
-        from netscale.advise.results_io import load_results
-
-        imported = load_results(study, percent=percent)
-    if imported is None and not db.is_file():
-        raise NetscaleError(
-            f"{str(study)!r} is not a study directory (no {STORE_NAME}); run 'netscale study "
-            "CONFIG' first or point at the study's 'out' directory"
-        )
-    out = Path(out_dir) if out_dir else study / "report"
-    if imported is not None:
-        from netscale.advise.groups import results_csv
-
-        out = Path(out_dir) if out_dir else study.parent / f"{study.stem}_report"
-        trials, config, db = imported.trials, imported.config, study
-        counts = {k: sum(1 for t in trials if t.status == k) for k in
-                  ("done", "pending", "running", "failed")}
-        csv_text = results_csv(trials)
-    out.mkdir(parents=True, exist_ok=True)
-    sweep_temp_files(out)  # temp files of a report write that a kill interrupted
-    data_info: dict = {}
-    if imported is None:
-        with Store(db, readonly=True) as store:
-            trials = store.trials()
-            counts = store.counts()
-            config = json.loads(store.get_meta("config") or "{}")
-            data_info = json.loads(store.get_meta("data_info") or "{}")
-            csv_text = store.export("csv")
-    atomic_write_text(out / "trials.csv", csv_text)
+    src = _load_source(study, out_dir, percent)
+    imported, out, db = src.imported, src.out, src.db
+    trials, counts, config, data_info = src.trials, src.counts, src.config, src.data_info
     series = series_by_strategy(trials)
     figs = {
         "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
@@ -317,42 +290,13 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
         "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
         "growth": plots.growth(series, out / "growth.png"),
     }
-    _register_default_sections()
-    extra = []
-    for title, fn in EXTRA_SECTIONS:
-        try:
-            body = fn(trials, out)
-        except Exception as exc:  # a section must never break the report
-            body = f'<p class="small">({_e(title)} unavailable: {_e(exc)})</p>'
-        if body:
-            extra.append(f"<h2>{_e(title)}</h2>{body}")
+    extra = _extra_sections(trials, out)
     env = next((t.env for t in trials if t.env), {})
     bench_env = next((t.bench[0].get("env") for t in trials if t.bench and t.bench[0].get("env")),
                      None) or {}
     status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    data = config.get("data", {})
-    recipe = config.get("recipe", {})
-    base_names = [b if isinstance(b, str) else str(b.get("name") or b.get("module"))
-                  for b in config.get("bases", [])]  # module-factory bases are mappings
-    about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
-<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
-<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding).</p>
-<ul class="settings"><li><b>Data</b>: {_e(describe_data(data))}</li>
-<li><b>Recipe</b>: {_e(describe_recipe(recipe))}</li>
-{_bench_line(config)}{_overrides_line(config)}</ul>""")
-    verdict = _recommendation_html(trials, config, data_info)
+    about, verdict = _about_and_verdict(trials, config, data_info, imported is not None)
     kind = "Scaling study" if imported is None else "Results"
-    if imported is not None:
-        from netscale.advise.groups import groups_verdict_html
-
-        src = config["imported"]
-        about = (f"<p>Results trained elsewhere, read from <code>{_e(src['path'])}</code>: "
-                 f"{src['rows']} rows, groups <code>{_e(', '.join(src['groups']))}</code>, "
-                 f"error column <code>{_e(src['error_column'])}</code> ({_e(src['error_unit'])})"
-                 "; each group is fitted on its own. Runtime sections below use the file's "
-                 "<code>time_ms</code> values, if any.</p>")
-        verdict = groups_verdict_html(trials)
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
@@ -382,6 +326,98 @@ raw results in <code>{_e(str(db))}</code>.</p>
 </body></html>
 """
     return atomic_write_text(out / "index.html", _wrap_tables(page))
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a report shows: a study's store or a results file, read once."""
+
+    imported: Any  # the StudyResults of a results file, or None for a study
+    out: Path
+    db: Path  # the store, or the results file
+    trials: list[Any]
+    counts: dict[str, int]
+    config: dict[str, Any]
+    data_info: dict[str, Any]
+
+
+def _load_source(study: Path, out_dir: str | Path | None, percent: bool | None) -> _Source:
+    """Reads the study (or results file), creates the report directory and writes
+    ``trials.csv`` there."""
+    db = study / STORE_NAME
+    imported = None
+    if study.suffix.lower() in (".csv", ".json") and not study.is_dir():
+        from netscale.advise.results_io import load_results
+
+        imported = load_results(study, percent=percent)
+    if imported is None and not db.is_file():
+        raise NetscaleError(
+            f"{str(study)!r} is not a study directory (no {STORE_NAME}); run 'netscale study "
+            "CONFIG' first or point at the study's 'out' directory"
+        )
+    out = Path(out_dir) if out_dir else study / "report"
+    if imported is not None:
+        from netscale.advise.groups import results_csv
+
+        out = Path(out_dir) if out_dir else study.parent / f"{study.stem}_report"
+        trials, config, db = imported.trials, imported.config, study
+        counts = {k: sum(1 for t in trials if t.status == k) for k in
+                  ("done", "pending", "running", "failed")}
+        csv_text = results_csv(trials)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out)  # temp files of a report write that a kill interrupted
+    data_info: dict[str, Any] = {}
+    if imported is None:
+        with Store(db, readonly=True) as store:
+            trials = store.trials()
+            counts = store.counts()
+            config = json.loads(store.get_meta("config") or "{}")
+            data_info = json.loads(store.get_meta("data_info") or "{}")
+            csv_text = store.export("csv")
+    atomic_write_text(out / "trials.csv", csv_text)
+    return _Source(imported, out, db, trials, counts, config, data_info)
+
+
+def _extra_sections(trials: Sequence[Any], out: Path) -> list[str]:
+    """The registered extra sections' HTML; a failing section says so and never breaks
+    the report."""
+    _register_default_sections()
+    extra = []
+    for title, fn in EXTRA_SECTIONS:
+        try:
+            body = fn(trials, out)
+        except Exception as exc:  # a section must never break the report
+            body = f'<p class="small">({_e(title)} unavailable: {_e(exc)})</p>'
+        if body:
+            extra.append(f"<h2>{_e(title)}</h2>{body}")
+    return extra
+
+
+def _about_and_verdict(trials: Sequence[Any], config: dict[str, Any],
+                       data_info: dict[str, Any], imported: bool) -> tuple[str, str]:
+    """The study's settings (or the results file's description) and the verdict box."""
+    if imported:
+        from netscale.advise.groups import groups_verdict_html
+
+        src = config["imported"]
+        about = (f"<p>Results trained elsewhere, read from <code>{_e(src['path'])}</code>: "
+                 f"{src['rows']} rows, groups <code>{_e(', '.join(src['groups']))}</code>, "
+                 f"error column <code>{_e(src['error_column'])}</code> ({_e(src['error_unit'])})"
+                 "; each group is fitted on its own. Runtime sections below use the file's "
+                 "<code>time_ms</code> values, if any.</p>")
+        return about, groups_verdict_html(trials)
+    data = config.get("data", {})
+    recipe = config.get("recipe", {})
+    base_names = [b if isinstance(b, str) else str(b.get("name") or b.get("module"))
+                  for b in config.get("bases", [])]  # module-factory bases are mappings
+    about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
+<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
+<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
+({_e(config.get('rounding', 'exact'))} rounding).</p>
+<ul class="settings"><li><b>Data</b>: {_e(describe_data(data))}</li>
+<li><b>Recipe</b>: {_e(describe_recipe(recipe))}</li>
+{_bench_line(config)}{_overrides_line(config)}</ul>""")
+    return about, _recommendation_html(trials, config, data_info)
 
 
 def _wrap_tables(page: str) -> str:

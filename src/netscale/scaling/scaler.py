@@ -528,26 +528,7 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
             cands += _secant(ctx, along, gmode=gmode)
         good = in_tolerance(cands)
     if not good:
-        # A dimension saturated or its quantum is too coarse: let the dimensions that can
-        # still move (all of them, uniformly) supply the rest of the factor.
-        md0, best = min(cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))
-
-        def fallback(c2: float) -> _Ideal:
-            # Uniform over the dimensions the strategy moves (pure: frozen ones stay put).
-            k = ctx.move_d + ctx.move_w + ctx.move_r
-            m = c2 ** (1 / k) if ctx.move_d else 1.0
-            mw = c2 ** (1 / (2 * k)) if ctx.move_w else 1.0
-            mr = c2 ** (1 / (2 * k)) if ctx.move_r else 1.0
-            return _Ideal(
-                depths=[d * m for d in md0.depths],
-                widths=[w * mw for w in md0.widths],
-                groups=[g * (mw if strat.group_follows_width else 1.0) for g in md0.groups],
-                res=md0.res * mr,
-                stem=md0.stem * mw if ctx.scale_stem_head else md0.stem,
-                head=md0.head * mw if ctx.scale_stem_head else md0.head,
-            )
-
-        cands += _secant(ctx, fallback, start=math.exp(-_log_err(ctx, best.flops)))
+        cands += _uniform_fallback(ctx, cands)
         good = in_tolerance(cands)
         if good:
             note = ("a dimension of the strategy saturated or its quantum was too coarse; "
@@ -556,7 +537,38 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
         chosen = min(good, key=lambda c: _deviation(ctx, c, target_ideal)
                      + _log_err(ctx, c.flops) ** 2)
         return chosen, note
-    # Fine-tune with single-quantum moves from the closest candidate.
+    return _fine_tune(ctx, cands, target_ideal)
+
+
+def _uniform_fallback(ctx: _Context, cands: list[tuple[_Ideal, _Cand]]
+                      ) -> list[tuple[_Ideal, _Cand]]:
+    """A dimension saturated or its quantum is too coarse: candidates where the dimensions
+    that can still move (all of them, uniformly) supply the rest of the factor, starting
+    from the closest candidate so far."""
+    strat = ctx.strategy
+    md0, best = min(cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))
+
+    def fallback(c2: float) -> _Ideal:
+        # Uniform over the dimensions the strategy moves (pure: frozen ones stay put).
+        k = ctx.move_d + ctx.move_w + ctx.move_r
+        m = c2 ** (1 / k) if ctx.move_d else 1.0
+        mw = c2 ** (1 / (2 * k)) if ctx.move_w else 1.0
+        mr = c2 ** (1 / (2 * k)) if ctx.move_r else 1.0
+        return _Ideal(
+            depths=[d * m for d in md0.depths],
+            widths=[w * mw for w in md0.widths],
+            groups=[g * (mw if strat.group_follows_width else 1.0) for g in md0.groups],
+            res=md0.res * mr,
+            stem=md0.stem * mw if ctx.scale_stem_head else md0.stem,
+            head=md0.head * mw if ctx.scale_stem_head else md0.head,
+        )
+
+    return _secant(ctx, fallback, start=math.exp(-_log_err(ctx, best.flops)))
+
+
+def _fine_tune(ctx: _Context, cands: list[tuple[_Ideal, _Cand]],
+               target_ideal: _Ideal) -> tuple[_Cand, str]:
+    """Single-quantum moves (then a small beam search) from the closest candidate."""
     _, closest = min(cands, key=lambda t: abs(_log_err(ctx, t[1].flops)))
     cand = _local_search(ctx, _shape_of(closest), target_ideal)
     if not _within(ctx, cand.flops):
@@ -635,6 +647,26 @@ def _shape_of(cand: _Cand) -> _Shape:
 # ----------------------------------------------------------------------------- public API
 
 
+def _check_scale_args(factor: float, rounding: str, tolerance: float, width_multiple: int,
+                      resolution_multiple: int) -> float:
+    """The factor as a float, after checking every argument of :func:`scale_report`."""
+    if (not isinstance(factor, numbers.Real) or isinstance(factor, bool)
+            or not math.isfinite(factor) or factor <= 0):
+        raise NetscaleError(f"scaling factor must be a positive number, got {factor!r}")
+    if not 1e-9 <= factor <= 1e12:
+        raise NetscaleError(f"scaling factor {factor:g} is out of range: netscale scales by "
+                            "factors from 1e-9 to 1e12")
+    if rounding not in ROUNDING_MODES:
+        raise NetscaleError(
+            f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}"
+        )
+    if not 0 < tolerance < 1:
+        raise NetscaleError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    if width_multiple < 1 or resolution_multiple < 1:
+        raise NetscaleError("width and resolution multiples must be positive integers")
+    return float(factor)
+
+
 def scale_report(
     spec: NetSpec,
     factor: float,
@@ -647,21 +679,7 @@ def scale_report(
     name: str | None = None,
 ) -> ScaleResult:
     """Scales ``spec`` by flops ``factor`` and reports realized vs predicted growth."""
-    if (not isinstance(factor, numbers.Real) or isinstance(factor, bool)
-            or not math.isfinite(factor) or factor <= 0):
-        raise NetscaleError(f"scaling factor must be a positive number, got {factor!r}")
-    if not 1e-9 <= factor <= 1e12:
-        raise NetscaleError(f"scaling factor {factor:g} is out of range: netscale scales by "
-                            "factors from 1e-9 to 1e12")
-    factor = float(factor)
-    if rounding not in ROUNDING_MODES:
-        raise NetscaleError(
-            f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}"
-        )
-    if not 0 < tolerance < 1:
-        raise NetscaleError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    if width_multiple < 1 or resolution_multiple < 1:
-        raise NetscaleError("width and resolution multiples must be positive integers")
+    factor = _check_scale_args(factor, rounding, tolerance, width_multiple, resolution_multiple)
     strat = parse_strategy(strategy)
     base = spec.validate()
     base_counts = complexity_totals(base)

@@ -6,12 +6,9 @@ import sys
 import time
 from typing import TextIO
 
+from netscale.util.fmt import duration as fmt_time  # the trainer's name for it
 
-def fmt_time(seconds: float) -> str:
-    s = max(0, int(round(seconds)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+__all__ = ["Progress", "fmt_time"]
 
 
 class Progress:

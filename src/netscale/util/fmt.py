@@ -39,3 +39,14 @@ def _cell(c: object) -> str:
     if isinstance(c, int) and not isinstance(c, bool):
         return f"{c:,}"
     return str(c)
+
+
+def duration(seconds: float) -> str:
+    """The one duration / ETA format, units stated: ``45s``, ``3m05s``, ``1h02m`` (rounded to
+    the second; negative durations read as 0s)."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"

@@ -56,33 +56,6 @@ def check_fraction(value: float, flag: str) -> float:
     return float(value)
 
 
-def check_device(device: str | None, flag: str = "--device") -> str | None:
-    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``/None; CUDA must be present."""
-    if device is None or device == "auto":
-        return device
-    import torch
-
-    text = str(device).strip()
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, TypeError, ValueError):
-        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or "
-                            "auto") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise NetscaleError(f"{flag} {device} requested but CUDA is not available on this "
-                                "machine; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise NetscaleError(f"{flag} {device}: this machine has "
-                                f"{torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise NetscaleError(f"{flag} mps requested but MPS is not available here")
-    elif dev.type != "cpu":
-        raise NetscaleError(f"unknown device {device!r} ({flag}); use cpu, cuda, cuda:N or auto")
-    return text
-
-
 # ----------------------------------------------------------------------------- memory
 
 
