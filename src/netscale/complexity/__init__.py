@@ -6,11 +6,11 @@ Flops are multiply-adds (one MAC = one flop), at batch size 1, as in the paper.
 from netscale.complexity.analytic import complexity, count_tuple
 from netscale.complexity.record import FLOPS_UNIT, Complexity, ComplexityRecord
 
-__all__ = ["FLOPS_UNIT", "Complexity", "ComplexityRecord", "complexity", "count_tuple",
-           "measure", "measure_spec", "meta_copy", "register_op_counter",
+__all__ = ["FLOPS_UNIT", "Complexity", "ComplexityRecord", "complexity", "count_measured",
+           "count_tuple", "measure", "measure_spec", "meta_copy", "register_op_counter",
            "registered_op_counters", "unregister_op_counter"]
 
-_MEASURED = {"measure", "measure_spec", "meta_copy", "register_op_counter",
+_MEASURED = {"count_measured", "measure", "measure_spec", "meta_copy", "register_op_counter",
              "registered_op_counters", "unregister_op_counter"}
 
 

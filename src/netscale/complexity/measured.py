@@ -329,7 +329,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
         ) from None
 
 
-def measure(
+def count_measured(
     model: nn.Module,
     input_shape: Sequence[int] | None = None,
     *,
@@ -435,6 +435,10 @@ def measure(
     return record
 
 
+measure = count_measured
+"""The public name of :func:`count_measured` (``netscale.complexity.measure``)."""
+
+
 def _reduce(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out.float().sum()
@@ -454,5 +458,5 @@ def measure_spec(spec: Any, resolution: int | None = None, *, backward: bool = F
 
     res = spec.resolution if resolution is None else int(resolution)
     model = build_model(spec, device="meta")
-    return measure(model, (spec.in_channels, res, res), backward=backward,
+    return count_measured(model, (spec.in_channels, res, res), backward=backward,
                    per_module=per_module, name=spec.name)

@@ -20,9 +20,6 @@ class Complexity:
         return Complexity(self.flops + other.flops, self.params + other.params,
                           self.acts + other.acts)
 
-    def times(self, n: int) -> Complexity:
-        return Complexity(self.flops * n, self.params * n, self.acts * n)
-
     def to_dict(self) -> dict[str, int]:
         return {"flops": self.flops, "params": self.params, "acts": self.acts}
 

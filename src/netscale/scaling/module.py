@@ -19,7 +19,7 @@ Because the factory rounds, flops are a step function of the multipliers. The se
    steps wins, since the closest candidate over all of them is kept.
 
 Every candidate is counted by measurement on the meta device
-(:func:`netscale.complexity.measured.measure`; the model is built under
+(:func:`netscale.complexity.measured.count_measured`; the model is built under
 ``torch.device("meta")``, so nothing is allocated); multipliers that the factory rounds to the
 same network (same module ``repr`` and parameter shapes) are counted once. If no candidate is
 within the tolerance the closest is returned with ``within_tolerance`` False and a note with
@@ -201,7 +201,7 @@ class _Evaluator:
 
     def __call__(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """The measured record of the model at (d, w, shape), or None if it fails."""
-        from netscale.complexity.measured import measure
+        from netscale.complexity.measured import count_measured
 
         key = (round(d, 9), round(w, 9), shape)
         if key in self.cache:
@@ -215,7 +215,7 @@ class _Evaluator:
             rec = self.by_arch.get(arch)
             if rec is None:
                 self.evaluations += 1
-                rec = measure(model, shape, per_module=False, name=self.name,
+                rec = count_measured(model, shape, per_module=False, name=self.name,
                               count_bias=self.count_bias)
                 self.by_arch[arch] = rec
         except Exception as exc:  # a multiplier the factory cannot build: skip the candidate

@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -698,9 +697,3 @@ def scale(spec: NetSpec, factor: float, strategy: str | Strategy = DEFAULT_STRAT
     """The scaled spec (see :func:`scale_report` for the growth report)."""
     return scale_report(spec, factor, strategy, rounding=rounding, **kwargs).spec
 
-
-def growth_table(spec: NetSpec, factors: Sequence[float], strategies: Sequence[str | Strategy],
-                 *, rounding: str = "exact", **kwargs: Any) -> list[ScaleResult]:
-    """One :class:`ScaleResult` per (strategy, factor): the paper's growth table."""
-    return [scale_report(spec, f, s, rounding=rounding, **kwargs)
-            for s in strategies for f in factors]
