@@ -39,7 +39,8 @@ class Net(nn.Module):
                 idx += 1
             self.add_module(f"s{i}", blocks)
         self.head = Head(w_in, spec.head_width, spec.num_classes, spec.dropout, act)
-        self.reset_parameters(zero_init_last_bn)
+        if self.head.fc.weight.device.type != "meta":  # nothing to initialise on meta
+            self.reset_parameters(zero_init_last_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():
