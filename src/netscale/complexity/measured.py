@@ -367,7 +367,7 @@ class _CountingMode(TorchDispatchMode):
         if packet in _USER or handler is not None:
             if packet in _USER:
                 flops, acts = _user_count(packet, args, kwargs, out)
-            else:
+            elif handler is not None:
                 flops, acts = handler(args, kwargs, out, self.count_bias)
             self.flops += flops
             self.acts += acts

@@ -102,11 +102,11 @@ class ModuleScaleResult:
 
     @property
     def predicted_params_factor(self) -> float:
-        return self.factor ** self.strategy.params_exponent
+        return float(self.factor ** self.strategy.params_exponent)
 
     @property
     def predicted_acts_factor(self) -> float:
-        return self.factor ** self.strategy.acts_exponent
+        return float(self.factor ** self.strategy.acts_exponent)
 
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments that build the scaled model."""
@@ -275,7 +275,7 @@ def scale_module(
         label = name or factory
         factory = load_factory(factory)
     else:
-        label = name or getattr(factory, "__name__", type(factory).__name__)
+        label = name or str(getattr(factory, "__name__", type(factory).__name__))
     if not callable(factory) or isinstance(factory, type(None)):
         raise NetscaleError(f"{label}: the factory must be callable")
     from torch import nn
@@ -344,7 +344,7 @@ def scale_module(
         return c
 
     def ok(c: _Cand) -> bool:
-        return abs(c.flops / target - 1) <= tolerance
+        return bool(abs(c.flops / target - 1) <= tolerance)
 
     def found_since(n0: int) -> Callable[[], bool]:
         return lambda: any(ok(c) for c in cands[n0:])
@@ -383,9 +383,9 @@ def scale_module(
     oks = [c for c in cands if ok(c)]
     c = min(oks, key=deviation) if oks else min(cands, key=err)
     c = _snap(ev, c, factor ** strat.e_d, factor ** strat.e_w)
-    ok = abs(c.flops / target - 1) <= tolerance
+    within = ok(c)
     note = ""
-    if not ok:
+    if not within:
         note = (f"no multipliers within ±{tolerance:.0%} of ×{factor:g} were found "
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / target - 1:+.1%}); try a finer --resolution-multiple or a "
@@ -396,7 +396,7 @@ def scale_module(
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=(base.flops, base.params, base.acts),
         counts=(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
-        within_tolerance=ok, resolution_multiple=m, evaluations=ev.evaluations,
+        within_tolerance=within, resolution_multiple=m, evaluations=ev.evaluations,
         kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
     )
 
@@ -442,7 +442,8 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     c = f(x)
     if done():
         return
-    lo = hi = None
+    lo: float | None = None
+    hi: float | None = None
     if c is None or c.flops > target:
         hi = x
     else:
@@ -451,7 +452,11 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     for _ in range(24):
         if lo is not None and hi is not None:
             break
-        x = hi / step if lo is None else lo * step
+        if lo is None:
+            assert hi is not None  # one end is always set before this loop
+            x = hi / step
+        else:
+            x = lo * step
         c = f(x)
         if done():
             return
