@@ -257,6 +257,32 @@ _NO_MEMO = object()  # memo marker: this op/signature cannot be replayed
 _Spec = Any  # ("t", shape, stride, dtype, device) | tuple[_Spec, ...] | _SELF | hashable value
 
 
+# In-place unary activations (``nn.ReLU(inplace=True)`` and the like): the result is the
+# input itself, so even the first call with a new shape needs no kernel.
+_INPLACE_UNARY = set(_packets(
+    "relu_", "relu6_", "silu_", "sigmoid_", "tanh_", "hardswish_", "hardsigmoid_", "hardtanh_",
+    "leaky_relu_", "elu_", "mish_", "gelu_", "clamp_", "clamp_min_", "threshold_"))
+# Batch-norm in inference: out has the input's shape and strides; the saved statistics
+# (unused without autograd) are per channel.
+_BATCH_NORM = set(_packets("native_batch_norm", "_native_batch_norm_legit_no_training"))
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _shortcut(func: Any, args: tuple[Any, ...]) -> Any:
+    """The output of a common op computed from its arguments' metadata, or None."""
+    packet = func._overloadpacket
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or not x.is_meta:
+        return None
+    if packet in _INPLACE_UNARY:
+        return x
+    if packet in _BATCH_NORM and x.dtype in _FLOATS and x.dim() >= 2:
+        stat = torch.empty((x.shape[1],), dtype=x.dtype, device="meta")
+        out = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+        return out, stat, torch.empty_like(stat)
+    return None
+
+
 def _memo_kind(func: Any) -> int:
     """0: do not memoise, 1: pure (fresh outputs), 2: in place on its first argument."""
     schema = func._schema
@@ -330,6 +356,9 @@ class _CountingMode(TorchDispatchMode):
             kind = _MEMO_KIND[func] = _memo_kind(func)
         if not kind:
             return func(*args, **kwargs)
+        quick = _shortcut(func, args)
+        if quick is not None:
+            return quick
         try:
             key = (func, _sig(args), _sig(tuple(kwargs.items())) if kwargs else None)
             spec = self.memo.get(key)
@@ -445,7 +474,8 @@ def count_measured(
     """
     if not _on_meta(model):
         model = meta_copy(model)
-    params = sum(p.numel() for p in model.parameters())
+    subtree = _subtree_params(model)
+    params = subtree[""] if subtree else sum(p.numel() for p in model.parameters())
     if inputs is None:
         if input_shape is None:
             raise ValueError("give input_shape (without batch dimension) or inputs")
@@ -474,7 +504,7 @@ def count_measured(
     parts: list[tuple[str, Complexity]] = []
     by_name = dict(named)
     if per_module:
-        mod_params = _subtree_params(model) or {
+        mod_params = subtree or {
             n: sum(p.numel() for p in m.parameters()) for n, m in named}
         for n in (n for n, _ in named if n):
             f, a = mode.per_module.get(n, (0, 0))
