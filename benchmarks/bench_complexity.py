@@ -85,9 +85,14 @@ def count_vs_forward(repeats: int) -> None:
     nb = measured_mod.count_measured(build_model(spec, device="meta"), (3, 224, 224),
                                      count_bias=False, per_module=False)
     times: dict[str, list[float]] = {"first": [], "repeat": [], "forward": []}
+    cpu: dict[str, list[float]] = {"first": [], "repeat": []}
     for _ in range(repeats):
+        c0 = time.thread_time()
         times["first"].append(_timed(first))
+        c1 = time.thread_time()
         times["repeat"].append(_timed(lambda: measure_spec(spec)))
+        cpu["first"].append(c1 - c0)
+        cpu["repeat"].append(time.thread_time() - c1)
         times["forward"].append(_timed(forward))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nResNet-50 at 224 px, batch 1, {repeats} interleaved repeats, median [quartiles]:")
@@ -99,7 +104,9 @@ def count_vs_forward(repeats: int) -> None:
           f"{_quartiles(times['forward'])}")
     for k in ("first", "repeat"):
         ok = "yes" if med[k] <= med["forward"] else "NO"
-        print(f"  {k} count / forward = {med[k] / med['forward']:.2f}  (goal <= 1: {ok})")
+        print(f"  {k} count / forward = {med[k] / med['forward']:.2f}  (goal <= 1: {ok}); "
+              f"its CPU time {statistics.median(cpu[k]) * 1e3:.1f} ms (one thread: what an idle "
+              "core takes)")
     same = "yes" if nb.flops * 2 == fc_flops else "NO"
     print(f"  counts: {rec.flops:,} multiply-adds with biases, {nb.flops:,} without; "
           f"FlopCounterMode {fc_flops:,} flops = 2 x {fc_flops // 2:,} (same as ours: {same})")
