@@ -1,4 +1,6 @@
-"""Analytic complexity of a spec, without building a model (SCALING_NOTES §2).
+"""Analytic complexity of a spec, without building a model.
+
+The rules are docs/conventions.md, "Counting conventions" and "Layer formulas".
 
 Mirrors the builder layer by layer, as pycls's static ``complexity()`` mirrors each
 constructor:

@@ -4,7 +4,7 @@ The model runs on the ``meta`` device under a ``TorchDispatchMode``: shapes prop
 no memory is allocated and nothing is computed, so even RegNetY-32GF at 448 px is counted
 in about a second with no activation memory.
 
-Counted (SCALING_NOTES §2 conventions, flops = multiply-adds):
+Counted (docs/conventions.md, "Counting conventions"; flops = multiply-adds):
 
 * convolutions (any dimensionality, groups, transposed): flops = output elements x
   (C_in / groups) x kernel volume (+ output elements for the bias); acts = output elements;
@@ -147,7 +147,8 @@ for _p in _packets("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_in
                    "max_pool3d_with_indices", "max_pool1d_with_indices"):
     _HANDLERS[_p] = _maxpool
 
-# Free by convention (SCALING_NOTES §2): activations, adds, muls, norms, averaging, views...
+# Free by convention (docs/conventions.md, "Counting conventions"): activations, adds, muls,
+# norms, averaging, views...
 _FREE_NAMES = """
 relu relu_ silu silu_ sigmoid sigmoid_ gelu gelu_ tanh tanh_ hardswish hardswish_ hardsigmoid
 hardsigmoid_ hardtanh hardtanh_ leaky_relu leaky_relu_ elu elu_ mish mish_ clamp clamp_

@@ -2,7 +2,8 @@
 
 Two rounding modes:
 
-* ``reference`` reproduces the reference scaler (pycls, SCALING_NOTES §4) exactly: per stage
+* ``reference`` reproduces the reference scaler (pycls; docs/conventions.md, "Rounding when
+  scaling") exactly: per stage
   ``depth = max(1, round(d·m_d))``, ``width = max(1, round(w·m_w / 8))·8``, group width
   ``max(1, round(g·m_g))`` snapped to 1, 2, 4 or a multiple of 8, then the compatibility step;
   EfficientNet-style nets also scale stem and head widths; ``resolution = round(r·m_r/4)·4``.

@@ -72,7 +72,8 @@ def regnet(
     ).validate()
 
 
-# name: (D, w0, wa, wm, g)  — SCALING_NOTES §3
+# name: (D, w0, wa, wm, g)  — the RegNet paper's values (docs/conventions.md, "Width and group
+# rounding")
 _REGNETX = {
     "200MF": (13, 24, 36.44, 2.49, 8),
     "400MF": (22, 24, 24.48, 2.54, 16),
