@@ -84,6 +84,7 @@ def build_model(spec: NetSpec, *, device: str | torch.device | None = None,
                 zero_init_last_bn: bool = False, drop_path: float = 0.0) -> Net:
     """Builds ``spec`` as a :class:`Net`. ``device="meta"`` allocates nothing (for counting)."""
     if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        # ModuleSpec is duck-typed here (models may not import study): its result is Any
         return spec.build_module(device=device)  # type: ignore[no-any-return]
     ctx = torch.device(device) if device is not None else nullcontext()
     with ctx:
