@@ -263,8 +263,9 @@ _Spec = Any  # ("t", shape, stride, dtype, device) | tuple[_Spec, ...] | _SELF |
 _INPLACE_UNARY = set(_packets(
     "relu_", "relu6_", "silu_", "sigmoid_", "tanh_", "hardswish_", "hardsigmoid_", "hardtanh_",
     "leaky_relu_", "elu_", "mish_", "gelu_", "clamp_", "clamp_min_", "threshold_"))
-# Batch-norm in inference: out has the input's shape and strides; the saved statistics
-# (unused without autograd) are per channel.
+# Batch-norm: out has the input's shape and strides; the saved statistics (unused without
+# autograd) are per channel. Taken only when weight, bias and running stats have C elements
+# (otherwise the kernel runs and raises as usual).
 _BATCH_NORM = set(_packets("native_batch_norm", "_native_batch_norm_legit_no_training"))
 _FLOATS = (torch.float32, torch.float64)
 
@@ -277,7 +278,9 @@ def _shortcut(func: Any, args: tuple[Any, ...]) -> Any:
         return None
     if packet in _INPLACE_UNARY:
         return x
-    if packet in _BATCH_NORM and x.dtype in _FLOATS and x.dim() >= 2:
+    if (packet in _BATCH_NORM and x.dtype in _FLOATS and x.dim() >= 2
+            and all(t is None or (isinstance(t, torch.Tensor) and t.shape == (x.shape[1],))
+                    for t in args[1:5])):
         stat = torch.empty((x.shape[1],), dtype=x.dtype, device="meta")
         out = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
         return out, stat, torch.empty_like(stat)
@@ -308,6 +311,8 @@ def _sig(x: Any) -> Any:
         return (x.shape, x.stride(), x.dtype, x.device)
     if isinstance(x, (list, tuple)):
         return tuple(_sig(v) for v in x)
+    if isinstance(x, (bool, int, float, complex)):
+        return (type(x), x)  # 4, 4.0 and True hash alike but give different dtypes
     return x
 
 
@@ -361,7 +366,8 @@ class _CountingMode(TorchDispatchMode):
         if quick is not None:
             return quick
         try:
-            key = (func, _sig(args), _sig(tuple(kwargs.items())) if kwargs else None)
+            key = (func, torch.get_default_dtype(), _sig(args),
+                   _sig(tuple(kwargs.items())) if kwargs else None)
             spec = self.memo.get(key)
         except TypeError:  # an unhashable argument: no memo for this call
             return func(*args, **kwargs)
@@ -372,8 +378,9 @@ class _CountingMode(TorchDispatchMode):
                 return _replay(spec)
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
-        if kind == 2:
-            self.memo[key] = _SELF if args and out is args[0] else _NO_MEMO
+        if kind == 2:  # replayable only if it returned its first argument, shape unchanged
+            same = bool(args) and out is args[0] and _sig(args[0]) == key[2][0]
+            self.memo[key] = _SELF if same else _NO_MEMO
         else:
             self.memo[key] = _out_spec(out)
         return out
