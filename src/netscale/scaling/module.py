@@ -168,6 +168,10 @@ class _Evaluator:
         self.uses_width = uses_width
         self.cache: dict[tuple[float, float, tuple[int, ...]], Any] = {}
         self.by_arch: dict[Any, Any] = {}
+        # (d, w) -> (meta model, what identifies it): the ray, the one-dimension moves and
+        # the snapping revisit the same multipliers (e.g. at another resolution); counting
+        # never changes a model, so each is built once
+        self.built: dict[tuple[float, float], tuple[Any, Any]] = {}
         self.evaluations = 0
 
     def shape(self, res_scale: float, multiple: int) -> tuple[int, ...]:
@@ -190,14 +194,23 @@ class _Evaluator:
             # a factory that needs real tensors while building (e.g. .item()): build on CPU
             return self.factory(**kw)
 
+    def model_and_arch(self, d: float, w: float) -> tuple[Any, Any]:
+        """The meta model the factory builds at (d, w) and what identifies it (cached)."""
+        key = (round(d, 9), round(w, 9))
+        hit = self.built.get(key)
+        if hit is None:
+            model = self.build(d, w)
+            arch = (repr(model),
+                    tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
+            hit = self.built[key] = (model, arch)
+        return hit
+
     def arch(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """What identifies the network the factory builds at (d, w) (None if it fails)."""
         try:
-            model = self.build(d, w)
+            return (*self.model_and_arch(d, w)[1], shape)
         except Exception:
             return None
-        return (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
-                shape)
 
     def __call__(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """The measured record of the model at (d, w, shape), or None if it fails."""
@@ -208,10 +221,9 @@ class _Evaluator:
             return self.cache[key]
         rec = None
         try:
-            model = self.build(d, w)
+            model, arch0 = self.model_and_arch(d, w)
             # the factory rounds: many multipliers give the same network, counted once
-            arch = (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
-                    shape)
+            arch = (*arch0, shape)
             rec = self.by_arch.get(arch)
             if rec is None:
                 self.evaluations += 1
