@@ -2,7 +2,12 @@
 
 The model runs on the ``meta`` device under a ``TorchDispatchMode``: shapes propagate but
 no memory is allocated and nothing is computed, so even RegNetY-32GF at 448 px is counted
-in about a second with no activation memory.
+in about a second with no activation memory. What remains is Python work per dispatched op,
+kept small: an op seen before with the same argument signature (every repeated block of a
+stage) is answered from a process-wide memo of output shapes instead of its meta kernel;
+in-place activations and batch-norm are answered from their input's metadata; the module
+tree is walked once (``benchmarks/bench_complexity.py`` compares a ResNet-50 count with one
+real forward under ``FlopCounterMode``).
 
 Counted (docs/conventions.md, "Counting conventions"; flops = multiply-adds):
 
