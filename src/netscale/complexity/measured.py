@@ -307,7 +307,7 @@ _MEMO_KIND: dict[Any, int] = {}
 # Shared by all counts in this process (the outputs' metadata is a pure function of the op
 # and its signature), so a search that counts many similar candidates replays most ops.
 _MEMO: dict[Any, Any] = {}
-_MEMO_MAX = 200_000
+_MEMO_MAX = 20_000  # entries, about 1.3 kB each; the memo is cleared when it exceeds this
 
 
 def _sig(x: Any) -> Any:
