@@ -84,7 +84,16 @@ def count_vs_forward(repeats: int) -> None:
     fc_flops = forward()
     nb = measured_mod.count_measured(build_model(spec, device="meta"), (3, 224, 224),
                                      count_bias=False, per_module=False)
-    times: dict[str, list[float]] = {"first": [], "repeat": [], "forward": []}
+    threads = torch.get_num_threads()
+
+    def forward_1t() -> None:
+        torch.set_num_threads(1)
+        try:
+            forward()
+        finally:
+            torch.set_num_threads(threads)
+
+    times: dict[str, list[float]] = {"first": [], "repeat": [], "forward": [], "forward_1t": []}
     cpu: dict[str, list[float]] = {"first": [], "repeat": []}
     for _ in range(repeats):
         c0 = time.thread_time()
@@ -94,6 +103,8 @@ def count_vs_forward(repeats: int) -> None:
         cpu["first"].append(c1 - c0)
         cpu["repeat"].append(time.thread_time() - c1)
         times["forward"].append(_timed(forward))
+        if threads > 1:
+            times["forward_1t"].append(_timed(forward_1t))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nResNet-50 at 224 px, batch 1, {repeats} interleaved repeats, median [quartiles]:")
     print(f"  measured count, first (memo cleared; build on meta + count): "
@@ -102,9 +113,14 @@ def count_vs_forward(repeats: int) -> None:
           f"{_quartiles(times['repeat'])}")
     print(f"  real CPU forward under FlopCounterMode ({torch.get_num_threads()} threads):     "
           f"{_quartiles(times['forward'])}")
+    if times["forward_1t"]:
+        print(f"  the same forward with 1 thread (less hurt by a busy machine):   "
+              f"{_quartiles(times['forward_1t'])}")
     for k in ("first", "repeat"):
         ok = "yes" if med[k] <= med["forward"] else "NO"
-        print(f"  {k} count / forward = {med[k] / med['forward']:.2f}  (goal <= 1: {ok}); "
+        one = (f", / 1-thread forward = {med[k] / med['forward_1t']:.2f}"
+               if times["forward_1t"] else "")
+        print(f"  {k} count / forward = {med[k] / med['forward']:.2f}  (goal <= 1: {ok}){one}; "
               f"its CPU time {statistics.median(cpu[k]) * 1e3:.1f} ms (one thread: what an idle "
               "core takes)")
     same = "yes" if nb.flops * 2 == fc_flops else "NO"
