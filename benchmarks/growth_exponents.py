@@ -1,4 +1,5 @@
-"""Empirical growth exponents of every strategy (exact rounding) vs SCALING_NOTES §1.
+"""Empirical growth exponents of every strategy (exact rounding) vs docs/conventions.md
+("Scaling strategies").
 
 Run: .venv/bin/python benchmarks/growth_exponents.py [BASE]
 

@@ -30,7 +30,7 @@ from netscale.bench import (
     fit_runtime,
     generate_models,
     load_results,
-    measure,
+    measure_runtime,
     pearson_r,
     plot_runtime,
     resolve_device,
@@ -103,7 +103,7 @@ def test_steady_timing_converges_and_is_not_noisy() -> None:
     run, state = fake_runner(clock, [0.010])
     policy = TimingPolicy(warmup_iters=3, warmup_s=0.0, min_samples=5, max_samples=50,
                           budget_s=10, min_block_s=0.05)
-    m = measure(run, policy, clock)
+    m = measure_runtime(run, policy, clock)
     assert m.stop_reason == "converged" and not m.noisy
     assert m.warmup_iters == 3 and state["calls"][:3] == [1, 1, 1]
     assert m.iters_per_sample == 5  # ceil(0.05 s / 0.010 s)
@@ -119,7 +119,7 @@ def test_jittery_timing_is_flagged_noisy() -> None:
     run, _ = fake_runner(clock, [0.010, 0.020], per_block=True)
     policy = TimingPolicy(warmup_iters=0, warmup_s=0.0, min_samples=5, max_samples=40,
                           budget_s=0.5, min_block_s=0.015, noisy_threshold=0.05)
-    m = measure(run, policy, clock)
+    m = measure_runtime(run, policy, clock)
     assert m.noisy and m.total.rel_iqr > 0.05
     assert m.stop_reason == "budget"  # kept sampling until the (fake) budget was spent
     assert clock.t >= 0.5 and m.total.samples >= 5
@@ -130,7 +130,7 @@ def test_small_jitter_below_threshold_is_not_noisy() -> None:
     run, _ = fake_runner(clock, [0.0100, 0.0101, 0.0099, 0.0100], per_block=True)
     policy = TimingPolicy(warmup_iters=1, warmup_s=0.0, min_samples=8, max_samples=8,
                           budget_s=100, min_block_s=0.0, target_spread=0.0)
-    m = measure(run, policy, clock)
+    m = measure_runtime(run, policy, clock)
     assert m.stop_reason == "max_samples" and m.total.samples == 8
     assert not m.noisy and 0 < m.total.rel_iqr < 0.05
 
@@ -141,12 +141,12 @@ def test_timing_per_phase_and_threshold_option() -> None:
                          per_block=True)
     strict = TimingPolicy(warmup_iters=1, warmup_s=0.0, min_samples=6, max_samples=6,
                           min_block_s=0.0, noisy_threshold=0.01)
-    m = measure(run, strict, clock)
+    m = measure_runtime(run, strict, clock)
     assert set(m.phases) == {"forward", "backward", "step"}
     assert m.phases["forward"].median_ms == pytest.approx(m.total.median_ms / 3)
     assert m.noisy  # ±5% alternation exceeds a 1% threshold ...
     lax = TimingPolicy(**{**strict.to_dict(), "noisy_threshold": 0.2})
-    assert not measure(run, lax, clock).noisy  # ... but not a 20% one
+    assert not measure_runtime(run, lax, clock).noisy  # ... but not a 20% one
 
 
 def test_policy_validation() -> None:

@@ -1,4 +1,5 @@
-"""Exact complexity: the SCALING_NOTES oracles, analytic and measured, and the conventions."""
+"""Exact complexity: the reference numbers of docs/conventions.md, analytic and measured, and
+the conventions."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def _hand_spec() -> NetSpec:
 
 
 def test_conventions_by_hand() -> None:
-    """Every term of SCALING_NOTES §2 on a tiny net, computed by hand."""
+    """Every term of docs/conventions.md ("Layer formulas") on a tiny net, computed by hand."""
     # stem: conv3x3 3->8 at 8x8: flops 9*3*8*64 = 13824, params 216 + BN 16, acts 512
     # block (w_in 8, w_out 16, stride 2, w_b 8, groups 2, SE hidden round(0.25*8)=2):
     #   a 1x1 8->8 @8x8: flops 4096, params 64 + 16, acts 512

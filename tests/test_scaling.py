@@ -16,7 +16,7 @@ from netscale.models import build_model
 from netscale.scaling import NAMED, Strategy, fast, parse_strategy, scale, scale_report
 from netscale.specs import NetSpec, get_spec
 
-TABLE = {  # SCALING_NOTES §1: (e_d, e_w, e_r, params exponent, acts exponent)
+TABLE = {  # docs/conventions.md "Scaling strategies": (e_d, e_w, e_r, params, acts exponents)
     "d": (1, 0, 0, 1, 1),
     "w": (0, 0.5, 0, 1, 0.5),
     "r": (0, 0, 0.5, 0, 1),
@@ -247,7 +247,8 @@ def _slopes(strategy: str, lo: float = 1.0) -> tuple[float, float]:
 
 @pytest.mark.parametrize("strategy", NAMED)
 def test_growth_exponents_on_regnety_400mf(strategy: str) -> None:
-    """Empirical log-log slopes over s = 1…64 in exact mode vs SCALING_NOTES §1.
+    """Empirical log-log slopes over s = 1…64 in exact mode vs docs/conventions.md
+    ("Scaling strategies").
 
     Params slopes are within ±0.05 for every strategy; acts slopes too except where depth
     grows: RegNetY-400MF's stem and its stride-2 first blocks hold 37% of its activations but

@@ -45,7 +45,7 @@ from netscale.bench.result import (
     to_json,
     write_results,
 )
-from netscale.bench.timing import Measurement, Stats, TimingPolicy, measure, summarize
+from netscale.bench.timing import Measurement, Stats, TimingPolicy, measure_runtime, summarize
 
 __all__ = [
     "CSV_FIELDS",
@@ -72,7 +72,7 @@ __all__ = [
     "format_fit",
     "generate_models",
     "load_results",
-    "measure",
+    "measure_runtime",
     "pearson_r",
     "plot_runtime",
     "resolve_device",

@@ -17,14 +17,14 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from netscale.bench.contention import CONTENDED_THRESHOLD, CpuMonitor, CpuShare
 from netscale.bench.env import BenchEnv, collect_env
 from netscale.bench.memory import PeakMemory, steady_state_allocator
 from netscale.bench.result import MODES, TRAIN_FLOPS_MULTIPLIER, BenchResult
-from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure
+from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure_runtime
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 
@@ -309,7 +309,7 @@ def _measure_once(factory: Callable[[], Any], *, external: bool, device: str, ba
             if config.compile:
                 _first_compiled_call(runner, model)
             with CpuMonitor() as mon:  # other processes' CPU use while timing
-                meas = measure(runner, config.policy, clock)
+                meas = measure_runtime(runner, config.policy, clock)
     finally:
         if external and model is not None:
             if snapshot is not None:
@@ -459,10 +459,6 @@ def _train_runner(model: Any, run: Any, x: Any, y: Any, device: str, config: Ben
         return {"forward": f, "backward": b, "step": s}
 
     return block_cpu
-
-
-def with_mode(config: BenchConfig, mode: str) -> BenchConfig:
-    return replace(config, mode=mode)
 
 
 def env_for(config: BenchConfig) -> BenchEnv:

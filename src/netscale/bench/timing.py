@@ -132,7 +132,7 @@ class Measurement:
         return serial.to_dict(self)
 
 
-def measure(run_block: BlockRunner, policy: TimingPolicy | None = None,
+def measure_runtime(run_block: BlockRunner, policy: TimingPolicy | None = None,
             clock: Clock = time.perf_counter) -> Measurement:
     """Warms up, then times blocks of iterations until the spread is small or time is up."""
     policy = (policy or TimingPolicy()).validate()

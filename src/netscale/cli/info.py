@@ -85,13 +85,13 @@ def _record_for(args: argparse.Namespace) -> tuple[ComplexityRecord, dict[str, A
             raise NetscaleError("--module needs --input-shape (without batch), e.g. 3,224,224")
         if args.resolution:
             raise NetscaleError("--resolution applies to specs; with --module use --input-shape")
-        from netscale.complexity.measured import measure
+        from netscale.complexity.measured import count_measured
         from netscale.complexity.user_module import load_factory_model
 
         shape = parse_int_list(args.input_shape, "--input-shape")
         model = load_factory_model(args.module)
         try:
-            rec = measure(model, shape, backward=args.backward, name=args.module)
+            rec = count_measured(model, shape, backward=args.backward, name=args.module)
         except Exception as exc:
             raise NetscaleError(
                 f"running {args.module} on input shape {tuple(shape)} failed: "

@@ -7,11 +7,11 @@ from netscale.complexity.analytic import complexity, complexity_totals
 from netscale.complexity.record import FLOPS_UNIT, Complexity, ComplexityRecord
 
 __all__ = ["FLOPS_UNIT", "Complexity", "ComplexityRecord", "complexity",
-           "complexity_totals",
+           "complexity_totals", "count_measured",
            "measure", "measure_spec", "meta_copy", "register_op_counter",
            "registered_op_counters", "unregister_op_counter"]
 
-_MEASURED = {"measure", "measure_spec", "meta_copy", "register_op_counter",
+_MEASURED = {"count_measured", "measure", "measure_spec", "meta_copy", "register_op_counter",
              "registered_op_counters", "unregister_op_counter"}
 
 

@@ -1,4 +1,6 @@
-"""Analytic complexity of a spec, without building a model (SCALING_NOTES §2).
+"""Analytic complexity of a spec, without building a model.
+
+The rules are docs/conventions.md, "Counting conventions" and "Layer formulas".
 
 Mirrors the builder layer by layer, as pycls's static ``complexity()`` mirrors each
 constructor:
@@ -16,13 +18,37 @@ Blocks after the first in a stage are identical, so a stage costs one first bloc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from netscale.complexity.record import Complexity, ComplexityRecord
 from netscale.specs.compat import bottleneck_width, conv_groups
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import NetSpec, StemSpec
 
 # A count is the tuple (h_out, flops, params, acts); resolution is square.
 _Count = tuple[int, int, int, int]
+
+
+class StageLike(Protocol):
+    """What counting reads from a stage: a :class:`StageSpec` or the scaler's cheap twin."""
+
+    @property
+    def block(self) -> str: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def stride(self) -> int: ...
+    @property
+    def bottleneck(self) -> float: ...
+    @property
+    def group_width(self) -> int: ...
+    @property
+    def kernel(self) -> int: ...
+    @property
+    def expansion(self) -> float: ...
+    @property
+    def se_ratio(self) -> float: ...
 
 
 def _conv(h: int, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
@@ -56,7 +82,7 @@ def _stem(stem: StemSpec, h: int, cin: int) -> _Count:
     return h, f, p + 2 * w, a
 
 
-def block_complexity(stage: StageSpec, h: int, w_in: int, stride: int) -> _Count:
+def block_complexity(stage: StageLike, h: int, w_in: int, stride: int) -> _Count:
     """One block of ``stage`` with input width ``w_in`` at input side ``h``."""
     w_out = stage.width
     k = stage.kernel
@@ -103,7 +129,7 @@ def block_complexity(stage: StageSpec, h: int, w_in: int, stride: int) -> _Count
     return h1, f, p, a
 
 
-def stage_complexity(stage: StageSpec, h: int, w_in: int) -> _Count:
+def stage_complexity(stage: StageLike, h: int, w_in: int) -> _Count:
     """A whole stage: first block plus (depth - 1) identical blocks."""
     h1, f, p, a = block_complexity(stage, h, w_in, stage.stride)
     if stage.depth > 1:
@@ -124,7 +150,7 @@ def head_complexity(head_width: int, num_classes: int, h: int, w_in: int) -> tup
     return f + lin, p + lin, a + n
 
 
-def count_parts(stem: StemSpec, stages: Sequence[StageSpec], head_width: int,
+def count_parts(stem: StemSpec, stages: Sequence[StageLike], head_width: int,
                 num_classes: int, resolution: int, in_channels: int = 3) -> tuple[int, int, int]:
     """``(flops, params, acts)`` from a network's parts (stages may be any objects with the
     :class:`StageSpec` attributes): the fast path used by the scaler's search."""

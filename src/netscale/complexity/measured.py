@@ -2,9 +2,14 @@
 
 The model runs on the ``meta`` device under a ``TorchDispatchMode``: shapes propagate but
 no memory is allocated and nothing is computed, so even RegNetY-32GF at 448 px is counted
-in about a second with no activation memory.
+in about a second with no activation memory. What remains is Python work per dispatched op,
+kept small: an op seen before with the same argument signature (every repeated block of a
+stage) is answered from a process-wide memo of output shapes instead of its meta kernel;
+in-place activations and batch-norm are answered from their input's metadata; the module
+tree is walked once (``benchmarks/bench_complexity.py`` compares a ResNet-50 count with one
+real forward under ``FlopCounterMode``).
 
-Counted (SCALING_NOTES §2 conventions, flops = multiply-adds):
+Counted (docs/conventions.md, "Counting conventions"; flops = multiply-adds):
 
 * convolutions (any dimensionality, groups, transposed): flops = output elements x
   (C_in / groups) x kernel volume (+ output elements for the bias); acts = output elements;
@@ -147,7 +152,8 @@ for _p in _packets("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_in
                    "max_pool3d_with_indices", "max_pool1d_with_indices"):
     _HANDLERS[_p] = _maxpool
 
-# Free by convention (SCALING_NOTES §2): activations, adds, muls, norms, averaging, views...
+# Free by convention (docs/conventions.md, "Counting conventions"): activations, adds, muls,
+# norms, averaging, views...
 _FREE_NAMES = """
 relu relu_ silu silu_ sigmoid sigmoid_ gelu gelu_ tanh tanh_ hardswish hardswish_ hardsigmoid
 hardsigmoid_ hardtanh hardtanh_ leaky_relu leaky_relu_ elu elu_ mish mish_ clamp clamp_
@@ -243,6 +249,99 @@ def _conv_backward_flops(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 # --------------------------------------------------------------------- the counting mode
 
 
+# ----------------------------------------------------------- output-shape memo
+# On ``meta`` an op computes nothing, yet its meta kernel (often a Python decomposition:
+# elementwise ops, batch-norm, convolution) still costs tens of microseconds. A network repeats
+# the same op on the same shapes many times (every block of a stage), so the mode remembers
+# the outputs' shapes, strides and dtypes per (op, argument signature) and, on a repeat, makes
+# fresh empty meta tensors instead of running the kernel again. Only ops that neither mutate
+# nor alias their inputs are remembered this way; an in-place op is remembered only as
+# "returns its first argument" (the kernel having shown that on the same signature).
+
+_SELF = object()  # memo marker: the op returned its first argument (in place)
+_NO_MEMO = object()  # memo marker: this op/signature cannot be replayed
+_Spec = Any  # ("t", shape, stride, dtype, device) | tuple[_Spec, ...] | _SELF | hashable value
+
+
+# In-place unary activations (``nn.ReLU(inplace=True)`` and the like): the result is the
+# input itself, so even the first call with a new shape needs no kernel.
+_INPLACE_UNARY = set(_packets(
+    "relu_", "relu6_", "silu_", "sigmoid_", "tanh_", "hardswish_", "hardsigmoid_", "hardtanh_",
+    "leaky_relu_", "elu_", "mish_", "gelu_", "clamp_", "clamp_min_", "threshold_"))
+# Batch-norm: out has the input's shape and strides; the saved statistics (unused without
+# autograd) are per channel. Taken only when weight, bias and running stats have C elements
+# (otherwise the kernel runs and raises as usual).
+_BATCH_NORM = set(_packets("native_batch_norm", "_native_batch_norm_legit_no_training"))
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _shortcut(func: Any, args: tuple[Any, ...]) -> Any:
+    """The output of a common op computed from its arguments' metadata, or None."""
+    packet = func._overloadpacket
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or not x.is_meta:
+        return None
+    if packet in _INPLACE_UNARY:
+        return x
+    if (packet in _BATCH_NORM and x.dtype in _FLOATS and x.dim() >= 2
+            and all(t is None or (isinstance(t, torch.Tensor) and t.shape == (x.shape[1],))
+                    for t in args[1:5])):
+        stat = torch.empty((x.shape[1],), dtype=x.dtype, device="meta")
+        out = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+        return out, stat, torch.empty_like(stat)
+    return None
+
+
+def _memo_kind(func: Any) -> int:
+    """0: do not memoise, 1: pure (fresh outputs), 2: in place on its first argument."""
+    schema = func._schema
+    aliased = any(r.alias_info is not None for r in schema.returns)
+    if not schema.is_mutable and not aliased:
+        return 1
+    if schema.is_mutable and len(schema.returns) == 1:
+        return 2
+    return 0
+
+
+_MEMO_KIND: dict[Any, int] = {}
+# Shared by all counts in this process (the outputs' metadata is a pure function of the op
+# and its signature), so a search that counts many similar candidates replays most ops.
+_MEMO: dict[Any, Any] = {}
+_MEMO_MAX = 20_000  # entries, about 1.3 kB each; the memo is cleared when it exceeds this
+
+
+def _sig(x: Any) -> Any:
+    """A hashable signature of one argument (tensors by shape, stride, dtype, device)."""
+    if isinstance(x, torch.Tensor):
+        return (x.shape, x.stride(), x.dtype, x.device)
+    if isinstance(x, (list, tuple)):
+        return tuple(_sig(v) for v in x)
+    if isinstance(x, (bool, int, float, complex)):
+        return (type(x), x)  # 4, 4.0 and True hash alike but give different dtypes
+    return x
+
+
+def _out_spec(out: Any) -> _Spec:
+    if isinstance(out, torch.Tensor):
+        if not out.is_meta:
+            return _NO_MEMO
+        return ("t", tuple(out.shape), out.stride(), out.dtype, out.device)
+    if isinstance(out, (list, tuple)):
+        specs = tuple(_out_spec(v) for v in out)
+        return _NO_MEMO if any(s is _NO_MEMO for s in specs) else (type(out), specs)
+    if out is None or isinstance(out, (int, float, bool)):
+        return ("v", out)
+    return _NO_MEMO
+
+
+def _replay(spec: _Spec) -> Any:
+    if spec[0] == "t":
+        return torch.empty_strided(spec[1], spec[2], dtype=spec[3], device=spec[4])
+    if spec[0] == "v":
+        return spec[1]
+    return spec[0](_replay(s) for s in spec[1])
+
+
 class _CountingMode(TorchDispatchMode):
     def __init__(self, count_bias: bool, module_stack: list[str]) -> None:
         super().__init__()
@@ -255,11 +354,46 @@ class _CountingMode(TorchDispatchMode):
         self.per_module: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.uncounted: Counter[str] = Counter()
         self.uncounted_backward: Counter[str] = Counter()
+        self.memo = _MEMO
+        if len(_MEMO) > _MEMO_MAX:
+            _MEMO.clear()
+
+    def _run(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``func(*args, **kwargs)``, replayed from the memo when the signature repeats."""
+        if self.backward:  # autograd's bookkeeping runs here: always run the kernel
+            return func(*args, **kwargs)
+        kind = _MEMO_KIND.get(func)
+        if kind is None:
+            kind = _MEMO_KIND[func] = _memo_kind(func)
+        if not kind:
+            return func(*args, **kwargs)
+        quick = _shortcut(func, args)
+        if quick is not None:
+            return quick
+        try:
+            key = (func, torch.get_default_dtype(), _sig(args),
+                   _sig(tuple(kwargs.items())) if kwargs else None)
+            spec = self.memo.get(key)
+        except TypeError:  # an unhashable argument: no memo for this call
+            return func(*args, **kwargs)
+        if spec is not None:
+            if spec is _SELF:
+                return args[0]
+            if spec is not _NO_MEMO:
+                return _replay(spec)
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if kind == 2:  # replayable only if it returned its first argument, shape unchanged
+            same = bool(args) and out is args[0] and _sig(args[0]) == key[2][0]
+            self.memo[key] = _SELF if same else _NO_MEMO
+        else:
+            self.memo[key] = _out_spec(out)
+        return out
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = self._run(func, args, kwargs)
         packet = func._overloadpacket
         if self.backward:
             if packet in _USER:
@@ -275,7 +409,7 @@ class _CountingMode(TorchDispatchMode):
         if packet in _USER or handler is not None:
             if packet in _USER:
                 flops, acts = _user_count(packet, args, kwargs, out)
-            else:
+            elif handler is not None:
                 flops, acts = handler(args, kwargs, out, self.count_bias)
             self.flops += flops
             self.acts += acts
@@ -329,7 +463,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
         ) from None
 
 
-def measure(
+def count_measured(
     model: nn.Module,
     input_shape: Sequence[int] | None = None,
     *,
@@ -353,63 +487,39 @@ def measure(
     """
     if not _on_meta(model):
         model = meta_copy(model)
-    params = sum(p.numel() for p in model.parameters())
+    subtree = _subtree_params(model)
+    params = subtree[""] if subtree else sum(p.numel() for p in model.parameters())
     if inputs is None:
         if input_shape is None:
             raise ValueError("give input_shape (without batch dimension) or inputs")
         args = [_to_meta_input((batch_size, *input_shape), dtype)]
     else:
         args = [t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs]
+    named = list(model.named_modules())
     stack: list[str] = []
-    names = {id(m): n for n, m in model.named_modules()}
-    order = [n for n, _ in model.named_modules() if n]
-    kinds = {n: type(m).__name__ for n, m in model.named_modules()}
-    handles = []
-    if per_module:
-        def pre_hook(module: nn.Module, _inputs: Any) -> None:
-            n = names.get(id(module))
-            if n:
-                stack.append(n)
-
-        def post_hook(module: nn.Module, _inputs: Any, _out: Any) -> None:
-            n = names.get(id(module))
-            if n and stack and stack[-1] == n:
-                stack.pop()
-
-        for m in model.modules():
-            if names.get(id(m)):
-                handles.append(m.register_forward_pre_hook(pre_hook))
-                handles.append(m.register_forward_hook(post_hook))
-    was_training = {m: m.training for m in model.modules()}
-    grads = {p: p.requires_grad for p in model.parameters()}
+    handles = _stack_hooks(named, stack) if per_module else []
+    was_training = [(m, m.training) for _, m in named]
     model.eval()
     mode = _CountingMode(count_bias, stack)
     try:
-        # torch.device("meta") is a TorchFunctionMode: factory calls without a device
-        # (torch.eye(n), torch.arange(n), torch.zeros(...)) create meta tensors.
         if backward:
-            for p in model.parameters():
-                p.requires_grad_(True)
-            with torch.device("meta"), mode:
-                out = model(*args)
-                mode.backward = True
-                loss = _reduce(out)
-                loss.backward()
+            _run_backward(model, args, mode)
         else:
+            # torch.device("meta") is a TorchFunctionMode: factory calls without a device
+            # (torch.eye(n), torch.arange(n), torch.zeros(...)) create meta tensors.
             with torch.no_grad(), torch.device("meta"), mode:
                 model(*args)
     finally:
         for h in handles:
             h.remove()
-        for m, t in was_training.items():
-            m.training = t
-        for p, g in grads.items():
-            p.requires_grad_(g)
-            p.grad = None
+        for m, t in was_training:
+            m.__dict__["training"] = t  # what Module.__setattr__ does for a plain attribute
     parts: list[tuple[str, Complexity]] = []
+    by_name = dict(named)
     if per_module:
-        mod_params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
-        for n in order:
+        mod_params = subtree or {
+            n: sum(p.numel() for p in m.parameters()) for n, m in named}
+        for n in (n for n, _ in named if n):
             f, a = mode.per_module.get(n, (0, 0))
             if f or a or mod_params[n]:
                 parts.append((n, Complexity(f, mod_params[n], a)))
@@ -430,9 +540,81 @@ def measure(
         backward_flops=mode.backward_flops if backward else None,
         uncounted=uncounted,
         input_shape=shape,
-        part_types={n: kinds[n] for n, _ in parts},
+        part_types={n: type(by_name[n]).__name__ for n, _ in parts},
     )
     return record
+
+
+measure = count_measured
+"""The public name of :func:`count_measured` (``netscale.complexity.measure``)."""
+
+
+def _stack_hooks(named: list[tuple[str, nn.Module]], stack: list[str]) -> list[Any]:
+    """Forward hooks that keep ``stack`` = the names of the modules currently running."""
+    names = {id(m): n for n, m in named}
+
+    def pre_hook(module: nn.Module, _inputs: Any) -> None:
+        stack.append(names[id(module)])
+
+    def post_hook(module: nn.Module, _inputs: Any, _out: Any) -> None:
+        if stack and stack[-1] == names[id(module)]:
+            stack.pop()
+
+    handles = []
+    for n, m in named:
+        if n:
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(post_hook))
+    return handles
+
+
+def _run_backward(model: nn.Module, args: list[Any], mode: _CountingMode) -> None:
+    """Forward and backward under ``mode``; ``requires_grad`` flags restored, grads cleared."""
+    grads = {p: p.requires_grad for p in model.parameters()}
+    try:
+        for p in grads:
+            p.requires_grad_(True)
+        with torch.device("meta"), mode:
+            out = model(*args)
+            mode.backward = True
+            loss = _reduce(out)
+            loss.backward()
+    finally:
+        for p, g in grads.items():
+            p.requires_grad_(g)
+            p.grad = None
+
+
+def _subtree_params(model: nn.Module) -> dict[str, int] | None:
+    """Parameters per module name (its own and its submodules'), in one walk of the tree.
+
+    None when a module or a parameter appears twice (shared/tied): the caller then counts
+    each module's ``parameters()``, which lists a tied parameter once.
+    """
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+
+    def visit(m: nn.Module, prefix: str) -> int | None:
+        if id(m) in seen:
+            return None
+        seen.add(id(m))
+        total = 0
+        for p in m._parameters.values():
+            if p is not None:
+                if id(p) in seen:
+                    return None
+                seen.add(id(p))
+                total += p.numel()
+        for name, child in m._modules.items():
+            if child is not None:
+                sub = visit(child, f"{prefix}.{name}" if prefix else name)
+                if sub is None:
+                    return None
+                total += sub
+        out[prefix] = total
+        return total
+
+    return out if visit(model, "") is not None else None
 
 
 def _reduce(out: Any) -> torch.Tensor:
@@ -454,5 +636,5 @@ def measure_spec(spec: Any, resolution: int | None = None, *, backward: bool = F
 
     res = spec.resolution if resolution is None else int(resolution)
     model = build_model(spec, device="meta")
-    return measure(model, (spec.in_channels, res, res), backward=backward,
+    return count_measured(model, (spec.in_channels, res, res), backward=backward,
                    per_module=per_module, name=spec.name)

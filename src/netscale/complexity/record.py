@@ -22,9 +22,6 @@ class Complexity:
         return Complexity(self.flops + other.flops, self.params + other.params,
                           self.acts + other.acts)
 
-    def times(self, n: int) -> Complexity:
-        return Complexity(self.flops * n, self.params * n, self.acts * n)
-
     def to_dict(self) -> dict[str, int]:
         return serial.to_dict(self)
 

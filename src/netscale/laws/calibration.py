@@ -113,7 +113,10 @@ def calibration_study(setup: CalibrationSetup | None = None,
     a = reducible * x_min**b
     x = np.repeat(np.geomspace(x_min, span * x_min, points), repeats)
     truth = {"a": a, "b": b, "c": c}
-    law = lambda v: a * v ** (-b) + c  # noqa: E731
+
+    def law(v: Any) -> Any:
+        return a * v ** (-b) + c
+
     factors = tuple(float(f) for f in extrapolation)
     hits = {k: 0 for k in truth}
     cover = {r: dict.fromkeys(factors, 0) for r in RULES}

@@ -170,7 +170,7 @@ class LawFit:
     @property
     def a(self) -> float:
         """a in err = a·x^(−b) + c, with x in the metric's own units."""
-        return self.a_ref * self.x_ref ** self.b
+        return float(self.a_ref * self.x_ref ** self.b)
 
     @property
     def params(self) -> dict[str, float]:
@@ -278,7 +278,9 @@ class LawFit:
             xs = _check_pred_x(x)
         lo, hi, clo, chi = self._bands(xs, level)
         y = _curve(self.a_ref, self.b, self.c, xs / self.x_ref)
-        t = lambda v: tuple(float(u) for u in v)  # noqa: E731
+        def t(v: Any) -> tuple[float, ...]:
+            return tuple(float(u) for u in v)
+
         return Curve(x=t(xs), y=t(y), lo=t(lo), hi=t(hi), conf_lo=t(clo), conf_hi=t(chi),
                      level=level, law=self.law)
 
@@ -563,7 +565,7 @@ def validate_points(x: Iterable[float], err: Iterable[float], *, n_params: int =
 
 def _curve(a_ref: float | np.ndarray, b: float | np.ndarray, c: float | np.ndarray,
            xn: np.ndarray) -> np.ndarray:
-    return a_ref * np.exp(-b * np.log(xn)) + c
+    return np.asarray(a_ref * np.exp(-b * np.log(xn)) + c)
 
 
 def _t_factor(level: float, dof: int) -> float:
@@ -616,7 +618,7 @@ def _param_intervals(samples: np.ndarray, x_ref: float, law: str, level: float,
 def _huber_cost(r: np.ndarray, delta: float, w: np.ndarray) -> np.ndarray:
     a = np.abs(r)
     rho = np.where(a <= delta, 0.5 * r * r, delta * a - 0.5 * delta * delta)
-    return np.sum(rho * w, axis=-1)
+    return np.asarray(np.sum(rho * w, axis=-1))
 
 
 class _Problem:
@@ -730,7 +732,7 @@ class _Problem:
         th, cost = self.solve(yy, starts.reshape(rows * k, self.p), mm)
         th = th.reshape(rows, k, self.p)
         cost = np.where(np.isfinite(cost), cost, np.inf).reshape(rows, k)
-        return th[np.arange(rows), np.argmin(cost, axis=1)]
+        return np.asarray(th[np.arange(rows), np.argmin(cost, axis=1)])
 
     def full(self, t: np.ndarray) -> np.ndarray:
         """(a_ref, b, c) rows from theta rows."""
@@ -1024,9 +1026,9 @@ def _select(fits: Mapping[str, LawFit], select: str) -> tuple[str, str]:
             best = min(vals, key=lambda k: (vals[k], fits[k].n_params))
             others = ", ".join(f"{k} {v:.2f}" for k, v in vals.items() if k != best)
             return best, f"lowest AICc ({best} {vals[best]:.2f} vs {others})"
-    vals2 = {k: f.loo_rmse_log for k, f in fits.items()}
-    if all(v is not None for v in vals2.values()):
-        best = min(vals2, key=lambda k: (vals2[k], fits[k].n_params))  # type: ignore[arg-type]
+    vals2 = {k: f.loo_rmse_log for k, f in fits.items() if f.loo_rmse_log is not None}
+    if len(vals2) == len(fits):
+        best = min(vals2, key=lambda k: (vals2[k], fits[k].n_params))
         others = ", ".join(f"{k} {v:.4f}" for k, v in vals2.items() if k != best)
         pre = "AICc undefined for so few points; " if select == "aicc" else ""
         return best, f"{pre}lowest leave-one-out log RMSE ({best} {vals2[best]:.4f} vs {others})"

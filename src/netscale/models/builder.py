@@ -39,7 +39,8 @@ class Net(nn.Module):
                 idx += 1
             self.add_module(f"s{i}", blocks)
         self.head = Head(w_in, spec.head_width, spec.num_classes, spec.dropout, act)
-        self.reset_parameters(zero_init_last_bn)
+        if self.head.fc.weight.device.type != "meta":  # nothing to initialise on meta
+            self.reset_parameters(zero_init_last_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():
@@ -83,6 +84,7 @@ def build_model(spec: NetSpec, *, device: str | torch.device | None = None,
                 zero_init_last_bn: bool = False, drop_path: float = 0.0) -> Net:
     """Builds ``spec`` as a :class:`Net`. ``device="meta"`` allocates nothing (for counting)."""
     if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        # ModuleSpec is duck-typed here (models may not import study): its result is Any
         return spec.build_module(device=device)  # type: ignore[no-any-return]
     ctx = torch.device(device) if device is not None else nullcontext()
     with ctx:

@@ -4,7 +4,6 @@ from netscale.scaling.module import ModuleScaleResult, module_growth, scale_modu
 from netscale.scaling.scaler import (
     ROUNDING_MODES,
     ScaleResult,
-    growth_table,
     scale,
     scale_report,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "ScaleResult",
     "Strategy",
     "fast",
-    "growth_table",
     "module_growth",
     "parse_strategy",
     "scale",

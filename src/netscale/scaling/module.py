@@ -19,7 +19,7 @@ Because the factory rounds, flops are a step function of the multipliers. The se
    steps wins, since the closest candidate over all of them is kept.
 
 Every candidate is counted by measurement on the meta device
-(:func:`netscale.complexity.measured.measure`; the model is built under
+(:func:`netscale.complexity.measured.count_measured`; the model is built under
 ``torch.device("meta")``, so nothing is allocated); multipliers that the factory rounds to the
 same network (same module ``repr`` and parameter shapes) are counted once. If no candidate is
 within the tolerance the closest is returned with ``within_tolerance`` False and a note with
@@ -102,11 +102,11 @@ class ModuleScaleResult:
 
     @property
     def predicted_params_factor(self) -> float:
-        return self.factor ** self.strategy.params_exponent
+        return float(self.factor ** self.strategy.params_exponent)
 
     @property
     def predicted_acts_factor(self) -> float:
-        return self.factor ** self.strategy.acts_exponent
+        return float(self.factor ** self.strategy.acts_exponent)
 
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments that build the scaled model."""
@@ -168,6 +168,10 @@ class _Evaluator:
         self.uses_width = uses_width
         self.cache: dict[tuple[float, float, tuple[int, ...]], Any] = {}
         self.by_arch: dict[Any, Any] = {}
+        # (d, w) -> (meta model, what identifies it): the ray, the one-dimension moves and
+        # the snapping revisit the same multipliers (e.g. at another resolution); counting
+        # never changes a model, so each is built once
+        self.built: dict[tuple[float, float], tuple[Any, Any]] = {}
         self.evaluations = 0
 
     def shape(self, res_scale: float, multiple: int) -> tuple[int, ...]:
@@ -190,32 +194,40 @@ class _Evaluator:
             # a factory that needs real tensors while building (e.g. .item()): build on CPU
             return self.factory(**kw)
 
+    def model_and_arch(self, d: float, w: float) -> tuple[Any, Any]:
+        """The meta model the factory builds at (d, w) and what identifies it (cached)."""
+        key = (round(d, 9), round(w, 9))
+        hit = self.built.get(key)
+        if hit is None:
+            model = self.build(d, w)
+            arch = (repr(model),
+                    tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
+            hit = self.built[key] = (model, arch)
+        return hit
+
     def arch(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """What identifies the network the factory builds at (d, w) (None if it fails)."""
         try:
-            model = self.build(d, w)
+            return (*self.model_and_arch(d, w)[1], shape)
         except Exception:
             return None
-        return (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
-                shape)
 
     def __call__(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """The measured record of the model at (d, w, shape), or None if it fails."""
-        from netscale.complexity.measured import measure
+        from netscale.complexity.measured import count_measured
 
         key = (round(d, 9), round(w, 9), shape)
         if key in self.cache:
             return self.cache[key]
         rec = None
         try:
-            model = self.build(d, w)
+            model, arch0 = self.model_and_arch(d, w)
             # the factory rounds: many multipliers give the same network, counted once
-            arch = (repr(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
-                    shape)
+            arch = (*arch0, shape)
             rec = self.by_arch.get(arch)
             if rec is None:
                 self.evaluations += 1
-                rec = measure(model, shape, per_module=False, name=self.name,
+                rec = count_measured(model, shape, per_module=False, name=self.name,
                               count_bias=self.count_bias)
                 self.by_arch[arch] = rec
         except Exception as exc:  # a multiplier the factory cannot build: skip the candidate
@@ -275,7 +287,7 @@ def scale_module(
         label = name or factory
         factory = load_factory(factory)
     else:
-        label = name or getattr(factory, "__name__", type(factory).__name__)
+        label = name or str(getattr(factory, "__name__", type(factory).__name__))
     if not callable(factory) or isinstance(factory, type(None)):
         raise NetscaleError(f"{label}: the factory must be callable")
     from torch import nn
@@ -344,7 +356,7 @@ def scale_module(
         return c
 
     def ok(c: _Cand) -> bool:
-        return abs(c.flops / target - 1) <= tolerance
+        return bool(abs(c.flops / target - 1) <= tolerance)
 
     def found_since(n0: int) -> Callable[[], bool]:
         return lambda: any(ok(c) for c in cands[n0:])
@@ -383,9 +395,9 @@ def scale_module(
     oks = [c for c in cands if ok(c)]
     c = min(oks, key=deviation) if oks else min(cands, key=err)
     c = _snap(ev, c, factor ** strat.e_d, factor ** strat.e_w)
-    ok = abs(c.flops / target - 1) <= tolerance
+    within = ok(c)
     note = ""
-    if not ok:
+    if not within:
         note = (f"no multipliers within ±{tolerance:.0%} of ×{factor:g} were found "
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / target - 1:+.1%}); try a finer --resolution-multiple or a "
@@ -396,7 +408,7 @@ def scale_module(
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=Complexity(base.flops, base.params, base.acts),
         counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
-        within_tolerance=ok, resolution_multiple=m, evaluations=ev.evaluations,
+        within_tolerance=within, resolution_multiple=m, evaluations=ev.evaluations,
         kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
     )
 
@@ -442,7 +454,8 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     c = f(x)
     if done():
         return
-    lo = hi = None
+    lo: float | None = None
+    hi: float | None = None
     if c is None or c.flops > target:
         hi = x
     else:
@@ -451,7 +464,11 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     for _ in range(24):
         if lo is not None and hi is not None:
             break
-        x = hi / step if lo is None else lo * step
+        if lo is None:
+            assert hi is not None  # one end is always set before this loop
+            x = hi / step
+        else:
+            x = lo * step
         c = f(x)
         if done():
             return

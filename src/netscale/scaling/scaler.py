@@ -2,7 +2,8 @@
 
 Two rounding modes:
 
-* ``reference`` reproduces the reference scaler (pycls, SCALING_NOTES §4) exactly: per stage
+* ``reference`` reproduces the reference scaler (pycls; docs/conventions.md, "Rounding when
+  scaling") exactly: per stage
   ``depth = max(1, round(d·m_d))``, ``width = max(1, round(w·m_w / 8))·8``, group width
   ``max(1, round(g·m_g))`` snapped to 1, 2, 4 or a multiple of 8, then the compatibility step;
   EfficientNet-style nets also scale stem and head widths; ``resolution = round(r·m_r/4)·4``.
@@ -35,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -85,11 +85,11 @@ class ScaleResult:
 
     @property
     def predicted_params_factor(self) -> float:
-        return self.factor ** self.strategy.params_exponent
+        return float(self.factor ** self.strategy.params_exponent)
 
     @property
     def predicted_acts_factor(self) -> float:
-        return self.factor ** self.strategy.acts_exponent
+        return float(self.factor ** self.strategy.acts_exponent)
 
     @property
     def flops_error(self) -> float:
@@ -192,8 +192,8 @@ class _Context:
     move_w: bool = True
     move_g: bool = True
     move_r: bool = True
-    cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
-    stage_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    cache: dict[tuple[Any, ...], _Cand] = field(default_factory=dict)
+    stage_memo: dict[tuple[Any, ...], tuple[int, ...]] = field(default_factory=dict)
 
 
 def _round_half_even(x: float) -> int:
@@ -325,27 +325,24 @@ def _count(ctx: _Context, stages: list[_FastStage], res: int, stem_w: int,
     """Like count_parts, memoising each stage's count (the search changes one stage at a time)."""
     b = ctx.base
     memo = ctx.stage_memo
-    key = ("stem", stem_w, res)
-    hit = memo.get(key)
-    if hit is None:
+    stem_hit = memo.get(("stem", stem_w, res))
+    if stem_hit is None:
         stem = b.stem if stem_w == b.stem.width else StemSpec(b.stem.type, stem_w)
-        hit = memo[key] = count_parts(stem, (), 0, 0, res, b.in_channels)
-    f, p, a = hit
+        stem_hit = memo[("stem", stem_w, res)] = count_parts(stem, (), 0, 0, res, b.in_channels)
+    f, p, a = stem_hit
     h = b.stem.stride_out(res)
     w = stem_w
     for st in stages:
-        key = (st, h, w)
-        hit = memo.get(key)
-        if hit is None:
-            hit = memo[key] = stage_complexity(st, h, w)
-        h, f2, p2, a2 = hit
+        stage_hit = memo.get((st, h, w))
+        if stage_hit is None:
+            stage_hit = memo[(st, h, w)] = stage_complexity(st, h, w)
+        h, f2, p2, a2 = stage_hit
         f, p, a = f + f2, p + p2, a + a2
         w = st.width
-    key = ("head", head_w, h, w)
-    hit = memo.get(key)
-    if hit is None:
-        hit = memo[key] = head_complexity(head_w, b.num_classes, h, w)
-    return f + hit[0], p + hit[1], a + hit[2]
+    head_hit = memo.get(("head", head_w, h, w))
+    if head_hit is None:
+        head_hit = memo[("head", head_w, h, w)] = head_complexity(head_w, b.num_classes, h, w)
+    return f + head_hit[0], p + head_hit[1], a + head_hit[2]
 
 
 def _to_spec(ctx: _Context, cand: _Cand) -> NetSpec:
@@ -444,9 +441,9 @@ def _neighbours(ctx: _Context, shape: _Shape) -> list[_Shape]:
     for i in range(n if ctx.move_w else 0):
         st = ctx.base.stages[i]
         for step in (-1, 1):
-            nb = _next_width(ctx, shape, i, st, step)
-            if nb is not None:
-                out.append(nb)
+            wider = _next_width(ctx, shape, i, st, step)
+            if wider is not None:
+                out.append(wider)
     for i in range(n if ctx.move_g else 0):
         if ctx.base.stages[i].block not in _GROUPED or ctx.dense[i]:
             continue
@@ -722,9 +719,3 @@ def scale(spec: NetSpec, factor: float, strategy: str | Strategy = DEFAULT_STRAT
     """The scaled spec (see :func:`scale_report` for the growth report)."""
     return scale_report(spec, factor, strategy, rounding=rounding, **kwargs).spec
 
-
-def growth_table(spec: NetSpec, factors: Sequence[float], strategies: Sequence[str | Strategy],
-                 *, rounding: str = "exact", **kwargs: Any) -> list[ScaleResult]:
-    """One :class:`ScaleResult` per (strategy, factor): the paper's growth table."""
-    return [scale_report(spec, f, s, rounding=rounding, **kwargs)
-            for s in strategies for f in factors]

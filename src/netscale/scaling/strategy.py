@@ -2,7 +2,8 @@
 
 Scaling flops by s multiplies depth by s^e_d, width by s^e_w and resolution by s^e_r; group
 width by s^e_g (``e_g = e_w`` when the group width follows the width). Parameters then grow as
-s^(e_d + 2·e_w) and activations as s^(e_d + e_w + 2·e_r) (SCALING_NOTES §1).
+s^(e_d + 2·e_w) and activations as s^(e_d + e_w + 2·e_r) (docs/conventions.md,
+"Scaling strategies").
 
 Accepted spellings (:func:`parse_strategy`):
 

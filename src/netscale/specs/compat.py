@@ -1,4 +1,5 @@
-"""Width / bottleneck / group-width compatibility (SCALING_NOTES §3), as the reference does it.
+"""Width / bottleneck / group-width compatibility (docs/conventions.md,
+"Width and group rounding"), as the reference does it.
 
 For a stage of width ``w``, bottleneck multiplier ``b`` and group width ``g``:
 ``v = max(1, int(w*b)); g = min(g, v); m = lcm(g, b) if b > 1 else g;

@@ -231,9 +231,9 @@ def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str
     import torch
 
     from netscale.bench.harness import bench_module
-    from netscale.complexity.measured import measure
+    from netscale.complexity.measured import count_measured
 
-    rec = measure(spec.build_module(device="meta"), spec.input_shape, per_module=False)
+    rec = count_measured(spec.build_module(device="meta"), spec.input_shape, per_module=False)
     torch.manual_seed(getattr(config, "seed", 0))
     result = bench_module(spec.build_module(), name=spec.name, in_channels=spec.in_channels,
                           resolution=spec.resolution, num_classes=spec.num_classes,

@@ -7,6 +7,8 @@ reference's AnyNet convention).
 
 from __future__ import annotations
 
+from functools import partial
+
 from netscale.specs.registry import register
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
@@ -32,4 +34,4 @@ def cifar_resnet(depth: int, *, num_classes: int = 10, resolution: int = 32,
 
 
 for _depth in (20, 32, 44, 56, 110):
-    register(f"ResNet-{_depth}-CIFAR", "cifar", lambda d=_depth: cifar_resnet(d))
+    register(f"ResNet-{_depth}-CIFAR", "cifar", partial(cifar_resnet, _depth))

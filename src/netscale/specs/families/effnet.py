@@ -7,6 +7,7 @@ SiLU; strides [1,2,2,2,1,2,1]; expansion [1,6,6,6,6,6,6]; kernels [3,3,5,3,5,5,3
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from netscale.specs.registry import register
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
@@ -64,7 +65,6 @@ for _size, (_sw, _ds, _ws, _hw, _px, _do) in _MODELS.items():
     register(
         f"EfficientNet-{_size}",
         "effnet",
-        lambda n=f"EfficientNet-{_size}", a=(_sw, _ds, _ws, _hw), px=_px, do=_do: effnet(
-            n, *a, resolution=px, dropout=do
-        ),
+        partial(effnet, f"EfficientNet-{_size}", _sw, _ds, _ws, _hw, resolution=_px,
+                dropout=_do),
     )

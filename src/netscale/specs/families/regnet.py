@@ -8,6 +8,8 @@ round(w0 * wm**k_j / q) * q; consecutive equal widths form a stage. Rounding is 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from netscale.specs.compat import adjust_compatibility
@@ -70,7 +72,8 @@ def regnet(
     ).validate()
 
 
-# name: (D, w0, wa, wm, g)  — SCALING_NOTES §3
+# name: (D, w0, wa, wm, g)  — the RegNet paper's values (docs/conventions.md, "Width and group
+# rounding")
 _REGNETX = {
     "200MF": (13, 24, 36.44, 2.49, 8),
     "400MF": (22, 24, 24.48, 2.54, 16),
@@ -114,12 +117,12 @@ def _aliases(name: str) -> tuple[str, ...]:
 def _register_all() -> None:
     for size, (d, w0, wa, wm, g) in _REGNETX.items():
         name = f"RegNetX-{size}"
-        register(name, "regnet", lambda n=name, p=(d, w0, wa, wm, g): regnet(n, *p),
+        register(name, "regnet", partial(regnet, name, d, w0, wa, wm, g),
                  aliases=_aliases(name))
     for size, (d, w0, wa, wm, g) in _REGNETY.items():
         name = f"RegNetY-{size}"
         register(
-            name, "regnet", lambda n=name, p=(d, w0, wa, wm, g): regnet(n, *p, se_ratio=0.25),
+            name, "regnet", partial(regnet, name, d, w0, wa, wm, g, se_ratio=0.25),
             aliases=_aliases(name),
         )
     for size, (d, w0, wa, wm, g, b, hw, res) in _REGNETZ.items():
@@ -127,10 +130,8 @@ def _register_all() -> None:
         register(
             name,
             "regnet",
-            lambda n=name, p=(d, w0, wa, wm, g), b=b, hw=hw, res=res: regnet(
-                n, *p, bottleneck=b, se_ratio=0.25, block="linear_bottleneck", head_width=hw,
-                activation="silu", resolution=res,
-            ),
+            partial(regnet, name, d, w0, wa, wm, g, bottleneck=b, se_ratio=0.25,
+                    block="linear_bottleneck", head_width=hw, activation="silu", resolution=res),
         )
 
 

@@ -9,6 +9,8 @@ ResNet: bottleneck multiplier 1/4 and one group; ResNeXt-32x4d: multiplier 1/2 a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 from netscale.specs.compat import bottleneck_width
 from netscale.specs.registry import register
@@ -49,17 +51,17 @@ def resnet(
 
 
 def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group: int = 4,
-            **kwargs: object) -> NetSpec:
+            **kwargs: Any) -> NetSpec:
     """ResNeXt-{depth} {groups}x{width_per_group}d: bottleneck 1/2, group width doubling."""
     gws = [width_per_group * 2**i for i in range(4)]
     # bottleneck widths are groups * group width: 128, 256, 512, 1024 for 32x4d
     bottleneck = groups * width_per_group / _WIDTHS[0]
-    return resnet(name, depths, bottleneck=bottleneck, group_widths=gws, **kwargs)  # type: ignore[arg-type]
+    return resnet(name, depths, bottleneck=bottleneck, group_widths=gws, **kwargs)
 
 
 for _d, _depths in _DEPTHS.items():
-    register(f"ResNet-{_d}", "resnet", lambda d=_d, ds=_depths: resnet(f"ResNet-{d}", ds))
+    register(f"ResNet-{_d}", "resnet", partial(resnet, f"ResNet-{_d}", _depths))
     register(
-        f"ResNeXt-{_d}", "resnet", lambda d=_d, ds=_depths: resnext(f"ResNeXt-{d}", ds),
+        f"ResNeXt-{_d}", "resnet", partial(resnext, f"ResNeXt-{_d}", _depths),
         aliases=(f"ResNeXt-{_d}-32x4d",),
     )
