@@ -26,10 +26,10 @@ from netscale.train import (
     load_checkpoint,
     param_groups,
     scaled_lr,
-    small_regnet,
     train,
 )
 from netscale.train import trainer as trainer_mod
+from small_specs import small_regnet
 
 TIMING = ("train_time", "eval_time", "images_per_sec", "wall_time")
 
