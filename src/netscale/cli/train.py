@@ -55,7 +55,16 @@ def add_parser(sub: Any) -> None:
                    help="Nesterov momentum / AdamW beta1 (default 0.9)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
     p.add_argument("--ema-decay", type=positive_float, help="EMA decay per step (default 0.999)")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--no-amp", action="store_true",
+                   help="no mixed precision (the same as --precision fp32)")
+    p.add_argument("--memory-format", choices=("auto", "channels_last", "contiguous"),
+                   help="activation/weight layout: auto (default: probe both on this model, "
+                   "batch and device and take the faster), channels_last (NHWC) or "
+                   "contiguous (NCHW)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto (default: probe fp32 and, where the CPU/GPU runs it natively, "
+                   "bf16 autocast with fp32 master weights; fp16 AMP on CUDA), fp32 "
+                   "(bit-reproducible), bf16, or fp16 (CUDA only)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--threads", type=threads_int, help="torch CPU threads per process")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
@@ -136,7 +145,8 @@ def _recipe(args: argparse.Namespace) -> Any:
                      ("warmup_epochs", "warmup_epochs"),
                      ("label_smoothing", "label_smoothing"), ("momentum", "momentum"),
                      ("ema_decay", "ema_decay"), ("seed", "seed"), ("threads", "threads"),
-                     ("optimizer", "optimizer")):
+                     ("optimizer", "optimizer"), ("memory_format", "memory_format"),
+                     ("precision", "precision")):
         v = getattr(args, arg)
         if v is not None:
             kw[key] = v
@@ -207,7 +217,6 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     data = DataConfig.from_dict(ck["data"])
     recipe = Recipe.from_dict(ck["recipe"])
     done = int(ck.get("epoch", 0))
-    notes: list[str] = []
     if args.data is not None and args.data not in (data.name, data.path):
         raise _refuse(f"--data {args.data}", f"--data {data.name or data.path}", out)
     for key in _DATA_FLAGS:
@@ -217,6 +226,36 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 raise _refuse("--flip" if given else "--no-flip",
                               "--no-flip" if given else "--flip", out)
             raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {getattr(data, key)}", out)
+    changes, notes = _recipe_changes(args, recipe, out, done)
+    if args.threads is not None:
+        changes["threads"] = args.threads
+    for key in ("memory_format", "precision"):  # checked against the recorded setting
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    if args.resolution is not None and args.resolution != spec.resolution:
+        raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
+                      out)
+    if args.model is not None:
+        from netscale.specs import resolve_spec
+
+        given_spec = resolve_spec(args.model).replace(
+            num_classes=spec.num_classes, in_channels=spec.in_channels,
+            resolution=spec.resolution)
+        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
+            raise NetscaleError(
+                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
+                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
+                "new --out")
+    if args.workers is not None:
+        data = data.replace(workers=args.workers)
+    return spec, data, recipe.replace(**changes) if changes else recipe, notes
+
+
+def _recipe_changes(args: argparse.Namespace, recipe: Any, out: Path, done: int
+                    ) -> tuple[dict[str, Any], list[str]]:
+    """The recipe changes the resume flags ask for (only a longer --epochs), and notes; a flag
+    contradicting the stored recipe is refused."""
+    notes: list[str] = []
     changes: dict[str, Any] = {}
     for arg, key in _RECIPE_FLAGS:
         given = getattr(args, arg)
@@ -237,30 +276,10 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                              ("--no-amp", "amp", False)):
         if getattr(args, flag[2:].replace("-", "_")) and getattr(recipe, key) != value:
             raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
-    if args.threads is not None:
-        changes["threads"] = args.threads
-    if args.resolution is not None and args.resolution != spec.resolution:
-        raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
-                      out)
-    if args.model is not None:
-        from netscale.specs import resolve_spec
-
-        given_spec = resolve_spec(args.model).replace(
-            num_classes=spec.num_classes, in_channels=spec.in_channels,
-            resolution=spec.resolution)
-        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
-            raise NetscaleError(
-                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
-                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
-                "new --out")
-    if args.workers is not None:
-        data = data.replace(workers=args.workers)
-    return spec, data, recipe.replace(**changes) if changes else recipe, notes
+    return changes, notes
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from netscale.data import load_dataset
-    from netscale.specs import resolve_spec
     from netscale.train import train
     from netscale.util.validate import check_device, check_output_dir
 
@@ -269,48 +288,12 @@ def run_train(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     if args.val_fraction is not None and not args.val_fraction < 1:
         raise NetscaleError(f"--val-fraction must be below 1, got {args.val_fraction:g}")
-    from netscale.train.checkpoint import checkpoint_path
-
+    _check_setting_flags(args)
     main = _rank() == 0
     say = (lambda text: print(text, file=sys.stderr)) if main and not args.quiet else \
         (lambda text: None)
-    stored = None
-    if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
-        stored = resume_settings(args, Path(args.out))
-    elif args.model is None or args.data is None:
-        missing = " and ".join(x for x, v in (("MODEL_OR_SPEC", args.model),
-                                                ("--data", args.data)) if v is None)
-        hint = (f"; {args.out} holds no checkpoint to resume" if args.resume and args.out
-                else "; or continue a run with --resume --out RUN_DIR" if not args.resume
-                else "; --resume needs --out RUN_DIR (the run to continue)")
-        raise NetscaleError(f"give {missing} (e.g. netscale train RegNetY-200MF --data "
-                            f"fashion-mnist){hint}")
-    if stored is not None:
-        spec, data, recipe, resume_notes = stored
-        ds = load_dataset(data)
-        info = ds.info
-        for n in resume_notes:
-            say(f"note: {n}")
-        say(f"note: resuming {spec.name} on {info.name} from {args.out} with its stored "
-            f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
-    else:
-        spec = resolve_spec(args.model)
-        data = _data_config(args)
-        recipe = _recipe(args)
-        ds = load_dataset(data)
-        info = ds.info
-        spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
-        if notes:
-            say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
-        recipe, recipe_notes = recipe.for_dataset(info.train_size,
-                                                  int(os.environ.get("WORLD_SIZE", "1")))
-        for text in recipe_notes:
-            say(f"note: {text}")
-        if info.image_size and not args.resolution and \
-                spec.resolution > 4 * max(info.image_size):
-            say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
-                f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
-                "smaller")
+    spec, data, recipe, ds = _settings(args, say)
+    info = ds.info
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
@@ -322,23 +305,80 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
+    _print_result(result, spec.name, info.name, out)
+    return 0
+
+
+def _check_setting_flags(args: argparse.Namespace) -> None:
+    """--precision fp16 / bf16 where this device cannot run it: one line naming the flag."""
+    if args.precision in (None, "auto", "fp32"):
+        return
+    from netscale.bench.setting import check_precision
+    from netscale.train import resolve_device
+
+    check_precision(args.precision, str(resolve_device(args.device)), "--precision")
+
+
+def _settings(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
+    """(spec, data config, recipe, dataset): stored in the run for --resume, else from the
+    flags, adapted to the dataset."""
+    from netscale.data import load_dataset
+    from netscale.specs import resolve_spec
+    from netscale.train.checkpoint import checkpoint_path
+
+    if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
+        spec, data, recipe, resume_notes = resume_settings(args, Path(args.out))
+        ds = load_dataset(data)
+        for n in resume_notes:
+            say(f"note: {n}")
+        say(f"note: resuming {spec.name} on {ds.info.name} from {args.out} with its stored "
+            f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
+        return spec, data, recipe, ds
+    if args.model is None or args.data is None:
+        missing = " and ".join(x for x, v in (("MODEL_OR_SPEC", args.model),
+                                                ("--data", args.data)) if v is None)
+        hint = (f"; {args.out} holds no checkpoint to resume" if args.resume and args.out
+                else "; or continue a run with --resume --out RUN_DIR" if not args.resume
+                else "; --resume needs --out RUN_DIR (the run to continue)")
+        raise NetscaleError(f"give {missing} (e.g. netscale train RegNetY-200MF --data "
+                            f"fashion-mnist){hint}")
+    data = _data_config(args)
+    recipe = _recipe(args)
+    ds = load_dataset(data)
+    info = ds.info
+    spec, notes = adapt_spec(resolve_spec(args.model), info, resolution=args.resolution,
+                             channels=args.channels)
+    if notes:
+        say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
+    recipe, recipe_notes = recipe.for_dataset(info.train_size,
+                                              int(os.environ.get("WORLD_SIZE", "1")))
+    for text in recipe_notes:
+        say(f"note: {text}")
+    if info.image_size and not args.resolution and spec.resolution > 4 * max(info.image_size):
+        say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
+            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")
+    return spec, data, recipe, ds
+
+
+def _print_result(result: Any, spec_name: str, data_name: str, out: Path) -> None:
     from netscale.train.progress import fmt_time
 
     if result.top1_err is None:
         print(f"{out}: nothing trained")
-        return 0
+        return
     state = ("completed" if result.status == "completed" else
              f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
              "--resume")
-    print(f"{spec.name} on {info.name}: {result.epochs_done} epochs in "
+    print(f"{spec_name} on {data_name}: {result.epochs_done} epochs in "
           f"{fmt_time(result.wall_time)} ({state})")
     print(f"  val top-1 err {result.top1_err:.2%}  top-5 err {result.top5_err:.2%}  "
           f"loss {result.loss:.4f}  (best top-1 err {result.best_top1_err:.2%} at epoch "
           f"{result.best_epoch})")
-    print(f"  {result.images_per_sec:,.0f} img/s train, lr {result.lr:g} at batch "
+    setting = result.setting or {}
+    label = f"{setting.get('memory_format', 'contiguous')}+{setting.get('precision', 'fp32')}"
+    print(f"  {result.images_per_sec:,.0f} img/s train in {label}, lr {result.lr:g} at batch "
           f"{result.batch_size}, {result.params:,} params")
     print(f"  run directory {out}: checkpoint.pt, log.jsonl, result.json, spec.yaml")
-    return 0
 
 
 # ----------------------------------------------------------------------------- eval
