@@ -229,9 +229,14 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     changes, notes = _recipe_changes(args, recipe, out, done)
     if args.threads is not None:
         changes["threads"] = args.threads
-    for key in ("memory_format", "precision"):  # checked against the recorded setting
-        if getattr(args, key) is not None:
-            changes[key] = getattr(args, key)
+    recorded = ck.get("setting") or {}
+    for key in ("memory_format", "precision"):  # the setting the run was trained in
+        given = getattr(args, key)
+        if given is None:
+            continue
+        if given != "auto" and key in recorded and given != recorded[key]:
+            raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {recorded[key]}", out)
+        changes[key] = given
     if args.resolution is not None and args.resolution != spec.resolution:
         raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
                       out)

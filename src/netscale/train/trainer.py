@@ -715,8 +715,7 @@ def _recorded_setting(ckpt: dict[str, Any], recipe: Recipe, dev: torch.device) -
                 f"{flag} {value} contradicts the run in {ckpt['path']} (trained in "
                 f"{setting.label}); drop {flag} to resume in the recorded setting, or train "
                 "into a new --out")
-    return replace(setting, reason=f"recorded in the checkpoint ({setting.reason})"
-                   if not setting.reason.startswith("recorded") else setting.reason)
+    return setting
 
 
 # ----------------------------------------------------------------------------- steps
@@ -771,7 +770,8 @@ def _announce(run: _Run, prog: Progress, start_epoch: int, resumed: bool) -> Non
         f"px, {spec.in_channels} ch), {recipe.epochs} epochs, batch {recipe.batch_size}"
         f"{f' over {env.world} processes' if env.active else ''}, lr {run.peak:g} on "
         f"{run.dev}")
-    prog.note(describe_setting(run.setting))
+    prog.note(describe_setting(run.setting) + ("; recorded in the checkpoint" if resumed
+                                               else ""))
 
 
 def _train_epoch(run: _Run, st: _State, criterion: nn.Module, prog: Progress, epoch: int
