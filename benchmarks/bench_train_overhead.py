@@ -50,8 +50,8 @@ from netscale.data import DataConfig, Dataset, DatasetInfo, TensorSplit, make_lo
 from netscale.models import build_model
 from netscale.specs import resolve_spec
 from netscale.train import Recipe, train
-from netscale.train.recipe import default_train_threads
-from netscale.train.trainer import make_optimizer
+from netscale.train.recipe import WarmupCosine, default_train_threads
+from netscale.train.trainer import DistEnv, accumulate, make_optimizer, sums_finite
 from netscale.util.fmt import table
 
 TARGET = 0.97
@@ -118,6 +118,26 @@ def loader_only(loader: Any) -> float:
     for _x, y in loader:
         n += len(y)
     return n / (time.perf_counter() - t0)
+
+
+def bookkeeping_us(batch: int, classes: int = 10, n: int = 2000) -> float:
+    """Microseconds per step of what the trainer does beyond the bare loop: LR schedule,
+    metric sums, finiteness check (one host sync) and the progress loss read."""
+    sched = WarmupCosine(0.1, 100_000, 1_000)
+    groups: list[dict[str, Any]] = [{"lr": 0.0}, {"lr": 0.0}]
+    sums = torch.zeros(3, dtype=torch.float64)
+    logits, y = torch.randn(batch, classes), torch.randint(0, classes, (batch,))
+    loss, env = torch.tensor(2.3), DistEnv()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        lr = sched.lr
+        for g in groups:
+            g["lr"] = lr
+        accumulate(sums, loss, logits, y)
+        sums_finite(sums, env)
+        sched.step()
+        float(loss.detach())
+    return (time.perf_counter() - t0) / n * 1e6
 
 
 def measure_case(case: Case, settings: list[ExecSetting], repeats: int, threads: int,
@@ -203,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     print("images/s are training images per second (forward + backward + SGD step); the "
           "trainer's once-per-epoch evaluation, checkpoint and set-up are the last column "
           "(seconds per run), not in its images/s.")
+    for batch in sorted({r["case"].batch for r in rows}):
+        us = statistics.median(bookkeeping_us(batch) for _ in range(5))
+        fastest = max(r["bare"] for r in rows if r["case"].batch == batch)
+        step_ms = batch / fastest * 1e3
+        print(f"trainer bookkeeping per step at batch {batch} (LR schedule, metric sums, "
+              f"finiteness check, progress read): {us:,.0f} us = {us / 1e3 / step_ms:.2%} "
+              f"of the fastest bare step here ({step_ms:,.0f} ms)")
     worst = min(r["ratio"] for r in rows)
     print(f"worst trainer / bare ratio {worst:.1%} (target >= {TARGET:.0%}); loader at least "
           f"{min(r['loader'] / r['bare'] for r in rows):.0f}x the fastest model's consumption")

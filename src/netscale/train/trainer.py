@@ -793,20 +793,32 @@ def _train_epoch(run: _Run, st: _State, criterion: nn.Module, prog: Progress, ep
             logits = st.ddp_model(apply_to_input(x, setting))
             loss = criterion(logits, y)
         _optimizer_step(st, loss, recipe.grad_clip)
-        with torch.no_grad():
-            n = y.shape[0]
-            sums[0] += loss.detach().double() * n
-            sums[1] += (logits.detach().argmax(1) == y).sum()
-            sums[2] += n
-        images += int(n)
-        if (i + 1) % check_every == 0 or i + 1 == run.steps_per_epoch:
-            flag = torch.tensor([0.0 if math.isfinite(float(sums[0])) else 1.0], device=dev)
-            if float(_all_reduce(flag, env)) > 0:
-                return sums, i + 1
+        images += accumulate(sums, loss, logits, y)
+        if ((i + 1) % check_every == 0 or i + 1 == run.steps_per_epoch) and \
+                not sums_finite(sums, env):
+            return sums, i + 1
         if prog.enabled:
             prog.step(i + 1, images * env.world,
                       float(loss.detach()) if dev.type == "cpu" else None)
     return sums, None
+
+
+@torch.no_grad()
+def accumulate(sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor,
+               y: torch.Tensor) -> int:
+    """Adds a step's loss sum, correct count and count to ``sums`` on the device (no sync);
+    returns the batch size. (The per-step bookkeeping timed by bench_train_overhead.py.)"""
+    n = y.shape[0]
+    sums[0] += loss.detach().double() * n
+    sums[1] += (logits.detach().argmax(1) == y).sum()
+    sums[2] += n
+    return int(n)
+
+
+def sums_finite(sums: torch.Tensor, env: DistEnv) -> bool:
+    """Whether the loss sum is finite on every rank (one host sync)."""
+    flag = torch.tensor([0.0 if math.isfinite(float(sums[0])) else 1.0], device=sums.device)
+    return not float(_all_reduce(flag, env)) > 0
 
 
 def _optimizer_step(st: _State, loss: torch.Tensor, grad_clip: float) -> None:
