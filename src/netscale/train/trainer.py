@@ -3,7 +3,8 @@
 Run directory layout (``out_dir``)::
 
     checkpoint.pt   last finished epoch (model, optimizer, schedule, EMA, AMP scaler, RNG
-                    states, spec, recipe, data config, history), written atomically
+                    states, spec, recipe, data config, execution setting, history), written
+                    atomically
     log.jsonl       one JSON line per finished epoch (EpochMetrics); a final line with
                     "status": "diverged" if training diverged
     result.json     the latest TrainResult (status running / stopped / completed / diverged)
@@ -12,6 +13,13 @@ Run directory layout (``out_dir``)::
 Everything random derives from ``recipe.seed`` (model init, data order and augmentation per
 (epoch, rank)), and the global RNG states are checkpointed, so an interrupted run resumed from
 its checkpoint ends with bit-identical weights and metrics on CPU.
+
+The execution setting (memory format x precision, :mod:`netscale.bench.setting`) is resolved
+once per run -- ``auto`` probes the candidates on private copies of the model -- and recorded;
+a resumed run reuses it. One call is a frozen :class:`_Run` (what is trained, how) and a
+mutable :class:`_State` (weights, optimizer, schedule, history), driven by the steps
+``_open_checkpoint`` / ``_prepare`` / ``_restore`` / ``_train_epoch`` / ``_evaluate_epoch`` /
+``_save_epoch``.
 """
 
 from __future__ import annotations
