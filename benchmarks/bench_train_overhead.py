@@ -18,7 +18,9 @@ trainer, bare, ...):
 
 Both sides build a fresh model per repeat and time a whole epoch including its first step.
 Figures are medians over repeats; "trainer / bare" is the median of the per-repeat ratios with
-their range. Target: >= 97 % in every row.
+their range, "best / best" the ratio of the fastest repeats (the least disturbed by other load
+on a shared machine). Target: >= 97 % in every row. The per-step bookkeeping the trainer adds
+(LR schedule, metric sums, finiteness check) is also timed alone, as microseconds per step.
 
     .venv/bin/python benchmarks/bench_train_overhead.py [--quick] [--threads N]
 """
@@ -168,7 +170,8 @@ def measure_case(case: Case, settings: list[ExecSetting], repeats: int, threads:
         ratios = [o / b for o, b in zip(ours, bare)]
         rows.append({"case": case, "setting": s.label, "bare": statistics.median(bare),
                      "trainer": statistics.median(ours), "ratio": statistics.median(ratios),
-                     "lo": min(ratios), "hi": max(ratios), "outside": statistics.median(outside),
+                     "lo": min(ratios), "hi": max(ratios), "best": max(ours) / max(bare),
+                     "outside": statistics.median(outside),
                      "loader": statistics.median(loader_only(loader) for _ in range(3)),
                      "repeats": repeats})
     return rows
@@ -208,12 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure_case(case, settings, repeats, threads, log)
     out = [[f"{r['case'].model}, {r['case'].batch}", r["setting"], f"{r['bare']:,.1f}",
             f"{r['trainer']:,.1f}", f"{r['ratio']:.1%} [{r['lo']:.1%}, {r['hi']:.1%}]",
-            "yes" if r["ratio"] >= TARGET else "NO", f"{r['loader']:,.0f}",
+            "yes" if r["ratio"] >= TARGET else "NO", f"{r['best']:.1%}", f"{r['loader']:,.0f}",
             f"{r['loader'] / r['bare']:.0f}x", f"{r['outside']:.2f}"] for r in rows]
     print(table(out, ["model, batch", "setting", "bare loop img/s", "trainer img/s",
                       f"trainer / bare (median [range], {repeats} repeats)",
-                      f">= {TARGET:.0%}", "loader alone img/s", "loader / bare",
-                      "trainer s outside training phase"], align="llrrrlrrr"))
+                      f">= {TARGET:.0%}", "best / best", "loader alone img/s", "loader / bare",
+                      "trainer s outside training phase"], align="llrrrlrrrr"))
     for model in dict.fromkeys(r["case"].model for r in rows):
         mine = [r for r in rows if r["case"].model == model]
         plain = next(r for r in mine if r["setting"] == "contiguous+fp32")
