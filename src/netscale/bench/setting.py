@@ -178,10 +178,14 @@ def _preserved_rng() -> Iterator[None]:
     import torch
 
     state = torch.random.get_rng_state()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda_state = torch.cuda.get_rng_state_all() if cuda else None
     try:
         yield
     finally:
         torch.random.set_rng_state(state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
 
 
 def choose_setting(memory_format: str, precision: str, make_step: StepFactory, *,

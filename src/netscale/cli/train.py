@@ -60,7 +60,16 @@ def _add_train_parser(sub: Any) -> None:
                    help="Nesterov momentum / AdamW beta1 (default 0.9)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
     p.add_argument("--ema-decay", type=positive_float, help="EMA decay per step (default 0.999)")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--no-amp", action="store_true",
+                   help="no mixed precision (the same as --precision fp32)")
+    p.add_argument("--memory-format", choices=("auto", "channels_last", "contiguous"),
+                   help="activation/weight layout: auto (default: probe both on this model, "
+                   "batch and device and take the faster), channels_last (NHWC) or "
+                   "contiguous (NCHW)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto (default: probe fp32 and, where the CPU/GPU runs it natively, "
+                   "bf16 autocast with fp32 master weights; fp16 AMP on CUDA), fp32 "
+                   "(bit-reproducible), bf16, or fp16 (CUDA only)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--threads", type=threads_int, help="torch CPU threads per process")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
@@ -148,7 +157,8 @@ def _recipe(args: argparse.Namespace) -> Any:
                      ("warmup_epochs", "warmup_epochs"),
                      ("label_smoothing", "label_smoothing"), ("momentum", "momentum"),
                      ("ema_decay", "ema_decay"), ("seed", "seed"), ("threads", "threads"),
-                     ("optimizer", "optimizer")):
+                     ("optimizer", "optimizer"), ("memory_format", "memory_format"),
+                     ("precision", "precision")):
         v = getattr(args, arg)
         if v is not None:
             kw[key] = v
@@ -212,13 +222,13 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     from netscale.data import DataConfig
     from netscale.specs import NetSpec
     from netscale.train import Recipe, load_checkpoint
+    from netscale.train.trainer import _spec_identity
 
     ck = load_checkpoint(out)
     spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
     data = DataConfig.from_dict(ck["data"])
     recipe = Recipe.from_dict(ck["recipe"])
     done = int(ck.get("epoch", 0))
-    notes: list[str] = []
     if args.data is not None and args.data not in (data.name, data.path):
         raise _refuse(f"--data {args.data}", f"--data {data.name or data.path}", out)
     for key in _DATA_FLAGS:
@@ -228,17 +238,41 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
                 raise _refuse("--flip" if given else "--no-flip",
                               "--no-flip" if given else "--flip", out)
             raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {getattr(data, key)}", out)
-    changes = _recipe_changes(args, recipe, done, out, notes)
-    _check_resumed_spec(args, spec, out)
+    changes, notes = _recipe_changes(args, recipe, out, done)
+    if args.threads is not None:
+        changes["threads"] = args.threads
+    recorded = ck.get("setting") or {}
+    for key in ("memory_format", "precision"):  # the setting the run was trained in
+        given = getattr(args, key)
+        if given is None:
+            continue
+        if given != "auto" and key in recorded and given != recorded[key]:
+            raise _refuse(f"{_flag(key)} {given}", f"{_flag(key)} {recorded[key]}", out)
+        changes[key] = given
+    if args.resolution is not None and args.resolution != spec.resolution:
+        raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
+                      out)
+    if args.model is not None:
+        from netscale.specs import resolve_spec
+
+        given_spec = resolve_spec(args.model).replace(
+            num_classes=spec.num_classes, in_channels=spec.in_channels,
+            resolution=spec.resolution)
+        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
+            raise NetscaleError(
+                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
+                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
+                "new --out")
     if args.workers is not None:
         data = data.replace(workers=args.workers)
     return spec, data, recipe.replace(**changes) if changes else recipe, notes
 
 
-def _recipe_changes(args: argparse.Namespace, recipe: Any, done: int, out: Path,
-                    notes: list[str]) -> dict[str, Any]:
-    """The recipe changes a resume may make (more ``--epochs``, ``--threads``); any other
-    recipe flag that contradicts the stored run is refused."""
+def _recipe_changes(args: argparse.Namespace, recipe: Any, out: Path, done: int
+                    ) -> tuple[dict[str, Any], list[str]]:
+    """The recipe changes the resume flags ask for (only a longer --epochs), and notes; a flag
+    contradicting the stored recipe is refused."""
+    notes: list[str] = []
     changes: dict[str, Any] = {}
     for arg, key in _RECIPE_FLAGS:
         given = getattr(args, arg)
@@ -259,33 +293,10 @@ def _recipe_changes(args: argparse.Namespace, recipe: Any, done: int, out: Path,
                              ("--no-amp", "amp", False)):
         if getattr(args, flag[2:].replace("-", "_")) and getattr(recipe, key) != value:
             raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
-    if args.threads is not None:
-        changes["threads"] = args.threads
-    return changes
-
-
-def _check_resumed_spec(args: argparse.Namespace, spec: Any, out: Path) -> None:
-    """``--resolution`` and MODEL_OR_SPEC, when given on a resume, must be the stored run's."""
-    from netscale.train.trainer import _spec_identity
-
-    if args.resolution is not None and args.resolution != spec.resolution:
-        raise _refuse(f"--resolution {args.resolution}", f"--resolution {spec.resolution}",
-                      out)
-    if args.model is not None:
-        from netscale.specs import resolve_spec
-
-        given_spec = resolve_spec(args.model).replace(
-            num_classes=spec.num_classes, in_channels=spec.in_channels,
-            resolution=spec.resolution)
-        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
-            raise NetscaleError(
-                f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
-                f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "
-                "new --out")
+    return changes, notes
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from netscale.data import load_dataset
     from netscale.train import train
     from netscale.util.device import check_device
     from netscale.util.validate import check_output_dir
@@ -295,33 +306,12 @@ def run_train(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     if args.val_fraction is not None and not args.val_fraction < 1:
         raise NetscaleError(f"--val-fraction must be below 1, got {args.val_fraction:g}")
-    from netscale.train.checkpoint import checkpoint_path
-
+    _check_setting_flags(args)
     main = _rank() == 0
     say = (lambda text: print(text, file=sys.stderr)) if main and not args.quiet else \
         (lambda text: None)
-    stored = None
-    if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
-        stored = resume_settings(args, Path(args.out))
-    elif args.model is None or args.data is None:
-        missing = " and ".join(x for x, v in (("MODEL_OR_SPEC", args.model),
-                                                ("--data", args.data)) if v is None)
-        hint = (f"; {args.out} holds no checkpoint to resume" if args.resume and args.out
-                else "; or continue a run with --resume --out RUN_DIR" if not args.resume
-                else "; --resume needs --out RUN_DIR (the run to continue)")
-        raise NetscaleError(f"give {missing} (e.g. netscale train RegNetY-200MF --data "
-                            f"fashion-mnist){hint}")
-    if stored is not None:
-        spec, data, recipe, resume_notes = stored
-        ds = load_dataset(data)
-        info = ds.info
-        for n in resume_notes:
-            say(f"note: {n}")
-        say(f"note: resuming {spec.name} on {info.name} from {args.out} with its stored "
-            f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
-    else:
-        spec, data, recipe, ds = _new_run(args, say)
-        info = ds.info
+    spec, data, recipe, ds = _settings(args, say)
+    info = ds.info
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
@@ -333,38 +323,62 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
-    _print_result(result, spec, info, out)
+    _print_result(result, spec.name, info.name, out)
     return 0
 
 
-def _new_run(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
-    """(spec, data config, recipe, dataset) of a new run from the flags: the spec adapted to
-    the dataset, the recipe to its size (notes through ``say``)."""
+def _check_setting_flags(args: argparse.Namespace) -> None:
+    """--precision fp16 / bf16 where this device cannot run it: one line naming the flag."""
+    if args.precision in (None, "auto", "fp32"):
+        return
+    from netscale.bench.setting import check_precision
+    from netscale.train import resolve_device
+
+    check_precision(args.precision, str(resolve_device(args.device)), "--precision")
+
+
+def _settings(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
+    """(spec, data config, recipe, dataset): stored in the run for --resume, else from the
+    flags, adapted to the dataset."""
     from netscale.data import load_dataset
     from netscale.specs import resolve_spec
+    from netscale.train.checkpoint import checkpoint_path
 
-    spec = resolve_spec(args.model)
+    if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
+        spec, data, recipe, resume_notes = resume_settings(args, Path(args.out))
+        ds = load_dataset(data)
+        for n in resume_notes:
+            say(f"note: {n}")
+        say(f"note: resuming {spec.name} on {ds.info.name} from {args.out} with its stored "
+            f"settings ({recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g})")
+        return spec, data, recipe, ds
+    if args.model is None or args.data is None:
+        missing = " and ".join(x for x, v in (("MODEL_OR_SPEC", args.model),
+                                                ("--data", args.data)) if v is None)
+        hint = (f"; {args.out} holds no checkpoint to resume" if args.resume and args.out
+                else "; or continue a run with --resume --out RUN_DIR" if not args.resume
+                else "; --resume needs --out RUN_DIR (the run to continue)")
+        raise NetscaleError(f"give {missing} (e.g. netscale train RegNetY-200MF --data "
+                            f"fashion-mnist){hint}")
     data = _data_config(args)
     recipe = _recipe(args)
     ds = load_dataset(data)
     info = ds.info
-    spec, notes = adapt_spec(spec, info, resolution=args.resolution, channels=args.channels)
+    spec, notes = adapt_spec(resolve_spec(args.model), info, resolution=args.resolution,
+                             channels=args.channels)
     if notes:
         say(f"note: adapted {spec.name} to {info.name}: {', '.join(notes)}")
     recipe, recipe_notes = recipe.for_dataset(info.train_size,
                                               int(os.environ.get("WORLD_SIZE", "1")))
     for text in recipe_notes:
         say(f"note: {text}")
-    if info.image_size and not args.resolution and \
-            spec.resolution > 4 * max(info.image_size):
+    if info.image_size and not args.resolution and spec.resolution > 4 * max(info.image_size):
         say(f"note: training at the spec's {spec.resolution} px on {info.image_size[0]}x"
-            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train "
-            "smaller")
+            f"{info.image_size[1]} images (upsampled); pass --resolution PX to train smaller")
     return spec, data, recipe, ds
 
 
-def _print_result(result: Any, spec: Any, info: Any, out: Path) -> None:
-    """The run's summary: epochs and wall time, errors, throughput, files."""
+def _print_result(result: Any, spec_name: str, data_name: str, out: Path) -> None:
     from netscale.util.fmt import duration
 
     if result.top1_err is None:
@@ -373,12 +387,14 @@ def _print_result(result: Any, spec: Any, info: Any, out: Path) -> None:
     state = ("completed" if result.status == "completed" else
              f"stopped after epoch {result.epochs_done} of {result.epochs}; continue with "
              "--resume")
-    print(f"{spec.name} on {info.name}: {result.epochs_done} epochs in "
+    print(f"{spec_name} on {data_name}: {result.epochs_done} epochs in "
           f"{duration(result.wall_time)} ({state})")
     print(f"  val top-1 err {result.top1_err:.2%}  top-5 err {result.top5_err:.2%}  "
           f"loss {result.loss:.4f}  (best top-1 err {result.best_top1_err:.2%} at epoch "
           f"{result.best_epoch})")
-    print(f"  {result.images_per_sec:,.0f} img/s train, lr {result.lr:g} at batch "
+    setting = result.setting or {}
+    label = f"{setting.get('memory_format', 'contiguous')}+{setting.get('precision', 'fp32')}"
+    print(f"  {result.images_per_sec:,.0f} img/s train in {label}, lr {result.lr:g} at batch "
           f"{result.batch_size}, {result.params:,} params")
     print(f"  run directory {out}: checkpoint.pt, log.jsonl, result.json, spec.yaml")
 

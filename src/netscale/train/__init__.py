@@ -2,8 +2,9 @@
 
 ``train(spec, DataConfig, Recipe, out_dir, resume=True, device="cpu", on_epoch=None,
 max_epochs=None)`` trains with the default recipe (SGD + Nesterov, warm-up + cosine, label
-smoothing, no weight decay on BN/biases, optional EMA and AMP), checkpoints atomically every
-epoch, resumes exactly and runs data-parallel under ``torchrun``.
+smoothing, no weight decay on BN/biases, optional EMA) in the execution setting of
+``recipe.memory_format`` x ``recipe.precision`` (``auto``: probed, the fastest; recorded),
+checkpoints atomically every epoch, resumes exactly and runs data-parallel under ``torchrun``.
 """
 
 from netscale.data.config import DataConfig

@@ -55,7 +55,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Writes ``payload`` (tensors, plain data) atomically; readers see old or new, whole."""
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    for key in ("spec", "recipe", "data", "history", "extra"):
+    for key in ("spec", "recipe", "data", "history", "extra", "setting"):
         if key in data and not isinstance(data[key], str):
             data[key] = jsonio.dumps(data[key])
     return atomic_write(path, lambda f: torch.save(data, f))
@@ -99,7 +99,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
         raise NetscaleError(f"checkpoint {str(p)!r} was written by a newer netscale "
                             f"(format {version}); upgrade netscale")
     for key, kind in (("spec", dict), ("recipe", dict), ("data", dict), ("history", list),
-                      ("extra", dict)):
+                      ("extra", dict), ("setting", dict)):
         value = data.get(key)
         if isinstance(value, str):
             try:

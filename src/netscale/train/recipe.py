@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from netscale.bench.setting import PRECISIONS, check_memory_format
 from netscale.errors import NetscaleError
 from netscale.train.lr_rules import scaled_lr
 from netscale.util import serial
@@ -87,6 +88,8 @@ class Recipe:
     eval_batch_size: int = 0
     seed: int = 0
     threads: int = 0
+    memory_format: str = "auto"  # auto | channels_last | contiguous (netscale.bench.setting)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA); amp=False means fp32
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,6 +126,10 @@ class Recipe:
         if not 0 < self.warmup_factor <= 1:
             raise NetscaleError(
                 f"recipe.warmup_factor must be in (0, 1], got {self.warmup_factor}")
+        check_memory_format(self.memory_format, "recipe.memory_format")
+        if self.precision not in PRECISIONS:
+            raise NetscaleError(f"recipe.precision {self.precision!r}: use one of "
+                                f"{', '.join(PRECISIONS)}")
         if self.drop_path >= 1:
             raise NetscaleError(f"recipe.drop_path must be in [0, 1), got {self.drop_path}")
         if self.warmup_epochs is not None and self.warmup_epochs > self.epochs:

@@ -75,6 +75,8 @@ class TrainResult:
     dataset: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    #: the execution setting trained and evaluated in (netscale.bench.setting.ExecSetting)
+    setting: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)
@@ -100,6 +102,7 @@ class EvalResult:
     dataset: str
     checkpoint: str | None = None
     epoch: int | None = None
+    setting: str = "contiguous+fp32"  # memory format + precision evaluated in
 
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)

@@ -3,7 +3,8 @@
 Run directory layout (``out_dir``)::
 
     checkpoint.pt   last finished epoch (model, optimizer, schedule, EMA, AMP scaler, RNG
-                    states, spec, recipe, data config, history), written atomically
+                    states, spec, recipe, data config, execution setting, history), written
+                    atomically
     log.jsonl       one JSON line per finished epoch (EpochMetrics); a final line with
                     "status": "diverged" if training diverged
     result.json     the latest TrainResult (status running / stopped / completed / diverged)
@@ -12,19 +13,26 @@ Run directory layout (``out_dir``)::
 Everything random derives from ``recipe.seed`` (model init, data order and augmentation per
 (epoch, rank)), and the global RNG states are checkpointed, so an interrupted run resumed from
 its checkpoint ends with bit-identical weights and metrics on CPU.
+
+The execution setting (memory format x precision, :mod:`netscale.bench.setting`) is resolved
+once per run -- ``auto`` probes the candidates on private copies of the model -- and recorded;
+a resumed run reuses it. One call is a frozen :class:`_Run` (what is trained, how) and a
+mutable :class:`_State` (weights, optimizer, schedule, history), driven by the steps
+``_open_checkpoint`` / ``_prepare`` / ``_restore`` / ``_train_epoch`` / ``_evaluate_epoch`` /
+``_save_epoch``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +40,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from netscale.bench.setting import (
+    ExecSetting,
+    apply_to_input,
+    apply_to_model,
+    autocast,
+    candidates,
+    check_memory_format,
+    check_precision,
+    choose_setting,
+    fixed_setting,
+)
+from netscale.bench.setting import describe as describe_setting
 from netscale.complexity.limits import check_fits_memory
-from netscale.data import DataConfig, Dataset, load_dataset, make_loaders
-from netscale.data.loaders import Loader, make_loader, make_pipeline
+from netscale.data import DataConfig, Dataset, DatasetInfo, load_dataset, make_loaders
+from netscale.data.loaders import Loader, Pipeline, make_loader, make_pipeline
 from netscale.errors import NetscaleError
 from netscale.models import build_model
 from netscale.specs import NetSpec, resolve_spec
@@ -261,15 +281,15 @@ def check_checkpoint_spec(ckpt_spec: Mapping[str, Any], spec: NetSpec, where: st
 
 
 @torch.no_grad()
-def _eval_sums(model: nn.Module, loader: Loader, device: torch.device, use_amp: bool
+def _eval_sums(model: nn.Module, loader: Loader, device: torch.device, setting: ExecSetting
                ) -> torch.Tensor:
-    """[loss sum, top-1 correct, top-5 correct, count] over this rank's shard."""
+    """[loss sum, top-1 correct, top-5 correct, count] over this rank's shard, run in
+    ``setting`` (the setting the model trains in)."""
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)
-    ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
     for x, y in loader:
-        with ctx:
-            out = model(x)
+        with autocast(setting, device.type):
+            out = model(apply_to_input(x, setting))
         out = out.float()
         loss = nn.functional.cross_entropy(out, y, reduction="sum")
         k = min(5, out.shape[1])
@@ -337,9 +357,9 @@ def train(spec: NetSpec | Mapping[str, Any] | str, data: DataConfig | Mapping[st
         if not recipe.is_resolved:  # default recipe: batch size and warm-up fit the data
             dataset = dataset if dataset is not None else load_dataset(data)
             recipe, _ = recipe.for_dataset(dataset.info.train_size, env.world)
-        return _train(spec, data, recipe, Path(out_dir), resume=resume, dev=dev, env=env,
-                      on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
-                      dataset=dataset)
+        return _train(_Request(spec, data, recipe, Path(out_dir), resume=resume, dev=dev,
+                               env=env, on_epoch=on_epoch, max_epochs=max_epochs,
+                               quiet=quiet, dataset=dataset))
     except (RuntimeError, MemoryError) as exc:  # out of memory: one line, not a traceback
         from netscale.bench.harness import is_oom
 
@@ -402,37 +422,152 @@ class _RunLock:
                     self.out.rmdir()
 
 
-def _train(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *, resume: bool,
-           dev: torch.device, env: DistEnv, on_epoch: OnEpoch | None, max_epochs: int | None,
-           quiet: bool, dataset: Dataset | None) -> TrainResult:
-    with _RunLock(out, env.main):
-        return _train_locked(spec, data, recipe, out, resume=resume, dev=dev, env=env,
-                             on_epoch=on_epoch, max_epochs=max_epochs, quiet=quiet,
-                             dataset=dataset)
+@dataclass(frozen=True)
+class _Request:
+    """One call of :func:`train`, its inputs validated."""
+
+    spec: NetSpec
+    data: DataConfig
+    recipe: Recipe
+    out: Path
+    resume: bool
+    dev: torch.device
+    env: DistEnv
+    on_epoch: OnEpoch | None = None
+    max_epochs: int | None = None
+    quiet: bool = False
+    dataset: Dataset | None = None
 
 
-def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
-                  resume: bool, dev: torch.device, env: DistEnv, on_epoch: OnEpoch | None,
-                  max_epochs: int | None, quiet: bool, dataset: Dataset | None
-                  ) -> TrainResult:
-    ckpt_file = out / CHECKPOINT_NAME
-    ckpt: dict[str, Any] | None = None
-    if ckpt_file.exists():
-        if not resume:
-            prev = _peek_epochs(ckpt_file)
-            raise NetscaleError(
-                f"{str(out)!r} already holds a training run{prev}; pass --resume "
-                "(resume=True) to continue it, or choose another output directory")
-        ckpt = load_checkpoint(ckpt_file)
-        check_checkpoint_spec(ckpt["spec"], spec, str(ckpt_file))
-        # more epochs than before extend the run (the cosine schedule is stretched to the
-        # new length from the current step); fewer are a different recipe
-        longer = ("epochs",) if recipe.epochs >= int(ckpt["recipe"].get("epochs", 0)) else ()
-        _check_same(ckpt["recipe"], recipe.identity(), "recipe", ckpt_file,
-                    drop=("threads", "eval_batch_size", *longer))
-        _check_same(ckpt["data"], data.identity(), "data config", ckpt_file, drop=("workers",))
+@dataclass(frozen=True)
+class _Run:
+    """Everything fixed for the epochs this call trains (frozen once the model is built)."""
 
-    ds = dataset if dataset is not None else load_dataset(data)
+    req: _Request
+    info: DatasetInfo
+    train_loader: Loader
+    val_loader: Loader
+    pipe: Pipeline
+    steps_per_epoch: int
+    params: int
+    peak: float
+    setting: ExecSetting
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.req.recipe
+
+    @property
+    def env(self) -> DistEnv:
+        return self.req.env
+
+    @property
+    def dev(self) -> torch.device:
+        return self.req.dev
+
+    @property
+    def out(self) -> Path:
+        return self.req.out
+
+    @property
+    def ckpt_file(self) -> Path:
+        return self.req.out / CHECKPOINT_NAME
+
+    @property
+    def stop_at(self) -> int:
+        r = self.req
+        return r.recipe.epochs if r.max_epochs is None else min(r.recipe.epochs, r.max_epochs)
+
+    @property
+    def show(self) -> bool:
+        return self.env.main and not self.req.quiet
+
+
+@dataclass
+class _State:
+    """What training changes: weights, optimizer, schedule, EMA, scaler, history, time."""
+
+    model: nn.Module
+    ddp_model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: WarmupCosine
+    ema: EMA | None
+    scaler: Any
+    history: list[dict[str, Any]]
+    start_epoch: int = 0
+    wall: float = 0.0
+
+
+def _train(req: _Request) -> TrainResult:
+    with _RunLock(req.out, req.env.main):
+        return _train_locked(req)
+
+
+def _train_locked(req: _Request) -> TrainResult:
+    ckpt = _open_checkpoint(req)
+    run, model = _prepare(req, ckpt)
+    st = _new_state(run, model)
+    if ckpt is not None:
+        _restore(run, st, ckpt)
+    if req.env.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        if not (run.out / SPEC_NAME).exists():
+            atomic_write_text(run.out / SPEC_NAME, req.spec.to_yaml())
+        if ckpt is not None:  # the log holds exactly the checkpointed epochs
+            _write_log(run.out, st.history)
+    prog = Progress(run.recipe.epochs, run.steps_per_epoch, enabled=run.show)
+    if st.start_epoch >= run.stop_at:
+        status = "completed" if st.start_epoch >= run.recipe.epochs else "stopped"
+        return _result(run, status, st)
+    _announce(run, prog, st.start_epoch, ckpt is not None)
+    criterion = nn.CrossEntropyLoss(label_smoothing=run.recipe.label_smoothing)
+    for epoch in range(st.start_epoch, run.stop_at):
+        e_start = time.perf_counter()
+        prog.start_epoch(epoch + 1)
+        sums, bad_step = _train_epoch(run, st, criterion, prog, epoch)
+        if bad_step is not None:
+            st.wall += time.perf_counter() - e_start
+            return _diverged(run, st, epoch + 1, bad_step)
+        metrics = _evaluate_epoch(run, st, sums, epoch, e_start)
+        if isinstance(metrics, str):  # nothing of this epoch is checkpointed
+            return _diverged(run, st, epoch + 1, None, what=metrics)
+        _save_epoch(run, st, metrics)
+        _barrier(run.env)
+        prog.end_epoch(time.perf_counter() - e_start,
+                       _summary(metrics, run.recipe.epochs, prog, metrics.epoch))
+        if req.on_epoch is not None and run.env.main:
+            req.on_epoch(metrics)
+    status = "completed" if run.stop_at >= run.recipe.epochs else "stopped"
+    return _result(run, status, st)
+
+
+def _open_checkpoint(req: _Request) -> dict[str, Any] | None:
+    """The run's checkpoint if it has one (checked against this call), else None."""
+    ckpt_file = req.out / CHECKPOINT_NAME
+    if not ckpt_file.exists():
+        return None
+    if not req.resume:
+        prev = _peek_epochs(ckpt_file)
+        raise NetscaleError(
+            f"{str(req.out)!r} already holds a training run{prev}; pass --resume "
+            "(resume=True) to continue it, or choose another output directory")
+    ckpt = load_checkpoint(ckpt_file)
+    check_checkpoint_spec(ckpt["spec"], req.spec, str(ckpt_file))
+    # more epochs than before extend the run (the cosine schedule is stretched to the
+    # new length from the current step); fewer are a different recipe
+    longer = ("epochs",) if req.recipe.epochs >= int(ckpt["recipe"].get("epochs", 0)) else ()
+    # the execution setting is checked against the resolved one the checkpoint records
+    _check_same(ckpt["recipe"], req.recipe.identity(), "recipe", ckpt_file,
+                drop=("threads", "eval_batch_size", "memory_format", "precision", *longer))
+    _check_same(ckpt["data"], req.data.identity(), "data config", ckpt_file,
+                drop=("workers",))
+    return ckpt
+
+
+def _prepare(req: _Request, ckpt: dict[str, Any] | None) -> tuple[_Run, nn.Module]:
+    """Loads the data, builds loaders and the model, and resolves the execution setting."""
+    spec, data, recipe, env = req.spec, req.data, req.recipe, req.env
+    ds = req.dataset if req.dataset is not None else load_dataset(data)
     info = ds.info
     check_compatible(spec, info.num_classes, info.name)
     if recipe.batch_size % env.world:
@@ -443,194 +578,334 @@ def _train_locked(spec: NetSpec, data: DataConfig, recipe: Recipe, out: Path, *,
     train_loader, val_loader, pipe = make_loaders(
         ds, data, resolution=resolution, channels=spec.in_channels, batch_size=per_rank,
         eval_batch_size=(recipe.eval_batch_size or max(per_rank, 256)), seed=recipe.seed,
-        rank=env.rank, world=env.world, device=dev)
-    steps_per_epoch = len(train_loader)
+        rank=env.rank, world=env.world, device=req.dev)
+    steps = len(train_loader)
     if train_loader.num_samples < 2:
         raise NetscaleError(
             f"{info.name}: {info.train_size} training image(s) for {env.world} process(es); "
             "batch normalization needs at least 2 per batch: add images or raise --subset")
-    if steps_per_epoch == 0:
+    if steps == 0:
         raise NetscaleError(f"{info.name}: no training batches (train split has "
                             f"{info.train_size} images)")
-
     check_fits_memory(spec, per_rank, train=True, what=f"training {spec.name}",
-                      device=str(dev), resolution=resolution,
+                      device=str(req.dev), resolution=resolution,
                       hint="lower --batch-size or --resolution, or train a smaller model")
     _seed_everything(recipe.seed)
     model = build_model(spec, zero_init_last_bn=recipe.zero_init_last_bn,
-                        drop_path=recipe.drop_path).to(dev)
+                        drop_path=recipe.drop_path).to(req.dev)
     torch.manual_seed(recipe.seed * 1000 + 1 + env.rank)  # per-rank dropout noise
-    n_params = sum(p.numel() for p in model.parameters())
     peak = recipe.effective_lr
-    opt = make_optimizer(model, recipe, peak)
-    sched = WarmupCosine(peak, recipe.epochs * steps_per_epoch,
-                         round(recipe.warmup_epochs * steps_per_epoch),
-                         recipe.warmup_factor, recipe.min_lr)
-    ema = EMA(model, recipe.ema_decay) if recipe.ema else None
-    use_amp = recipe.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    probe = _Probe(model, recipe, peak, req.dev, (per_rank, spec.in_channels, resolution),
+                   spec.num_classes)
+    setting = _resolve_setting(req, ckpt, probe, steps)
+    apply_to_model(model, setting)
+    run = _Run(req, info, train_loader, val_loader, pipe, steps,
+               sum(p.numel() for p in model.parameters()), peak, setting)
+    return run, model
 
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    wall_prev = 0.0
-    if ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            if ema is not None and ckpt.get("ema") is not None:
-                ema.load_state_dict(ckpt["ema"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise NetscaleError(f"checkpoint {str(ckpt_file)!r} does not fit the model "
-                                f"({' '.join(str(exc).split())[:120]})") from None
-        sched.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        history = list(ckpt.get("history") or [])
-        start_epoch = int(ckpt["epoch"])
-        wall_prev = float(ckpt.get("wall_time", 0.0))
 
-    ddp_model: nn.Module = model
-    if env.active:
-        from torch.nn.parallel import DistributedDataParallel
+# ----------------------------------------------------------------------------- setting
 
-        ddp_model = DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    stop_at = recipe.epochs if max_epochs is None else min(recipe.epochs, max_epochs)
-    base = {"spec": spec, "recipe": recipe, "data": data, "info": info, "out": out,
-            "world": env.world, "dev": dev, "params": n_params, "peak": peak}
-    if env.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not (out / SPEC_NAME).exists():
-            atomic_write_text(out / SPEC_NAME, spec.to_yaml())
-        if ckpt is not None:  # the log holds exactly the checkpointed epochs
-            _write_log(out, history)
-    prog = Progress(recipe.epochs, steps_per_epoch, enabled=env.main and not quiet)
-    if start_epoch >= stop_at:
-        status = "completed" if start_epoch >= recipe.epochs else "stopped"
-        return _result(base, status, history, wall_prev, ckpt_file)
-    if env.main and not quiet:
-        what = f"resuming at epoch {start_epoch + 1}" if ckpt is not None else "training"
-        prog.note(
-            f"{what}: {spec.name} ({n_params:,} params) on {info.name} "
-            f"({info.train_size:,} train / {info.val_size:,} val images, {resolution} px, "
-            f"{spec.in_channels} ch), {recipe.epochs} epochs, batch {recipe.batch_size}"
-            f"{f' over {env.world} processes' if env.active else ''}, lr {peak:g} on {dev}")
+#: ``auto`` probes only when the probe costs at most this share of the run's steps; a shorter
+#: run trains in the plain setting (probing would cost more than it could save)
+PROBE_MAX_SHARE = 0.1
+PROBE_WARMUP, PROBE_STEPS, PROBE_ROUNDS = 2, 3, 3
 
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
-    check_every = 1 if (dev.type == "cpu" and not env.active) else 25
-    wall = wall_prev
-    for epoch in range(start_epoch, stop_at):
-        e_start = time.perf_counter()
-        prog.start_epoch(epoch + 1)
-        train_loader.set_epoch(epoch)
-        ddp_model.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss sum, correct, count
-        images = 0
-        bad_step = None
-        for i, (x, y) in enumerate(train_loader):
-            lr = sched.lr
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with autocast():
-                out_logits = ddp_model(x)
-                loss = criterion(out_logits, y)
+
+@dataclass(frozen=True)
+class _Probe:
+    """Builds one-step training closures on private copies of ``model`` (for choose_setting)."""
+
+    model: nn.Module
+    recipe: Recipe
+    lr: float
+    dev: torch.device
+    shape: tuple[int, int, int]  # (batch, channels, resolution)
+    num_classes: int
+
+    def __call__(self, setting: ExecSetting) -> Callable[[], None]:
+        model = apply_to_model(copy.deepcopy(self.model).train(), setting)
+        opt = make_optimizer(model, self.recipe, self.lr)
+        gen = torch.Generator().manual_seed(0)
+        b, c, r = self.shape
+        x = apply_to_input(torch.randn(b, c, r, r, generator=gen).to(self.dev), setting)
+        y = torch.randint(0, self.num_classes, (b,), generator=gen).to(self.dev)
+        crit = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
+        scaler = torch.amp.GradScaler("cuda") if setting.precision == "fp16" else None
+        cuda = self.dev.type == "cuda"
+
+        def step() -> None:
+            with autocast(setting, self.dev.type):
+                loss = crit(model(x), y)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
-                if recipe.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 scaler.step(opt)
                 scaler.update()
             else:
                 loss.backward()
-                if recipe.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update(model)
-            with torch.no_grad():
-                n = y.shape[0]
-                sums[0] += loss.detach().double() * n
-                sums[1] += (out_logits.detach().argmax(1) == y).sum()
-                sums[2] += n
-            images += int(y.shape[0])
-            if (i + 1) % check_every == 0 or i + 1 == steps_per_epoch:
-                flag = torch.tensor([0.0 if math.isfinite(float(sums[0])) else 1.0],
-                                    device=dev)
-                if float(_all_reduce(flag, env)) > 0:
-                    bad_step = i + 1
-                    break
-            if prog.enabled:
-                prog.step(i + 1, images * env.world,
-                          float(loss.detach()) if dev.type == "cpu" else None)
-        if bad_step is not None:
-            return _diverged(base, history, wall + time.perf_counter() - e_start, ckpt_file,
-                             epoch + 1, bad_step, env)
-        train_time = time.perf_counter() - e_start
-        _all_reduce(sums, env)
-        train_loss = float(sums[0] / sums[2])
-        train_err = 1.0 - float(sums[1] / sums[2])
-        n_images = int(sums[2])
+            if cuda:
+                torch.cuda.synchronize()
 
-        t_eval = time.perf_counter()
-        _sync_buffers(model, env)
-        if ema is not None:
-            _sync_buffers(ema.module, env)
-        eval_model = ema.module if ema is not None else model
-        vs = _all_reduce(_eval_sums(eval_model, val_loader, dev, use_amp), env)
-        v_loss, v1, v5 = _errors(vs)
-        raw = None
-        if ema is not None:
-            raw = _errors(_all_reduce(_eval_sums(model, val_loader, dev, use_amp), env))
-        eval_time = time.perf_counter() - t_eval
-        bad = [k for k, v in (("train loss", train_loss), ("validation loss", v_loss),
-                              ("validation top-1 error", v1), ("validation top-5 error", v5),
-                              *((("raw-weights validation loss", raw[0]),) if raw else ()))
-               if not math.isfinite(v)]
-        if bad:  # nothing of this epoch is checkpointed: the last good checkpoint stays
-            return _diverged(base, history, wall + time.perf_counter() - e_start, ckpt_file,
-                             epoch + 1, None, env, what=f"non-finite {bad[0]}")
-        wall += time.perf_counter() - e_start
-        metrics = EpochMetrics(
-            epoch=epoch + 1, epochs=recipe.epochs, step=sched.step_count, lr=sched.lr,
-            train_loss=train_loss, train_top1_err=train_err, loss=v_loss, top1_err=v1,
-            top5_err=v5, images=n_images, train_time=train_time, eval_time=eval_time,
-            images_per_sec=n_images / train_time if train_time > 0 else 0.0,
-            wall_time=wall,
-            raw_loss=raw[0] if raw else None, raw_top1_err=raw[1] if raw else None,
-            raw_top5_err=raw[2] if raw else None)
-        history.append(metrics.to_dict())
-        done = epoch + 1
-        if env.main:
-            save_checkpoint(ckpt_file, {
-                "epoch": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "rng": rng_state(), "spec": spec.to_dict(), "recipe": recipe.to_dict(),
-                "data": data.to_dict(), "history": history, "wall_time": wall,
-                "status": "completed" if done >= recipe.epochs else "running",
-                "pipeline": jsonio.dumps(pipe.to_dict()),
-            })
-            _append_log(out, metrics.to_dict())
-            status = "completed" if done >= recipe.epochs else (
-                "stopped" if done >= stop_at else "running")
-            atomic_write_json(out / RESULT_NAME,
-                              _result(base, status, history, wall, ckpt_file).to_dict())
-        _barrier(env)
-        prog.end_epoch(time.perf_counter() - e_start, _summary(metrics, recipe.epochs,
-                                                              prog, done))
-        if on_epoch is not None and env.main:
-            on_epoch(metrics)
-    status = "completed" if stop_at >= recipe.epochs else "stopped"
-    return _result(base, status, history, wall, ckpt_file)
+        return step
+
+
+def precision_request(recipe: Recipe, dev: torch.device) -> str:
+    """The precision asked for: ``recipe.precision``, with the older ``recipe.amp`` mapped
+    (amp False means fp32; ``auto`` on CUDA means fp16 AMP, as before settings existed)."""
+    p = recipe.precision
+    if not recipe.amp:
+        if p not in ("auto", "fp32"):
+            raise NetscaleError(f"recipe.amp false (--no-amp) contradicts precision {p}; "
+                                "drop --no-amp, or use --precision fp32")
+        return "fp32"
+    if p == "auto" and dev.type == "cuda":
+        return "fp16"
+    return p
+
+
+def _resolve_setting(req: _Request, ckpt: dict[str, Any] | None, probe: _Probe,
+                     steps_per_epoch: int) -> ExecSetting:
+    """The recorded setting of a resumed run (no probe), else the requested one, resolved."""
+    recipe, dev = req.recipe, req.dev
+    check_memory_format(recipe.memory_format, "recipe.memory_format")
+    precision = check_precision(precision_request(recipe, dev), str(dev), "recipe.precision")
+    if ckpt is not None:
+        return _recorded_setting(ckpt, recipe, dev)
+    setting = fixed_setting(recipe.memory_format, precision, str(dev))
+    if setting is None:
+        n_cands = len(candidates(recipe.memory_format, precision, str(dev)))
+        cost = n_cands * (PROBE_WARMUP + PROBE_STEPS * PROBE_ROUNDS)
+        total = recipe.epochs * steps_per_epoch
+        if req.env.main and cost <= PROBE_MAX_SHARE * total:
+            setting = choose_setting(recipe.memory_format, precision, probe,
+                                     batch_size=probe.shape[0], device=str(dev),
+                                     warmup=PROBE_WARMUP, steps=PROBE_STEPS,
+                                     rounds=PROBE_ROUNDS)
+        elif req.env.main:
+            setting = ExecSetting(
+                requested=f"{recipe.memory_format}+{precision}",
+                reason=f"the run is {total:,} steps, too short for a {cost}-step probe to "
+                f"pay off (auto probes runs of >= {math.ceil(cost / PROBE_MAX_SHARE):,} "
+                "steps)")
+        else:
+            setting = ExecSetting()  # replaced by rank 0's choice below
+    return _broadcast_setting(setting, req.env)
+
+
+def _broadcast_setting(setting: ExecSetting, env: DistEnv) -> ExecSetting:
+    """Rank 0's setting on every rank (ranks must run the same setting)."""
+    if not env.active:
+        return setting
+    import torch.distributed as dist
+
+    box: list[Any] = [jsonio.dumps(setting.to_dict())]
+    dist.broadcast_object_list(box, src=0)
+    return ExecSetting.from_dict(json.loads(box[0]))
+
+
+def _recorded_setting(ckpt: dict[str, Any], recipe: Recipe, dev: torch.device) -> ExecSetting:
+    """The setting a checkpoint was trained in; an explicit request that contradicts it is an
+    error (resuming in another setting would not continue the same run bit for bit)."""
+    stored = ckpt.get("setting")
+    if stored:
+        setting = ExecSetting.from_dict(stored)
+    else:  # written before settings were recorded: NCHW, fp16 AMP on CUDA, else fp32
+        amp = bool(ckpt["recipe"].get("amp", True)) and dev.type == "cuda"
+        setting = ExecSetting(precision="fp16" if amp else "fp32", requested="",
+                              reason="checkpoint from before settings were recorded")
+    asked = {"memory_format": recipe.memory_format, "precision": recipe.precision}
+    for key, value in asked.items():
+        if value != "auto" and value != getattr(setting, key):
+            flag = "--" + key.replace("_", "-")
+            raise NetscaleError(
+                f"{flag} {value} contradicts the run in {ckpt['path']} (trained in "
+                f"{setting.label}); drop {flag} to resume in the recorded setting, or train "
+                "into a new --out")
+    return setting
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _new_state(run: _Run, model: nn.Module) -> _State:
+    recipe, dev = run.recipe, run.dev
+    opt = make_optimizer(model, recipe, run.peak)
+    sched = WarmupCosine(run.peak, recipe.epochs * run.steps_per_epoch,
+                         round((recipe.warmup_epochs or 0.0) * run.steps_per_epoch),
+                         recipe.warmup_factor, recipe.min_lr)
+    ema = EMA(model, recipe.ema_decay) if recipe.ema else None
+    scaler = torch.amp.GradScaler("cuda") if run.setting.precision == "fp16" else None
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    ddp_model: nn.Module = model
+    if run.env.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return _State(model, ddp_model, opt, sched, ema, scaler, [])
+
+
+def _restore(run: _Run, st: _State, ckpt: dict[str, Any]) -> None:
+    """Loads weights, optimizer, schedule, EMA, scaler, RNG states and history."""
+    try:
+        st.model.load_state_dict(ckpt["model"])
+        st.opt.load_state_dict(ckpt["optimizer"])
+        if st.ema is not None and ckpt.get("ema") is not None:
+            st.ema.load_state_dict(ckpt["ema"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise NetscaleError(f"checkpoint {str(run.ckpt_file)!r} does not fit the model "
+                            f"({' '.join(str(exc).split())[:120]})") from None
+    st.sched.load_state_dict(ckpt["scheduler"])
+    if st.scaler is not None and ckpt.get("scaler"):
+        st.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    st.history = list(ckpt.get("history") or [])
+    st.start_epoch = int(ckpt["epoch"])
+    st.wall = float(ckpt.get("wall_time", 0.0))
+
+
+def _announce(run: _Run, prog: Progress, start_epoch: int, resumed: bool) -> None:
+    if not run.show:
+        return
+    spec, info, recipe, env = run.req.spec, run.info, run.recipe, run.env
+    what = f"resuming at epoch {start_epoch + 1}" if resumed else "training"
+    prog.note(
+        f"{what}: {spec.name} ({run.params:,} params) on {info.name} "
+        f"({info.train_size:,} train / {info.val_size:,} val images, {run.pipe.resolution} "
+        f"px, {spec.in_channels} ch), {recipe.epochs} epochs, batch {recipe.batch_size}"
+        f"{f' over {env.world} processes' if env.active else ''}, lr {run.peak:g} on "
+        f"{run.dev}")
+    prog.note(describe_setting(run.setting) + ("; recorded in the checkpoint" if resumed
+                                               else ""))
+
+
+def _train_epoch(run: _Run, st: _State, criterion: nn.Module, prog: Progress, epoch: int
+                 ) -> tuple[torch.Tensor, int | None]:
+    """One pass over the training data: ([loss sum, correct, count], the step at which the
+    loss went non-finite or None). Per step: one optimizer step, metric sums kept on the
+    device, and a finiteness check (every step on one CPU process, every 25 otherwise)."""
+    env, dev, setting, recipe = run.env, run.dev, run.setting, run.recipe
+    check_every = 1 if (dev.type == "cpu" and not env.active) else 25
+    run.train_loader.set_epoch(epoch)
+    st.ddp_model.train()
+    sums = torch.zeros(3, dtype=torch.float64, device=dev)
+    images = 0
+    for i, (x, y) in enumerate(run.train_loader):
+        lr = st.sched.lr
+        for g in st.opt.param_groups:
+            g["lr"] = lr
+        with autocast(setting, dev.type):
+            logits = st.ddp_model(apply_to_input(x, setting))
+            loss = criterion(logits, y)
+        _optimizer_step(st, loss, recipe.grad_clip)
+        images += accumulate(sums, loss, logits, y)
+        if ((i + 1) % check_every == 0 or i + 1 == run.steps_per_epoch) and \
+                not sums_finite(sums, env):
+            return sums, i + 1
+        if prog.enabled:
+            prog.step(i + 1, images * env.world,
+                      float(loss.detach()) if dev.type == "cpu" else None)
+    return sums, None
+
+
+@torch.no_grad()
+def accumulate(sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor,
+               y: torch.Tensor) -> int:
+    """Adds a step's loss sum, correct count and count to ``sums`` on the device (no sync);
+    returns the batch size. (The per-step bookkeeping timed by bench_train_overhead.py.)"""
+    n = y.shape[0]
+    sums[0] += loss.detach().double() * n
+    sums[1] += (logits.detach().argmax(1) == y).sum()
+    sums[2] += n
+    return int(n)
+
+
+def sums_finite(sums: torch.Tensor, env: DistEnv) -> bool:
+    """Whether the loss sum is finite on every rank (one host sync)."""
+    flag = torch.tensor([0.0 if math.isfinite(float(sums[0])) else 1.0], device=sums.device)
+    return not float(_all_reduce(flag, env)) > 0
+
+
+def _optimizer_step(st: _State, loss: torch.Tensor, grad_clip: float) -> None:
+    st.opt.zero_grad(set_to_none=True)
+    if st.scaler is not None:
+        st.scaler.scale(loss).backward()
+        if grad_clip:
+            st.scaler.unscale_(st.opt)
+            nn.utils.clip_grad_norm_(st.model.parameters(), grad_clip)
+        st.scaler.step(st.opt)
+        st.scaler.update()
+    else:
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(st.model.parameters(), grad_clip)
+        st.opt.step()
+    st.sched.step()
+    if st.ema is not None:
+        st.ema.update(st.model)
+
+
+def _evaluate_epoch(run: _Run, st: _State, sums: torch.Tensor, epoch: int, e_start: float
+                    ) -> EpochMetrics | str:
+    """Reduces the training sums, evaluates (EMA and raw weights) in the run's setting and
+    returns the epoch's metrics, or what was not finite (``"non-finite validation loss"``)."""
+    env = run.env
+    train_time = time.perf_counter() - e_start
+    _all_reduce(sums, env)
+    train_loss = float(sums[0] / sums[2])
+    t_eval = time.perf_counter()
+    _sync_buffers(st.model, env)
+    if st.ema is not None:
+        _sync_buffers(st.ema.module, env)
+    eval_model = st.ema.module if st.ema is not None else st.model
+    v_loss, v1, v5 = _errors(_all_reduce(
+        _eval_sums(eval_model, run.val_loader, run.dev, run.setting), env))
+    raw = None
+    if st.ema is not None:
+        raw = _errors(_all_reduce(_eval_sums(st.model, run.val_loader, run.dev, run.setting),
+                                  env))
+    eval_time = time.perf_counter() - t_eval
+    bad = [k for k, v in (("train loss", train_loss), ("validation loss", v_loss),
+                          ("validation top-1 error", v1), ("validation top-5 error", v5),
+                          *((("raw-weights validation loss", raw[0]),) if raw else ()))
+           if not math.isfinite(v)]
+    st.wall += time.perf_counter() - e_start
+    if bad:
+        return f"non-finite {bad[0]}"
+    n_images = int(sums[2])
+    return EpochMetrics(
+        epoch=epoch + 1, epochs=run.recipe.epochs, step=st.sched.step_count, lr=st.sched.lr,
+        train_loss=train_loss, train_top1_err=1.0 - float(sums[1] / sums[2]), loss=v_loss,
+        top1_err=v1, top5_err=v5, images=n_images, train_time=train_time,
+        eval_time=eval_time, images_per_sec=n_images / train_time if train_time > 0 else 0.0,
+        wall_time=st.wall, raw_loss=raw[0] if raw else None,
+        raw_top1_err=raw[1] if raw else None, raw_top5_err=raw[2] if raw else None)
+
+
+def _save_epoch(run: _Run, st: _State, metrics: EpochMetrics) -> None:
+    """Appends the epoch to the history; rank 0 writes checkpoint, log line and result."""
+    st.history.append(metrics.to_dict())
+    done, epochs = metrics.epoch, run.recipe.epochs
+    if not run.env.main:
+        return
+    save_checkpoint(run.ckpt_file, {
+        "epoch": done, "model": st.model.state_dict(), "optimizer": st.opt.state_dict(),
+        "scheduler": st.sched.state_dict(),
+        "ema": st.ema.state_dict() if st.ema is not None else None,
+        "scaler": st.scaler.state_dict() if st.scaler is not None else None,
+        "rng": rng_state(), "spec": run.req.spec.to_dict(), "recipe": run.recipe.to_dict(),
+        "data": run.req.data.to_dict(), "history": st.history, "wall_time": st.wall,
+        "status": "completed" if done >= epochs else "running",
+        "pipeline": jsonio.dumps(run.pipe.to_dict()), "setting": run.setting.to_dict(),
+    })
+    _append_log(run.out, metrics.to_dict())
+    status = "completed" if done >= epochs else ("stopped" if done >= run.stop_at else
+                                                 "running")
+    atomic_write_json(run.out / RESULT_NAME, _result(run, status, st).to_dict())
 
 
 def _peek_epochs(path: Path) -> str:
@@ -671,41 +946,41 @@ def _append_log(out: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _result(base: dict[str, Any], status: str, history: list[dict[str, Any]], wall: float,
-            ckpt_file: Path, message: str = "") -> TrainResult:
+def _result(run: _Run, status: str, st: _State, message: str = "") -> TrainResult:
+    history = st.history
     last = history[-1] if history else {}
     best = min(history, key=lambda h: h["top1_err"]) if history else None
     rates = [h["images_per_sec"] for h in history]
-    recipe: Recipe = base["recipe"]
+    recipe = run.recipe
     return TrainResult(
         status=status, epochs_done=int(last.get("epoch", 0)), epochs=recipe.epochs,
         top1_err=last.get("top1_err"), top5_err=last.get("top5_err"), loss=last.get("loss"),
         train_loss=last.get("train_loss"),
         best_top1_err=best["top1_err"] if best else None,
-        best_epoch=best["epoch"] if best else None, wall_time=wall,
-        images_per_sec=sum(rates) / len(rates) if rates else None, lr=base["peak"],
-        batch_size=recipe.batch_size, world_size=base["world"], device=str(base["dev"]),
-        params=base["params"], out_dir=str(base["out"]),
-        checkpoint=str(ckpt_file) if ckpt_file.exists() else None,
-        spec=base["spec"].to_dict(), recipe=recipe.to_dict(), data=base["data"].to_dict(),
-        dataset=base["info"].to_dict(), history=list(history), message=message)
+        best_epoch=best["epoch"] if best else None, wall_time=st.wall,
+        images_per_sec=sum(rates) / len(rates) if rates else None, lr=run.peak,
+        batch_size=recipe.batch_size, world_size=run.env.world, device=str(run.dev),
+        params=run.params, out_dir=str(run.out),
+        checkpoint=str(run.ckpt_file) if run.ckpt_file.exists() else None,
+        spec=run.req.spec.to_dict(), recipe=recipe.to_dict(), data=run.req.data.to_dict(),
+        dataset=run.info.to_dict(), history=list(history), message=message,
+        setting=run.setting.to_dict())
 
 
-def _diverged(base: dict[str, Any], history: list[dict[str, Any]], wall: float,
-              ckpt_file: Path, epoch: int, step: int | None, env: DistEnv,
+def _diverged(run: _Run, st: _State, epoch: int, step: int | None,
               what: str = "non-finite loss") -> TrainResult:
+    history, ckpt_file = st.history, run.ckpt_file
     kept = (f"the checkpoint of epoch {history[-1]['epoch']} is kept at {ckpt_file}"
             if history else "no epoch had finished, so there is no checkpoint")
     where = f"epoch {epoch}, step {step}" if step is not None else f"the end of epoch {epoch}"
     msg = (f"training diverged: {what} at {where}; {kept}; "
            "lower the learning rate (--lr) or add warm-up (--warmup-epochs)")
-    result = _result(base, "diverged", history, wall, ckpt_file, message=msg)
-    if env.main:
-        out: Path = base["out"]
-        out.mkdir(parents=True, exist_ok=True)
-        _append_log(out, {"status": "diverged", "epoch": epoch, "step": step,
-                          "message": msg})
-        atomic_write_json(out / RESULT_NAME, result.to_dict())
+    result = _result(run, "diverged", st, message=msg)
+    if run.env.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        _append_log(run.out, {"status": "diverged", "epoch": epoch, "step": step,
+                              "message": msg})
+        atomic_write_json(run.out / RESULT_NAME, result.to_dict())
     return result
 
 
@@ -726,8 +1001,6 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
     if weights not in ("auto", "ema", "raw"):
         raise NetscaleError(f"weights must be auto, ema or raw, got {weights!r}")
     dev = resolve_device(device)
-    ckpt_path: str | None = None
-    epoch = None
     if isinstance(model_or_checkpoint, nn.Module):
         model = model_or_checkpoint
         the_spec = _as_spec(spec) if spec is not None else getattr(model, "spec", None)
@@ -735,26 +1008,14 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
             raise NetscaleError("evaluate(model): give spec= (the model has no .spec)")
         if data is None and dataset is None:
             raise NetscaleError("evaluate(model): give the data to evaluate on")
-        used = "raw"
-        stored_data = None
+        loaded = _Loaded(model, the_spec, "raw")
     else:
-        ck = load_checkpoint(model_or_checkpoint, map_location="cpu")
-        ckpt_path, epoch = ck["path"], int(ck["epoch"])
-        the_spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint {ckpt_path}")
-        if spec is not None:
-            check_checkpoint_spec(ck["spec"], _as_spec(spec), repr(ckpt_path))
-        model = build_model(the_spec)
-        state, used = checkpoint_weights(ck, weights, f"checkpoint {ckpt_path!r}")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise NetscaleError(f"checkpoint {ckpt_path!r} does not match its spec "
-                                f"({' '.join(str(exc).split())[:120]})") from None
-        stored_data = ck.get("data")
+        loaded = _load_for_eval(model_or_checkpoint, spec, weights, dev)
+    model, the_spec, setting = loaded.model, loaded.spec, loaded.setting
     if data is None and dataset is None:
-        if not stored_data:
+        if not loaded.data:
             raise NetscaleError("give the data to evaluate on (--data)")
-        data = DataConfig.from_dict(stored_data)
+        data = DataConfig.from_dict(loaded.data)
     cfg = _as_data(data) if data is not None else DataConfig(name=dataset.info.name)  # type: ignore[union-attr]
     ds = dataset if dataset is not None else load_dataset(cfg)
     check_compatible(the_spec, ds.info.num_classes, ds.info.name)
@@ -762,15 +1023,50 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
     pipe = make_pipeline(ds.info, cfg, resolution=res, channels=the_spec.in_channels)
     loader = make_loader(ds.val if split == "val" else ds.train, pipe, batch_size=batch_size,
                          train=False, device=dev, workers=cfg.workers)
-    model = model.to(dev)
+    model = apply_to_model(model.to(dev), setting)
     was_training = model.training
     t0 = time.perf_counter()
-    sums = _eval_sums(model, loader, dev, use_amp=False)
+    sums = _eval_sums(model, loader, dev, setting)
     dt = time.perf_counter() - t0
     model.train(was_training)
     loss, e1, e5 = _errors(sums)
     n = int(sums[3])
     return EvalResult(top1_err=e1, top5_err=e5, loss=loss, images=n, split=split,
-                      resolution=res, images_per_sec=n / dt if dt > 0 else 0.0, weights=used,
-                      spec_name=the_spec.name, dataset=ds.info.name, checkpoint=ckpt_path,
-                      epoch=epoch)
+                      resolution=res, images_per_sec=n / dt if dt > 0 else 0.0,
+                      weights=loaded.weights, spec_name=the_spec.name, dataset=ds.info.name,
+                      checkpoint=loaded.path, epoch=loaded.epoch, setting=setting.label)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A model to evaluate, with what is known about it."""
+
+    model: nn.Module
+    spec: NetSpec
+    weights: str  # "ema" or "raw"
+    setting: ExecSetting = field(default_factory=ExecSetting)
+    data: Mapping[str, Any] | None = None
+    path: str | None = None
+    epoch: int | None = None
+
+
+def _load_for_eval(path: str | Path, spec: NetSpec | Mapping[str, Any] | str | None,
+                   weights: str, dev: torch.device) -> _Loaded:
+    """A checkpoint's model (EMA or raw weights) and the setting it was trained in (fp16,
+    a CUDA-only precision, runs as fp32 elsewhere)."""
+    ck = load_checkpoint(path, map_location="cpu")
+    ckpt_path = ck["path"]
+    the_spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint {ckpt_path}")
+    if spec is not None:
+        check_checkpoint_spec(ck["spec"], _as_spec(spec), repr(ckpt_path))
+    model = build_model(the_spec)
+    state, used = checkpoint_weights(ck, weights, f"checkpoint {ckpt_path!r}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise NetscaleError(f"checkpoint {ckpt_path!r} does not match its spec "
+                            f"({' '.join(str(exc).split())[:120]})") from None
+    setting = ExecSetting.from_dict(ck["setting"]) if ck.get("setting") else ExecSetting()
+    if setting.precision == "fp16" and dev.type != "cuda":
+        setting = replace(setting, precision="fp32")
+    return _Loaded(model, the_spec, used, setting, ck.get("data"), ckpt_path, int(ck["epoch"]))
