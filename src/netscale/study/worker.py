@@ -77,9 +77,10 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
 
             return build_model(spec)
 
-        # a timing-only study probes in the threads its benchmark runs with
-        threads = None if payload.get("train", True) else \
-            (payload.get("threads") or DEFAULT_THREADS)
+        # probe in the threads the trial trains with (the recipe's, else the phase's), or in a
+        # timing-only study those its benchmark runs with
+        threads = (recipe.get("threads") or payload.get("threads")) if payload.get(
+            "train", True) else (payload.get("threads") or DEFAULT_THREADS)
         with torch_threads(threads):
             setting = resolve_setting(factory, cfg, device=device, batch=batch,
                                       in_channels=spec.in_channels,
