@@ -384,7 +384,7 @@ def _fit_setting(config: Any, spec: Any, mode: str, quiet: bool) -> Any:
     cfg = dataclasses.replace(config, mode=mode)
     setting = setting_for_spec(spec, cfg)
     if not quiet and "auto" in (config.memory_format, config.precision):
-        print(f"{mode}: every model runs in the {spec.name}'s {describe(setting)}",
+        print(f"{mode}: every model runs in {spec.name}'s {describe(setting)}",
               file=sys.stderr)
     return dataclasses.replace(cfg, setting=setting)
 
