@@ -177,3 +177,15 @@ def test_config_rejects_bad_values() -> None:
         BenchConfig(memory_format="nhwc").validate()
     with pytest.raises(NetscaleError, match="--precision"):
         BenchConfig(precision="int8").validate()
+
+
+def test_cli_fit_times_every_model_in_one_setting(run_cli, tmp_path) -> None:
+    out = tmp_path / "fit.json"
+    code, _, err = run_cli("bench", "--fit", "--base", "ResNet-20-CIFAR", "--strategies", "d",
+                           "--factors", "1,2,4", "--precision", "fp32", "--plot",
+                           str(tmp_path / "fit.png"), "--out", str(out), *CLI_FAST)
+    assert code == 0, err
+    rows = json.loads(out.read_text())["results"]
+    labels = {(r["setting"]["memory_format"], r["setting"]["precision"]) for r in rows}
+    assert len(rows) == 3 and len(labels) == 1 and labels <= set(st.candidates("auto", "fp32"))
+    assert "every model runs in ResNet-20-CIFAR's setting" in err
