@@ -381,7 +381,10 @@ def test_results_do_not_depend_on_the_bench_phase_or_an_interruption(
     different bench phase or after an interruption between the phases."""
     import netscale.study.worker as worker
 
-    recipe = {"epochs": 1, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0}
+    # a fixed execution setting: "auto" probes each study's trials anew, and three separate
+    # studies may pick differently (within one study a trial keeps its setting on resume)
+    recipe = {"epochs": 1, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0,
+              "memory_format": "contiguous", "precision": "fp32"}
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -435,7 +435,9 @@ def _count_model(model: str, path: Path, where: str
 
 def timing_rows(study: StudyResults) -> list[dict[str, Any]]:
     """Rows with a time (ms per batch) for the runtime model: flops, params, acts, time_ms,
-    mode, batch_size, device, model."""
+    mode, batch_size, device, setting (memory format + precision), model."""
+    from netscale.bench.result import setting_label_of
+
     out = []
     for t in study.trials:
         for b in t.bench or []:
@@ -447,5 +449,6 @@ def timing_rows(study: StudyResults) -> list[dict[str, Any]]:
                         "acts": b.get("acts") if b.get("acts") else None,
                         "time_ms": float(b["time_ms"]), "mode": b.get("mode", "infer"),
                         "batch_size": int(b.get("batch_size") or 0),
-                        "device": str(b.get("device") or "?")})
+                        "device": str(b.get("device") or "?"),
+                        "setting": setting_label_of(b)})
     return out

@@ -394,7 +394,8 @@ def _status(trials: Sequence[TrialRow]) -> str:
 @dataclass(frozen=True)
 class StudyRuntime:
     """The study's runtime model (:class:`netscale.bench.fit.RuntimeModel`) and the one
-    (mode, batch size, device) setting it was fitted on; times are ms per batch of
+    (mode, batch size, device, execution setting) it was fitted on: ``setting`` is
+    ``memory_format+precision`` (docs/precision.md); times are ms per batch of
     ``batch_size``. Predictions use the model's default predictor (:attr:`using`: ``joint``
     or the line of the best single metric)."""
 
@@ -403,6 +404,7 @@ class StudyRuntime:
     batch_size: int
     device: str
     other_settings: tuple[str, ...] = ()
+    setting: str = "contiguous+fp32"
 
     @property
     def n(self) -> int:
@@ -441,11 +443,12 @@ class StudyRuntime:
     def describe(self) -> str:
         kind = "joint fit" if self.using == "joint" else f"line in {self.using}"
         return (f"{kind} on {self.n} benchmark rows ({self.mode}, batch {self.batch_size}, "
-                f"{self.device}; R² {self.r2:.3f})")
+                f"{self.device}, {self.setting}; R² {self.r2:.3f})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "batch_size": self.batch_size, "device": self.device,
-                "using": self.using, "formula": self.formula(), "r2": _finite(self.r2),
+                "setting": self.setting, "using": self.using, "formula": self.formula(),
+                "r2": _finite(self.r2),
                 "rmse_ms": _finite(self.rmse), "pearson_r": {
                     m: _finite(f.pearson_r) for m, f in self.model.per_metric.items()},
                 "ranges": {k: list(v) for k, v in self.model.ranges.items()},
@@ -458,7 +461,11 @@ def _finite(v: float | None) -> float | None:
 
 
 def bench_rows(trials: Sequence[TrialRow], mode: str = "infer") -> list[dict[str, Any]]:
-    """One row per successful benchmark of ``mode`` in the trials (any status)."""
+    """One row per successful benchmark of ``mode`` in the trials (any status), with its
+    execution setting (``memory_format+precision``; rows written before settings were
+    recorded count as contiguous+fp32)."""
+    from netscale.bench.result import setting_label_of
+
     out = []
     for t in trials:
         for b in getattr(t, "bench", None) or []:
@@ -472,41 +479,47 @@ def bench_rows(trials: Sequence[TrialRow], mode: str = "infer") -> list[dict[str
                         "params": float(b.get("params") or t.params),
                         "acts": float(b.get("acts") or t.acts), "time_ms": float(tm),
                         "batch_size": int(b.get("batch_size") or 0),
-                        "device": str(b.get("device") or "?"), "spec": t.spec})
+                        "device": str(b.get("device") or "?"), "spec": t.spec,
+                        "setting": setting_label_of(b)})
     return out
 
 
-def bench_settings(rows: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, int]]:
-    return Counter((r["device"], r["batch_size"]) for r in rows)
+def bench_settings(rows: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, int, str]]:
+    """Rows per (device, batch size, execution setting): one runtime model each."""
+    return Counter((r["device"], r["batch_size"], r["setting"]) for r in rows)
 
 
 def study_runtime(trials: Sequence[TrialRow], *, mode: str = "infer", batch_size: int | None = None,
-                  device: str | None = None) -> StudyRuntime | None:
+                  device: str | None = None, setting: str | None = None
+                  ) -> StudyRuntime | None:
     """The runtime model of a study's benchmark rows, or None without (enough) rows.
 
-    With several (device, batch size) settings the most frequent one is used unless
-    ``batch_size``/``device`` pick one; asking for a setting the study did not measure raises.
+    Rows are grouped by (device, batch size, execution setting); the most frequent group is
+    fitted unless ``batch_size``/``device``/``setting`` pick one; asking for a group the study
+    did not measure raises.
     """
     rows = bench_rows(trials, mode)
     if not rows:
         return None
     settings = bench_settings(rows)
     chosen = [k for k in settings if (batch_size is None or k[1] == batch_size)
-              and (device is None or _same_device(k[0], device))]
+              and (device is None or _same_device(k[0], device))
+              and (setting is None or k[2] == setting)]
     if not chosen:
-        have = ", ".join(f"batch {b} on {d}" for d, b in sorted(settings))
+        have = ", ".join(f"batch {b} on {d} in {s}" for d, b, s in sorted(settings))
         want = " and ".join(p for p in (f"batch {batch_size}" if batch_size else "",
-                                        f"device {device}" if device else "") if p)
+                                        f"device {device}" if device else "",
+                                        f"setting {setting}" if setting else "") if p)
         raise NetscaleError(f"the study's runtime was measured at {have}, not at {want}")
     key = max(chosen, key=lambda k: settings[k])
-    use = [r for r in rows if (r["device"], r["batch_size"]) == key]
+    use = [r for r in rows if (r["device"], r["batch_size"], r["setting"]) == key]
     if len(use) < MIN_ROWS:
         return None
     model = fit_runtime(use, metrics=METRICS, target="time_ms")
-    others = tuple(f"batch {b} on {d} ({n} rows)" for (d, b), n in sorted(settings.items())
-                   if (d, b) != key)
+    others = tuple(f"batch {b} on {d} in {s} ({n} rows)"
+                   for (d, b, s), n in sorted(settings.items()) if (d, b, s) != key)
     return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0],
-                        other_settings=others)
+                        other_settings=others, setting=key[2])
 
 
 def _same_device(a: str, b: str) -> bool:
@@ -523,6 +536,7 @@ def measured_times(trials: Sequence[TrialRow], runtime: StudyRuntime | None,
         return {}
     times: dict[str, list[float]] = defaultdict(list)
     for r in bench_rows(trials, mode):
-        if r["batch_size"] == runtime.batch_size and r["device"] == runtime.device:
+        if (r["batch_size"], r["device"], r["setting"]) == (runtime.batch_size, runtime.device,
+                                                            runtime.setting):
             times[network_key(r["spec"])].append(r["time_ms"])
     return {k: float(np.median(v)) for k, v in times.items()}

@@ -17,13 +17,24 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netscale.bench.contention import CONTENDED_THRESHOLD, CpuMonitor, CpuShare
 from netscale.bench.env import BenchEnv, collect_env
 from netscale.bench.memory import PeakMemory, steady_state_allocator
 from netscale.bench.result import MODES, TRAIN_FLOPS_MULTIPLIER, BenchResult
+from netscale.bench.setting import (
+    PRECISIONS,
+    ExecSetting,
+    autocast,
+    check_memory_format,
+    check_precision,
+    choose_setting,
+    fixed_setting,
+    native_bf16,
+    torch_memory_format,
+)
 from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure_runtime
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
@@ -46,8 +57,12 @@ class BenchConfig:
     batch_size: int | None = None  # None: 8 on CPU, 32 on CUDA
     resolution: int | None = None  # None: the spec's resolution
     device: str | None = None  # None: cuda if available, else cpu
-    channels_last: bool = False
-    amp: bool = False  # autocast: bfloat16 on CPU, float16 on CUDA
+    # execution setting (netscale.bench.setting): auto probes the candidates on the model
+    memory_format: str = "contiguous"  # auto | channels_last | contiguous
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (CUDA)
+    channels_last: bool = False  # older alias of memory_format="channels_last"
+    amp: bool = False  # older alias of precision bf16 (CPU) / fp16 (CUDA)
+    setting: ExecSetting | None = None  # an already resolved setting: used as is, no probe
     compile: bool = False  # torch.compile
     threads: int | None = None  # torch intra-op threads (None: DEFAULT_THREADS, i.e. 1)
     retry_oom: bool = False  # on out-of-memory, retry at half the batch (down to 1)
@@ -68,8 +83,29 @@ class BenchConfig:
             raise NetscaleError(f"--threads must be >= 1, got {self.threads}")
         if self.retries < 0:
             raise NetscaleError(f"--retries must be >= 0, got {self.retries}")
+        check_memory_format(self.memory_format)
+        if self.precision not in PRECISIONS:
+            raise NetscaleError(f"--precision {self.precision!r}: use one of "
+                                f"{', '.join(PRECISIONS)}")
+        if self.channels_last and self.memory_format not in ("contiguous", "channels_last"):
+            raise NetscaleError(f"--channels-last contradicts --memory-format "
+                                f"{self.memory_format}; give only --memory-format")
+        if self.amp and self.precision not in ("fp32", "bf16", "fp16"):
+            raise NetscaleError(f"--amp contradicts --precision {self.precision}; give only "
+                                "--precision")
         self.policy.validate()
         return self
+
+    def requested_memory_format(self) -> str:
+        """The memory-format request, the older ``channels_last`` alias folded in."""
+        return "channels_last" if self.channels_last else self.memory_format
+
+    def requested_precision(self, device: str) -> str:
+        """The precision request, the older ``amp`` alias folded in (bf16 on CPU, fp16 on
+        CUDA)."""
+        if self.amp and self.precision == "fp32":
+            return "fp16" if device.startswith("cuda") else "bf16"
+        return self.precision
 
 
 def resolve_device(device: str | None) -> str:
@@ -140,6 +176,31 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
                   clock=clock, labels={"base": base, "strategy": strategy, "factor": factor})
 
 
+def setting_for_spec(spec: NetSpec, config: BenchConfig) -> ExecSetting:
+    """The execution setting ``config`` resolves to for ``spec`` (probing ``auto`` on private
+    copies built from the spec), in ``config.mode`` at its batch size and threads."""
+    from netscale.models import build_model
+
+    config = config.validate()
+    if config.setting is not None:
+        return config.setting
+    if config.resolution is not None and config.resolution != spec.resolution:
+        spec = spec.replace(resolution=config.resolution)
+    device = resolve_device(config.device)
+    batch = config.batch_size or DEFAULT_BATCH["cuda" if device.startswith("cuda") else "cpu"]
+
+    def factory() -> Any:
+        import torch
+
+        torch.manual_seed(config.seed)
+        return build_model(spec)
+
+    with torch_threads(config.threads or DEFAULT_THREADS):
+        return resolve_setting(factory, config, device=device, batch=batch,
+                               in_channels=spec.in_channels, resolution=spec.resolution,
+                               num_classes=spec.num_classes)
+
+
 def bench_module(model: Any, *, name: str, in_channels: int = 3, resolution: int = 224,
                  num_classes: int | None = None, counts: tuple[int, int, int] = (0, 0, 0),
                  config: BenchConfig | None = None,
@@ -171,12 +232,16 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
     if device == "cpu":
         steady_state_allocator()
     with torch_threads(config.threads or DEFAULT_THREADS) as threads:
-        env = collect_env(device, threads=threads, amp=config.amp,
-                          amp_dtype=amp_dtype_for(device), channels_last=config.channels_last,
-                          compile=config.compile)
+        setting = config.setting or resolve_setting(
+            factory, config, device=device, batch=requested, in_channels=in_channels,
+            resolution=resolution, num_classes=num_classes, external=external)
+        config = replace(config, setting=setting)
+        env = collect_env(device, threads=threads, amp=setting.precision != "fp32",
+                          amp_dtype=_dtype_name(setting.precision),
+                          channels_last=setting.channels_last, compile=config.compile)
         common = dict(model=name, mode=config.mode, device=device,
                       requested_batch_size=requested, resolution=resolution, flops=flops,
-                      params=params, acts=acts, env=env, **labels)
+                      params=params, acts=acts, env=env, setting=setting, **labels)
         bs = requested
         tried: list[int] = []
         while True:
@@ -208,6 +273,73 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
         notes.append(f"out of memory at batch size {', '.join(map(str, tried))}; measured at "
                      f"batch size {bs} (--retry-oom)")
     return _result(meas, bs, peak, method, share, attempts, notes, config, common)
+
+
+def resolve_setting(factory: Callable[[], Any], config: BenchConfig, *, device: str, batch: int,
+                    in_channels: int, resolution: int, num_classes: int,
+                    external: bool = False) -> ExecSetting:
+    """The execution setting ``config`` asks for on this model, batch and device: fixed
+    requests as they are, ``auto`` by a short interleaved probe of the candidates (each on a
+    private copy of the model: the caller's model, and the RNG, are left untouched)."""
+    fmt = config.requested_memory_format()
+    prec = config.requested_precision(device)
+    # the older --amp flag ran bf16 also where it is emulated: it still does (said in reason)
+    emulated = config.amp and prec == "bf16" and not native_bf16(device)
+    if emulated:
+        setting = resolve_setting(factory, replace(config, amp=False, precision="fp32"),
+                                  device=device, batch=batch, in_channels=in_channels,
+                                  resolution=resolution, num_classes=num_classes,
+                                  external=external)
+        return replace(setting, precision="bf16", requested=f"{fmt}+bf16 (--amp)",
+                       reason=f"{setting.reason}; bf16 is emulated on this CPU (slow)")
+    check_precision(prec, device)
+    fixed = fixed_setting(fmt, prec, device)
+    if fixed is not None:
+        return fixed
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    def make_step(s: ExecSetting) -> Callable[[], Any]:
+        model = copy.deepcopy(factory()) if external else factory()
+        model.to(device=device)
+        mf = torch_memory_format(s)
+        model.to(memory_format=mf)
+        gen = torch.Generator().manual_seed(config.seed)
+        x = torch.randn(batch, in_channels, resolution, resolution, generator=gen)
+        x = x.to(device=device, memory_format=mf)
+        if config.mode == "infer":
+            model.eval()
+
+            def infer() -> Any:
+                with torch.inference_mode(), autocast(s, device):
+                    return model(x)
+
+            return infer
+        y = torch.randint(0, max(1, num_classes), (batch,), generator=gen).to(device)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9) if params else None
+
+        def train_step() -> Any:
+            with autocast(s, device):
+                out = model(x)
+            loss = F.cross_entropy(out.float(), y)
+            if loss.requires_grad:
+                loss.backward()
+            if opt is not None:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            return loss
+
+        return train_step
+
+    return choose_setting(fmt, prec, make_step, batch_size=batch, device=device)
+
+
+def _dtype_name(precision: str) -> str | None:
+    return {"bf16": "bfloat16", "fp16": "float16"}.get(precision)
 
 
 def _measure_with_retries(factory: Callable[[], Any], *, config: BenchConfig,
@@ -288,7 +420,9 @@ def _measure_once(factory: Callable[[], Any], *, external: bool, device: str, ba
         was_training = model.training
         if config.mode == "train":
             snapshot = _snapshot(model)
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    assert config.setting is not None  # resolved by _bench
+    fmt = torch_memory_format(config.setting)
+    own_fmt = _weight_format(model) if external else None
     mem = PeakMemory(device)
     try:
         with mem:
@@ -312,11 +446,24 @@ def _measure_once(factory: Callable[[], Any], *, external: bool, device: str, ba
                 meas = measure_runtime(runner, config.policy, clock)
     finally:
         if external and model is not None:
+            if own_fmt is not None and own_fmt != fmt:  # the layout the caller had
+                model.to(memory_format=own_fmt)
             if snapshot is not None:
                 model.load_state_dict(snapshot)
                 model.zero_grad(set_to_none=True)
             model.train(was_training)
     return meas, mem.peak_mb, mem.method, mon.share
+
+
+def _weight_format(model: Any) -> Any:
+    """The memory format of the model's first 4-d weight (None without one)."""
+    import torch
+
+    for p in model.parameters():
+        if p.dim() == 4:
+            cl = p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            return torch.channels_last if cl else torch.contiguous_format
+    return None
 
 
 def _compiled(model: Any, config: BenchConfig) -> Any:
@@ -351,12 +498,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _autocast(device: str, config: BenchConfig) -> Any:
-    import torch
-
-    if not config.amp:
-        return contextlib.nullcontext()
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    return torch.autocast(kind, dtype=getattr(torch, amp_dtype_for(device)))
+    return autocast(config.setting or ExecSetting(), device)
 
 
 def _infer_runner(run: Any, x: Any, device: str, config: BenchConfig,
@@ -398,7 +540,8 @@ def _train_runner(model: Any, run: Any, x: Any, y: Any, device: str, config: Ben
     opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=5e-5) \
         if params else None
     cuda = device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda") if cuda and config.amp else None
+    scaler = torch.amp.GradScaler("cuda") if cuda and config.setting is not None and \
+        config.setting.precision == "fp16" else None
 
     def forward() -> Any:
         with _autocast(device, config):
@@ -464,10 +607,12 @@ def _train_runner(model: Any, run: Any, x: Any, y: Any, device: str, config: Ben
 def env_for(config: BenchConfig) -> BenchEnv:
     """The environment a run with ``config`` would record (for headers)."""
     device = resolve_device(config.device)
+    prec = config.setting.precision if config.setting else config.requested_precision(device)
+    fmt = config.setting.memory_format if config.setting else config.requested_memory_format()
     with torch_threads(config.threads or DEFAULT_THREADS) as threads:
-        return collect_env(device, threads=threads, amp=config.amp,
-                           amp_dtype=amp_dtype_for(device),
-                           channels_last=config.channels_last, compile=config.compile)
+        return collect_env(device, threads=threads, amp=prec in ("bf16", "fp16"),
+                           amp_dtype=_dtype_name(prec), channels_last=fmt == "channels_last",
+                           compile=config.compile)
 
 
 def empty_model(num_classes: int = 10) -> Any:

@@ -8,6 +8,7 @@ resolution), achieved GFLOP/s = 1e9 multiply-adds per second (see ``flops_per_ba
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.bench.env import BenchEnv
+from netscale.bench.setting import ExecSetting
 from netscale.bench.timing import Stats
 from netscale.errors import NetscaleError
 from netscale.util import jsonio, serial
@@ -33,6 +35,7 @@ CSV_FIELDS = [
     "forward_ms", "forward_iqr_ms", "backward_ms", "backward_iqr_ms", "step_ms", "step_iqr_ms",
     "images_per_s", "flops_per_batch", "gflops_per_s", "peak_mem_mib", "mem_method",
     "cpu_others", "cpu_steal", "contended", "time_quality", "attempts", "note",
+    "memory_format", "precision", "setting_requested", "setting_reason",
     "env_torch_version", "env_device_name", "env_cpu_model", "env_threads", "env_dtype",
     "env_amp", "env_amp_dtype", "env_channels_last", "env_compile", "env_load_avg_1m",
 ]
@@ -77,6 +80,9 @@ class BenchResult:
     strategy: str | None = None
     factor: float | None = None
     env: BenchEnv | None = None
+    # the execution setting measured in (memory format x precision), with what was asked and
+    # why it was chosen; files written before settings existed read as contiguous+fp32
+    setting: ExecSetting = field(default_factory=ExecSetting)
     schema: str = SCHEMA
 
     @property
@@ -103,8 +109,10 @@ class BenchResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BenchResult:
-        return serial.from_dict(cls, {**d, "phases": d.get("phases") or {},
-                                      "env": d.get("env") or None}, unknown="ignore")
+        rest = {k: v for k, v in d.items() if k != "setting"}
+        out = serial.from_dict(cls, {**rest, "phases": d.get("phases") or {},
+                                     "env": d.get("env") or None}, unknown="ignore")
+        return dataclasses.replace(out, setting=setting_of(d))
 
     def csv_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
@@ -117,6 +125,10 @@ class BenchResult:
             elif name.endswith("_ms") and name[:-3] in ("forward", "backward", "step"):
                 ph = self.phases.get(name[:-3])
                 row[name] = ph.median_ms if ph else ""
+            elif name in ("memory_format", "precision"):
+                row[name] = getattr(self.setting, name)
+            elif name.startswith("setting_"):
+                row[name] = getattr(self.setting, name[len("setting_"):])
             else:
                 value = getattr(self, name)
                 row[name] = "" if value is None else value
@@ -124,6 +136,32 @@ class BenchResult:
 
 
 TIME_QUALITIES = ("ok", "noisy", "contended")
+
+
+def setting_of(row: Mapping[str, Any]) -> ExecSetting:
+    """The execution setting of a result row (a :meth:`BenchResult.to_dict`, a CSV row, or a
+    row written before settings were recorded: then its env's channels_last/amp flags, else
+    contiguous+fp32)."""
+    s = row.get("setting")
+    if isinstance(s, Mapping):
+        return ExecSetting.from_dict(s)
+    if row.get("memory_format") or row.get("precision"):  # a CSV row
+        fmt = str(row.get("memory_format") or "contiguous")
+        prec = str(row.get("precision") or "fp32")
+        return ExecSetting(fmt, prec, requested=str(row.get("setting_requested")
+                                                    or f"{fmt}+{prec}"),
+                           reason=str(row.get("setting_reason") or "requested"))
+    env = row.get("env") if isinstance(row.get("env"), Mapping) else {}
+    fmt = "channels_last" if env.get("channels_last") else "contiguous"
+    amp = {"bfloat16": "bf16", "float16": "fp16"}.get(str(env.get("amp_dtype")), "bf16")
+    prec = amp if env.get("amp") else "fp32"
+    return ExecSetting(fmt, prec, requested=f"{fmt}+{prec}",
+                       reason="recorded before execution settings were")
+
+
+def setting_label_of(row: Mapping[str, Any]) -> str:
+    """``memory_format+precision`` of a result row (see :func:`setting_of`)."""
+    return setting_of(row).label
 
 
 def time_quality_of(row: Mapping[str, Any]) -> str | None:

@@ -14,10 +14,12 @@ the probe's images/s per candidate and a one-line reason, so results can say wha
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
@@ -28,6 +30,11 @@ DEFAULT_SETTING_LABEL = "contiguous+fp32"
 #: a faster candidate must beat the plain (contiguous, fp32) setting by this fraction to be
 #: picked; within it the plain setting stays (it is bit-reproducible and the reference)
 MIN_GAIN = 0.03
+#: The measured accuracy parity of bf16 against fp32 (written by
+#: ``benchmarks/bench_bf16_parity.py --record``; docs/precision.md). ``auto`` considers bf16
+#: only when this file records ``"verdict": "parity"`` (no loss beyond noise); without the file,
+#: or with a measured loss, auto stays in fp32. An explicit ``bf16`` request is honoured.
+PARITY_FILE = Path(__file__).with_name("bf16_parity.json")
 
 
 def check_memory_format(value: str, flag: str = "--memory-format") -> str:
@@ -61,6 +68,29 @@ def native_bf16(device: str = "cpu") -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def bf16_parity(path: Path | None = None) -> dict[str, Any] | None:
+    """The recorded bf16-vs-fp32 accuracy parity result, or None when none is recorded."""
+    try:
+        data = json.loads((path or PARITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("verdict") in ("parity", "loss") \
+        else None
+
+
+def bf16_auto_allowed(path: Path | None = None) -> tuple[bool, str]:
+    """Whether ``auto`` may pick bf16 (the parity benchmark showed no loss beyond noise), and
+    why (a short phrase for the setting's reason)."""
+    rec = bf16_parity(path)
+    if rec is None:
+        return False, ("bf16 not tried: no accuracy-parity measurement is recorded "
+                       "(benchmarks/bench_bf16_parity.py --record)")
+    if rec["verdict"] != "parity":
+        return False, ("bf16 not tried: the parity benchmark measured "
+                       f"{rec.get('summary', 'a loss')}")
+    return True, ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +151,7 @@ def candidates(memory_format: str, precision: str, device: str = "cpu"
     check_precision(precision, device)
     fmts = ["contiguous", "channels_last"] if memory_format == "auto" else [memory_format]
     if precision == "auto":
-        precs = ["fp32"] + (["bf16"] if native_bf16(device) else [])
+        precs = ["fp32"] + (["bf16"] if native_bf16(device) and bf16_auto_allowed()[0] else [])
     else:
         precs = [precision]
     return [(f, p) for p in precs for f in fmts]
@@ -134,7 +164,7 @@ def fixed_setting(memory_format: str, precision: str, device: str = "cpu") -> Ex
         return None
     f, p = cands[0]
     reason = "requested" if memory_format != "auto" and precision != "auto" else \
-        "the only candidate on this device"
+        _with_bf16_note("the only candidate on this device", precision, device)
     return ExecSetting(f, p, requested=f"{memory_format}+{precision}", reason=reason)
 
 
@@ -205,7 +235,8 @@ def choose_setting(memory_format: str, precision: str, make_step: StepFactory, *
     cands = [c for c in candidates(memory_format, precision, device)
              if f"{c[0]}+{c[1]}" not in set(exclude)]
     if len(cands) == 1:
-        return ExecSetting(*cands[0], requested=requested, reason="the only candidate left")
+        return ExecSetting(*cands[0], requested=requested,
+                           reason=_with_bf16_note("the only candidate left", precision, device))
     with _preserved_rng():
         runners = []
         for f, p in cands:
@@ -234,7 +265,15 @@ def choose_setting(memory_format: str, precision: str, make_step: StepFactory, *
                f"images/s of {plain.label} ({best.images_per_s:,.0f} vs "
                f"{plain.images_per_s:,.0f}) in a {rounds}x{steps}-step probe")
     return ExecSetting(chosen.memory_format, chosen.precision, requested=requested,
-                       reason=why, probe=probe)
+                       reason=_with_bf16_note(why, precision, device), probe=probe)
+
+
+def _with_bf16_note(reason: str, precision: str, device: str) -> str:
+    """Adds why bf16 was not a candidate of an ``auto`` precision on a bf16-capable device."""
+    if precision != "auto" or not native_bf16(device):
+        return reason
+    allowed, why = bf16_auto_allowed()
+    return reason if allowed else f"{reason}; {why}"
 
 
 def describe(setting: ExecSetting) -> str:

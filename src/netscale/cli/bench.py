@@ -42,10 +42,19 @@ def add_parser(sub: Any) -> None:
                    "--base, the base's resolution before scaling")
     p.add_argument("--device", default=None,
                    help="cpu or cuda[:N] (default: cuda if available, else cpu)")
+    p.add_argument("--memory-format", choices=("auto", "channels_last", "contiguous"),
+                   default=None,
+                   help="memory format of weights and inputs: auto (default) probes both on "
+                   "each model and keeps the faster, channels_last (NHWC) or contiguous (NCHW); "
+                   "the choice is recorded with each result (docs/precision.md)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                   help="auto (default) probes fp32 and, where the CPU/GPU runs it natively and "
+                   "the recorded accuracy-parity benchmark allows it, bf16 autocast (fp32 "
+                   "master weights); fp16: CUDA only, with a GradScaler")
     p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format for weights and inputs")
+                   help="older spelling of --memory-format channels_last")
     p.add_argument("--amp", action="store_true",
-                   help="autocast: bfloat16 on CPU, float16 on CUDA (with a GradScaler in train)")
+                   help="older spelling of --precision bf16 (CPU) / fp16 (CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=threads_int, default=None, metavar="N",
                    help="torch intra-op CPU threads (default 1: stable timings on a shared "
@@ -111,10 +120,39 @@ def _config(args: argparse.Namespace) -> Any:
                           noisy_threshold=args.noise_threshold)
     if args.resolution is not None and args.resolution < 8:
         raise NetscaleError(f"--resolution must be >= 8 pixels, got {args.resolution}")
+    fmt, prec = _setting_flags(args)
     return BenchConfig(batch_size=args.batch_size, resolution=None,  # applied per spec
-                       device=args.device, channels_last=args.channels_last, amp=args.amp,
+                       device=args.device, memory_format=fmt, precision=prec, amp=args.amp,
                        compile=args.compile, threads=args.threads, retry_oom=args.retry_oom,
                        retries=args.retries, policy=policy, seed=args.seed).validate()
+
+
+def _setting_flags(args: argparse.Namespace) -> tuple[str, str]:
+    """--memory-format/--precision with the older --channels-last/--amp folded in."""
+    from netscale.bench.setting import check_precision
+
+    fmt, prec = args.memory_format, args.precision
+    if args.channels_last:
+        if fmt not in (None, "channels_last"):
+            raise NetscaleError(f"--channels-last contradicts --memory-format {fmt}; give only "
+                                "--memory-format")
+        fmt = "channels_last"
+    if args.amp:
+        cuda = str(args.device or "").startswith("cuda")
+        amp = "fp16" if cuda else "bf16"
+        if prec not in (None, amp):
+            raise NetscaleError(f"--amp (= --precision {amp} on this device) contradicts "
+                                f"--precision {prec}; give only --precision")
+        prec = amp
+    fmt, prec = fmt or "auto", prec or "auto"
+    device = "cuda" if str(args.device or "").startswith("cuda") else "cpu"
+    if args.device is None:
+        from netscale.bench.harness import resolve_device
+
+        device = resolve_device(None)
+    if not args.amp:  # --amp keeps running bf16 where it is emulated (slowly), as before
+        check_precision(prec, device)
+    return fmt, prec
 
 
 def _entries(args: argparse.Namespace) -> list[Any]:
@@ -175,27 +213,30 @@ def fit_outside(args: argparse.Namespace) -> int:
     if not rows:
         raise NetscaleError(f"{args.from_file}: no row has a time_ms (ms per batch); the "
                             "runtime model needs timed rows")
-    by_setting: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    by_setting: dict[tuple[str, int, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_setting[(r["mode"], r["batch_size"], r["device"])].append(r)
+        by_setting[(r["mode"], r["batch_size"], r["device"],
+                    r.get("setting", "contiguous+fp32"))].append(r)
     out: dict[str, Any] = {"source": str(args.from_file), "fits": {}}
     texts = []
-    for (mode, batch, device), rs in sorted(by_setting.items()):
+    for (mode, batch, device, setting), rs in sorted(by_setting.items()):
         metrics = [m for m in METRICS if all(r.get(m) for r in rs)]
-        key = f"{mode}, batch {batch}, {device}"
+        key = f"{mode}, batch {batch}, {device}" + (
+            f", {setting}" if setting != "contiguous+fp32" else "")
         if len(rs) < 3:
             texts.append(f"{key}: only {len(rs)} timed row(s), the runtime model needs 3")
             out["fits"][key] = {"skipped": f"only {len(rs)} timed rows (needs 3)"}
             continue
         fit = fit_runtime(rs, metrics=metrics, target="time_ms")
         out["fits"][key] = {"mode": mode, "batch_size": batch, "device": device,
-                            "metrics": metrics, **fit.to_dict()}
+                            "setting": setting, "metrics": metrics, **fit.to_dict()}
         missing = [m for m in METRICS if m not in metrics]
         texts.append(f"[{key}; {len(rs)} rows from {args.from_file}]\n" + format_fit(fit, mode)
                      + (f"\nnot fitted against {', '.join(missing)}: some rows have no value"
                         if missing else ""))
     if all("skipped" in v for v in out["fits"].values()):
-        raise NetscaleError(f"{args.from_file}: no (mode, batch size, device) setting has 3 "
+        raise NetscaleError(f"{args.from_file}: no (mode, batch size, device, memory format + "
+                            "precision) setting has 3 "
                             "timed rows; the runtime model needs at least 3 per setting")
     if args.out:
         from netscale.util.io import atomic_write_text
@@ -284,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     if not quiet:
         bs = config.batch_size or ("32" if env.device.startswith("cuda") else "8")
         print(f"device {env.summary()}; batch size {bs}; budget {args.budget:g} s per "
-              "measurement")
+              f"measurement; setting asked: {config.memory_format}+{config.precision}")
     done = [0]
 
     def progress(r: Any) -> None:
@@ -292,11 +333,19 @@ def run(args: argparse.Namespace) -> int:
         if total > 1:
             t = f"{r.time_ms:.2f} ms/batch" if r.ok else r.status.upper()
             flags = _flags(r)
-            print(f"[{done[0]}/{total}] {r.model} {r.mode}: {t}"
+            print(f"[{done[0]}/{total}] {r.model} {r.mode} ({r.setting.label}): {t}"
                   + (f" ({flags})" if flags else ""), file=sys.stderr, flush=True)
 
-    analysis = run_analysis(entries, config, modes, fit=args.fit, progress=progress)
-    rows, fits = analysis.rows, analysis.fits
+    if args.fit:  # one runtime model per setting: every model in the first model's setting
+        rows, fits = [], {}
+        for mode in modes:
+            cfg = _fit_setting(config, entries[0].spec, mode, quiet)
+            part = run_analysis(entries, cfg, [mode], fit=True, progress=progress)
+            rows += part.rows
+            fits.update(part.fits)
+    else:
+        analysis = run_analysis(entries, config, modes, fit=False, progress=progress)
+        rows, fits = analysis.rows, analysis.fits
     _output(args, rows, fits, env.summary())
     return 0 if all(r.ok for r in rows) else 1
 
@@ -336,6 +385,22 @@ def _output(args: argparse.Namespace, rows: Any, fits: Any, env_summary: str) ->
             print(f"\nwrote {', '.join(written)}")
 
 
+def _fit_setting(config: Any, spec: Any, mode: str, quiet: bool) -> Any:
+    """``config`` for ``mode`` with its setting resolved once, on ``spec`` (the first model):
+    a runtime model is fitted over rows of one setting."""
+    import dataclasses
+
+    from netscale.bench.harness import setting_for_spec
+    from netscale.bench.setting import describe
+
+    cfg = dataclasses.replace(config, mode=mode)
+    setting = setting_for_spec(spec, cfg)
+    if not quiet and "auto" in (config.memory_format, config.precision):
+        print(f"{mode}: every model runs in {spec.name}'s {describe(setting)}",
+              file=sys.stderr)
+    return dataclasses.replace(cfg, setting=setting)
+
+
 def _predict_models(args: argparse.Namespace) -> list[tuple[str, Any]]:
     from netscale.complexity import complexity
     from netscale.specs import resolve_spec
@@ -362,7 +427,7 @@ def format_table(rows: list[Any]) -> str:
     from netscale.util.fmt import si, table
 
     train = any(r.mode == "train" for r in rows)
-    headers = ["model", "mode", "batch", "px", "flops (MACs)", "params", "acts",
+    headers = ["model", "mode", "setting", "batch", "px", "flops (MACs)", "params", "acts",
                "ms/batch", "IQR ms", "n", "timing"]
     if train:
         headers += ["fwd ms", "bwd ms", "step ms"]
@@ -371,8 +436,8 @@ def format_table(rows: list[Any]) -> str:
     notes = []
     for r in rows:
         flag = _flags(r).upper()
-        line: list[Any] = [r.model, r.mode, r.batch_size, r.resolution, si(r.flops),
-                           si(r.params), si(r.acts)]
+        line: list[Any] = [r.model, r.mode, r.setting.label, r.batch_size, r.resolution,
+                           si(r.flops), si(r.params), si(r.acts)]
         if r.ok:
             line += [f"{r.time_ms:.2f}", f"{r.iqr_ms:.2f}", r.samples, r.time_quality]
         else:
@@ -386,14 +451,19 @@ def format_table(rows: list[Any]) -> str:
         body.append(line)
         if r.note:
             notes.append(f"{r.model} ({r.mode}): {r.note}")
-    text = table(body, headers, align="llrrrrrrrrl" + ("rrr" if train else "") + "rrrl")
+    text = table(body, headers, align="lllrrrrrrrrl" + ("rrr" if train else "") + "rrrl")
     foot = ("ms/batch = median time per batch over n timed samples (IQR = interquartile "
             "range); flops are multiply-adds per image (1 MAC = 1 flop); GFLOP/s = achieved "
             "1e9 MACs/s (train counts 3x forward); peak MiB = peak memory above the start "
             f"({rows[0].mem_method or 'n/a'}); timing = quality of the time after automatic "
             "re-measurement (--retries): ok, noisy (IQR/median above the threshold) or "
             "contended (other processes used the CPUs during the measurement); treat noisy or "
-            "contended times as rough.")
+            "contended times as rough. setting = memory format + precision measured in "
+            "(contiguous = NCHW, channels_last = NHWC; bf16/fp16 = autocast, fp32 weights).")
+    probed = {(r.model, r.mode): r.setting for r in rows if r.setting.probe}
+    for (model, mode), st in probed.items():
+        notes.append(f"{model} ({mode}): {st.label} chosen by --memory-format/--precision "
+                     f"auto: {st.reason}")
     flagged = [r for r in rows if r.ok and r.time_quality != "ok"]
     if flagged:
         notes.insert(0, f"{len(flagged)} of {len(rows)} timings stayed noisy or contended "

@@ -11,7 +11,7 @@ A study config is a YAML file (see ``examples/study.yaml`` and the README)::
     rounding: exact
     seeds: [0]
     data: {name: fashion-mnist, subset: 5000, val_subset: 2000}
-    recipe: {epochs: 3, batch_size: 128, lr: 0.2}
+    recipe: {epochs: 3, batch_size: 128, lr: 0.2}   # + memory_format, precision (auto)
     bench: {enabled: true, mode: infer, batch_size: 64, budget: 2.0}
     retries: 1
     resources: {cpus: 1, gpus: 0}      # per trial, for the Ray executor
@@ -316,7 +316,8 @@ def parse_study_config(data: Any, *, source: str = "study config",
     cfg = StudyConfig(**grid, **sections, **limits, **identity,
                       data=(_section(DataConfig, data_cfg, "data", source)
                             if data_cfg or sections["train"] else None),
-                      recipe=_section(_recipe_class(), recipe, "recipe", source),
+                      recipe=_section(_recipe_class(), _check_setting_keys(recipe, source),
+                                     "recipe", source),
                       bench=BenchSettings.from_dict(data.get("bench", {}) or {}, source),
                       resources=Resources.from_dict(data.get("resources", {}) or {}, source),
                       source=source, base_dir=base_dir,
@@ -479,6 +480,27 @@ def _section(cls: type[_T], value: Mapping[str, Any], what: str, source: str) ->
         raise NetscaleError(f"{source}: {msg}") from None
     except (TypeError, ValueError) as exc:
         raise NetscaleError(f"{source}: {what}: {exc}") from None
+
+
+def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Checks recipe.memory_format / recipe.precision (the execution setting every trial
+    trains and is timed in; ``auto``, the default, probes each scaled model once when its
+    trial starts, docs/precision.md). Returns the recipe without them when this Recipe does
+    not know them yet."""
+    import dataclasses
+
+    from netscale.bench.setting import MEMORY_FORMATS, PRECISIONS
+    from netscale.train.recipe import Recipe
+
+    out = dict(recipe)
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    for key, allowed in (("memory_format", MEMORY_FORMATS), ("precision", PRECISIONS)):
+        if key in out and out[key] not in allowed:
+            raise NetscaleError(f"{source}: recipe.{key} must be one of {', '.join(allowed)}, "
+                                f"got {_show(out[key])}")
+        if key not in known:
+            out.pop(key, None)
+    return out
 
 
 def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:

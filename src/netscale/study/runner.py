@@ -387,7 +387,7 @@ def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
                   "batch_size": cfg.bench.batch_size, "budget": cfg.bench.budget,
                   "retries": cfg.bench.retries},
-        "phases": [phase], "device": device, "threads": threads,
+        "phases": [phase], "train": cfg.train, "device": device, "threads": threads,
         "trial_dir": str(trial_dir(cfg, t.id)),
     }
 

@@ -22,6 +22,90 @@ from netscale.errors import NetscaleError
 Emit = Callable[[str, dict[str, Any]], None]
 
 
+SETTING_FILE = "setting.json"
+
+
+def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
+    """The trial's execution setting (memory format x precision), resolved once: read from the
+    trial directory's ``setting.json`` when an earlier phase or attempt resolved it, else from
+    the recipe's ``memory_format``/``precision`` (default ``auto``: a short probe of training
+    steps at the recipe's batch size on this device; in a study that does not train, of the
+    benchmark's own steps at its batch size) and written there. A trial that ran before
+    settings were recorded (a runtime or checkpoint but no ``setting.json``) keeps
+    contiguous+fp32, the setting it was started in."""
+    from netscale.bench.harness import (
+        DEFAULT_THREADS,
+        BenchConfig,
+        resolve_device,
+        resolve_setting,
+        torch_threads,
+    )
+    from netscale.bench.setting import ExecSetting
+    from netscale.util.io import atomic_write_json
+
+    trial_dir = Path(payload["trial_dir"])
+    path = trial_dir / SETTING_FILE
+    if path.is_file():
+        try:
+            return ExecSetting.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable (a torn write cannot happen: atomic): resolve again
+    if (trial_dir / "bench.json").is_file() or (trial_dir / "train").is_dir():
+        setting = ExecSetting(reason="started before execution settings were recorded")
+    else:
+        from netscale.train import Recipe
+
+        recipe = dict(payload.get("recipe") or {})
+        fmt = str(recipe.pop("memory_format", "auto"))
+        prec = str(recipe.pop("precision", "auto"))
+        batch = int(recipe.get("batch_size") or Recipe().batch_size)
+        mode = "train"
+        if not payload.get("train", True):  # a timing-only study: probe what it times
+            bench = payload.get("bench") or {}
+            mode = "infer" if bench.get("mode", "infer") == "infer" else "train"
+            batch = int(bench.get("batch_size") or batch)
+        device = resolve_device(payload.get("device"))
+        cfg = BenchConfig(mode=mode, batch_size=batch, device=device,
+                          memory_format=fmt, precision=prec, seed=int(payload["seed"]))
+
+        def factory() -> Any:
+            from netscale.study.module_base import ModuleSpec
+
+            if isinstance(spec, ModuleSpec):
+                return spec.build_module()
+            from netscale.models import build_model
+
+            return build_model(spec)
+
+        # probe in the threads the trial trains with (the recipe's, else the phase's), or in a
+        # timing-only study those its benchmark runs with
+        threads = (recipe.get("threads") or payload.get("threads")) if payload.get(
+            "train", True) else (payload.get("threads") or DEFAULT_THREADS)
+        with torch_threads(threads):
+            setting = resolve_setting(factory, cfg, device=device, batch=batch,
+                                      in_channels=spec.in_channels,
+                                      resolution=spec.resolution, num_classes=spec.num_classes)
+    atomic_write_json(path, setting.to_dict())
+    return setting
+
+
+def recipe_with_setting(recipe: Mapping[str, Any], setting: Any) -> dict[str, Any]:
+    """The trial's recipe with its resolved setting (so training does not probe again); a
+    Recipe without the setting fields (an older trainer) gets neither key."""
+    import dataclasses
+
+    from netscale.train import Recipe
+
+    out = dict(recipe)
+    names = {f.name for f in dataclasses.fields(Recipe)}
+    for key in ("memory_format", "precision"):
+        if key in names:
+            out[key] = getattr(setting, key)
+        else:
+            out.pop(key, None)
+    return out
+
+
 def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
     from netscale.bench.harness import BenchConfig, bench_spec
     from netscale.bench.timing import TimingPolicy
@@ -40,6 +124,7 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
                 device=payload.get("device"), threads=payload.get("threads"),
                 retries=int(settings.get("retries", 1)),
                 policy=TimingPolicy(budget_s=float(settings["budget"])),
+                setting=trial_setting(payload, spec),  # timed in the setting it trains with
             )
             from netscale.study.module_base import ModuleSpec, bench_module_spec
 
@@ -120,6 +205,7 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
         with phase_state(threads):
             result["env"] = _env()
             result.update(_train(payload, spec, trial_dir, emit))
+            result["env"]["setting"] = result["setting"]  # stored with the trial (env column)
     else:
         with phase_state(threads):
             result["env"] = _env()
@@ -132,7 +218,9 @@ def _train(payload: Mapping[str, Any], spec: Any, trial_dir: Path,
     from netscale.data import DataConfig
     from netscale.train import EpochMetrics, Recipe, train
 
-    recipe = Recipe.from_dict({**payload["recipe"], "seed": int(payload["seed"])})
+    setting = trial_setting(payload, spec)
+    recipe = Recipe.from_dict({**recipe_with_setting(payload["recipe"], setting),
+                               "seed": int(payload["seed"])})
     data = DataConfig.from_dict(payload["data"])
 
     def on_epoch(metrics: EpochMetrics) -> None:
@@ -144,7 +232,8 @@ def _train(payload: Mapping[str, Any], spec: Any, trial_dir: Path,
         raise NetscaleError(f"training diverged (non-finite loss) at epoch "
                             f"{result.epochs_done}")
     return {"top1_err": result.top1_err, "top5_err": result.top5_err, "loss": result.loss,
-            "train": result.to_dict()}
+            "train": result.to_dict(),
+            "setting": setting.to_dict()}
 
 
 def _env() -> dict[str, Any]:
