@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     progress INTEGER,
     wall_time REAL
 );
+CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts (trial_id, finished_at);
 """
 
 #: Tables a netscale results store has (a SQLite file with other tables is not one).
@@ -196,6 +197,7 @@ class Store:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._batch = False
         try:
             if readonly:
                 self.conn = _connect_readonly(self.path)
@@ -256,7 +258,11 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        """One atomic transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error); inside
+        :meth:`batch` it joins the batch's transaction."""
+        if self._batch:
+            yield self.conn
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -264,6 +270,17 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[Store]:
+        """Many writes as ONE transaction (bulk loads such as synthetic studies: one commit
+        instead of one per row); all of them or none are applied."""
+        with self.tx():
+            self._batch = True
+            try:
+                yield self
+            finally:
+                self._batch = False
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
