@@ -627,10 +627,11 @@ def _param_intervals(samples: np.ndarray, x_ref: float, law: str, level: float,
     return out
 
 
-def _huber_cost(r: np.ndarray, delta: float, w: np.ndarray) -> np.ndarray:
+def _huber_cost(r: np.ndarray, delta: float, w: np.ndarray | None) -> np.ndarray:
     a = np.abs(r)
     m = np.minimum(a, delta)  # 0.5·r² inside delta, delta·(|r| − delta/2) outside
-    return np.sum(m * (a - 0.5 * m) * w, axis=-1)
+    rho = m * (a - 0.5 * m)
+    return np.sum(rho if w is None else rho * w, axis=-1)
 
 
 class _Problem:
@@ -709,8 +710,10 @@ class _Problem:
         rows, n = y.shape
         w0 = np.ones((rows, n)) if mask is None else np.asarray(mask, dtype=float)
         lo, hi = self.bounds(y, w0)
-        y, w0 = y[:, self.order], np.ascontiguousarray(np.broadcast_to(w0, (rows, n))[
-            :, self.order])
+        y = y[:, self.order]
+        # point weights (0 drops a point); None: every point counts (no multiplications)
+        w0 = None if mask is None else np.ascontiguousarray(
+            np.broadcast_to(w0, (rows, n))[:, self.order])
         logy = np.log(y)
         th = np.clip(np.asarray(theta0, dtype=float).reshape(rows, self.p), lo, hi)
         delta = self.huber_scale
@@ -731,7 +734,9 @@ class _Problem:
             if self.sat:
                 J[:, :, 2] = 1.0 / pa
             absr = np.abs(ra)
-            w = delta / np.maximum(absr, delta) * w0[idx]  # IRLS weight: 1 inside delta
+            w = delta / np.maximum(absr, delta)  # IRLS weight: 1 inside delta
+            if w0 is not None:
+                w *= w0[idx]
             Jt = J.transpose(0, 2, 1)  # batched matmul: far faster than a 3-operand einsum
             g = np.matmul(Jt, self._per_x(w * ra)[:, :, None])[:, :, 0]
             H = np.matmul(Jt * self._per_x(w)[:, None, :], J)
@@ -745,7 +750,7 @@ class _Problem:
             step = -np.linalg.solve(H + damp[:, :, None] * eye, g[:, :, None])[:, :, 0]
             tn = np.clip(ta + step, lo_a, hi_a)
             qn, pn, rn = self._eval_x(tn, logy[idx])
-            cn = _huber_cost(rn, delta, w0[idx])
+            cn = _huber_cost(rn, delta, None if w0 is None else w0[idx])
             better = cn < cost[idx]
             acc = idx[better]
             dec = cost[idx] - cn

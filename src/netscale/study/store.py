@@ -566,10 +566,11 @@ class Store:
         return [dict(r) for r in self.conn.execute("SELECT * FROM events ORDER BY id")]
 
     # ------------------------------------------------------------------ export
-    def export_rows(self) -> list[dict[str, Any]]:
-        """Flat rows (one per trial) for CSV / pandas: nested values JSON-encoded in CSV."""
+    def export_rows(self, trials: Iterable[TrialRow] | None = None) -> list[dict[str, Any]]:
+        """Flat rows (one per trial) for CSV / pandas: nested values JSON-encoded in CSV.
+        ``trials``: rows already read by :meth:`trials` (not read again)."""
         out = []
-        for t in self.trials():
+        for t in self.trials() if trials is None else trials:
             d = t.to_dict(with_spec=False, with_epochs=False)
             d["depths"] = [s["depth"] for s in t.spec.get("stages", [])]
             d["widths"] = [s["width"] for s in t.spec.get("stages", [])]
@@ -578,8 +579,8 @@ class Store:
             out.append(d)
         return out
 
-    def export(self, fmt: str) -> str:
-        rows = self.export_rows()
+    def export(self, fmt: str, trials: Iterable[TrialRow] | None = None) -> str:
+        rows = self.export_rows(trials)
         if fmt == "json":
             return jsonio.dumps(rows, indent=2) + "\n"
         if fmt == "csv":
@@ -588,9 +589,9 @@ class Store:
                 keys = [k for k in rows[0] if k not in ("bench", "epochs", "env")]
                 w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
                 w.writeheader()
-                for r in rows:
+                for r in rows:  # only the written columns are encoded
                     w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)
-                                for k, v in r.items()})
+                                for k, v in r.items() if k in keys})
             return buf.getvalue()
         raise NetscaleError(f"export format must be csv or json, got {fmt!r}")
 
