@@ -216,8 +216,9 @@ def _trial_cells(t: TrialRow, same: dict[str, list[str]]) -> list[tuple[Any, str
             c("; ".join(marks))]
 
 
-def _trials_table(trials: Sequence[TrialRow], page_rows: int = PAGE_ROWS) -> str:
-    """All trials, sortable; above ``page_rows`` trials the table pages (see PAGE_ROWS)."""
+def _trials_table(trials: Sequence[TrialRow], page_rows: int | None = None) -> str:
+    """All trials, sortable; above ``page_rows`` (default PAGE_ROWS) trials the table pages."""
+    page_rows = PAGE_ROWS if page_rows is None else page_rows
     same = same_networks(trials)
     paged = len(trials) > page_rows
     attrs = f' data-paged="{page_rows}"' if paged else ""
