@@ -195,3 +195,53 @@ def test_big_study_report_recommend_export(big: Path, tmp_path: Path) -> None:
     assert len(rows) == len(js) == 2000
     assert {r["id"] for r in rows} == {r["id"] for r in js}
     assert all(len(r["epochs"]) == 3 for r in js)
+
+
+_PAGER_PROBE = """<script>
+(function(){
+  var t = document.getElementById('trials'), out = {};
+  function col(i){ return Array.prototype.map.call(t.tBodies[0].rows,
+    function(r){ return r.cells[i].getAttribute('data-v'); }); }
+  out.page1 = col(0);
+  var next = document.querySelector('.pager button[data-go="1"]');
+  next.click(); out.page2 = col(0);
+  next.click(); next.click(); next.click(); next.click(); out.last = col(0);
+  out.pos = document.querySelector('.pager .pos').textContent;
+  var th = t.querySelectorAll('thead th')[3]; th.click(); th.click(); out.flopsDesc = col(3);
+  var box = document.querySelector('.pager input');
+  box.value = '|seed3'; box.dispatchEvent(new Event('input')); out.filtered = col(0);
+  var pre = document.createElement('pre'); pre.id = 'probe';
+  pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+})();
+</script>"""
+
+
+def test_paged_table_in_chromium(small: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Next pages through every trial; a header click sorts all trials (not only the page);
+    the filter box searches all of them."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Chromium (apt-get install chromium; .ci/run installs it)")
+    monkeypatch.setattr(report_html, "PAGE_ROWS", 10)
+    page = report_html.make_report(small, tmp_path / "r")
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", _PAGER_PROBE + "</body>"))
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--disable-dev-shm-usage", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=300, check=False).stdout
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert m, dom[-2000:]
+    import html
+
+    out = json.loads(html.unescape(m.group(1)))
+    trials = _trials(small)
+    ids = [t.id for t in trials]
+    assert out["page1"] == ids[:10] and out["page2"] == ids[10:20]
+    assert out["last"] == ids[40:] and out["pos"] == "rows 41–45 of 45"  # stops at the end
+    flops = sorted((t.flops for t in trials), reverse=True)
+    assert [int(v) for v in out["flopsDesc"]] == flops[:10]  # sorted over all 45 trials
+    assert sorted(out["filtered"]) == sorted(i for i in ids if i.endswith("|seed3"))
