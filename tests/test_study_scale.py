@@ -245,3 +245,36 @@ def test_paged_table_in_chromium(small: Path, tmp_path: Path,
     flops = sorted((t.flops for t in trials), reverse=True)
     assert [int(v) for v in out["flopsDesc"]] == flops[:10]  # sorted over all 45 trials
     assert sorted(out["filtered"]) == sorted(i for i in ids if i.endswith("|seed3"))
+
+
+def test_leave_one_out_holds_out_evenly_spread_points_above_the_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to the cap every point is held out once; above it, the cap's evenly spread points
+    are, each refit on all the others: the same as exact leave-one-out restricted to them."""
+    import numpy as np
+
+    from netscale.laws import fit as lawfit
+
+    rng = np.random.default_rng(3)
+    x = np.repeat([1e6, 2e6, 4e6, 8e6, 16e6], 8)  # 5 models x 8 seeds
+    y = (0.1 + 0.5 * (x / 1e6) ** -0.4) * np.exp(rng.normal(0, 0.03, x.size))
+    x_ref = float(np.exp(np.mean(np.log(x))))
+    prob = lawfit._Problem("saturating", np.log(x / x_ref), lawfit.DEFAULT_HUBER_SCALE)
+    theta = prob.solve_best(y, prob.starts(y)[None])[0]
+
+    def held_out_error(i: int) -> float:  # one refit without point i, its log error at i
+        mask = np.ones(x.size)
+        mask[i] = 0.0
+        alt = prob.starts(y)[[4]]
+        th = prob.full(prob.solve_best(y[None], np.stack([theta[None], alt], axis=1),
+                                       mask[None]))[0]
+        pred = th[0] * np.exp(-th[1] * prob.logxn[i]) + th[2]
+        return float(np.log(pred) - np.log(y[i]))
+
+    exact = lawfit._loo(prob, y, theta)
+    assert exact == pytest.approx(
+        np.sqrt(np.mean([held_out_error(i) ** 2 for i in range(x.size)])), rel=1e-6)
+    monkeypatch.setattr(lawfit, "LOO_MAX_HELD_OUT", 7)
+    held = [0, 6, 13, 20, 26, 32, 39]  # 7 evenly spread of 40 (rounded half to even)
+    assert lawfit._loo(prob, y, theta) == pytest.approx(
+        np.sqrt(np.mean([held_out_error(i) ** 2 for i in held])), rel=1e-6)

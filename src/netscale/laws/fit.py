@@ -809,7 +809,8 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating", *
     ``x`` is the complexity metric (any positive unit; flops are multiply-adds), ``err`` the
     errors as fractions in (0, 1]. Repeated x values (several seeds per model) are fine.
     ``n_boot`` bootstrap refits (seeded by ``seed``) give the parameter intervals at ``level``
-    and the prediction intervals; ``loo`` adds the leave-one-out RMSE (n more refits).
+    and the prediction intervals; ``loo`` adds the leave-one-out RMSE (n more refits; above
+    :data:`LOO_MAX_HELD_OUT` points, that many evenly spread held-out points).
     ``noise``: a known run-to-run standard deviation of the error (a fraction, 0.003 =
     0.3 points), used as a floor on the noise the bootstrap and the prediction intervals
     assume (with few points the fitted residuals can understate it); a floor only widens
