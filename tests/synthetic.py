@@ -70,6 +70,7 @@ def synthetic_study(path: str | Path, *, base: Any = None,
     base_flops = None
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    scaled: dict[tuple[str, float], Any] = {}  # one scaling per (strategy, factor), all seeds
     for sd in seeds:
         for st in strategies:
             strat = parse_strategy(st)
@@ -79,8 +80,10 @@ def synthetic_study(path: str | Path, *, base: Any = None,
                 if tid in seen:
                     continue
                 seen.add(tid)
-                r = scale_report(spec, float(f), strat, rounding="exact",
-                                 name=f"{label}_x{f:g}_{sname}")
+                if (sname, float(f)) not in scaled:
+                    scaled[(sname, float(f))] = scale_report(
+                        spec, float(f), strat, rounding="exact", name=f"{label}_x{f:g}_{sname}")
+                r = scaled[(sname, float(f))]
                 base_flops = r.base_counts.flops
                 rows.append({"id": tid, "base": label, "strategy": sname, "factor": float(f),
                              "seed": sd, "spec": r.spec.to_dict(), "flops": r.counts.flops,
@@ -88,6 +91,22 @@ def synthetic_study(path: str | Path, *, base: Any = None,
                              "resolution": r.spec.resolution, "flops_factor": r.flops_factor,
                              "params_factor": r.params_factor, "acts_factor": r.acts_factor,
                              "within_tolerance": r.within_tolerance, "_strategy": strat.name})
+    with store.batch():  # one transaction: 10,000 trials are written in seconds
+        _simulate(store, rows, base_flops, truth=truth, rng=rng, e0=e0, noise=noise,
+                  time_noise=time_noise, time_model=time_model, batch_size=batch_size,
+                  device=device, bench=bench, train=train, failed=failed, pending=pending,
+                  epochs=epochs)
+    store.close()
+    return out
+
+
+def _simulate(store: Any, rows: list[dict[str, Any]], base_flops: float | None, *,
+              truth: Mapping[str, tuple[float, float]], rng: Any, e0: float, noise: float,
+              time_noise: float, time_model: tuple[float, float, float], batch_size: int,
+              device: str, bench: bool, train: bool, failed: Sequence[str],
+              pending: Sequence[str], epochs: int) -> None:
+    """Adds the trials and runs each through the store's real life cycle (running, bench,
+    epochs, done or failed), with simulated outcomes."""
     store.add_trials(rows)
     t0, kf, ka = time_model
     for row in rows:
@@ -118,5 +137,3 @@ def synthetic_study(path: str | Path, *, base: Any = None,
                 1.0, err * (1 + 0.5 * (epochs - ep) / epochs))})
         store.mark_done(tid, {"top1_err": float(min(err, 1.0)),
                               "top5_err": float(min(err, 1.0)) / 4, "wall_time": 1.0})
-    store.close()
-    return out

@@ -30,6 +30,7 @@ from netscale.report.marks import (
     timing_flag,
 )
 from netscale.study.store import STORE_NAME, Store, TrialRow
+from netscale.util import jsonio
 from netscale.util.io import atomic_write_text, sweep_temp_files
 
 _CSS = """
@@ -52,6 +53,7 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
 .grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:12px}
 @media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 .small{font-size:12px;color:#666}
+.pager{margin:4px 0;font-size:13px}.pager button{font-size:13px;margin-right:4px}
 """
 
 _JS = """
@@ -61,21 +63,78 @@ function nsKey(cell){
   var v = cell.getAttribute('data-v');
   return (v === null ? cell.textContent : v).trim();
 }
+function nsCmp(x, y, asc){
+  if (x === '' || y === '') return (x === '') === (y === '') ? 0 : (x === '' ? 1 : -1);
+  var nx = Number(x), ny = Number(y);  // numbers only when the whole value is one
+  var c = (isFinite(nx) && isFinite(ny)) ? nx - ny : (x < y ? -1 : x > y ? 1 : 0);
+  return asc ? c : -c;  // empty cells stay last either way
+}
 function nsSort(th, asc){
   var table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
   table.querySelectorAll('thead th').forEach(function(h){
     h.classList.remove('sorted-asc','sorted-desc');});
   th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+  var st = nsPaged[table.id];
+  if (st) {  // a paged table sorts all of its rows (the embedded data), then shows page 1
+    var cmp = function(a, b){ return nsCmp(nsVal(a[col + 1]), nsVal(b[col + 1]), asc); };
+    st.all.sort(cmp);
+    if (st.rows !== st.all) st.rows.sort(cmp);
+    st.page = 0; nsRender(st);
+    return;
+  }
   var rows = Array.prototype.slice.call(body.rows);
-  rows.sort(function(a, b){
-    var x = nsKey(a.cells[col]), y = nsKey(b.cells[col]);
-    if (x === '' || y === '') return (x === '') === (y === '') ? 0 : (x === '' ? 1 : -1);
-    var nx = Number(x), ny = Number(y);  // numbers only when the whole value is one
-    var c = (isFinite(nx) && isFinite(ny)) ? nx - ny : (x < y ? -1 : x > y ? 1 : 0);
-    return asc ? c : -c;  // empty cells stay last either way
-  });
+  rows.sort(function(a, b){ return nsCmp(nsKey(a.cells[col]), nsKey(b.cells[col]), asc); });
   rows.forEach(function(r){body.appendChild(r);});
 }
+// Paged tables (a big study's trials): all rows in <script id="TABLEID-data"> as
+// [status, cell...], a cell being its value or [value, text]; PAGE rows shown at a time.
+var nsPaged = {};
+function nsVal(c){ return c === undefined ? '' : String(typeof c === 'object' ? c[0] : c).trim(); }
+function nsText(c){ return c === undefined ? '' : String(typeof c === 'object' ? c[1] : c); }
+function nsEsc(s){ return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  .replace(/>/g, '&gt;').replace(/"/g, '&quot;'); }
+function nsRender(st){
+  var n = st.rows.length, pages = Math.max(1, Math.ceil(n / st.size));
+  st.page = Math.min(Math.max(st.page, 0), pages - 1);
+  var a = st.page * st.size, b = Math.min(n, a + st.size), out = [];
+  for (var i = a; i < b; i++) {
+    var r = st.rows[i], h = '<tr class="' + nsEsc(r[0]) + '">';
+    for (var j = 1; j < r.length; j++)
+      h += '<td' + (st.left[j - 1] ? ' class="l"' : '') + ' data-v="' + nsEsc(nsVal(r[j]))
+        + '">' + nsEsc(nsText(r[j])) + '</td>';
+    out.push(h + '</tr>');
+  }
+  st.table.tBodies[0].innerHTML = out.join('');
+  if (st.pos) st.pos.textContent = (n ? 'rows ' + (a + 1) + '–' + b + ' of '
+    + n.toLocaleString('en') : 'no rows match') + (st.rows !== st.all ? ' (filtered from '
+    + st.all.length.toLocaleString('en') + ')' : '');
+}
+document.querySelectorAll('table[data-paged]').forEach(function(table){
+  var el = document.getElementById(table.id + '-data');
+  if (!el) return;
+  var pager = document.querySelector('.pager[data-for="' + table.id + '"]');
+  var st = {all: JSON.parse(el.textContent), page: 0, table: table,
+            size: Number(table.getAttribute('data-paged')),
+            left: Array.prototype.map.call(table.querySelectorAll('thead th'),
+                                           function(h){ return h.classList.contains('l'); }),
+            pos: pager && pager.querySelector('.pos')};
+  st.rows = st.all;
+  nsPaged[table.id] = st;
+  if (!pager) return;
+  pager.querySelectorAll('button[data-go]').forEach(function(b){
+    b.addEventListener('click', function(){
+      st.page += Number(b.getAttribute('data-go')); nsRender(st); });
+  });
+  var box = pager.querySelector('input');
+  if (box) box.addEventListener('input', function(){
+    var q = box.value.trim().toLowerCase();
+    st.rows = !q ? st.all : st.all.filter(function(r){
+      for (var j = 1; j < r.length; j++)
+        if (nsText(r[j]).toLowerCase().indexOf(q) >= 0) return true;
+      return false; });
+    st.page = 0; nsRender(st);
+  });
+});
 document.querySelectorAll('table.sortable thead th').forEach(function(th){
   th.addEventListener('click', function(){ nsSort(th, !th.classList.contains('sorted-asc')); });
 });
@@ -121,43 +180,71 @@ def _fmt(x: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "" if x is None else f"{x * scale:.{digits}f}"
 
 
-def _trials_table(trials: Sequence[TrialRow]) -> str:
-    heads = [("trial", True), ("strategy", True), ("s", False), ("flops (M MACs)", False),
-             ("params (M)", False), ("acts (M)", False), ("px", False), ("depths", True),
-             ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
-             ("top-5 err (%)", False), ("epochs", False), ("status", True),
-             ("wall (s)", False), ("error", True), ("marks", True)]
+#: Rows of the trials table written as HTML; a bigger study pages: every row is in an
+#: embedded compact JSON (id="trials-data") that the page renders PAGE_ROWS at a time, sorts
+#: and filters in the browser, so a 10,000-trial report stays small and quick to open.
+PAGE_ROWS = 500
+_TRIAL_HEADS = [("trial", True), ("strategy", True), ("s", False), ("flops (M MACs)", False),
+                ("params (M)", False), ("acts (M)", False), ("px", False), ("depths", True),
+                ("widths", True), ("time (ms/batch)", False), ("top-1 err (%)", False),
+                ("top-5 err (%)", False), ("epochs", False), ("status", True),
+                ("wall (s)", False), ("error", True), ("marks", True)]
+
+
+def _trial_cells(t: TrialRow, same: dict[str, list[str]]) -> list[tuple[Any, str]]:
+    """(sort value, shown text) of each column of one trial's row."""
+    stages = t.spec.get("stages", [])
+    depths = ",".join(str(s["depth"]) for s in stages)
+    widths = ",".join(str(s["width"]) for s in stages)
+    flag = timing_flag(t) if t.time_ms is not None else ""
+    marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
+        [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])
+
+    def c(value: Any, text: str | None = None) -> tuple[Any, str]:
+        v = "" if value is None else value
+        return v, str(text if text is not None else v)
+    return [c(t.id), c(t.strategy), c(t.factor, f"{t.factor:g}"),
+            c(t.flops, f"{t.flops / 1e6:.2f}"), c(t.params, f"{t.params / 1e6:.3f}"),
+            c(t.acts, f"{t.acts / 1e6:.3f}"), c(t.resolution), c(depths), c(widths),
+            c(t.time_ms, _fmt(t.time_ms) + (f" {FLAG_MARK}" if flag else "")),
+            c(t.top1_err, _fmt(t.top1_err, 100)), c(t.top5_err, _fmt(t.top5_err, 100)),
+            c(t.epochs_done), c(t.status), c(round(t.wall_time, 1)), c(t.error or ""),
+            c("; ".join(marks))]
+
+
+def _trials_table(trials: Sequence[TrialRow], page_rows: int | None = None) -> str:
+    """All trials, sortable; above ``page_rows`` (default PAGE_ROWS) trials the table pages."""
+    page_rows = PAGE_ROWS if page_rows is None else page_rows
     same = same_networks(trials)
-    out = ['<table class="sortable" id="trials"><thead><tr>']
-    out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in heads]
+    paged = len(trials) > page_rows
+    attrs = f' data-paged="{page_rows}"' if paged else ""
+    out = [f'<table class="sortable" id="trials"{attrs}><thead><tr>']
+    out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in _TRIAL_HEADS]
     out.append("</tr></thead><tbody>")
-    for t in trials:
-        stages = t.spec.get("stages", [])
-        depths = ",".join(str(s["depth"]) for s in stages)
-        widths = ",".join(str(s["width"]) for s in stages)
+    data = []
+    for i, t in enumerate(trials):
+        cells = _trial_cells(t, same)
+        if paged:  # compact: a cell is its value, or [value, text] when the text differs
+            data.append([t.status] + [str(v) if str(v) == txt else [str(v), txt]
+                                      for v, txt in cells])
+        if i >= page_rows:
+            continue
         out.append(f'<tr class="{_e(t.status)}">')
-        out.append(_cell(t.id, left=True))
-        out.append(_cell(t.strategy, left=True))
-        out.append(_cell(t.factor, f"{t.factor:g}"))
-        out.append(_cell(t.flops, f"{t.flops / 1e6:.2f}"))
-        out.append(_cell(t.params, f"{t.params / 1e6:.3f}"))
-        out.append(_cell(t.acts, f"{t.acts / 1e6:.3f}"))
-        out.append(_cell(t.resolution))
-        out.append(_cell(depths, left=True))
-        out.append(_cell(widths, left=True))
-        flag = timing_flag(t) if t.time_ms is not None else ""
-        out.append(_cell(t.time_ms, _fmt(t.time_ms) + (f" {FLAG_MARK}" if flag else "")))
-        out.append(_cell(t.top1_err, _fmt(t.top1_err, 100)))
-        out.append(_cell(t.top5_err, _fmt(t.top5_err, 100)))
-        out.append(_cell(t.epochs_done))
-        out.append(_cell(t.status, left=True))
-        out.append(_cell(round(t.wall_time, 1)))
-        out.append(_cell(t.error or "", left=True))
-        marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
-            [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])
-        out.append(_cell("; ".join(marks), left=True))
+        out += [_cell(v, txt, left=left) for (v, txt), (_, left) in zip(cells, _TRIAL_HEADS)]
         out.append("</tr>")
     out.append("</tbody></table>")
+    if paged:
+        out.append(
+            f'<div class="pager" data-for="trials"><button type="button" data-go="-1">◀ '
+            f'previous</button> <span class="pos">rows 1–{page_rows} of {len(trials):,}</span> '
+            '<button type="button" data-go="1">next ▶</button> <label>show only rows '
+            'containing <input type="search" size="24" placeholder="e.g. dWr|x8|seed3">'
+            f'</label></div><p class="small">{len(trials):,} trials, {page_rows} per page: '
+            "every trial is in the page (sorting and the filter apply to all of them; "
+            "without JavaScript the first page shows); all of them are also in "
+            "<code>trials.csv</code>.</p>"
+            '<script type="application/json" id="trials-data">'
+            + jsonio.dumps(data, separators=(",", ":")).replace("</", "<\\/") + "</script>")
     return "".join(out)
 
 
@@ -373,7 +460,7 @@ def _load_source(study: Path, out_dir: str | Path | None, percent: bool | None) 
             counts = store.counts()
             config = json.loads(store.get_meta("config") or "{}")
             data_info = json.loads(store.get_meta("data_info") or "{}")
-            csv_text = store.export("csv")
+            csv_text = store.export("csv", trials)
     atomic_write_text(out / "trials.csv", csv_text)
     return _Source(imported, out, db, trials, counts, config, data_info)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from netscale.report.analysis import BASE, Series, runtime_correlations
 from netscale.scaling import parse_strategy
 from netscale.study.store import TrialRow
+from netscale.util import jsonio
 from netscale.util.io import atomic_savefig
 
 # Text sizes for figures shown at about their native pixel size in the report (half-width
@@ -123,9 +125,11 @@ def error_vs_runtime(series: Sequence[Series], path: Path,
             continue
         ax.plot([p.time_ms for p in pts], [100 * p.err for p in pts], marker="o",
                 label=s.strategy, color=colors[s.strategy], zorder=3)
-        for p in pts:
-            ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=9,
-                        textcoords="offset points", xytext=(4, 3))
+        show = factor_labels(len(pts))
+        for i, p in enumerate(pts):
+            if i in show:
+                ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=9,
+                            textcoords="offset points", xytext=(4, 3))
         fl = [(p.strategy, p.factor) in flagged for p in pts]
         mark_flags(ax, [p.time_ms for p in pts], [100 * p.err for p in pts], fl,
                    label=not any_flag)
@@ -164,12 +168,15 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         return None
     plt = _plt()
     colors = strategy_colors([t.strategy for t in rows])
-    model = runtime_correlations(rows)
+    model = runtime_correlations(rows)  # fitted on every timed trial
+    n_timed = len(rows)
+    flagged = [bool(timing_flag(t)) for t in rows]
+    if len(rows) > MAX_MARKERS:  # a big study: one marker per (strategy, factor)
+        rows, flagged = aggregate_timed(rows, flagged)
     fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
     units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
              "acts": "activations (M)"}
     same = same_networks(rows)
-    flagged = [bool(timing_flag(t)) for t in rows]
     for i, (ax, metric) in enumerate(zip(axes, ("flops", "params", "acts"))):
         for strat in sorted({t.strategy for t in rows}):
             pts = [t for t in rows if t.strategy == strat]
@@ -178,9 +185,13 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         mark_flags(ax, [getattr(t, metric) / 1e6 for t in rows], [t.time_ms for t in rows],
                    flagged, label=i == 0)
         labelled: set[str] = set()
+        by_spec: dict[str, list[str]] = {}  # trials with an equal spec: one label for all
+        if same:
+            for o in rows:
+                by_spec.setdefault(jsonio.dumps(o.spec, sort_keys=True), []).append(o.id)
         for t in rows:
             if t.id in same and t.id not in labelled:
-                labelled.update(o.id for o in rows if o.spec == t.spec)
+                labelled.update(by_spec[jsonio.dumps(t.spec, sort_keys=True)])
                 ax.annotate(f"{SAME_MARK} {t.strategy} ×{t.factor:g} = "
                             f"{', '.join(same[t.id])}", (getattr(t, metric) / 1e6, t.time_ms),
                             fontsize=8.5, textcoords="offset points", xytext=(4, -11))
@@ -195,6 +206,9 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         ax.set_xlabel(units[metric])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("time per batch (ms)")
+    if len(rows) < n_timed:
+        fig.suptitle(f"{n_timed:,} timed trials: one marker per (strategy, factor), the median "
+                     "of its trials' times; lines and r fitted on every trial", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="strategy", loc="lower center", ncol=len(labels),
                frameon=False)
@@ -202,6 +216,58 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: Above this many timed trials, runtime_vs_metrics draws one marker per (strategy, factor).
+MAX_MARKERS = 400
+#: A line of error_vs_runtime labels at most this many of its points with their factor.
+MAX_FACTOR_LABELS = 8
+
+
+@dataclass
+class TimedGroup:
+    """The trials of one (base, strategy, factor) as one plot marker: the median time."""
+
+    id: str
+    base: str
+    strategy: str
+    factor: float
+    flops: float
+    params: float
+    acts: float
+    time_ms: float
+    spec: dict[str, Any]
+    n: int
+    seed: int = 0
+
+
+def aggregate_timed(rows: Sequence[TrialRow], flagged: Sequence[bool]
+                    ) -> tuple[list[TimedGroup], list[bool]]:
+    """One :class:`TimedGroup` per (base, strategy, factor) of timed trials (median time,
+    flagged when any of its trials is); keeps a plot of 10,000 trials at one marker per
+    model."""
+    groups: dict[tuple[str, str, float], list[int]] = {}
+    for i, t in enumerate(rows):
+        groups.setdefault((t.base, t.strategy, t.factor), []).append(i)
+    out, flags = [], []
+    for (base, strategy, factor), idx in sorted(groups.items()):
+        ts = [rows[i] for i in idx]
+        out.append(TimedGroup(
+            id=f"{ts[0].id}+{len(ts) - 1}", base=base, strategy=strategy, factor=factor,
+            flops=float(np.mean([t.flops for t in ts])),
+            params=float(np.mean([t.params for t in ts])),
+            acts=float(np.mean([t.acts for t in ts])),
+            time_ms=float(np.median([t.time_ms for t in ts])), spec=ts[0].spec, n=len(ts)))
+        flags.append(any(flagged[i] for i in idx))
+    return out, flags
+
+
+def factor_labels(n: int, limit: int = MAX_FACTOR_LABELS) -> set[int]:
+    """Indices of the points of a line that get a factor label: all of them up to ``limit``,
+    else ``limit`` evenly spread ones (the first and the last included)."""
+    if n <= limit:
+        return set(range(n))
+    return {int(round(v)) for v in np.linspace(0, n - 1, limit)}
 
 
 def growth(series: Sequence[Series], path: Path) -> Path | None:

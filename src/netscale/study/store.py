@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     progress INTEGER,
     wall_time REAL
 );
+CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts (trial_id, finished_at);
 """
 
 #: Tables a netscale results store has (a SQLite file with other tables is not one).
@@ -205,6 +206,7 @@ class Store:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._batch = False
         try:
             if readonly:
                 self.conn = _connect_readonly(self.path)
@@ -265,7 +267,11 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        """One atomic transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error); inside
+        :meth:`batch` it joins the batch's transaction."""
+        if self._batch:
+            yield self.conn
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -273,6 +279,17 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[Store]:
+        """Many writes as ONE transaction (bulk loads such as synthetic studies: one commit
+        instead of one per row); all of them or none are applied."""
+        with self.tx():
+            self._batch = True
+            try:
+                yield self
+            finally:
+                self._batch = False
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -558,10 +575,11 @@ class Store:
         return [dict(r) for r in self.conn.execute("SELECT * FROM events ORDER BY id")]
 
     # ------------------------------------------------------------------ export
-    def export_rows(self) -> list[dict[str, Any]]:
-        """Flat rows (one per trial) for CSV / pandas: nested values JSON-encoded in CSV."""
+    def export_rows(self, trials: Iterable[TrialRow] | None = None) -> list[dict[str, Any]]:
+        """Flat rows (one per trial) for CSV / pandas: nested values JSON-encoded in CSV.
+        ``trials``: rows already read by :meth:`trials` (not read again)."""
         out = []
-        for t in self.trials():
+        for t in self.trials() if trials is None else trials:
             d = t.to_dict(with_spec=False, with_epochs=False)
             d["depths"] = [s["depth"] for s in t.spec.get("stages", [])]
             d["widths"] = [s["width"] for s in t.spec.get("stages", [])]
@@ -570,8 +588,8 @@ class Store:
             out.append(d)
         return out
 
-    def export(self, fmt: str) -> str:
-        rows = self.export_rows()
+    def export(self, fmt: str, trials: Iterable[TrialRow] | None = None) -> str:
+        rows = self.export_rows(trials)
         if fmt == "json":
             return jsonio.dumps(rows, indent=2) + "\n"
         if fmt == "csv":
@@ -580,9 +598,9 @@ class Store:
                 keys = [k for k in rows[0] if k not in ("bench", "epochs", "env")]
                 w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
                 w.writeheader()
-                for r in rows:
+                for r in rows:  # only the written columns are encoded
                     w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)
-                                for k, v in r.items()})
+                                for k, v in r.items() if k in keys})
             return buf.getvalue()
         raise NetscaleError(f"export format must be csv or json, got {fmt!r}")
 

@@ -27,4 +27,8 @@ def finite(obj: Any) -> Any:
 def dumps(obj: Any, **kwargs: Any) -> str:
     """``json.dumps`` that always produces strict JSON (non-finite floats as null)."""
     kwargs.pop("allow_nan", None)
+    try:  # the common case, all floats finite: no recursive copy (fast on 10,000 trials)
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except (ValueError, TypeError):
+        pass
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
