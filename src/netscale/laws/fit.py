@@ -697,12 +697,12 @@ class _Problem:
         """
         y = np.atleast_2d(np.asarray(y, dtype=float))
         rows, n = y.shape
-        w0 = np.ones((rows, n)) if mask is None else np.asarray(mask, dtype=float)
-        lo, hi = self.bounds(y, w0)
+        ones = np.ones((rows, n)) if mask is None else np.asarray(mask, dtype=float)
+        lo, hi = self.bounds(y, ones)
         y = y[:, self.order]
         # point weights (0 drops a point); None: every point counts (no multiplications)
         w0 = None if mask is None else np.ascontiguousarray(
-            np.broadcast_to(w0, (rows, n))[:, self.order])
+            np.broadcast_to(ones, (rows, n))[:, self.order])
         logy = np.log(y)
         th = np.clip(np.asarray(theta0, dtype=float).reshape(rows, self.p), lo, hi)
         delta = self.huber_scale
