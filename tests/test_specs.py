@@ -181,3 +181,22 @@ def test_bad_spec_files(tmp_path, text: str, message: str) -> None:
 def test_missing_spec_file() -> None:
     with pytest.raises(NetscaleError, match="does not exist"):
         resolve_spec("no/such/spec.yaml")
+
+
+@pytest.mark.parametrize("name, blocks", [("ResNet-20-CIFAR", 9), ("ResNet-50", 16),
+                                          ("EfficientNet-B0", 16)])
+def test_zero_init_last_bn_zeroes_exactly_each_blocks_last_bn(name: str, blocks: int) -> None:
+    import torch
+
+    from netscale.models import build_model
+    from netscale.specs import resolve_spec
+
+    torch.manual_seed(0)
+    model = build_model(resolve_spec(name), zero_init_last_bn=True)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    zero = [m for m in bns if bool((m.weight == 0).all())]
+    assert len(zero) == blocks  # one per residual block / MBConv, no other BN
+    assert all(getattr(m, "final_bn", False) for m in zero)
+    plain = build_model(resolve_spec(name))
+    assert not any(bool((m.weight == 0).all()) for m in plain.modules()
+                   if isinstance(m, torch.nn.BatchNorm2d))

@@ -351,13 +351,19 @@ def _strategy_list(trained: Sequence[str], extra: Sequence[str] | None,
     return out
 
 
+def _error_value(c: Candidate) -> float:
+    """A ranked candidate's predicted error (unpredicted ones sort last)."""
+    return c.error.value if c.error is not None else math.inf
+
+
 def _metric(c: Candidate, x: str, epochs: float | None) -> float:
     vals = {"flops": c.flops, "params": c.params, "acts": c.acts, "epochs": epochs}
     v = 1.0
     for k in x.split("*"):
-        if vals.get(k) is None:
+        val = vals.get(k)
+        if val is None:
             raise NetscaleError(f"cannot evaluate x = {x} for a new model (no {k}); use flops")
-        v *= float(vals[k])  # type: ignore[arg-type]
+        v *= float(val)
     return v
 
 
@@ -541,7 +547,7 @@ def _rank(cands: list[Candidate], tie: float, notes: list[str], time_half: float
             chosen.verdict = (f"chosen: statistically tied with the lowest predicted error "
                               f"({best.name} {_pts(best.error.value)}%) and faster")
         rest = sorted((c for c in predicted if c is not chosen),
-                      key=lambda c: (c.error.value, c.time_ms if c.time_ms is not None  # type: ignore[union-attr]
+                      key=lambda c: (_error_value(c), c.time_ms if c.time_ms is not None
                                      else inf, c.name))
         order = [chosen, *rest]
         _explain_others(rest, chosen, tied_names, "predicted")

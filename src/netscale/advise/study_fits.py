@@ -312,8 +312,9 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
         notes.append(f"{missing} trial(s) without a result (pending, running or failed) "
                      "are not in the fit")
     n, sizes = len(xs), len(set(xs))
-    common = dict(base=base, strategy=strategy, label=label, n_points=n, n_sizes=sizes,
-                  missing=missing, exponents=exps, alpha=fast_alpha(exps))
+    common: dict[str, Any] = dict(base=base, strategy=strategy, label=label, n_points=n,
+                                  n_sizes=sizes, missing=missing, exponents=exps,
+                                  alpha=fast_alpha(exps))
     laws = {"auto": ("saturating", "power"), "saturating": ("saturating",),
             "power": ("power",)}[law]
     try:
@@ -323,7 +324,7 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
         hint = ""
         if law == "saturating" and n >= len(LAWS["power"]) + 1:
             hint = "; --law power or auto fits the plain power law"
-        return StrategyFit(**common, report=None,  # type: ignore[arg-type]
+        return StrategyFit(**common, report=None,
                            skipped=f"{exc}{hint}", notes=tuple(notes))
     dof = n - len(LAWS[rep.best])
     if dof <= 1:
@@ -335,7 +336,7 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
                         "4 points over 3 sizes (train more factors, e.g. 8, or more seeds)")
         notes.insert(1, POWER_FALLBACK_NOTE + ("" if noise else "; give --noise (the "
                                                "run-to-run spread you know) to widen them"))
-    return StrategyFit(**common, report=rep, notes=tuple(notes))  # type: ignore[arg-type]
+    return StrategyFit(**common, report=rep, notes=tuple(notes))
 
 
 def fit_study(trials: Sequence[TrialRow], options: FitOptions | None = None, *, x: str = "flops",

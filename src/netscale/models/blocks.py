@@ -69,6 +69,11 @@ class Stem(nn.Sequential):
         super().__init__(*layers)
 
 
+def _mark_final_bn(conv_bn: nn.Sequential) -> None:
+    """Flags the BN of a ConvBnAct as a block's last (zero-init-last-BN reads the flag)."""
+    setattr(conv_bn[1], "final_bn", True)  # noqa: B010  (a plain attribute on a Module)
+
+
 class BasicBlock(nn.Module):
     """x + [kxk, BN, act, kxk, BN](x), projection shortcut if the shape changes; act."""
 
@@ -76,7 +81,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.a = ConvBnAct(w_in, w_out, k, stride, act=act)
         self.b = ConvBnAct(w_out, w_out, k, 1, act=None)
-        self.b[1].final_bn = True  # type: ignore[index]
+        _mark_final_bn(self.b)
         self.proj = (ConvBnAct(w_in, w_out, 1, stride, act=None)
                      if w_in != w_out or stride != 1 else None)
         self.act = activation(act)
@@ -110,7 +115,7 @@ class Bottleneck(nn.Module):
         self.b = ConvBnAct(w_b, w_b, k, stride, groups=groups, act=act)
         self.se = SqueezeExcite(w_b, int(round(w_in * se_ratio)), act) if se_ratio else None
         self.c = ConvBnAct(w_b, w_out, 1, act=None)
-        self.c[1].final_bn = True  # type: ignore[index]
+        _mark_final_bn(self.c)
         self.linear = linear
         same = w_in == w_out and stride == 1
         if linear:
@@ -142,7 +147,7 @@ class MBConv(nn.Module):
         self.dwise = ConvBnAct(w_exp, w_exp, k, stride, groups=w_exp, act=act)
         self.se = SqueezeExcite(w_exp, int(w_in * se_ratio), act) if se_ratio else None
         self.project = ConvBnAct(w_exp, w_out, 1, act=None)
-        self.project[1].final_bn = True  # type: ignore[index]
+        _mark_final_bn(self.project)
         self.has_skip = stride == 1 and w_in == w_out
         self.drop_path = drop_path
 

@@ -541,7 +541,7 @@ def _overrides_line(config: dict[str, Any]) -> str:
 
 def _register_default_sections() -> None:
     try:
-        from netscale.report.laws_section import laws_section  # type: ignore[import-not-found]
+        from netscale.report.laws_section import laws_section
     except ImportError:
         return
     register_section("Scaling laws", laws_section)

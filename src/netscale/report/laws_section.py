@@ -314,9 +314,10 @@ def _fits_table(fits: StudyFits) -> str:
 def _base_fit_row(fits: StudyFits, ncols: int) -> str:
     """The base (s = 1): the shared first point of every strategy's fit."""
     for f in fits.fits.values():
-        if f.report is not None and f.report.x:
-            i = min(range(len(f.report.x)), key=lambda k: f.report.x[k])  # type: ignore[union-attr]
-            x, y = f.report.x[i], f.report.y[i]
+        rep = f.report
+        if rep is not None and rep.x:
+            i = min(range(len(rep.x)), key=lambda k: rep.x[k])
+            x, y = rep.x[i], rep.y[i]
             unit = "M flops" if fits.x_metric == "flops" else f"M {fits.x_metric}"
             return (f'<tr class="base"><td class="l">base (s = 1)</td><td class="l" '
                     f'colspan="{ncols - 1}">the shared first point of every fit: '

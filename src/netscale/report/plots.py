@@ -26,7 +26,7 @@ HALF_W = 5.2  # inches at 110 dpi: one column of the report's two-column grid
 FULL_W = 10.4  # the page width
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")

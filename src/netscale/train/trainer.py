@@ -86,6 +86,7 @@ def _as_spec(spec: NetSpec | Mapping[str, Any] | str) -> NetSpec:
     if isinstance(spec, NetSpec):
         return spec.validate()
     if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
+        # ModuleSpec is duck-typed (train may not import study): it quacks like a NetSpec here
         return spec  # type: ignore[return-value]
     if isinstance(spec, Mapping):
         return NetSpec.from_dict(spec)
@@ -1016,7 +1017,11 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
         if not loaded.data:
             raise NetscaleError("give the data to evaluate on (--data)")
         data = DataConfig.from_dict(loaded.data)
-    cfg = _as_data(data) if data is not None else DataConfig(name=dataset.info.name)  # type: ignore[union-attr]
+    if data is not None:
+        cfg = _as_data(data)
+    else:
+        assert dataset is not None  # checked above: data or dataset is given
+        cfg = DataConfig(name=dataset.info.name)
     ds = dataset if dataset is not None else load_dataset(cfg)
     check_compatible(the_spec, ds.info.num_classes, ds.info.name)
     res = resolution or cfg.resolution or the_spec.resolution
