@@ -73,7 +73,7 @@ def test_what_stays_contended_is_flagged_after_bounded_retries(monkeypatch) -> N
 
 def test_noisy_then_clean(monkeypatch) -> None:
     fake_contention(monkeypatch, 0)
-    real = harness.measure
+    real = harness.measure_runtime
     seen = [0]
 
     def flaky(*a, **k):  # the first measurement comes out noisy, the next ones clean
@@ -81,11 +81,11 @@ def test_noisy_then_clean(monkeypatch) -> None:
         seen[0] += 1
         return dataclasses.replace(m, noisy=seen[0] == 1)
 
-    monkeypatch.setattr(harness, "measure", flaky)
+    monkeypatch.setattr(harness, "measure_runtime", flaky)
     r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, policy=QUIET))
     assert r.attempts == 2 and not r.noisy and r.time_quality == "ok"
     # every attempt noisy: flagged after the bounded retries
-    monkeypatch.setattr(harness, "measure",
+    monkeypatch.setattr(harness, "measure_runtime",
                         lambda *a, **k: dataclasses.replace(real(*a, **k), noisy=True))
     r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, policy=QUIET))
     assert r.attempts == 3 and r.time_quality == "noisy" and "still noisy" in r.note
