@@ -8,12 +8,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-import yaml
-
 from netscale.study.config import load_study_config
 from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import network_key, plan_trials, run_study
 from netscale.study.store import Store
+from study_helpers import timing_only, write_config
 
 
 def _config(tmp_path: Path, **over: object) -> Path:
@@ -26,14 +25,9 @@ def _config(tmp_path: Path, **over: object) -> Path:
         "strategies": ["w", "dWr"],
         "factors": [1, 2],
         "resolution_multiple": 2,
-        "train": False,
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 2, "budget": 0.1},
-        "retries": 0,
+        **timing_only(batch_size=2, budget=0.1, retries=0),
     }
-    raw.update(over)
-    p = tmp_path / "study.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
+    return write_config(tmp_path, raw, over)
 
 
 def test_quickstart_w_and_dwr_at_2_are_one_trial(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 from netscale.advise.study_fits import bench_rows, study_runtime
 from netscale.bench import setting as st
@@ -19,20 +18,16 @@ from netscale.study import worker
 from netscale.study.config import load_study_config
 from netscale.study.runner import run_study, trial_dir
 from netscale.study.store import Store
+from study_helpers import timing_only, write_config
 
 
 def _config(tmp_path: Path, **over: object) -> Path:
     raw = {
         "name": "tiny", "out": "out", "bases": ["ResNet-20-CIFAR"],
         "base_overrides": {"resolution": 16}, "strategies": ["d", "w"], "factors": [1, 2],
-        "train": False,
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 2, "budget": 0.1},
-        "retries": 0,
+        **timing_only(batch_size=2, budget=0.1, retries=0),
     }
-    raw.update(over)
-    p = tmp_path / "study.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
+    return write_config(tmp_path, raw, over)
 
 
 def _stored(cfg) -> dict[str, tuple[str, list[str]]]:

@@ -69,6 +69,17 @@ def check(run_cli: Callable[..., tuple[int, str, str]], d: Path, *args: Any,
     return code
 
 
+def check_garbage_file(run_cli: Callable[..., tuple[int, str, str]], name: str,
+                       content: str | bytes, command: str) -> None:
+    """``netscale COMMAND NAME`` on a file holding ``content`` must fail cleanly."""
+    with workdir() as d:
+        if isinstance(content, bytes):
+            (d / name).write_bytes(content)
+        else:
+            (d / name).write_text(content)
+        check(run_cli, d, command, name, must_fail=True)
+
+
 # ----------------------------------------------------------------------------- flag values
 
 bad_number = st.one_of(
@@ -150,9 +161,7 @@ def test_fuzz_spec_files(run_cli, key: str, value: Any, fmt: str) -> None:
 @FUZZ
 @given(text=st.text(max_size=60))
 def test_fuzz_spec_text(run_cli, text: str) -> None:
-    with workdir() as d:
-        (d / "s.yaml").write_text(text)
-        check(run_cli, d, "info", "s.yaml", must_fail=True)
+    check_garbage_file(run_cli, "s.yaml", text, "info")
 
 
 # ----------------------------------------------------------------------------- pycls YAMLs
@@ -253,9 +262,7 @@ def test_fuzz_checkpoints(run_cli, checkpoint_payload: dict[str, Any], key: str,
 @FUZZ
 @given(blob=st.binary(max_size=200))
 def test_fuzz_checkpoint_bytes(run_cli, blob: bytes) -> None:
-    with workdir() as d:
-        (d / "c.pt").write_bytes(blob)
-        check(run_cli, d, "eval", "c.pt", must_fail=True)
+    check_garbage_file(run_cli, "c.pt", blob, "eval")
 
 
 # ----------------------------------------------------------------------------- real processes

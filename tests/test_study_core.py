@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from netscale.errors import NetscaleError
 from netscale.study import executors
 from netscale.study.config import load_study_config, parse_study_config
 from netscale.study.runner import plan_trials, run_study
 from netscale.study.store import Store
+from study_helpers import timing_only, write_config
 
 
 def _config(tmp_path: Path, **over: object) -> Path:
@@ -28,14 +28,9 @@ def _config(tmp_path: Path, **over: object) -> Path:
         "base_overrides": {"resolution": 16},
         "strategies": ["d", "w", "dWr"],
         "factors": [1, 2],
-        "train": False,
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 4, "budget": 0.2},
-        "retries": 1,
+        **timing_only(batch_size=4, budget=0.2, retries=1),
     }
-    raw.update(over)
-    p = tmp_path / "study.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
+    return write_config(tmp_path, raw, over)
 
 
 def test_plan_shares_the_base_trial(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from netscale.bench.contention import CONTENDED_THRESHOLD, CpuMonitor, CpuShare
 from netscale.bench.env import BenchEnv, collect_env
@@ -170,10 +170,10 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
         torch.manual_seed(config.seed)
         return build_model(spec)
 
-    return _bench(factory, external=False, name=spec.name, in_channels=spec.in_channels,
-                  resolution=spec.resolution, num_classes=spec.num_classes,
-                  counts=(counts.flops, counts.params, counts.acts), config=config,
-                  clock=clock, labels={"base": base, "strategy": strategy, "factor": factor})
+    work = _Workload(factory, False, spec.in_channels, spec.resolution, spec.num_classes)
+    return _bench(work, name=spec.name, counts=(counts.flops, counts.params, counts.acts),
+                  config=config, clock=clock,
+                  labels={"base": base, "strategy": strategy, "factor": factor})
 
 
 def setting_for_spec(spec: NetSpec, config: BenchConfig) -> ExecSetting:
@@ -214,17 +214,48 @@ def bench_module(model: Any, *, name: str, in_channels: int = 3, resolution: int
         num_classes = int(getattr(model, "num_classes", 1000))
     if config.resolution is not None:
         resolution = config.resolution
-    return _bench(lambda: model, external=True, name=name, in_channels=in_channels,
-                  resolution=resolution, num_classes=num_classes, counts=counts,
-                  config=config, clock=clock, labels={})
+    work = _Workload(lambda: model, True, in_channels, resolution, num_classes)
+    return _bench(work, name=name, counts=counts, config=config, clock=clock, labels={})
 
 
 # --------------------------------------------------------------------------- internals
 
 
-def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels: int,
-           resolution: int, num_classes: int, counts: tuple[int, int, int],
-           config: BenchConfig, clock: Clock, labels: Mapping[str, Any]) -> BenchResult:
+@dataclass(frozen=True)
+class _Workload:
+    """What is timed: the model factory (``external``: it returns the caller's model) and
+    the input and label shapes, ``(batch, in_channels, resolution, resolution)`` images of
+    ``num_classes`` classes."""
+
+    factory: Callable[[], Any]
+    external: bool
+    in_channels: int
+    resolution: int
+    num_classes: int
+
+    def batch(self, batch: int, seed: int, device: str, memory_format: Any) -> tuple[Any, Any]:
+        """One random batch ``(x, y)`` (fixed ``seed``) on ``device``."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, self.in_channels, self.resolution, self.resolution, generator=gen)
+        x = x.to(device=device, memory_format=memory_format)
+        y = torch.randint(0, max(1, self.num_classes), (batch,), generator=gen).to(device)
+        return x, y
+
+
+class _Attempt(NamedTuple):
+    """The best measurement of a row, with its peak memory and CPU share."""
+
+    meas: Measurement
+    peak: float | None
+    method: str
+    share: CpuShare
+    attempts: int
+
+
+def _bench(work: _Workload, *, name: str, counts: tuple[int, int, int], config: BenchConfig,
+           clock: Clock, labels: Mapping[str, Any]) -> BenchResult:
     device = resolve_device(config.device)
     requested = config.batch_size or DEFAULT_BATCH["cuda" if device.startswith("cuda")
                                                    else "cpu"]
@@ -233,24 +264,23 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
         steady_state_allocator()
     with torch_threads(config.threads or DEFAULT_THREADS) as threads:
         setting = config.setting or resolve_setting(
-            factory, config, device=device, batch=requested, in_channels=in_channels,
-            resolution=resolution, num_classes=num_classes, external=external)
+            work.factory, config, device=device, batch=requested,
+            in_channels=work.in_channels, resolution=work.resolution,
+            num_classes=work.num_classes, external=work.external)
         config = replace(config, setting=setting)
         env = collect_env(device, threads=threads, amp=setting.precision != "fp32",
                           amp_dtype=_dtype_name(setting.precision),
                           channels_last=setting.channels_last, compile=config.compile)
         common = dict(model=name, mode=config.mode, device=device,
-                      requested_batch_size=requested, resolution=resolution, flops=flops,
+                      requested_batch_size=requested, resolution=work.resolution, flops=flops,
                       params=params, acts=acts, env=env, setting=setting, **labels)
         bs = requested
         tried: list[int] = []
         while True:
             oom = ""
             try:
-                meas, peak, method, share, attempts = _measure_with_retries(
-                    factory, external=external, device=device, batch=bs,
-                    in_channels=in_channels, resolution=resolution, num_classes=num_classes,
-                    config=config, clock=clock)
+                best = _measure_with_retries(work, config=config, device=device, batch=bs,
+                                             clock=clock)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -272,7 +302,7 @@ def _bench(factory: Callable[[], Any], *, external: bool, name: str, in_channels
     if tried:
         notes.append(f"out of memory at batch size {', '.join(map(str, tried))}; measured at "
                      f"batch size {bs} (--retry-oom)")
-    return _result(meas, bs, peak, method, share, attempts, notes, config, common)
+    return _result(best, bs, notes, config, common)
 
 
 def resolve_setting(factory: Callable[[], Any], config: BenchConfig, *, device: str, batch: int,
@@ -296,54 +326,59 @@ def resolve_setting(factory: Callable[[], Any], config: BenchConfig, *, device: 
     fixed = fixed_setting(fmt, prec, device)
     if fixed is not None:
         return fixed
+    work = _Workload(factory, external, in_channels, resolution, num_classes)
+
+    def make_step(s: ExecSetting) -> Callable[[], Any]:
+        return _probe_step(work, s, config, device, batch)
+
+    return choose_setting(fmt, prec, make_step, batch_size=batch, device=device)
+
+
+def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: str,
+                batch: int) -> Callable[[], Any]:
+    """One inference call or training step of a private model copy in setting ``s`` (what
+    :func:`choose_setting` times for each candidate)."""
     import copy
 
     import torch
     import torch.nn.functional as F
 
-    def make_step(s: ExecSetting) -> Callable[[], Any]:
-        model = copy.deepcopy(factory()) if external else factory()
-        model.to(device=device)
-        mf = torch_memory_format(s)
-        model.to(memory_format=mf)
-        gen = torch.Generator().manual_seed(config.seed)
-        x = torch.randn(batch, in_channels, resolution, resolution, generator=gen)
-        x = x.to(device=device, memory_format=mf)
-        if config.mode == "infer":
-            model.eval()
+    model = copy.deepcopy(work.factory()) if work.external else work.factory()
+    model.to(device=device)
+    mf = torch_memory_format(s)
+    model.to(memory_format=mf)
+    x, y = work.batch(batch, config.seed, device, mf)
+    if config.mode == "infer":
+        model.eval()
 
-            def infer() -> Any:
-                with torch.inference_mode(), autocast(s, device):
-                    return model(x)
+        def infer() -> Any:
+            with torch.inference_mode(), autocast(s, device):
+                return model(x)
 
-            return infer
-        y = torch.randint(0, max(1, num_classes), (batch,), generator=gen).to(device)
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9) if params else None
+        return infer
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9) if params else None
 
-        def train_step() -> Any:
-            with autocast(s, device):
-                out = model(x)
-            loss = F.cross_entropy(out.float(), y)
-            if loss.requires_grad:
-                loss.backward()
-            if opt is not None:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            return loss
+    def train_step() -> Any:
+        with autocast(s, device):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+        if loss.requires_grad:
+            loss.backward()
+        if opt is not None:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return loss
 
-        return train_step
-
-    return choose_setting(fmt, prec, make_step, batch_size=batch, device=device)
+    return train_step
 
 
 def _dtype_name(precision: str) -> str | None:
     return {"bf16": "bfloat16", "fp16": "float16"}.get(precision)
 
 
-def _measure_with_retries(factory: Callable[[], Any], *, config: BenchConfig,
-                          **kw: Any) -> tuple[Measurement, float | None, str, CpuShare, int]:
+def _measure_with_retries(work: _Workload, *, config: BenchConfig, **kw: Any) -> _Attempt:
     """Measures; while noisy or contended, re-measures up to ``config.retries`` times and
     keeps the best attempt (uncontended first, then not noisy, then smallest spread)."""
     best = None
@@ -351,18 +386,18 @@ def _measure_with_retries(factory: Callable[[], Any], *, config: BenchConfig,
     attempts = 0
     while True:
         attempts += 1
-        meas, peak, method, share = _measure_once(factory, config=config, **kw)
+        meas, peak, method, share = _measure_once(work, config=config, **kw)
         contended = share.contended(config.contended_threshold)
         key = (contended, meas.noisy, meas.total.rel_iqr)
         if best is None or key < best_key:
             best, best_key = (meas, peak, method, share), key
         if not (contended or meas.noisy) or attempts > config.retries:
-            return (*best, attempts)
+            return _Attempt(*best, attempts)
 
 
-def _result(meas: Measurement, bs: int, peak: float | None, method: str, share: CpuShare,
-            attempts: int, notes: list[str], config: BenchConfig,
+def _result(best: _Attempt, bs: int, notes: list[str], config: BenchConfig,
             common: Mapping[str, Any]) -> BenchResult:
+    meas, peak, method, share, attempts = best
     t = meas.total
     mult = TRAIN_FLOPS_MULTIPLIER if config.mode == "train" else 1
     flops_per_batch = int(common["flops"]) * bs * mult
@@ -405,18 +440,16 @@ def _snapshot(model: Any) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _measure_once(factory: Callable[[], Any], *, external: bool, device: str, batch: int,
-                  in_channels: int, resolution: int, num_classes: int, config: BenchConfig,
+def _measure_once(work: _Workload, *, device: str, batch: int, config: BenchConfig,
                   clock: Clock) -> tuple[Measurement, float | None, str, CpuShare]:
     """One measurement. A private model (``external`` False) is built inside the memory
     window, so its weights count, and is discarded afterwards; an external model is
     snapshotted before train timing and restored after (weights, BN statistics, flag)."""
-    import torch
-
+    external = work.external
     model = snapshot = None
     was_training = False
     if external:
-        model = factory()
+        model = work.factory()
         was_training = model.training
         if config.mode == "train":
             snapshot = _snapshot(model)
@@ -427,12 +460,9 @@ def _measure_once(factory: Callable[[], Any], *, external: bool, device: str, ba
     try:
         with mem:
             if model is None:
-                model = factory()
+                model = work.factory()
             model.to(device=device, memory_format=fmt)
-            gen = torch.Generator().manual_seed(config.seed)
-            x = torch.randn(batch, in_channels, resolution, resolution, generator=gen)
-            x = x.to(device=device, memory_format=fmt)
-            y = torch.randint(0, max(1, num_classes), (batch,), generator=gen).to(device)
+            x, y = work.batch(batch, config.seed, device, fmt)
             run = _compiled(model, config)
             if config.mode == "infer":
                 model.eval()
@@ -565,26 +595,41 @@ def _train_runner(model: Any, run: Any, x: Any, y: Any, device: str, config: Ben
         opt.zero_grad(set_to_none=True)
 
     if cuda:
-        def block_cuda(n: int) -> dict[str, float]:
-            events = [[torch.cuda.Event(enable_timing=True) for _ in range(4)]
-                      for _ in range(n)]
-            for ev in events:
-                ev[0].record()
-                loss = forward()
-                ev[1].record()
-                backward(loss)
-                ev[2].record()
-                step()
-                ev[3].record()
-            events[-1][3].synchronize()
-            out = {"forward": 0.0, "backward": 0.0, "step": 0.0}
-            for ev in events:
-                out["forward"] += ev[0].elapsed_time(ev[1]) / 1e3
-                out["backward"] += ev[1].elapsed_time(ev[2]) / 1e3
-                out["step"] += ev[2].elapsed_time(ev[3]) / 1e3
-            return out
+        return _cuda_train_block(forward, backward, step)
+    return _cpu_train_block(forward, backward, step, clock)
 
-        return block_cuda
+
+def _cuda_train_block(forward: Callable[[], Any], backward: Callable[[Any], None],
+                      step: Callable[[], None]) -> Callable[[int], dict[str, float]]:
+    """Runs n training steps, timed per phase with CUDA events (seconds)."""
+    import torch
+
+    def block_cuda(n: int) -> dict[str, float]:
+        events = [[torch.cuda.Event(enable_timing=True) for _ in range(4)]
+                  for _ in range(n)]
+        for ev in events:
+            ev[0].record()
+            loss = forward()
+            ev[1].record()
+            backward(loss)
+            ev[2].record()
+            step()
+            ev[3].record()
+        events[-1][3].synchronize()
+        out = {"forward": 0.0, "backward": 0.0, "step": 0.0}
+        for ev in events:
+            out["forward"] += ev[0].elapsed_time(ev[1]) / 1e3
+            out["backward"] += ev[1].elapsed_time(ev[2]) / 1e3
+            out["step"] += ev[2].elapsed_time(ev[3]) / 1e3
+        return out
+
+    return block_cuda
+
+
+def _cpu_train_block(forward: Callable[[], Any], backward: Callable[[Any], None],
+                     step: Callable[[], None],
+                     clock: Clock) -> Callable[[int], dict[str, float]]:
+    """Runs n training steps, timed per phase with ``clock`` (seconds)."""
 
     def block_cpu(n: int) -> dict[str, float]:
         f = b = s = 0.0

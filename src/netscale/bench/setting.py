@@ -14,6 +14,7 @@ the probe's images/s per candidate and a one-line reason, so results can say wha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import statistics
 import time
@@ -218,16 +219,30 @@ def _preserved_rng() -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_state)
 
 
+@dataclass(frozen=True)
+class ProbePlan:
+    """How :func:`choose_setting` times the candidates: ``warmup`` untimed steps each, then
+    ``rounds`` interleaved rounds of ``steps`` timed steps, read with ``clock`` (seconds)."""
+
+    warmup: int = 2
+    steps: int = 3
+    rounds: int = 3
+    clock: Callable[[], float] = time.perf_counter
+
+
 def choose_setting(memory_format: str, precision: str, make_step: StepFactory, *,
-                   batch_size: int, device: str = "cpu", warmup: int = 2, steps: int = 3,
-                   rounds: int = 3, clock: Callable[[], float] = time.perf_counter,
-                   exclude: Sequence[str] = ()) -> ExecSetting:
+                   batch_size: int, device: str = "cpu", exclude: Sequence[str] = (),
+                   plan: ProbePlan | None = None, **plan_fields: Any) -> ExecSetting:
     """Resolves ``auto`` by timing each candidate; fixed requests return without probing.
 
     Candidates are timed in interleaved rounds (so a burst of contention hits all of them)
     and ranked by the median images/s; a candidate other than the plain setting must be
     :data:`MIN_GAIN` faster to win. ``exclude`` drops labels such as ``"channels_last+bf16"``.
+    The probe follows ``plan``; its fields (``warmup``, ``steps``, ``rounds``, ``clock``) may
+    also be given as keywords, which override it.
     """
+    plan = dataclasses.replace(plan or ProbePlan(), **plan_fields)
+    warmup, steps, rounds, clock = plan.warmup, plan.steps, plan.rounds, plan.clock
     fixed = fixed_setting(memory_format, precision, device)
     requested = f"{memory_format}+{precision}"
     if fixed is not None:

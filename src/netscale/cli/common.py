@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from netscale.errors import NetscaleError
 from netscale.util import jsonio
+
+T = TypeVar("T")
 
 #: Largest count any integer option takes (batch sizes, epochs, subsets, workers...).
 MAX_COUNT = 1 << 40
@@ -46,15 +49,25 @@ def parse_float_list(text: str, what: str) -> list[float]:
     return values
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast: Callable[[str], T], kind: str, ok: Callable[[T], bool],
+            expected: str) -> T:
+    """argparse type helper: ``cast(text)`` (else "expected KIND"), which must be ``ok``
+    (else "expected EXPECTED")."""
     import argparse
 
     try:
-        v = int(text)
+        v = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    v = _number(text, int, "a positive integer", lambda v: v >= 1, "a positive integer")
     if v > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT:,})")
     return v
@@ -98,16 +111,10 @@ def seconds(text: str) -> float:
 
 def nonneg_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    import argparse
     import math
 
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
+    return _number(text, float, "a number", lambda v: v >= 0 and math.isfinite(v),
+                   "a finite number >= 0")
 
 
 def positive_float(text: str) -> float:

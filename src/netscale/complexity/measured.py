@@ -37,13 +37,16 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from netscale.complexity.record import Complexity, ComplexityRecord
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 aten = torch.ops.aten
 
@@ -463,17 +466,26 @@ def meta_copy(model: nn.Module) -> nn.Module:
         ) from None
 
 
+class CountOptions(TypedDict, total=False):
+    """The keyword options of :func:`count_measured` (all optional)."""
+
+    backward: bool
+    per_module: bool
+    count_bias: bool
+    name: str | None
+
+
+_COUNT_OPTIONS = frozenset(CountOptions.__annotations__)
+
+
 def count_measured(
     model: nn.Module,
     input_shape: Sequence[int] | None = None,
     *,
     inputs: Sequence[torch.Tensor] | None = None,
     batch_size: int = 1,
-    backward: bool = False,
-    per_module: bool = True,
-    count_bias: bool = True,
-    name: str | None = None,
     dtype: torch.dtype = torch.float32,
+    **options: Unpack[CountOptions],
 ) -> ComplexityRecord:
     """Counts flops (multiply-adds), params and acts of ``model`` by running it on ``meta``.
 
@@ -481,26 +493,66 @@ def count_measured(
     given instead (any tensors; they are moved to ``meta``). ``model`` is never modified: a
     model with real weights is counted on a meta copy (:func:`meta_copy`); a model already on
     ``meta`` is used as is (its train/eval mode and ``requires_grad`` flags are restored).
-    Tensors the forward creates without a device are created on ``meta``. ``count_bias=False``
-    leaves out bias adds, matching ``torch.utils.flop_counter.FlopCounterMode`` (which counts
-    2 flops per multiply-add and ignores biases).
+    Tensors the forward creates without a device are created on ``meta``. The keyword
+    options (:class:`CountOptions`): ``backward=True`` also counts the backward pass,
+    ``per_module=False`` skips the per-module parts, ``name`` labels the record, and
+    ``count_bias=False`` leaves out bias adds, matching
+    ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 flops per multiply-add and
+    ignores biases).
     """
+    for key in options:
+        if key not in _COUNT_OPTIONS:
+            raise TypeError(f"count_measured() got an unexpected keyword argument {key!r}")
+    backward = options.get("backward", False)
+    per_module = options.get("per_module", True)
     if not _on_meta(model):
         model = meta_copy(model)
     subtree = _subtree_params(model)
     params = subtree[""] if subtree else sum(p.numel() for p in model.parameters())
+    args = _meta_args(input_shape, inputs, batch_size, dtype)
+    named = list(model.named_modules())
+    mode = _CountingMode(options.get("count_bias", True), [])
+    _run_counted(model, args, mode, backward=backward, per_module=per_module)
+    parts = _module_parts(named, mode, subtree) if per_module else []
+    shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else None
+    resolution = int(shape[-1]) if shape is not None and len(shape) >= 3 else 0
+    uncounted = dict(mode.uncounted)
+    if backward:
+        for k, v in mode.uncounted_backward.items():
+            uncounted[f"{k} (backward)"] = v
+    by_name = dict(named)
+    return ComplexityRecord(
+        model=options.get("name") or type(model).__name__,
+        resolution=resolution,
+        flops=mode.flops,
+        params=params,
+        acts=mode.acts,
+        method="measured",
+        parts=tuple(parts),
+        backward_flops=mode.backward_flops if backward else None,
+        uncounted=uncounted,
+        input_shape=shape,
+        part_types={n: type(by_name[n]).__name__ for n, _ in parts},
+    )
+
+
+def _meta_args(input_shape: Sequence[int] | None, inputs: Sequence[torch.Tensor] | None,
+               batch_size: int, dtype: torch.dtype) -> list[Any]:
+    """The forward's arguments on ``meta``: a tensor of ``input_shape`` or the ``inputs``."""
     if inputs is None:
         if input_shape is None:
             raise ValueError("give input_shape (without batch dimension) or inputs")
-        args = [_to_meta_input((batch_size, *input_shape), dtype)]
-    else:
-        args = [t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs]
+        return [_to_meta_input((batch_size, *input_shape), dtype)]
+    return [t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs]
+
+
+def _run_counted(model: nn.Module, args: list[Any], mode: _CountingMode, *, backward: bool,
+                 per_module: bool) -> None:
+    """Runs the meta model under ``mode`` (eval mode; the train flags are restored after)."""
     named = list(model.named_modules())
-    stack: list[str] = []
-    handles = _stack_hooks(named, stack) if per_module else []
+    handles = _stack_hooks(named, mode.stack) if per_module else []
     was_training = [(m, m.training) for _, m in named]
     model.eval()
-    mode = _CountingMode(count_bias, stack)
     try:
         if backward:
             _run_backward(model, args, mode)
@@ -514,35 +566,18 @@ def count_measured(
             h.remove()
         for m, t in was_training:
             m.__dict__["training"] = t  # what Module.__setattr__ does for a plain attribute
+
+
+def _module_parts(named: list[tuple[str, nn.Module]], mode: _CountingMode,
+                  subtree: dict[str, int] | None) -> list[tuple[str, Complexity]]:
+    """The per-module (flops, params, acts) of every submodule that has any."""
+    mod_params = subtree or {n: sum(p.numel() for p in m.parameters()) for n, m in named}
     parts: list[tuple[str, Complexity]] = []
-    by_name = dict(named)
-    if per_module:
-        mod_params = subtree or {
-            n: sum(p.numel() for p in m.parameters()) for n, m in named}
-        for n in (n for n, _ in named if n):
-            f, a = mode.per_module.get(n, (0, 0))
-            if f or a or mod_params[n]:
-                parts.append((n, Complexity(f, mod_params[n], a)))
-    shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else None
-    resolution = int(shape[-1]) if shape is not None and len(shape) >= 3 else 0
-    uncounted = dict(mode.uncounted)
-    if backward:
-        for k, v in mode.uncounted_backward.items():
-            uncounted[f"{k} (backward)"] = v
-    record = ComplexityRecord(
-        model=name or type(model).__name__,
-        resolution=resolution,
-        flops=mode.flops,
-        params=params,
-        acts=mode.acts,
-        method="measured",
-        parts=tuple(parts),
-        backward_flops=mode.backward_flops if backward else None,
-        uncounted=uncounted,
-        input_shape=shape,
-        part_types={n: type(by_name[n]).__name__ for n, _ in parts},
-    )
-    return record
+    for n in (n for n, _ in named if n):
+        f, a = mode.per_module.get(n, (0, 0))
+        if f or a or mod_params[n]:
+            parts.append((n, Complexity(f, mod_params[n], a)))
+    return parts
 
 
 measure = count_measured

@@ -20,6 +20,7 @@ from netscale.data.datasets import (
 )
 from netscale.data.loaders import (
     FileLoader,
+    LoaderOptions,
     Pipeline,
     TensorLoader,
     decode_image,
@@ -37,6 +38,7 @@ __all__ = [
     "DatasetInfo",
     "FileLoader",
     "FileSplit",
+    "LoaderOptions",
     "Normalize",
     "Pipeline",
     "TensorLoader",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -120,18 +120,48 @@ class _Shards:
         return len(range(self.rank, self.n, self.world))
 
 
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How a loader batches a split: ``batch_size`` per rank, shuffled per epoch from
+    ``seed`` when ``train``, this ``rank`` of ``world`` shards, batches moved to ``device``;
+    ``workers`` decoding processes (file splits; None: :func:`default_workers`);
+    ``drop_last`` None drops a short last batch only in training."""
+
+    batch_size: int
+    train: bool
+    seed: int = 0
+    rank: int = 0
+    world: int = 1
+    device: str | torch.device = "cpu"
+    workers: int | None = None
+    drop_last: bool | None = None
+
+    @staticmethod
+    def of(options: LoaderOptions | None, fields: dict[str, Any]) -> LoaderOptions:
+        """``options`` with the keyword ``fields`` applied (or built from them alone)."""
+        return replace(options, **fields) if options is not None else LoaderOptions(**fields)
+
+    def shards(self, n: int) -> _Shards:
+        return _Shards(n, train=self.train, seed=self.seed, rank=self.rank, world=self.world)
+
+    def last_dropped(self, shards: _Shards) -> bool:
+        if self.drop_last is None:
+            return self.train and shards.per_rank >= self.batch_size
+        return self.drop_last
+
+
 class TensorLoader:
     """Batches of an in-memory split, transformed in torch on ``device``."""
 
-    def __init__(self, split: TensorSplit, pipe: Pipeline, *, batch_size: int, train: bool,
-                 seed: int = 0, rank: int = 0, world: int = 1,
-                 device: str | torch.device = "cpu", drop_last: bool | None = None) -> None:
-        self.split, self.pipe, self.batch_size, self.train = split, pipe, batch_size, train
-        self.seed, self.rank, self.device = seed, rank, torch.device(device)
-        self.shards = _Shards(len(split), train=train, seed=seed, rank=rank, world=world)
-        if drop_last is None:
-            drop_last = train and self.shards.per_rank >= batch_size
-        self.drop_last = drop_last
+    def __init__(self, split: TensorSplit, pipe: Pipeline, options: LoaderOptions | None = None,
+                 **fields: Any) -> None:
+        """``options`` (or the :class:`LoaderOptions` fields as keywords; ``workers`` is
+        not used: the split is in memory)."""
+        o = LoaderOptions.of(options, fields)
+        self.split, self.pipe, self.batch_size, self.train = split, pipe, o.batch_size, o.train
+        self.seed, self.rank, self.device = o.seed, o.rank, torch.device(o.device)
+        self.shards = o.shards(len(split))
+        self.drop_last = o.last_dropped(self.shards)
         self.norm = pipe.normalizer()
         self.epoch = 0
         self.images = self._prepared()
@@ -250,20 +280,19 @@ def default_workers() -> int:
 class FileLoader:
     """Batches of an ImageFolder split, decoded by ``workers`` processes."""
 
-    def __init__(self, split: FileSplit, pipe: Pipeline, *, batch_size: int, train: bool,
-                 seed: int = 0, rank: int = 0, world: int = 1,
-                 device: str | torch.device = "cpu", workers: int | None = None,
-                 drop_last: bool | None = None) -> None:
-        self.pipe, self.train, self.batch_size = pipe, train, batch_size
-        self.device = torch.device(device)
-        self.shards = _Shards(len(split), train=train, seed=seed, rank=rank, world=world)
-        if drop_last is None:
-            drop_last = train and self.shards.per_rank >= batch_size
-        self.drop_last = drop_last
+    def __init__(self, split: FileSplit, pipe: Pipeline, options: LoaderOptions | None = None,
+                 **fields: Any) -> None:
+        """``options`` (or the :class:`LoaderOptions` fields as keywords)."""
+        o = LoaderOptions.of(options, fields)
+        self.pipe, self.train, self.batch_size = pipe, o.train, o.batch_size
+        self.device = torch.device(o.device)
+        self.shards = o.shards(len(split))
+        self.drop_last = drop_last = o.last_dropped(self.shards)
         self.sampler = _EpochSampler(self.shards)
-        workers = default_workers() if workers is None else workers
+        workers = default_workers() if o.workers is None else o.workers
+        seed = o.seed
         self.loader = torch.utils.data.DataLoader(
-            _FileDataset(split, pipe, train, seed), batch_size=batch_size,
+            _FileDataset(split, pipe, o.train, seed), batch_size=o.batch_size,
             sampler=self.sampler, num_workers=workers, drop_last=drop_last,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
@@ -304,25 +333,25 @@ def _worker_message(text: str) -> str:
 Loader = TensorLoader | FileLoader
 
 
-def make_loader(split: Split, pipe: Pipeline, *, batch_size: int, train: bool, seed: int = 0,
-                rank: int = 0, world: int = 1, device: str | torch.device = "cpu",
-                workers: int | None = None) -> Loader:
-    """The right loader for ``split`` (in-memory or files)."""
+def make_loader(split: Split, pipe: Pipeline, options: LoaderOptions | None = None,
+                **fields: Any) -> Loader:
+    """The right loader for ``split`` (in-memory or files); ``options`` or the
+    :class:`LoaderOptions` fields as keywords (``batch_size=``, ``train=``, ...)."""
+    o = LoaderOptions.of(options, fields)
     if isinstance(split, TensorSplit):
-        return TensorLoader(split, pipe, batch_size=batch_size, train=train, seed=seed,
-                            rank=rank, world=world, device=device)
-    return FileLoader(split, pipe, batch_size=batch_size, train=train, seed=seed, rank=rank,
-                      world=world, device=device, workers=workers)
+        return TensorLoader(split, pipe, o)
+    return FileLoader(split, pipe, o)
 
 
 def make_loaders(ds: Dataset, cfg: DataConfig, *, resolution: int, channels: int,
-                 batch_size: int, eval_batch_size: int | None = None, seed: int = 0,
-                 rank: int = 0, world: int = 1, device: str | torch.device = "cpu"
-                 ) -> tuple[Loader, Loader, Pipeline]:
-    """(train loader, val loader, pipeline) for one rank; ``batch_size`` is per rank."""
+                 batch_size: int, eval_batch_size: int | None = None,
+                 **shard: Any) -> tuple[Loader, Loader, Pipeline]:
+    """(train loader, val loader, pipeline) for one rank; ``batch_size`` is per rank.
+    ``shard`` are the other :class:`LoaderOptions` fields (``seed``, ``rank``, ``world``,
+    ``device``); the workers come from ``cfg``."""
     pipe = make_pipeline(ds.info, cfg, resolution=resolution, channels=channels)
-    train = make_loader(ds.train, pipe, batch_size=batch_size, train=True, seed=seed,
-                        rank=rank, world=world, device=device, workers=cfg.workers)
-    val = make_loader(ds.val, pipe, batch_size=eval_batch_size or batch_size, train=False,
-                      seed=seed, rank=rank, world=world, device=device, workers=cfg.workers)
+    train_opts = LoaderOptions(batch_size=batch_size, train=True, workers=cfg.workers, **shard)
+    train = make_loader(ds.train, pipe, train_opts)
+    val = make_loader(ds.val, pipe, replace(train_opts, train=False,
+                                            batch_size=eval_batch_size or batch_size))
     return train, val, pipe

@@ -33,12 +33,17 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from netscale.complexity.record import FLOPS_UNIT, Complexity
 from netscale.errors import NetscaleError
-from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
+from netscale.scaling.strategy import (
+    DEFAULT_STRATEGY,
+    PredictedFactors,
+    Strategy,
+    parse_strategy,
+)
 
 DEFAULT_DEPTH_ARG = "depth_mult"
 DEFAULT_WIDTH_ARG = "width_mult"
@@ -48,7 +53,7 @@ _DIM_ITERS = 30
 
 
 @dataclass(frozen=True)
-class ModuleScaleResult:
+class ModuleScaleResult(PredictedFactors):
     """A scaled factory model: the chosen multipliers and input shape, and how counts grew.
 
     Counts are ``(flops, params, acts)``: flops are multiply-adds at batch size 1, acts the
@@ -100,14 +105,6 @@ class ModuleScaleResult:
         """Relative error of the realized flops factor vs the target factor."""
         return self.flops_factor / self.factor - 1.0
 
-    @property
-    def predicted_params_factor(self) -> float:
-        return float(self.factor ** self.strategy.params_exponent)
-
-    @property
-    def predicted_acts_factor(self) -> float:
-        return float(self.factor ** self.strategy.acts_exponent)
-
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments that build the scaled model."""
         return {**self.kwargs, self.depth_arg: self.depth_mult, self.width_arg: self.width_mult}
@@ -153,16 +150,16 @@ class ModuleScaleResult:
 class _Evaluator:
     """Builds and measures candidates, with a cache (the factory rounds, so many repeat)."""
 
-    def __init__(self, factory: Callable[..., Any], name: str, depth_arg: str,
-                 width_arg: str, kwargs: Mapping[str, Any], channels_and_rest: tuple[int, ...],
-                 uses_depth: bool, uses_width: bool, count_bias: bool = True) -> None:
-        self.count_bias = count_bias
+    def __init__(self, factory: Callable[..., Any], name: str, opts: ScaleOptions,
+                 channels_and_rest: tuple[int, ...], uses_depth: bool,
+                 uses_width: bool) -> None:
+        self.count_bias = opts.count_bias
         self.last_error = ""
         self.factory = factory
         self.name = name
-        self.depth_arg = depth_arg
-        self.width_arg = width_arg
-        self.kwargs = dict(kwargs)
+        self.depth_arg = opts.depth_arg
+        self.width_arg = opts.width_arg
+        self.kwargs = dict(opts.kwargs or {})
         self.shape0 = channels_and_rest
         self.uses_depth = uses_depth
         self.uses_width = uses_width
@@ -259,58 +256,133 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
     return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in params)
 
 
+@dataclass(frozen=True)
+class ScaleOptions:
+    """How :func:`scale_module` calls the factory and how close it must land.
+
+    ``depth_arg``/``width_arg`` name the factory's multiplier keywords, ``kwargs`` are passed
+    to every call, ``name`` labels the model in messages, ``tolerance`` is the relative flops
+    error accepted, ``resolution_multiple`` the step of the input side, and
+    ``count_bias=False`` leaves bias adds out of the flops.
+    """
+
+    depth_arg: str = DEFAULT_DEPTH_ARG
+    width_arg: str = DEFAULT_WIDTH_ARG
+    tolerance: float = 0.02
+    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE
+    kwargs: Mapping[str, Any] | None = None
+    name: str | None = None
+    count_bias: bool = True
+
+
 def scale_module(
     factory: Callable[..., Any] | str,
     input_shape: Sequence[int],
     factor: float,
     strategy: str | Strategy = DEFAULT_STRATEGY,
     *,
-    depth_arg: str = DEFAULT_DEPTH_ARG,
-    width_arg: str = DEFAULT_WIDTH_ARG,
-    tolerance: float = 0.02,
-    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
-    kwargs: Mapping[str, Any] | None = None,
-    name: str | None = None,
-    count_bias: bool = True,
+    options: ScaleOptions | None = None,
+    **overrides: Any,
 ) -> ModuleScaleResult:
     """Scales the model ``factory(depth_arg=d, width_arg=w, **kwargs)`` by flops ``factor``.
 
     ``factory`` is a callable or ``"pkg.mod:fn"`` / ``"path/file.py:fn"``; ``input_shape``
     excludes the batch dimension (``(3, 224, 224)``). Returns the multipliers and input shape
     whose measured flops land within ``tolerance`` of ``factor`` x the base (or the closest
-    reachable, flagged). See the module docstring for the search. ``count_bias=False``
-    leaves bias adds out of the flops (as ``torch.utils.flop_counter`` does).
+    reachable, flagged). See the module docstring for the search. The :class:`ScaleOptions`
+    fields (``depth_arg``, ``width_arg``, ``tolerance``, ``resolution_multiple``, ``kwargs``,
+    ``name``, ``count_bias``) are given as keywords or as ``options`` (keywords override it);
+    ``count_bias=False`` leaves bias adds out of the flops (as ``torch.utils.flop_counter``).
     """
+    opts = _options(options, overrides)
+    fn, label = _load(factory, opts)
+    strat = parse_strategy(strategy)
+    shape0 = _check_numbers(factor, input_shape, opts)
+    uses_depth, uses_width = _check_args(fn, label, strat, shape0, opts)
+    ev = _Evaluator(fn, label, opts, shape0, uses_depth, uses_width)
+    base = ev(1.0, 1.0, shape0)
+    if base is None:
+        raise NetscaleError(
+            f"{label}: building or running the base model on input shape {list(shape0)} "
+            f"failed: {ev.last_error}"
+        )
+    if base.flops <= 0:
+        raise NetscaleError(f"{label}: the base model counts 0 flops; nothing to scale")
+    search = _Search(ev, strat, float(factor), factor * base.flops, opts.tolerance,
+                     int(opts.resolution_multiple))
+    c = search.run()
+    within = search.ok(c)
+    note = ""
+    if not within:
+        note = (f"no multipliers within ±{opts.tolerance:.0%} of ×{factor:g} were found "
+                f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
+                f" ({c.flops / search.target - 1:+.1%}); try a finer --resolution-multiple or a "
+                "different strategy")
+    return ModuleScaleResult(
+        module=label, strategy=strat, factor=float(factor), depth_arg=opts.depth_arg,
+        width_arg=opts.width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
+        base_input_shape=shape0, input_shape=c.shape,
+        base_counts=Complexity(base.flops, base.params, base.acts),
+        counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=opts.tolerance,
+        within_tolerance=within, resolution_multiple=int(opts.resolution_multiple),
+        evaluations=ev.evaluations, kwargs=dict(opts.kwargs or {}),
+        uncounted=dict(c.rec.uncounted), note=note,
+    )
+
+
+def _options(options: ScaleOptions | None, overrides: Mapping[str, Any]) -> ScaleOptions:
+    """``options`` (or the defaults) with the keyword arguments of the call applied."""
+    names = {f.name for f in fields(ScaleOptions)}
+    for key in overrides:
+        if key not in names:
+            raise TypeError(f"scale_module() got an unexpected keyword argument {key!r}")
+    return replace(options or ScaleOptions(), **overrides)
+
+
+def _load(factory: Callable[..., Any] | str,
+          opts: ScaleOptions) -> tuple[Callable[..., Any], str]:
+    """The factory (loaded from ``"pkg.mod:fn"`` / ``"file.py:fn"``) and its label."""
     if isinstance(factory, str):
         from netscale.complexity.user_module import load_factory
 
-        label = name or factory
+        label = opts.name or factory
         factory = load_factory(factory)
     else:
-        label = name or str(getattr(factory, "__name__", type(factory).__name__))
+        label = opts.name or str(getattr(factory, "__name__", type(factory).__name__))
     if not callable(factory) or isinstance(factory, type(None)):
         raise NetscaleError(f"{label}: the factory must be callable")
     from torch import nn
 
     if isinstance(factory, nn.Module):
         raise NetscaleError(
-            f"{label} is a model instance; scaling needs a factory taking {depth_arg} and "
-            f"{width_arg} keyword arguments"
+            f"{label} is a model instance; scaling needs a factory taking {opts.depth_arg} and "
+            f"{opts.width_arg} keyword arguments"
         )
-    strat = parse_strategy(strategy)
+    return factory, label
+
+
+def _check_numbers(factor: float, input_shape: Sequence[int],
+                   opts: ScaleOptions) -> tuple[int, ...]:
+    """Checks the factor, tolerance and resolution multiple; the input shape as a tuple."""
     if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
         raise NetscaleError(f"the flops factor must be a positive number, got {factor!r}")
-    if not 0 < tolerance < 1:
-        raise NetscaleError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    if int(resolution_multiple) < 1:
+    if not 0 < opts.tolerance < 1:
+        raise NetscaleError(f"tolerance must be in (0, 1), got {opts.tolerance!r}")
+    if int(opts.resolution_multiple) < 1:
         raise NetscaleError("resolution multiple must be a positive integer")
-    m = int(resolution_multiple)
     shape0 = tuple(int(s) for s in input_shape)
     if not shape0 or any(s < 1 for s in shape0):
         raise NetscaleError(f"input shape must be positive integers, got {list(input_shape)}")
-    uses_depth = strat.e_d > 0 or _accepts(factory, depth_arg)
-    uses_width = strat.e_w > 0 or _accepts(factory, width_arg)
-    for arg, e in ((depth_arg, strat.e_d), (width_arg, strat.e_w)):
+    return shape0
+
+
+def _check_args(factory: Callable[..., Any], label: str, strat: Strategy,
+                shape0: tuple[int, ...], opts: ScaleOptions) -> tuple[bool, bool]:
+    """Whether the factory is given the depth and width multipliers (checked against the
+    strategy: a dimension it scales must be a keyword of the factory)."""
+    uses_depth = strat.e_d > 0 or _accepts(factory, opts.depth_arg)
+    uses_width = strat.e_w > 0 or _accepts(factory, opts.width_arg)
+    for arg, e in ((opts.depth_arg, strat.e_d), (opts.width_arg, strat.e_w)):
         if e > 0 and not _accepts(factory, arg):
             raise NetscaleError(
                 f"{label} takes no keyword argument {arg!r}, which strategy {strat.name} "
@@ -321,96 +393,91 @@ def scale_module(
             f"strategy {strat.name} scales resolution, but input shape {list(shape0)} has no "
             "spatial dimension after the channels"
         )
-    ev = _Evaluator(factory, label, depth_arg, width_arg, kwargs or {}, shape0,
-                    uses_depth, uses_width, count_bias)
-    base = ev(1.0, 1.0, shape0)
-    if base is None:
-        raise NetscaleError(
-            f"{label}: building or running the base model on input shape {list(shape0)} "
-            f"failed: {ev.last_error}"
-        )
-    if base.flops <= 0:
-        raise NetscaleError(f"{label}: the base model counts 0 flops; nothing to scale")
-    target = factor * base.flops
+    return uses_depth, uses_width
 
-    def err(c: _Cand) -> float:
-        return abs(math.log(c.flops / target))
 
-    log_s = math.log(factor)
-    ideal = (strat.e_d * log_s, strat.e_w * log_s, strat.e_r * log_s)
+class _Search:
+    """The candidate search for one (strategy, factor): every measured candidate is kept."""
 
-    def deviation(c: _Cand) -> float:
+    def __init__(self, ev: _Evaluator, strat: Strategy, factor: float, target: float,
+                 tolerance: float, multiple: int) -> None:
+        self.ev = ev
+        self.strat = strat
+        self.factor = factor
+        self.target = target
+        self.tolerance = tolerance
+        self.m = multiple
+        self.shape0 = ev.shape0
+        log_s = math.log(factor)
+        self.ideal = (strat.e_d * log_s, strat.e_w * log_s, strat.e_r * log_s)
+        self.cands: list[_Cand] = []
+
+    def err(self, c: _Cand) -> float:
+        return abs(math.log(c.flops / self.target))
+
+    def deviation(self, c: _Cand) -> float:
         """Squared log-distance of the multipliers from the strategy's ideal ones."""
+        shape0, ideal = self.shape0, self.ideal
         r = math.log(c.shape[1] / shape0[1]) if len(shape0) > 1 else 0.0
         return ((math.log(c.d) - ideal[0]) ** 2 + (math.log(c.w) - ideal[1]) ** 2
                 + (r - ideal[2]) ** 2)
 
-    cands: list[_Cand] = []
-
-    def consider(d: float, w: float, shape: tuple[int, ...]) -> _Cand | None:
-        rec = ev(d, w, shape)
+    def consider(self, d: float, w: float, shape: tuple[int, ...]) -> _Cand | None:
+        rec = self.ev(d, w, shape)
         if rec is None or rec.flops <= 0:
             return None
         c = _Cand(d, w, shape, rec)
-        cands.append(c)
+        self.cands.append(c)
         return c
 
-    def ok(c: _Cand) -> bool:
-        return bool(abs(c.flops / target - 1) <= tolerance)
+    def ok(self, c: _Cand) -> bool:
+        return bool(abs(c.flops / self.target - 1) <= self.tolerance)
 
-    def found_since(n0: int) -> Callable[[], bool]:
-        return lambda: any(ok(c) for c in cands[n0:])
+    def found_since(self, n0: int) -> Callable[[], bool]:
+        return lambda: any(self.ok(c) for c in self.cands[n0:])
 
-    def dim_moves(d0: float, w0: float, r0: float) -> list[Callable[[float], _Cand | None]]:
+    def dim_moves(self, d0: float, w0: float,
+                  r0: float) -> list[Callable[[float], _Cand | None]]:
+        strat, shape, m = self.strat, self.ev.shape, self.m
         moves: list[Callable[[float], _Cand | None]] = []
         if strat.e_d > 0:
-            moves.append(lambda x: consider(d0 * x, w0, ev.shape(r0, m)))
+            moves.append(lambda x: self.consider(d0 * x, w0, shape(r0, m)))
         if strat.e_w > 0:
-            moves.append(lambda x: consider(d0, w0 * x, ev.shape(r0, m)))
+            moves.append(lambda x: self.consider(d0, w0 * x, shape(r0, m)))
         if strat.e_r > 0:
-            moves.append(lambda x: consider(d0, w0, ev.shape(r0 * x, m)))
+            moves.append(lambda x: self.consider(d0, w0, shape(r0 * x, m)))
         return moves
 
-    # 1. along the ray
-    def ray(t: float) -> _Cand | None:
-        return consider(t ** strat.e_d, t ** strat.e_w, ev.shape(t ** strat.e_r, m))
+    def ray(self, t: float) -> _Cand | None:
+        strat = self.strat
+        return self.consider(t ** strat.e_d, t ** strat.e_w, self.ev.shape(t ** strat.e_r, self.m))
 
-    _bisect(ray, factor, target, found_since(0))
-    # 2. from the strategy's ideal point, one dimension at a time (the others kept there):
-    #    the candidate within the tolerance closest to the ideal multipliers wins
-    if not any(ok(c) and deviation(c) < 1e-4 for c in cands):
-        s_d, s_w, s_r = (factor ** strat.e_d, factor ** strat.e_w, factor ** strat.e_r)
-        for move in dim_moves(s_d, s_w, s_r):
-            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
-    # 3. still nothing within the tolerance: move one dimension from the closest candidate
-    if cands and not any(ok(c) for c in cands):
-        start = min(cands, key=err)
-        t_res = start.shape[1] / shape0[1] if len(shape0) > 1 else 1.0
-        for move in dim_moves(start.d, start.w, t_res):
-            if any(ok(c) for c in cands):
-                break
-            _bisect(move, 1.0, target, found_since(len(cands)), iters=_DIM_ITERS)
-    if not cands:
-        raise NetscaleError(f"{label}: no scaled candidate could be built ({ev.last_error})")
-    oks = [c for c in cands if ok(c)]
-    c = min(oks, key=deviation) if oks else min(cands, key=err)
-    c = _snap(ev, c, factor ** strat.e_d, factor ** strat.e_w)
-    within = ok(c)
-    note = ""
-    if not within:
-        note = (f"no multipliers within ±{tolerance:.0%} of ×{factor:g} were found "
-                f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
-                f" ({c.flops / target - 1:+.1%}); try a finer --resolution-multiple or a "
-                "different strategy")
-    return ModuleScaleResult(
-        module=label, strategy=strat, factor=float(factor), depth_arg=depth_arg,
-        width_arg=width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
-        base_input_shape=shape0, input_shape=c.shape,
-        base_counts=Complexity(base.flops, base.params, base.acts),
-        counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=tolerance,
-        within_tolerance=within, resolution_multiple=m, evaluations=ev.evaluations,
-        kwargs=dict(kwargs or {}), uncounted=dict(c.rec.uncounted), note=note,
-    )
+    def run(self) -> _Cand:
+        """The chosen candidate (snapped towards the ideal multipliers)."""
+        strat, factor, target, cands = self.strat, self.factor, self.target, self.cands
+        # 1. along the ray
+        _bisect(self.ray, factor, target, self.found_since(0))
+        # 2. from the strategy's ideal point, one dimension at a time (the others kept there):
+        #    the candidate within the tolerance closest to the ideal multipliers wins
+        if not any(self.ok(c) and self.deviation(c) < 1e-4 for c in cands):
+            s_d, s_w, s_r = (factor ** strat.e_d, factor ** strat.e_w, factor ** strat.e_r)
+            for move in self.dim_moves(s_d, s_w, s_r):
+                _bisect(move, 1.0, target, self.found_since(len(cands)), iters=_DIM_ITERS)
+        # 3. still nothing within the tolerance: move one dimension from the closest candidate
+        if cands and not any(self.ok(c) for c in cands):
+            start = min(cands, key=self.err)
+            shape0 = self.shape0
+            t_res = start.shape[1] / shape0[1] if len(shape0) > 1 else 1.0
+            for move in self.dim_moves(start.d, start.w, t_res):
+                if any(self.ok(c) for c in cands):
+                    break
+                _bisect(move, 1.0, target, self.found_since(len(cands)), iters=_DIM_ITERS)
+        if not cands:
+            raise NetscaleError(
+                f"{self.ev.name}: no scaled candidate could be built ({self.ev.last_error})")
+        oks = [c for c in cands if self.ok(c)]
+        c = min(oks, key=self.deviation) if oks else min(cands, key=self.err)
+        return _snap(self.ev, c, factor ** strat.e_d, factor ** strat.e_w)
 
 
 def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:

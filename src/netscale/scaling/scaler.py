@@ -47,7 +47,12 @@ from netscale.complexity.analytic import (
 )
 from netscale.complexity.record import Complexity
 from netscale.errors import NetscaleError
-from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
+from netscale.scaling.strategy import (
+    DEFAULT_STRATEGY,
+    PredictedFactors,
+    Strategy,
+    parse_strategy,
+)
 from netscale.specs.compat import bottleneck_width, compatible_width, snap_group_width
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
@@ -57,7 +62,7 @@ _EXP_TOL = 1e-9  # an exponent at or below this is 0: that dimension is frozen (
 
 
 @dataclass(frozen=True)
-class ScaleResult:
+class ScaleResult(PredictedFactors):
     """A scaled spec with how its complexity grew."""
 
     base: NetSpec
@@ -82,14 +87,6 @@ class ScaleResult:
     @property
     def acts_factor(self) -> float:
         return self.counts.acts / self.base_counts.acts
-
-    @property
-    def predicted_params_factor(self) -> float:
-        return float(self.factor ** self.strategy.params_exponent)
-
-    @property
-    def predicted_acts_factor(self) -> float:
-        return float(self.factor ** self.strategy.acts_exponent)
 
     @property
     def flops_error(self) -> float:

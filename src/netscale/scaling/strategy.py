@@ -91,6 +91,22 @@ class Strategy:
         return self.name
 
 
+class PredictedFactors:
+    """The params and activations growth a strategy predicts for a result's flops factor
+    (mixed into the scaling results, which have ``factor`` and ``strategy`` fields)."""
+
+    factor: float
+    strategy: Strategy
+
+    @property
+    def predicted_params_factor(self) -> float:
+        return float(self.factor ** self.strategy.params_exponent)
+
+    @property
+    def predicted_acts_factor(self) -> float:
+        return float(self.factor ** self.strategy.acts_exponent)
+
+
 def fast(alpha: float = 0.8, name: str | None = None) -> Strategy:
     """Fast compound scaling: e_d = (1-α)/2, e_w = α/2, e_r = (1-α)/4, group follows width."""
     if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or not 0 <= alpha <= 1:

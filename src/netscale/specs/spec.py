@@ -51,6 +51,14 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _unknown_fields(given: Mapping[str, Any], cls: Any) -> tuple[str, str] | None:
+    """(the keys of ``given`` that are not fields of the dataclass ``cls``, its fields), both
+    comma-separated and sorted; None when every key is a field."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(map(str, set(given) - known))
+    return (", ".join(bad), ", ".join(sorted(known))) if bad else None
+
+
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -262,38 +270,28 @@ class NetSpec:
             )
         data = dict(data)
         data.pop("format", None)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(map(str, set(data) - known))
-        if unknown:
+        if unknown := _unknown_fields(data, cls):
             raise NetscaleError(
-                f"{source}: unknown spec field(s) {', '.join(unknown)}; "
-                f"known fields are {', '.join(sorted(known))}"
-            )
+                f"{source}: unknown spec field(s) {unknown[0]}; known fields are {unknown[1]}")
         for key in ("name", "stem", "stages"):
             if key not in data:
                 raise NetscaleError(f"{source}: missing required field {key!r}")
         stem = data["stem"]
         if not isinstance(stem, Mapping):
             raise NetscaleError(f"{source}: stem must be a mapping with 'type' and 'width'")
-        stem_fields = {f.name for f in dataclasses.fields(StemSpec)}
-        bad = sorted(map(str, set(stem) - stem_fields))
-        if bad:
-            raise NetscaleError(f"{source}: unknown stem field(s) {', '.join(bad)}")
+        if unknown := _unknown_fields(stem, StemSpec):
+            raise NetscaleError(f"{source}: unknown stem field(s) {unknown[0]}")
         data["stem"] = StemSpec(**stem)
         stages = data["stages"]
         if not isinstance(stages, (list, tuple)):
             raise NetscaleError(f"{source}: stages must be a list of stage mappings")
-        stage_fields = {f.name for f in dataclasses.fields(StageSpec)}
         parsed = []
         for i, st in enumerate(stages):
             if not isinstance(st, Mapping):
                 raise NetscaleError(f"{source}: stages[{i}] must be a mapping of stage fields")
-            bad = sorted(map(str, set(st) - stage_fields))
-            if bad:
-                raise NetscaleError(
-                    f"{source}: unknown field(s) {', '.join(bad)} in stages[{i}]; "
-                    f"known fields are {', '.join(sorted(stage_fields))}"
-                )
+            if unknown := _unknown_fields(st, StageSpec):
+                raise NetscaleError(f"{source}: unknown field(s) {unknown[0]} in stages[{i}]; "
+                                    f"known fields are {unknown[1]}")
             for req in ("block", "depth", "width"):
                 if req not in st:
                     raise NetscaleError(f"{source}: stages[{i}] is missing {req!r}")

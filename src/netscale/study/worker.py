@@ -33,13 +33,6 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
     benchmark's own steps at its batch size) and written there. A trial that ran before
     settings were recorded (a runtime or checkpoint but no ``setting.json``) keeps
     contiguous+fp32, the setting it was started in."""
-    from netscale.bench.harness import (
-        DEFAULT_THREADS,
-        BenchConfig,
-        resolve_device,
-        resolve_setting,
-        torch_threads,
-    )
     from netscale.bench.setting import ExecSetting
     from netscale.util.io import atomic_write_json
 
@@ -53,40 +46,53 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
     if (trial_dir / "bench.json").is_file() or (trial_dir / "train").is_dir():
         setting = ExecSetting(reason="started before execution settings were recorded")
     else:
-        from netscale.train import Recipe
-
-        recipe = dict(payload.get("recipe") or {})
-        fmt = str(recipe.pop("memory_format", "auto"))
-        prec = str(recipe.pop("precision", "auto"))
-        batch = int(recipe.get("batch_size") or Recipe().batch_size)
-        mode = "train"
-        if not payload.get("train", True):  # a timing-only study: probe what it times
-            bench = payload.get("bench") or {}
-            mode = "infer" if bench.get("mode", "infer") == "infer" else "train"
-            batch = int(bench.get("batch_size") or batch)
-        device = resolve_device(payload.get("device"))
-        cfg = BenchConfig(mode=mode, batch_size=batch, device=device,
-                          memory_format=fmt, precision=prec, seed=int(payload["seed"]))
-
-        def factory() -> Any:
-            from netscale.study.module_base import ModuleSpec
-
-            if isinstance(spec, ModuleSpec):
-                return spec.build_module()
-            from netscale.models import build_model
-
-            return build_model(spec)
-
-        # probe in the threads the trial trains with (the recipe's, else the phase's), or in a
-        # timing-only study those its benchmark runs with
-        threads = (recipe.get("threads") or payload.get("threads")) if payload.get(
-            "train", True) else (payload.get("threads") or DEFAULT_THREADS)
-        with torch_threads(threads):
-            setting = resolve_setting(factory, cfg, device=device, batch=batch,
-                                      in_channels=spec.in_channels,
-                                      resolution=spec.resolution, num_classes=spec.num_classes)
+        setting = _probe_setting(payload, spec)
     atomic_write_json(path, setting.to_dict())
     return setting
+
+
+def _probe_setting(payload: Mapping[str, Any], spec: Any) -> Any:
+    """The setting the trial's recipe asks for, probed (``auto``) on this device with the
+    batch size and threads the trial trains (or, timing only, benchmarks) with."""
+    from netscale.bench.harness import (
+        DEFAULT_THREADS,
+        BenchConfig,
+        resolve_device,
+        resolve_setting,
+        torch_threads,
+    )
+    from netscale.train import Recipe
+
+    recipe = dict(payload.get("recipe") or {})
+    fmt = str(recipe.pop("memory_format", "auto"))
+    prec = str(recipe.pop("precision", "auto"))
+    batch = int(recipe.get("batch_size") or Recipe().batch_size)
+    mode = "train"
+    if not payload.get("train", True):  # a timing-only study: probe what it times
+        bench = payload.get("bench") or {}
+        mode = "infer" if bench.get("mode", "infer") == "infer" else "train"
+        batch = int(bench.get("batch_size") or batch)
+    device = resolve_device(payload.get("device"))
+    cfg = BenchConfig(mode=mode, batch_size=batch, device=device,
+                      memory_format=fmt, precision=prec, seed=int(payload["seed"]))
+
+    def factory() -> Any:
+        from netscale.study.module_base import ModuleSpec
+
+        if isinstance(spec, ModuleSpec):
+            return spec.build_module()
+        from netscale.models import build_model
+
+        return build_model(spec)
+
+    # probe in the threads the trial trains with (the recipe's, else the phase's), or in a
+    # timing-only study those its benchmark runs with
+    threads = (recipe.get("threads") or payload.get("threads")) if payload.get(
+        "train", True) else (payload.get("threads") or DEFAULT_THREADS)
+    with torch_threads(threads):
+        return resolve_setting(factory, cfg, device=device, batch=batch,
+                               in_channels=spec.in_channels,
+                               resolution=spec.resolution, num_classes=spec.num_classes)
 
 
 def recipe_with_setting(recipe: Mapping[str, Any], setting: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from netscale.specs.families.build import family_spec, stage_specs
 from netscale.specs.registry import register
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import NetSpec, StemSpec
 
 
 def cifar_resnet(depth: int, *, num_classes: int = 10, resolution: int = 32,
@@ -19,18 +20,9 @@ def cifar_resnet(depth: int, *, num_classes: int = 10, resolution: int = 32,
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110...), got {depth}")
     n = (depth - 2) // 6
-    stages = tuple(
-        StageSpec(block="basic", depth=n, width=w, stride=s)
-        for w, s in zip((16, 32, 64), (1, 2, 2))
-    )
-    return NetSpec(
-        name=name or f"ResNet-{depth}-CIFAR",
-        stem=StemSpec("cifar", 16),
-        stages=stages,
-        num_classes=num_classes,
-        resolution=resolution,
-        family="cifar",
-    ).validate()
+    stages = stage_specs("basic", {"width": (16, 32, 64), "stride": (1, 2, 2)}, depth=n)
+    return family_spec("cifar", name or f"ResNet-{depth}-CIFAR", StemSpec("cifar", 16),
+                       stages, num_classes=num_classes, resolution=resolution)
 
 
 for _depth in (20, 32, 44, 56, 110):

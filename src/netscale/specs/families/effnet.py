@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+from netscale.specs.families.build import family_spec, stage_specs
 from netscale.specs.registry import register
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import NetSpec, StemSpec
 
 _STRIDES = (1, 2, 2, 2, 1, 2, 1)
 _EXPANSIONS = (1, 6, 6, 6, 6, 6, 6)
@@ -43,22 +44,12 @@ def effnet(
     dropout: float = 0.0,
 ) -> NetSpec:
     """An EfficientNet-style spec (all stages MBConv)."""
-    stages = tuple(
-        StageSpec(block="mbconv", depth=d, width=w, stride=s, kernel=k, expansion=e,
-                  se_ratio=se_ratio)
-        for d, w, s, k, e in zip(depths, widths, strides, kernels, expansions)
-    )
-    return NetSpec(
-        name=name,
-        stem=StemSpec("simple", stem_width),
-        stages=stages,
-        head_width=head_width,
-        num_classes=num_classes,
-        resolution=resolution,
-        activation="silu",
-        dropout=dropout,
-        family="effnet",
-    ).validate()
+    stages = stage_specs(
+        "mbconv", {"depth": depths, "width": widths, "stride": strides, "kernel": kernels,
+                   "expansion": expansions}, se_ratio=se_ratio)
+    return family_spec("effnet", name, StemSpec("simple", stem_width), stages,
+                       head_width=head_width, num_classes=num_classes, resolution=resolution,
+                       activation="silu", dropout=dropout)
 
 
 for _size, (_sw, _ds, _ws, _hw, _px, _do) in _MODELS.items():

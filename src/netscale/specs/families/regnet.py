@@ -13,8 +13,9 @@ from functools import partial
 import numpy as np
 
 from netscale.specs.compat import adjust_compatibility
+from netscale.specs.families.build import family_spec, stage_specs
 from netscale.specs.registry import register
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import NetSpec, StemSpec
 
 
 def generate_regnet(
@@ -53,23 +54,15 @@ def regnet(
     widths, depths = generate_regnet(depth, w0, wa, wm, q)
     n = len(widths)
     widths, bots, gws = adjust_compatibility(widths, [bottleneck] * n, [group_width] * n)
-    stages = tuple(
-        StageSpec(block=block, depth=d, width=w, stride=stride, bottleneck=b, group_width=g,
-                  se_ratio=se_ratio)
-        for d, w, b, g in zip(depths, widths, bots, gws)
-    )
-    return NetSpec(
-        name=name,
-        stem=StemSpec("simple", stem_width),
-        stages=stages,
-        head_width=head_width,
-        num_classes=num_classes,
-        resolution=resolution,
-        activation=activation,
-        family="regnet",
+    stages = stage_specs(
+        block, {"depth": depths, "width": widths, "bottleneck": bots, "group_width": gws},
+        stride=stride, se_ratio=se_ratio)
+    return family_spec(
+        "regnet", name, StemSpec("simple", stem_width), stages, head_width=head_width,
+        num_classes=num_classes, resolution=resolution, activation=activation,
         meta={"regnet": {"depth": depth, "w0": w0, "wa": wa, "wm": wm,
                          "group_width": group_width, "bottleneck": bottleneck}},
-    ).validate()
+    )
 
 
 # name: (D, w0, wa, wm, g)  — the RegNet paper's values (docs/conventions.md, "Width and group

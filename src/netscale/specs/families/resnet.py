@@ -13,8 +13,9 @@ from functools import partial
 from typing import Any
 
 from netscale.specs.compat import bottleneck_width
+from netscale.specs.families.build import family_spec, stage_specs
 from netscale.specs.registry import register
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import NetSpec, StemSpec
 
 _WIDTHS = (256, 512, 1024, 2048)
 _STRIDES = (1, 2, 2, 2)
@@ -35,19 +36,12 @@ def resnet(
     """A ResNet-style spec; ``group_widths`` None means one group (plain ResNet)."""
     if group_widths is None:
         group_widths = [bottleneck_width(w, bottleneck) for w in widths]
-    stages = tuple(
-        StageSpec(block="bottleneck", depth=d, width=w, stride=s, bottleneck=bottleneck,
-                  group_width=g)
-        for d, w, s, g in zip(depths, widths, _STRIDES, group_widths)
-    )
-    return NetSpec(
-        name=name,
-        stem=StemSpec("res", stem_width),
-        stages=stages,
-        num_classes=num_classes,
-        resolution=resolution,
-        family="resnet",
-    ).validate()
+    stages = stage_specs(
+        "bottleneck",
+        {"depth": depths, "width": widths, "stride": _STRIDES, "group_width": group_widths},
+        bottleneck=bottleneck)
+    return family_spec("resnet", name, StemSpec("res", stem_width), stages,
+                       num_classes=num_classes, resolution=resolution)
 
 
 def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group: int = 4,
