@@ -129,3 +129,27 @@ def test_runtime_model_is_fitted_per_setting() -> None:
     assert old is not None and old.n == 3 and old.setting == "contiguous+fp32"
     with pytest.raises(NetscaleError, match="not at setting channels_last\\+fp32"):
         study_runtime(trials, setting="channels_last+fp32")
+
+
+def test_short_run_rule_is_exact_at_its_threshold() -> None:
+    n = len(st.candidates("auto", "auto"))  # 2 or 4, depending on this CPU's bf16
+    assert n >= 2
+    cost = n * (2 + 3 * 3)  # warm-up + rounds x steps of the default ProbePlan, per candidate
+    need = -(-cost * 10 // 1)  # the probe may cost at most 10 % of the run
+    assert st.short_run_reason("auto", "auto", need) is None
+    reason = st.short_run_reason("auto", "auto", need - 1)
+    assert reason is not None and f"{cost}-step probe" in reason and f">= {need:,}" in reason
+    assert st.short_run_reason("contiguous", "fp32", 1) is None  # nothing to probe
+
+
+def test_a_short_training_trial_is_not_probed_and_says_why() -> None:
+    n = len(st.candidates("auto", "auto"))
+    short = {"train": True, "train_size": 1000, "device": "cpu",
+             "recipe": {"epochs": 2, "batch_size": 100}}  # 20 steps
+    s = worker._short_run(short)
+    assert s is not None and s.label == "contiguous+fp32" and s.probe == ()
+    assert "the run is 20 steps, too short" in s.reason
+    long = {**short, "train_size": 100 * 110 * n}  # 2 epochs x 110n steps: the probe pays off
+    assert worker._short_run(long) is None
+    assert worker._short_run({**short, "train_size": None}) is None  # unknown size: probe
+    assert worker._short_run({**short, "train": False}) is None  # timing only: probe

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -228,6 +229,27 @@ class ProbePlan:
     steps: int = 3
     rounds: int = 3
     clock: Callable[[], float] = time.perf_counter
+
+
+#: ``auto`` probes a training run only when the probe costs at most this share of the run's
+#: steps; a shorter run trains in the plain setting (probing would cost more than it saves)
+PROBE_MAX_SHARE = 0.1
+
+
+def short_run_reason(memory_format: str, precision: str, total_steps: int, *,
+                     device: str = "cpu", plan: ProbePlan | None = None) -> str | None:
+    """Why a training run of ``total_steps`` steps is too short to probe, or None when the
+    probe pays off (or there is nothing to probe). The one rule of ``netscale train`` and of
+    a study's trials."""
+    n = len(candidates(memory_format, precision, device))
+    if n <= 1:
+        return None
+    plan = plan or ProbePlan()
+    cost = n * (plan.warmup + plan.steps * plan.rounds)
+    if cost <= PROBE_MAX_SHARE * total_steps:
+        return None
+    return (f"the run is {total_steps:,} steps, too short for a {cost}-step probe to pay off "
+            f"(auto probes runs of >= {math.ceil(cost / PROBE_MAX_SHARE):,} steps)")
 
 
 def choose_setting(memory_format: str, precision: str, make_step: StepFactory, *,

@@ -380,8 +380,9 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
 
 
 def _payload(cfg: StudyConfig, t: Any, device: str | None, threads: int | None,
-             phase: str) -> dict[str, Any]:
+             phase: str, train_size: int | None = None) -> dict[str, Any]:
     return {
+        "train_size": train_size,  # training images (the short-run probe rule needs it)
         "id": t.id, "base": t.base, "strategy": t.strategy, "factor": t.factor,
         "seed": t.seed, "spec": t.spec, "data": cfg.data_dict(), "recipe": cfg.recipe_dict(),
         "bench": {"enabled": cfg.bench.enabled, "mode": cfg.bench.mode,
@@ -415,6 +416,7 @@ class _Run:
     progress: Progress
     by_id: Mapping[str, Any]
     device: str | None
+    train_size: int | None = None  # training images of the study's dataset (None: unknown)
 
     def on_event(self, tid: str, kind: str, data: dict[str, Any]) -> None:
         """An epoch or a runtime measurement reported by a running trial."""
@@ -471,7 +473,9 @@ def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
     progress, all_trials, todo = _start_progress(cfg, store, stream, opts.workers)
     if not todo:
         return store.counts()
-    run = _Run(cfg, store, None, progress, {t.id: t for t in all_trials}, opts.device)
+    train_size = json.loads(store.get_meta("data_info") or "{}").get("train_size")
+    run = _Run(cfg, store, None, progress, {t.id: t for t in all_trials}, opts.device,
+               train_size)
     run.ex = make_executor(opts.executor, run.on_event, workers=opts.workers,
                            address=opts.address, cpus=cfg.resources.cpus,
                            gpus=cfg.resources.gpus)
@@ -512,7 +516,7 @@ def _run_phase(run: _Run, trials: list[Any], phase: str, last: bool,
             running.add(t.id)
             started[t.id] = time.time()
             progress.on_start(t.id, phase)
-            ex.submit(_payload(cfg, t, run.device, threads, phase))
+            ex.submit(_payload(cfg, t, run.device, threads, phase, run.train_size))
             progress.show(store.counts(), f"{phase}: started {t.id}", force=True)
         for tid, ok, value in ex.poll(timeout=0.5):
             running.discard(tid)

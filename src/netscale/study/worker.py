@@ -45,10 +45,30 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
             pass  # unreadable (a torn write cannot happen: atomic): resolve again
     if (trial_dir / "bench.json").is_file() or (trial_dir / "train").is_dir():
         setting = ExecSetting(reason="started before execution settings were recorded")
+    elif (short := _short_run(payload)) is not None:
+        setting = short
     else:
         setting = _probe_setting(payload, spec)
     atomic_write_json(path, setting.to_dict())
     return setting
+
+
+def _short_run(payload: Mapping[str, Any]) -> Any:
+    """The plain setting, with the reason, for a training trial too short to probe (the same
+    rule as ``netscale train``: bench.setting.short_run_reason); None otherwise."""
+    from netscale.bench.harness import resolve_device
+    from netscale.bench.setting import ExecSetting, short_run_reason
+    from netscale.train.recipe import Recipe, auto_batch_size
+
+    n_train = payload.get("train_size")
+    if not payload.get("train", True) or not n_train:
+        return None
+    recipe = Recipe.from_dict(dict(payload.get("recipe") or {}))
+    batch = recipe.batch_size or auto_batch_size(int(n_train))
+    steps = recipe.epochs * max(1, int(n_train) // batch)
+    fmt, prec = recipe.memory_format, recipe.precision
+    reason = short_run_reason(fmt, prec, steps, device=resolve_device(payload.get("device")))
+    return None if reason is None else ExecSetting(requested=f"{fmt}+{prec}", reason=reason)
 
 
 def _probe_setting(payload: Mapping[str, Any], spec: Any) -> Any:

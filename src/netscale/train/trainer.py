@@ -42,14 +42,15 @@ from torch import nn
 
 from netscale.bench.setting import (
     ExecSetting,
+    ProbePlan,
     apply_to_input,
     apply_to_model,
     autocast,
-    candidates,
     check_memory_format,
     check_precision,
     choose_setting,
     fixed_setting,
+    short_run_reason,
 )
 from netscale.bench.setting import describe as describe_setting
 from netscale.complexity.limits import check_fits_memory
@@ -608,9 +609,6 @@ def _prepare(req: _Request, ckpt: dict[str, Any] | None) -> tuple[_Run, nn.Modul
 # ----------------------------------------------------------------------------- setting
 
 
-#: ``auto`` probes only when the probe costs at most this share of the run's steps; a shorter
-#: run trains in the plain setting (probing would cost more than it could save)
-PROBE_MAX_SHARE = 0.1
 PROBE_WARMUP, PROBE_STEPS, PROBE_ROUNDS = 2, 3, 3
 
 
@@ -677,20 +675,15 @@ def _resolve_setting(req: _Request, ckpt: dict[str, Any] | None, probe: _Probe,
         return _recorded_setting(ckpt, recipe, dev)
     setting = fixed_setting(recipe.memory_format, precision, str(dev))
     if setting is None:
-        n_cands = len(candidates(recipe.memory_format, precision, str(dev)))
-        cost = n_cands * (PROBE_WARMUP + PROBE_STEPS * PROBE_ROUNDS)
-        total = recipe.epochs * steps_per_epoch
-        if req.env.main and cost <= PROBE_MAX_SHARE * total:
+        plan = ProbePlan(warmup=PROBE_WARMUP, steps=PROBE_STEPS, rounds=PROBE_ROUNDS)
+        short = short_run_reason(recipe.memory_format, precision,
+                                 recipe.epochs * steps_per_epoch, device=str(dev), plan=plan)
+        if req.env.main and short is None:
             setting = choose_setting(recipe.memory_format, precision, probe,
-                                     batch_size=probe.shape[0], device=str(dev),
-                                     warmup=PROBE_WARMUP, steps=PROBE_STEPS,
-                                     rounds=PROBE_ROUNDS)
+                                     batch_size=probe.shape[0], device=str(dev), plan=plan)
         elif req.env.main:
-            setting = ExecSetting(
-                requested=f"{recipe.memory_format}+{precision}",
-                reason=f"the run is {total:,} steps, too short for a {cost}-step probe to "
-                f"pay off (auto probes runs of >= {math.ceil(cost / PROBE_MAX_SHARE):,} "
-                "steps)")
+            setting = ExecSetting(requested=f"{recipe.memory_format}+{precision}",
+                                  reason=str(short))
         else:
             setting = ExecSetting()  # replaced by rank 0's choice below
     return _broadcast_setting(setting, req.env)
