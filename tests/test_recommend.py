@@ -244,3 +244,23 @@ def test_constraints_validate():
     with pytest.raises(NetscaleError):
         Constraints(batch_size=0).validate()
     assert "params <= 25M" in Constraints(max_params=25e6).describe()
+
+
+def test_measured_candidates_are_timed_in_the_runtime_models_setting(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from netscale.advise.recommend import RecommendOptions
+    from netscale.bench import harness
+    from netscale.specs import resolve_spec
+
+    seen: list[tuple[str, str]] = []
+
+    def fake_bench(spec, cfg):  # records the setting the harness was asked for
+        seen.append((cfg.memory_format, cfg.precision))
+        return SimpleNamespace(status="ok", time_ms=1.5, batch_size=2, device="cpu")
+
+    monkeypatch.setattr(harness, "bench_spec", fake_bench)
+    spec = resolve_spec("ResNet-20-CIFAR")
+    assert RecommendOptions().timer("channels_last+fp32")(spec, 2, "cpu") == (1.5, 2, "cpu")
+    assert RecommendOptions().timer()(spec, 2, "cpu") == (1.5, 2, "cpu")
+    assert seen == [("channels_last", "fp32"), ("contiguous", "fp32")]

@@ -446,9 +446,12 @@ def _check_latency(c: Candidate, cons: Constraints, batch: int | None) -> None:
                             + f" ({_over(c.excess['max latency'])})")
 
 
-def default_measure(budget_s: float = DEFAULT_BUDGET_S, mode: str = "infer") -> MeasureFn:
+def default_measure(budget_s: float = DEFAULT_BUDGET_S, mode: str = "infer",
+                    setting: str = "contiguous+fp32") -> MeasureFn:
     """Times a spec with the bench harness (median ms per batch): inference, or a training
-    step (forward + backward + SGD step) with ``mode="train"``."""
+    step (forward + backward + SGD step) with ``mode="train"``, in the execution ``setting``
+    (``memory_format+precision``; one setting for every candidate, so they compare)."""
+    memory_format, _, precision = setting.partition("+")
 
     def run(spec: Any, batch_size: int | None, device: str | None
             ) -> tuple[float, int, str] | None:
@@ -456,7 +459,8 @@ def default_measure(budget_s: float = DEFAULT_BUDGET_S, mode: str = "infer") -> 
         from netscale.bench.timing import TimingPolicy
 
         cfg = BenchConfig(mode=mode, batch_size=batch_size, device=device,
-                          policy=TimingPolicy(budget_s=budget_s, warmup_s=min(0.3, budget_s)))
+                          policy=TimingPolicy(budget_s=budget_s, warmup_s=min(0.3, budget_s)),
+                          memory_format=memory_format, precision=precision)
         r = bench_spec(spec, cfg)
         if r.status != "ok" or r.time_ms is None:
             return None
@@ -786,9 +790,11 @@ class RecommendOptions:
         return Constraints(self.max_latency_ms, self.batch_size, self.max_params,
                            self.max_acts).validate()
 
-    def timer(self) -> MeasureFn:
-        """``measure_fn``, else the bench harness in ``latency_mode``."""
-        return self.measure_fn or default_measure(self.budget_s, mode=self.latency_mode)
+    def timer(self, setting: str = "contiguous+fp32") -> MeasureFn:
+        """``measure_fn``, else the bench harness in ``latency_mode`` and ``setting`` (the
+        study runtime model's execution setting, so measured and predicted times compare)."""
+        return self.measure_fn or default_measure(self.budget_s, mode=self.latency_mode,
+                                                  setting=setting)
 
 
 @dataclass(frozen=True)
@@ -1033,7 +1039,8 @@ def _measured_runtimes(run: _Run, cands: Sequence[Candidate]) -> tuple[int, str]
         return None
     from netscale.specs import NetSpec
 
-    timer = run.opts.timer()
+    timer = run.opts.timer(run.runtime.setting if run.runtime is not None
+                           else "contiguous+fp32")
     setting = None
     for c in cands:
         if not c.usable or c.violations:  # static constraints already exclude it
