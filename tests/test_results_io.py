@@ -387,3 +387,19 @@ def test_fit_json_lists_groups_that_cannot_be_fitted(tmp_path, run_cli, exact_cs
     assert g["C"]["predictions"] == [] and "only 2 points" in g["C"]["skipped"]
     code, out, _ = run_cli("fit", p, "--at", "1G")
     assert "no prediction: C: not fitted (only 2 points" in out
+
+
+def test_bench_fit_from_a_bench_out_file_of_named_models(tmp_path, run_cli):
+    # `netscale bench A B --out f.csv` leaves `strategy` empty: each named model is its group
+    rows = [f",M{i},ok,{f:.6g},{f / 100:.6g},{f / 50:.6g},{2 + 10 * f / 1e9:.9g},8,cpu"
+            for i, f in enumerate((1e8, 2e8, 4e8, 8e8))]
+    rows.append(",M9,oom,1.6e9,1.6e7,3.2e7,,8,cpu")  # bench statuses: ok and oom (no time)
+    p = write_csv(tmp_path / "b.csv",
+                  "strategy,model,status,flops,params,acts,time_ms,batch_size,device", rows)
+    code, out, err = run_cli("bench", "--fit", "--from", p, "--json")
+    assert code == 0, err
+    fit = json.loads(out)["fits"]["infer, batch 8, cpu"]
+    assert fit["n"] == 4 and fit["per_metric"]["flops"]["slope"] == pytest.approx(1e-8)
+    q = write_csv(tmp_path / "e.csv", "strategy,flops,time_ms", [",1e8,2.0"])
+    code, _, err = run_cli("bench", "--fit", "--from", q)  # no group and no model: refused
+    assert code == 2 and "every row needs a group name" in err and err.count("\n") == 1

@@ -225,6 +225,9 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
                         trials=_trial_rows(items, cols.in_pct))
 
 
+#: the statuses of `netscale bench --out` rows, as trial statuses (a runtime file's rows)
+_BENCH_STATUSES = {"ok": "done", "oom": "failed"}
+
 @dataclass(frozen=True)
 class _Columns:
     """Where a results file keeps its group and its error (and whether in percent)."""
@@ -233,6 +236,7 @@ class _Columns:
     group: str
     error: str
     in_pct: bool
+    timings_only: bool = False  # a runtime file (no error needed): a named model is its group
 
 
 def _normalized_rows(raw: Sequence[tuple[int, Mapping[str, Any]]]
@@ -262,7 +266,7 @@ def _columns(keys: Sequence[str], path: Path, percent: bool | None,
         ecol, in_pct = ERR_PLAIN, False  # timings only: every row without an error
     else:
         ecol, in_pct = _error_column(keys, percent, path)
-    return _Columns(path, gcol, ecol, in_pct)
+    return _Columns(path, gcol, ecol, in_pct, timings_only=not require_error)
 
 
 def _row_item(line: int, d: Mapping[str, Any], cols: _Columns,
@@ -270,6 +274,8 @@ def _row_item(line: int, d: Mapping[str, Any], cols: _Columns,
     """One validated row: group, counts (from the model when not given), error, timing."""
     where = f"{cols.path.name} row {line}"
     group = d.get(cols.group)
+    if _blank(group) and cols.timings_only and not _blank(d.get("model")):
+        group = d["model"]  # `bench --out` rows of models named on the command line
     if _blank(group):
         raise NetscaleError(f"{where}: empty {cols.group}; every row needs a group name")
     item: dict[str, Any] = {"group": str(group).strip(), "line": line, "spec": {},
@@ -288,6 +294,8 @@ def _row_item(line: int, d: Mapping[str, Any], cols: _Columns,
         raise NetscaleError(f"{where}: epochs must be a whole number >= 0, got {ep:g}")
     item["epochs"] = int(ep) if ep is not None else 0
     status = None if _blank(d.get("status")) else str(d["status"]).strip().lower()
+    if cols.timings_only and status in _BENCH_STATUSES:  # a `netscale bench --out` row
+        status = _BENCH_STATUSES[status]
     if status is not None and status not in _STATUSES:
         raise NetscaleError(f"{where}: status must be one of {', '.join(_STATUSES)}, got "
                             f"{status!r}")
