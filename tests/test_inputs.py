@@ -408,3 +408,13 @@ def test_training_memory_estimated_before_building(run_cli, tmp_path: Path) -> N
     _one_line(code, err)
     assert "needs at least" in err and "memory" in err
     assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+
+def test_a_study_that_neither_trains_nor_times_is_refused(run_cli, tmp_path: Path) -> None:
+    p = _study(tmp_path)  # train: false, bench: {enabled: false}
+    code, _, err = run_cli("study", str(p))
+    assert code == 2 and "nothing to run" in err and err.count("\n") == 1
+    assert not (tmp_path / "st").exists()  # nothing written
+    code, out, _ = run_cli("study", str(p), "--dry-run")  # planning it still works
+    assert code == 0 and "ResNet-20-CIFAR" in out
