@@ -15,7 +15,7 @@ def test_dry_run_plans_five_strategies_at_three_factors(run_cli, tmp_path: Path)
     # three seeds by default: every (strategy, factor) three times
     assert sorted((r[1], r[2]) for r in rows) == sorted(3 * (
         [("base", "1")] + [(s, f) for s in ("d", "w", "r", "dwr", "dWr") for f in ("2", "4")]))
-    assert "nothing was run" in out and not (tmp_path / "q" / "trials").exists()
+    assert "nothing was run" in out and not (tmp_path / "q").exists()  # nothing written
 
 
 def test_bad_seeds_are_one_line_errors(run_cli, tmp_path: Path) -> None:

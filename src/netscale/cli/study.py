@@ -392,10 +392,16 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     _check_workers(args)
     if not args.dry_run:
         check_output_dir(args.out, "--out")
+    if args.dry_run:  # the config files go to a temporary directory: --out stays untouched
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="netscale-quickstart-") as tmp:
+            cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
+                                    bench_budget=args.bench_budget, seeds=seeds,
+                                    files_dir=Path(tmp))
+            return _dry_run(cfg, False, args.workers)
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget, seeds=seeds)
-    if args.dry_run:
-        return _dry_run(cfg, False, args.workers)
     t0 = time.time()
     data = cfg.data.name if cfg.data is not None else None
     print(f"netscale quickstart: {len(cfg.strategies)} strategies x factors "

@@ -74,17 +74,20 @@ def quickstart_settings(data: str) -> dict[str, Any]:
 
 
 def quickstart_config(out: Path, *, data: str | None = None, epochs: int | None = None,
-                      bench_budget: float = 1.5,
-                      seeds: Sequence[int] | None = None) -> StudyConfig:
-    """Writes the base spec and the study config into ``out`` and returns the config."""
+                      bench_budget: float = 1.5, seeds: Sequence[int] | None = None,
+                      files_dir: Path | None = None) -> StudyConfig:
+    """Writes the base spec and the study config into ``files_dir`` (default: ``out``,
+    created) and returns the config (a dry run passes a temporary directory: nothing is
+    written into ``out``)."""
     from netscale.data import DataConfig, describe
 
     out = Path(out).resolve()
     data = data or default_dataset()
     settings = quickstart_settings(data)
     describe(DataConfig.from_dict(settings["data"]))  # a missing dataset fails before any write
-    out.mkdir(parents=True, exist_ok=True)
-    base_path = out / "quickstart_base.yaml"
+    files = Path(files_dir).resolve() if files_dir is not None else out
+    files.mkdir(parents=True, exist_ok=True)
+    base_path = files / "quickstart_base.yaml"
     quickstart_base(resolution=settings["resolution"]).save(base_path)
     recipe = dict(settings["recipe"])
     if epochs:
@@ -107,5 +110,5 @@ def quickstart_config(out: Path, *, data: str | None = None, epochs: int | None 
     }
     import yaml
 
-    (out / "quickstart.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return parse_study_config(raw, source=str(out / "quickstart.yaml"), base_dir=out)
+    (files / "quickstart.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return parse_study_config(raw, source=str(files / "quickstart.yaml"), base_dir=out)
