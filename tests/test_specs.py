@@ -200,3 +200,16 @@ def test_zero_init_last_bn_zeroes_exactly_each_blocks_last_bn(name: str, blocks:
     plain = build_model(resolve_spec(name))
     assert not any(bool((m.weight == 0).all()) for m in plain.modules()
                    if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("w0, wa, wm", [(float("inf"), 36.0, 2.5), (24.0, float("nan"), 2.5),
+                                        (24.0, 36.0, float("inf"))])
+def test_regnet_generator_refuses_non_finite_parameters(w0: float, wa: float, wm: float) -> None:
+    import warnings
+
+    from netscale.specs.families.regnet import generate_regnet
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy "invalid value" warning on the way
+        with pytest.raises(ValueError, match="finite w0"):
+            generate_regnet(13, w0, wa, wm)

@@ -22,8 +22,9 @@ def generate_regnet(
     depth: int, w0: float, wa: float, wm: float, q: int = 8
 ) -> tuple[list[int], list[int]]:
     """Per-stage ``(widths, depths)`` of the RegNet linear parameterisation."""
-    if depth < 1 or w0 <= 0 or wa < 0 or wm <= 1 or q < 1:
-        raise ValueError("RegNet needs depth >= 1, w0 > 0, wa >= 0, wm > 1, q >= 1")
+    finite = all(np.isfinite(v) for v in (w0, wa, wm))
+    if not finite or depth < 1 or w0 <= 0 or wa < 0 or wm <= 1 or q < 1:
+        raise ValueError("RegNet needs depth >= 1, finite w0 > 0, wa >= 0, wm > 1, q >= 1")
     u = np.arange(depth) * wa + w0
     ks = np.round(np.log(u / w0) / np.log(wm))
     block_ws = (np.round(w0 * np.power(wm, ks) / q) * q).astype(int)
