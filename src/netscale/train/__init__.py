@@ -9,7 +9,8 @@ checkpoints atomically every epoch, resumes exactly and runs data-parallel under
 
 from netscale.data.config import DataConfig
 from netscale.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from netscale.train.recipe import Recipe, WarmupCosine, scaled_lr
+from netscale.train.lr_rules import scaled_lr
+from netscale.train.recipe import Recipe, WarmupCosine
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
 from netscale.train.trainer import evaluate, param_groups, resolve_device, train
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ FORMAT_VERSION = 1
 def rng_state() -> dict[str, Any]:
     """torch (CPU, CUDA), numpy and Python RNG states, as tensors and ints."""
     py = random.getstate()
-    np_state = np.random.get_state()
+    # legacy=True (the default) gives the MT19937 tuple; numpy's stub overload says dict
+    np_state = cast(tuple[str, Any, int, int, float], np.random.get_state())
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": torch.tensor(py[1], dtype=torch.int64),
@@ -36,7 +37,8 @@ def rng_state() -> dict[str, Any]:
         "numpy_has_gauss": int(np_state[3]),
         "numpy_gauss": float(np_state[4]),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    cuda_initialized = cast(Callable[[], bool], torch.cuda.is_initialized)  # unannotated in torch
+    if torch.cuda.is_available() and cuda_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
