@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -197,7 +197,8 @@ def _barrier(env: DistEnv) -> None:
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights only: not on BN parameters and biases (1-D)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -222,7 +223,10 @@ class EMA:
         # Tensors of both state dicts share storage with the modules (loading copies in
         # place), so the lists are built once per source model.
         if self._cache is None or self._cache[0] != id(model):
-            ef, mf, eo, mo = [], [], [], []
+            ef: list[torch.Tensor] = []
+            mf: list[torch.Tensor] = []
+            eo: list[torch.Tensor] = []
+            mo: list[torch.Tensor] = []
             esd, msd = self.module.state_dict(), model.state_dict()
             for k, v in esd.items():
                 (ef if v.dtype.is_floating_point else eo).append(v)
@@ -384,7 +388,8 @@ class _RunLock:
     processes never train into the same directory; released when the process ends."""
 
     def __init__(self, out: Path, enabled: bool) -> None:
-        self.out, self.enabled, self.fd = out, enabled, None
+        self.out, self.enabled = out, enabled
+        self.fd: int | None = None
         self.created = False
 
     def __enter__(self) -> _RunLock:
@@ -834,7 +839,8 @@ def _optimizer_step(st: _State, loss: torch.Tensor, grad_clip: float) -> None:
         st.scaler.step(st.opt)
         st.scaler.update()
     else:
-        loss.backward()
+        backward = cast(Callable[[], None], loss.backward)  # unannotated in torch
+        backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(st.model.parameters(), grad_clip)
         st.opt.step()
