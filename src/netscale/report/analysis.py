@@ -43,14 +43,14 @@ class Series:
     points: list[Point] = field(default_factory=list)
 
 
-def _mean(xs: Sequence[float]) -> float | None:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    return float(np.mean(xs)) if xs else None
+def _mean(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None and math.isfinite(x)]
+    return float(np.mean(vals)) if vals else None
 
 
-def _std(xs: Sequence[float]) -> float | None:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    return float(np.std(xs, ddof=1)) if len(xs) > 1 else None
+def _std(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None and math.isfinite(x)]
+    return float(np.std(vals, ddof=1)) if len(vals) > 1 else None
 
 
 def series_by_strategy(trials: Sequence[TrialRow]) -> list[Series]:

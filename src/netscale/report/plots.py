@@ -6,22 +6,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netscale.report.analysis import BASE, Series, runtime_correlations
+from netscale.report.analysis import Series, runtime_correlations
 from netscale.scaling import parse_strategy
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
 from netscale.study.store import TrialRow
 from netscale.util import jsonio
 from netscale.util.io import atomic_savefig
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 # Text sizes for figures shown at about their native pixel size in the report (half-width
 # figures ~570 px, full-width ~1140 px at 110 dpi): 9 pt at 110 dpi is 13.75 px, so every
 # label stays >= 10 px at 100 % zoom even when the browser scales the image down by 25 %.
-RC = {"font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
-      "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
-      "figure.titlesize": 11}
+RC: dict[RcKeyType, float] = {
+    "font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
+    "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
+    "figure.titlesize": 11}
 HALF_W = 5.2  # inches at 110 dpi: one column of the report's two-column grid
 FULL_W = 10.4  # the page width
 
@@ -100,7 +105,7 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
         if not pts:
             continue
         x = [p.flops / 1e6 for p in pts]
-        y = [100 * p.err for p in pts]
+        y = [100 * p.err for p in pts if p.err is not None]  # all: pts have an error
         yerr = [100 * p.err_std if p.err_std else 0.0 for p in pts]
         label = s.strategy if len({q.base for q in series}) == 1 else f"{s.base} {s.strategy}"
         ax.errorbar(x, y, yerr=yerr if any(yerr) else None, marker="o", label=label,
@@ -123,16 +128,17 @@ def error_vs_runtime(series: Sequence[Series], path: Path,
         pts = [p for p in s.points if p.err is not None and p.time_ms is not None]
         if not pts:
             continue
-        ax.plot([p.time_ms for p in pts], [100 * p.err for p in pts], marker="o",
+        ax.plot([p.time_ms for p in pts], [100 * p.err for p in pts if p.err is not None],
+                marker="o",
                 label=s.strategy, color=colors[s.strategy], zorder=3)
         show = factor_labels(len(pts))
         for i, p in enumerate(pts):
-            if i in show:
+            if i in show and p.err is not None:  # p.err is set on every pts point
                 ax.annotate(f"×{p.factor:g}", (p.time_ms, 100 * p.err), fontsize=9,
                             textcoords="offset points", xytext=(4, 3))
         fl = [(p.strategy, p.factor) in flagged for p in pts]
-        mark_flags(ax, [p.time_ms for p in pts], [100 * p.err for p in pts], fl,
-                   label=not any_flag)
+        mark_flags(ax, [p.time_ms for p in pts if p.time_ms is not None],
+                   [100 * p.err for p in pts if p.err is not None], fl, label=not any_flag)
         any_flag = any_flag or any(fl)
         drawn = True
     return _finish_error_plot(plt, fig, ax, drawn, path, "measured time per batch (ms)",
@@ -163,16 +169,17 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
     identical networks labelled."""
     from netscale.report.marks import SAME_MARK, same_networks, timing_flag
 
-    rows = [t for t in trials if t.time_ms is not None]
-    if len(rows) < 2:
+    timed = [t for t in trials if t.time_ms is not None]
+    if len(timed) < 2:
         return None
     plt = _plt()
-    colors = strategy_colors([t.strategy for t in rows])
-    model = runtime_correlations(rows)  # fitted on every timed trial
-    n_timed = len(rows)
-    flagged = [bool(timing_flag(t)) for t in rows]
-    if len(rows) > MAX_MARKERS:  # a big study: one marker per (strategy, factor)
-        rows, flagged = aggregate_timed(rows, flagged)
+    colors = strategy_colors([t.strategy for t in timed])
+    model = runtime_correlations(timed)  # fitted on every timed trial
+    n_timed = len(timed)
+    flagged = [bool(timing_flag(t)) for t in timed]
+    rows: list[TrialRow] | list[TimedGroup] = timed
+    if len(timed) > MAX_MARKERS:  # a big study: one marker per (strategy, factor)
+        rows, flagged = aggregate_timed(timed, flagged)
     fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
     units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
              "acts": "activations (M)"}
@@ -182,7 +189,8 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
             pts = [t for t in rows if t.strategy == strat]
             ax.scatter([getattr(t, metric) / 1e6 for t in pts], [t.time_ms for t in pts],
                        label=strat, color=colors[strat], s=30, zorder=3)
-        mark_flags(ax, [getattr(t, metric) / 1e6 for t in rows], [t.time_ms for t in rows],
+        mark_flags(ax, [getattr(t, metric) / 1e6 for t in rows],
+                   [t.time_ms for t in rows if t.time_ms is not None],  # all: rows are timed
                    flagged, label=i == 0)
         labelled: set[str] = set()
         by_spec: dict[str, list[str]] = {}  # trials with an equal spec: one label for all
