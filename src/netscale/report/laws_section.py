@@ -291,6 +291,8 @@ def _fits_table(fits: StudyFits) -> str:
         elif h.skipped:
             hold = "skipped: too few smaller models"
         else:
+            # a check that ran (not skipped) always has its prediction and interval
+            assert h.predicted is not None and h.lo is not None and h.hi is not None
             hold = (f"{_p(h.predicted)} [{_p(h.lo)}, {_p(h.hi)}] vs {_p(h.actual)} "
                     f"({'inside' if h.within else 'OUTSIDE'}, "
                     f"{100 * (h.predicted - h.actual):+.2f})")
