@@ -221,12 +221,13 @@ def _trials_table(trials: Sequence[TrialRow], page_rows: int | None = None) -> s
     out = [f'<table class="sortable" id="trials"{attrs}><thead><tr>']
     out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in _TRIAL_HEADS]
     out.append("</tr></thead><tbody>")
-    data = []
+    data: list[list[str | list[str]]] = []
     for i, t in enumerate(trials):
         cells = _trial_cells(t, same)
         if paged:  # compact: a cell is its value, or [value, text] when the text differs
-            data.append([t.status] + [str(v) if str(v) == txt else [str(v), txt]
-                                      for v, txt in cells])
+            row: list[str | list[str]] = [t.status]
+            row += [str(v) if str(v) == txt else [str(v), txt] for v, txt in cells]
+            data.append(row)
         if i >= page_rows:
             continue
         out.append(f'<tr class="{_e(t.status)}">')
@@ -378,7 +379,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
         "growth": plots.growth(series, out / "growth.png"),
     }
     extra = _extra_sections(trials, out)
-    env = next((t.env for t in trials if t.env), {})
+    env: dict[str, Any] = next((t.env for t in trials if t.env), {})
     bench_env = next((t.bench[0].get("env") for t in trials if t.bench and t.bench[0].get("env")),
                      None) or {}
     status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
