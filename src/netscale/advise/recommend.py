@@ -738,7 +738,7 @@ def _base_spec(study: StudyResults, base: str) -> Any:
 
 def _study_epochs(trials: Sequence[Any]) -> float | None:
     vals = sorted(float(t.epochs_done) for t in trials
-                  if trial_error(t) is not None and getattr(t, "epochs_done", 0))
+                  if trial_error(t) is not None and bool(getattr(t, "epochs_done", 0)))
     return vals[len(vals) // 2] if vals else None
 
 

@@ -31,10 +31,11 @@ import numpy as np
 from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.specs.spec import network_key
 from netscale.study.store import STORE_NAME, TrialRow
 
+BASE = BASE_STRATEGY  # the base strategy's name; re-exported for groups, recommend, ...
 X_METRICS = ("flops", "params", "acts", "epochs*flops")
 LAW_CHOICES = ("auto", "saturating", "power")
 ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))

@@ -451,7 +451,8 @@ def annotate_rows(rows: Sequence[dict[str, Any]], groups: Sequence[GroupStats]
                   ) -> list[dict[str, Any]]:
     """Adds each trial row's group statistics (:data:`GROUP_COLUMNS`; ``time_ms_group`` is
     the group's median time, ``time_ms`` stays the trial's own) for ``--export``."""
-    by_key = {(g.base, g.strategy, g.factor): g for g in groups}
+    by_key: dict[tuple[str | None, str | None, float], GroupStats] = {
+        (g.base, g.strategy, g.factor): g for g in groups}
     out = []
     for r in rows:
         g = by_key.get((r.get("base"), r.get("strategy"), float(r.get("factor") or 0)))

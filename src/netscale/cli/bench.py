@@ -414,8 +414,9 @@ def _predict_models(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _flags(r: Any) -> str:
-    if r.status != "ok":
-        return r.status
+    status: str = r.status
+    if status != "ok":
+        return status
     flags = [f for f, on in (("noisy", r.noisy), ("contended", r.contended)) if on]
     if flags and r.attempts > 1:
         flags.append(f"after {r.attempts} attempts")

@@ -86,11 +86,11 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json(res.to_dict())
         return 0
-    shape = "x".join(str(v) for v in res.input_shape)
+    shape_text = "x".join(str(v) for v in res.input_shape)
     print(f"exported {res.model} as {FORMAT_NAMES[res.format]} to {res.path} "
           f"({res.bytes / 2**20:.2f} MiB; {res.weights}; "
           f"{'dynamic' if res.dynamic_batch else 'fixed'} batch dimension)")
-    print(f"verified: loaded back and run on a random {shape} input: max abs difference vs "
+    print(f"verified: loaded back and run on a random {shape_text} input: max abs difference vs "
           f"PyTorch {res.max_abs_diff:.3g} (outputs up to {res.max_abs_output:.3g}, "
           f"{res.num_outputs} classes)")
     return 0

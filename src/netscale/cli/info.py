@@ -56,7 +56,7 @@ def run_models(args: argparse.Namespace) -> int:
         raise NetscaleError(
             f"no models in family {args.family!r}; families: regnet, resnet, effnet, cifar"
         )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         spec = get_spec(name)
         c = complexity(spec)

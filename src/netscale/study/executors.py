@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from netscale.errors import NetscaleError
 from netscale.study.worker import format_exception, run_trial
@@ -160,7 +160,8 @@ class ProcessExecutor:
         if not self._procs:
             return []
         if not self._results:
-            wait([self._messages._reader, *(p.sentinel for p in self._procs.values())],
+            # the queue's private read end: ready as soon as a message is waiting
+            wait([cast(Any, self._messages)._reader, *(p.sentinel for p in self._procs.values())],
                  timeout=timeout)
             self.drain()
         out: list[Finished] = []
@@ -243,7 +244,7 @@ class RayExecutor:
                     "(e.g. ray://host:10001 or auto) or run 'ray start --head'"
                 ) from None
             self._started_here = True
-        total = ray.cluster_resources().get("CPU", 1.0)
+        total = cast(Any, ray).cluster_resources().get("CPU", 1.0)  # untyped in Ray
         self.capacity = max(1, int(workers or total // max(cpus, 1e-9)))
         options: dict[str, Any] = {"num_cpus": 0}
         try:  # keep the queue on the driver's node (not possible from a Ray client)
@@ -296,7 +297,7 @@ class RayExecutor:
     def shutdown(self) -> None:
         try:
             self.drain()
-            self.ray.kill(self._events.actor)
+            self.ray.kill(cast(Any, self._events.actor))  # typed as handle-or-class
         except Exception:
             pass
         if self._started_here:

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from netscale.errors import NetscaleError
 
@@ -184,7 +184,8 @@ def phase_state(threads: int | None = None) -> Iterator[None]:
     saved_threads = torch.get_num_threads()
     py_rng, np_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
     cuda_rng = (torch.cuda.get_rng_state_all()
-                if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+                if torch.cuda.is_available() and cast(Any, torch.cuda).is_initialized()
+                else None)  # is_initialized is untyped in torch
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
