@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from netscale.bench.fit import METRICS, RuntimeModel, fit_runtime
 from netscale.bench.harness import BenchConfig, bench_spec
@@ -166,10 +166,9 @@ def _plot_panel(ax: Any, mrows: Sequence[BenchResult], mode: str, metric: str, f
         pts = [r for r in mrows if (r.strategy or r.model) == s]
         if not pts:
             continue
-        yerr = [[r.time_ms - (r.q1_ms if r.q1_ms is not None else r.time_ms)
-                 for r in pts],
-                [(r.q3_ms if r.q3_ms is not None else r.time_ms) - r.time_ms
-                 for r in pts]]
+        ts = [cast(float, r.time_ms) for r in pts]  # ok rows carry a time_ms (type-only cast)
+        yerr = [[t - (r.q1_ms if r.q1_ms is not None else t) for r, t in zip(pts, ts)],
+                [(r.q3_ms if r.q3_ms is not None else t) - t for r, t in zip(pts, ts)]]
         ax.errorbar([getattr(r, metric) / div for r in pts],
                     [r.time_ms for r in pts], yerr=yerr,
                     fmt="o", ms=5, color=colour, label=s, capsize=2)

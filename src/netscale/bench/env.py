@@ -65,7 +65,8 @@ class BenchEnv:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BenchEnv:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+        kwargs: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**kwargs)
 
     def summary(self) -> str:
         extras = [f"{self.threads} threads", self.dtype]
@@ -104,6 +105,7 @@ def collect_env(device: str, *, threads: int, amp: bool, amp_dtype: str | None,
         channels_last=channels_last,
         compile=compile,
         cuda_version=torch.version.cuda if cuda else None,
-        cudnn_version=(torch.backends.cudnn.version() if cuda else None),
+        cudnn_version=(torch.backends.cudnn.version(  # type: ignore[no-untyped-call]  # untyped
+                       ) if cuda else None),
         load_avg_1m=load_average(),
     )

@@ -365,7 +365,7 @@ def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: st
             out = model(x)
         loss = F.cross_entropy(out.float(), y)
         if loss.requires_grad:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         if opt is not None:
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -536,8 +536,10 @@ def _infer_runner(run: Any, x: Any, device: str, config: BenchConfig,
     import torch
 
     if device.startswith("cuda"):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
+        start = torch.cuda.Event(  # type: ignore[no-untyped-call]  # unannotated in torch
+            enable_timing=True)
+        end = torch.cuda.Event(  # type: ignore[no-untyped-call]  # unannotated in torch
+            enable_timing=True)
 
         def block_cuda(n: int) -> dict[str, float]:
             with torch.inference_mode(), _autocast(device, config):
@@ -605,7 +607,8 @@ def _cuda_train_block(forward: Callable[[], Any], backward: Callable[[Any], None
     import torch
 
     def block_cuda(n: int) -> dict[str, float]:
-        events = [[torch.cuda.Event(enable_timing=True) for _ in range(4)]
+        events = [[torch.cuda.Event(  # type: ignore[no-untyped-call]  # unannotated in torch
+                       enable_timing=True) for _ in range(4)]
                   for _ in range(n)]
         for ev in events:
             ev[0].record()

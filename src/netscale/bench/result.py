@@ -151,7 +151,8 @@ def setting_of(row: Mapping[str, Any]) -> ExecSetting:
         return ExecSetting(fmt, prec, requested=str(row.get("setting_requested")
                                                     or f"{fmt}+{prec}"),
                            reason=str(row.get("setting_reason") or "requested"))
-    env = row.get("env") if isinstance(row.get("env"), Mapping) else {}
+    raw_env = row.get("env")
+    env: Mapping[str, Any] = raw_env if isinstance(raw_env, Mapping) else {}
     fmt = "channels_last" if env.get("channels_last") else "contiguous"
     amp = {"bfloat16": "bf16", "float16": "fp16"}.get(str(env.get("amp_dtype")), "bf16")
     prec = amp if env.get("amp") else "fp32"

@@ -19,7 +19,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ class ExecSetting:
                            "images_per_s": p.images_per_s} for p in self.probe]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExecSetting:
+    def from_dict(cls, d: Mapping[str, Any]) -> ExecSetting:
         probe = tuple(ProbeTiming(str(p["memory_format"]), str(p["precision"]),
                                   float(p["images_per_s"])) for p in d.get("probe") or ())
         return cls(memory_format=str(d.get("memory_format", "contiguous")),
@@ -210,7 +210,8 @@ def _preserved_rng() -> Iterator[None]:
     import torch
 
     state = torch.random.get_rng_state()
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda = (torch.cuda.is_available()
+            and torch.cuda.is_initialized())  # type: ignore[no-untyped-call]  # torch: untyped
     cuda_state = torch.cuda.get_rng_state_all() if cuda else None
     try:
         yield

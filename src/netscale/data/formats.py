@@ -20,8 +20,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pg
 
 # ----------------------------------------------------------------------------- IDX
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, type[np.generic] | np.dtype[Any]] = {
+    0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -42,14 +43,15 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim < 1 or len(raw) < header:
         raise NetscaleError(f"IDX file {str(path)!r} has a truncated header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dtype: np.dtype[Any] = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
         raise NetscaleError(
             f"IDX file {str(path)!r} is truncated or corrupt: header says {shape} "
             f"({expected} bytes) but it holds {len(raw) - header} bytes"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()
+    out: np.ndarray = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()
+    return out
 
 
 def find_idx_files(folder: Path) -> dict[str, dict[str, Path]] | None:
@@ -187,7 +189,7 @@ def load_cifar_folder(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndar
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1797 8x8 digits as uint8 (0..255) N x 1 x 8 x 8 and labels."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # no stubs
 
     d = load_digits()
     x = np.clip(np.round(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)

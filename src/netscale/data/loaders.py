@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DistributedSampler
@@ -104,8 +104,11 @@ class _Shards:
 
     def __init__(self, n: int, *, train: bool, seed: int, rank: int, world: int) -> None:
         self.n, self.train, self.seed, self.rank, self.world = n, train, seed, rank, world
-        self._sampler = (DistributedSampler(range(n), num_replicas=world, rank=rank,
-                                            shuffle=True, seed=seed) if train else None)
+        # a range serves as the (index-only) dataset; cast: DistributedSampler only takes len()
+        indices = cast("torch.utils.data.Dataset[int]", range(n))
+        self._sampler: DistributedSampler[int] | None = (
+            DistributedSampler(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+            if train else None)
 
     def indices(self, epoch: int) -> torch.Tensor:
         if self._sampler is None:
@@ -217,7 +220,7 @@ class TensorLoader:
             yield self.norm(x), y
 
 
-class _FileDataset(torch.utils.data.Dataset):
+class _FileDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Decodes one image with Pillow; the sampler passes (index, epoch)."""
 
     def __init__(self, split: FileSplit, pipe: Pipeline, train: bool, seed: int) -> None:
@@ -260,7 +263,7 @@ def decode_image(path: str, mode: str, size_hint: int = 0) -> torch.Tensor:
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-class _EpochSampler(torch.utils.data.Sampler):
+class _EpochSampler(torch.utils.data.Sampler[tuple[int, int]]):
     def __init__(self, shards: _Shards) -> None:
         self.shards = shards
         self.epoch = 0

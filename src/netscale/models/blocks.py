@@ -88,7 +88,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = self.proj(x) if self.proj is not None else x
-        return self.act(skip + self.b(self.a(x)))
+        out: torch.Tensor = self.act(skip + self.b(self.a(x)))
+        return out
 
 
 class VanillaBlock(nn.Sequential):
@@ -118,6 +119,7 @@ class Bottleneck(nn.Module):
         _mark_final_bn(self.c)
         self.linear = linear
         same = w_in == w_out and stride == 1
+        self.act: nn.Module | None
         if linear:
             self.has_skip, self.proj, self.act = same, None, None
         else:
@@ -126,14 +128,16 @@ class Bottleneck(nn.Module):
             self.act = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.b(self.a(x))
+        f: torch.Tensor = self.b(self.a(x))
         if self.se is not None:
             f = self.se(f)
         f = self.c(f)
         if self.linear:
             return x + f if self.has_skip else f
         skip = self.proj(x) if self.proj is not None else x
-        return self.act(skip + f)
+        assert self.act is not None  # set whenever linear is False (see __init__)
+        out: torch.Tensor = self.act(skip + f)
+        return out
 
 
 class MBConv(nn.Module):
@@ -152,7 +156,7 @@ class MBConv(nn.Module):
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.expand(x) if self.expand is not None else x
+        f: torch.Tensor = self.expand(x) if self.expand is not None else x
         f = self.dwise(f)
         if self.se is not None:
             f = self.se(f)
@@ -183,4 +187,5 @@ class Head(nn.Module):
         x = torch.flatten(x.mean((2, 3)), 1)
         if self.dropout is not None:
             x = self.dropout(x)
-        return self.fc(x)
+        out: torch.Tensor = self.fc(x)
+        return out

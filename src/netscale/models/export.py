@@ -65,7 +65,8 @@ def _write_torchscript(model: nn.Module, x: torch.Tensor, path: str) -> None:
         try:
             scripted = torch.jit.script(model)
         except Exception:  # not scriptable (python control flow): trace it instead
-            scripted = torch.jit.trace(model, (x,), check_trace=False)
+            scripted = torch.jit.trace(  # type: ignore[no-untyped-call]  # unannotated in torch
+                model, (x,), check_trace=False)
     torch.jit.save(scripted, path)
 
 
@@ -119,15 +120,18 @@ def _run_back(fmt: str, path: str, x: torch.Tensor) -> torch.Tensor:
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            loaded = torch.jit.load(path, map_location="cpu")
+            loaded = torch.jit.load(  # type: ignore[no-untyped-call]  # unannotated in torch
+                path, map_location="cpu")
         loaded.eval()
         with torch.no_grad():
-            return loaded(x)
+            out: torch.Tensor = loaded(x)
+            return out
     if fmt == "pt2":
-        loaded = torch.export.load(path).module()
+        program = torch.export.load(path).module()
         with torch.no_grad():
-            return loaded(x)
-    import onnxruntime as ort
+            out = program(x)
+            return out
+    import onnxruntime as ort  # type: ignore[import-untyped]  # no stubs or py.typed
 
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x.numpy()}
