@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./scripts/bootstrap.sh
 .venv/bin/ruff check src tests benchmarks
-.venv/bin/mypy   # strict on specs, complexity, scaling, laws (config: pyproject.toml)
+.venv/bin/mypy   # --strict on all of src/netscale (config: pyproject.toml)
 exec .venv/bin/python -m pytest -q "$@"
