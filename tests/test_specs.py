@@ -213,3 +213,5 @@ def test_regnet_generator_refuses_non_finite_parameters(w0: float, wa: float, wm
         warnings.simplefilter("error")  # no numpy "invalid value" warning on the way
         with pytest.raises(ValueError, match="finite w0"):
             generate_regnet(13, w0, wa, wm)
+        with pytest.raises(ValueError, match="widths overflow"):
+            generate_regnet(13, 24.0, 1e300, 2.5)

@@ -17,6 +17,9 @@ from netscale.specs.families.build import family_spec, stage_specs
 from netscale.specs.registry import register
 from netscale.specs.spec import NetSpec, StemSpec
 
+#: no stage is wider than this (far beyond any real network; keeps the integer cast exact)
+MAX_WIDTH = 1_000_000_000
+
 
 def generate_regnet(
     depth: int, w0: float, wa: float, wm: float, q: int = 8
@@ -25,9 +28,14 @@ def generate_regnet(
     finite = all(np.isfinite(v) for v in (w0, wa, wm))
     if not finite or depth < 1 or w0 <= 0 or wa < 0 or wm <= 1 or q < 1:
         raise ValueError("RegNet needs depth >= 1, finite w0 > 0, wa >= 0, wm > 1, q >= 1")
-    u = np.arange(depth) * wa + w0
-    ks = np.round(np.log(u / w0) / np.log(wm))
-    block_ws = (np.round(w0 * np.power(wm, ks) / q) * q).astype(int)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        u = np.arange(depth) * wa + w0
+        ks = np.round(np.log(u / w0) / np.log(wm))
+        ws = np.round(w0 * np.power(wm, ks) / q) * q
+    if not (np.all(np.isfinite(ws)) and float(ws.max()) <= MAX_WIDTH):
+        raise ValueError(f"RegNet widths overflow (a stage wider than {MAX_WIDTH:,} channels); "
+                         "lower w0, wa or wm")
+    block_ws = ws.astype(int)
     widths, depths = np.unique(block_ws, return_counts=True)
     return [int(w) for w in widths], [int(d) for d in depths]
 
