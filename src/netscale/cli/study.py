@@ -312,10 +312,6 @@ def run_study_cmd(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(cfg, args.json, args.workers)
     check_output_dir(cfg.out_dir, "study directory")
-    if not cfg.train and not cfg.bench.enabled:
-        raise NetscaleError(f"{cfg.source}: train is false and bench.enabled is false, so the "
-                            "study has nothing to run (--dry-run plans it); set train: true "
-                            "or bench: {enabled: true}")
     check_study_fits(cfg, args.device)
     from netscale.study.runner import run_study
 

@@ -356,6 +356,10 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
 
     Progress lines go to ``stream`` (default: the current ``sys.stderr``; None: silent).
     """
+    if not cfg.train and not cfg.bench.enabled:  # refused before anything is written
+        raise NetscaleError(f"{cfg.source}: train is false and bench.enabled is false, so the "
+                            "study has nothing to run (--dry-run plans it); set train: true "
+                            "or bench: {enabled: true}")
     out: TextIO | None = sys.stderr if stream == "stderr" else (
         None if isinstance(stream, str) else stream)
     with study_lock(cfg.out_dir):
