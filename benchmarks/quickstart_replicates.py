@@ -3,8 +3,8 @@
     python benchmarks/quickstart_replicates.py [--out-dir studies/replicates]
         [--seeds-a 0,1,2] [--seeds-b 3,4,5] [--epochs N] [--data NAME] [--workers N]
 
-Each run is ``netscale quickstart --seeds ... --out ...`` in a subprocess; its last stdout
-line is the verdict JSON. The verdicts agree when each run's recommended strategy is the
+Each run is ``netscale quickstart --seeds ... --out ... --json`` in a subprocess, whose stdout
+is the verdict JSON. The verdicts agree when each run's recommended strategy is the
 other's recommended one or in its ``tied`` list. Prints both verdicts, their groups at the
 verdict's factor (mean top-1 error with 95 % interval, ms per batch with interval, timing
 quality) and the wall time of each run; exit code 0 when they agree, 1 when not, 2 when a
@@ -24,7 +24,7 @@ from typing import Any
 
 def run(seeds: str, out: Path, extra: list[str]) -> tuple[dict[str, Any] | None, float, str]:
     cmd = [sys.executable, "-m", "netscale", "quickstart", "--seeds", seeds, "--out", str(out),
-           *extra]
+           "--json", *extra]
     print(f"$ {' '.join(cmd[2:])}", flush=True)
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)

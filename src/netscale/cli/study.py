@@ -7,12 +7,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netscale.cli.common import positive_int, print_json, seconds
 from netscale.errors import NetscaleError
 from netscale.util.fmt import table
 from netscale.util.io import atomic_write_text
+
+if TYPE_CHECKING:  # the CLI imports the engine only when a command runs (start-up time)
+    from netscale.advise.verdict import Decision, Verdict
 
 
 def add_parser(sub: Any) -> None:
@@ -83,8 +86,10 @@ def _add_quickstart_parser(sub: Any) -> None:
         description="Scale a small RegNet-style base by d, w, r, dwr and dWr at s = 1, 2, 4, "
         "train each briefly with three seeds on Fashion-MNIST (Debian package "
         "dataset-fashion-mnist) or scikit-learn's digits (a smoke test), time it, write the "
-        "report and print the verdict (the last line is its JSON: recommended, tied, reason, "
-        "groups with 95% intervals). Budgeted for about 8 minutes on 2 quiet cores.",
+        "report and end with the verdict in a few lines (recommended, tied with, why, what "
+        "would separate them, where the report is); the verdict as JSON goes to "
+        "STUDY_DIR/verdict.json (and to stdout with --json). Budgeted for about 8 minutes "
+        "on 2 quiet cores.",
     )
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")
@@ -99,6 +104,9 @@ def _add_quickstart_parser(sub: Any) -> None:
                    "machine with 2+ cores; on 2 cores two 1-thread trials beat one 2-thread)")
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--dry-run", action="store_true", help="print the trials and stop")
+    p.add_argument("--json", action="store_true",
+                   help="print the verdict as JSON on stdout (the readable verdict goes to "
+                   "stderr); it is always written to STUDY_DIR/verdict.json")
     p.set_defaults(func=run_quickstart_cmd)
 
 
@@ -374,7 +382,7 @@ def run_report_cmd(args: argparse.Namespace) -> int:
 def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.advise import is_smoke_test
     from netscale.report.html import make_report
-    from netscale.study.quickstart import quickstart_config
+    from netscale.study.quickstart import VERDICT_FILE, quickstart_config
     from netscale.study.runner import run_study
     from netscale.util.validate import check_output_dir
 
@@ -395,7 +403,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
             cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                                     bench_budget=args.bench_budget, seeds=seeds,
                                     files_dir=Path(tmp))
-            return _dry_run(cfg, False, args.workers)
+            return _dry_run(cfg, args.json, args.workers)
     cfg = quickstart_config(Path(args.out), data=args.data, epochs=args.epochs,
                             bench_budget=args.bench_budget, seeds=seeds)
     t0 = time.time()
@@ -415,14 +423,83 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
     from netscale.advise import verdict_for_study_dir
 
     v = verdict_for_study_dir(cfg.out_dir)
-    print(f"\nquickstart finished in {took}: {counts['done']} trials done, "
-          f"{counts['failed']} failed.")
-    if v.recommended:
-        tie = f" (tied: {', '.join(v.tied)})" if v.tied else ""
-        smoke = " [SMOKE TEST: not meaningful]" if v.smoke_test else ""
-        print(f"recommended strategy: {v.recommended}{tie}{smoke} — {v.reason}")
-    print(f"report: {path}")
     from netscale.util import jsonio
 
-    print(jsonio.dumps(v.to_dict(), separators=(",", ":")))
+    verdict_json = atomic_write_text(cfg.out_dir / VERDICT_FILE,
+                                     jsonio.dumps(v.to_dict(), indent=1) + "\n")
+    text = [f"quickstart finished in {took}: {counts['done']} trials done, "
+            f"{counts['failed']} failed.", "",
+            *quickstart_verdict_lines(v, report=path, verdict_json=verdict_json)]
+    print("\n".join(text), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(jsonio.dumps(v.to_dict(), separators=(",", ":")))
     return 0 if counts["failed"] == 0 else 1
+
+
+def quickstart_verdict_lines(v: Verdict, *, report: Path, verdict_json: Path) -> list[str]:
+    """The quickstart's closing words: the verdict for a person, in a few labelled lines
+    (recommended, tied with, why, what would separate them, where the report and the JSON
+    are)."""
+    lines = []
+    if v.smoke_test:
+        lines.append(f"SMOKE TEST on {v.data}: only the plumbing is tested, the accuracy "
+                     "verdict is not meaningful (real data: sudo apt-get install "
+                     "dataset-fashion-mnist)")
+    dec = v.decision
+    if not v.recommended or dec is None:
+        lines.append(f"verdict: {v.reason}")
+    else:
+        g = v.group(v.recommended)
+        seeds = sorted({x.n_seeds for x in v.groups if x.factor == v.factor})
+        n_seeds = "/".join(map(str, seeds)) or "?"
+        n_val = f", {v.n_val:,} validation images" if v.n_val else ""
+        batch = f" per batch of {v.batch_size}" if v.batch_size else " per batch"
+        lines.append(f"verdict at x{v.factor:g} flops (multiply-adds), {n_seeds} seed(s) per "
+                     f"strategy{n_val}; top-1 error and ms{batch}, 95% intervals:")
+        lines.append(f"  recommended  {_group_text(v, v.recommended)}")
+        if v.tied:
+            lines.append("  tied with    " + "; ".join(_group_text(v, s) for s in v.tied)
+                         + " (on error: each difference to the best includes 0)")
+        else:
+            lines.append("  tied with    none")
+        lines.append(f"  why          {_why(dec)}")
+        if v.to_separate:
+            lines.append(f"  to separate  {v.to_separate}")
+        if g is not None and g.seeds_missing:
+            lines.append("  note         one seed per strategy: the intervals hold only the "
+                         "validation sampling (train 3 or more seeds)")
+    lines.extend(f"  note         {n}" for n in v.notes)
+    lines.append(f"  report       {report}")
+    lines.append(f"  JSON         {verdict_json} (--json prints it)")
+    return lines
+
+
+def _group_text(v: Verdict, strategy: str) -> str:
+    g = v.group(strategy)
+    if g is None:
+        return strategy
+    return f"{strategy}: {g.err_text()}, {g.time_text()}"
+
+
+def _why(dec: Decision) -> str:
+    """Why the recommended strategy was chosen, from the verdict's decision."""
+    pick = dec.pick
+    if dec.is_tie:
+        if pick.time_ms is None:
+            text = f"no runtime to break the tie: {pick.name}, the most accurate, is named"
+        else:
+            text = f"{pick.name} is the fastest of the strategies tied on error"
+            if dec.runtime_tied:
+                text += (" (its lead over " + ", ".join(o.name for o in dec.runtime_tied)
+                         + " is within the timing intervals: a runtime tie too)")
+    elif dec.separated:
+        nxt = dec.separated[0]
+        text = (f"{pick.name} has the lowest top-1 error; the next, {nxt.name}, is "
+                f"{100 * (nxt.err - pick.err):.2f} points worse, outside the interval of "
+                "the difference")
+    else:
+        text = f"{pick.name} is the only strategy trained"
+    if dec.flagged:
+        text += ("; the runtime ranking rests on flagged timings ("
+                 + ", ".join(f"{o.name}: {o.time_quality}" for o in dec.flagged) + ")")
+    return text

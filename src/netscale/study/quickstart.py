@@ -28,6 +28,7 @@ from netscale.study.config import StudyConfig, parse_study_config
 QUICKSTART_STRATEGIES = ("d", "w", "r", "dwr", "dWr")
 QUICKSTART_FACTORS = (1, 2, 4)
 QUICKSTART_SEEDS = (0, 1, 2)
+VERDICT_FILE = "verdict.json"  # in the study directory: the verdict as JSON (report --json's)
 
 
 def quickstart_base(resolution: int = 16, in_channels: int = 1,
