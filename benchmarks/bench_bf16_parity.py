@@ -1,4 +1,4 @@
-"""Accuracy parity of bf16 autocast against fp32 on CPU (issue 14, item 2).
+"""Accuracy parity of bf16 autocast against fp32 on CPU.
 
 Trains the same spec with the same seeds twice, once in fp32 and once under bf16 autocast
 (fp32 master weights, the loss in fp32), on Fashion-MNIST with netscale's data loaders, and

@@ -1,4 +1,4 @@
-"""Benchmark: speed of analytic and measured complexity counting (issues: foundation, #14 item 5).
+"""Benchmark: speed of analytic and measured complexity counting.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_complexity.py [--quick]
 

@@ -6,7 +6,7 @@ paper's code, stage depths ceil(n·d) as EfficientNet does) and a ResNet-50 (bot
 [3, 4, 6, 3], widths rounded to multiples of 8, stage depths round(n·d)), scaled by several
 strategies and factors. Prints the realized flops factor (multiply-adds, measured on the meta
 device), its error vs the target, whether it is within ±2 %, the candidate networks measured
-and the wall time. Issue 14's goal: scaling the ResNet-50 factory to one target in under 2 s;
+and the wall time. The goal: scaling the ResNet-50 factory to one target in under 2 s;
 each row starts with the counting memo cleared (netscale.complexity.measured), as the first
 scaling in a fresh process would.
 

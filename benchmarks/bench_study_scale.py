@@ -10,7 +10,7 @@ seconds, peak MB; plus the size of the HTML report.
     .venv/bin/python benchmarks/bench_study_scale.py            # 100, 1,000 and 10,000 trials
     .venv/bin/python benchmarks/bench_study_scale.py --quick    # 100 and 1,000 only
 
-Goal (issue 14): every command under 30 s and 1 GB at 10,000 trials. Absolute times depend
+Goal: every command under 30 s and 1 GB at 10,000 trials. Absolute times depend
 on the machine and its load (the table header prints the CPU, cores and load average).
 """
 

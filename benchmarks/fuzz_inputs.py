@@ -793,8 +793,7 @@ def _cpu() -> str:
 KINDS = ("clear error", "traceback", "hang/crash", "accepted (silently wrong)")
 
 
-def summarize(outcomes: Sequence[Outcome], seconds: float, timeout: float = TIMEOUT,
-              baseline: tuple[str, str] | None = None) -> str:
+def summarize(outcomes: Sequence[Outcome], seconds: float, timeout: float = TIMEOUT) -> str:
     by_cat: dict[str, Counter[str]] = defaultdict(Counter)
     partial: Counter[str] = Counter()
     for o in outcomes:
@@ -850,10 +849,6 @@ def summarize(outcomes: Sequence[Outcome], seconds: float, timeout: float = TIME
         "malformed inputs for every subcommand, asserting exit 2, one line, no traceback, "
         "no file left behind).",
     ]
-    if baseline:
-        lines += ["", "## Before the fixes", "",
-                  f"The same cases against the code before the input fixes ({baseline[0]}):",
-                  "", baseline[1]]
     bad = [o for o in outcomes if o.kind != "clear error" or o.new_files]
     lines += ["", "## Cases that did not pass", ""]
     if not bad:
@@ -881,9 +876,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help=f"write {DOC.relative_to(ROOT)} (default: print the table only)")
     ap.add_argument("-k", help="only cases whose category or name contains this text")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per case")
-    ap.add_argument("--baseline", nargs=2, metavar=("OUTPUT_MD", "LABEL"),
-                    help="append the table of an earlier run's output (e.g. of the code before "
-                    "the fixes) under 'Before the fixes', labelled LABEL")
     ap.add_argument("--timeout", type=float, default=TIMEOUT,
                     help=f"seconds per case before it counts as a hang (default {TIMEOUT:g})")
     args = ap.parse_args(argv)
@@ -928,12 +920,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in (fx / "ro").rglob("*"):
             p.chmod(stat.S_IRWXU)
         (fx / "ro").chmod(stat.S_IRWXU)
-    baseline = None
-    if args.baseline:
-        base_lines = Path(args.baseline[0]).read_text().splitlines()
-        table_lines = [ln for ln in base_lines if ln.startswith("|")]
-        baseline = (args.baseline[1], "\n".join(table_lines))
-    text = summarize(outcomes, seconds, args.timeout, baseline)
+    text = summarize(outcomes, seconds, args.timeout)
     if args.update_docs:
         DOC.write_text(text)
         print(f"wrote {DOC}", file=sys.stderr)

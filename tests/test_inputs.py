@@ -1,4 +1,5 @@
-"""Issue 10, inputs: every defect of user input found in the issue, one test each.
+"""Malformed user input, one test per class of defect (ranges, memory, devices, output paths,
+non-finite results, study configs, checkpoints, recommend targets).
 
 Each refusal is exit code 2 and exactly one line on stderr, with nothing written.
 """

@@ -1,6 +1,6 @@
-"""Studies that scale (issue 14): a big study's report pages its trials table (every trial id
-reachable in the embedded data) and aggregates its plots; a 2,000-trial study goes through
-report, fit, recommend and export with the same verdict and fits as the per-row code had.
+"""Studies that scale: a big study's report pages its trials table (every trial id reachable
+in the embedded data) and aggregates its plots; a 2,000-trial study goes through report, fit,
+recommend and export with the same verdict and fits as a per-row computation.
 No timing here: the speed figures live in benchmarks/bench_study_scale.py."""
 
 from __future__ import annotations

@@ -5,15 +5,13 @@ scikit-learn's ``digits`` otherwise (a smoke test: its accuracy verdict is not m
 the base is scaled by d, w, r, dwr and dWr at s = 1, 2, 4, each model trained with three
 seeds (``--seeds``), timed, and the verdict (netscale.advise) printed and reported.
 
-Budget (Fashion-MNIST, 2 workers of 1 thread on 2 cores). The reference run of the former
-design (11 trials, 1 seed, 3 epochs × 8,000 images, 3 evaluations of 2,000 images) took
-4.9 min of study. A trial's cost is about (train images + val images / 3) × its flops factor;
-this design trains 33 trials (3 seeds) for 2 epochs × 5,000 images and evaluates 2 × 3,000
-images: per trial (10,000 + 2,000) vs (24,000 + 2,000) before, 0.46×, so 33 × 0.46 / 11 ≈
-1.4× the reference ≈ 7 min, plus ~0.5 min of benchmarks and ~1 min of set-up: ≈ 8.5 min
-from a fresh clone on a quiet machine. Three seeds and 3,000 validation images (±1.4 points
-of sampling error at 18 % error) make the intervals honest; at this budget several
-strategies are usually statistically tied, and the verdict says so.
+Budget (Fashion-MNIST, 2 workers of 1 thread on 2 cores): a trial's cost is about (train
+images + val images / 3) × its flops factor. 33 trials (3 seeds) train for 2 epochs × 5,000
+images and are evaluated twice on 3,000 images, about 7 min of study plus ~0.5 min of
+benchmarks and ~1 min of set-up: ≈ 8.5 min from a fresh clone on a quiet machine. Three
+seeds and 3,000 validation images (±1.4 points of sampling error at 18 % error) make the
+intervals honest; at this budget several strategies are usually statistically tied, and the
+verdict says so. The verdict is written to ``VERDICT_FILE`` in the study directory.
 """
 
 from __future__ import annotations
