@@ -290,7 +290,7 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
 
 @dataclass
 class Verdict:
-    """What ``netscale report --json`` prints (and the quickstart's last line)."""
+    """What ``netscale report --json`` prints (and the quickstart writes to verdict.json)."""
 
     recommended: str | None
     tied: list[str]
