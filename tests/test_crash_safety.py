@@ -216,7 +216,7 @@ def _kill_series(tmp_path: Path, mode: str, extra: list[str], max_kills: int,
 def test_kill_right_after_every_checkpoint_rename(tmp_path: Path, reference: dict[str, Any],
                                                   extra: list[str]) -> None:
     """Kill the study's process group right after each checkpoint rename (the window in
-    which epoch rows used to be lost), then resume without faults."""
+    which epoch rows are only in the checkpoint), then resume without faults."""
     kills = _kill_series(tmp_path, "ckpt", extra, max_kills=2 * EPOCHS)
     # every run makes one more checkpoint and is killed right after it (2 trials x epochs);
     # with two workers, both may rename a checkpoint before the kill lands

@@ -1,4 +1,4 @@
-"""pycls configs that failed before: CIFAR ResNets as MODEL.TYPE resnet, AnyNet vanilla_block.
+"""pycls configs of the CIFAR ResNets (MODEL.TYPE resnet) and AnyNet's vanilla_block.
 
 The YAMLs in tests/data/pycls hold the model keys of pycls's configs (archive/cifar/...);
 the expected numbers are pycls's published dev/model_complexity.json entries (flops are
