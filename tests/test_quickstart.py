@@ -85,9 +85,9 @@ def test_quickstart_verdict_reads_as_a_few_labelled_lines() -> None:
     assert lines == [
         "verdict at x4 flops (multiply-adds), 3 seed(s) per strategy, 3,000 validation "
         "images; top-1 error and ms per batch of 64, 95% intervals:",
-        "  recommended  dWr: 20.50% [19.00, 22.00], 15 ms [14.7, 15.3]",
-        "  tied with    w: 20.00% [19.00, 21.00], 20 ms [19.6, 20.4] (on error: each "
-        "difference to the best includes 0)",
+        "  recommended  dWr 20.50% [19.00, 22.00], 15 ms [14.7, 15.3]",
+        "  tied with    w 20.00% [19.00, 21.00] (on error: each difference to the best "
+        "includes 0)",
         "  why          dWr is the fastest of the strategies tied on error",
         "  to separate  more seeds",
         "  report       S/report/index.html",
@@ -99,7 +99,7 @@ def test_quickstart_verdict_without_a_tie_says_how_far_the_next_is() -> None:
     v = _verdict({"w": (0.20, 0.19, 0.21), "d": (0.30, 0.29, 0.31)}, {"w": 20.0, "d": 10.0})
     lines = quickstart_verdict_lines(v, report=Path("r"), verdict_json=Path("j"))
     assert lines[1:4] == [
-        "  recommended  w: 20.00% [19.00, 21.00], 20 ms [19.6, 20.4]",
+        "  recommended  w 20.00% [19.00, 21.00], 20 ms [19.6, 20.4]",
         "  tied with    none",
         "  why          w has the lowest top-1 error; the next, d, is 10.00 points worse, "
         "outside the interval of the difference",

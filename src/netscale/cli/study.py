@@ -458,7 +458,8 @@ def quickstart_verdict_lines(v: Verdict, *, report: Path, verdict_json: Path) ->
                      f"strategy{n_val}; top-1 error and ms{batch}, 95% intervals:")
         lines.append(f"  recommended  {_group_text(v, v.recommended)}")
         if v.tied:
-            lines.append("  tied with    " + "; ".join(_group_text(v, s) for s in v.tied)
+            lines.append("  tied with    " + ", ".join(_group_text(v, s, time=False)
+                                                  for s in v.tied)
                          + " (on error: each difference to the best includes 0)")
         else:
             lines.append("  tied with    none")
@@ -474,11 +475,11 @@ def quickstart_verdict_lines(v: Verdict, *, report: Path, verdict_json: Path) ->
     return lines
 
 
-def _group_text(v: Verdict, strategy: str) -> str:
+def _group_text(v: Verdict, strategy: str, time: bool = True) -> str:
     g = v.group(strategy)
     if g is None:
         return strategy
-    return f"{strategy}: {g.err_text()}, {g.time_text()}"
+    return f"{strategy} {g.err_text()}" + (f", {g.time_text()}" if time else "")
 
 
 def _why(dec: Decision) -> str:
