@@ -60,6 +60,8 @@ class ErrorInterval:
     std: float | None  # sample std of the replicates (None when n_seeds == 1)
     n_val: int | None
     level: float
+    df: float | None = None  # degrees of freedom of the t quantile (None: normal)
+    method: str = ""  # how the variance was computed (netscale.laws.replicates)
 
     @property
     def half(self) -> float:
@@ -75,26 +77,16 @@ class ErrorInterval:
 
 
 def error_interval(errors: Sequence[float], n_val: int | None,
-                   level: float = DEFAULT_LEVEL) -> ErrorInterval:
-    """The group's mean error and its interval (see the module docstring)."""
+                   level: float = DEFAULT_LEVEL, *, shared: bool = True) -> ErrorInterval:
+    """The group's mean error and its interval from its per-seed errors alone (see
+    :func:`netscale.laws.replicates.group_interval`, which also uses per-image results)."""
+    from netscale.laws.replicates import Replicates, group_interval
+
     xs = [float(e) for e in errors if e is not None and math.isfinite(float(e))]
     if not xs:
         raise ValueError("error_interval needs at least one finite error")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    n = len(xs)
-    m = math.fsum(xs) / n
-    std = statistics.stdev(xs) if n >= 2 else None
-    seed_half = t_quantile(level, n - 1) * std / math.sqrt(n) if std is not None else 0.0
-    if n_val is not None and n_val > 0:
-        p = min(max(m, 0.0), 1.0)
-        sampling_half = z_quantile(level) * math.sqrt(p * (1 - p) / n_val)
-    else:
-        sampling_half = 0.0
-    half = math.hypot(seed_half, sampling_half)
-    return ErrorInterval(mean=m, low=max(0.0, m - half), high=min(1.0, m + half), n_seeds=n,
-                         seed_half=seed_half, sampling_half=sampling_half, std=std,
-                         n_val=int(n_val) if n_val else None, level=level)
+    return group_interval(Replicates(tuple(xs), int(n_val) if n_val else None, shared),
+                          level)
 
 
 @dataclass(frozen=True)
