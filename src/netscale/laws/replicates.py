@@ -54,6 +54,7 @@ SHARED_NO_IMAGES = "shared, no per-image results"  # conservative fallback
 INDEPENDENT = "independent"  # every seed scored on its own images: the seed spread holds all
 SEED_SPREAD = "seed spread only"  # validation-set size unknown
 BITS_KEY = "val_correct"  # the key of the per-image bitset in an epoch record
+DF_QUANTILE: float | None = 0.5  # seed part for the degrees of freedom: its χ² median bound
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,10 +196,10 @@ def _seed_part(value: float, n: int, df: float, img: float, img_df: float,
                method: str) -> _Var:
     """A group's variance with seed part ``value`` (from n seeds, ``df`` degrees of freedom)."""
     hi = value
-    if value > 0 and n >= 2:
+    if value > 0 and n >= 2 and DF_QUANTILE is not None:
         from scipy.stats import chi2
 
-        hi = value * (n - 1) / float(chi2.ppf(0.5, n - 1))
+        hi = value * (n - 1) / float(chi2.ppf(DF_QUANTILE, n - 1))
     return _Var(img, img_df, value, df, method, hi)
 
 

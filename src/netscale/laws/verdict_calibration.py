@@ -223,7 +223,9 @@ def table(results: Sequence[CellResult]) -> str:
         cov = sum(r.covered for r in cells) / sum(2 * r.reps for r in cells)
         covf = sum(r.covered_fallback for r in cells) / sum(2 * r.reps for r in cells)
         null = by_gap.get(0.0)
-        row = [str(n), f"{100 * sn:g} pt", "shared" if sh else "indep.", _p(cov), _p(covf),
+        star = "*" if n < 2 else ""
+        row = [str(n), f"{100 * sn:g} pt", "shared" if sh else "indep.", _p(cov) + star,
+               _p(covf) + star,
                _p(null.firm_rate) if null else "-", _p(null.firm_fallback_rate) if null else "-"]
         row += [_p(by_gap[g].firm_rate) if g in by_gap else "-" for g in gaps]
         row += [_p(by_gap[g].firm_fallback_rate) if g in by_gap else "-" for g in gaps]
@@ -235,6 +237,9 @@ def table(results: Sequence[CellResult]) -> str:
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     text = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
+    if any(r.cell.seeds < 2 for r in results):
+        text.append("* one seed: the interval is the validation-sampling part only, labelled "
+                    "'seeds missing', not an interval for seed variation")
     return "\n".join(text)
 
 
