@@ -389,7 +389,8 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     config = config or {}
     data = config.get("data") or {}
     data_name = data.get("name") if isinstance(data, Mapping) else None
-    imported = config.get("imported") if isinstance(config.get("imported"), Mapping) else {}
+    imp = config.get("imported")
+    imported: Mapping[str, Any] = imp if isinstance(imp, Mapping) else {}
     n_val = (data_info or {}).get("val_size") or imported.get("n_val")
     n_val = int(n_val) if isinstance(n_val, (int, float)) and n_val > 0 else None
     shared = bool((data_info or {}).get("val_shared", imported.get("val_shared", True)))

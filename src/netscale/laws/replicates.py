@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.laws.stats import DEFAULT_LEVEL, ErrorInterval, t_quantile
+from netscale.laws.stats import DEFAULT_LEVEL, ErrorInterval
 
 #: how a group's variance was computed (``ErrorInterval.method``, ``Difference.method``)
 PER_IMAGE = "per-image"  # crossed seeds × images from the stored per-image results
@@ -197,9 +197,9 @@ def _seed_part(value: float, n: int, df: float, img: float, img_df: float,
     """A group's variance with seed part ``value`` (from n seeds, ``df`` degrees of freedom)."""
     hi = value
     if value > 0 and n >= 2 and DF_QUANTILE is not None:
-        from scipy.stats import chi2
+        from scipy.special import chdtri
 
-        hi = value * (n - 1) / float(chi2.ppf(DF_QUANTILE, n - 1))
+        hi = value * (n - 1) / float(chdtri(n - 1, 1.0 - DF_QUANTILE))
     return _Var(img, img_df, value, df, method, hi)
 
 
@@ -284,9 +284,9 @@ def _quantile(level: float, df: float) -> float:
         from netscale.laws.stats import z_quantile
 
         return z_quantile(level)
-    from scipy.stats import t
+    from scipy.special import stdtrit
 
-    return float(t.ppf(1 - (1 - level) / 2, max(df, 1.0)))
+    return float(stdtrit(max(df, 1.0), 1 - (1 - level) / 2))
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,16 +35,16 @@ QUALITIES = ("ok", "noisy", "contended", "none")
 
 def t_quantile(level: float, dof: int) -> float:
     """Two-sided Student-t quantile: t(1 − (1 − level)/2, dof)."""
-    from scipy.stats import t
+    from scipy.special import stdtrit
 
-    return float(t.ppf(1 - (1 - level) / 2, dof))
+    return float(stdtrit(dof, 1 - (1 - level) / 2))
 
 
 def z_quantile(level: float) -> float:
     """Two-sided normal quantile: z(1 − (1 − level)/2) (1.95996 at 0.95)."""
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return float(norm.ppf(1 - (1 - level) / 2))
+    return float(ndtri(1 - (1 - level) / 2))
 
 
 @dataclass(frozen=True)

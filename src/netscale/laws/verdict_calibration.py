@@ -94,9 +94,9 @@ class CellResult:
 
 
 def _norm_ppf(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return np.asarray(norm.ppf(p))
+    return np.asarray(ndtri(p))
 
 
 def simulate(cell: Cell, reps: int, rng: np.random.Generator
