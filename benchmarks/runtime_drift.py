@@ -75,6 +75,7 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
 def run_check(state: dict[str, Any], args: argparse.Namespace) -> None:
     from netscale.bench.env import load_average
     from netscale.bench.fit import RuntimeModel
+    from netscale.errors import NetscaleError
 
     model = RuntimeModel.from_dict(state["model"])
     drifted = model.with_drift(state["drift"])
@@ -89,7 +90,7 @@ def run_check(state: dict[str, Any], args: argparse.Namespace) -> None:
                                 ("log", model, "log"), ("log+drift", drifted, "log")):
             try:
                 y, lo, hi = m.interval(pt, using=using)
-            except Exception as exc:  # noqa: BLE001 - a missing fit is reported, not fatal
+            except NetscaleError as exc:  # a missing fit is reported, not fatal
                 row.append(f"{label}: {exc}")
                 continue
             inside = lo <= r.time_ms <= hi
