@@ -126,7 +126,7 @@ def _trial(strategy: str, seed: int, wrong: np.ndarray | None, err: float | None
         epochs = [{"epoch": 3, "top1_err": err, BITS_KEY: encode_correct(~wrong)}]
     return TrialRow(id=f"B|{strategy}|x2|seed{seed}", base="B", strategy=strategy, factor=2.0,
                     seed=seed, status="done", attempts=1, failures=0,
-                    spec={"name": strategy, "stages": [{"depth": 1, "width": len(strategy)}]},
+                    spec={"name": strategy, "stages": [{"depth": 1, "width": ord(strategy[0])}]},
                     flops=2_000_000, params=1000, acts=2000, resolution=16,
                     bench=[{"mode": "infer", "status": "ok", "time_ms": ms, "iqr_ms": 0.1,
                             "samples": 16}], time_ms=ms, top1_err=err, epochs_done=3,
@@ -157,6 +157,7 @@ def test_verdict_compares_image_by_image_and_calls_a_small_gap_firm():
     assert v.recommended == "w" and v.tied == [] and v.firm
     assert "paired image by image" in v.reason
     assert "d is faster (4 ms" in v.reason and "firmly less accurate" in v.reason
+    assert "same network" not in v.reason
     assert all(g.interval_method == PER_IMAGE for g in v.groups)
     # the same errors without the per-image results: the conservative fallback ties them
     plain = [_trial(t.strategy, t.seed, None, err=t.top1_err, ms=t.time_ms or 0.0)
