@@ -54,6 +54,7 @@ DEFAULT_LEVEL = 0.95
 B_MAX = 5.0
 _LOG_A_BOUNDS = (math.log(1e-9), math.log(1e3))
 _RES_DRAWS = 5  # residual draws per bootstrap curve when forming prediction intervals
+WALD_MAX_DOF = 3  # up to this many residual dof the classical t interval floors the bootstrap's
 LOO_MAX_HELD_OUT = 256  # leave-one-out refits at most (evenly spread held-out points above)
 ERROR_DOMAIN = "errors must be fractions in (0, 1] (e.g. top-1 error 0.234, not 23.4%)"
 
@@ -179,7 +180,8 @@ class LawFit:
     # largest model the prediction interval reaches up to the one at the largest model
     floor_unknown: bool = False
     # (JᵀJ)⁻¹ of the log-space fit in theta = (log a_ref, b[, c]): the classical Student-t
-    # prediction interval, a floor under the bootstrap's (which is too narrow with few points)
+    # prediction interval, a floor under the bootstrap's when few residuals are left to
+    # resample (up to WALD_MAX_DOF degrees of freedom), where the bootstrap's is too narrow
     jtj_inv: tuple[tuple[float, ...], ...] = field(repr=False, default=())
 
     # -- parameters -------------------------------------------------------------------------
@@ -287,8 +289,10 @@ class LawFit:
         """The classical intervals of the log-space fit at xs (prediction lo, hi; curve lo,
         hi): log pred ± t_dof · √(s_new² + s² gᵀ(JᵀJ)⁻¹g), g = d log pred / d theta, s the
         residual standard deviation (``sigma_log``), s_new the larger of s and the known
-        noise. None without the matrix or without residual degrees of freedom."""
-        if not self.jtj_inv or self.dof < 1 or not math.isfinite(self.sigma_log):
+        noise. None without the matrix, or outside 1..:data:`WALD_MAX_DOF` residual degrees
+        of freedom (with more, the bootstrap's intervals hold on their own: docs/laws.md)."""
+        if (not self.jtj_inv or not 1 <= self.dof <= WALD_MAX_DOF
+                or not math.isfinite(self.sigma_log)):
             return None
         cov = np.asarray(self.jtj_inv, dtype=float)
         lx = np.log(xs / self.x_ref)
