@@ -3,19 +3,16 @@
 Pure numerics (numpy/scipy, no torch). See docs/statistics.md for the method in plain words
 and a worked example. Errors are fractions (0.18 = 18 % top-1 error), times ms per batch.
 
-Error interval of a group of ``n`` seed replicates scored on the same ``N`` validation images,
-at level L (0.95):
+Error interval of a group of seed replicates: :func:`error_interval` from the per-seed errors
+alone, :func:`netscale.laws.replicates.group_interval` also from per-image results (the
+method, its fallbacks and their calibration: docs/statistics.md). With one seed the interval
+holds the validation sampling only and says ``seeds_missing``.
 
-* seed part:     h_seed = t(1 − (1 − L)/2, n − 1) · s / √n   (s: sample std of the n errors;
-  0 and flagged "seeds missing" when n = 1);
-* sampling part: h_val  = z(1 − (1 − L)/2) · √(m (1 − m) / N)  (m: the mean error; not divided
-  by n, because every seed is scored on the same N images, so this error does not average
-  out over seeds);
-* interval:      m ± √(h_seed² + h_val²), clipped to [0, 1].
-
-Two estimates are *tied* when the interval of their difference contains 0: with a the lower
-mean, b the other, tied iff ``b.mean − a.mean <= √((a.high − a.mean)² + (b.mean − b.low)²)``.
-The same rule applies to predicted errors (law prediction intervals) and runtimes.
+Two estimates given only as intervals are *tied* when the interval of their difference
+contains 0: with a the lower mean, b the other, tied iff
+``b.mean − a.mean <= √((a.high − a.mean)² + (b.mean − b.low)²)`` (predicted errors, runtimes;
+measured groups are compared from their replicates by
+:func:`netscale.laws.replicates.compare`).
 """
 
 from __future__ import annotations
