@@ -443,7 +443,8 @@ class StudyRuntime:
         return self.model.formula(units=units)
 
     def describe(self) -> str:
-        kind = "joint fit" if self.using == "joint" else f"line in {self.using}"
+        kind = {"joint": "joint fit", "log": "log-space fit"}.get(self.using,
+                                                                  f"line in {self.using}")
         return (f"{kind} on {self.n} benchmark rows ({self.mode}, batch {self.batch_size}, "
                 f"{self.device}, {self.setting}; R² {self.r2:.3f})")
 

@@ -116,6 +116,11 @@ def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
         out.append(f"\njoint (non-negative least squares): {fit.formula('joint', units)}; "
                    f"r {_f(j.pearson_r, '.3f')}, r² "
                    f"{_f(j.r2, '.3f')}, rel. RMSE {_pct(j.rel_rmse)}{pi}")
+    if fit.log is not None and fit.joint is not None:
+        units = {m: (div, unit.split()[0]) for m, (div, unit) in _SCALE.items()}
+        out.append(f"log-space fit: {fit.formula('log', units)}; leave-one-out rel. error "
+                   f"{_pct(fit.log.loo_rel_rmse)} (joint {_pct(fit.joint.loo_rel_rmse)}); "
+                   f"default predictor: {fit.predictor}")
     out.append(f"({lvl} PI: prediction interval for one new model of average size, Student t; "
                "it widens away from the measured range)")
     if fit.note:
