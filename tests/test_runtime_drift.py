@@ -3,6 +3,7 @@ fit, the leave-one-out choice of predictor and the between-run drift in the inte
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -70,3 +71,17 @@ def test_drift_needs_two_positive_timings(bad):
         drift_of(bad)
     with pytest.raises(NetscaleError, match="drift must be"):
         fit_runtime(_rows([1, 2, 3, 4, 5, 6])).with_drift(-0.1)
+
+
+def test_bench_fit_re_times_the_first_model_and_reports_the_drift(run_cli, tmp_path):
+    fast = ("--budget", "0.15", "--warmup", "1", "--batch-size", "2", "--resolution", "16",
+            "--threads", "1")
+    plot = tmp_path / "fit.png"
+    code, out, err = run_cli("bench", "--fit", "--base", "ResNet-20-CIFAR", "--strategies",
+                             "d,w", "--factors", "1,2", "--plot", str(plot), *fast)
+    assert code == 0, err
+    fit = json.loads(plot.with_suffix(".json").read_text())["fits"]["infer"]
+    assert fit["n"] == 3 and math.isfinite(fit["drift"]) and fit["drift"] >= 0
+    assert "drift: the first model re-timed at the end of the run moved" in out or (
+        fit["drift"] == 0)
+    assert "[3/3]" in err and "[4/" not in err  # the re-timing is not a result row
