@@ -85,3 +85,18 @@ def test_bench_fit_re_times_the_first_model_and_reports_the_drift(run_cli, tmp_p
     assert "drift: the first model re-timed at the end of the run moved" in out or (
         fit["drift"] == 0)
     assert "[3/3]" in err and "[4/" not in err  # the re-timing is not a result row
+
+
+def test_drift_from_repeats_pools_the_log_spread_within_networks():
+    from netscale.bench.fit import drift_from_repeats
+
+    # network A timed 10 and 12.1 ms (log spread: ln 1.21 / √2 each side), B 5 and 5 (a
+    # mirrored row: counts once), C once
+    got = drift_from_repeats([[10.0, 12.1], [5.0, 5.0], [7.0]])
+    assert got == pytest.approx(math.log(1.21) / math.sqrt(2))
+    two = drift_from_repeats([[10.0, 12.1], [20.0, 24.2, 22.0]])
+    lx = [math.log(v) for v in (20.0, 24.2, 22.0)]
+    m = sum(lx) / 3
+    ss = (math.log(1.21) ** 2) / 2 + sum((v - m) ** 2 for v in lx)
+    assert two == pytest.approx(math.sqrt(ss / 3))
+    assert drift_from_repeats([[5.0], [5.0, 5.0]]) == 0.0

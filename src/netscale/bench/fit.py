@@ -314,6 +314,23 @@ def drift_of(reference_ms: Sequence[float]) -> float:
     return float(np.std(np.log(xs), ddof=1))
 
 
+def drift_from_repeats(times: Iterable[Sequence[float]]) -> float:
+    """The relative spread of repeated timings of one network (ms; e.g. the seeds of a study
+    group, timed in different sessions): the pooled standard deviation of log(time) within
+    networks. Exact repeats of a value (a row mirrored from another) count once; 0.0 when no
+    network has two distinct timings."""
+    ss, dof = 0.0, 0
+    for group in times:
+        xs = sorted({float(v) for v in group if v is not None and math.isfinite(float(v))
+                     and float(v) > 0})
+        if len(xs) < 2:
+            continue
+        lx = np.log(xs)
+        ss += float(((lx - lx.mean()) ** 2).sum())
+        dof += len(xs) - 1
+    return math.sqrt(ss / dof) if dof else 0.0
+
+
 @dataclass(frozen=True)
 class RuntimeModel:
     """Per-metric and joint runtime fits over a set of measured models.
