@@ -159,6 +159,8 @@ def test_verdict_compares_image_by_image_and_calls_a_small_gap_firm():
     assert "d is faster (4 ms" in v.reason and "firmly less accurate" in v.reason
     assert "same network" not in v.reason
     assert all(g.interval_method == PER_IMAGE for g in v.groups)
+    d = v.to_dict()["differences"]["d"]  # d − w, the best
+    assert d["paired"] and d["firm"] and d["low"] > 0 and d["method"] == PER_IMAGE
     # the same errors without the per-image results: the conservative fallback ties them
     plain = [_trial(t.strategy, t.seed, None, err=t.top1_err, ms=t.time_ms or 0.0)
              for t in trials]

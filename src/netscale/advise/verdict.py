@@ -354,6 +354,8 @@ class Verdict:
             "level": self.level, "n_val": self.n_val, "data": self.data,
             "batch_size": self.batch_size, "notes": list(self.notes),
             "groups": [g.to_dict() for g in self.groups],
+            "differences": {k: d.to_dict() for k, d in (
+                self.decision.diffs.items() if self.decision else ())},
             "units": {"top1_err": "fraction", "time_ms": "ms per batch",
                       "flops": "multiply-adds", "factor": "flops factor over the base"},
         }

@@ -324,7 +324,8 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         return {"diff": self.diff, "half": self.half, "low": self.low, "high": self.high,
-                "df": self.df, "level": self.level, "paired": self.paired,
+                "df": self.df if math.isfinite(self.df) else None, "level": self.level,
+                "paired": self.paired,
                 "method": self.method, "seeds_missing": self.seeds_missing,
                 "firm": self.firm}
 
