@@ -46,17 +46,20 @@ def test_three_seeds_without_validation_size_is_a_t_interval():
     assert e.high == pytest.approx(0.18 + 0.0496827542, abs=1e-9)
 
 
-def test_seed_and_sampling_parts_add_in_quadrature_and_clip_at_zero():
+def test_seed_and_sampling_parts_share_one_satterthwaite_t_and_clip_at_zero():
     e = error_interval([0.10, 0.12], n_val=1000)
-    # seed: t(1) * 0.0141421356 / sqrt(2) = 12.7062047 * 0.01; sampling: z * sqrt(.11*.89/1000)
-    seed = T95_1 * 0.01
-    samp = Z95 * math.sqrt(0.11 * 0.89 / 1000)
-    assert e.seed_half == pytest.approx(seed, abs=1e-12)
-    assert e.sampling_half == pytest.approx(samp, abs=1e-12)
-    assert e.half == pytest.approx(math.sqrt(seed**2 + samp**2), abs=1e-12)
-    assert e.half == pytest.approx(0.1285334, abs=1e-7)
-    assert e.low == 0.0  # 0.11 - 0.1285 clipped
-    assert e.high == pytest.approx(0.11 + 0.1285334, abs=1e-7)
+    # no per-image results, shared set: V_seed = s²/n = 0.0002/2 = 1e-4,
+    # V_img = m(1-m)/N = 0.11*0.89/1000 = 9.79e-5; f = (n-1)/chi2_1(0.5) = 2.1981093;
+    # df = (V_img + f V_seed)² / ((f V_seed)² / 1) = 2.0891313; t(0.975, 2.0891313) = 4.1314396
+    q = 4.131439560284043
+    assert e.df == pytest.approx(2.089131317800302, rel=1e-9)
+    assert e.seed_half == pytest.approx(q * 0.01, rel=1e-9)
+    assert e.sampling_half == pytest.approx(q * math.sqrt(0.11 * 0.89 / 1000), rel=1e-9)
+    assert e.half == pytest.approx(0.0581198254, abs=1e-9)
+    assert e.method == "shared, no per-image results"
+    assert e.low == pytest.approx(0.11 - 0.0581198254, abs=1e-9)
+    wide = error_interval([0.01, 0.05], n_val=1000)
+    assert wide.low == 0.0 and wide.mean - wide.half < 0
 
 
 def test_interval_needs_a_finite_error():

@@ -83,8 +83,12 @@ def test_groups_carry_seeds_intervals_and_time_quality():
     w = g["w"]
     assert w.n_seeds == 3 and w.seeds == [0, 1, 2] and not w.seeds_missing
     assert w.top1_err_mean == pytest.approx(0.18)
-    assert w.seed_half == pytest.approx(4.302652729749464 * 0.02 / 3**0.5, abs=1e-12)
-    assert w.sampling_half == pytest.approx(1.959963984540054 * (0.18 * 0.82 / N_VAL)**0.5)
+    # no per-image results: V_seed = 0.02²/3, V_img = 0.18·0.82/2000, one Satterthwaite t:
+    # f = 2/chi2_2(0.5) = 1.4426950, df = (V_img + f V_seed)² / ((f V_seed)²/2) = 3.8290132
+    q = 2.826032  # t(0.975, 3.8290132)
+    assert w.seed_half == pytest.approx(q * 0.02 / 3**0.5, rel=1e-6)
+    assert w.sampling_half == pytest.approx(q * (0.18 * 0.82 / N_VAL)**0.5, rel=1e-6)
+    assert w.interval_method == "shared, no per-image results"
     assert w.time_ms == 11.0 and w.time_quality == "noisy"
     assert w.time_ms_low == pytest.approx(10.0 - 1.57 / 4) and w.time_ms_high == pytest.approx(
         12.0 + 1.57 / 4)

@@ -20,6 +20,10 @@ Columns (case-insensitive, order free):
 * optional ``params``, ``acts``, ``time_ms`` (ms per batch), ``batch_size`` (of time_ms,
   default 1), ``device``, ``mode`` (infer or train, default infer), ``seed``, ``epochs``,
   ``status`` (``done`` unless given).
+* optional ``n_val`` (validation images each error was measured on) and ``val_shared``
+  (true when every row was scored on the same validation images, the default when ``n_val``
+  is given; false when each seed had its own): the same in every row. They make the error
+  intervals count the validation sampling (docs/statistics.md).
 
 Pure Python: torch is never imported (counting a ``model`` is analytic).
 """
@@ -43,7 +47,7 @@ ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")
 ERR_FRAC = ("top1_err_frac", "top1_err_fraction")
 ERR_PLAIN = "top1_err"
 OPTIONAL = ("params", "acts", "time_ms", "batch_size", "device", "mode", "seed", "epochs",
-            "status", "id", "base", "factor", "top5_err")
+            "status", "id", "base", "factor", "top5_err", "n_val", "val_shared")
 GROUP_ALIASES = ("group", "strategy")
 IMPORTED = "imported"  # StudyResults.config key marking a results file
 _STATUSES = ("done", "pending", "running", "failed")
@@ -212,17 +216,48 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
     items = [_row_item(line, d, cols, counted) for line, d in norm_rows]
     groups = _check_items(items, cols)
     missing_cols = [c for c in ("params", "acts") if all(i[c] is None for i in items)]
+    val = _validation_set(norm_rows, path)
     config = {
         "name": path.stem, IMPORTED: {
             "path": str(path), "format": fmt, "rows": len(items), "groups": groups,
             "error_column": cols.error, "error_unit": "percent" if cols.in_pct else "fraction",
             "counted_models": sorted(counted), "missing_columns": missing_cols,
             "has_params": all(i["params"] is not None for i in items),
-            "has_acts": all(i["acts"] is not None for i in items)},
+            "has_acts": all(i["acts"] is not None for i in items), **val},
         "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
     }
+    info = ({"val_size": val["n_val"], "val_shared": val["val_shared"]} if val else {})
     return StudyResults(path=path, name=path.stem, config=config,
-                        trials=_trial_rows(items, cols.in_pct))
+                        trials=_trial_rows(items, cols.in_pct), data_info=info)
+
+
+_TRUE = ("true", "yes", "1", "shared")
+_FALSE = ("false", "no", "0", "independent")
+
+
+def _validation_set(rows: Sequence[tuple[int, Mapping[str, Any]]], path: Path
+                    ) -> dict[str, Any]:
+    """``{"n_val": N, "val_shared": bool}`` from the optional columns (one value per file),
+    or {} when the file does not say."""
+    ns = {str(d.get("n_val")).strip() for _, d in rows if not _blank(d.get("n_val"))}
+    sh = {str(d.get("val_shared")).strip().lower() for _, d in rows
+          if not _blank(d.get("val_shared"))}
+    if not ns:
+        if sh:
+            raise NetscaleError(f"{path}: val_shared needs an n_val column (the number of "
+                                "validation images)")
+        return {}
+    if len(ns) > 1:
+        raise NetscaleError(f"{path}: n_val differs between rows ({', '.join(sorted(ns))}); "
+                            "give one validation-set size per file")
+    n = _number(next(iter(ns)), "n_val", path.name)
+    if n < 1 or n != int(n):
+        raise NetscaleError(f"{path.name}: n_val must be a whole number of images >= 1, "
+                            f"got {n:g}")
+    if len(sh) > 1 or (sh and not sh <= {*_TRUE, *_FALSE}):
+        raise NetscaleError(f"{path}: val_shared must be true or false, the same in every "
+                            f"row; got {', '.join(sorted(sh))}")
+    return {"n_val": int(n), "val_shared": not (sh and next(iter(sh)) in _FALSE)}
 
 
 #: the statuses of `netscale bench --out` rows, as trial statuses (a runtime file's rows)

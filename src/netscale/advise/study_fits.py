@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
+from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, drift_from_repeats, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
 from netscale.scaling.strategy import BASE_STRATEGY
@@ -443,7 +443,8 @@ class StudyRuntime:
         return self.model.formula(units=units)
 
     def describe(self) -> str:
-        kind = "joint fit" if self.using == "joint" else f"line in {self.using}"
+        kind = {"joint": "joint fit", "log": "log-space fit"}.get(self.using,
+                                                                  f"line in {self.using}")
         return (f"{kind} on {self.n} benchmark rows ({self.mode}, batch {self.batch_size}, "
                 f"{self.device}, {self.setting}; R² {self.r2:.3f})")
 
@@ -517,7 +518,11 @@ def study_runtime(trials: Sequence[TrialRow], *, mode: str = "infer", batch_size
     use = [r for r in rows if (r["device"], r["batch_size"], r["setting"]) == key]
     if len(use) < MIN_ROWS:
         return None
-    model = fit_runtime(use, metrics=METRICS, target="time_ms")
+    repeats: dict[str, list[float]] = defaultdict(list)
+    for r in use:
+        repeats[network_key(r["spec"])].append(r["time_ms"])
+    model = fit_runtime(use, metrics=METRICS, target="time_ms",
+                        drift=drift_from_repeats(repeats.values()))
     others = tuple(f"batch {b} on {d} in {s} ({n} rows)"
                    for (d, b, s), n in sorted(settings.items()) if (d, b, s) != key)
     return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0],

@@ -21,10 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netscale.laws.replicates import (
+    PER_IMAGE,
+    SHARED_NO_IMAGES,
+    Difference,
+    Replicates,
+    compare,
+    group_interval,
+)
+from netscale.laws.replicates import replicates_of_trials as _replicates
 from netscale.laws.stats import (
     DEFAULT_LEVEL,
     difference_half,
-    error_interval,
     tied,
     time_interval,
 )
@@ -81,6 +89,7 @@ class GroupStats:
     n_trials: int = 0
     epochs: int | None = None
     same_network_as: list[str] = field(default_factory=list)
+    interval_method: str = ""  # how the error interval was computed (netscale.laws.replicates)
 
     @property
     def measured(self) -> bool:
@@ -111,9 +120,10 @@ def _infer_row(t: Any) -> dict[str, Any] | None:
 
 
 def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
-                 level: float = DEFAULT_LEVEL) -> list[GroupStats]:
-    """Groups trials by (base, strategy, factor); finished trials give the error, every trial
-    with a successful benchmark row gives the runtime. Sorted by base, factor, strategy."""
+                 level: float = DEFAULT_LEVEL, *, shared: bool = True) -> list[GroupStats]:
+    """Groups trials by (base, strategy, factor); finished trials give the error (per-image
+    results when stored; ``shared``: every seed scored on the same validation images), every
+    trial with a successful benchmark row gives the runtime. Sorted by base, factor, strategy."""
     groups: dict[tuple[str, str, float], list[Any]] = defaultdict(list)
     for t in trials:
         groups[(t.base, t.strategy, float(t.factor))].append(t)
@@ -129,8 +139,9 @@ def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
                        flops=int(ts[0].flops), params=int(ts[0].params), acts=int(ts[0].acts),
                        n_trials=len(ts))
         if done:
-            ei = error_interval([float(t.top1_err) for t in done], n_val, level)
+            ei = group_interval(_replicates(done, n_val, shared), level)
             g.top1_err_mean, g.top1_err_low, g.top1_err_high = ei.mean, ei.low, ei.high
+            g.interval_method = ei.method
             g.seeds_missing, g.seed_half, g.sampling_half = (ei.seeds_missing, ei.seed_half,
                                                              ei.sampling_half)
             eps = [int(t.epochs_done) for t in done if getattr(t, "epochs_done", 0)]
@@ -141,7 +152,9 @@ def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
             g.time_ms, g.time_ms_low, g.time_ms_high = ti.time_ms, ti.low, ti.high
             g.time_quality = ti.quality
         out.append(g)
-        keys[(base, factor, network_key(ts[0].spec))].append(strategy)
+        key = network_key(ts[0].spec)
+        if key != "{}":  # a spec with an architecture (imported rows may carry a name only)
+            keys[(base, factor, key)].append(strategy)
     for g in out:
         for (b, f, _k), names in keys.items():
             if b == g.base and f == g.factor and g.strategy in names and len(names) > 1:
@@ -191,6 +204,7 @@ class Decision:
     runtime_tied: list[Option]  # tied options whose runtime interval overlaps ``pick``'s
     flagged: list[Option]  # tied options (pick included) whose timing is noisy/contended
     min_gap: float = 0.0
+    diffs: dict[str, Difference] = field(default_factory=dict)  # other - best, by name
 
     @property
     def order(self) -> list[Option]:
@@ -201,9 +215,12 @@ class Decision:
         return bool(self.tied)
 
 
-def decide(options: Sequence[Option], min_gap: float = 0.0) -> Decision:
+def decide(options: Sequence[Option], min_gap: float = 0.0,
+           compare_to: Callable[[str, str], Difference | None] | None = None) -> Decision:
     """Most accurate option, the options statistically tied with it (difference interval
     contains 0, or the difference is at most ``min_gap``), and the fastest of those.
+    ``compare_to(best, other)``: the difference other − best computed from the replicates
+    (paired image by image when possible); options it returns None for use their intervals.
     Deterministic: ties on every number break by name."""
     if not options:
         raise ValueError("decide needs at least one option")
@@ -211,7 +228,15 @@ def decide(options: Sequence[Option], min_gap: float = 0.0) -> Decision:
     by_err = sorted(options, key=lambda o: (o.err, o.time_ms if o.time_ms is not None else inf,
                                             o.name))
     best = by_err[0]
-    close = [o for o in by_err if o is best or tied(best.est, o.est, min_gap)]
+    diffs = {}
+    if compare_to is not None:
+        for o in by_err[1:]:
+            d = compare_to(best.name, o.name)
+            if d is not None:
+                diffs[o.name] = d
+    close = [o for o in by_err if o is best or (
+        (not diffs[o.name].firm or diffs[o.name].diff <= min_gap) if o.name in diffs
+        else tied(best.est, o.est, min_gap))]
     pick = min(close, key=lambda o: (o.time_ms if o.time_ms is not None else inf, o.err,
                                      o.name))
     pt = pick.time_est()
@@ -223,7 +248,7 @@ def decide(options: Sequence[Option], min_gap: float = 0.0) -> Decision:
     return Decision(
         best=best, pick=pick, tied=[o for o in close if o is not pick],
         separated=[o for o in by_err if o not in close], runtime_tied=rt,
-        flagged=[o for o in close if o.time_quality in FLAGGED], min_gap=min_gap)
+        flagged=[o for o in close if o.time_quality in FLAGGED], min_gap=min_gap, diffs=diffs)
 
 
 def _opt_text(o: Option) -> str:
@@ -247,9 +272,12 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
     if not dec.is_tie:
         if dec.separated:
             nxt = dec.separated[0]
-            h = difference_half(b.err, b.err_high, nxt.err, nxt.err_low)
+            d = dec.diffs.get(nxt.name)
+            h = d.half if d is not None else difference_half(b.err, b.err_high, nxt.err,
+                                                             nxt.err_low)
+            how = ", paired image by image" if d is not None and d.paired else ""
             gap = (f"next is {_opt_text(nxt)}, +{100 * (nxt.err - b.err):.2f} points, outside "
-                   f"the {lvl} interval of the difference (±{100 * h:.2f})")
+                   f"the {lvl} interval of the difference (±{100 * h:.2f}{how})")
         else:
             gap = "it is the only option"
         text = f"{where}, {p.name} has the lowest {what}, {_opt_text(p)[len(p.name) + 1:]}; {gap}"
@@ -258,7 +286,7 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
         if faster:
             f = min(faster, key=lambda o: o.time_ms or 0.0)
             text += (f"; {f.name} is faster ({_time_text(f, per)} vs {_time_text(p)}) but "
-                     "less accurate")
+                     f"firmly less accurate ({_pct(f.err)}% vs {_pct(p.err)}% {what})")
         return text
     close = sorted([p, *dec.tied], key=lambda o: (o.err, o.name))
     names = ", ".join(o.name for o in close)
@@ -326,6 +354,8 @@ class Verdict:
             "level": self.level, "n_val": self.n_val, "data": self.data,
             "batch_size": self.batch_size, "notes": list(self.notes),
             "groups": [g.to_dict() for g in self.groups],
+            "differences": {k: d.to_dict() for k, d in (
+                self.decision.diffs.items() if self.decision else ())},
             "units": {"top1_err": "fraction", "time_ms": "ms per batch",
                       "flops": "multiply-adds", "factor": "flops factor over the base"},
         }
@@ -361,11 +391,14 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     config = config or {}
     data = config.get("data") or {}
     data_name = data.get("name") if isinstance(data, Mapping) else None
-    n_val = (data_info or {}).get("val_size")
+    imp = config.get("imported")
+    imported: Mapping[str, Any] = imp if isinstance(imp, Mapping) else {}
+    n_val = (data_info or {}).get("val_size") or imported.get("n_val")
     n_val = int(n_val) if isinstance(n_val, (int, float)) and n_val > 0 else None
+    shared = bool((data_info or {}).get("val_shared", imported.get("val_shared", True)))
     bench = config.get("bench") or {}
     batch = bench.get("batch_size") if isinstance(bench, Mapping) else None
-    groups = group_trials(trials, n_val, level)
+    groups = group_trials(trials, n_val, level, shared=shared)
     smoke = is_smoke_test(data_name)
     bases = sorted({g.base for g in groups})
     notes: list[str] = []
@@ -396,7 +429,9 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     opts = [Option(g.strategy, g.top1_err_mean or 0.0, g.top1_err_low or 0.0,
                    g.top1_err_high or 0.0, g.time_ms, g.time_ms_low, g.time_ms_high,
                    g.time_quality) for g in at]
-    dec = decide(opts, min_gap=min_gap)
+    reps = _replicates_at(trials, base, float(factor), n_val, shared)
+    dec = decide(opts, min_gap=min_gap, compare_to=lambda a, b: compare(
+        reps[a], reps[b], level) if a in reps and b in reps else None)
     v.decision = dec
     v.factor = float(factor)
     v.recommended = dec.pick.name
@@ -405,6 +440,18 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
         notes.append(f"only {len(at)} of {n_strats} strategies finished at ×{factor:g}")
     _explain_verdict(v, dec, at)
     return v
+
+
+def _replicates_at(trials: Sequence[TrialRow], base: str | None, factor: float,
+                   n_val: int | None, shared: bool) -> dict[str, Replicates]:
+    """The finished replicates of each strategy at ``factor`` (with per-image results when
+    stored), for the pairwise comparisons."""
+    by: dict[str, list[TrialRow]] = defaultdict(list)
+    for t in trials:
+        if (t.base == base and float(t.factor) == factor and t.status == "done"
+                and t.top1_err is not None and math.isfinite(float(t.top1_err))):
+            by[t.strategy].append(t)
+    return {k: _replicates(ts, n_val, shared) for k, ts in by.items()}
 
 
 def _explain_verdict(v: Verdict, dec: Decision, at: Sequence[GroupStats]) -> None:
@@ -423,6 +470,15 @@ def _explain_verdict(v: Verdict, dec: Decision, at: Sequence[GroupStats]) -> Non
                    if g.same_network_as and g.strategy < min(g.same_network_as)})
     if same:
         reason += f"; same network (one result): {'; '.join(same)}"
+    no_images = [g.strategy for g in at if g.interval_method == SHARED_NO_IMAGES
+                 and g.n_seeds >= 2]
+    if no_images and any(g.interval_method == PER_IMAGE for g in at):
+        reason += (f"; no per-image results for {', '.join(sorted(no_images))}: their "
+                   "intervals and comparisons use the per-seed errors only (conservative)")
+    elif no_images:
+        v.notes.append("no per-image results stored: intervals and comparisons use the "
+                       "per-seed errors only, counting the validation sampling in full "
+                       "(conservative; docs/statistics.md)")
     if dec.is_tie:
         v.to_separate = _to_separate(used, v.n_val)
         reason += f". What would separate them: {v.to_separate}"

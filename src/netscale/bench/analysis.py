@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from netscale.bench.fit import METRICS, RuntimeModel, fit_runtime
+from netscale.bench.fit import METRICS, RuntimeModel, drift_of, fit_runtime
 from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
@@ -62,8 +62,11 @@ def run_analysis(entries: Sequence[ModelEntry], config: BenchConfig,
                  progress: Callable[[BenchResult], None] | None = None,
                  clock: Clock = time.perf_counter) -> Analysis:
     """Measures every entry in every mode (modes in the outer loop), then, with ``fit``,
-    fits runtime per mode over the successful rows."""
+    re-times the first entry (the reference: its drift between the start and the end of the
+    run goes into the intervals, netscale.bench.fit.drift_of) and fits runtime per mode over
+    the successful rows."""
     rows: list[BenchResult] = []
+    drift: dict[str, float] = {}
     for mode in modes:
         cfg = replace(config, mode=mode)
         for e in entries:
@@ -72,11 +75,20 @@ def run_analysis(entries: Sequence[ModelEntry], config: BenchConfig,
             rows.append(r)
             if progress:
                 progress(r)
-    return Analysis(rows=rows, fits=fit_rows(rows, modes) if fit else {})
+        first = next((r for r in rows if r.mode == mode), None)
+        if fit and entries and first is not None and first.ok:
+            again = bench_spec(entries[0].spec, cfg, clock=clock)
+            if again.ok and again.time_ms and first.time_ms:
+                drift[mode] = drift_of([first.time_ms, again.time_ms])
+    return Analysis(rows=rows, fits=fit_rows(rows, modes, drift) if fit else {})
 
 
-def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str]) -> dict[str, RuntimeModel]:
-    return {m: fit_runtime([r for r in rows if r.mode == m and r.ok]) for m in modes}
+def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str],
+             drift: Mapping[str, float] | None = None) -> dict[str, RuntimeModel]:
+    """Per mode, the runtime model of the successful rows, with the mode's between-run drift
+    (relative; see :func:`netscale.bench.fit.drift_of`) when given."""
+    return {m: fit_runtime([r for r in rows if r.mode == m and r.ok],
+                           drift=(drift or {}).get(m, 0.0)) for m in modes}
 
 
 _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
@@ -116,8 +128,17 @@ def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
         out.append(f"\njoint (non-negative least squares): {fit.formula('joint', units)}; "
                    f"r {_f(j.pearson_r, '.3f')}, r² "
                    f"{_f(j.r2, '.3f')}, rel. RMSE {_pct(j.rel_rmse)}{pi}")
+    if fit.log is not None and fit.joint is not None:
+        units = {m: (div, unit.split()[0]) for m, (div, unit) in _SCALE.items()}
+        out.append(f"log-space fit: {fit.formula('log', units)}; leave-one-out rel. error "
+                   f"{_pct(fit.log.loo_rel_rmse)} (joint {_pct(fit.joint.loo_rel_rmse)}); "
+                   f"default predictor: {fit.predictor}")
     out.append(f"({lvl} PI: prediction interval for one new model of average size, Student t; "
                "it widens away from the measured range)")
+    if fit.drift:
+        out.append(f"drift: the first model re-timed at the end of the run moved "
+                   f"{fit.drift * math.sqrt(2):.1%} (relative); the intervals include it as a "
+                   f"between-run spread of {fit.drift:.1%}")
     if fit.note:
         out.append(f"note: {fit.note}")
     if fit.best_metric:

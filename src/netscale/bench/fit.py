@@ -16,18 +16,30 @@ per batch), :func:`fit_runtime` fits
   gets weight 0), which stays sane when the metrics are collinear, as they are within one
   scaling strategy.
 
+* in log space (:class:`LogFit`): ``log time = log k + Σ e_m·log m`` by least squares, a
+  product of power laws. Wide models run more multiply-adds per millisecond than narrow ones
+  (larger matrix products), so a line in flops fitted on small models over-predicts them past
+  the fitted range; the log fit bends with the data instead.
+
 The :class:`RuntimeModel` then predicts the runtime of a new model with a Student-t
 prediction interval (:meth:`~RuntimeModel.interval`), says how far a point lies outside the
 measured range (:meth:`~RuntimeModel.extrapolation`) and writes itself as a formula
 (:meth:`~RuntimeModel.formula`). The best single predictor is the metric with the highest
-Pearson r; the default predictor is the joint fit unless a single line fits better.
+Pearson r; the default predictor is the joint fit unless a single line fits better, or the log
+fit predicts held-out models better (lower leave-one-out relative error).
+
+Between-run drift: the intervals above hold the scatter between models *within one run*. A
+fresh measurement in a later run also moves with the machine's speed (frequency, other
+load). ``drift`` (:func:`drift_of`: the relative standard deviation of a reference model
+re-timed at the start and end of every run) is added in quadrature, relative to the
+prediction: half = √(half_fit² + (q·drift·prediction)²), q the interval's quantile.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -150,6 +162,7 @@ class JointFit:
     active: tuple[str, ...] = ()  # "intercept" and the metrics with a non-zero coefficient
     xtx_inv: tuple[tuple[float, ...], ...] = ()  # (XᵀX)⁻¹ of the active columns
     rmse: float = math.nan  # RMS of (predicted − measured), in the target's unit
+    loo_rel_rmse: float = math.nan  # leave-one-out RMS of (predicted / measured − 1)
 
     def interval(self, values: Mapping[str, float], level: float = 0.95
                  ) -> tuple[float, float, float]:
@@ -181,6 +194,7 @@ class JointFit:
             "rmse": _clean(self.rmse), "rank": self.rank, "unused": self.unused,
             "method": "non-negative least squares", "resid_sd": _clean(self.resid_sd),
             "active": list(self.active), "xtx_inv": [list(r) for r in self.xtx_inv],
+            "loo_rel_rmse": _clean(self.loo_rel_rmse),
         }
 
     @classmethod
@@ -192,7 +206,129 @@ class JointFit:
                    rank=int(d["rank"]), resid_sd=_nan(d.get("resid_sd")),
                    active=tuple(str(a) for a in d.get("active", ())),
                    xtx_inv=tuple(tuple(float(v) for v in r) for r in d.get("xtx_inv", ())),
-                   rmse=_nan(d.get("rmse")))
+                   rmse=_nan(d.get("rmse")), loo_rel_rmse=_nan(d.get("loo_rel_rmse")))
+
+
+@dataclass(frozen=True)
+class LogFit:
+    """``log time = intercept + Σ exponents[m]·log x_m`` by least squares (pseudo-inverse when
+    the metrics are collinear), with a Student-t prediction interval in log space."""
+
+    metrics: tuple[str, ...]
+    exponents: dict[str, float]
+    intercept: float
+    n: int
+    resid_sd: float  # natural-log units, n − p degrees of freedom
+    dof: int
+    xtx_inv: tuple[tuple[float, ...], ...] = ()
+    loo_rel_rmse: float = math.nan  # leave-one-out RMS of (predicted / measured − 1)
+
+    def _row(self, values: Mapping[str, float]) -> np.ndarray:
+        xs = [float(values[m]) for m in self.metrics]
+        if any(v <= 0 for v in xs):
+            raise NetscaleError("the log-space runtime fit needs positive metrics; use the "
+                                "joint or a single-metric fit")
+        return np.array([1.0] + [math.log(v) for v in xs])
+
+    def predict(self, values: Mapping[str, float]) -> float:
+        v = self._row(values)
+        beta = np.array([self.intercept] + [self.exponents[m] for m in self.metrics])
+        return float(math.exp(float(v @ beta)))
+
+    def interval(self, values: Mapping[str, float], level: float = 0.95
+                 ) -> tuple[float, float, float]:
+        y = self.predict(values)
+        if self.dof < 1 or not self.xtx_inv or not math.isfinite(self.resid_sd):
+            return y, math.nan, math.nan
+        v = self._row(values)
+        lev = float(v @ np.asarray(self.xtx_inv) @ v)
+        half = t_quantile(level, self.dof) * self.resid_sd * math.sqrt(1 + max(lev, 0.0))
+        return y, y * math.exp(-half), y * math.exp(half)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": list(self.metrics),
+                "exponents": {k: _clean(v) for k, v in self.exponents.items()},
+                "intercept": _clean(self.intercept), "n": self.n,
+                "resid_sd": _clean(self.resid_sd), "dof": self.dof,
+                "xtx_inv": [list(r) for r in self.xtx_inv],
+                "loo_rel_rmse": _clean(self.loo_rel_rmse), "method": "least squares on logs"}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LogFit:
+        return cls(metrics=tuple(str(m) for m in d["metrics"]),
+                   exponents={str(k): _nan(v) for k, v in d["exponents"].items()},
+                   intercept=_nan(d["intercept"]), n=int(d["n"]),
+                   resid_sd=_nan(d.get("resid_sd")), dof=int(d.get("dof", 0)),
+                   xtx_inv=tuple(tuple(float(v) for v in r) for r in d.get("xtx_inv", ())),
+                   loo_rel_rmse=_nan(d.get("loo_rel_rmse")))
+
+
+def fit_log(columns: Mapping[str, Sequence[float]], y: Sequence[float]) -> LogFit | None:
+    """Least squares of log y on log of every column plus an intercept; None when a value is
+    not positive or there are too few rows (n <= columns + 1)."""
+    names = tuple(columns)
+    ya = np.asarray(y, dtype=float)
+    n = int(ya.size)
+    cols = [np.asarray(columns[m], dtype=float) for m in names]
+    if n <= len(names) + 1 or (ya <= 0).any() or any((c <= 0).any() for c in cols):
+        return None
+    X = np.column_stack([np.ones(n)] + [np.log(c) for c in cols])
+    ly = np.log(ya)
+    inv = np.linalg.pinv(X.T @ X)
+    beta = inv @ X.T @ ly
+    rank = int(np.linalg.matrix_rank(X))
+    dof = n - rank
+    res = ly - X @ beta
+    sd = math.sqrt(float(res @ res) / dof) if dof > 0 else math.nan
+    loo = math.nan
+    h = np.einsum("ij,jk,ik->i", X, inv, X)
+    if dof > 0 and (h < 1 - 1e-9).all():
+        # leave-one-out residuals of least squares in closed form: r_i / (1 − h_i)
+        loo = float(np.sqrt(np.mean(np.expm1(-res / (1 - h)) ** 2)))
+    return LogFit(metrics=names, exponents={m: float(b) for m, b in zip(names, beta[1:])},
+                  intercept=float(beta[0]), n=n, resid_sd=sd, dof=dof,
+                  xtx_inv=tuple(tuple(float(v) for v in r) for r in inv), loo_rel_rmse=loo)
+
+
+def _joint_loo(cols: Mapping[str, Sequence[float]], y: Sequence[float],
+               max_held: int = 64) -> float:
+    """Leave-one-out RMS of (predicted / measured − 1) of the joint fit (at most ``max_held``
+    evenly spread held-out rows)."""
+    n = len(y)
+    held = np.unique(np.linspace(0, n - 1, min(n, max_held)).round().astype(int))
+    errs = []
+    for i in held:
+        keep = [j for j in range(n) if j != i]
+        f = fit_joint({m: [v[j] for j in keep] for m, v in cols.items()}, [y[j] for j in keep])
+        errs.append(f.predict({m: v[i] for m, v in cols.items()}) / y[i] - 1.0)
+    return float(np.sqrt(np.mean(np.square(errs)))) if errs else math.nan
+
+
+def drift_of(reference_ms: Sequence[float]) -> float:
+    """The relative between-run drift: the standard deviation of log(time) of one reference
+    model timed at the start and end of every benchmark run (ms; at least 2 timings)."""
+    xs = [float(v) for v in reference_ms]
+    if len(xs) < 2 or any(not math.isfinite(v) or v <= 0 for v in xs):
+        raise NetscaleError("drift needs at least 2 positive reference timings (ms), e.g. "
+                            "one at the start and one at the end of the run")
+    return float(np.std(np.log(xs), ddof=1))
+
+
+def drift_from_repeats(times: Iterable[Sequence[float]]) -> float:
+    """The relative spread of repeated timings of one network (ms; e.g. the seeds of a study
+    group, timed in different sessions): the pooled standard deviation of log(time) within
+    networks. Exact repeats of a value (a row mirrored from another) count once; 0.0 when no
+    network has two distinct timings."""
+    ss, dof = 0.0, 0
+    for group in times:
+        xs = sorted({float(v) for v in group if v is not None and math.isfinite(float(v))
+                     and float(v) > 0})
+        if len(xs) < 2:
+            continue
+        lx = np.log(xs)
+        ss += float(((lx - lx.mean()) ** 2).sum())
+        dof += len(xs) - 1
+    return math.sqrt(ss / dof) if dof else 0.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +347,8 @@ class RuntimeModel:
     metrics: tuple[str, ...] = METRICS
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    log: LogFit | None = None
+    drift: float = 0.0  # relative between-run drift (log-time standard deviation)
 
     @property
     def note(self) -> str:
@@ -229,11 +367,17 @@ class RuntimeModel:
         """The default predictor: ``joint`` unless the best single metric's line fits better
         (higher r²), else that metric."""
         best = self.best_metric or self.metrics[0]
+        choice = best
         if self.joint is not None and math.isfinite(self.joint.r2):
             r2 = self.per_metric[best].r2
             if not math.isfinite(r2) or self.joint.r2 >= r2 - 1e-12:
-                return "joint"
-        return best
+                choice = "joint"
+        if (choice == "joint" and self.log is not None and self.joint is not None
+                and math.isfinite(self.log.loo_rel_rmse)
+                and math.isfinite(self.joint.loo_rel_rmse)
+                and self.log.loo_rel_rmse < 0.8 * self.joint.loo_rel_rmse):
+            return "log"
+        return choice
 
     def _using(self, using: str | None) -> tuple[str, str]:
         using = using or self.predictor
@@ -242,6 +386,11 @@ class RuntimeModel:
                 raise NetscaleError("no joint runtime fit (too few rows); predict with one "
                                     f"metric, e.g. using={self.predictor!r}")
             return "joint", ""
+        if using == "log":
+            if self.log is None:
+                raise NetscaleError("no log-space runtime fit (too few rows or a metric <= 0); "
+                                    f"use using={self.predictor!r}")
+            return "log", ""
         metric, _, kind = using.partition(":")
         if metric not in self.per_metric or kind not in ("", "linear", "power"):
             raise NetscaleError(f"unknown runtime predictor {using!r}; use joint or one of "
@@ -274,12 +423,31 @@ class RuntimeModel:
         which, kind = self._using(using)
         if which == "joint":
             assert self.joint is not None
-            return self.joint.interval(self._values(point, values, self.joint.metrics), level)
-        x = self._values(point, values, [which])[which]
-        fit = self.per_metric[which]
-        if kind == "power":
-            return fit.predict(x, "power"), math.nan, math.nan
-        return fit.interval(x, level)
+            iv = self.joint.interval(self._values(point, values, self.joint.metrics), level)
+        elif which == "log":
+            assert self.log is not None
+            iv = self.log.interval(self._values(point, values, self.log.metrics), level)
+        else:
+            x = self._values(point, values, [which])[which]
+            fit = self.per_metric[which]
+            if kind == "power":
+                return fit.predict(x, "power"), math.nan, math.nan
+            iv = fit.interval(x, level)
+        return self._with_drift(iv, level)
+
+    def _with_drift(self, iv: tuple[float, float, float], level: float
+                    ) -> tuple[float, float, float]:
+        y, lo, hi = iv
+        if not self.drift or not (math.isfinite(lo) and math.isfinite(hi)):
+            return iv
+        extra = t_quantile(level, 10**6) * self.drift * y
+        return (y, y - math.hypot(y - lo, extra), y + math.hypot(hi - y, extra))
+
+    def with_drift(self, drift: float) -> RuntimeModel:
+        """The same model with a between-run drift (see :func:`drift_of`)."""
+        if not math.isfinite(drift) or drift < 0:
+            raise NetscaleError(f"drift must be a relative standard deviation >= 0, got {drift}")
+        return replace(self, drift=float(drift))
 
     def predict(self, point: Mapping[str, float] | None = None, *, using: str | None = None,
                 **values: float) -> float:
@@ -301,10 +469,14 @@ class RuntimeModel:
 
     def r2_of(self, using: str | None = None) -> float:
         which, _ = self._using(using)
+        if which == "log":
+            which = "joint" if self.joint else (self.best_metric or self.metrics[0])
         return self.joint.r2 if which == "joint" and self.joint else self.per_metric[which].r2
 
     def rmse_of(self, using: str | None = None) -> float:
         which, _ = self._using(using)
+        if which == "log":
+            which = "joint" if self.joint else (self.best_metric or self.metrics[0])
         return self.joint.rmse if which == "joint" and self.joint else self.per_metric[which].rmse
 
     def formula(self, using: str | None = None,
@@ -322,6 +494,15 @@ class RuntimeModel:
             assert self.joint is not None
             parts = " + ".join(term(c, m) for m, c in self.joint.coefficients.items())
             return f"{self.target} = {self.joint.intercept:.3g} + {parts}"
+        if which == "log":
+            assert self.log is not None
+            k = math.exp(self.log.intercept)
+            facs = []
+            for m, e in self.log.exponents.items():
+                div, unit = (units or {}).get(m, (1.0, ""))
+                k *= div**e
+                facs.append(f"{m}[{unit}]^{e:.3g}" if unit else f"{m}^{e:.3g}")
+            return f"{self.target} = {k:.3g}·" + "·".join(facs)
         f = self.per_metric[which]
         if kind == "power":
             div, unit = (units or {}).get(which, (1.0, ""))
@@ -339,6 +520,7 @@ class RuntimeModel:
             "predictor": self.predictor, "formula": self.formula(),
             "ranges": {k: list(v) for k, v in self.ranges.items()},
             "note": self.note, "notes": list(self.notes),
+            "log": self.log.to_dict() if self.log else None, "drift": self.drift,
             "units": {"time": "ms per batch", **METRIC_UNITS},
         }
 
@@ -354,6 +536,8 @@ class RuntimeModel:
                 ranges={str(k): (float(v[0]), float(v[1]))
                         for k, v in d.get("ranges", {}).items()},
                 notes=tuple(str(s) for s in d.get("notes", ())),
+                log=None if d.get("log") is None else LogFit.from_dict(d["log"]),
+                drift=float(d.get("drift") or 0.0),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise NetscaleError(f"corrupt runtime model data ({exc!r}); refit it") from None
@@ -487,7 +671,7 @@ def _measured(rows: Iterable[Any], metrics: Sequence[str], target: str
 
 
 def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
-                target: str = "time_ms") -> RuntimeModel:
+                target: str = "time_ms", *, drift: float = 0.0) -> RuntimeModel:
     """Fits runtime (``target``) against each metric alone and jointly.
 
     ``rows`` are mappings or objects (e.g. :class:`BenchResult`) with the metric fields and the
@@ -511,6 +695,7 @@ def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
     joint = None
     if n >= len(metrics) + 2:
         joint = fit_joint(cols, y)
+        joint = replace(joint, loo_rel_rmse=_joint_loo(cols, y))
         if joint.rank < len(metrics):
             notes.append("metrics are collinear over these models: joint coefficients not "
                          "unique")
@@ -521,5 +706,7 @@ def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
     finite = [m for m in metrics if math.isfinite(per[m].pearson_r)]
     best = max(finite, key=lambda m: per[m].pearson_r) if finite else None
     ranges = {k: (min(v), max(v)) for k, v in {**cols, target: y}.items()}
-    return RuntimeModel(target=target, n=n, per_metric=per, joint=joint, best_metric=best,
-                        metrics=metrics, ranges=ranges, notes=tuple(notes))
+    log = fit_log(cols, y) if joint is not None else None
+    model = RuntimeModel(target=target, n=n, per_metric=per, joint=joint, best_metric=best,
+                         metrics=metrics, ranges=ranges, notes=tuple(notes), log=log)
+    return model.with_drift(drift) if drift else model

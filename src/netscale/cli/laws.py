@@ -359,6 +359,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
     unit = " (multiply-adds)" if x == "flops" else ""
     rows, skipped, fallback = [], [], []
     warns: dict[str, list[str]] = {}
+    narrow: list[str] = []
     for label, g in preds["groups"].items():
         if not g["predictions"]:
             skipped.append(f"{label}: not fitted ({g['skipped']})")
@@ -370,9 +371,15 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
             rows.append([label, _count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
                          _pt(p["value"]), f"[{_pt(p['lo'])}, {_pt(p['hi'])}]",
                          "inside" if ex <= 1 + 1e-9 else f"x{ex:.3g}",
-                         "WARNING" if p["warning"] else ""])
+                         " ".join(w for w, on in (("WARNING", p["warning"]),
+                                                   ("NARROW", p.get("narrower_than_loo")))
+                                  if on)])
             if p["warning"]:
                 warns.setdefault(label, []).append(_count(p["x"]))
+            if p.get("narrower_than_loo"):
+                narrow.append(f"warning: {label} at {_count(p['x'])}: NARROW, the interval is "
+                              "narrower than the fit's own leave-one-out error (±"
+                              f"{100 * p['loo_rmse_log']:.2f} % relative): too confident")
     lines = [f"predicted top-1 error at --at {x}{unit}; errors in percentage points, "
              f"{level:.0%} prediction intervals for a new run; 'past data' = how far beyond "
              "the fitted sizes"]
@@ -385,6 +392,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
         lines.append(f"warning: {label} at {', '.join(xs)}: more than x{EXTRAPOLATION_WARN:g} "
                      f"past the fitted sizes ({_count(g['x_min'])}..{_count(g['x_max'])}); "
                      "there the law is a guess: trust the interval rather than the value")
+    lines += narrow
     if fallback:
         lines.append(f"* {', '.join(fallback)}: the plain power law (too few points for the "
                      "saturating law) has no floor and underpredicts larger models (by 2-6 "

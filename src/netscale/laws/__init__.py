@@ -27,6 +27,14 @@ from netscale.laws.fit import (
     metric_value,
     validate_points,
 )
+from netscale.laws.replicates import (
+    Difference,
+    Replicates,
+    compare,
+    decode_correct,
+    encode_correct,
+    group_interval,
+)
 
 __all__ = [
     "DEFAULT_HUBER_SCALE",
@@ -38,16 +46,22 @@ __all__ = [
     "SELECTION_METHODS",
     "CalibrationResult",
     "Curve",
+    "Difference",
     "FitReport",
     "GroupFits",
     "HoldoutCheck",
     "LawFit",
     "Prediction",
+    "Replicates",
     "calibration_study",
     "check_law",
+    "compare",
+    "decode_correct",
+    "encode_correct",
     "fit_groups",
     "fit_law",
     "fit_report",
+    "group_interval",
     "leave_largest_out",
     "metric_value",
     "validate_points",

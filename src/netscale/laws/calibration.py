@@ -105,8 +105,8 @@ def calibration_study(setup: CalibrationSetup | None = None,
     points, noise, b, c, x_min = cfg.points, cfg.noise, cfg.b, cfg.c, cfg.x_min
     span, repeats, seeds, n_boot, level = cfg.span, cfg.repeats, cfg.seeds, cfg.n_boot, cfg.level
     reducible, extrapolation, seed = cfg.reducible, cfg.extrapolation, cfg.seed
-    if points < 4 or seeds < 1 or noise < 0 or span <= 1 or repeats < 1:
-        raise NetscaleError("calibration needs points >= 4, seeds >= 1, noise >= 0, span > 1 "
+    if points < 3 or seeds < 1 or noise < 0 or span <= 1 or repeats < 1:
+        raise NetscaleError("calibration needs points >= 3, seeds >= 1, noise >= 0, span > 1 "
                             "and repeats >= 1")
     if not 0 < c + reducible <= 1:
         raise NetscaleError("c + reducible must be an error fraction in (0, 1]")
@@ -122,16 +122,22 @@ def calibration_study(setup: CalibrationSetup | None = None,
     cover = {r: dict.fromkeys(factors, 0) for r in RULES}
     width: dict[str, dict[float, list[float]]] = {r: {f: [] for f in factors} for r in RULES}
     picked = dict.fromkeys(RULES, 0)
+    n_sat = 0
     for s in range(seeds):
         rng = np.random.default_rng(seed * 1_000_003 + s)
         y = np.clip(law(x) * np.exp(rng.normal(0.0, noise, x.size)), 1e-6, 1.0)
         rep = fit_report(x, y, holdout=False, n_boot=n_boot, level=level, seed=s)
-        sat = rep.fits["saturating"]
+        sat = rep.fits.get("saturating")
+        n_sat += sat is not None
         for k in hits:
-            lo, hi = sat.intervals[k]
-            hits[k] += lo <= truth[k] <= hi
-        chosen = {"saturating": "saturating", "power": "power", "general": rep.best,
-                  "aicc": _select(rep.fits, "aicc")[0], "loo": _select(rep.fits, "loo")[0]}
+            if sat is not None:
+                lo, hi = sat.intervals[k]
+                hits[k] += lo <= truth[k] <= hi
+        if sat is None:  # too few points: the power law stands in for every rule
+            chosen = dict.fromkeys(RULES, rep.best)
+        else:
+            chosen = {"saturating": "saturating", "power": "power", "general": rep.best,
+                      "aicc": _select(rep.fits, "aicc")[0], "loo": _select(rep.fits, "loo")[0]}
         new_runs = {f: law(f * x.max()) * math.exp(rng.normal(0.0, noise)) for f in factors}
         for rule, name in chosen.items():
             picked[rule] += name == "saturating"
@@ -143,7 +149,7 @@ def calibration_study(setup: CalibrationSetup | None = None,
         settings={"points": points, "repeats": repeats, "noise": noise, "a": a, "b": b,
                   "c": c, "x_min": x_min, "span": span, "seeds": seeds, "n_boot": n_boot,
                   "level": level},
-        param_coverage={k: v / seeds for k, v in hits.items()},
+        param_coverage={k: v / n_sat if n_sat else math.nan for k, v in hits.items()},
         pred_coverage={r: {f: v / seeds for f, v in d.items()} for r, d in cover.items()},
         pred_width={r: {f: float(np.median(v)) for f, v in d.items()}
                     for r, d in width.items()},
@@ -163,11 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="largest / smallest model flops (default 32)")
     ap.add_argument("--seeds", type=int, default=100, help="simulated studies (default 100)")
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
+    ap.add_argument("--at", default="4,16",
+                    help="extrapolation factors past the largest size (default 4,16)")
     args = ap.parse_args(argv)
     try:
         res = calibration_study(points=args.points, repeats=args.repeats, noise=args.noise,
                                 b=args.b, c=args.c, span=args.span, seeds=args.seeds,
-                                n_boot=args.n_boot)
+                                n_boot=args.n_boot,
+                                extrapolation=[float(v) for v in args.at.split(",")])
     except NetscaleError as exc:
         print(f"error: {exc}")
         return 2

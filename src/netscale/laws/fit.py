@@ -54,6 +54,7 @@ DEFAULT_LEVEL = 0.95
 B_MAX = 5.0
 _LOG_A_BOUNDS = (math.log(1e-9), math.log(1e3))
 _RES_DRAWS = 5  # residual draws per bootstrap curve when forming prediction intervals
+WALD_MAX_DOF = 3  # up to this many residual dof the classical t interval floors the bootstrap's
 LOO_MAX_HELD_OUT = 256  # leave-one-out refits at most (evenly spread held-out points above)
 ERROR_DOMAIN = "errors must be fractions in (0, 1] (e.g. top-1 error 0.234, not 23.4%)"
 
@@ -94,16 +95,25 @@ class Prediction:
     level: float
     law: str
     extrapolation: float
+    loo_rmse_log: float | None = None  # the fit's leave-one-out error (log units)
 
     @property
     def extrapolated(self) -> bool:
         return self.extrapolation > 1.0 + 1e-12
 
-    def contains(self, err: float) -> bool:
-        return self.lo <= err <= self.hi
+    @property
+    def narrower_than_loo(self) -> bool:
+        """The interval's half-width (log units, log(hi/lo)/2) is smaller than the fit's own
+        leave-one-out error: it claims more precision than the fit shows on held-out points."""
+        if self.loo_rmse_log is None or self.lo <= 0 or self.hi <= 0:
+            return False
+        return math.log(self.hi / self.lo) / 2 < self.loo_rmse_log
 
     def to_dict(self) -> dict[str, Any]:
-        return serial.to_dict(self)
+        return {**serial.to_dict(self), "narrower_than_loo": self.narrower_than_loo}
+
+    def contains(self, err: float) -> bool:
+        return self.lo <= err <= self.hi
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Prediction:
@@ -166,6 +176,13 @@ class LawFit:
     notes: tuple[str, ...] = ()
     y_min: float = float("nan")
     noise: float | None = None
+    # no floor could be fitted (the power law standing in for the saturating law): past the
+    # largest model the prediction interval reaches up to the one at the largest model
+    floor_unknown: bool = False
+    # (JᵀJ)⁻¹ of the log-space fit in theta = (log a_ref, b[, c]): the classical Student-t
+    # prediction interval, a floor under the bootstrap's when few residuals are left to
+    # resample (up to WALD_MAX_DOF degrees of freedom), where the bootstrap's is too narrow
+    jtj_inv: tuple[tuple[float, ...], ...] = field(repr=False, default=())
 
     # -- parameters -------------------------------------------------------------------------
     @property
@@ -222,6 +239,19 @@ class LawFit:
         return float(y[0]) if np.ndim(x) == 0 else y
 
     def _bands(self, xs: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
+        if not self.floor_unknown or not np.any(xs > self.x_max):
+            return self._bands_of(xs, level)
+        lo, hi, clo, chi = self._bands_of(np.append(xs, self.x_max), level)
+        # the error may level off anywhere past the data: a new run there can be as bad as
+        # one at the largest model (docs/laws.md, "Too few sizes")
+        past = xs > self.x_max
+        top, ctop = float(hi[-1]), float(chi[-1])
+        hi, chi = hi[:-1].copy(), chi[:-1].copy()
+        hi[past] = np.maximum(hi[past], top)
+        chi[past] = np.maximum(chi[past], ctop)
+        return lo[:-1], hi, clo[:-1], chi
+
+    def _bands_of(self, xs: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
         boot = self._boot_array()
         xn = xs / self.x_ref
         # curves[j, k] = bootstrap curve j at x_k
@@ -247,9 +277,37 @@ class LawFit:
             lo, hi = np.minimum(lo, conf_lo), np.maximum(hi, conf_hi)
         else:
             lo, hi = conf_lo, conf_hi
+        wald = self._wald(xs, level)
+        if wald is not None:
+            lo, hi = np.minimum(lo, wald[0]), np.maximum(hi, wald[1])
+            conf_lo, conf_hi = np.minimum(conf_lo, wald[2]), np.maximum(conf_hi, wald[3])
         # an error rate cannot exceed 1: with few points the log-space bands can reach past it
         return (np.minimum(lo, 1.0), np.minimum(hi, 1.0), np.minimum(conf_lo, 1.0),
                 np.minimum(conf_hi, 1.0))
+
+    def _wald(self, xs: np.ndarray, level: float) -> tuple[np.ndarray, ...] | None:
+        """The classical intervals of the log-space fit at xs (prediction lo, hi; curve lo,
+        hi): log pred ± t_dof · √(s_new² + s² gᵀ(JᵀJ)⁻¹g), g = d log pred / d theta, s the
+        residual standard deviation (``sigma_log``), s_new the larger of s and the known
+        noise. None without the matrix, or outside 1..:data:`WALD_MAX_DOF` residual degrees
+        of freedom (with more, the bootstrap's intervals hold on their own: docs/laws.md)."""
+        if (not self.jtj_inv or not 1 <= self.dof <= WALD_MAX_DOF
+                or not math.isfinite(self.sigma_log)):
+            return None
+        cov = np.asarray(self.jtj_inv, dtype=float)
+        lx = np.log(xs / self.x_ref)
+        q = self.a_ref * np.exp(-self.b * lx)
+        pred = q + self.c
+        cols = [q / pred, -q * lx / pred] + ([1.0 / pred] if cov.shape[0] == 3 else [])
+        g = np.stack(cols, axis=1)
+        s = self.sigma_log
+        par = s * s * np.einsum("ij,jk,ik->i", g, cov, g)
+        s_new = np.full_like(pred, s)
+        if self.noise:
+            s_new = np.maximum(s_new, self.noise / pred)
+        k = t_quantile(level, self.dof)
+        ph, ch = k * np.sqrt(s_new**2 + par), k * np.sqrt(par)
+        return pred * np.exp(-ph), pred * np.exp(ph), pred * np.exp(-ch), pred * np.exp(ch)
 
     def predict_interval(self, x: float, level: float | None = None) -> Prediction:
         """The fitted error at a single x with prediction and confidence intervals."""
@@ -261,6 +319,7 @@ class LawFit:
             x=xv, value=float(self.predict(xv)), lo=float(lo[0]), hi=float(hi[0]),
             conf_lo=float(clo[0]), conf_hi=float(chi[0]), level=level, law=self.law,
             extrapolation=max(xv / self.x_max, self.x_min / xv, 1.0),
+            loo_rmse_log=self.loo_rmse_log,
         )
 
     def curve(self, x: Sequence[float] | np.ndarray | None = None, *, num: int = 60,
@@ -313,6 +372,8 @@ class LawFit:
             "notes": list(self.notes),
             "y_min": _num(self.y_min),
             "noise": self.noise,
+            "floor_unknown": self.floor_unknown,
+            "jtj_inv": [list(r) for r in self.jtj_inv],
         }
         if samples:
             out["boot"] = [list(r) for r in self.boot]
@@ -351,6 +412,8 @@ class LawFit:
                 notes=tuple(str(s) for s in d.get("notes", ())),
                 y_min=_opt(d.get("y_min")),
                 noise=None if d.get("noise") is None else float(d["noise"]),
+                floor_unknown=bool(d.get("floor_unknown", False)),
+                jtj_inv=tuple(tuple(float(v) for v in r) for r in d.get("jtj_inv", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NetscaleError(f"corrupt scaling-law fit data ({exc!r}); refit with netscale fit"
@@ -870,6 +933,8 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
     y_min = float(np.min(ya))
     intervals = _param_intervals(samples, x_ref, law, level, n - p, c_max=y_min)
     notes = _fit_notes(law, b, c, y_min, failures, n_boot)
+    jac = prob.jacobian(theta)
+    jtj_inv = np.linalg.pinv(jac.T @ jac)
 
     return LawFit(
         law=law, x_metric=x_metric, a_ref=a_ref, b=b, c=c, x_ref=x_ref, intervals=intervals,
@@ -878,7 +943,7 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
         huber_scale=huber_scale, n_boot=n_boot, seed=seed,
         boot=tuple(tuple(float(v) for v in r) for r in boot),
         residuals=tuple(float(v) for v in boot_res), notes=tuple(notes), y_min=y_min,
-        noise=noise,
+        noise=noise, jtj_inv=tuple(tuple(float(v) for v in r) for r in jtj_inv),
     )
 
 
@@ -1033,6 +1098,11 @@ def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | N
     if not fits:
         assert first_exc is not None
         raise first_exc
+    if "saturating" in skipped and "power" in fits:
+        fits["power"] = replace(fits["power"], floor_unknown=True, notes=(
+            *fits["power"].notes, "no floor fitted (too few points for the saturating law): "
+            "past the largest model the prediction interval reaches up to the one at the "
+            "largest model, since the error may level off anywhere"))
     best, reason = _select(fits, select)
     checks: dict[str, HoldoutCheck] = {}
     if holdout:

@@ -3,19 +3,16 @@
 Pure numerics (numpy/scipy, no torch). See docs/statistics.md for the method in plain words
 and a worked example. Errors are fractions (0.18 = 18 % top-1 error), times ms per batch.
 
-Error interval of a group of ``n`` seed replicates scored on the same ``N`` validation images,
-at level L (0.95):
+Error interval of a group of seed replicates: :func:`error_interval` from the per-seed errors
+alone, :func:`netscale.laws.replicates.group_interval` also from per-image results (the
+method, its fallbacks and their calibration: docs/statistics.md). With one seed the interval
+holds the validation sampling only and says ``seeds_missing``.
 
-* seed part:     h_seed = t(1 − (1 − L)/2, n − 1) · s / √n   (s: sample std of the n errors;
-  0 and flagged "seeds missing" when n = 1);
-* sampling part: h_val  = z(1 − (1 − L)/2) · √(m (1 − m) / N)  (m: the mean error; not divided
-  by n, because every seed is scored on the same N images, so this error does not average
-  out over seeds);
-* interval:      m ± √(h_seed² + h_val²), clipped to [0, 1].
-
-Two estimates are *tied* when the interval of their difference contains 0: with a the lower
-mean, b the other, tied iff ``b.mean − a.mean <= √((a.high − a.mean)² + (b.mean − b.low)²)``.
-The same rule applies to predicted errors (law prediction intervals) and runtimes.
+Two estimates given only as intervals are *tied* when the interval of their difference
+contains 0: with a the lower mean, b the other, tied iff
+``b.mean − a.mean <= √((a.high − a.mean)² + (b.mean − b.low)²)`` (predicted errors, runtimes;
+measured groups are compared from their replicates by
+:func:`netscale.laws.replicates.compare`).
 """
 
 from __future__ import annotations
@@ -35,16 +32,16 @@ QUALITIES = ("ok", "noisy", "contended", "none")
 
 def t_quantile(level: float, dof: int) -> float:
     """Two-sided Student-t quantile: t(1 − (1 − level)/2, dof)."""
-    from scipy.stats import t
+    from scipy.special import stdtrit
 
-    return float(t.ppf(1 - (1 - level) / 2, dof))
+    return float(stdtrit(dof, 1 - (1 - level) / 2))
 
 
 def z_quantile(level: float) -> float:
     """Two-sided normal quantile: z(1 − (1 − level)/2) (1.95996 at 0.95)."""
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return float(norm.ppf(1 - (1 - level) / 2))
+    return float(ndtri(1 - (1 - level) / 2))
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,8 @@ class ErrorInterval:
     std: float | None  # sample std of the replicates (None when n_seeds == 1)
     n_val: int | None
     level: float
+    df: float | None = None  # degrees of freedom of the t quantile (None: normal)
+    method: str = ""  # how the variance was computed (netscale.laws.replicates)
 
     @property
     def half(self) -> float:
@@ -75,26 +74,16 @@ class ErrorInterval:
 
 
 def error_interval(errors: Sequence[float], n_val: int | None,
-                   level: float = DEFAULT_LEVEL) -> ErrorInterval:
-    """The group's mean error and its interval (see the module docstring)."""
+                   level: float = DEFAULT_LEVEL, *, shared: bool = True) -> ErrorInterval:
+    """The group's mean error and its interval from its per-seed errors alone (see
+    :func:`netscale.laws.replicates.group_interval`, which also uses per-image results)."""
+    from netscale.laws.replicates import Replicates, group_interval
+
     xs = [float(e) for e in errors if e is not None and math.isfinite(float(e))]
     if not xs:
         raise ValueError("error_interval needs at least one finite error")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    n = len(xs)
-    m = math.fsum(xs) / n
-    std = statistics.stdev(xs) if n >= 2 else None
-    seed_half = t_quantile(level, n - 1) * std / math.sqrt(n) if std is not None else 0.0
-    if n_val is not None and n_val > 0:
-        p = min(max(m, 0.0), 1.0)
-        sampling_half = z_quantile(level) * math.sqrt(p * (1 - p) / n_val)
-    else:
-        sampling_half = 0.0
-    half = math.hypot(seed_half, sampling_half)
-    return ErrorInterval(mean=m, low=max(0.0, m - half), high=min(1.0, m + half), n_seeds=n,
-                         seed_half=seed_half, sampling_half=sampling_half, std=std,
-                         n_val=int(n_val) if n_val else None, level=level)
+    return group_interval(Replicates(tuple(xs), int(n_val) if n_val else None, shared),
+                          level)
 
 
 @dataclass(frozen=True)
