@@ -1033,7 +1033,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | N
     if not fits:
         assert first_exc is not None
         raise first_exc
-    best, reason = _select(fits, select)
+    best, reason = select_law(fits, select)
     checks: dict[str, HoldoutCheck] = {}
     if holdout:
         for name in fits:
@@ -1053,7 +1053,7 @@ def _compare_text(fits: Mapping[str, LawFit]) -> str:
     return "; ".join(parts) or "too few points to compare"
 
 
-def _select(fits: Mapping[str, LawFit], select: str) -> tuple[str, str]:
+def select_law(fits: Mapping[str, LawFit], select: str) -> tuple[str, str]:
     if len(fits) == 1:
         (name,) = fits
         return name, "the only law fitted"
