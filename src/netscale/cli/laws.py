@@ -233,7 +233,7 @@ def runtime_text(rt: Any) -> str:
         return "runtime model: none (the study has no benchmark rows)"
     r = ", ".join(f"{m} {f.pearson_r:.3f}" for m, f in rt.model.per_metric.items()
                   if math.isfinite(f.pearson_r))
-    lines = [f"runtime model ({rt.describe()}): {rt.formula()}",
+    lines = [f"runtime model ({rt.summary()}): {rt.formula()}",
              f"  Pearson r of time vs each metric: {r or 'undefined'}; best single metric: "
              f"{rt.model.best_metric}"]
     if rt.other_settings:
@@ -242,7 +242,7 @@ def runtime_text(rt: Any) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from netscale.advise.results_io import is_imported, load_results
+    from netscale.advise.results_io import load_source
     from netscale.advise.study_fits import fit_study, study_runtime
     from netscale.util.validate import MAX_N_BOOT, check_fraction, check_int_range
 
@@ -254,8 +254,7 @@ def run_fit(args: argparse.Namespace) -> int:
                             "--samples out)")
     noise = parse_noise(args.noise)
     at = parse_at(args.at) if args.at is not None else None
-    study = load_results(args.study_dir, percent=args.percent)
-    imported = is_imported(study)
+    study = load_source(args.study_dir, percent=args.percent)
     trials = [t for t in study.trials if args.base is None or t.base == args.base]
     if args.base is not None and not trials:
         raise NetscaleError(f"base {args.base!r} is not in the study; bases: "
@@ -266,8 +265,8 @@ def run_fit(args: argparse.Namespace) -> int:
     preds = predictions_at(fits, at, args.level) if at is not None else None
     if args.json:
         extra: dict[str, Any] = {}
-        if imported:
-            extra["source"] = study.config.get("imported")
+        if study.source_info() is not None:
+            extra["source"] = study.source_info()
         if preds is not None:
             extra["predictions"] = preds
         print_json({"study": study.name, "path": str(study.path), **fits.to_dict(
@@ -277,7 +276,7 @@ def run_fit(args: argparse.Namespace) -> int:
     _print_fit_head(args, study, noise)
     print()
     print("all errors in percentage points (pts); b is the exponent of x")
-    print(fit_table(fits, "group" if imported else "strategy"))
+    print(fit_table(fits, study.group_word))
     print()
     print("fits:")
     for label, f in fits.fits.items():
@@ -293,7 +292,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if preds is not None:
         print()
         print(predictions_text(preds, args.x, args.level))
-    if not imported or rt is not None:
+    if study.source_info() is None or rt is not None:
         print()
         print(runtime_text(rt))
     return 0
@@ -301,20 +300,14 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def _print_fit_head(args: argparse.Namespace, study: Any, noise: float | None) -> None:
     """What was fitted: the source, x metric (flops are multiply-adds), law and intervals."""
-    from netscale.advise.results_io import is_imported
+    from netscale.advise.sources import ResultsFile
 
-    imported = is_imported(study)
-    what = "results file" if imported else "study"
-    print(f"{what} {study.name} ({study.path}): top-1 error vs {args.x}"
+    print(f"{study.kind} {study.name} ({study.path}): top-1 error vs {args.x}"
           f"{' (multiply-adds)' if 'flops' in args.x else ''}, law {args.law}, "
           f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)"
           + (f", known noise {100 * noise:.2f} points" if noise else ""))
-    if imported:
-        src = study.config["imported"]
-        counted = src.get("counted_models") or []
-        print(f"  {src['rows']} rows in {len(src['groups'])} group(s), each fitted on its own; "
-              f"error column {src['error_column']} ({src['error_unit']})"
-              + (f"; flops of {len(counted)} model(s) counted analytically" if counted else ""))
+    if isinstance(study, ResultsFile):
+        print(f"  {study.summary()}")
 
 
 EXTRAPOLATION_WARN = 4.0
@@ -425,7 +418,14 @@ def run_recommend(args: argparse.Namespace) -> int:
 def _recommend_options(args: argparse.Namespace) -> Any:
     """The checked flags of ``netscale recommend`` as a RecommendOptions (candidates timed
     here are reported on stderr)."""
-    from netscale.advise.recommend import RecommendOptions, default_measure
+    from netscale.advise.options import (
+        CandidateOptions,
+        LawOptions,
+        RecommendOptions,
+        TimingOptions,
+    )
+    from netscale.advise.records import Constraints
+    from netscale.advise.runtimes import default_measure
     from netscale.util.device import check_device
     from netscale.util.units import parse_count
     from netscale.util.validate import check_output_file
@@ -458,10 +458,12 @@ def _recommend_options(args: argparse.Namespace) -> Any:
         return res
 
     return RecommendOptions(
-        max_latency_ms=args.max_latency, batch_size=args.batch_size, max_params=max_params,
-        max_acts=max_acts, device=args.device, measure=args.measure, strategies=strategies,
-        alphas=alphas, base=args.base, x=args.x, law=args.law, budget_s=args.budget,
-        measure_fn=timed, latency_mode=args.latency_mode)
+        constraints=Constraints(max_latency_ms=args.max_latency, batch_size=args.batch_size,
+                                max_params=max_params, max_acts=max_acts),
+        candidates=CandidateOptions(strategies=strategies, alphas=alphas, base=args.base),
+        laws=LawOptions(x=args.x, law=args.law),
+        timing=TimingOptions(device=args.device, measure=args.measure, budget_s=args.budget,
+                             measure_fn=timed, latency_mode=args.latency_mode))
 
 
 def _recommend_results_file(args: argparse.Namespace, opts: Any) -> int:
@@ -469,19 +471,22 @@ def _recommend_results_file(args: argparse.Namespace, opts: Any) -> int:
     from dataclasses import replace
 
     from netscale.advise.groups import GROUPS_TIE, recommend_groups
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
+    from netscale.advise.sources import ResultsFile
 
     if args.out:
         raise NetscaleError("--out writes a scaled network spec, but a results file has no "
                             "networks; drop --out (or recommend from a study directory)")
-    source = load_results(args.source, percent=args.percent)
+    source = load_source(args.source, percent=args.percent)
+    assert isinstance(source, ResultsFile)  # is_results_file(args.source)
     extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
                             ("--device", args.device)) if v]
     if extra:
         raise NetscaleError(f"{', '.join(extra)} scale or time a base network; a results "
                             "file ranks its own groups, so drop them")
     rec = recommend_groups(source, args.target_flops,
-                           replace(opts, tie=GROUPS_TIE, noise=parse_noise(args.noise)))
+                           replace(opts, tie=GROUPS_TIE,
+                                   laws=replace(opts.laws, noise=parse_noise(args.noise))))
     if args.json:
         print_json(rec.to_dict())
     else:
