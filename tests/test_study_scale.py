@@ -158,7 +158,8 @@ def test_big_study_verdict_and_fits_unchanged(big: Path) -> None:
     the fits worked per distinct x (recorded with it: dwr at x8, alone; b and c per strategy
     at the precision the CLI prints)."""
     from netscale.advise import verdict_for_study_dir
-    from netscale.advise.study_fits import fit_study, load_study
+    from netscale.advise.sources import load_study
+    from netscale.advise.study_fits import fit_study
 
     v = verdict_for_study_dir(big)
     assert (v.recommended, list(v.tied), v.factor) == ("dwr", [], 8.0)
