@@ -442,7 +442,7 @@ def annotate_rows(rows: Sequence[dict[str, Any]], groups: Sequence[GroupStats]
         (g.base, g.strategy, g.factor): g for g in groups}
     out = []
     for r in rows:
-        g = by_key.get((r.get("base"), r.get("strategy"), float(r.get("factor") or 0)))
+        g = by_key.get((r["base"], r["strategy"], float(r["factor"])))
         extra: dict[str, Any] = dict.fromkeys(GROUP_COLUMNS)
         if g is not None:
             extra.update(n_seeds=g.n_seeds, top1_err_mean=g.top1_err_mean,

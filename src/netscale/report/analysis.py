@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
 
 if TYPE_CHECKING:
@@ -75,14 +75,14 @@ def series_by_strategy(trials: Sequence[TrialRow]) -> list[Series]:
         ))
     out = []
     for (base, strategy), pts in points.items():
-        if strategy == BASE:
+        if strategy == BASE_STRATEGY:
             continue
-        base_pts = points.get((base, BASE), [])
+        base_pts = points.get((base, BASE_STRATEGY), [])
         s = Series(base, strategy, sorted(base_pts + pts, key=lambda p: p.factor))
         out.append(s)
     if not out:  # a study with only the base model
-        out = [Series(b, BASE, sorted(p, key=lambda q: q.factor))
-               for (b, st), p in points.items() if st == BASE]
+        out = [Series(b, BASE_STRATEGY, sorted(p, key=lambda q: q.factor))
+               for (b, st), p in points.items() if st == BASE_STRATEGY]
     return sorted(out, key=lambda s: (s.base, s.strategy))
 
 

@@ -188,9 +188,8 @@ _TRIAL_HEADS = [("trial", True), ("strategy", True), ("s", False), ("flops (M MA
 
 def _trial_cells(t: TrialRow, same: dict[str, list[str]]) -> list[tuple[Any, str]]:
     """(sort value, shown text) of each column of one trial's row."""
-    stages = t.spec.get("stages", [])
-    depths = ",".join(str(s["depth"]) for s in stages)
-    widths = ",".join(str(s["width"]) for s in stages)
+    depths = ",".join(map(str, t.depths))
+    widths = ",".join(map(str, t.widths))
     flag = timing_flag(t) if t.time_ms is not None else ""
     marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
         [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])

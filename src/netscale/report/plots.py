@@ -13,7 +13,7 @@ import numpy as np
 from netscale.report.analysis import Series, runtime_correlations
 from netscale.report.marks import SAME_MARK, same_network_labels, timing_flag
 from netscale.scaling import parse_strategy
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
 from netscale.util.io import atomic_savefig
 
@@ -89,9 +89,9 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 
 
 def strategy_colors(names: Sequence[str]) -> dict[str, str]:
-    order = sorted(set(names) - {BASE})
+    order = sorted(set(names) - {BASE_STRATEGY})
     out = {n: COLORS[i % len(COLORS)] for i, n in enumerate(order)}
-    out[BASE] = "#000000"
+    out[BASE_STRATEGY] = "#000000"
     return out
 
 
@@ -282,7 +282,7 @@ def growth(series: Sequence[Series], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(FULL_W, 4.4))
     drawn = False
     for s in series:
-        if s.strategy == BASE:
+        if s.strategy == BASE_STRATEGY:
             continue
         try:
             strat = parse_strategy(s.strategy)

@@ -211,6 +211,16 @@ class TrialRow:
         return str(self.spec.get("name") or self.id)
 
     @property
+    def depths(self) -> list[int]:
+        """Blocks per stage of the trial's network ([] without stages, e.g. a module)."""
+        return [int(s["depth"]) for s in self.spec.get("stages", [])]
+
+    @property
+    def widths(self) -> list[int]:
+        """Channels per stage of the trial's network ([] without stages)."""
+        return [int(s["width"]) for s in self.spec.get("stages", [])]
+
+    @property
     def timings(self) -> list[Timing]:
         """Every runtime measurement of the trial (the ``bench`` rows), typed."""
         return [Timing.from_row(r) for r in self.bench]
@@ -656,8 +666,7 @@ class Store:
         out = []
         for t in self.trials() if trials is None else trials:
             d = t.to_dict(with_spec=False, with_epochs=False)
-            d["depths"] = [s["depth"] for s in t.spec.get("stages", [])]
-            d["widths"] = [s["width"] for s in t.spec.get("stages", [])]
+            d["depths"], d["widths"] = t.depths, t.widths
             d["bench"] = t.bench
             d["epochs"] = t.epochs
             out.append(d)
