@@ -298,10 +298,6 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     decision: Decision | None = None
 
-    @property
-    def strategy(self) -> str | None:  # the former report API's name
-        return self.recommended
-
     def group(self, strategy: str, factor: float | None = None) -> GroupStats | None:
         f = self.factor if factor is None else factor
         return next((g for g in self.groups if g.strategy == strategy and g.factor == f

@@ -339,14 +339,8 @@ def predictions_at(fits: Any, at: list[float], level: float) -> dict[str, Any]:
             "flops": "multiply-adds"}, "groups": out}
 
 
-def _count(v: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:.3g}"
-
-
 def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
+    from netscale.advise.records import fmt_count
     from netscale.util.fmt import table
 
     unit = " (multiply-adds)" if x == "flops" else ""
@@ -360,12 +354,12 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
             fallback.append(label)
         for p in g["predictions"]:
             ex = p["extrapolation"]
-            rows.append([label, _count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
+            rows.append([label, fmt_count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
                          _pt(p["value"]), f"[{_pt(p['lo'])}, {_pt(p['hi'])}]",
                          "inside" if ex <= 1 + 1e-9 else f"x{ex:.3g}",
                          "WARNING" if p["warning"] else ""])
             if p["warning"]:
-                warns.setdefault(label, []).append(_count(p["x"]))
+                warns.setdefault(label, []).append(fmt_count(p["x"]))
     lines = [f"predicted top-1 error at --at {x}{unit}; errors in percentage points, "
              f"{level:.0%} prediction intervals for a new run; 'past data' = how far beyond "
              "the fitted sizes"]
@@ -376,7 +370,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
     for label, xs in warns.items():
         g = preds["groups"][label]
         lines.append(f"warning: {label} at {', '.join(xs)}: more than x{EXTRAPOLATION_WARN:g} "
-                     f"past the fitted sizes ({_count(g['x_min'])}..{_count(g['x_max'])}); "
+                     f"past the fitted sizes ({fmt_count(g['x_min'])}..{fmt_count(g['x_max'])}); "
                      "there the law is a guess: trust the interval rather than the value")
     if fallback:
         lines.append(f"* {', '.join(fallback)}: the plain power law (too few points for the "

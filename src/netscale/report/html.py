@@ -305,20 +305,9 @@ _MARKS_NOTE = (f'<p class="small">{FLAG_MARK} flagged timing: its spread exceede
                "identical, so the rows are one model (their difference is noise).</p>")
 
 
-def _point_marks(trials: Sequence[TrialRow]
-                 ) -> tuple[dict[tuple[str, float], str], dict[tuple[str, float], list[str]]]:
-    """Flags and identical networks per (strategy, factor); the base under 'base'."""
-    same = same_network_labels(trials)
-    flags: dict[tuple[str, float], str] = {}
-    sames: dict[tuple[str, float], list[str]] = {}
-    for t in trials:
-        key = (t.strategy, t.factor)
-        f = timing_flag(t) if t.time_ms is not None else ""
-        if f:
-            flags[key] = f
-        if t.id in same:
-            sames[key] = sorted(set(sames.get(key, [])) | set(same[t.id]))
-    return flags, sames
+def _flagged_points(trials: Sequence[TrialRow]) -> set[tuple[str, float]]:
+    """The (strategy, factor) points with a flagged timing; the base under 'base'."""
+    return {(t.strategy, t.factor) for t in trials if t.time_ms is not None and timing_flag(t)}
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
@@ -371,7 +360,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     figs = {
         "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
         "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png",
-                                                   flagged=_point_marks(trials)[0]),
+                                                   flagged=_flagged_points(trials)),
         "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
         "growth": plots.growth(series, out / "growth.png"),
     }

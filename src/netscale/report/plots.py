@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,12 +116,12 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
 
 
 def error_vs_runtime(series: Sequence[Series], path: Path,
-                     flagged: Any = None) -> Path | None:
+                     flagged: Collection[tuple[str, float]] = ()) -> Path | None:
     """``flagged``: (strategy, factor) pairs whose timing was flagged (ringed in red)."""
     plt = pyplot()
     colors = strategy_colors([s.strategy for s in series])
     fig, ax = plt.subplots(figsize=(HALF_W, 4.2))
-    flagged = set(flagged or ())
+    flagged = set(flagged)
     any_flag = False
     drawn = False
     for s in series:
