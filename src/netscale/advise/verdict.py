@@ -127,7 +127,7 @@ def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
                                                              ei.sampling_half)
             eps = [int(t.epochs_done) for t in done if t.epochs_done]
             g.epochs = int(statistics.median(eps)) if eps else None
-        ti = time_interval([tm.row for tm in (t.timing for t in ts) if tm is not None])
+        ti = time_interval([tm.row for tm in (t.timing for t in ts) if tm is not None and tm.ok])
         if ti is not None:
             g.time_ms, g.time_ms_low, g.time_ms_high = ti.time_ms, ti.low, ti.high
             g.time_quality = ti.quality

@@ -159,10 +159,9 @@ class Timing:
 
 
 def stand_in(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The bench row that stands for a trial: its successful inference row, else its first
-    successful row; None when none succeeded."""
-    ok = [r for r in rows if r.get("status", "ok") == "ok"]
-    return next((r for r in ok if r.get("mode", "infer") == "infer"), ok[0] if ok else None)
+    """The bench row that stands for a trial (the one its ``time_ms`` comes from): its
+    inference row, else its first row; None without rows."""
+    return next((r for r in rows if r.get("mode", "infer") == "infer"), rows[0] if rows else None)
 
 
 @dataclass
