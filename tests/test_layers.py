@@ -181,3 +181,12 @@ def test_no_private_name_is_imported_from_another_module() -> None:
                             if a.name.startswith("_") and not a.name.startswith("__")]
     assert not private, "private names imported across modules (make them public or move " \
         "them):\n" + "\n".join(private)
+
+
+def test_html_is_written_only_in_report() -> None:
+    """Presentation stays out of the engine: HTML markup appears in netscale.report only."""
+    tags = ("<table", "<div", "<td", "<img", "<ul")
+    found = [f"{f.relative_to(SRC.parent)}: {tag}" for f in sorted(SRC.rglob("*.py"))
+             if f.relative_to(SRC).parts[0] != "report"
+             for tag in tags if tag in f.read_text(encoding="utf-8")]
+    assert not found, "HTML outside netscale.report:\n" + "\n".join(found)

@@ -69,8 +69,8 @@ from netscale.util.units import parse_target
 
 
 @dataclass(frozen=True)
-class _Run:
-    """What one recommendation works on: the base, the study's fits and runtime model (if
+class _Basis:
+    """What one recommendation stands on: the base, the study's fits and runtime model (if
     any), the constraints and whether candidates are timed here."""
 
     spec: NetSpec
@@ -120,7 +120,7 @@ def recommend(source: str | Path | StudyResults | NetSpec, target: str | float,
     if opts.timing.measure is False and cons.max_latency_ms is not None:
         raise NetscaleError("a latency limit without a study needs measured runtimes; drop "
                             "--no-measure (candidates are timed here with the bench harness)")
-    return _recommend(_Run(spec=spec, label=label, source=str(getattr(source, "name", source)),
+    return _recommend(_Basis(spec=spec, label=label, source=str(getattr(source, "name", source)),
                            mode="base", opts=opts, cons=cons,
                            measure=opts.timing.measure is not False,
                            device=opts.timing.device), target)
@@ -135,7 +135,7 @@ def recommend_study(study: StudyResults, target: str | float,
     opts = options or RecommendOptions()
     if isinstance(study, ResultsFile):
         return recommend_groups(study, target, opts, fits=fits)
-    return _recommend(_study_run(study, opts, fits), target)
+    return _recommend(_study_basis(study, opts, fits), target)
 
 
 def _source_study(source: str | Path | StudyResults | NetSpec) -> StudyResults | None:
@@ -202,7 +202,7 @@ def _base_spec(study: StudyResults, base: str) -> NetSpec:
                         "its config does not resolve); pass the base spec file instead")
 
 
-def _study_run(study: StudyResults, opts: RecommendOptions, fits: StudyFits | None) -> _Run:
+def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | None) -> _Basis:
     laws, timing = opts.laws, opts.timing
     x = check_x_metric(laws.x)
     cons = opts.constraints.validate()
@@ -219,7 +219,7 @@ def _study_run(study: StudyResults, opts: RecommendOptions, fits: StudyFits | No
     device = timing.device
     if measure and device is None and runtime is not None:
         device = runtime.device
-    return _Run(spec=spec, label=base, source=str(study.path), mode="study", opts=opts,
+    return _Basis(spec=spec, label=base, source=str(study.path), mode="study", opts=opts,
                 cons=cons, measure=measure, device=device, fits=fits, runtime=runtime,
                 study_times=measured_times(trials, runtime, mode=timing.latency_mode),
                 trials=trials, study=study)
@@ -230,7 +230,7 @@ def _study_run(study: StudyResults, opts: RecommendOptions, fits: StudyFits | No
 # --------------------------------------------------------------------------------------------
 
 
-def _target_factor(run: _Run, target: str | float) -> tuple[float, int]:
+def _target_factor(run: _Basis, target: str | float) -> tuple[float, int]:
     """(factor, base flops) of ``target``; flops are multiply-adds."""
     base_flops = complexity_totals(run.spec).flops
     if isinstance(target, (int, float)) and not isinstance(target, bool):
@@ -259,7 +259,7 @@ class _Choice:
     trained_at: float | None = None
 
 
-def _choose(run: _Run, cands: list[Candidate], factor: float, cons: Constraints,
+def _choose(run: _Basis, cands: list[Candidate], factor: float, cons: Constraints,
             notes: list[str]) -> _Choice:
     """The study's verdict at a trained factor, else the ranking by predicted error (or the
     paper's prior without predictions)."""
@@ -281,7 +281,7 @@ def _choose(run: _Run, cands: list[Candidate], factor: float, cons: Constraints,
     return _Choice(chosen, ranking, [o.name for o in dec.tied], reason)
 
 
-def _error_basis(run: _Run, choice: _Choice) -> str:
+def _error_basis(run: _Basis, choice: _Choice) -> str:
     level = run.opts.laws.level
     if choice.verdict is not None:
         return (f"top-1 error measured by the study at ×{choice.trained_at:g} (mean of its "
@@ -293,7 +293,7 @@ def _error_basis(run: _Run, choice: _Choice) -> str:
     return "no trained results: errors cannot be predicted; ranked by prior"
 
 
-def _runtime_basis(run: _Run, measured: tuple[int, str] | None) -> str:
+def _runtime_basis(run: _Basis, measured: tuple[int, str] | None) -> str:
     runtime = run.runtime
     if run.measure and measured:
         return (f"measured here with the bench harness (inference, batch "
@@ -309,7 +309,7 @@ def _runtime_basis(run: _Run, measured: tuple[int, str] | None) -> str:
     return "not available (the study has no benchmark rows; use --measure)"
 
 
-def _choice_notes(run: _Run, choice: _Choice, cons: Constraints) -> list[str]:
+def _choice_notes(run: _Basis, choice: _Choice, cons: Constraints) -> list[str]:
     """What to watch out for in the chosen model: extrapolated error or runtime, a latency
     near the limit, ties."""
     chosen, runtime, trials = choice.chosen, run.runtime, run.trials
@@ -347,7 +347,7 @@ def _fit_summary(fits: StudyFits | None) -> dict[str, Any]:
             for k, f in fits.fits.items()}
 
 
-def _recommend(run: _Run, target: str | float) -> Recommendation:
+def _recommend(run: _Basis, target: str | float) -> Recommendation:
     """Candidates -> predicted errors and static limits -> runtimes and the latency limit ->
     ranking -> explanation."""
     tie = run.opts.tie
