@@ -25,6 +25,17 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
 
 
+def with_interval(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
+    """'v [lo, hi]' (``digits`` significant digits), or 'v' without an interval."""
+    d = digits
+    return f"{v:.{d}g}" if iv is None else f"{v:.{d}g} [{iv[0]:.{d}g}, {iv[1]:.{d}g}]"
+
+
+def pct_interval(v: float, iv: tuple[float, float] | None) -> str:
+    """A fraction and its interval in percentage points: '23.45 [22.10, 24.80]'."""
+    return pct(v) if iv is None else f"{pct(v)} [{pct(iv[0])}, {pct(iv[1])}]"
+
+
 @dataclass(frozen=True)
 class Constraints:
     """Limits a recommended model must satisfy (None: no limit). ``max_latency_ms`` is the

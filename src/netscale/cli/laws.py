@@ -167,35 +167,21 @@ def parse_at(text: str) -> list[float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ci(v: float, iv: tuple[float, float] | None) -> str:
-    if iv is None:
-        return f"{v:.3g}"
-    return f"{v:.3g} [{iv[0]:.3g}, {iv[1]:.3g}]"
-
-
-def _pt(v: float) -> str:
-    return f"{100 * v:.2f}"
-
-
-def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
-    if iv is None:
-        return _pt(v)
-    return f"{_pt(v)} [{_pt(iv[0])}, {_pt(iv[1])}]"
-
-
 def _holdout_text(rep: Any) -> str:
+    from netscale.advise.records import pct
     h = rep.holdout.get(rep.best)
     if h is None:
         return "-"
     if h.skipped:
         return "skipped (too few smaller models)"
-    return (f"{_pt(h.predicted)} [{_pt(h.lo)}, {_pt(h.hi)}] vs {_pt(h.actual)} "
+    return (f"{pct(h.predicted)} [{pct(h.lo)}, {pct(h.hi)}] vs {pct(h.actual)} "
             f"({'inside' if h.within else 'OUTSIDE'}, {100 * (h.predicted - h.actual):+.2f})")
 
 
 def fit_table(fits: Any, head: str = "strategy") -> str:
     """The fit table; every error in it (c, RMSE, leave-largest-out) is in percentage
     points."""
+    from netscale.advise.records import pct, pct_interval, with_interval
     from netscale.util.fmt import table
 
     rows = []
@@ -206,10 +192,10 @@ def fit_table(fits: Any, head: str = "strategy") -> str:
             rows.append([label, alpha, pts, "-", "-", "-", "-", "-", "not fitted (see notes)"])
             continue
         lf = f.report.best_fit
-        c = _ci_pts(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
-        rows.append([label, alpha, pts, lf.law, _ci(lf.b, lf.intervals.get("b")), c,
+        c = pct_interval(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
+        rows.append([label, alpha, pts, lf.law, with_interval(lf.b, lf.intervals.get("b")), c,
                      f"{lf.r2_log:.3f}" if math.isfinite(lf.r2_log) else "-",
-                     _pt(lf.rmse), _holdout_text(f.report)])
+                     pct(lf.rmse), _holdout_text(f.report)])
     return table(rows, [head, "α", "points (sizes)", "law", "b [CI]", "c [CI] (pts)",
                         "R²(log)", "RMSE (pts)",
                         "leave-largest-out: predicted [PI] vs actual (pts, difference)"],
@@ -242,6 +228,7 @@ def runtime_text(rt: Any) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from netscale.advise.records import with_interval
     from netscale.advise.results_io import load_source
     from netscale.advise.study_fits import fit_study, study_runtime
     from netscale.util.validate import MAX_N_BOOT, check_fraction, check_int_range
@@ -283,7 +270,7 @@ def run_fit(args: argparse.Namespace) -> int:
         if f.report is not None:
             lf = f.report.best_fit
             a = lf.intervals.get("a")
-            print(f"  {label}: {lf.formula()}   (a {_ci(lf.a, a)}; err as a fraction)")
+            print(f"  {label}: {lf.formula()}   (a {with_interval(lf.a, a)}; err as a fraction)")
     notes = grouped_notes(fits)
     if notes:
         print("notes:")
@@ -340,7 +327,7 @@ def predictions_at(fits: Any, at: list[float], level: float) -> dict[str, Any]:
 
 
 def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
-    from netscale.advise.records import fmt_count
+    from netscale.advise.records import fmt_count, pct
     from netscale.util.fmt import table
 
     unit = " (multiply-adds)" if x == "flops" else ""
@@ -355,7 +342,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
         for p in g["predictions"]:
             ex = p["extrapolation"]
             rows.append([label, fmt_count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
-                         _pt(p["value"]), f"[{_pt(p['lo'])}, {_pt(p['hi'])}]",
+                         pct(p["value"]), f"[{pct(p['lo'])}, {pct(p['hi'])}]",
                          "inside" if ex <= 1 + 1e-9 else f"x{ex:.3g}",
                          "WARNING" if p["warning"] else ""])
             if p["warning"]:

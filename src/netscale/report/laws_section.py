@@ -13,7 +13,7 @@ from pathlib import Path
 
 from netscale.advise.options import LawOptions, RecommendOptions
 from netscale.advise.recommend import recommend_study
-from netscale.advise.records import pct
+from netscale.advise.records import pct, pct_interval, with_interval
 from netscale.advise.sources import ResultsFile, StudyResults
 from netscale.advise.study_fits import (
     StudyFits,
@@ -47,16 +47,9 @@ def _wide(iv: tuple[float, float] | None) -> bool:
 
 
 def _ci(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
-    if iv is None:
-        return f"{v:.{digits}g}"
     if _wide(iv):  # the interval itself goes below the table (_wide_note)
         return f"{v:.{digits}g} (unconstrained*)"
-    return f"{v:.{digits}g} [{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
-
-
-def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
-    """A fraction and its interval in percentage points."""
-    return pct(v) if iv is None else f"{pct(v)} [{pct(iv[0])}, {pct(iv[1])}]"
+    return with_interval(v, iv, digits)
 
 
 def _wide_note(fits: StudyFits) -> str:
@@ -233,8 +226,8 @@ def _fits_table(fits: StudyFits) -> str:
             f'<td class="l">{esc(rep.best)}</td>',
             f"<td>{esc(_ci(lf.a, lf.intervals.get('a')))}</td>",
             f"<td>{esc(_ci(lf.b, lf.intervals.get('b')))}</td>",
-            f"<td>{esc(_ci_pts(lf.c, lf.intervals.get('c')) if lf.law == 'saturating' else '—')}"
-            "</td>",
+            f"<td>{esc(pct_interval(lf.c, lf.intervals.get('c')))}</td>"
+            if lf.law == "saturating" else "<td>—</td>",
             f"<td>{lf.r2_log:.3f}</td>" if math.isfinite(lf.r2_log) else "<td></td>",
             f"<td>{100 * lf.rmse:.2f}</td>",
             f'<td class="l">{esc(hold)}</td>',
