@@ -36,6 +36,15 @@ class StudyResults:
     def bases(self) -> list[str]:
         return sorted({t.base for t in self.trials})
 
+    @property
+    def raw_path(self) -> Path:
+        """The file the trials were read from."""
+        return self.path / STORE_NAME
+
+    def report_dir(self) -> Path:
+        """Where ``netscale report`` writes unless told otherwise."""
+        return self.path / "report"
+
     def counts(self) -> dict[str, int]:
         """Trials per status (an alias row counts with its canonical trial's status)."""
         return {s: sum(1 for t in self.trials if t.status == s) for s in STATUSES}
@@ -83,6 +92,13 @@ class ResultsFile(StudyResults):
     def info(self) -> FileInfo:
         assert self.file is not None
         return self.file
+
+    @property
+    def raw_path(self) -> Path:
+        return self.path
+
+    def report_dir(self) -> Path:
+        return self.path.parent / f"{self.path.stem}_report"
 
     def csv_text(self) -> str:
         """The rows in the results-file format (fractions, flops in multiply-adds)."""

@@ -349,9 +349,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     to the file)."""
     study = Path(study_dir)
     source = load_source(study, percent=percent)
-    out = Path(out_dir) if out_dir else (
-        study.parent / f"{study.stem}_report" if isinstance(source, ResultsFile)
-        else study / "report")
+    out = Path(out_dir) if out_dir else source.report_dir()
     out.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(out)  # temp files of a report write that a kill interrupted
     trials, config = source.trials, source.config
@@ -369,8 +367,7 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     bench_env = next((t.timings[0].env for t in trials if t.bench and t.timings[0].env), {})
     status = ", ".join(f"{v} {k}" for k, v in source.counts().items() if v)
     about, verdict = _about_and_verdict(source)
-    kind = "Scaling study" if not isinstance(source, ResultsFile) else "Results"
-    db = study if isinstance(source, ResultsFile) else study / "results.sqlite"
+    kind = "Results" if isinstance(source, ResultsFile) else "Scaling study"
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netscale report: {esc(config.get('name', study.name))}</title><style>{_CSS}</style></head>
@@ -395,7 +392,7 @@ ms per G multiply-adds (flops), per M params and per M activations throughout.</
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
 {_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
-raw results in <code>{esc(str(db))}</code>.</p>
+raw results in <code>{esc(str(source.raw_path))}</code>.</p>
 <script>{_JS}</script>
 </body></html>
 """
