@@ -96,8 +96,8 @@ class GroupRecommendation(Recommendation):
             e = c.error
             ex = (f", extrapolating x{e.extrapolation:.3g} past the group's data"
                   if e.extrapolation > 1 + 1e-9 else "")
-            lines.append(f"  predicted error {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
-                         f"{100 * e.hi:.2f}] ({e.level:.0%} prediction interval; {e.source}{ex})")
+            lines.append(f"  predicted error {e.text('%')} ({e.level:.0%} prediction interval; "
+                         f"{e.source}{ex})")
         est = [f"{k} {fmt_count(v)}" for k, v in (("params", c.params), ("acts", c.acts))
                if v]
         if est:
@@ -119,7 +119,7 @@ def group_table(cands: Sequence[Candidate]) -> str:
     rows = []
     for c in cands:
         e = c.error
-        err = f"{100 * e.value:.2f} [{100 * e.lo:.2f}, {100 * e.hi:.2f}]" if e else "-"
+        err = e.text() if e else "-"
         ex = "-" if e is None else ("inside" if e.extrapolation <= 1 + 1e-9
                                     else f"x{e.extrapolation:.3g}")
         rows.append([str(c.rank) if c.rank is not None else "-", c.name,

@@ -203,8 +203,7 @@ def measured_rank(cands: list[Candidate], trials: Sequence[TrialRow], factor: fl
         c.rank = i
     for c in cands:
         if c.rank is None and c.usable and not c.violations:
-            pred = (f"predicted {pct(c.error.value)}% [{pct(c.error.lo)}, "
-                    f"{pct(c.error.hi)}]; " if c.error is not None
+            pred = (f"predicted {c.error.text('%')}; " if c.error is not None
                     else f"{c.error_note}; " if c.error_note else "")
             c.verdict = (f"not trained at ×{factor:g}: {pred}the verdict at a trained factor "
                          "compares measured results only")

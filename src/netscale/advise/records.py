@@ -91,6 +91,11 @@ class ErrorEstimate:
     method: str  # "fit" | "interpolated"
     source: str
 
+    def text(self, sign: str = "") -> str:
+        """'23.45 [22.10, 24.80]': the error and its interval in percent (``sign`` after the
+        value, e.g. '%')."""
+        return f"{pct(self.value)}{sign} [{pct(self.lo)}, {pct(self.hi)}]"
+
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)
 
@@ -219,8 +224,7 @@ class Recommendation:
                   if e.extrapolation > 1 + 1e-9 else "")
             kind = "measured error" if e.method == "measured" else "predicted error"
             iv = "interval" if e.method == "measured" else "prediction interval"
-            lines.append(f"  {kind} {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
-                         f"{100 * e.hi:.2f}] ({e.level:.0%} {iv}; {e.source}{ex})")
+            lines.append(f"  {kind} {e.text('%')} ({e.level:.0%} {iv}; {e.source}{ex})")
         else:
             lines.append(f"  predicted error: none ({c.error_note or 'no trained results'})")
         rt = []
@@ -249,8 +253,7 @@ def _exps(strategy: Mapping[str, Any]) -> str:
 def candidate_table(cands: Sequence[Candidate]) -> str:
     rows = []
     for c in cands:
-        err = (f"{100 * c.error.value:.2f} [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}]"
-               + {"interpolated": "*", "measured": "m"}.get(c.error.method, "")
+        err = (c.error.text() + {"interpolated": "*", "measured": "m"}.get(c.error.method, "")
                if c.error else "-")
         t = c.time_ms
         rows.append([

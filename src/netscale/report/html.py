@@ -453,7 +453,7 @@ def _groups_verdict_html(source: ResultsFile) -> str:
     assert c.error is not None
     head = (f'<div class="box"><b>Lowest predicted top-1 error at {fmt_count(target)} flops '
             f"(the largest model in the file): <code>{esc(c.name)}</code></b> — "
-            f"{100 * c.error.value:.2f}% [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}] "
+            f"{c.error.text('%')} "
             f"({c.error.level:.0%} prediction interval; {esc(c.error.source)}). "
             "<code>netscale recommend FILE --target-flops 8G</code> ranks at another target "
             "and applies params / activations / latency limits.</div>")
@@ -462,8 +462,7 @@ def _groups_verdict_html(source: ResultsFile) -> str:
             "</tr></thead><tbody>"]
     for cand in rec.candidates:
         er = cand.error
-        val = "" if er is None else (f"{100 * er.value:.2f} [{100 * er.lo:.2f}, "
-                                     f"{100 * er.hi:.2f}]")
+        val = "" if er is None else er.text()
         ex = "" if er is None else ("inside" if er.extrapolation <= 1 + 1e-9
                                     else f"×{er.extrapolation:.3g}")
         rows.append(f"<tr><td>{cand.rank or ''}</td><td class='l'>{esc(cand.name)}</td>"

@@ -337,7 +337,7 @@ def _recommend_html(source: StudyResults, fits: StudyFits) -> str:
         return f"<p class='small'>(No recommendation: {esc(exc)})</p>"
     c = rec.chosen
     err = ("no prediction" if c.error is None else
-           f"{pct(c.error.value)}% [{pct(c.error.lo)}, {pct(c.error.hi)}] ({esc(c.error.source)})")
+           f"{c.error.text('%')} ({esc(c.error.source)})")
     rt = "" if c.time_ms is None else f", predicted {c.time_ms:.3g} ms per batch of " \
                                       f"{rec.runtime_batch}"
     stages = (c.spec or {}).get("stages", [])
@@ -359,7 +359,7 @@ def _recommend_html(source: StudyResults, fits: StudyFits) -> str:
         if not cand.trained and (cand.rank is None or cand.rank > 8):
             continue
         e = ("" if cand.error is None else
-             f"{pct(cand.error.value)} [{pct(cand.error.lo)}, {pct(cand.error.hi)}]"
+             cand.error.text()
              + (" (interp.)" if cand.error.method == "interpolated" else ""))
         rows.append(
             f"<tr><td>{cand.rank or ''}</td><td class='l'>{esc(cand.name)}</td>"
