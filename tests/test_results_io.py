@@ -52,8 +52,8 @@ def test_csv_flops_percent_and_fraction_give_the_same_rows(tmp_path, exact_csv):
         assert (a.strategy, a.flops, a.status) == (b.strategy, b.flops, "done")
         assert a.top1_err == pytest.approx(b.top1_err, abs=1e-11)
     assert pct.trials[0].top1_err == pytest.approx(law("A", 1e8), abs=1e-11)
-    assert pct.info.error_unit == "percent"
-    assert frac.info.error_unit == "fraction"
+    assert pct.file.error_unit == "percent"
+    assert frac.file.error_unit == "fraction"
     # the same per-group fits as a study would get
     fits = fit_study(pct.trials, n_boot=20)
     assert set(fits.fits) == {"A", "B"}
@@ -69,7 +69,7 @@ def test_csv_model_column_is_counted_analytically(tmp_path):
         assert (t.flops, t.params, t.acts) == (f, p, a)  # exact integer counts
         assert t.spec["name"] == n and t.resolution == 224
     assert st.trials[0].top1_err == pytest.approx(0.31088)
-    assert st.info.counted_models == sorted(names)
+    assert st.file.counted_models == sorted(names)
 
 
 def test_csv_flops_suffixes_and_model_fills_params(tmp_path):

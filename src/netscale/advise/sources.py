@@ -78,20 +78,15 @@ class FileInfo:
         return serial.to_dict(self)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResultsFile(StudyResults):
     """The rows of a CSV or JSON results file (docs/results-format.md) as trials: one group
     per strategy or family, no base network to scale."""
 
-    file: FileInfo | None = None
+    file: FileInfo
 
     kind = "results file"
     group_word = "group"
-
-    @property
-    def info(self) -> FileInfo:
-        assert self.file is not None
-        return self.file
 
     @property
     def raw_path(self) -> Path:
@@ -114,11 +109,11 @@ class ResultsFile(StudyResults):
         return buf.getvalue()
 
     def source_info(self) -> dict[str, Any]:
-        return self.info.to_dict()
+        return self.file.to_dict()
 
     def summary(self) -> str:
         """One line: rows, groups, error column and the models counted here."""
-        f = self.info
+        f = self.file
         counted = (f"; flops of {len(f.counted_models)} model(s) counted analytically"
                    if f.counted_models else "")
         return (f"{f.rows} rows in {len(f.groups)} group(s), each fitted on its own; error "

@@ -416,7 +416,7 @@ def _extra_sections(source: StudyResults, out: Path) -> list[str]:
 def _about_and_verdict(source: StudyResults) -> tuple[str, str]:
     """The study's settings (or the results file's description) and the verdict box."""
     if isinstance(source, ResultsFile):
-        f = source.info
+        f = source.file
         about = (f"<p>Results trained elsewhere, read from <code>{esc(f.path)}</code>: "
                  f"{f.rows} rows, groups <code>{esc(', '.join(f.groups))}</code>, "
                  f"error column <code>{esc(f.error_column)}</code> ({esc(f.error_unit)})"
