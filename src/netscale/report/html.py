@@ -318,7 +318,7 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
             "<th>r (log-log)</th><th>linear fit: slope</th><th>trials</th></tr></thead><tbody>"]
     for c in model.per_metric.values():
-        div, unit = RUNTIME_UNITS.get(c.metric, (1.0, c.metric))
+        div, unit = plots.SLOPE_UNITS.get(c.metric, (1.0, c.metric))
         r, r_log, slope = (v if math.isfinite(c.pearson_r) and math.isfinite(v) else None
                            for v in (c.pearson_r, c.loglog_r, c.slope))
         rows.append("<tr>" + _cell(c.metric, left=True)
@@ -477,10 +477,6 @@ def _wrap_tables(page: str) -> str:
     horizontally, whatever section (including registered ones) produced the table."""
     page = re.sub(r"<table\b", '<div class="tw"><table', page)
     return page.replace("</table>", "</table></div>")
-
-
-RUNTIME_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
-                 "acts": (1e6, "M activations")}
 
 
 def _bench_line(config: dict[str, Any]) -> str:

@@ -24,7 +24,13 @@ from netscale.advise.study_fits import (
 )
 from netscale.errors import NetscaleError
 from netscale.report.fragments import esc, img
-from netscale.report.plots import plain_log_ticks, pyplot, strategy_colors
+from netscale.report.plots import (
+    AXIS_LABELS,
+    SLOPE_UNITS,
+    plain_log_ticks,
+    pyplot,
+    strategy_colors,
+)
 from netscale.study.store import TrialRow
 from netscale.util.io import atomic_savefig
 
@@ -117,8 +123,7 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
         lo, hi = min(seen), max(seen)
         pad = max(0.5, 0.25 * (hi - lo))
         ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
-    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-            "acts": "activations (M)"}.get(fits.x_metric, fits.x_metric)
+    unit = AXIS_LABELS.get(fits.x_metric, fits.x_metric)
     ax.set_xlabel(unit)
     ax.set_ylabel("top-1 error (%)")
     ax.set_title(f"Fitted laws ({fits.level:.0%} prediction bands; dashed: "
@@ -170,8 +175,7 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-            "acts": "activations (M)"}.get(fits.x_metric, f"{fits.x_metric} (M)")
+    unit = AXIS_LABELS.get(fits.x_metric, f"{fits.x_metric} (M)")
     for ax in axes[:, 0]:
         ax.set_ylabel("top-1 error (%)")
     for ax in axes.flat[:n]:
@@ -288,10 +292,8 @@ def _runtime_html(rt: StudyRuntime | None) -> str:
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th><th>r (log-log)</th>"
             "<th>line: slope</th><th>intercept (ms)</th><th>log-log exponent</th>"
             "</tr></thead><tbody>"]
-    units = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
-             "acts": (1e6, "M activations")}
     for m, f in rt.model.per_metric.items():
-        div, unit = units.get(m, (1.0, m))
+        div, unit = SLOPE_UNITS.get(m, (1.0, m))
         rows.append(
             f"<tr><td class='l'>{esc(m)}</td>"
             f"<td>{'' if not math.isfinite(f.pearson_r) else f'{f.pearson_r:.3f}'}</td>"

@@ -27,6 +27,12 @@ RC: dict[RcKeyType, float] = {
     "font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
     "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
     "figure.titlesize": 11}
+#: Axis labels of the counts, in millions (flops are multiply-adds).
+AXIS_LABELS = {"flops": "flops (M multiply-adds)", "params": "params (M)",
+               "acts": "activations (M)"}
+#: Runtime slopes are given per these units of each count: (divisor, unit).
+SLOPE_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+               "acts": (1e6, "M activations")}
 HALF_W = 5.2  # inches at 110 dpi: one column of the report's two-column grid
 FULL_W = 10.4  # the page width
 
@@ -182,8 +188,6 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         same = {g.id: sorted({x for tid in g.trial_ids for x in same.get(tid, [])})
                 for g in rows if any(tid in same for tid in g.trial_ids)}
     fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
-    units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-             "acts": "activations (M)"}
     for i, (ax, metric) in enumerate(zip(axes, ("flops", "params", "acts"))):
         for strat in sorted({t.strategy for t in rows}):
             pts = [t for t in rows if t.strategy == strat]
@@ -208,7 +212,7 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         r = f"r = {c.pearson_r:.3f}" if c is not None and math.isfinite(c.pearson_r) \
             else "r = n/a"
         ax.set_title(f"time vs {metric} ({r})")
-        ax.set_xlabel(units[metric])
+        ax.set_xlabel(AXIS_LABELS[metric])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("time per batch (ms)")
     if len(rows) < n_timed:
