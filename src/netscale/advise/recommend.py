@@ -176,7 +176,6 @@ def _pick_base(study: StudyResults, base: str | None) -> str:
     return base
 
 
-
 def _base_spec(study: StudyResults, base: str) -> NetSpec:
     for t in study.trials:
         if t.base == base and t.strategy == BASE_STRATEGY:
