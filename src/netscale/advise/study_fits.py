@@ -29,7 +29,7 @@ import numpy as np
 from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
-from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.scaling.strategy import BASE_STRATEGY, parse_strategy
 from netscale.specs.spec import network_key
 from netscale.study.store import TrialRow
 from netscale.util import jsonio
@@ -113,8 +113,6 @@ def strategy_points(trials: Sequence[TrialRow], y: str = "top1_err"
 
 def strategy_exponents(name: str) -> dict[str, float] | None:
     """(e_d, e_w, e_r, e_g) of a strategy name, or None if it cannot be parsed."""
-    from netscale.scaling import parse_strategy
-
     try:
         s = parse_strategy(name)
     except NetscaleError:

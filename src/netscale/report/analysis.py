@@ -8,15 +8,12 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netscale.bench.fit import MIN_ROWS, RuntimeModel, fit_runtime
 from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
-
-if TYPE_CHECKING:
-    from netscale.bench.fit import RuntimeModel
 
 
 @dataclass
@@ -90,8 +87,6 @@ def runtime_correlations(trials: Sequence[TrialRow]) -> RuntimeModel | None:
     """How well flops, params and acts each predict the trials' measured time per batch: the
     runtime model (:func:`netscale.bench.fit.fit_runtime`) of the timed trials, or None with
     fewer than 3 timed trials."""
-    from netscale.bench.fit import MIN_ROWS, fit_runtime
-
     rows = [t for t in trials if t.time_ms is not None and t.time_ms > 0]
     if len(rows) < MIN_ROWS:
         return None

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netscale.errors import NetscaleError
+from netscale.study.module_base import ModuleSpec, spec_from_payload
 from netscale.util import jsonio, serial
 
 if TYPE_CHECKING:
     from netscale.specs import NetSpec
-    from netscale.study.module_base import ModuleSpec
 
 #: The store's file name inside a study directory.
 STORE_NAME = "results.sqlite"
@@ -243,8 +243,6 @@ class TrialRow:
         """The trial's model as an object: a ``NetSpec``, or a ``ModuleSpec`` for a
         module-factory base; None when the row holds no full spec (results files that
         name their models only)."""
-        from netscale.study.module_base import spec_from_payload
-
         try:
             model: NetSpec | ModuleSpec = spec_from_payload(self.spec)
         except (NetscaleError, KeyError, TypeError, ValueError):
