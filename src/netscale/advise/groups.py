@@ -37,6 +37,7 @@ from netscale.advise.sources import ResultsFile
 from netscale.advise.study_fits import StrategyFit, StudyFits, fit_study
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.specs import NetSpec
 from netscale.study.store import TrialRow
 from netscale.util.fmt import table
 from netscale.util.units import parse_count
@@ -70,7 +71,7 @@ def _logline(pairs: Sequence[tuple[float, float]]) -> LogLine | None:
 class GroupRecommendation(Recommendation):
     """A :class:`Recommendation` whose candidates are the groups of a results file."""
 
-    def chosen_spec(self) -> Any:
+    def chosen_spec(self) -> NetSpec:
         raise NetscaleError("a results file has no network specs to write; --out needs a study "
                             "directory or a base model")
 
