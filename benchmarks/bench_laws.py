@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from netscale.advise.recommend import recommend
-    from netscale.advise.study_fits import fit_study, load_study
+    from netscale.advise.sources import load_study
+    from netscale.advise.study_fits import fit_study
     from netscale.laws import calibration_study, fit_law, fit_report
     from netscale.report.laws_section import laws_section
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                               factors=(1, 2, 4, 8, 16), seeds=(0, 1))
         for name, path in (("quickstart-sized (5 x 3 sizes)", quick),
                            ("larger (6 x 5 sizes x 2 seeds)", big)):
-            trials = load_study(path).trials
+            study = load_study(path)
+            trials = study.trials
             out = Path(tmp) / f"report-{path.name}"
             print(f"{name}: {len(trials)} trials")
             for label, fn in (
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("  recommend 8x (default candidates)",
                  lambda p=path: recommend(p, "8x")),
                 ("  laws_section (fits + 2 figures + rec.)",
-                 lambda t=trials, o=out: laws_section(t, o)),
+                 lambda s=study, o=out: laws_section(s, o)),
             ):
                 print(f"{label:44s} {1e3 * timed(fn, max(1, args.repeat // 2)):8.1f} ms")
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from netscale.advise.study_fits import BASE, STORE_NAME
+from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.study.store import STORE_NAME
 from netscale.util import jsonio
 
 DEFAULT_TRUTH: dict[str, tuple[float, float]] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,7 +16,7 @@ from netscale.errors import NetscaleError
 from netscale.study import worker
 from netscale.study.config import load_study_config
 from netscale.study.runner import run_study, trial_dir
-from netscale.study.store import Store
+from netscale.study.store import Store, TrialRow
 from study_helpers import timing_only, write_config
 
 
@@ -106,13 +105,14 @@ def test_bad_recipe_setting_is_one_line(tmp_path: Path) -> None:
         load_study_config(_config(tmp_path, recipe={"memory_format": "nhwc"}))
 
 
-def _trial(i: int, setting: dict | None, flops: float) -> SimpleNamespace:
+def _trial(i: int, setting: dict | None, flops: float) -> TrialRow:
     row = {"mode": "infer", "status": "ok", "time_ms": 1.0 + flops / 1e6, "batch_size": 8,
            "device": "cpu", "flops": flops, "params": flops / 10, "acts": flops / 5}
     if setting is not None:
         row["setting"] = setting
-    return SimpleNamespace(id=f"t{i}", strategy="w", factor=1.0, flops=flops,
-                           params=flops / 10, acts=flops / 5, spec={}, bench=[row])
+    return TrialRow(id=f"t{i}", base="b", strategy="w", factor=1.0, seed=0, status="done",
+                    attempts=1, failures=0, spec={}, flops=int(flops), params=int(flops / 10),
+                    acts=int(flops / 5), resolution=8, bench=[row])
 
 
 def test_runtime_model_is_fitted_per_setting() -> None:
@@ -123,7 +123,7 @@ def test_runtime_model_is_fitted_per_setting() -> None:
                                                                   "contiguous+fp32"]
     rt = study_runtime(trials)
     assert rt is not None and rt.setting == "channels_last+bf16" and rt.n == 4
-    assert "channels_last+bf16" in rt.describe() and rt.to_dict()["setting"] == rt.setting
+    assert "channels_last+bf16" in rt.summary() and rt.to_dict()["setting"] == rt.setting
     assert rt.other_settings == ("batch 8 on cpu in contiguous+fp32 (3 rows)",)
     old = study_runtime(trials, setting="contiguous+fp32")
     assert old is not None and old.n == 3 and old.setting == "contiguous+fp32"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from netscale.advise.study_fits import load_study
+from netscale.advise.sources import load_study
 from netscale.report.laws_section import FIG_ALL, FIG_PANELS, laws_section
 from synthetic import synthetic_study
 
@@ -21,7 +21,7 @@ def _images(html: str) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory):
-    return load_study(synthetic_study(tmp_path_factory.mktemp("quick"))).trials
+    return load_study(synthetic_study(tmp_path_factory.mktemp("quick")))
 
 
 def test_quickstart_sized_study_fits_power_law_and_says_so(quick, tmp_path):
@@ -45,9 +45,9 @@ def test_quickstart_sized_study_fits_power_law_and_says_so(quick, tmp_path):
 
 
 def test_larger_study_uses_saturating_law_with_holdout(tmp_path):
-    trials = load_study(synthetic_study(tmp_path / "s", strategies=("dwr", "dWr", "w"),
-                                        factors=(1, 2, 4, 8), seeds=(0, 1))).trials
-    html = laws_section(trials, tmp_path / "report")
+    study = load_study(synthetic_study(tmp_path / "s", strategies=("dwr", "dWr", "w"),
+                                       factors=(1, 2, 4, 8), seeds=(0, 1)))
+    html = laws_section(study, tmp_path / "report")
     assert "saturating" in html and "plain power law was fitted" not in html
     assert "inside" in html or "OUTSIDE" in html
     # a, b, c with intervals in the parameter table
@@ -55,16 +55,15 @@ def test_larger_study_uses_saturating_law_with_holdout(tmp_path):
 
 
 def test_no_trained_trials_gives_a_sentence(tmp_path):
-    trials = load_study(synthetic_study(tmp_path / "s", train=False)).trials
-    html = laws_section(trials, tmp_path / "r")
+    html = laws_section(load_study(synthetic_study(tmp_path / "s", train=False)), tmp_path / "r")
     assert "No trained trials with a top-1 error yet" in html
     assert not _images(html)
     assert "Runtime model" in html  # the benchmark rows still give a runtime model
 
 
 def test_too_few_sizes_gives_a_sentence(tmp_path):
-    trials = load_study(synthetic_study(tmp_path / "s", factors=(1, 2))).trials
-    html = laws_section(trials, tmp_path / "r")
+    html = laws_section(load_study(synthetic_study(tmp_path / "s", factors=(1, 2))),
+                        tmp_path / "r")
     assert "No scaling law could be fitted" in html and "at least 3 trained sizes" in html
 
 
@@ -72,13 +71,13 @@ def test_failed_and_pending_trials_are_left_out(tmp_path):
     st = synthetic_study(tmp_path / "s", strategies=("dwr", "dWr"), factors=(1, 2, 4, 8),
                          failed=("QuickNetY|dWr|x8|seed0",),
                          pending=("QuickNetY|dwr|x8|seed0",), bench=False)
-    html = laws_section(load_study(st).trials, tmp_path / "r")
+    html = laws_section(load_study(st), tmp_path / "r")
     assert "1 trial(s) without a result" in html
     assert "No runtime model" in html
 
 
 def test_report_integration(tmp_path):
-    """`netscale report` picks the section up through its hook."""
+    """`netscale report` includes the section."""
     from netscale.report.html import make_report
 
     st = synthetic_study(tmp_path / "study")

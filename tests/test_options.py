@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netscale.advise.recommend import RecommendOptions, recommend
+from netscale.advise.options import CandidateOptions, RecommendOptions
+from netscale.advise.recommend import recommend
+from netscale.advise.records import Constraints
 from netscale.laws.calibration import CalibrationSetup, calibration_study
 from netscale.laws.fit import FitOptions, fit_law, fit_report
 from synthetic import synthetic_study
@@ -39,12 +41,13 @@ def test_recommend_options_equal_keywords(tmp_path) -> None:
     study = synthetic_study(tmp_path / "s", truth={"dr": (0.40, 0.08), "dwr": (0.55, 0.06),
                                                    "dWr": (0.50, 0.07), "w": (0.30, 0.10),
                                                    "d": (0.25, 0.12), "r": (0.20, 0.14)})
-    opts = RecommendOptions(strategies=["d", "w"], alphas=[0.5], max_params=1e9)
-    by_object = recommend(study, "8x", opts).to_dict()
-    by_keywords = recommend(study, "8x", strategies=["d", "w"], alphas=[0.5],
-                            max_params=1e9).to_dict()
+    cands, cons = CandidateOptions(strategies=["d", "w"], alphas=[0.5]), Constraints(
+        max_params=1e9)
+    by_object = recommend(study, "8x", RecommendOptions(constraints=cons, candidates=cands))
+    by_keywords = recommend(study, "8x", candidates=cands, constraints=cons)
+    by_object, by_keywords = by_object.to_dict(), by_keywords.to_dict()
     assert by_object == by_keywords
     assert {"d", "w", "fast:0.5"} <= {c["name"] for c in by_object["candidates"]}
     assert by_object["constraints"]["max_params"] == 1e9
-    with pytest.raises(TypeError, match=r"unknown RecommendOptions field.*max_flops"):
-        recommend(study, "8x", max_flops=1e9)
+    with pytest.raises(TypeError, match=r"max_flops"):
+        recommend(study, "8x", max_flops=1e9)  # type: ignore[call-arg]

@@ -6,8 +6,11 @@ import math
 
 import pytest
 
-from netscale.advise.recommend import Constraints, recommend
-from netscale.advise.study_fits import fast_alpha, fit_study, load_study, strategy_exponents
+from netscale.advise.options import CandidateOptions, TimingOptions
+from netscale.advise.recommend import recommend
+from netscale.advise.records import Constraints
+from netscale.advise.sources import load_study
+from netscale.advise.study_fits import fast_alpha, fit_study, strategy_exponents
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 from netscale.study.quickstart import quickstart_base
@@ -91,7 +94,7 @@ def test_ranks_by_predicted_error_and_explains_losers(study_dir):
 
 
 def test_untrained_alpha_is_interpolated_between_family_members(study_dir):
-    rec = recommend(study_dir, "8x", strategies=[], alphas=[0.5, 0.9])
+    rec = recommend(study_dir, "8x", candidates=CandidateOptions(strategies=[], alphas=[0.5, 0.9]))
     names = by_name(rec)
     c = names["fast:0.5"]
     assert c.same_as is None and c.error.method == "interpolated"
@@ -110,7 +113,7 @@ def test_untrained_alpha_is_interpolated_between_family_members(study_dir):
 
 def test_alpha_outside_trained_family_has_no_data(quick_dir):
     # the quickstart trains dwr (1/3), dWr (0.8), w (1): α = 0.1 cannot be interpolated
-    rec = recommend(quick_dir, "4x", strategies=[], alphas=[0.1])
+    rec = recommend(quick_dir, "4x", candidates=CandidateOptions(strategies=[], alphas=[0.1]))
     c = by_name(rec)["fast:0.1"]
     assert c.same_as is None
     assert c.error is None and "outside the trained fast-compound members" in c.verdict
@@ -131,7 +134,7 @@ def test_quickstart_sized_study_uses_power_law(quick_dir):
 def test_params_constraint_excludes_and_says_why(study_dir):
     free = recommend(study_dir, "16x")
     limit = free.chosen.params * 0.9
-    rec = recommend(study_dir, "16x", max_params=limit)
+    rec = recommend(study_dir, "16x", constraints=Constraints(max_params=limit))
     assert rec.chosen.params <= limit
     loser = by_name(rec)[free.chosen.name]
     assert not loser.feasible and "params" in loser.verdict and "> max" in loser.verdict
@@ -144,7 +147,7 @@ def test_latency_constraint_uses_runtime_model(study_dir):
     free = recommend(study_dir, "16x")
     times = sorted(c.time_ms for c in free.candidates if c.feasible)
     limit = (times[0] + times[-1]) / 2
-    rec = recommend(study_dir, "16x", max_latency_ms=limit)
+    rec = recommend(study_dir, "16x", constraints=Constraints(max_latency_ms=limit))
     assert rec.chosen.time_ms <= limit
     slow = [c for c in rec.candidates if c.usable and c.time_ms > limit]
     assert slow and all("latency" in c.verdict for c in slow)
@@ -154,9 +157,9 @@ def test_latency_constraint_uses_runtime_model(study_dir):
 def test_infeasible_constraints_name_the_constraint_and_closest(study_dir):
     with pytest.raises(NetscaleError, match=r"max params alone excludes every candidate.*"
                                             r"closest: \S+ \(params .* > max 1k"):
-        recommend(study_dir, "4x", max_params=1000)
+        recommend(study_dir, "4x", constraints=Constraints(max_params=1000))
     with pytest.raises(NetscaleError, match="max latency alone excludes every candidate"):
-        recommend(study_dir, "4x", max_latency_ms=1e-3)
+        recommend(study_dir, "4x", constraints=Constraints(max_latency_ms=1e-3))
 
 
 def test_tie_breaks_by_runtime(study_dir):
@@ -170,8 +173,8 @@ def test_tie_breaks_by_runtime(study_dir):
 
 def test_measure_overrides_predicted_runtime(study_dir):
     calls: list[str] = []
-    rec = recommend(study_dir, "4x", measure=True, measure_fn=fake_timer(calls),
-                    max_params=2e6)
+    rec = recommend(study_dir, "4x", timing=TimingOptions(measure=True,
+                    measure_fn=fake_timer(calls)), constraints=Constraints(max_params=2e6))
     assert calls  # every statically feasible candidate was timed
     assert rec.chosen.measured_ms is not None
     assert rec.chosen.measured_source.startswith("measured here")
@@ -181,9 +184,9 @@ def test_measure_overrides_predicted_runtime(study_dir):
 
 def test_batch_size_mismatch_needs_measure(study_dir):
     with pytest.raises(NetscaleError, match=r"batch 32.*not at batch 8.*--measure"):
-        recommend(study_dir, "4x", max_latency_ms=10, batch_size=8)
-    rec = recommend(study_dir, "4x", max_latency_ms=1e4, batch_size=8, measure=True,
-                    measure_fn=fake_timer())
+        recommend(study_dir, "4x", constraints=Constraints(max_latency_ms=10, batch_size=8))
+    rec = recommend(study_dir, "4x", constraints=Constraints(max_latency_ms=1e4, batch_size=8),
+                    timing=TimingOptions(measure=True, measure_fn=fake_timer()))
     assert rec.runtime_batch == 8 and rec.chosen.measured_ms is not None
 
 
@@ -199,17 +202,19 @@ def test_absolute_target_and_bad_targets(study_dir):
 
 def test_no_study_ranks_by_prior_and_measures(tmp_path):
     calls: list[str] = []
-    rec = recommend(quickstart_base(), "4x", measure_fn=fake_timer(calls))
+    rec = recommend(quickstart_base(), "4x", timing=TimingOptions(measure_fn=fake_timer(calls)))
     assert rec.mode == "base" and rec.ranking == "prior"
     assert calls and rec.chosen.measured_ms is not None
     assert rec.chosen.alpha == pytest.approx(0.8)  # dWr: the paper's recommendation
     assert rec.chosen.error is None
     # a latency limit below dWr's time moves the choice to the feasible candidate with α
     # closest to 0.8 (time grows with params here, and params grow with α)
-    slow = recommend(quickstart_base(), "4x", measure_fn=fake_timer(per="params"))
+    slow = recommend(quickstart_base(), "4x",
+                     timing=TimingOptions(measure_fn=fake_timer(per="params")))
     dwr_ms = slow.chosen.measured_ms
-    rec2 = recommend(quickstart_base(), "4x", max_latency_ms=dwr_ms * 0.999,
-                     measure_fn=fake_timer(per="params"))
+    rec2 = recommend(quickstart_base(), "4x",
+                     constraints=Constraints(max_latency_ms=dwr_ms * 0.999),
+                         timing=TimingOptions(measure_fn=fake_timer(per="params")))
     assert rec2.chosen.name != "dWr" and rec2.chosen.measured_ms < dwr_ms
     assert "latency" in by_name(rec2)["dWr"].verdict
     feasible_alphas = [c.alpha for c in rec2.candidates if c.feasible and c.alpha is not None]
@@ -218,12 +223,14 @@ def test_no_study_ranks_by_prior_and_measures(tmp_path):
 
 def test_no_study_without_measurement_refuses_latency():
     with pytest.raises(NetscaleError, match="needs measured runtimes"):
-        recommend(quickstart_base(), "4x", max_latency_ms=5, measure=False)
+        recommend(quickstart_base(), "4x", constraints=Constraints(max_latency_ms=5),
+                  timing=TimingOptions(measure=False))
 
 
 def test_real_bench_harness_measures_one_candidate():
     base = quickstart_base(resolution=8)
-    rec = recommend(base, "2x", strategies=["dWr"], alphas=[], batch_size=1, budget_s=0.1)
+    rec = recommend(base, "2x", candidates=CandidateOptions(strategies=["dWr"], alphas=[]),
+                    constraints=Constraints(batch_size=1), timing=TimingOptions(budget_s=0.1))
     assert rec.chosen.measured_ms is not None and rec.chosen.measured_ms > 0
     assert math.isfinite(rec.chosen.measured_ms)
 
@@ -243,13 +250,12 @@ def test_constraints_validate():
         Constraints(max_latency_ms=-1).validate()
     with pytest.raises(NetscaleError):
         Constraints(batch_size=0).validate()
-    assert "params <= 25M" in Constraints(max_params=25e6).describe()
+    assert "params <= 25M" in Constraints(max_params=25e6).text()
 
 
 def test_measured_candidates_are_timed_in_the_runtime_models_setting(monkeypatch) -> None:
     from types import SimpleNamespace
 
-    from netscale.advise.recommend import RecommendOptions
     from netscale.bench import harness
     from netscale.specs import resolve_spec
 
@@ -261,6 +267,6 @@ def test_measured_candidates_are_timed_in_the_runtime_models_setting(monkeypatch
 
     monkeypatch.setattr(harness, "bench_spec", fake_bench)
     spec = resolve_spec("ResNet-20-CIFAR")
-    assert RecommendOptions().timer("channels_last+fp32")(spec, 2, "cpu") == (1.5, 2, "cpu")
-    assert RecommendOptions().timer()(spec, 2, "cpu") == (1.5, 2, "cpu")
+    assert TimingOptions().timer("channels_last+fp32")(spec, 2, "cpu") == (1.5, 2, "cpu")
+    assert TimingOptions().timer()(spec, 2, "cpu") == (1.5, 2, "cpu")
     assert seen == [("channels_last", "fp32"), ("contiguous", "fp32")]

@@ -1,53 +1,50 @@
-"""Report markings without a browser: flagged timings (with and without the `time_quality`
-field), identical networks (`same_as` or equal specs), readable settings, unconstrained law
-parameters, plain log ticks."""
+"""Report markings without a browser: flagged timings (the quality of the measurement
+standing for the trial), identical networks (the study's `same_as` record), readable settings,
+unconstrained law parameters, plain log ticks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from netscale.report.laws_section import _ci, _wide
-from netscale.report.marks import describe_data, describe_recipe, same_networks, timing_flag
+from netscale.report.marks import describe_data, describe_recipe, same_network_labels, timing_flag
+from netscale.study.store import TrialRow
 
 
-@dataclass
-class _T:
-    id: str
-    strategy: str = "w"
-    factor: float = 2.0
-    seed: int = 0
-    spec: dict[str, Any] = field(default_factory=dict)
-    bench: list[dict[str, Any]] = field(default_factory=list)
-    time_ms: float | None = 1.0
+def _t(tid: str, strategy: str = "w", factor: float = 2.0, seed: int = 0,
+       bench: list[dict[str, Any]] | None = None, same_as: str | None = None) -> TrialRow:
+    return TrialRow(id=tid, base="B", strategy=strategy, factor=factor, seed=seed,
+                    status="done", attempts=1, failures=0, spec={"name": tid}, flops=1, params=1,
+                    acts=1, resolution=8, bench=bench or [], time_ms=1.0, same_as=same_as)
 
 
-def test_timing_flag_reads_quality_or_bench_flags() -> None:
-    assert timing_flag(_T("a", bench=[{"time_ms": 1.0, "noisy": False}])) == ""
-    assert timing_flag(_T("a", bench=[{"time_ms": 1.0, "noisy": True}])) == "noisy"
-    assert timing_flag(_T("a", bench=[{"time_ms": 1.0, "contended": True,
-                                       "noisy": True}])) == "noisy, busy CPU"
+def test_timing_flag_reads_the_quality_of_the_standing_measurement() -> None:
+    assert timing_flag(_t("a", bench=[{"time_ms": 1.0, "noisy": False}])) == ""
+    assert timing_flag(_t("a", bench=[{"time_ms": 1.0, "noisy": True}])) == "noisy"
+    # the worst flag of the row: other processes on the CPU outrank a wide spread
+    assert timing_flag(_t("a", bench=[{"time_ms": 1.0, "contended": True,
+                                       "noisy": True}])) == "busy CPU"
     # the row that gave time_ms decides (a noisy train-mode row does not flag inference)
-    rows = [{"mode": "infer", "time_ms": 1.0}, {"mode": "train", "time_ms": 3.0, "noisy": True}]
-    assert timing_flag(_T("a", bench=rows)) == ""
-    assert timing_flag(_T("a", bench=[{"time_ms": 1.0, "time_quality": "contended"}])) == \
+    rows = [{"mode": "train", "time_ms": 3.0, "noisy": True}, {"mode": "infer", "time_ms": 1.0}]
+    assert timing_flag(_t("a", bench=rows)) == ""
+    assert timing_flag(_t("a", bench=[{"time_ms": 1.0, "time_quality": "contended"}])) == \
         "busy CPU"
-    t = _T("a", bench=[{"time_ms": 1.0}])
-    t.time_quality = "noisy"  # type: ignore[attr-defined]  # the field helper D adds
-    assert timing_flag(t) == "noisy"
-    t.time_quality = "ok"  # type: ignore[attr-defined]
-    assert timing_flag(t) == ""
+    assert timing_flag(_t("a", bench=[{"time_ms": 1.0, "time_quality": "ok",
+                                       "noisy": True}])) == ""
+    assert timing_flag(_t("a", bench=[{"status": "oom"}])) == ""
 
 
-def test_same_networks_by_spec_and_by_label() -> None:
-    a = _T("w2", "w", 2, spec={"name": "x_w", "stages": [1, 2]})
-    b = _T("dWr2", "dWr", 2, spec={"name": "x_dWr", "stages": [1, 2]})
-    c = _T("d2", "d", 2, spec={"name": "x_d", "stages": [2, 2]})
-    other_seed = _T("w2s1", "w", 2, seed=1, spec={"name": "x_w", "stages": [1, 2]})
-    same = same_networks([a, b, c, other_seed])
-    assert same == {"w2": ["dWr ×2"], "dWr2": ["w ×2"]}
-    c.same_as = "r ×2"  # type: ignore[attr-defined]
-    assert same_networks([a, b, c])["d2"] == ["r ×2"]
+def test_same_networks_come_from_the_studys_record() -> None:
+    w = _t("w2", "w")
+    dwr = _t("dWr2", "dWr", same_as="w2")
+    r = _t("r2", "r", same_as="w2")
+    d = _t("d2", "d")  # an equal spec without a recorded link is not marked
+    other_seed = _t("w2s1", "w", seed=1)
+    assert same_network_labels([w, dwr, d, other_seed]) == {"w2": ["dWr ×2"],
+                                                            "dWr2": ["w ×2"]}
+    assert same_network_labels([w, dwr, r])["r2"] == ["dWr ×2", "w ×2"]
+    # the trial an alias mirrors may be filtered out: the aliases still link each other
+    assert same_network_labels([dwr, r]) == {"dWr2": ["r ×2"], "r2": ["dWr ×2"]}
 
 
 def test_readable_settings() -> None:

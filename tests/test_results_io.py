@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netscale.advise.results_io import load_results
+from netscale.advise.results_io import load_source
 from netscale.advise.study_fits import fit_study
 from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
@@ -44,16 +44,16 @@ def exact_csv(tmp_path: Path) -> Path:
 
 
 def test_csv_flops_percent_and_fraction_give_the_same_rows(tmp_path, exact_csv):
-    pct = load_results(exact_csv)
+    pct = load_source(exact_csv)
     rows = [f"{g},{x:.6g},{law(g, x):.12f}" for g in TRUTH for x in SIZES]
-    frac = load_results(write_csv(tmp_path / "f.csv", "group,flops,top1_err", rows))
+    frac = load_source(write_csv(tmp_path / "f.csv", "group,flops,top1_err", rows))
     assert len(pct.trials) == len(frac.trials) == 12
     for a, b in zip(pct.trials, frac.trials):
         assert (a.strategy, a.flops, a.status) == (b.strategy, b.flops, "done")
         assert a.top1_err == pytest.approx(b.top1_err, abs=1e-11)
     assert pct.trials[0].top1_err == pytest.approx(law("A", 1e8), abs=1e-11)
-    assert pct.config["imported"]["error_unit"] == "percent"
-    assert frac.config["imported"]["error_unit"] == "fraction"
+    assert pct.file.error_unit == "percent"
+    assert frac.file.error_unit == "fraction"
     # the same per-group fits as a study would get
     fits = fit_study(pct.trials, n_boot=20)
     assert set(fits.fits) == {"A", "B"}
@@ -63,18 +63,18 @@ def test_csv_flops_percent_and_fraction_give_the_same_rows(tmp_path, exact_csv):
 def test_csv_model_column_is_counted_analytically(tmp_path):
     names = ["RegNetX-200MF", "RegNetX-400MF", "RegNetX-800MF"]
     rows = [f"X,{n},{e}" for n, e in zip(names, (31.088, 27.382, 24.846))]
-    st = load_results(write_csv(tmp_path / "m.csv", "group,model,top1_err_pct", rows))
+    st = load_source(write_csv(tmp_path / "m.csv", "group,model,top1_err_pct", rows))
     for t, n in zip(st.trials, names):
         f, p, a = astuple(complexity_totals(resolve_spec(n)))
         assert (t.flops, t.params, t.acts) == (f, p, a)  # exact integer counts
         assert t.spec["name"] == n and t.resolution == 224
     assert st.trials[0].top1_err == pytest.approx(0.31088)
-    assert st.config["imported"]["counted_models"] == sorted(names)
+    assert st.file.counted_models == sorted(names)
 
 
 def test_csv_flops_suffixes_and_model_fills_params(tmp_path):
     rows = ["X,RegNetX-200MF,0.2G,0.31", "X,,400M,0.27", "X,,8e8,0.25"]
-    st = load_results(write_csv(tmp_path / "s.csv", "group,model,flops,top1_err_frac", rows))
+    st = load_source(write_csv(tmp_path / "s.csv", "group,model,flops,top1_err_frac", rows))
     assert [t.flops for t in st.trials] == [2e8, 4e8, 8e8]  # flops wins over the model
     assert st.trials[0].params == complexity_totals(resolve_spec("RegNetX-200MF")).params
     assert st.trials[1].params == 0  # no model, no params column
@@ -93,7 +93,7 @@ def test_json_import(tmp_path, form):
         data = {"results": [{"strategy": "w", "flops": "1G", "top1_err": 0.3}]}
     p = tmp_path / "r.json"
     p.write_text(json.dumps(data))
-    st = load_results(p)
+    st = load_source(p)
     if form == "flops_frac":
         assert len(st.trials) == 12 and st.trials[0].seed == 1
         assert st.trials[0].epochs_done == 90
@@ -108,7 +108,7 @@ def test_json_import(tmp_path, form):
 def test_percent_flag_and_rows_without_results(tmp_path):
     rows = ["A,1e8,40", "A,2e8,35", "A,4e8,31", "A,8e8,"]
     p = write_csv(tmp_path / "p.csv", "group,flops,top1_err", rows)
-    st = load_results(p, percent=True)
+    st = load_source(p, percent=True)
     assert [t.top1_err for t in st.trials[:3]] == pytest.approx([0.40, 0.35, 0.31])
     assert st.trials[3].status == "pending" and st.trials[3].top1_err is None
     fits = fit_study(st.trials, n_boot=10)
@@ -126,7 +126,7 @@ def test_study_export_csv_round_trips(tmp_path):
         (tmp_path / "export.csv").write_text(s.export("csv"))
         trials = s.trials()
     a = fit_study(trials, n_boot=20)
-    b = fit_study(load_results(tmp_path / "export.csv").trials, n_boot=20)
+    b = fit_study(load_source(tmp_path / "export.csv").trials, n_boot=20)
     assert set(a.fits) == set(b.fits) == {"dWr", "w"}
     for k in a.fits:
         assert a.fits[k].n_points == b.fits[k].n_points == 4  # the shared base included
@@ -166,7 +166,7 @@ def test_bad_files_one_line_error(tmp_path, run_cli, name, text, msg):
     p = tmp_path / name
     p.write_text(text)
     with pytest.raises(NetscaleError, match=msg.replace("(", r"\(").replace(")", r"\)")):
-        load_results(p)
+        load_source(p)
     code, out, err = run_cli("fit", p)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and msg in err and "Traceback" not in err
@@ -179,7 +179,7 @@ def test_percent_flag_conflicts(tmp_path, run_cli):
     assert err.count("\n") == 1
     p = write_csv(tmp_path / "d.csv", "group,flops,top1_err_pct", ["A,1e8,30"])
     with pytest.raises(NetscaleError, match="says percent but --fraction"):
-        load_results(p, percent=False)
+        load_source(p, percent=False)
     code, _, err = run_cli("fit", tmp_path / "missing.csv")
     assert code == 2 and "does not exist" in err
 
@@ -368,8 +368,8 @@ def test_loader_counts_spec_files_without_torch(tmp_path):
     resolve_spec("RegNetY-200MF").save(tmp_path / "mine.yaml")
     write_csv(tmp_path / "r.csv", "group,model,top1_err_pct",
               ["Y,mine.yaml,29.7", "Y,RegNetY-400MF,25.9"])
-    code = ("import sys; from netscale.advise.results_io import load_results; "
-            f"s = load_results({str(tmp_path / 'r.csv')!r}); "
+    code = ("import sys; from netscale.advise.results_io import load_source; "
+            f"s = load_source({str(tmp_path / 'r.csv')!r}); "
             "print(s.trials[0].flops, 'torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)

@@ -9,7 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from netscale.advise.recommend import default_measure, recommend
+from netscale.advise.options import TimingOptions
+from netscale.advise.recommend import recommend
+from netscale.advise.records import Constraints
+from netscale.advise.runtimes import default_measure
 from netscale.bench.analysis import format_fit, format_predictions
 from netscale.bench.fit import fit_joint, fit_metric, fit_runtime
 from netscale.errors import NetscaleError
@@ -108,7 +111,7 @@ def study_with_train_rows(tmp_path_factory: pytest.TempPathFactory):
 
 def test_recommend_latency_mode_train_uses_training_step_times(study_with_train_rows) -> None:
     infer = recommend(study_with_train_rows, "8x")
-    train = recommend(study_with_train_rows, "8x", latency_mode="train")
+    train = recommend(study_with_train_rows, "8x", timing=TimingOptions(latency_mode="train"))
     ti = {c.name: c.time_ms for c in infer.candidates if c.time_ms is not None}
     tt = {c.name: c.time_ms for c in train.candidates if c.time_ms is not None}
     assert ti and set(ti) == set(tt)
@@ -116,18 +119,21 @@ def test_recommend_latency_mode_train_uses_training_step_times(study_with_train_
         assert tt[name] > 2.5 * ti[name]
     # a limit between the two: every candidate fits for inference, none for training
     limit = max(ti.values()) * 1.01
-    assert recommend(study_with_train_rows, "8x", max_latency_ms=limit).chosen is not None
+    assert recommend(study_with_train_rows, "8x",
+                     constraints=Constraints(max_latency_ms=limit)).chosen is not None
     with pytest.raises(NetscaleError, match="max latency alone excludes every candidate"):
-        recommend(study_with_train_rows, "8x", max_latency_ms=limit, latency_mode="train")
+        recommend(study_with_train_rows, "8x", constraints=Constraints(max_latency_ms=limit),
+                  timing=TimingOptions(latency_mode="train"))
 
 
 def test_latency_mode_train_without_train_rows_says_so(tmp_path) -> None:
     path = synthetic_study(tmp_path, truth={"w": (0.3, 0.1), "d": (0.25, 0.12)},
                            strategies=("w", "d"))
     with pytest.raises(NetscaleError, match="no train runtime measurements"):
-        recommend(path, "4x", max_latency_ms=100, latency_mode="train")
+        recommend(path, "4x", constraints=Constraints(max_latency_ms=100),
+                  timing=TimingOptions(latency_mode="train"))
     with pytest.raises(NetscaleError, match="latency mode must be infer or train"):
-        recommend(path, "4x", latency_mode="both")
+        recommend(path, "4x", timing=TimingOptions(latency_mode="both"))
 
 
 def test_default_measure_times_a_training_step() -> None:

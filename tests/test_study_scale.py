@@ -15,6 +15,7 @@ import pytest
 
 from netscale.report import html as report_html
 from netscale.report import plots
+from netscale.report.fragments import esc
 from netscale.study.store import Store
 from synthetic import synthetic_study
 
@@ -65,7 +66,7 @@ def test_report_pages_the_trials_table_and_every_trial_is_in_it(
         assert len(cells) == len(row) - 1 == len(report_html._TRIAL_HEADS)
         for (v, text), c in zip(cells, row[1:]):
             want = (c, c) if isinstance(c, str) else tuple(c)
-            assert (v, text) == tuple(report_html._e(x) for x in want)
+            assert (v, text) == tuple(esc(x) for x in want)
     assert "nsRender" in page and "nsPaged" in page  # the paging script
 
 
@@ -158,7 +159,8 @@ def test_big_study_verdict_and_fits_unchanged(big: Path) -> None:
     the fits worked per distinct x (recorded with it: dwr at x8, alone; b and c per strategy
     at the precision the CLI prints)."""
     from netscale.advise import verdict_for_study_dir
-    from netscale.advise.study_fits import fit_study, load_study
+    from netscale.advise.sources import load_study
+    from netscale.advise.study_fits import fit_study
 
     v = verdict_for_study_dir(big)
     assert (v.recommended, list(v.tied), v.factor) == ("dwr", [], 8.0)

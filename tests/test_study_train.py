@@ -54,7 +54,7 @@ def test_tiny_study_on_digits_end_to_end(run_cli, tmp_path: Path) -> None:
         assert t.time_ms > 0 and t.bench and t.wall_time > 0
         assert t.spec["num_classes"] == 10 and t.spec["in_channels"] == 1
     rec = study_verdict(trials)
-    assert rec.strategy in ("w", "dWr") and rec.factor == 2
+    assert rec.recommended in ("w", "dWr") and rec.factor == 2
     code, _, _ = run_cli("report", str(cfg.out_dir))
     page = (cfg.out_dir / "report" / "index.html").read_text()
     assert code == 0 and "Recommended: scale by" in page

@@ -16,7 +16,7 @@ N_VAL = 2000
 
 def trial(strategy: str, factor: float, seed: int, err: float | None, ms: float = 10.0,
           iqr: float = 0.0, noisy: bool = False, contended: bool = False,
-          widths: tuple[int, ...] | None = None) -> TrialRow:
+          widths: tuple[int, ...] | None = None, same_as: str | None = None) -> TrialRow:
     spec = {"name": f"{strategy}{factor}", "stages": [
         {"depth": 1, "width": w} for w in (widths or (16, int(16 * factor), len(strategy)))]}
     bench = [{"mode": "infer", "status": "ok", "time_ms": ms, "iqr_ms": iqr, "samples": 16,
@@ -25,7 +25,7 @@ def trial(strategy: str, factor: float, seed: int, err: float | None, ms: float 
                     factor=float(factor), seed=seed, status="done" if err is not None else
                     "pending", attempts=1, failures=0, spec=spec, flops=int(1e6 * factor),
                     params=1000, acts=2000, resolution=16, bench=bench, time_ms=ms,
-                    top1_err=err, epochs_done=3 if err is not None else 0)
+                    top1_err=err, epochs_done=3 if err is not None else 0, same_as=same_as)
 
 
 CONFIG = {"data": {"name": "fashion-mnist"}, "bench": {"batch_size": 64}}
@@ -140,12 +140,14 @@ def test_verdict_uses_the_largest_factor_every_strategy_finished():
 
 
 def test_same_network_groups_are_labelled_and_carry_identical_results():
-    same = (16, 32, 64)
-    trials = [trial("w", 2, 0, 0.15, widths=same), trial("dWr", 2, 0, 0.15, widths=same),
-              trial("d", 2, 0, 0.30)]
+    # the store records the alias (same_as); identical widths alone do not make a link
+    w = trial("w", 2, 0, 0.15, widths=(16, 32, 64))
+    trials = [w, trial("dWr", 2, 0, 0.15, widths=(16, 32, 64), same_as=w.id),
+              trial("d", 2, 0, 0.30, widths=(16, 32, 64))]
     v = study_verdict(trials, data_info=INFO, config=CONFIG)
     g = {x.strategy: x for x in v.groups}
     assert g["w"].same_network_as == ["dWr"] and g["dWr"].same_network_as == ["w"]
+    assert g["d"].same_network_as == []
     assert v.recommended == "dWr" and v.tied == ["w"]
     assert "same network (one result): dWr = w" in v.reason
 
@@ -289,11 +291,12 @@ def test_export_rows_carry_group_statistics(run_cli, tmp_path: Path):
 
 
 def test_recommend_beyond_trained_factors_uses_predictions_and_the_same_tie_logic(tmp_path):
+    from netscale.advise.options import CandidateOptions
     from netscale.advise.recommend import recommend
     from synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", seeds=(0, 1))
-    rec = recommend(d, "8x", strategies=[], alphas=[])
+    rec = recommend(d, "8x", candidates=CandidateOptions(strategies=[], alphas=[]))
     assert rec.ranking == "predicted error" and rec.verdict is None
     names = {c.name: c for c in rec.candidates}
     group = [rec.chosen] + [names[n] for n in rec.tied]

@@ -3,7 +3,7 @@
 A results file (:mod:`netscale.advise.results_io`) has groups (strategies or families) but no
 base network to scale, so ``netscale recommend FILE --target-flops 8G`` ranks the *groups*:
 each group's fitted law is evaluated at the target flops (multiply-adds) with its prediction
-interval, exactly as a study's strategies are, and :func:`netscale.advise.recommend._rank`
+interval, exactly as a study's strategies are, and :func:`netscale.advise.ranking.rank`
 orders them (near-ties by runtime). Params, activations and runtime at the target are
 estimated per group from its own rows (a straight line in log-log against flops, fitted on
 the rows that carry the column) so ``--max-params``/``--max-acts``/``--max-latency`` apply;
@@ -18,27 +18,29 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from netscale.advise.recommend import (
+from netscale.advise.candidates import check_latency, check_static, infeasible
+from netscale.advise.options import RecommendOptions
+from netscale.advise.ranking import rank
+from netscale.advise.records import (
     Candidate,
     Constraints,
     ErrorEstimate,
     Recommendation,
-    RecommendOptions,
-    _check_latency,
-    _check_static,
-    _fmt_count,
-    _infeasible,
-    _rank,
+    fmt_count,
 )
-from netscale.advise.study_fits import BASE, StudyFits, StudyResults, fit_study
+from netscale.advise.sources import ResultsFile
+from netscale.advise.study_fits import StrategyFit, StudyFits, fit_study
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.specs import NetSpec
 from netscale.study.store import TrialRow
+from netscale.util.fmt import table
+from netscale.util.units import parse_count
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def _logline(pairs: Sequence[tuple[float, float]]) -> LogLine | None:
 class GroupRecommendation(Recommendation):
     """A :class:`Recommendation` whose candidates are the groups of a results file."""
 
-    def chosen_spec(self) -> Any:
+    def chosen_spec(self) -> NetSpec:
         raise NetscaleError("a results file has no network specs to write; --out needs a study "
                             "directory or a base model")
 
@@ -84,10 +86,10 @@ class GroupRecommendation(Recommendation):
         c = self.chosen
         lines = [
             f"recommend: the group with the lowest predicted top-1 error at "
-            f"{_fmt_count(self.target_flops)} flops (multiply-adds), from {self.source}",
+            f"{fmt_count(self.target_flops)} flops (multiply-adds), from {self.source}",
             f"error:   {self.error_basis}",
             f"runtime: {self.runtime_basis}",
-            f"constraints: {self.constraints.describe(self.runtime_batch)}",
+            f"constraints: {self.constraints.text(self.runtime_batch)}",
             "",
             f"chosen: {c.name}",
         ]
@@ -95,9 +97,9 @@ class GroupRecommendation(Recommendation):
             e = c.error
             ex = (f", extrapolating x{e.extrapolation:.3g} past the group's data"
                   if e.extrapolation > 1 + 1e-9 else "")
-            lines.append(f"  predicted error {100 * e.value:.2f}% [{100 * e.lo:.2f}, "
-                         f"{100 * e.hi:.2f}] ({e.level:.0%} prediction interval; {e.source}{ex})")
-        est = [f"{k} {_fmt_count(v)}" for k, v in (("params", c.params), ("acts", c.acts))
+            lines.append(f"  predicted error {e.text('%')} ({e.level:.0%} prediction interval; "
+                         f"{e.source}{ex})")
+        est = [f"{k} {fmt_count(v)}" for k, v in (("params", c.params), ("acts", c.acts))
                if v]
         if est:
             lines.append(f"  estimated at the target from the group's rows: {', '.join(est)}")
@@ -115,28 +117,24 @@ class GroupRecommendation(Recommendation):
 
 
 def group_table(cands: Sequence[Candidate]) -> str:
-    from netscale.util.fmt import table
-
     rows = []
     for c in cands:
         e = c.error
-        err = f"{100 * e.value:.2f} [{100 * e.lo:.2f}, {100 * e.hi:.2f}]" if e else "-"
+        err = e.text() if e else "-"
         ex = "-" if e is None else ("inside" if e.extrapolation <= 1 + 1e-9
                                     else f"x{e.extrapolation:.3g}")
         rows.append([str(c.rank) if c.rank is not None else "-", c.name,
-                     _fmt_count(c.params) if c.params else "-",
-                     _fmt_count(c.acts) if c.acts else "-", err, ex,
+                     fmt_count(c.params) if c.params else "-",
+                     fmt_count(c.acts) if c.acts else "-", err, ex,
                      f"{c.runtime_ms:.3g}" if c.runtime_ms is not None else "-", c.verdict])
     return table(rows, ["rank", "group", "params", "acts", "error % [interval]", "past data",
                         "ms", "verdict"], align="rlrrrrrl")
 
 
 def _timing_setting(trials: Sequence[TrialRow]) -> tuple[str, int] | None:
-    c: Counter[tuple[str, int]] = Counter()
-    for t in trials:
-        for b in t.bench or []:
-            if b.get("mode", "infer") == "infer" and b.get("time_ms"):
-                c[(str(b.get("device")), int(b.get("batch_size") or 0))] += 1
+    c: Counter[tuple[str, int]] = Counter(
+        (tm.device, tm.batch_size) for t in trials for tm in t.timings
+        if tm.mode == "infer" and tm.time_ms)
     return c.most_common(1)[0][0] if c else None
 
 
@@ -144,20 +142,21 @@ GROUPS_TIE = 0.001
 """The extra minimum error gap (0.1 points) when a results file's groups are ranked directly."""
 
 
-def recommend_groups(study: StudyResults, target: str | float,
-                     options: RecommendOptions | None = None, *, fits: StudyFits | None = None,
-                     **overrides: Any) -> GroupRecommendation:
+def recommend_groups(study: ResultsFile, target: str | float,
+                     options: RecommendOptions | None = None, *,
+                     fits: StudyFits | None = None) -> GroupRecommendation:
     """Ranks the groups of a results file by predicted error at ``target`` flops.
 
-    ``options`` (a :class:`RecommendOptions`, ``tie`` defaulting to :data:`GROUPS_TIE`) and
-    keyword ``overrides`` of its fields as for :func:`netscale.advise.recommend.recommend`."""
-    opts = RecommendOptions.build(options, overrides, default=RecommendOptions(tie=GROUPS_TIE))
+    ``options`` as for :func:`netscale.advise.recommend.recommend` (default: ``tie``
+    :data:`GROUPS_TIE`)."""
+    opts = options or RecommendOptions(tie=GROUPS_TIE)
+    laws = opts.laws
     target_flops = _groups_target(target, opts)
-    cons = opts.constraints()
+    cons = opts.constraints.validate()
     trials = list(study.trials)
     if fits is None:
-        fits = fit_study(trials, x=opts.x, law=opts.law, n_boot=opts.n_boot, level=opts.level,
-                         seed=opts.seed, noise=opts.noise)
+        fits = fit_study(trials, x=laws.x, law=laws.law, n_boot=laws.n_boot, level=laws.level,
+                         seed=laws.seed, noise=laws.noise)
     setting = _timing_setting(trials)
     if cons.batch_size is not None and setting is not None and setting[1] != cons.batch_size:
         raise NetscaleError(f"the file's time_ms rows are at batch {setting[1]}, not at "
@@ -166,14 +165,14 @@ def recommend_groups(study: StudyResults, target: str | float,
     if cons.max_latency_ms is not None and setting is None:
         raise NetscaleError("--max-latency needs time_ms values in the results file (ms per "
                             "batch); none of its rows has one")
-    cands = [_group_candidate(label, f, trials, target_flops, setting, cons, opts.level)
+    cands = [_group_candidate(label, f, trials, target_flops, setting, cons, laws.level)
              for label, f in fits.fits.items()]
     batch = setting[1] if setting else None
     if cons.batch_size is None and batch:
-        cons = Constraints(cons.max_latency_ms, batch, cons.max_params, cons.max_acts)
+        cons = replace(cons, batch_size=batch)
     _check_group_limits(cands, cons, batch)
     notes: list[str] = []
-    chosen, ranking, _decision = _rank(cands, float(opts.tie), notes)
+    chosen, ranking, _decision = rank(cands, float(opts.tie), notes)
     notes[:] = [n.replace("add them to the study's strategies to compare them",
                           "give them more rows to fit them") for n in notes]
     ranked = sorted((c for c in cands if c.rank is not None), key=lambda c: c.rank or 0)
@@ -189,21 +188,19 @@ def recommend_groups(study: StudyResults, target: str | float,
         mode="results", source=str(study.path), base=study.name, base_flops=0, factor=math.nan,
         target_flops=target_flops, constraints=cons, chosen=chosen, candidates=ranked + rest,
         ranking=ranking, error_basis=(f"top-1 error predicted from each group's fitted law "
-                                      f"(x = flops; {opts.level:.0%} prediction intervals)"),
+                                      f"(x = flops; {laws.level:.0%} prediction intervals)"),
         runtime_basis=runtime_basis, runtime_batch=batch, runtime=None, fits=fit_summary,
         notes=notes + _group_notes(chosen, ranked))
 
 
 def _groups_target(target: str | float, opts: RecommendOptions) -> float:
     """The absolute target flops (multiply-adds) of a results file's recommendation."""
-    from netscale.util.units import parse_count
-
-    if opts.measure:
+    if opts.timing.measure:
         raise NetscaleError("--measure times scaled networks, but a results file has no "
                             "networks to time; give time_ms columns in the file instead")
-    if opts.x != "flops":
+    if opts.laws.x != "flops":
         raise NetscaleError(f"recommend over a results file predicts at a flops target; "
-                            f"--x {opts.x} is not supported here (use --x flops)")
+                            f"--x {opts.laws.x} is not supported here (use --x flops)")
     if isinstance(target, (int, float)) and not isinstance(target, bool):
         raise NetscaleError("a results file has no base model to multiply; give the target as "
                             "absolute flops, e.g. --target-flops 8G")
@@ -214,12 +211,12 @@ def _groups_target(target: str | float, opts: RecommendOptions) -> float:
     return parse_count(t, "--target-flops")
 
 
-def _group_candidate(label: str, f: Any, trials: Sequence[Any], target_flops: float,
+def _group_candidate(label: str, f: StrategyFit, trials: Sequence[TrialRow], target_flops: float,
                      setting: tuple[str, int] | None, cons: Constraints,
                      level: float) -> Candidate:
     """One group at the target: its law's predicted error, params / acts / runtime from
     log-log lines through its rows, and its violations of the static limits."""
-    rows = [tr for tr in trials if tr.strategy in (f.strategy, BASE)]
+    rows = [tr for tr in trials if tr.strategy in (f.strategy, BASE_STRATEGY)]
     c = Candidate(name=label, strategy={"e_d": 0.0, "e_w": 0.0, "e_r": 0.0},
                   alpha=None, origin="file", trained=True, spec={})
     c.flops = int(round(target_flops))
@@ -236,16 +233,15 @@ def _group_candidate(label: str, f: Any, trials: Sequence[Any], target_flops: fl
         if line is not None:
             setattr(c, col, int(round(line(target_flops))))
     if setting is not None:
-        pairs = [(float(b.get("flops") or tr.flops), float(b["time_ms"])) for tr in rows
-                 for b in tr.bench or [] if b.get("mode", "infer") == "infer"
-                 and b.get("time_ms") and (str(b.get("device")),
-                                           int(b.get("batch_size") or 0)) == setting]
+        pairs = [(float(tm.flops or tr.flops), tm.time_ms) for tr in rows for tm in tr.timings
+                 if tm.mode == "infer" and tm.time_ms
+                 and (tm.device, tm.batch_size) == setting]
         line = _logline(pairs)
         if line is not None:
             c.runtime_ms = line(target_flops)
             c.runtime_extrapolation = max(target_flops / line.x_max,
                                           line.x_min / target_flops, 1.0)
-    _check_static(c, cons)
+    check_static(c, cons)
     for col, limit in (("params", cons.max_params), ("acts", cons.max_acts)):
         if limit is not None and getattr(c, col) is None:
             c.violations.append(f"{col} unknown (the group has no {col} values to estimate "
@@ -263,9 +259,9 @@ def _check_group_limits(cands: Sequence[Candidate], cons: Constraints, batch: in
                                 "time_ms)")
             c.excess["max latency"] = math.inf
         else:
-            _check_latency(c, cons, batch)
+            check_latency(c, cons, batch)
     if not any(c.feasible for c in cands):
-        raise _infeasible(cands, cons, batch)
+        raise infeasible(cands, cons, batch)
     for c in cands:
         if c.violations:
             c.verdict = "; ".join(c.violations + ([c.error_note] if c.error_note else []))
@@ -285,74 +281,3 @@ def _group_notes(chosen: Candidate, ranked: Sequence[Candidate]) -> list[str]:
         notes.append(f"{len(rivals)} other group(s) have overlapping error intervals: the "
                      "difference may not be real")
     return notes
-
-
-# --------------------------------------------------------------------------------------------
-# report (a results file has no store: the report shows the fits and this verdict)
-# --------------------------------------------------------------------------------------------
-
-
-def is_imported_trials(trials: Sequence[TrialRow]) -> bool:
-    from netscale.advise.results_io import IMPORTED
-
-    return bool(trials) and all(t.base == IMPORTED for t in trials)
-
-
-def groups_verdict_html(trials: Sequence[TrialRow], fits: StudyFits | None = None,
-                        target_flops: float | None = None) -> str:
-    """The report's verdict for a results file: the groups ranked by predicted error at the
-    largest flops in the file (every group listed)."""
-    import html
-
-    def e(x: Any) -> str:
-        return html.escape(str(x))
-
-    done = [t for t in trials if t.status == "done" and t.top1_err is not None]
-    if not done:
-        return '<div class="box warn">No rows with a top-1 error: nothing to rank.</div>'
-    target = float(target_flops or max(t.flops for t in done))
-    study = StudyResults(path=Path("results file"), name="", config={"imported": True},
-                         trials=list(trials))
-    try:
-        rec = recommend_groups(study, f"{target:.17g}", fits=fits)
-    except NetscaleError as exc:
-        return f'<div class="box warn">No verdict: {e(exc)}</div>'
-    c = rec.chosen
-    assert c.error is not None
-    head = (f'<div class="box"><b>Lowest predicted top-1 error at {_fmt_count(target)} flops '
-            f"(the largest model in the file): <code>{e(c.name)}</code></b> — "
-            f"{100 * c.error.value:.2f}% [{100 * c.error.lo:.2f}, {100 * c.error.hi:.2f}] "
-            f"({c.error.level:.0%} prediction interval; {e(c.error.source)}). "
-            "<code>netscale recommend FILE --target-flops 8G</code> ranks at another target "
-            "and applies params / activations / latency limits.</div>")
-    rows = ["<table><thead><tr><th>rank</th><th class='l'>group</th>"
-            "<th>predicted error (%)</th><th>past data</th><th class='l'>verdict</th>"
-            "</tr></thead><tbody>"]
-    for cand in rec.candidates:
-        er = cand.error
-        val = "" if er is None else (f"{100 * er.value:.2f} [{100 * er.lo:.2f}, "
-                                     f"{100 * er.hi:.2f}]")
-        ex = "" if er is None else ("inside" if er.extrapolation <= 1 + 1e-9
-                                    else f"×{er.extrapolation:.3g}")
-        rows.append(f"<tr><td>{cand.rank or ''}</td><td class='l'>{e(cand.name)}</td>"
-                    f"<td>{val}</td><td>{ex}</td><td class='l'>{e(cand.verdict)}</td></tr>")
-    rows.append("</tbody></table>")
-    notes = "".join(f"<li>{e(n)}</li>" for n in rec.notes)
-    return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
-
-
-def results_csv(trials: Sequence[TrialRow]) -> str:
-    """The imported rows in the results-file format (fractions, flops in multiply-adds)."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["group", "model", "flops", "params", "acts", "top1_err", "time_ms", "seed",
-                "epochs", "status"])
-    for t in trials:
-        w.writerow([t.strategy, t.spec.get("name", ""), t.flops, t.params or "",
-                    t.acts or "", "" if t.top1_err is None else t.top1_err,
-                    "" if t.time_ms is None else t.time_ms, t.seed, t.epochs_done or "",
-                    t.status])
-    return buf.getvalue()

@@ -1,10 +1,11 @@
 """Results trained anywhere: load a CSV or JSON file of results as a study.
 
 ``netscale fit``, ``recommend``, ``report`` and ``bench --fit`` take, besides a study directory,
-a file of results (format: docs/results-format.md). :func:`load_results` dispatches on the
-source (a directory is a study; ``.csv``/``.json`` is a results file) and returns the same
-:class:`~netscale.advise.study_fits.StudyResults` with :class:`~netscale.study.store.TrialRow`
-rows that a study gives, so every consumer sees one row type.
+a file of results (format: docs/results-format.md). :func:`load_source` dispatches on the
+source (a directory is a study; ``.csv``/``.json`` is a results file) and returns a
+:class:`~netscale.advise.sources.StudyResults` (a :class:`~netscale.advise.sources.ResultsFile`
+for a file) with the :class:`~netscale.study.store.TrialRow` rows a study gives, so every
+consumer sees one row type.
 
 Columns (case-insensitive, order free):
 
@@ -39,8 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netscale.advise.study_fits import BASE, StudyResults, is_study_dir, load_study
+from netscale.advise.sources import FileInfo, ResultsFile, StudyResults, is_study_dir, load_study
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.study.store import TrialRow
 
 RESULT_SUFFIXES = (".csv", ".json")
 ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")
@@ -49,7 +52,7 @@ ERR_PLAIN = "top1_err"
 OPTIONAL = ("params", "acts", "time_ms", "batch_size", "device", "mode", "seed", "epochs",
             "status", "id", "base", "factor", "top5_err", "n_val", "val_shared")
 GROUP_ALIASES = ("group", "strategy")
-IMPORTED = "imported"  # StudyResults.config key marking a results file
+IMPORTED = "imported"  # the base name of a results file's trials
 _STATUSES = ("done", "pending", "running", "failed")
 
 
@@ -58,13 +61,10 @@ def is_results_file(source: str | Path) -> bool:
     return p.suffix.lower() in RESULT_SUFFIXES and not p.is_dir()
 
 
-def is_imported(study: StudyResults) -> bool:
-    return bool(study.config.get(IMPORTED))
-
-
-def load_results(source: str | Path, *, percent: bool | None = None,
+def load_source(source: str | Path, *, percent: bool | None = None,
                  require_error: bool = True) -> StudyResults:
-    """A study directory, or a CSV/JSON results file, as :class:`StudyResults`.
+    """A study directory as :class:`StudyResults`, or a CSV/JSON results file as
+    :class:`ResultsFile`.
 
     ``percent``: the plain ``top1_err`` column is in percent (True) or a fraction (False /
     None: fraction, refused when the values look like percent). ``require_error=False``
@@ -206,8 +206,8 @@ def _error_column(keys: Sequence[str], percent: bool | None, path: Path) -> tupl
 
 def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str | Path,
                   fmt: str = "rows", percent: bool | None = None,
-                  require_error: bool = True) -> StudyResults:
-    """Validated result rows -> :class:`StudyResults` of ``TrialRow`` (status ``done`` for
+                  require_error: bool = True) -> ResultsFile:
+    """Validated result rows -> :class:`ResultsFile` of ``TrialRow`` (status ``done`` for
     rows with an error, ``pending`` for rows without)."""
     path = Path(source)
     keys, norm_rows = _normalized_rows(raw)
@@ -217,18 +217,13 @@ def rows_to_study(raw: Sequence[tuple[int, Mapping[str, Any]]], *, source: str |
     groups = _check_items(items, cols)
     missing_cols = [c for c in ("params", "acts") if all(i[c] is None for i in items)]
     val = _validation_set(norm_rows, path)
-    config = {
-        "name": path.stem, IMPORTED: {
-            "path": str(path), "format": fmt, "rows": len(items), "groups": groups,
-            "error_column": cols.error, "error_unit": "percent" if cols.in_pct else "fraction",
-            "counted_models": sorted(counted), "missing_columns": missing_cols,
-            "has_params": all(i["params"] is not None for i in items),
-            "has_acts": all(i["acts"] is not None for i in items), **val},
-        "bases": [IMPORTED], "strategies": [g for g in groups if g != "base"], "factors": [],
-    }
-    info = ({"val_size": val["n_val"], "val_shared": val["val_shared"]} if val else {})
-    return StudyResults(path=path, name=path.stem, config=config,
-                        trials=_trial_rows(items, cols.in_pct), data_info=info)
+    info = FileInfo(path=str(path), format=fmt, rows=len(items), groups=groups,
+                    error_column=cols.error, error_unit="percent" if cols.in_pct else "fraction",
+                    counted_models=sorted(counted), missing_columns=missing_cols,
+                    n_val=val.get("n_val"), val_shared=val.get("val_shared"))
+    data_info = {"val_size": val["n_val"], "val_shared": val["val_shared"]} if val else {}
+    return ResultsFile(path=path, name=path.stem, config={"name": path.stem},
+                       trials=_trial_rows(items, cols.in_pct), file=info, data_info=data_info)
 
 
 _TRUE = ("true", "yes", "1", "shared")
@@ -409,18 +404,16 @@ def _check_items(items: Sequence[Mapping[str, Any]], cols: _Columns) -> list[str
                             f"<= 1 (max {max(errs):g}): they look like fractions; use a "
                             "top1_err_frac column (or drop --percent)")
     groups = sorted({i["group"] for i in items})
-    if groups == [BASE]:
+    if groups == [BASE_STRATEGY]:
         raise NetscaleError(f"{cols.path}: every row is in group 'base' (the shared unscaled "
                             "model); name the groups (strategies or families)")
     return groups
 
 
-def _trial_rows(items: Sequence[Mapping[str, Any]], in_pct: bool) -> list[Any]:
+def _trial_rows(items: Sequence[Mapping[str, Any]], in_pct: bool) -> list[TrialRow]:
     """One ``TrialRow`` per item; its factor is relative to the smallest model of its group
     (or of the base group)."""
-    from netscale.study.store import TrialRow
-
-    base_flops = [i["flops"] for i in items if i["group"] == BASE]
+    base_flops = [i["flops"] for i in items if i["group"] == BASE_STRATEGY]
     trials = []
     seen: dict[str, int] = {}
     for i in items:
@@ -479,19 +472,13 @@ def _count_model(model: str, path: Path, where: str
 def timing_rows(study: StudyResults) -> list[dict[str, Any]]:
     """Rows with a time (ms per batch) for the runtime model: flops, params, acts, time_ms,
     mode, batch_size, device, setting (memory format + precision), model."""
-    from netscale.bench.result import setting_label_of
-
     out = []
     for t in study.trials:
-        for b in t.bench or []:
-            if b.get("status", "ok") != "ok" or b.get("time_ms") is None:
+        for b in t.timings:
+            if not b.ok or b.time_ms is None:
                 continue
-            out.append({"model": t.spec.get("name", t.id), "group": t.strategy,
-                        "flops": float(b.get("flops") or t.flops),
-                        "params": b.get("params") if b.get("params") else None,
-                        "acts": b.get("acts") if b.get("acts") else None,
-                        "time_ms": float(b["time_ms"]), "mode": b.get("mode", "infer"),
-                        "batch_size": int(b.get("batch_size") or 0),
-                        "device": str(b.get("device") or "?"),
-                        "setting": setting_label_of(b)})
+            out.append({"model": t.model_name, "group": t.strategy,
+                        "flops": b.flops or float(t.flops), "params": b.params, "acts": b.acts,
+                        "time_ms": b.time_ms, "mode": b.mode, "batch_size": b.batch_size,
+                        "device": b.device, "setting": b.setting})
     return out

@@ -18,12 +18,10 @@ Errors are fractions (0.234 = 23.4 %); flops are multiply-adds.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,11 +29,11 @@ import numpy as np
 from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, drift_from_repeats, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
-from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.scaling.strategy import BASE_STRATEGY, parse_strategy
 from netscale.specs.spec import network_key
-from netscale.study.store import STORE_NAME, TrialRow
+from netscale.study.store import TrialRow
+from netscale.util import jsonio
 
-BASE = BASE_STRATEGY  # the base strategy's name; re-exported for groups, recommend, ...
 X_METRICS = ("flops", "params", "acts", "epochs*flops")
 LAW_CHOICES = ("auto", "saturating", "power")
 ERROR_FLOOR = 1e-4  # a run with 0 error counts as this (the fit works on log(error))
@@ -49,89 +47,28 @@ POWER_FALLBACK_NOTE = (
 
 
 # --------------------------------------------------------------------------------------------
-# loading
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class StudyResults:
-    """A study's trials and config, read from ``STUDY_DIR/results.sqlite``."""
-
-    path: Path
-    name: str
-    config: dict[str, Any]
-    trials: list[TrialRow]
-    data_info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def bases(self) -> list[str]:
-        return sorted({t.base for t in self.trials})
-
-
-def is_study_dir(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / STORE_NAME).is_file()
-
-
-def load_study(study_dir: str | Path) -> StudyResults:
-    """Reads a study directory; a one-line :class:`NetscaleError` when it is not one.
-
-    A CSV or JSON results file (see :mod:`netscale.advise.results_io`) is loaded as a study too,
-    so every consumer of a study also takes results trained elsewhere."""
-    from netscale.study.store import Store
-
-    p = Path(study_dir)
-    if p.suffix.lower() in (".csv", ".json") and not p.is_dir():
-        from netscale.advise.results_io import load_results
-
-        return load_results(p)
-    if not p.exists():
-        raise NetscaleError(f"{str(p)!r} does not exist; give a study directory (the 'out' "
-                            "directory of 'netscale study CONFIG')")
-    if not is_study_dir(p):
-        raise NetscaleError(f"{str(p)!r} is not a study directory (no {STORE_NAME}); run "
-                            "'netscale study CONFIG' first or point at the study's 'out' "
-                            "directory")
-    with Store(p / STORE_NAME, readonly=True) as store:
-        trials = store.trials()
-        config = _json(store.get_meta("config"))
-        info = _json(store.get_meta("data_info"))
-        name = store.get_meta("name") or config.get("name") or p.name
-    return StudyResults(path=p, name=str(name), config=config, trials=trials, data_info=info)
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        d = json.loads(text)
-    except ValueError:
-        return {}
-    return d if isinstance(d, dict) else {}
-
-
-# --------------------------------------------------------------------------------------------
 # points
 # --------------------------------------------------------------------------------------------
 
 
-def trial_error(t: Any, y: str = "top1_err") -> float | None:
-    """The trial's error (fraction) if it finished with one, else None."""
-    if getattr(t, "status", None) != "done":
+def trial_error(t: TrialRow, y: str = "top1_err") -> float | None:
+    """The trial's error (fraction) if it finished with one (``y``: top1_err or top5_err),
+    else None."""
+    if t.status != "done":
         return None
-    v = getattr(t, y, None)
+    v = t.top5_err if y == "top5_err" else t.top1_err
     if v is None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
 
 
-def _epochs(t: Any) -> float | None:
-    n = getattr(t, "epochs_done", 0) or len(getattr(t, "epochs", []) or [])
+def _epochs(t: TrialRow) -> float | None:
+    n = t.epochs_done or len(t.epochs)
     return float(n) if n else None
 
 
-def point_row(t: Any, err: float) -> dict[str, Any]:
+def point_row(t: TrialRow, err: float) -> dict[str, Any]:
     return {"id": t.id, "base": t.base, "strategy": t.strategy, "factor": float(t.factor),
             "seed": t.seed, "flops": float(t.flops), "params": float(t.params),
             "acts": float(t.acts), "epochs": _epochs(t), "error": err}
@@ -142,7 +79,7 @@ def strategy_names(trials: Sequence[TrialRow]) -> dict[str, list[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for t in trials:
         names = out.setdefault(t.base, set())
-        if t.strategy != BASE:
+        if t.strategy != BASE_STRATEGY:
             names.add(t.strategy)
     return {b: sorted(s) for b, s in out.items()}
 
@@ -155,7 +92,7 @@ def strategy_points(trials: Sequence[TrialRow], y: str = "top1_err"
     names = strategy_names(trials)
     out: dict[tuple[str, str], tuple[list[dict[str, Any]], int]] = {}
     for base, strategies in names.items():
-        base_trials = [t for t in trials if t.base == base and t.strategy == BASE]
+        base_trials = [t for t in trials if t.base == base and t.strategy == BASE_STRATEGY]
         for s in strategies:
             group = base_trials + [t for t in trials if t.base == base and t.strategy == s]
             rows, missing = [], 0
@@ -176,8 +113,6 @@ def strategy_points(trials: Sequence[TrialRow], y: str = "top1_err"
 
 def strategy_exponents(name: str) -> dict[str, float] | None:
     """(e_d, e_w, e_r, e_g) of a strategy name, or None if it cannot be parsed."""
-    from netscale.scaling import parse_strategy
-
     try:
         s = parse_strategy(name)
     except NetscaleError:
@@ -342,10 +277,11 @@ def fit_strategy(base: str, strategy: str, rows: Sequence[Mapping[str, Any]],
 
 def fit_study(trials: Sequence[TrialRow], options: FitOptions | None = None, *, x: str = "flops",
               law: str = "auto", y: str = "top1_err", base: str | None = None,
-              **overrides: Any) -> StudyFits:
+              n_boot: int | None = None, level: float | None = None, seed: int | None = None,
+              noise: float | None = None) -> StudyFits:
     """Per-strategy fits of error (``y``) against ``x`` for a study's trials; ``options``
-    (a :class:`netscale.laws.fit.FitOptions`) and keyword ``overrides`` of its fields
-    (``n_boot``, ``level``, ``seed``, ``noise``) say how each law is fitted.
+    (a :class:`netscale.laws.fit.FitOptions`), with ``n_boot``, ``level``, ``seed`` and
+    ``noise`` replacing its fields when given, say how each law is fitted.
 
     Strategies that cannot be fitted are kept with ``skipped``; raises only when the study has
     no trained trial at all.
@@ -356,8 +292,11 @@ def fit_study(trials: Sequence[TrialRow], options: FitOptions | None = None, *, 
         raise NetscaleError(f"the study has no trained trials with a {y} yet ({_status(trials)}); "
                             "run 'netscale study CONFIG' to train them (a study with "
                             "'train: false' only measures runtime)")
-    options = replace(FitOptions.build(options, overrides), x_metric=x)
-    level, n_boot = options.level, options.n_boot
+    o = options or FitOptions()
+    options = replace(o, x_metric=x, n_boot=o.n_boot if n_boot is None else n_boot,
+                      level=o.level if level is None else level,
+                      seed=o.seed if seed is None else seed,
+                      noise=o.noise if noise is None else noise)
     groups = strategy_points(trials, y)
     bases = sorted({b for b, _ in groups})
     if base is not None:
@@ -380,7 +319,8 @@ def fit_study(trials: Sequence[TrialRow], options: FitOptions | None = None, *, 
         why = "; ".join(f"{', '.join(v)}: {k}" for k, v in reasons.items())
         raise NetscaleError(f"no strategy could be fitted with law {law} (trials: "
                             f"{_status(trials)}): {why}")
-    return StudyFits(x_metric=x, y=y, law=law, level=level, n_boot=n_boot, fits=fits)
+    return StudyFits(x_metric=x, y=y, law=law, level=options.level, n_boot=options.n_boot,
+                     fits=fits)
 
 
 def _status(trials: Sequence[TrialRow]) -> str:
@@ -442,7 +382,7 @@ class StudyRuntime:
         """The predictor as a formula in ms per batch (see RuntimeModel.formula)."""
         return self.model.formula(units=units)
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         kind = {"joint": "joint fit", "log": "log-space fit"}.get(self.using,
                                                                   f"line in {self.using}")
         return (f"{kind} on {self.n} benchmark rows ({self.mode}, batch {self.batch_size}, "
@@ -451,39 +391,29 @@ class StudyRuntime:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "batch_size": self.batch_size, "device": self.device,
                 "setting": self.setting, "using": self.using, "formula": self.formula(),
-                "r2": _finite(self.r2),
-                "rmse_ms": _finite(self.rmse), "pearson_r": {
-                    m: _finite(f.pearson_r) for m, f in self.model.per_metric.items()},
+                "r2": jsonio.finite(self.r2),
+                "rmse_ms": jsonio.finite(self.rmse), "pearson_r": {
+                    m: jsonio.finite(f.pearson_r) for m, f in self.model.per_metric.items()},
                 "ranges": {k: list(v) for k, v in self.model.ranges.items()},
                 "other_settings": list(self.other_settings), "model": self.model.to_dict(),
                 "units": {"time": "ms per batch", "flops": "multiply-adds"}}
-
-
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def bench_rows(trials: Sequence[TrialRow], mode: str = "infer") -> list[dict[str, Any]]:
     """One row per successful benchmark of ``mode`` in the trials (any status), with its
     execution setting (``memory_format+precision``; rows written before settings were
     recorded count as contiguous+fp32)."""
-    from netscale.bench.result import setting_label_of
-
     out = []
     for t in trials:
-        for b in getattr(t, "bench", None) or []:
-            if b.get("mode") != mode or b.get("status", "ok") != "ok":
-                continue
-            tm = b.get("time_ms")
-            if tm is None or not math.isfinite(float(tm)) or float(tm) <= 0:
+        for b in t.timings:
+            tm = b.time_ms
+            if b.mode != mode or not b.ok or tm is None or not math.isfinite(tm) or tm <= 0:
                 continue
             out.append({"id": t.id, "strategy": t.strategy, "factor": t.factor,
-                        "flops": float(b.get("flops") or t.flops),
-                        "params": float(b.get("params") or t.params),
-                        "acts": float(b.get("acts") or t.acts), "time_ms": float(tm),
-                        "batch_size": int(b.get("batch_size") or 0),
-                        "device": str(b.get("device") or "?"), "spec": t.spec,
-                        "setting": setting_label_of(b)})
+                        "flops": b.flops or float(t.flops), "params": b.params or float(t.params),
+                        "acts": b.acts or float(t.acts), "time_ms": tm,
+                        "batch_size": b.batch_size, "device": b.device, "spec": t.spec,
+                        "setting": b.setting})
     return out
 
 

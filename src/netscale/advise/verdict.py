@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netscale.advise.records import pct
+from netscale.advise.results_io import load_source
+from netscale.advise.study_fits import trial_error
 from netscale.laws.replicates import (
     PER_IMAGE,
     SHARED_NO_IMAGES,
@@ -36,9 +39,8 @@ from netscale.laws.stats import (
     tied,
     time_interval,
 )
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
-from netscale.specs.spec import network_key
-from netscale.study.store import TrialRow
+from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.study.store import TrialRow, same_networks
 from netscale.util import serial
 
 SMOKE_DATASETS = ("digits",)
@@ -50,10 +52,6 @@ def is_smoke_test(data: Mapping[str, Any] | str | None) -> bool:
     one image = 0.56 points; fine to test the plumbing, not to rank strategies."""
     name = data if isinstance(data, str) else (data or {}).get("name")
     return str(name or "").lower() in SMOKE_DATASETS
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,8 +99,8 @@ class GroupStats:
     def err_text(self) -> str:
         if self.top1_err_mean is None:
             return "no result"
-        return (f"{_pct(self.top1_err_mean)}% [{_pct(self.top1_err_low)}, "
-                f"{_pct(self.top1_err_high)}]")
+        return (f"{pct(self.top1_err_mean)}% [{pct(self.top1_err_low)}, "
+                f"{pct(self.top1_err_high)}]")
 
     def time_text(self) -> str:
         if self.time_ms is None:
@@ -113,25 +111,19 @@ class GroupStats:
 
 
 
-def _infer_row(t: Any) -> dict[str, Any] | None:
-    rows = [b for b in (getattr(t, "bench", None) or []) if b.get("status", "ok") == "ok"]
-    row = next((b for b in rows if b.get("mode") == "infer"), rows[0] if rows else None)
-    return row
-
-
 def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
                  level: float = DEFAULT_LEVEL, *, shared: bool = True) -> list[GroupStats]:
     """Groups trials by (base, strategy, factor); finished trials give the error (per-image
     results when stored; ``shared``: every seed scored on the same validation images), every
     trial with a successful benchmark row gives the runtime. Sorted by base, factor, strategy."""
-    groups: dict[tuple[str, str, float], list[Any]] = defaultdict(list)
+    groups: dict[tuple[str, str, float], list[TrialRow]] = defaultdict(list)
     for t in trials:
         groups[(t.base, t.strategy, float(t.factor))].append(t)
+    same = same_networks(trials)
     out: list[GroupStats] = []
-    keys: dict[tuple[str, float, str], list[str]] = defaultdict(list)
     for (base, strategy, factor), ts in groups.items():
-        done = [t for t in ts if t.status == "done" and t.top1_err is not None
-                and math.isfinite(float(t.top1_err))]
+        scored = [(t, e) for t in ts if (e := trial_error(t)) is not None]
+        done = [t for t, _ in scored]
         g = GroupStats(base=base, strategy=strategy, factor=factor, n_seeds=len(done),
                        top1_err_mean=None, top1_err_low=None, top1_err_high=None,
                        time_ms=None, time_ms_low=None, time_ms_high=None, time_quality="none",
@@ -144,22 +136,17 @@ def group_trials(trials: Sequence[TrialRow], n_val: int | None = None,
             g.interval_method = ei.method
             g.seeds_missing, g.seed_half, g.sampling_half = (ei.seeds_missing, ei.seed_half,
                                                              ei.sampling_half)
-            eps = [int(t.epochs_done) for t in done if getattr(t, "epochs_done", 0)]
+            eps = [int(t.epochs_done) for t in done if t.epochs_done]
             g.epochs = int(statistics.median(eps)) if eps else None
-        rows = [r for r in (_infer_row(t) for t in ts) if r is not None]
-        ti = time_interval(rows)
+        ti = time_interval([tm.row for tm in (t.timing for t in ts) if tm is not None and tm.ok])
         if ti is not None:
             g.time_ms, g.time_ms_low, g.time_ms_high = ti.time_ms, ti.low, ti.high
             g.time_quality = ti.quality
+        g.same_network_as = sorted({o.strategy for t in ts for o in same.get(t.id, [])
+                                    if o.base == base and float(o.factor) == factor
+                                    and o.strategy != strategy})
         out.append(g)
-        key = network_key(ts[0].spec)
-        if key != "{}":  # a spec with an architecture (imported rows may carry a name only)
-            keys[(base, factor, key)].append(strategy)
-    for g in out:
-        for (b, f, _k), names in keys.items():
-            if b == g.base and f == g.factor and g.strategy in names and len(names) > 1:
-                g.same_network_as = sorted(n for n in names if n != g.strategy)
-    return sorted(out, key=lambda g: (g.base, g.factor, g.strategy != BASE, g.strategy))
+    return sorted(out, key=lambda g: (g.base, g.factor, g.strategy != BASE_STRATEGY, g.strategy))
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,7 +239,7 @@ def decide(options: Sequence[Option], min_gap: float = 0.0,
 
 
 def _opt_text(o: Option) -> str:
-    return f"{o.name} {_pct(o.err)}% [{_pct(o.err_low)}, {_pct(o.err_high)}]"
+    return f"{o.name} {pct(o.err)}% [{pct(o.err_low)}, {pct(o.err_high)}]"
 
 
 def _time_text(o: Option, per: str = "") -> str:
@@ -286,7 +273,7 @@ def explain(dec: Decision, where: str, *, what: str = "top-1 error",
         if faster:
             f = min(faster, key=lambda o: o.time_ms or 0.0)
             text += (f"; {f.name} is faster ({_time_text(f, per)} vs {_time_text(p)}) but "
-                     f"firmly less accurate ({_pct(f.err)}% vs {_pct(p.err)}% {what})")
+                     f"firmly less accurate ({pct(f.err)}% vs {pct(p.err)}% {what})")
         return text
     close = sorted([p, *dec.tied], key=lambda o: (o.err, o.name))
     names = ", ".join(o.name for o in close)
@@ -336,10 +323,6 @@ class Verdict:
     batch_size: int | None = None
     notes: list[str] = field(default_factory=list)
     decision: Decision | None = None
-
-    @property
-    def strategy(self) -> str | None:  # the former report API's name
-        return self.recommended
 
     def group(self, strategy: str, factor: float | None = None) -> GroupStats | None:
         f = self.factor if factor is None else factor
@@ -391,11 +374,9 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     config = config or {}
     data = config.get("data") or {}
     data_name = data.get("name") if isinstance(data, Mapping) else None
-    imp = config.get("imported")
-    imported: Mapping[str, Any] = imp if isinstance(imp, Mapping) else {}
-    n_val = (data_info or {}).get("val_size") or imported.get("n_val")
+    n_val = (data_info or {}).get("val_size")
     n_val = int(n_val) if isinstance(n_val, (int, float)) and n_val > 0 else None
-    shared = bool((data_info or {}).get("val_shared", imported.get("val_shared", True)))
+    shared = bool((data_info or {}).get("val_shared", True))
     bench = config.get("bench") or {}
     batch = bench.get("batch_size") if isinstance(bench, Mapping) else None
     groups = group_trials(trials, n_val, level, shared=shared)
@@ -410,7 +391,7 @@ def study_verdict(trials: Sequence[TrialRow], *, data_info: Mapping[str, Any] | 
     v = Verdict(recommended=None, tied=[], reason="", factor=None, groups=groups, base=base,
                 smoke_test=smoke, level=level, n_val=n_val, data=data_name, batch_size=batch,
                 notes=notes)
-    cands = [g for g in groups if g.base == base and g.strategy != BASE and g.measured
+    cands = [g for g in groups if g.base == base and g.strategy != BASE_STRATEGY and g.measured
              and (only is None or only(g.strategy))]
     if not cands:
         v.reason = "no trained trials yet: nothing to recommend"
@@ -491,12 +472,10 @@ def _explain_verdict(v: Verdict, dec: Decision, at: Sequence[GroupStats]) -> Non
     v.firm = not dec.is_tie and not v.smoke_test and not missing
 
 
-def verdict_for_study_dir(study_dir: str | Path, **kw: Any) -> Verdict:
-    """:func:`study_verdict` of a study directory (results.sqlite)."""
-    from netscale.advise.study_fits import load_study
-
-    st = load_study(study_dir)
-    return study_verdict(st.trials, data_info=st.data_info, config=st.config, **kw)
+def verdict_for_study_dir(study_dir: str | Path, *, level: float = DEFAULT_LEVEL) -> Verdict:
+    """:func:`study_verdict` of a study directory (results.sqlite) or a results file."""
+    st = load_source(study_dir)
+    return study_verdict(st.trials, data_info=st.data_info, config=st.config, level=level)
 
 
 GROUP_COLUMNS = ("n_seeds", "top1_err_mean", "top1_err_low", "top1_err_high", "time_ms_group",
@@ -511,7 +490,7 @@ def annotate_rows(rows: Sequence[dict[str, Any]], groups: Sequence[GroupStats]
         (g.base, g.strategy, g.factor): g for g in groups}
     out = []
     for r in rows:
-        g = by_key.get((r.get("base"), r.get("strategy"), float(r.get("factor") or 0)))
+        g = by_key.get((r["base"], r["strategy"], float(r["factor"])))
         extra: dict[str, Any] = dict.fromkeys(GROUP_COLUMNS)
         if g is not None:
             extra.update(n_seeds=g.n_seeds, top1_err_mean=g.top1_err_mean,

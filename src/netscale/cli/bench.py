@@ -198,7 +198,7 @@ def fit_outside(args: argparse.Namespace) -> int:
     """``bench --fit --from FILE``: the runtime model of timings measured elsewhere."""
     from collections import defaultdict
 
-    from netscale.advise.results_io import load_results, timing_rows
+    from netscale.advise.results_io import load_source, timing_rows
     from netscale.bench.analysis import format_fit
     from netscale.bench.fit import METRICS, fit_runtime
     from netscale.util import jsonio
@@ -208,7 +208,7 @@ def fit_outside(args: argparse.Namespace) -> int:
     if args.models or args.base or args.plot or args.csv:
         raise NetscaleError("--fit --from FILE fits the file's timings; drop the models, --base, "
                             "--plot and --csv (nothing is measured here)")
-    study = load_results(args.from_file, require_error=False)
+    study = load_source(args.from_file, require_error=False)
     rows = timing_rows(study)
     if not rows:
         raise NetscaleError(f"{args.from_file}: no row has a time_ms (ms per batch); the "

@@ -167,35 +167,21 @@ def parse_at(text: str) -> list[float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ci(v: float, iv: tuple[float, float] | None) -> str:
-    if iv is None:
-        return f"{v:.3g}"
-    return f"{v:.3g} [{iv[0]:.3g}, {iv[1]:.3g}]"
-
-
-def _pt(v: float) -> str:
-    return f"{100 * v:.2f}"
-
-
-def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
-    if iv is None:
-        return _pt(v)
-    return f"{_pt(v)} [{_pt(iv[0])}, {_pt(iv[1])}]"
-
-
 def _holdout_text(rep: Any) -> str:
+    from netscale.advise.records import pct
     h = rep.holdout.get(rep.best)
     if h is None:
         return "-"
     if h.skipped:
         return "skipped (too few smaller models)"
-    return (f"{_pt(h.predicted)} [{_pt(h.lo)}, {_pt(h.hi)}] vs {_pt(h.actual)} "
+    return (f"{pct(h.predicted)} [{pct(h.lo)}, {pct(h.hi)}] vs {pct(h.actual)} "
             f"({'inside' if h.within else 'OUTSIDE'}, {100 * (h.predicted - h.actual):+.2f})")
 
 
 def fit_table(fits: Any, head: str = "strategy") -> str:
     """The fit table; every error in it (c, RMSE, leave-largest-out) is in percentage
     points."""
+    from netscale.advise.records import pct, pct_interval, with_interval
     from netscale.util.fmt import table
 
     rows = []
@@ -206,10 +192,10 @@ def fit_table(fits: Any, head: str = "strategy") -> str:
             rows.append([label, alpha, pts, "-", "-", "-", "-", "-", "not fitted (see notes)"])
             continue
         lf = f.report.best_fit
-        c = _ci_pts(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
-        rows.append([label, alpha, pts, lf.law, _ci(lf.b, lf.intervals.get("b")), c,
+        c = pct_interval(lf.c, lf.intervals.get("c")) if lf.law == "saturating" else "-"
+        rows.append([label, alpha, pts, lf.law, with_interval(lf.b, lf.intervals.get("b")), c,
                      f"{lf.r2_log:.3f}" if math.isfinite(lf.r2_log) else "-",
-                     _pt(lf.rmse), _holdout_text(f.report)])
+                     pct(lf.rmse), _holdout_text(f.report)])
     return table(rows, [head, "α", "points (sizes)", "law", "b [CI]", "c [CI] (pts)",
                         "R²(log)", "RMSE (pts)",
                         "leave-largest-out: predicted [PI] vs actual (pts, difference)"],
@@ -233,7 +219,7 @@ def runtime_text(rt: Any) -> str:
         return "runtime model: none (the study has no benchmark rows)"
     r = ", ".join(f"{m} {f.pearson_r:.3f}" for m, f in rt.model.per_metric.items()
                   if math.isfinite(f.pearson_r))
-    lines = [f"runtime model ({rt.describe()}): {rt.formula()}",
+    lines = [f"runtime model ({rt.summary()}): {rt.formula()}",
              f"  Pearson r of time vs each metric: {r or 'undefined'}; best single metric: "
              f"{rt.model.best_metric}"]
     if rt.other_settings:
@@ -242,7 +228,8 @@ def runtime_text(rt: Any) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from netscale.advise.results_io import is_imported, load_results
+    from netscale.advise.records import with_interval
+    from netscale.advise.results_io import load_source
     from netscale.advise.study_fits import fit_study, study_runtime
     from netscale.util.validate import MAX_N_BOOT, check_fraction, check_int_range
 
@@ -254,8 +241,7 @@ def run_fit(args: argparse.Namespace) -> int:
                             "--samples out)")
     noise = parse_noise(args.noise)
     at = parse_at(args.at) if args.at is not None else None
-    study = load_results(args.study_dir, percent=args.percent)
-    imported = is_imported(study)
+    study = load_source(args.study_dir, percent=args.percent)
     trials = [t for t in study.trials if args.base is None or t.base == args.base]
     if args.base is not None and not trials:
         raise NetscaleError(f"base {args.base!r} is not in the study; bases: "
@@ -266,8 +252,8 @@ def run_fit(args: argparse.Namespace) -> int:
     preds = predictions_at(fits, at, args.level) if at is not None else None
     if args.json:
         extra: dict[str, Any] = {}
-        if imported:
-            extra["source"] = study.config.get("imported")
+        if study.source_info() is not None:
+            extra["source"] = study.source_info()
         if preds is not None:
             extra["predictions"] = preds
         print_json({"study": study.name, "path": str(study.path), **fits.to_dict(
@@ -277,14 +263,14 @@ def run_fit(args: argparse.Namespace) -> int:
     _print_fit_head(args, study, noise)
     print()
     print("all errors in percentage points (pts); b is the exponent of x")
-    print(fit_table(fits, "group" if imported else "strategy"))
+    print(fit_table(fits, study.group_word))
     print()
     print("fits:")
     for label, f in fits.fits.items():
         if f.report is not None:
             lf = f.report.best_fit
             a = lf.intervals.get("a")
-            print(f"  {label}: {lf.formula()}   (a {_ci(lf.a, a)}; err as a fraction)")
+            print(f"  {label}: {lf.formula()}   (a {with_interval(lf.a, a)}; err as a fraction)")
     notes = grouped_notes(fits)
     if notes:
         print("notes:")
@@ -293,7 +279,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if preds is not None:
         print()
         print(predictions_text(preds, args.x, args.level))
-    if not imported or rt is not None:
+    if study.source_info() is None or rt is not None:
         print()
         print(runtime_text(rt))
     return 0
@@ -301,20 +287,14 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def _print_fit_head(args: argparse.Namespace, study: Any, noise: float | None) -> None:
     """What was fitted: the source, x metric (flops are multiply-adds), law and intervals."""
-    from netscale.advise.results_io import is_imported
+    from netscale.advise.sources import ResultsFile
 
-    imported = is_imported(study)
-    what = "results file" if imported else "study"
-    print(f"{what} {study.name} ({study.path}): top-1 error vs {args.x}"
+    print(f"{study.kind} {study.name} ({study.path}): top-1 error vs {args.x}"
           f"{' (multiply-adds)' if 'flops' in args.x else ''}, law {args.law}, "
           f"{args.level:.0%} intervals ({args.n_boot} bootstrap refits)"
           + (f", known noise {100 * noise:.2f} points" if noise else ""))
-    if imported:
-        src = study.config["imported"]
-        counted = src.get("counted_models") or []
-        print(f"  {src['rows']} rows in {len(src['groups'])} group(s), each fitted on its own; "
-              f"error column {src['error_column']} ({src['error_unit']})"
-              + (f"; flops of {len(counted)} model(s) counted analytically" if counted else ""))
+    if isinstance(study, ResultsFile):
+        print(f"  {study.summary()}")
 
 
 EXTRAPOLATION_WARN = 4.0
@@ -346,14 +326,8 @@ def predictions_at(fits: Any, at: list[float], level: float) -> dict[str, Any]:
             "flops": "multiply-adds"}, "groups": out}
 
 
-def _count(v: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:.3g}"
-
-
 def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
+    from netscale.advise.records import fmt_count, pct
     from netscale.util.fmt import table
 
     unit = " (multiply-adds)" if x == "flops" else ""
@@ -368,16 +342,16 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
             fallback.append(label)
         for p in g["predictions"]:
             ex = p["extrapolation"]
-            rows.append([label, _count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
-                         _pt(p["value"]), f"[{_pt(p['lo'])}, {_pt(p['hi'])}]",
+            rows.append([label, fmt_count(p["x"]), g["law"] + ("*" if g["fallback_power"] else ""),
+                         pct(p["value"]), f"[{pct(p['lo'])}, {pct(p['hi'])}]",
                          "inside" if ex <= 1 + 1e-9 else f"x{ex:.3g}",
                          " ".join(w for w, on in (("WARNING", p["warning"]),
                                                    ("NARROW", p.get("narrower_than_loo")))
                                   if on)])
             if p["warning"]:
-                warns.setdefault(label, []).append(_count(p["x"]))
+                warns.setdefault(label, []).append(fmt_count(p["x"]))
             if p.get("narrower_than_loo"):
-                narrow.append(f"warning: {label} at {_count(p['x'])}: NARROW, the interval is "
+                narrow.append(f"warning: {label} at {fmt_count(p['x'])}: NARROW, the interval is "
                               "narrower than the fit's own leave-one-out error (±"
                               f"{100 * p['loo_rmse_log']:.2f} % relative): too confident")
     lines = [f"predicted top-1 error at --at {x}{unit}; errors in percentage points, "
@@ -390,7 +364,7 @@ def predictions_text(preds: dict[str, Any], x: str, level: float) -> str:
     for label, xs in warns.items():
         g = preds["groups"][label]
         lines.append(f"warning: {label} at {', '.join(xs)}: more than x{EXTRAPOLATION_WARN:g} "
-                     f"past the fitted sizes ({_count(g['x_min'])}..{_count(g['x_max'])}); "
+                     f"past the fitted sizes ({fmt_count(g['x_min'])}..{fmt_count(g['x_max'])}); "
                      "there the law is a guess: trust the interval rather than the value")
     lines += narrow
     if fallback:
@@ -433,7 +407,14 @@ def run_recommend(args: argparse.Namespace) -> int:
 def _recommend_options(args: argparse.Namespace) -> Any:
     """The checked flags of ``netscale recommend`` as a RecommendOptions (candidates timed
     here are reported on stderr)."""
-    from netscale.advise.recommend import RecommendOptions, default_measure
+    from netscale.advise.options import (
+        CandidateOptions,
+        LawOptions,
+        RecommendOptions,
+        TimingOptions,
+    )
+    from netscale.advise.records import Constraints
+    from netscale.advise.runtimes import default_measure
     from netscale.util.device import check_device
     from netscale.util.units import parse_count
     from netscale.util.validate import check_output_file
@@ -466,10 +447,12 @@ def _recommend_options(args: argparse.Namespace) -> Any:
         return res
 
     return RecommendOptions(
-        max_latency_ms=args.max_latency, batch_size=args.batch_size, max_params=max_params,
-        max_acts=max_acts, device=args.device, measure=args.measure, strategies=strategies,
-        alphas=alphas, base=args.base, x=args.x, law=args.law, budget_s=args.budget,
-        measure_fn=timed, latency_mode=args.latency_mode)
+        constraints=Constraints(max_latency_ms=args.max_latency, batch_size=args.batch_size,
+                                max_params=max_params, max_acts=max_acts),
+        candidates=CandidateOptions(strategies=strategies, alphas=alphas, base=args.base),
+        laws=LawOptions(x=args.x, law=args.law),
+        timing=TimingOptions(device=args.device, measure=args.measure, budget_s=args.budget,
+                             measure_fn=timed, latency_mode=args.latency_mode))
 
 
 def _recommend_results_file(args: argparse.Namespace, opts: Any) -> int:
@@ -477,19 +460,22 @@ def _recommend_results_file(args: argparse.Namespace, opts: Any) -> int:
     from dataclasses import replace
 
     from netscale.advise.groups import GROUPS_TIE, recommend_groups
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
+    from netscale.advise.sources import ResultsFile
 
     if args.out:
         raise NetscaleError("--out writes a scaled network spec, but a results file has no "
                             "networks; drop --out (or recommend from a study directory)")
-    source = load_results(args.source, percent=args.percent)
+    source = load_source(args.source, percent=args.percent)
+    assert isinstance(source, ResultsFile)  # is_results_file(args.source)
     extra = [f for f, v in (("--base", args.base), ("--strategies", args.strategies),
                             ("--device", args.device)) if v]
     if extra:
         raise NetscaleError(f"{', '.join(extra)} scale or time a base network; a results "
                             "file ranks its own groups, so drop them")
     rec = recommend_groups(source, args.target_flops,
-                           replace(opts, tie=GROUPS_TIE, noise=parse_noise(args.noise)))
+                           replace(opts, tie=GROUPS_TIE,
+                                   laws=replace(opts.laws, noise=parse_noise(args.noise))))
     if args.json:
         print_json(rec.to_dict())
     else:

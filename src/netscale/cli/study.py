@@ -362,7 +362,7 @@ def run_report_cmd(args: argparse.Namespace) -> int:
         raise NetscaleError(f"{args.study_dir!r} does not exist: give a study directory or a "
                             "results file (.csv/.json, see docs/results-format.md)")
     if src.is_dir():
-        from netscale.advise.study_fits import load_study
+        from netscale.advise.sources import load_study
 
         load_study(args.study_dir)  # a readable study, before anything is written
         check_output_dir(args.out or src / "report", "--out")

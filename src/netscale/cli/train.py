@@ -222,7 +222,7 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     from netscale.data import DataConfig
     from netscale.specs import NetSpec
     from netscale.train import Recipe, load_checkpoint
-    from netscale.train.trainer import _spec_identity
+    from netscale.train.trainer import spec_identity
 
     ck = load_checkpoint(out)
     spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
@@ -258,7 +258,7 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
         given_spec = resolve_spec(args.model).replace(
             num_classes=spec.num_classes, in_channels=spec.in_channels,
             resolution=spec.resolution)
-        if _spec_identity(given_spec.to_dict()) != _spec_identity(spec.to_dict()):
+        if spec_identity(given_spec.to_dict()) != spec_identity(spec.to_dict()):
             raise NetscaleError(
                 f"MODEL_OR_SPEC {args.model} is a different network from the one trained in "
                 f"{out} ({spec.name}); resume without it (or with the same spec), or train into a "

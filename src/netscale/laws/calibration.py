@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from netscale.errors import NetscaleError
-from netscale.laws.fit import DEFAULT_LEVEL, _select, fit_report
+from netscale.laws.fit import DEFAULT_LEVEL, fit_report, select_law
 
 RULES = ("saturating", "power", "general", "aicc", "loo")
 
@@ -137,7 +137,8 @@ def calibration_study(setup: CalibrationSetup | None = None,
             chosen = dict.fromkeys(RULES, rep.best)
         else:
             chosen = {"saturating": "saturating", "power": "power", "general": rep.best,
-                      "aicc": _select(rep.fits, "aicc")[0], "loo": _select(rep.fits, "loo")[0]}
+                      "aicc": select_law(rep.fits, "aicc")[0],
+                      "loo": select_law(rep.fits, "loo")[0]}
         new_runs = {f: law(f * x.max()) * math.exp(rng.normal(0.0, noise)) for f in factors}
         for rule, name in chosen.items():
             picked[rule] += name == "saturating"

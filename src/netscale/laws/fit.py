@@ -1103,7 +1103,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | N
             *fits["power"].notes, "no floor fitted (too few points for the saturating law): "
             "past the largest model the prediction interval reaches up to the one at the "
             "largest model, since the error may level off anywhere"))
-    best, reason = _select(fits, select)
+    best, reason = select_law(fits, select)
     checks: dict[str, HoldoutCheck] = {}
     if holdout:
         for name in fits:
@@ -1123,7 +1123,7 @@ def _compare_text(fits: Mapping[str, LawFit]) -> str:
     return "; ".join(parts) or "too few points to compare"
 
 
-def _select(fits: Mapping[str, LawFit], select: str) -> tuple[str, str]:
+def select_law(fits: Mapping[str, LawFit], select: str) -> tuple[str, str]:
     if len(fits) == 1:
         (name,) = fits
         return name, "the only law fitted"

@@ -8,15 +8,12 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.bench.fit import MIN_ROWS, RuntimeModel, fit_runtime
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
-
-if TYPE_CHECKING:
-    from netscale.bench.fit import RuntimeModel
 
 
 @dataclass
@@ -75,14 +72,14 @@ def series_by_strategy(trials: Sequence[TrialRow]) -> list[Series]:
         ))
     out = []
     for (base, strategy), pts in points.items():
-        if strategy == BASE:
+        if strategy == BASE_STRATEGY:
             continue
-        base_pts = points.get((base, BASE), [])
+        base_pts = points.get((base, BASE_STRATEGY), [])
         s = Series(base, strategy, sorted(base_pts + pts, key=lambda p: p.factor))
         out.append(s)
     if not out:  # a study with only the base model
-        out = [Series(b, BASE, sorted(p, key=lambda q: q.factor))
-               for (b, st), p in points.items() if st == BASE]
+        out = [Series(b, BASE_STRATEGY, sorted(p, key=lambda q: q.factor))
+               for (b, st), p in points.items() if st == BASE_STRATEGY]
     return sorted(out, key=lambda s: (s.base, s.strategy))
 
 
@@ -90,8 +87,6 @@ def runtime_correlations(trials: Sequence[TrialRow]) -> RuntimeModel | None:
     """How well flops, params and acts each predict the trials' measured time per batch: the
     runtime model (:func:`netscale.bench.fit.fit_runtime`) of the timed trials, or None with
     fewer than 3 timed trials."""
-    from netscale.bench.fit import MIN_ROWS, fit_runtime
-
     rows = [t for t in trials if t.time_ms is not None and t.time_ms > 0]
     if len(rows) < MIN_ROWS:
         return None

@@ -7,29 +7,32 @@ inline JavaScript.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netscale.advise import study_verdict
+from netscale.advise.groups import recommend_groups
+from netscale.advise.records import fmt_count
+from netscale.advise.results_io import load_source
+from netscale.advise.sources import ResultsFile, StudyResults
 from netscale.errors import NetscaleError
 from netscale.report import plots
 from netscale.report.analysis import runtime_correlations, series_by_strategy
+from netscale.report.fragments import esc, img
+from netscale.report.laws_section import laws_section
 from netscale.report.marks import (
     FLAG_MARK,
     SAME_MARK,
     describe_data,
     describe_recipe,
-    same_networks,
+    same_network_labels,
     timing_flag,
 )
-from netscale.study.store import STORE_NAME, Store, TrialRow
+from netscale.study.store import TrialRow
 from netscale.util import jsonio
 from netscale.util.io import atomic_write_text, sweep_temp_files
 
@@ -158,22 +161,14 @@ document.querySelectorAll('table.sortable thead th').forEach(function(th){
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _img(path: Path | None, alt: str) -> str:
-    if path is None or not path.is_file():
-        return f'<p class="small">({_e(alt)}: not enough data yet)</p>'
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<img alt="{_e(alt)}" data-name="{_e(path.name)}" '
-            f'src="data:image/png;base64,{data}">')
+def _figure(path: Path | None, alt: str) -> str:
+    return img(path, alt, missing=f'<p class="small">({esc(alt)}: not enough data yet)</p>')
 
 
 def _cell(value: Any, text: str | None = None, left: bool = False) -> str:
     v = "" if value is None else value
     cls = ' class="l"' if left else ""
-    return f'<td{cls} data-v="{_e(v)}">{_e(text if text is not None else v)}</td>'
+    return f'<td{cls} data-v="{esc(v)}">{esc(text if text is not None else v)}</td>'
 
 
 def _fmt(x: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -193,9 +188,8 @@ _TRIAL_HEADS = [("trial", True), ("strategy", True), ("s", False), ("flops (M MA
 
 def _trial_cells(t: TrialRow, same: dict[str, list[str]]) -> list[tuple[Any, str]]:
     """(sort value, shown text) of each column of one trial's row."""
-    stages = t.spec.get("stages", [])
-    depths = ",".join(str(s["depth"]) for s in stages)
-    widths = ",".join(str(s["width"]) for s in stages)
+    depths = ",".join(map(str, t.depths))
+    widths = ",".join(map(str, t.widths))
     flag = timing_flag(t) if t.time_ms is not None else ""
     marks = ([f"{FLAG_MARK} {flag} timing"] if flag else []) + (
         [f"{SAME_MARK} same network as {', '.join(same[t.id])}"] if t.id in same else [])
@@ -215,11 +209,11 @@ def _trial_cells(t: TrialRow, same: dict[str, list[str]]) -> list[tuple[Any, str
 def _trials_table(trials: Sequence[TrialRow], page_rows: int | None = None) -> str:
     """All trials, sortable; above ``page_rows`` (default PAGE_ROWS) trials the table pages."""
     page_rows = PAGE_ROWS if page_rows is None else page_rows
-    same = same_networks(trials)
+    same = same_network_labels(trials)
     paged = len(trials) > page_rows
     attrs = f' data-paged="{page_rows}"' if paged else ""
     out = [f'<table class="sortable" id="trials"{attrs}><thead><tr>']
-    out += [f'<th class="{"l" if left else ""}">{_e(h)}</th>' for h, left in _TRIAL_HEADS]
+    out += [f'<th class="{"l" if left else ""}">{esc(h)}</th>' for h, left in _TRIAL_HEADS]
     out.append("</tr></thead><tbody>")
     data: list[list[str | list[str]]] = []
     for i, t in enumerate(trials):
@@ -230,7 +224,7 @@ def _trials_table(trials: Sequence[TrialRow], page_rows: int | None = None) -> s
             data.append(row)
         if i >= page_rows:
             continue
-        out.append(f'<tr class="{_e(t.status)}">')
+        out.append(f'<tr class="{esc(t.status)}">')
         out += [_cell(v, txt, left=left) for (v, txt), (_, left) in zip(cells, _TRIAL_HEADS)]
         out.append("</tr>")
     out.append("</tbody></table>")
@@ -253,23 +247,21 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
                          data_info: dict[str, Any] | None = None) -> str:
     """The verdict box (netscale.advise, the one recommendation engine) and the groups'
     errors and runtimes with their intervals."""
-    from netscale.advise import study_verdict
-
     rec = study_verdict(trials, data_info=data_info, config=config)
     smoke = ('<div class="box warn"><b>Smoke test</b>: this study ran on '
-             f"<code>{_e(rec.data)}</code> ({_e(rec.n_val or '?')} validation images); its "
+             f"<code>{esc(rec.data)}</code> ({esc(rec.n_val or '?')} validation images); its "
              "accuracy verdict is not meaningful. Install Fashion-MNIST "
              "(<code>apt-get install dataset-fashion-mnist</code>) for a real answer.</div>"
              if rec.smoke_test else "")
     if rec.recommended is None:
-        return smoke + f'<div class="box warn">{_e(rec.reason)}</div>'
+        return smoke + f'<div class="box warn">{esc(rec.reason)}</div>'
     lvl = f"{rec.level:.0%}"
     head = "Recommended: scale by"
-    tied = (f" — a tie with <code>{_e(', '.join(rec.tied))}</code>" if rec.tied
+    tied = (f" — a tie with <code>{esc(', '.join(rec.tied))}</code>" if rec.tied
             else "")
     label = " (smoke test)" if rec.smoke_test else ""
     box = (f'<div class="box{" warn" if not rec.firm else ""}"><b>{head} '
-           f"<code>{_e(rec.recommended)}</code>{label}</b>{tied} — {_e(rec.reason)}.</div>")
+           f"<code>{esc(rec.recommended)}</code>{label}</b>{tied} — {esc(rec.reason)}.</div>")
     rows = ['<table class="sortable" id="by-strategy"><thead><tr><th class="l">strategy</th>'
             '<th>s</th>'
             f"<th>seeds</th><th>top-1 err (%)</th><th>{lvl} interval (%)</th>"
@@ -299,7 +291,7 @@ def _recommendation_html(trials: Sequence[TrialRow], config: dict[str, Any] | No
     rows.append("</tbody></table>")
     how = (f'<p class="small">Each row is one (strategy, factor) group: mean top-1 error of its '
            f"seeds with a {lvl} interval combining the seed spread (Student t) and the finite "
-           f"validation set ({_e(rec.n_val or '?')} images, binomial); time is the median of "
+           f"validation set ({esc(rec.n_val or '?')} images, binomial); time is the median of "
            "the group's benchmark medians with the envelope of their intervals; timing "
            "'noisy'/'contended' marks flagged measurements. Strategies whose error difference "
            "to the best has an interval containing 0 are tied; the fastest of them is "
@@ -313,20 +305,9 @@ _MARKS_NOTE = (f'<p class="small">{FLAG_MARK} flagged timing: its spread exceede
                "identical, so the rows are one model (their difference is noise).</p>")
 
 
-def _point_marks(trials: Sequence[TrialRow]
-                 ) -> tuple[dict[tuple[str, float], str], dict[tuple[str, float], list[str]]]:
-    """Flags and identical networks per (strategy, factor); the base under 'base'."""
-    same = same_networks(trials)
-    flags: dict[tuple[str, float], str] = {}
-    sames: dict[tuple[str, float], list[str]] = {}
-    for t in trials:
-        key = (t.strategy, t.factor)
-        f = timing_flag(t) if t.time_ms is not None else ""
-        if f:
-            flags[key] = f
-        if t.id in same:
-            sames[key] = sorted(set(sames.get(key, [])) | set(same[t.id]))
-    return flags, sames
+def _flagged_points(trials: Sequence[TrialRow]) -> set[tuple[str, float]]:
+    """The (strategy, factor) points with a flagged timing; the base under 'base'."""
+    return {(t.strategy, t.factor) for t in trials if t.time_ms is not None and timing_flag(t)}
 
 
 def _correlations_html(trials: Sequence[TrialRow]) -> str:
@@ -337,7 +318,7 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th>"
             "<th>r (log-log)</th><th>linear fit: slope</th><th>trials</th></tr></thead><tbody>"]
     for c in model.per_metric.values():
-        div, unit = RUNTIME_UNITS.get(c.metric, (1.0, c.metric))
+        div, unit = plots.SLOPE_UNITS.get(c.metric, (1.0, c.metric))
         r, r_log, slope = (v if math.isfinite(c.pearson_r) and math.isfinite(v) else None
                            for v in (c.pearson_r, c.loglog_r, c.slope))
         rows.append("<tr>" + _cell(c.metric, left=True)
@@ -345,7 +326,7 @@ def _correlations_html(trials: Sequence[TrialRow]) -> str:
                     + _cell(slope, "" if slope is None else f"{slope * div:.3g} ms per {unit}")
                     + _cell(c.n) + "</tr>")
     rows.append("</tbody></table>")
-    return (f"<p>On this machine, <b>{_e(best.metric)}</b> predicts runtime best "
+    return (f"<p>On this machine, <b>{esc(best.metric)}</b> predicts runtime best "
             f"(Pearson r = {best.pearson_r:.3f}).</p>" + "".join(rows))
 
 
@@ -367,145 +348,128 @@ def make_report(study_dir: str | Path, out_dir: str | Path | None = None, *,
     report then shows its groups' fits and the verdict (default ``out_dir``: FILE_report next
     to the file)."""
     study = Path(study_dir)
-    src = _load_source(study, out_dir, percent)
-    imported, out, db = src.imported, src.out, src.db
-    trials, counts, config, data_info = src.trials, src.counts, src.config, src.data_info
+    source = load_source(study, percent=percent)
+    out = Path(out_dir) if out_dir else source.report_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out)  # temp files of a report write that a kill interrupted
+    trials, config = source.trials, source.config
+    atomic_write_text(out / "trials.csv", source.csv_text())
     series = series_by_strategy(trials)
     figs = {
         "error_vs_flops": plots.error_vs_flops(series, out / "error_vs_flops.png"),
         "error_vs_runtime": plots.error_vs_runtime(series, out / "error_vs_runtime.png",
-                                                   flagged=_point_marks(trials)[0]),
+                                                   flagged=_flagged_points(trials)),
         "runtime_vs_metrics": plots.runtime_vs_metrics(trials, out / "runtime_vs_metrics.png"),
         "growth": plots.growth(series, out / "growth.png"),
     }
-    extra = _extra_sections(trials, out)
+    extra = _extra_sections(source, out)
     env: dict[str, Any] = next((t.env for t in trials if t.env), {})
-    bench_env = next((t.bench[0].get("env") for t in trials if t.bench and t.bench[0].get("env")),
-                     None) or {}
-    status = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    about, verdict = _about_and_verdict(trials, config, data_info, imported is not None)
-    kind = "Scaling study" if imported is None else "Results"
+    bench_env = next((t.timings[0].env for t in trials if t.bench and t.timings[0].env), {})
+    status = ", ".join(f"{v} {k}" for k, v in source.counts().items() if v)
+    about, verdict = _about_and_verdict(source)
+    kind = "Results" if isinstance(source, ResultsFile) else "Scaling study"
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>netscale report: {_e(config.get('name', study.name))}</title><style>{_CSS}</style></head>
+<title>netscale report: {esc(config.get('name', study.name))}</title><style>{_CSS}</style></head>
 <body>
-<h1>{kind}: {_e(config.get('name', study.name))}</h1>
-<p class="sub">{_e(status)} · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
+<h1>{kind}: {esc(config.get('name', study.name))}</h1>
+<p class="sub">{esc(status)} · generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} by netscale ·
 flops are multiply-adds (1 MAC = 1 flop), batch size 1</p>
 {about}
 <h2>Recommendation</h2>{verdict}
-<h2>Accuracy</h2><div class="grid">{_img(figs['error_vs_flops'], 'error vs flops')}
-{_img(figs['error_vs_runtime'], 'error vs runtime')}</div>
+<h2>Accuracy</h2><div class="grid">{_figure(figs['error_vs_flops'], 'error vs flops')}
+{_figure(figs['error_vs_runtime'], 'error vs runtime')}</div>
 <h2>Runtime on this machine</h2>
-<p class="small">Machine: {_e(bench_env.get('cpu') or bench_env.get('device_name') or '')}
-{_e(bench_env.get('device', ''))}, torch {_e(env.get('torch', ''))}, {_e(env.get('threads', ''))}
+<p class="small">Machine: {esc(bench_env.get('cpu') or bench_env.get('device_name') or '')}
+{esc(bench_env.get('device', ''))}, torch {esc(env.get('torch', ''))}, {esc(env.get('threads', ''))}
 threads. Time is the median per batch of the study's benchmark setting, in ms; slopes are
 ms per G multiply-adds (flops), per M params and per M activations throughout.</p>
 {_correlations_html(trials)}
-{_img(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
+{_figure(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
 <h2>How activations and parameters grow</h2>
-{_img(figs['growth'], 'growth of activations and parameters')}
+{_figure(figs['growth'], 'growth of activations and parameters')}
 {''.join(extra)}
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
 {_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
-raw results in <code>{_e(str(db))}</code>.</p>
+raw results in <code>{esc(str(source.raw_path))}</code>.</p>
 <script>{_JS}</script>
 </body></html>
 """
     return atomic_write_text(out / "index.html", _wrap_tables(page))
 
 
-@dataclass(frozen=True)
-class _Source:
-    """What a report shows: a study's store or a results file, read once."""
-
-    imported: Any  # the StudyResults of a results file, or None for a study
-    out: Path
-    db: Path  # the store, or the results file
-    trials: list[Any]
-    counts: dict[str, int]
-    config: dict[str, Any]
-    data_info: dict[str, Any]
-
-
-def _load_source(study: Path, out_dir: str | Path | None, percent: bool | None) -> _Source:
-    """Reads the study (or results file), creates the report directory and writes
-    ``trials.csv`` there."""
-    db = study / STORE_NAME
-    imported = None
-    if study.suffix.lower() in (".csv", ".json") and not study.is_dir():
-        from netscale.advise.results_io import load_results
-
-        imported = load_results(study, percent=percent)
-    if imported is None and not db.is_file():
-        raise NetscaleError(
-            f"{str(study)!r} is not a study directory (no {STORE_NAME}); run 'netscale study "
-            "CONFIG' first or point at the study's 'out' directory"
-        )
-    out = Path(out_dir) if out_dir else study / "report"
-    if imported is not None:
-        from netscale.advise.groups import results_csv
-
-        out = Path(out_dir) if out_dir else study.parent / f"{study.stem}_report"
-        trials, config, db = imported.trials, imported.config, study
-        counts = {k: sum(1 for t in trials if t.status == k) for k in
-                  ("done", "pending", "running", "failed")}
-        csv_text = results_csv(trials)
-    out.mkdir(parents=True, exist_ok=True)
-    sweep_temp_files(out)  # temp files of a report write that a kill interrupted
-    data_info: dict[str, Any] = {}
-    if imported is None:
-        with Store(db, readonly=True) as store:
-            trials = store.trials()
-            counts = store.counts()
-            config = json.loads(store.get_meta("config") or "{}")
-            data_info = json.loads(store.get_meta("data_info") or "{}")
-            csv_text = store.export("csv", trials)
-    atomic_write_text(out / "trials.csv", csv_text)
-    return _Source(imported, out, db, trials, counts, config, data_info)
-
-
-def _extra_sections(trials: Sequence[Any], out: Path) -> list[str]:
-    """The registered extra sections' HTML; a failing section says so and never breaks
-    the report."""
-    _register_default_sections()
+def _extra_sections(source: StudyResults, out: Path) -> list[str]:
+    """The scaling-laws section and the registered extra sections' HTML; a failing section
+    says so and never breaks the report."""
     extra = []
-    for title, fn in EXTRA_SECTIONS:
+    for title, fn in [("Scaling laws", None), *EXTRA_SECTIONS]:
         try:
-            body = fn(trials, out)
+            body = laws_section(source, out) if fn is None else fn(source.trials, out)
         except Exception as exc:  # a section must never break the report
-            body = f'<p class="small">({_e(title)} unavailable: {_e(exc)})</p>'
+            body = f'<p class="small">({esc(title)} unavailable: {esc(exc)})</p>'
         if body:
-            extra.append(f"<h2>{_e(title)}</h2>{body}")
+            extra.append(f"<h2>{esc(title)}</h2>{body}")
     return extra
 
 
-def _about_and_verdict(trials: Sequence[Any], config: dict[str, Any],
-                       data_info: dict[str, Any], imported: bool) -> tuple[str, str]:
+def _about_and_verdict(source: StudyResults) -> tuple[str, str]:
     """The study's settings (or the results file's description) and the verdict box."""
-    if imported:
-        from netscale.advise.groups import groups_verdict_html
-
-        src = config["imported"]
-        about = (f"<p>Results trained elsewhere, read from <code>{_e(src['path'])}</code>: "
-                 f"{src['rows']} rows, groups <code>{_e(', '.join(src['groups']))}</code>, "
-                 f"error column <code>{_e(src['error_column'])}</code> ({_e(src['error_unit'])})"
+    if isinstance(source, ResultsFile):
+        f = source.file
+        about = (f"<p>Results trained elsewhere, read from <code>{esc(f.path)}</code>: "
+                 f"{f.rows} rows, groups <code>{esc(', '.join(f.groups))}</code>, "
+                 f"error column <code>{esc(f.error_column)}</code> ({esc(f.error_unit)})"
                  "; each group is fitted on its own. Runtime sections below use the file's "
                  "<code>time_ms</code> values, if any.</p>")
-        return about, groups_verdict_html(trials)
+        return about, _groups_verdict_html(source)
+    config = source.config
     data = config.get("data", {})
     recipe = config.get("recipe", {})
     base_names = [b if isinstance(b, str) else str(b.get("name") or b.get("module"))
                   for b in config.get("bases", [])]  # module-factory bases are mappings
-    about = (f"""<p>Bases <code>{_e(', '.join(base_names))}</code>, strategies
-<code>{_e(', '.join(config.get('strategies', [])))}</code>, flops factors
-<code>{_e(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
-({_e(config.get('rounding', 'exact'))} rounding).</p>
-<ul class="settings"><li><b>Data</b>: {_e(describe_data(data))}</li>
-<li><b>Recipe</b>: {_e(describe_recipe(recipe))}</li>
+    about = (f"""<p>Bases <code>{esc(', '.join(base_names))}</code>, strategies
+<code>{esc(', '.join(config.get('strategies', [])))}</code>, flops factors
+<code>{esc(', '.join(f'{f:g}' for f in config.get('factors', [])))}</code>
+({esc(config.get('rounding', 'exact'))} rounding).</p>
+<ul class="settings"><li><b>Data</b>: {esc(describe_data(data))}</li>
+<li><b>Recipe</b>: {esc(describe_recipe(recipe))}</li>
 {_bench_line(config)}{_overrides_line(config)}</ul>""")
-    return about, _recommendation_html(trials, config, data_info)
+    return about, _recommendation_html(source.trials, config, source.data_info)
+
+
+def _groups_verdict_html(source: ResultsFile) -> str:
+    """The verdict for a results file: the groups ranked by predicted error at the largest
+    flops in the file (every group listed)."""
+    done = [t for t in source.trials if t.status == "done" and t.top1_err is not None]
+    if not done:
+        return '<div class="box warn">No rows with a top-1 error: nothing to rank.</div>'
+    target = float(max(t.flops for t in done))
+    try:
+        rec = recommend_groups(source, f"{target:.17g}")
+    except NetscaleError as exc:
+        return f'<div class="box warn">No verdict: {esc(exc)}</div>'
+    c = rec.chosen
+    assert c.error is not None
+    head = (f'<div class="box"><b>Lowest predicted top-1 error at {fmt_count(target)} flops '
+            f"(the largest model in the file): <code>{esc(c.name)}</code></b> — "
+            f"{c.error.text('%')} "
+            f"({c.error.level:.0%} prediction interval; {esc(c.error.source)}). "
+            "<code>netscale recommend FILE --target-flops 8G</code> ranks at another target "
+            "and applies params / activations / latency limits.</div>")
+    rows = ["<table><thead><tr><th>rank</th><th class='l'>group</th>"
+            "<th>predicted error (%)</th><th>past data</th><th class='l'>verdict</th>"
+            "</tr></thead><tbody>"]
+    for cand in rec.candidates:
+        er = cand.error
+        val = "" if er is None else er.text()
+        ex = "" if er is None else ("inside" if er.extrapolation <= 1 + 1e-9
+                                    else f"×{er.extrapolation:.3g}")
+        rows.append(f"<tr><td>{cand.rank or ''}</td><td class='l'>{esc(cand.name)}</td>"
+                    f"<td>{val}</td><td>{ex}</td><td class='l'>{esc(cand.verdict)}</td></tr>")
+    rows.append("</tbody></table>")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in rec.notes)
+    return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
 
 
 def _wrap_tables(page: str) -> str:
@@ -513,10 +477,6 @@ def _wrap_tables(page: str) -> str:
     horizontally, whatever section (including registered ones) produced the table."""
     page = re.sub(r"<table\b", '<div class="tw"><table', page)
     return page.replace("</table>", "</table></div>")
-
-
-RUNTIME_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
-                 "acts": (1e6, "M activations")}
 
 
 def _bench_line(config: dict[str, Any]) -> str:
@@ -528,8 +488,8 @@ def _bench_line(config: dict[str, Any]) -> str:
     what = {"infer": "inference", "train": "training step", "both": "inference and training "
             "step"}.get(b.get("mode", "infer"), b.get("mode"))
     threads = f", {b['threads']} thread(s)" if b.get("threads") else ""
-    return (f"<li><b>Runtime</b>: {_e(what)} time per batch of {_e(b.get('batch_size'))}, "
-            f"{_e(b.get('budget'))} s measurement budget per model{_e(threads)}</li>")
+    return (f"<li><b>Runtime</b>: {esc(what)} time per batch of {esc(b.get('batch_size'))}, "
+            f"{esc(b.get('budget'))} s measurement budget per model{esc(threads)}</li>")
 
 
 def _overrides_line(config: dict[str, Any]) -> str:
@@ -537,12 +497,4 @@ def _overrides_line(config: dict[str, Any]) -> str:
     if not ov:
         return ""
     return ("<li><b>Overrides</b> (<code>--set</code>): "
-            + ", ".join(f"<code>{_e(o)}</code>" for o in ov) + "</li>")
-
-
-def _register_default_sections() -> None:
-    try:
-        from netscale.report.laws_section import laws_section
-    except ImportError:
-        return
-    register_section("Scaling laws", laws_section)
+            + ", ".join(f"<code>{esc(o)}</code>" for o in ov) + "</li>")

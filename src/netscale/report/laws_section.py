@@ -1,74 +1,42 @@
 """The report's "Scaling laws" section: fitted laws, bands, runtime model, recommendation.
 
-``netscale report`` (netscale.report.html) calls :func:`laws_section` when this module is
-importable. Figures are written as PNG into the report directory and inlined as base64 data
+``netscale report`` (netscale.report.html) puts :func:`laws_section` after its runtime
+sections. Figures are written as PNG into the report directory and inlined as base64 data
 URIs so that the page stays self-contained.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from netscale.advise.options import LawOptions, RecommendOptions
+from netscale.advise.recommend import recommend_study
+from netscale.advise.records import pct, pct_interval, with_interval
+from netscale.advise.sources import ResultsFile, StudyResults
 from netscale.advise.study_fits import (
     StudyFits,
-    StudyResults,
     StudyRuntime,
     fit_study,
     study_runtime,
     trial_error,
 )
 from netscale.errors import NetscaleError
+from netscale.report.fragments import esc, img
+from netscale.report.plots import (
+    AXIS_LABELS,
+    SLOPE_UNITS,
+    plain_log_ticks,
+    pyplot,
+    strategy_colors,
+)
+from netscale.study.store import TrialRow
 from netscale.util.io import atomic_savefig
 
 FIG_ALL = "laws_error_vs_flops.png"
 FIG_PANELS = "laws_per_strategy.png"
 EXTEND = 4.0  # curves run to 4x the largest trained model
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _img(path: Path | None, alt: str) -> str:
-    if path is None or not path.is_file():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<img alt="{_e(alt)}" data-name="{_e(path.name)}" '
-            f'src="data:image/png;base64,{data}">')
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    try:  # the report's text sizes (>= 10 px at the displayed size)
-        from netscale.report.plots import RC
-
-        plt.rcParams.update(RC)
-    except ImportError:  # pragma: no cover
-        pass
-    return plt
-
-
-def _colors(labels: Sequence[str]) -> dict[str, str]:
-    try:
-        from netscale.report.plots import strategy_colors
-
-        return strategy_colors(labels)
-    except ImportError:  # pragma: no cover - the report package ships with netscale
-        palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-        return {k: palette[i % len(palette)] for i, k in enumerate(sorted(labels))}
-
-
-def _p(v: float) -> str:
-    return f"{100 * v:.2f}"
 
 
 WIDE_DECADES = 6.0  # an interval spanning more orders of magnitude says "unconstrained"
@@ -85,16 +53,9 @@ def _wide(iv: tuple[float, float] | None) -> bool:
 
 
 def _ci(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:
-    if iv is None:
-        return f"{v:.{digits}g}"
     if _wide(iv):  # the interval itself goes below the table (_wide_note)
         return f"{v:.{digits}g} (unconstrained*)"
-    return f"{v:.{digits}g} [{iv[0]:.{digits}g}, {iv[1]:.{digits}g}]"
-
-
-def _ci_pts(v: float, iv: tuple[float, float] | None) -> str:
-    """A fraction and its interval in percentage points."""
-    return _p(v) if iv is None else f"{_p(v)} [{_p(iv[0])}, {_p(iv[1])}]"
+    return with_interval(v, iv, digits)
 
 
 def _wide_note(fits: StudyFits) -> str:
@@ -115,42 +76,12 @@ def _wide_note(fits: StudyFits) -> str:
             f"{fits.level:.0%} interval spans more than {WIDE_DECADES:g} orders of magnitude; "
             "other combinations of the parameters fit the points as well). The predictions "
             "and their bands remain meaningful; the parameter alone is not. Intervals: "
-            + "; ".join(_e(i) for i in items) + ".</p>")
+            + "; ".join(esc(i) for i in items) + ".</p>")
 
 
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-
-
-def _log_ticks(ax: Any, lo: float, hi: float) -> None:
-    """Readable ticks on a log x axis spanning [lo, hi]: 1-2-5 steps (or 1-3 / decades
-    when the span is wide), plain numbers, no minor labels."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    if not (lo > 0 and hi > lo):
-        return
-    span = math.log10(hi / lo)
-    mults = (1, 2, 5) if span < 2 else (1, 3) if span < 3 else (1,)
-    ticks = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1,
-                                        math.ceil(math.log10(hi)) + 1)
-             for m in mults if lo <= m * 10.0**k <= hi]
-    if len(ticks) < 2:
-        ticks = [lo, hi]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _plain_ticks(ax: Any) -> None:
-    """Plain labels on the log x axis (2, 3, 4, 6 M), as in the report's other plots."""
-    try:
-        from netscale.report.plots import plain_log_ticks
-
-        plain_log_ticks(ax, "x")
-    except ImportError:  # pragma: no cover
-        xl = ax.get_xlim()
-        _log_ticks(ax, xl[0], xl[1])
 
 
 def plot_fits(fits: StudyFits, path: Path) -> Path | None:
@@ -159,8 +90,8 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
     fitted = fits.fitted
     if not fitted:
         return None
-    plt = _plt()
-    colors = _colors(list(fits.fits))
+    plt = pyplot()
+    colors = strategy_colors(list(fits.fits))
     scale = 1e6 if "flops" in fits.x_metric or fits.x_metric in ("params", "acts") else 1.0
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     seen: list[float] = []  # points and curves (not bands) set the y range
@@ -187,13 +118,12 @@ def plot_fits(fits: StudyFits, path: Path) -> Path | None:
         ax.scatter([v / scale for v in rep.x], [100 * v for v in rep.y], color=col, s=30,
                    zorder=5, edgecolors="white", linewidths=0.8)
     ax.set_xscale("log")
-    _plain_ticks(ax)
+    plain_log_ticks(ax, "x")
     if seen:  # wide bands of poorly constrained fits must not flatten the others
         lo, hi = min(seen), max(seen)
         pad = max(0.5, 0.25 * (hi - lo))
         ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
-    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-            "acts": "activations (M)"}.get(fits.x_metric, fits.x_metric)
+    unit = AXIS_LABELS.get(fits.x_metric, fits.x_metric)
     ax.set_xlabel(unit)
     ax.set_ylabel("top-1 error (%)")
     ax.set_title(f"Fitted laws ({fits.level:.0%} prediction bands; dashed: "
@@ -213,8 +143,8 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
     fitted = fits.fitted
     if not fitted:
         return None
-    plt = _plt()
-    colors = _colors(list(fits.fits))
+    plt = pyplot()
+    colors = strategy_colors(list(fits.fits))
     n = len(fitted)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -240,13 +170,12 @@ def plot_panels(fits: StudyFits, path: Path) -> Path | None:
         pad = max(1.0, 0.5 * (max(seen) - min(seen)))
         ax.set_ylim(max(0.0, min(seen) - pad), min(100.0, max(seen) + pad))
         ax.set_xscale("log")
-        _plain_ticks(ax)
+        plain_log_ticks(ax, "x")
         ax.set_title(f"{label}: {rep.best} law")
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    unit = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-            "acts": "activations (M)"}.get(fits.x_metric, f"{fits.x_metric} (M)")
+    unit = AXIS_LABELS.get(fits.x_metric, f"{fits.x_metric} (M)")
     for ax in axes[:, 0]:
         ax.set_ylabel("top-1 error (%)")
     for ax in axes.flat[:n]:
@@ -272,15 +201,15 @@ def _fits_table(fits: StudyFits) -> str:
             f"c [{lvl} CI] (pts)", "R² (log)", "RMSE (pts)", "leave-largest-out: predicted vs "
             "actual error (pts, difference)", f"predicted error at {EXTEND:g}× largest (pts)"]
     out = ["<table><thead><tr>" + "".join(
-        f'<th class="{"l" if i in (0, 3, 9) else ""}">{_e(h)}</th>' for i, h in enumerate(head))
+        f'<th class="{"l" if i in (0, 3, 9) else ""}">{esc(h)}</th>' for i, h in enumerate(head))
         + "</tr></thead><tbody>"]
     out.append(_base_fit_row(fits, len(head)))
     for label, f in fits.fits.items():
         alpha = "" if f.alpha is None else f"{f.alpha:.3g}"
-        cells = [f'<td class="l">{_e(label)}</td>', f"<td>{_e(alpha)}</td>",
+        cells = [f'<td class="l">{esc(label)}</td>', f"<td>{esc(alpha)}</td>",
                  f"<td>{f.n_points} ({f.n_sizes})</td>"]
         if f.report is None:
-            cells.append(f'<td class="l" colspan="8">not fitted: {_e(f.skipped)}</td>')
+            cells.append(f'<td class="l" colspan="8">not fitted: {esc(f.skipped)}</td>')
             out.append("<tr>" + "".join(cells) + "</tr>")
             continue
         rep = f.report
@@ -293,20 +222,20 @@ def _fits_table(fits: StudyFits) -> str:
         else:
             # a check that ran (not skipped) always has its prediction and interval
             assert h.predicted is not None and h.lo is not None and h.hi is not None
-            hold = (f"{_p(h.predicted)} [{_p(h.lo)}, {_p(h.hi)}] vs {_p(h.actual)} "
+            hold = (f"{pct(h.predicted)} [{pct(h.lo)}, {pct(h.hi)}] vs {pct(h.actual)} "
                     f"({'inside' if h.within else 'OUTSIDE'}, "
                     f"{100 * (h.predicted - h.actual):+.2f})")
         pr = rep.predict(lf.x_max * EXTEND)
         cells += [
-            f'<td class="l">{_e(rep.best)}</td>',
-            f"<td>{_e(_ci(lf.a, lf.intervals.get('a')))}</td>",
-            f"<td>{_e(_ci(lf.b, lf.intervals.get('b')))}</td>",
-            f"<td>{_e(_ci_pts(lf.c, lf.intervals.get('c')) if lf.law == 'saturating' else '—')}"
-            "</td>",
+            f'<td class="l">{esc(rep.best)}</td>',
+            f"<td>{esc(_ci(lf.a, lf.intervals.get('a')))}</td>",
+            f"<td>{esc(_ci(lf.b, lf.intervals.get('b')))}</td>",
+            f"<td>{esc(pct_interval(lf.c, lf.intervals.get('c')))}</td>"
+            if lf.law == "saturating" else "<td>—</td>",
             f"<td>{lf.r2_log:.3f}</td>" if math.isfinite(lf.r2_log) else "<td></td>",
             f"<td>{100 * lf.rmse:.2f}</td>",
-            f'<td class="l">{_e(hold)}</td>',
-            f"<td>{_p(pr.value)} [{_p(pr.lo)}, {_p(pr.hi)}]</td>",
+            f'<td class="l">{esc(hold)}</td>',
+            f"<td>{pct(pr.value)} [{pct(pr.lo)}, {pct(pr.hi)}]</td>",
         ]
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
@@ -323,13 +252,13 @@ def _base_fit_row(fits: StudyFits, ncols: int) -> str:
             unit = "M flops" if fits.x_metric == "flops" else f"M {fits.x_metric}"
             return (f'<tr class="base"><td class="l">base (s = 1)</td><td class="l" '
                     f'colspan="{ncols - 1}">the shared first point of every fit: '
-                    f"{x / 1e6:.3g} {_e(unit)}, top-1 error {_p(y)}%</td></tr>")
+                    f"{x / 1e6:.3g} {esc(unit)}, top-1 error {pct(y)}%</td></tr>")
     return ""
 
 
-def _base_candidate_row(trials: Sequence[Any]) -> str:
+def _base_candidate_row(trials: Sequence[TrialRow]) -> str:
     """The trained base (s = 1) as the reference row of the recommendation table."""
-    base = [t for t in trials if getattr(t, "factor", None) == 1 and trial_error(t) is not None]
+    base = [t for t in trials if t.factor == 1 and trial_error(t) is not None]
     if not base:
         return ""
     t = base[0]
@@ -339,7 +268,7 @@ def _base_candidate_row(trials: Sequence[Any]) -> str:
     seeds = f", mean of {len(base)} seeds" if len(base) > 1 else ""
     return (f'<tr class="base"><td></td><td class="l">base (s = 1)</td>'
             f"<td>{t.flops / 1e6:.3g}</td><td>{t.params / 1e6:.3g}</td>"
-            f"<td>{t.acts / 1e6:.3g}</td><td>{t.resolution}</td><td>{_p(err)} (trained"
+            f"<td>{t.acts / 1e6:.3g}</td><td>{t.resolution}</td><td>{pct(err)} (trained"
             f"{seeds})</td><td>{tm}</td><td class='l'>the base as trained and timed: the "
             "reference the candidates scale from</td></tr>")
 
@@ -352,7 +281,7 @@ def _notes_html(fits: StudyFits) -> str:
             by_text.setdefault(n, []).append(label)
     if not by_text:
         return ""
-    items = "".join(f"<li><b>{_e(', '.join(v))}</b>: {_e(k)}</li>" for k, v in by_text.items())
+    items = "".join(f"<li><b>{esc(', '.join(v))}</b>: {esc(k)}</li>" for k, v in by_text.items())
     return f'<ul class="small">{items}</ul>'
 
 
@@ -363,27 +292,25 @@ def _runtime_html(rt: StudyRuntime | None) -> str:
     rows = ["<table><thead><tr><th class='l'>metric</th><th>Pearson r</th><th>r (log-log)</th>"
             "<th>line: slope</th><th>intercept (ms)</th><th>log-log exponent</th>"
             "</tr></thead><tbody>"]
-    units = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
-             "acts": (1e6, "M activations")}
     for m, f in rt.model.per_metric.items():
-        div, unit = units.get(m, (1.0, m))
+        div, unit = SLOPE_UNITS.get(m, (1.0, m))
         rows.append(
-            f"<tr><td class='l'>{_e(m)}</td>"
+            f"<tr><td class='l'>{esc(m)}</td>"
             f"<td>{'' if not math.isfinite(f.pearson_r) else f'{f.pearson_r:.3f}'}</td>"
             f"<td>{'' if not math.isfinite(f.loglog_r) else f'{f.loglog_r:.3f}'}</td>"
-            f"<td>{f.slope * div:.3g} ms per {_e(unit)}</td><td>{f.intercept:.3g}</td>"
+            f"<td>{f.slope * div:.3g} ms per {esc(unit)}</td><td>{f.intercept:.3g}</td>"
             f"<td>{'' if not math.isfinite(f.loglog_exponent) else f'{f.loglog_exponent:.2f}'}"
             "</td></tr>")
     rows.append("</tbody></table>")
     best = rt.model.best_metric
-    other = (f" Other settings measured (not used): {_e(', '.join(rt.other_settings))}."
+    other = (f" Other settings measured (not used): {esc(', '.join(rt.other_settings))}."
              if rt.other_settings else "")
     best_text = ("No single metric correlates with runtime" if best is None else
-                 f"Best single predictor: <b>{_e(best)}</b> (Pearson r = "
+                 f"Best single predictor: <b>{esc(best)}</b> (Pearson r = "
                  f"{rt.model.per_metric[best].pearson_r:.3f})")
-    return (f"<p>Fitted {_e(rt.describe())}: <code>{_e(_formula(rt))}</code>, "
+    return (f"<p>Fitted {esc(rt.summary())}: <code>{esc(_formula(rt))}</code>, "
             f"RMSE {rt.rmse:.3g} ms. {best_text}. It applies to this machine at batch "
-            f"{rt.batch_size} on {_e(rt.device)} only.{other}</p>" + "".join(rows))
+            f"{rt.batch_size} on {esc(rt.device)} only.{other}</p>" + "".join(rows))
 
 
 def _formula(rt: StudyRuntime) -> str:
@@ -392,11 +319,9 @@ def _formula(rt: StudyRuntime) -> str:
     return rt.formula({"flops": (1e9, "G MACs"), "params": (1e6, "M"), "acts": (1e6, "M")})
 
 
-def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> str:
-    from netscale.advise.groups import is_imported_trials
-    from netscale.advise.recommend import recommend_study
-
-    if is_imported_trials(trials):  # a results file: its groups, not scaled strategies
+def _recommend_html(source: StudyResults, fits: StudyFits) -> str:
+    trials = source.trials
+    if isinstance(source, ResultsFile):  # its groups, not scaled strategies
         return ("<p>The groups are ranked in the Recommendation section at the top (each "
                 "group's law at the largest flops in the file).</p>")
     bases = sorted({t.base for t in trials})
@@ -407,27 +332,27 @@ def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> st
     if not factors:
         return ""
     target = 2.0 * max(factors)
-    study = StudyResults(path=out_dir, name="", config={}, trials=list(trials))
     try:
-        rec = recommend_study(study, target, fits=fits, x=fits.x_metric)
+        rec = recommend_study(source, target, RecommendOptions(laws=LawOptions(x=fits.x_metric)),
+                              fits=fits)
     except NetscaleError as exc:
-        return f"<p class='small'>(No recommendation: {_e(exc)})</p>"
+        return f"<p class='small'>(No recommendation: {esc(exc)})</p>"
     c = rec.chosen
     err = ("no prediction" if c.error is None else
-           f"{_p(c.error.value)}% [{_p(c.error.lo)}, {_p(c.error.hi)}] ({_e(c.error.source)})")
+           f"{c.error.text('%')} ({esc(c.error.source)})")
     rt = "" if c.time_ms is None else f", predicted {c.time_ms:.3g} ms per batch of " \
                                       f"{rec.runtime_batch}"
     stages = (c.spec or {}).get("stages", [])
     head = (f'<div class="box"><b>Extrapolated recommendation for ×{target:g} flops</b> '
-            f"(2× the largest trained factor): scale by <code>{_e(c.name)}</code> — depths "
+            f"(2× the largest trained factor): scale by <code>{esc(c.name)}</code> — depths "
             f"{[s['depth'] for s in stages]}, widths {[s['width'] for s in stages]}, "
             f"{c.resolution} px, {c.flops / 1e6 if c.flops else 0:.3g} M flops; predicted "
-            f"top-1 error {err}{_e(rt)}. Ranked by {rec.ranking} with the tie logic of the "
+            f"top-1 error {err}{esc(rt)}. Ranked by {rec.ranking} with the tie logic of the "
             "verdict above (tied when the interval of the difference contains 0; the fastest "
             "of the tied is chosen), no constraints; <code>netscale recommend</code> adds "
             "latency / params / activations limits."
-            + (f" <b>Tie</b> with <code>{_e(', '.join(rec.tied))}</code>." if rec.tied else "")
-            + f"<br><span class='small'>{_e(rec.reason)}</span></div>")
+            + (f" <b>Tie</b> with <code>{esc(', '.join(rec.tied))}</code>." if rec.tied else "")
+            + f"<br><span class='small'>{esc(rec.reason)}</span></div>")
     rows = ["<table><thead><tr><th>rank</th><th class='l'>strategy</th><th>flops (M)</th>"
             "<th>params (M)</th><th>acts (M)</th><th>px</th><th>predicted error (%)</th>"
             "<th>time (ms)</th><th class='l'>why not chosen</th></tr></thead><tbody>"]
@@ -436,16 +361,16 @@ def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> st
         if not cand.trained and (cand.rank is None or cand.rank > 8):
             continue
         e = ("" if cand.error is None else
-             f"{_p(cand.error.value)} [{_p(cand.error.lo)}, {_p(cand.error.hi)}]"
+             cand.error.text()
              + (" (interp.)" if cand.error.method == "interpolated" else ""))
         rows.append(
-            f"<tr><td>{cand.rank or ''}</td><td class='l'>{_e(cand.name)}</td>"
+            f"<tr><td>{cand.rank or ''}</td><td class='l'>{esc(cand.name)}</td>"
             f"<td>{(cand.flops or 0) / 1e6:.3g}</td><td>{(cand.params or 0) / 1e6:.3g}</td>"
             f"<td>{(cand.acts or 0) / 1e6:.3g}</td><td>{cand.resolution or ''}</td>"
-            f"<td>{_e(e)}</td><td>{'' if cand.time_ms is None else f'{cand.time_ms:.3g}'}</td>"
-            f"<td class='l'>{_e(cand.verdict)}</td></tr>")
+            f"<td>{esc(e)}</td><td>{'' if cand.time_ms is None else f'{cand.time_ms:.3g}'}</td>"
+            f"<td class='l'>{esc(cand.verdict)}</td></tr>")
     rows.append("</tbody></table>")
-    notes = "".join(f"<li>{_e(n)}</li>" for n in rec.notes)
+    notes = "".join(f"<li>{esc(n)}</li>" for n in rec.notes)
     return head + "".join(rows) + (f'<ul class="small">{notes}</ul>' if notes else "")
 
 
@@ -454,8 +379,10 @@ def _recommend_html(trials: Sequence[Any], fits: StudyFits, out_dir: Path) -> st
 # --------------------------------------------------------------------------------------------
 
 
-def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
-    """HTML of the report's "Scaling laws" section; figures go to ``out_dir`` as PNG."""
+def laws_section(source: StudyResults, out_dir: str | Path) -> str:
+    """HTML of the report's "Scaling laws" section for a study or a results file; figures go
+    to ``out_dir`` as PNG."""
+    trials = source.trials
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts: list[str] = []
@@ -469,7 +396,7 @@ def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
         try:
             fits = fit_study(trials)
         except NetscaleError as exc:
-            parts.append(f"<p>No scaling law could be fitted: {_e(exc)}. Each strategy needs "
+            parts.append(f"<p>No scaling law could be fitted: {esc(exc)}. Each strategy needs "
                          "at least 3 trained sizes (counting the shared s = 1 model) for the "
                          "plain power law and 4 for the saturating law.</p>")
     if fits is not None:
@@ -491,8 +418,8 @@ def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
                 "degree of freedom left its intervals are rough, so treat the extrapolations "
                 "as indicative. Train more factors (e.g. 8 and 16) or seeds for honest "
                 "extrapolation.</div>")
-        parts.append(_img(plot_fits(fits, out / FIG_ALL), "fitted scaling laws"))
-        parts.append(_img(plot_panels(fits, out / FIG_PANELS), "fits per strategy"))
+        parts.append(img(plot_fits(fits, out / FIG_ALL), "fitted scaling laws"))
+        parts.append(img(plot_panels(fits, out / FIG_PANELS), "fits per strategy"))
         parts.append(_fits_table(fits))
         parts.append(_wide_note(fits))
         parts.append(_notes_html(fits))
@@ -500,9 +427,9 @@ def laws_section(trials: Sequence[Any], out_dir: str | Path) -> str:
         rt = study_runtime(trials)
     except NetscaleError as exc:
         rt = None
-        parts.append(f"<p class='small'>(runtime model unavailable: {_e(exc)})</p>")
+        parts.append(f"<p class='small'>(runtime model unavailable: {esc(exc)})</p>")
     parts.append("<h3>Runtime model</h3>" + _runtime_html(rt))
     if fits is not None and fits.fitted:
         parts.append("<h3>Recommendation from the fitted laws</h3>"
-                     + _recommend_html(trials, fits, out))
+                     + _recommend_html(source, fits))
     return "\n".join(p for p in parts if p)

@@ -1,75 +1,35 @@
 """Markings the report puts on tables and plots: flagged timings (noisy or measured while the
 CPU was busy) and trials that are the identical network (e.g. w and dWr at ×2 can round to
-the same widths), plus readable text for the study's data and recipe settings.
-
-The quality of a timing is read from the trial (``time_quality``) or its benchmark rows
-(``time_quality``, else the ``noisy`` / ``contended`` flags of netscale.bench); identical
-networks from the trial's ``same_as`` label when the study recorded one, else by comparing
-the scaled specs (name ignored). Both work on older stores that have neither field.
-"""
+the same widths, as the study records in ``same_as``), plus readable text for the study's
+data and recipe settings."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from netscale.specs.spec import network_key
+from netscale.study.store import TrialRow, same_networks
 
 FLAG_MARK = "⚑"
 SAME_MARK = "≡"
-_GOOD = {"", "ok", "good", "clean", "none"}
 
 
-def timing_flag(trial: Any) -> str:
-    """'' for a clean timing, else a short reason: 'noisy', 'busy CPU', or the stored
-    quality label."""
-    q = getattr(trial, "time_quality", None)
-    if isinstance(q, str) and q.strip().lower() not in _GOOD:
-        return _label(q)
-    rows = [b for b in (getattr(trial, "bench", None) or []) if b.get("status", "ok") == "ok"]
-    t = getattr(trial, "time_ms", None)
-    used = [b for b in rows if t is not None and b.get("time_ms") == t] or rows
-    for b in used:
-        q = b.get("time_quality")
-        if isinstance(q, str) and q.strip().lower() not in _GOOD:
-            return _label(q)
-    reasons = []
-    if any(b.get("noisy") for b in used):
-        reasons.append("noisy")
-    if any(b.get("contended") for b in used):
-        reasons.append("busy CPU")
-    return ", ".join(reasons)
+def timing_flag(trial: TrialRow) -> str:
+    """'' for a clean timing, else a short reason: 'noisy' or 'busy CPU' (the quality of the
+    measurement standing for the trial)."""
+    q = trial.time_quality
+    return "" if q in (None, "ok") else {"contended": "busy CPU"}.get(q, q)
 
 
-def _label(q: str) -> str:
-    q = q.strip().lower()
-    return {"contended": "busy CPU", "busy": "busy CPU"}.get(q, q)
-
-
-
-def trial_label(trial: Any) -> str:
+def trial_label(trial: TrialRow) -> str:
     return f"{trial.strategy} ×{trial.factor:g}"
 
 
-def same_networks(trials: Sequence[Any]) -> dict[str, list[str]]:
-    """Trial id -> labels of the other trials that are the identical network (same seed
-    excluded: different seeds of one network are repeats, not duplicates)."""
-    groups: dict[tuple[str, Any], list[Any]] = {}
-    for t in trials:
-        groups.setdefault((network_key(t.spec or {}), getattr(t, "seed", 0)), []).append(t)
-    out: dict[str, list[str]] = {}
-    for ts in groups.values():
-        if len(ts) > 1:
-            for t in ts:
-                out[t.id] = [trial_label(o) for o in ts if o is not t]
-    by_id = {t.id: t for t in trials}
-    for t in trials:  # links recorded by the study (same_as: the trial that ran) count too
-        same = getattr(t, "same_as", None)
-        if same:
-            ids = [same] if isinstance(same, str) else [str(s) for s in same]
-            labels = [trial_label(by_id[i]) if i in by_id else i for i in ids]
-            out[t.id] = sorted(set(out.get(t.id, [])) | set(labels))
-    return out
+def same_network_labels(trials: Sequence[TrialRow]) -> dict[str, list[str]]:
+    """Trial id -> labels of the other trials that are the identical network (the study's
+    ``same_as`` record; different seeds of one network are repeats, not duplicates)."""
+    return {tid: sorted({trial_label(o) for o in others})
+            for tid, others in same_networks(trials).items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netscale.report.analysis import Series, runtime_correlations
+from netscale.report.marks import SAME_MARK, same_network_labels, timing_flag
 from netscale.scaling import parse_strategy
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
-from netscale.util import jsonio
 from netscale.util.io import atomic_savefig
 
 if TYPE_CHECKING:
@@ -27,11 +27,17 @@ RC: dict[RcKeyType, float] = {
     "font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
     "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
     "figure.titlesize": 11}
+#: Axis labels of the counts, in millions (flops are multiply-adds).
+AXIS_LABELS = {"flops": "flops (M multiply-adds)", "params": "params (M)",
+               "acts": "activations (M)"}
+#: Runtime slopes are given per these units of each count: (divisor, unit).
+SLOPE_UNITS = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
+               "acts": (1e6, "M activations")}
 HALF_W = 5.2  # inches at 110 dpi: one column of the report's two-column grid
 FULL_W = 10.4  # the page width
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,14 +95,14 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 
 
 def strategy_colors(names: Sequence[str]) -> dict[str, str]:
-    order = sorted(set(names) - {BASE})
+    order = sorted(set(names) - {BASE_STRATEGY})
     out = {n: COLORS[i % len(COLORS)] for i, n in enumerate(order)}
-    out[BASE] = "#000000"
+    out[BASE_STRATEGY] = "#000000"
     return out
 
 
 def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
-    plt = _plt()
+    plt = pyplot()
     drawn = False
     colors = strategy_colors([s.strategy for s in series])
     fig, ax = plt.subplots(figsize=(HALF_W, 4.2))
@@ -116,12 +122,12 @@ def error_vs_flops(series: Sequence[Series], path: Path) -> Path | None:
 
 
 def error_vs_runtime(series: Sequence[Series], path: Path,
-                     flagged: Any = None) -> Path | None:
+                     flagged: Collection[tuple[str, float]] = ()) -> Path | None:
     """``flagged``: (strategy, factor) pairs whose timing was flagged (ringed in red)."""
-    plt = _plt()
+    plt = pyplot()
     colors = strategy_colors([s.strategy for s in series])
     fig, ax = plt.subplots(figsize=(HALF_W, 4.2))
-    flagged = set(flagged or ())
+    flagged = set(flagged)
     any_flag = False
     drawn = False
     for s in series:
@@ -167,23 +173,21 @@ def _finish_error_plot(plt: Any, fig: Any, ax: Any, drawn: bool, path: Path, xla
 def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
     """Time per batch against flops, params and acts; flagged timings ringed in red,
     identical networks labelled."""
-    from netscale.report.marks import SAME_MARK, same_networks, timing_flag
-
     timed = [t for t in trials if t.time_ms is not None]
     if len(timed) < 2:
         return None
-    plt = _plt()
+    plt = pyplot()
     colors = strategy_colors([t.strategy for t in timed])
     model = runtime_correlations(timed)  # fitted on every timed trial
     n_timed = len(timed)
     flagged = [bool(timing_flag(t)) for t in timed]
+    same = same_network_labels(timed)
     rows: list[TrialRow] | list[TimedGroup] = timed
     if len(timed) > MAX_MARKERS:  # a big study: one marker per (strategy, factor)
         rows, flagged = aggregate_timed(timed, flagged)
+        same = {g.id: sorted({x for tid in g.trial_ids for x in same.get(tid, [])})
+                for g in rows if any(tid in same for tid in g.trial_ids)}
     fig, axes = plt.subplots(1, 3, figsize=(FULL_W, 4.2), sharey=True)
-    units = {"flops": "flops (M multiply-adds)", "params": "params (M)",
-             "acts": "activations (M)"}
-    same = same_networks(rows)
     for i, (ax, metric) in enumerate(zip(axes, ("flops", "params", "acts"))):
         for strat in sorted({t.strategy for t in rows}):
             pts = [t for t in rows if t.strategy == strat]
@@ -192,14 +196,11 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         mark_flags(ax, [getattr(t, metric) / 1e6 for t in rows],
                    [t.time_ms for t in rows if t.time_ms is not None],  # all: rows are timed
                    flagged, label=i == 0)
-        labelled: set[str] = set()
-        by_spec: dict[str, list[str]] = {}  # trials with an equal spec: one label for all
-        if same:
-            for o in rows:
-                by_spec.setdefault(jsonio.dumps(o.spec, sort_keys=True), []).append(o.id)
+        labelled: set[frozenset[str]] = set()  # one label per identical network
         for t in rows:
-            if t.id in same and t.id not in labelled:
-                labelled.update(by_spec[jsonio.dumps(t.spec, sort_keys=True)])
+            names = frozenset([*same.get(t.id, []), f"{t.strategy} ×{t.factor:g}"])
+            if t.id in same and names not in labelled:
+                labelled.add(names)
                 ax.annotate(f"{SAME_MARK} {t.strategy} ×{t.factor:g} = "
                             f"{', '.join(same[t.id])}", (getattr(t, metric) / 1e6, t.time_ms),
                             fontsize=8.5, textcoords="offset points", xytext=(4, -11))
@@ -211,7 +212,7 @@ def runtime_vs_metrics(trials: Sequence[TrialRow], path: Path) -> Path | None:
         r = f"r = {c.pearson_r:.3f}" if c is not None and math.isfinite(c.pearson_r) \
             else "r = n/a"
         ax.set_title(f"time vs {metric} ({r})")
-        ax.set_xlabel(units[metric])
+        ax.set_xlabel(AXIS_LABELS[metric])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("time per batch (ms)")
     if len(rows) < n_timed:
@@ -244,7 +245,7 @@ class TimedGroup:
     params: float
     acts: float
     time_ms: float
-    spec: dict[str, Any]
+    trial_ids: tuple[str, ...]
     n: int
     seed: int = 0
 
@@ -265,7 +266,8 @@ def aggregate_timed(rows: Sequence[TrialRow], flagged: Sequence[bool]
             flops=float(np.mean([t.flops for t in ts])),
             params=float(np.mean([t.params for t in ts])),
             acts=float(np.mean([t.acts for t in ts])),
-            time_ms=float(np.median([t.time_ms for t in ts])), spec=ts[0].spec, n=len(ts)))
+            time_ms=float(np.median([t.time_ms for t in ts])),
+            trial_ids=tuple(t.id for t in ts), n=len(ts)))
         flags.append(any(flagged[i] for i in idx))
     return out, flags
 
@@ -279,12 +281,12 @@ def factor_labels(n: int, limit: int = MAX_FACTOR_LABELS) -> set[int]:
 
 
 def growth(series: Sequence[Series], path: Path) -> Path | None:
-    plt = _plt()
+    plt = pyplot()
     colors = strategy_colors([s.strategy for s in series])
     fig, axes = plt.subplots(1, 2, figsize=(FULL_W, 4.4))
     drawn = False
     for s in series:
-        if s.strategy == BASE:
+        if s.strategy == BASE_STRATEGY:
             continue
         try:
             strat = parse_strategy(s.strategy)
@@ -318,7 +320,3 @@ def growth(series: Sequence[Series], path: Path) -> Path | None:
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)

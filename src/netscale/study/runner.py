@@ -36,7 +36,7 @@ from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
-from netscale.study.store import STORE_NAME, Store
+from netscale.study.store import STORE_NAME, Store, stand_in
 from netscale.util import jsonio
 from netscale.util.io import sweep_temp_files
 
@@ -318,8 +318,8 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
         except (OSError, ValueError):
             rows = None
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-            infer = next((r for r in rows if r.get("mode") == "infer"), rows[0])
-            store.record_bench(t.id, rows, infer.get("time_ms"))
+            infer = stand_in(rows)
+            store.record_bench(t.id, rows, infer.get("time_ms") if infer else None)
             added += 1
     return added
 

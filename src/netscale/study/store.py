@@ -26,14 +26,19 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netscale.errors import NetscaleError
+from netscale.study.module_base import ModuleSpec, spec_from_payload
 from netscale.util import jsonio, serial
+
+if TYPE_CHECKING:
+    from netscale.specs import NetSpec
 
 #: The store's file name inside a study directory.
 STORE_NAME = "results.sqlite"
@@ -113,6 +118,52 @@ _TABLES = {"meta", "trials", "epochs", "events"}
 POISON_CRASHES = 2
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One runtime measurement of a trial (a row of its ``bench`` list), typed: ms per batch
+    of ``batch_size`` in ``mode`` (infer or train) on ``device`` in the execution ``setting``
+    (``memory_format+precision``); ``quality`` is ok / noisy / contended, None when the
+    measurement failed. ``flops``/``params``/``acts`` are the counts it was measured at (None:
+    the trial's), ``env`` the machine it ran on, ``row`` the stored row (for the statistics
+    that read its samples)."""
+
+    mode: str
+    ok: bool
+    time_ms: float | None
+    batch_size: int
+    device: str
+    setting: str
+    quality: str | None
+    flops: float | None
+    params: float | None
+    acts: float | None
+    env: Mapping[str, Any] = field(compare=False, repr=False)
+    row: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Timing:
+        # the bench package pulls in numpy: read only when a timing is looked at
+        from netscale.bench.result import setting_label_of, time_quality_of
+
+        def count(key: str) -> float | None:
+            v = row.get(key)
+            return float(v) if v else None
+
+        tm, env = row.get("time_ms"), row.get("env")
+        return cls(mode=str(row.get("mode") or "infer"), ok=row.get("status", "ok") == "ok",
+                   time_ms=None if tm is None else float(tm),
+                   batch_size=int(row.get("batch_size") or 0),
+                   device=str(row.get("device") or "?"), setting=setting_label_of(row),
+                   quality=time_quality_of(row), flops=count("flops"), params=count("params"),
+                   acts=count("acts"), env=env if isinstance(env, Mapping) else {}, row=row)
+
+
+def stand_in(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The bench row that stands for a trial (the one its ``time_ms`` comes from): its
+    inference row, else its first row; None without rows."""
+    return next((r for r in rows if r.get("mode", "infer") == "infer"), rows[0] if rows else None)
+
+
 @dataclass
 class TrialRow:
     """One trial as stored (complexity, runtime, metrics, status)."""
@@ -154,32 +205,63 @@ class TrialRow:
     epochs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def time_quality(self) -> str | None:
-        """Quality of ``time_ms`` (``ok`` / ``noisy`` / ``contended``, after the automatic
-        re-measurements): that of the bench row it comes from (infer, else the first); None
-        when not timed."""
-        from netscale.bench.result import time_quality_of
-
-        if not self.bench or self.time_ms is None:
-            return None
-        row = next((r for r in self.bench if r.get("mode") == "infer"), self.bench[0])
-        return time_quality_of(row)
+    def model_name(self) -> str:
+        """The name of the trial's model (its spec's, else the trial id)."""
+        return str(self.spec.get("name") or self.id)
 
     @property
-    def model(self) -> Any:
-        """The trial's model as an object: a ``NetSpec``, or a ``ModuleSpec`` for a
-        module-factory base; None when the row holds no full spec (imported results that
-        name their models only)."""
-        from netscale.study.module_base import spec_from_payload
+    def depths(self) -> list[int]:
+        """Blocks per stage of the trial's network ([] without stages, e.g. a module)."""
+        return [int(s["depth"]) for s in self.spec.get("stages", [])]
 
+    @property
+    def widths(self) -> list[int]:
+        """Channels per stage of the trial's network ([] without stages)."""
+        return [int(s["width"]) for s in self.spec.get("stages", [])]
+
+    @property
+    def timings(self) -> list[Timing]:
+        """Every runtime measurement of the trial (the ``bench`` rows), typed."""
+        return [Timing.from_row(r) for r in self.bench]
+
+    @property
+    def timing(self) -> Timing | None:
+        """The measurement that stands for the trial (:func:`stand_in`); None if not timed."""
+        row = stand_in(self.bench)
+        return None if row is None else Timing.from_row(row)
+
+    @property
+    def time_quality(self) -> str | None:
+        """Quality of ``time_ms`` (``ok`` / ``noisy`` / ``contended``, after the automatic
+        re-measurements): that of the bench row standing for the trial; None when not
+        timed."""
+        timing = self.timing
+        return None if timing is None or self.time_ms is None else timing.quality
+
+    @property
+    def model(self) -> NetSpec | ModuleSpec | None:
+        """The trial's model as an object: a ``NetSpec``, or a ``ModuleSpec`` for a
+        module-factory base; None when the row holds no full spec (results files that
+        name their models only)."""
         try:
-            return spec_from_payload(self.spec)
+            model: NetSpec | ModuleSpec = spec_from_payload(self.spec)
         except (NetscaleError, KeyError, TypeError, ValueError):
             return None
+        return model
 
     def to_dict(self, *, with_spec: bool = True, with_epochs: bool = True) -> dict[str, Any]:
         omit = ("spec",) * (not with_spec) + ("epochs",) * (not with_epochs)
         return {**serial.to_dict(self, omit=omit), "time_quality": self.time_quality}
+
+
+def same_networks(trials: Sequence[TrialRow]) -> dict[str, list[TrialRow]]:
+    """Trial id -> the other trials that are the same network, as the store records it
+    (``same_as``): an alias and the trial it mirrors, and the aliases of one trial."""
+    members: dict[str, list[TrialRow]] = defaultdict(list)
+    for t in trials:
+        members[t.same_as or t.id].append(t)
+    return {t.id: [o for o in group if o is not t]
+            for group in members.values() if len(group) > 1 for t in group}
 
 
 _JSON_COLS = ("spec", "bench", "env")
@@ -581,8 +663,7 @@ class Store:
         out = []
         for t in self.trials() if trials is None else trials:
             d = t.to_dict(with_spec=False, with_epochs=False)
-            d["depths"] = [s["depth"] for s in t.spec.get("stages", [])]
-            d["widths"] = [s["width"] for s in t.spec.get("stages", [])]
+            d["depths"], d["widths"] = t.depths, t.widths
             d["bench"] = t.bench
             d["epochs"] = t.epochs
             out.append(d)

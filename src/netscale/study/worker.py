@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from netscale.errors import NetscaleError
+from netscale.study.store import stand_in
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -161,7 +162,7 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
         from netscale.util.io import atomic_write_json
 
         atomic_write_json(cached, rows)
-    infer = next((r for r in rows if r["mode"] == "infer"), rows[0] if rows else None)
+    infer = stand_in(rows)
     emit("bench", {"rows": rows, "time_ms": infer.get("time_ms") if infer else None})
 
 

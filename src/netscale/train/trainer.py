@@ -257,7 +257,7 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def _spec_identity(d: Mapping[str, Any]) -> dict[str, Any]:
+def spec_identity(d: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(d)
     out.pop("meta", None)
     out.pop("name", None)
@@ -278,7 +278,7 @@ def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
 
 def check_checkpoint_spec(ckpt_spec: Mapping[str, Any], spec: NetSpec, where: str) -> None:
     """A clear error when a checkpoint was written for another network."""
-    a, b = _spec_identity(ckpt_spec), _spec_identity(spec.to_dict())
+    a, b = spec_identity(ckpt_spec), spec_identity(spec.to_dict())
     if a != b:
         raise NetscaleError(
             f"checkpoint {where} was written for a different network "
