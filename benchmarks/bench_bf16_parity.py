@@ -5,7 +5,7 @@ Trains the same spec with the same seeds twice, once in fp32 and once under bf16
 compares the final top-1 validation errors seed by seed:
 
 * each precision's mean error with its 95 % interval (seed spread and the finite validation
-  set, :func:`netscale.laws.stats.error_interval`);
+  set, :func:`netscale.laws.replicates.error_interval`);
 * the paired difference bf16 − fp32 (same seed, same data order, same initial weights) with
   its 95 % Student-t interval over the seeds;
 * the verdict: ``no loss beyond noise`` when that interval reaches zero or below, else

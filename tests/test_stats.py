@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from netscale.laws.replicates import error_interval
 from netscale.laws.stats import (
     difference_half,
-    error_interval,
     t_quantile,
     tied,
     time_interval,

@@ -368,3 +368,14 @@ def welch_t(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     se = math.sqrt(float(np.var(xa, ddof=1)) / xa.size + float(np.var(xb, ddof=1)) / xb.size)
     return (float(xb.mean() - xa.mean()) / se) if se > 0 else math.nan
+
+
+def error_interval(errors: Sequence[float], n_val: int | None,
+                   level: float = DEFAULT_LEVEL, *, shared: bool = True) -> ErrorInterval:
+    """The group's mean error and its interval from its per-seed errors alone (see
+    :func:`group_interval`, which also uses per-image results)."""
+    xs = [float(e) for e in errors if e is not None and math.isfinite(float(e))]
+    if not xs:
+        raise ValueError("error_interval needs at least one finite error")
+    return group_interval(Replicates(tuple(xs), int(n_val) if n_val else None, shared),
+                          level)

@@ -3,9 +3,9 @@
 Pure numerics (numpy/scipy, no torch). See docs/statistics.md for the method in plain words
 and a worked example. Errors are fractions (0.18 = 18 % top-1 error), times ms per batch.
 
-Error interval of a group of seed replicates: :func:`error_interval` from the per-seed errors
-alone, :func:`netscale.laws.replicates.group_interval` also from per-image results (the
-method, its fallbacks and their calibration: docs/statistics.md). With one seed the interval
+Error interval of a group of seed replicates:
+:func:`netscale.laws.replicates.error_interval` from the per-seed errors alone,
+:func:`netscale.laws.replicates.group_interval` also from per-image results (the method, its fallbacks and their calibration: docs/statistics.md). With one seed the interval
 holds the validation sampling only and says ``seeds_missing``.
 
 Two estimates given only as intervals are *tied* when the interval of their difference
@@ -71,19 +71,6 @@ class ErrorInterval:
 
     def to_dict(self) -> dict[str, Any]:
         return {**serial.to_dict(self), "half": self.half, "seeds_missing": self.seeds_missing}
-
-
-def error_interval(errors: Sequence[float], n_val: int | None,
-                   level: float = DEFAULT_LEVEL, *, shared: bool = True) -> ErrorInterval:
-    """The group's mean error and its interval from its per-seed errors alone (see
-    :func:`netscale.laws.replicates.group_interval`, which also uses per-image results)."""
-    from netscale.laws.replicates import Replicates, group_interval
-
-    xs = [float(e) for e in errors if e is not None and math.isfinite(float(e))]
-    if not xs:
-        raise ValueError("error_interval needs at least one finite error")
-    return group_interval(Replicates(tuple(xs), int(n_val) if n_val else None, shared),
-                          level)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Network specs, the model families and the named-model registry."""
 
+# the family modules register their named models on import (registry.register)
+import netscale.specs.families  # noqa: F401
 from netscale.specs.compat import adjust_compatibility, compatible_width, snap_group_width
 from netscale.specs.registry import canonical_name, get_spec, list_models, model_family, register
 from netscale.specs.resolve import resolve_spec
