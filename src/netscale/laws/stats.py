@@ -5,8 +5,9 @@ and a worked example. Errors are fractions (0.18 = 18 % top-1 error), times ms p
 
 Error interval of a group of seed replicates:
 :func:`netscale.laws.replicates.error_interval` from the per-seed errors alone,
-:func:`netscale.laws.replicates.group_interval` also from per-image results (the method, its fallbacks and their calibration: docs/statistics.md). With one seed the interval
-holds the validation sampling only and says ``seeds_missing``.
+:func:`netscale.laws.replicates.group_interval` also from per-image results (the method, its
+fallbacks and their calibration: docs/statistics.md). With one seed the interval holds the
+validation sampling only and says ``seeds_missing``.
 
 Two estimates given only as intervals are *tied* when the interval of their difference
 contains 0: with a the lower mean, b the other, tied iff
