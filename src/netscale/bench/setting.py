@@ -126,10 +126,6 @@ class ExecSetting:
     def channels_last(self) -> bool:
         return self.memory_format == "channels_last"
 
-    @property
-    def is_default(self) -> bool:
-        return self.label == DEFAULT_SETTING_LABEL
-
     def to_dict(self) -> dict[str, Any]:
         return {"memory_format": self.memory_format, "precision": self.precision,
                 "requested": self.requested, "reason": self.reason,

@@ -81,7 +81,6 @@ class Recipe:
     label_smoothing: float = 0.1
     ema: bool = False
     ema_decay: float = 0.999
-    amp: bool = True
     grad_clip: float = 0.0
     zero_init_last_bn: bool = False
     drop_path: float = 0.0
@@ -89,7 +88,7 @@ class Recipe:
     seed: int = 0
     threads: int = 0
     memory_format: str = "auto"  # auto | channels_last | contiguous (netscale.bench.setting)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA); amp=False means fp32
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA)
 
     def __post_init__(self) -> None:
         self.validate()
