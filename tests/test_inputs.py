@@ -230,7 +230,7 @@ def test_data_path_relative_to_config(tmp_path: Path, monkeypatch: pytest.Monkey
     from PIL import Image
 
     from netscale.study.config import load_study_config
-    from netscale.study.runner import data_info
+    from netscale.study.planning import data_info
 
     for cls in ("a", "b"):
         (tmp_path / "cfg" / "mydata" / cls).mkdir(parents=True)

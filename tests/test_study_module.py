@@ -71,7 +71,7 @@ def test_bad_module_bases_are_one_line_errors(tmp_path: Path) -> None:
         path = _config(tmp_path, **over)
         with pytest.raises(NetscaleError) as info:
             cfg = load_study_config(path)
-            from netscale.study.runner import data_info, plan_trials
+            from netscale.study.planning import data_info, plan_trials
 
             plan_trials(cfg, data_info(cfg))
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)

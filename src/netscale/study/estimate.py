@@ -168,7 +168,7 @@ class StudyWork:
     @classmethod
     def of(cls, cfg: Any, info: Mapping[str, Any] | None, workers: int) -> StudyWork:
         """The work of a :class:`~netscale.study.config.StudyConfig` (``info``: the data
-        set's sizes, see ``runner.data_info``)."""
+        set's sizes, see ``planning.data_info``)."""
         n_train, n_val = data_sizes(cfg.data, info)
         return cls(epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val, train=cfg.train,
                    workers=workers, bench_enabled=cfg.bench.enabled,

@@ -163,7 +163,7 @@ def parse_module_base(base: Mapping[str, Any], source: str, base_dir: Path) -> d
     return out
 
 
-def _adapt(base: Mapping[str, Any], info: Mapping[str, Any] | None,
+def adapt_module_base(base: Mapping[str, Any], info: Mapping[str, Any] | None,
            overrides: Mapping[str, Any], source: str) -> tuple[list[int], dict[str, Any], int]:
     shape = list(base["input_shape"])
     kwargs = dict(base["kwargs"])
@@ -187,40 +187,6 @@ def _adapt(base: Mapping[str, Any], info: Mapping[str, Any] | None,
     if num_classes:
         kwargs[base["num_classes_arg"]] = num_classes
     return shape, kwargs, num_classes
-
-
-def plan_module_trials(cfg: Any, base: Mapping[str, Any], info: Mapping[str, Any] | None,
-                       seen: set[str]) -> list[Any]:
-    """The planned trials of one module base (see :func:`netscale.study.runner.plan_trials`)."""
-    from netscale.scaling.module import scale_module
-    from netscale.study.runner import PlannedTrial, new_trial_keys
-
-    shape, kwargs, num_classes = _adapt(base, info, cfg.base_overrides, cfg.source)
-    label = str(base["name"])
-    out = []
-    cache: dict[tuple[str, float], Any] = {}
-    for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
-        key = (name, float(factor))
-        if key not in cache:
-            cache[key] = scale_module(
-                base["module"], shape, float(factor), strat,
-                depth_arg=base["depth_arg"], width_arg=base["width_arg"],
-                tolerance=cfg.tolerance,
-                resolution_multiple=int(base["resolution_multiple"]),
-                kwargs=kwargs, name=label)
-        r = cache[key]
-        spec = ModuleSpec(name=f"{label}_x{factor:g}_{name}", module=base["module"],
-                          kwargs=r.factory_kwargs(), input_shape=r.input_shape,
-                          num_classes=num_classes or 0)
-        out.append(PlannedTrial(
-            id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-            spec=spec.to_dict(), flops=r.counts.flops, params=r.counts.params,
-            acts=r.counts.acts, resolution=r.resolution,
-            flops_factor=r.flops_factor, params_factor=r.params_factor,
-            acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
-            depths=(), widths=(),
-        ))
-    return out
 
 
 def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str,
