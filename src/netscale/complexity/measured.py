@@ -580,10 +580,6 @@ def _module_parts(named: list[tuple[str, nn.Module]], mode: _CountingMode,
     return parts
 
 
-measure = count_measured
-"""The public name of :func:`count_measured` (``netscale.complexity.measure``)."""
-
-
 def _stack_hooks(named: list[tuple[str, nn.Module]], stack: list[str]) -> list[Any]:
     """Forward hooks that keep ``stack`` = the names of the modules currently running."""
     names = {id(m): n for n, m in named}
