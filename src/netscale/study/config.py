@@ -137,8 +137,6 @@ class StudyConfig:
     source: str = "study config"
     base_dir: Path = field(default_factory=Path.cwd)
     description: str = ""
-    # bases and data exactly as written in the config (for fingerprints of older stores)
-    written: Mapping[str, Any] = field(default_factory=dict, compare=False)
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE applied on top of the file (a record)
     # the data and recipe keys as the config gives them (data folders made absolute),
     # defaults unsaid: what study.yaml, the fingerprint and the report's description record
@@ -189,16 +187,6 @@ class StudyConfig:
             d.pop(k)
         d.pop("overrides", None)  # already reflected in the values
         d["bases"] = [self._base_identity(b) for b in self.bases]
-        return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-    def legacy_fingerprint(self) -> str:
-        """The fingerprint netscale wrote before paths were made portable (bases and data as
-        written); a store carrying it belongs to this config too."""
-        d = self.to_dict()
-        for k in ("out", "retries", "resources", "description", "name"):
-            d.pop(k)
-        d.pop("overrides", None)  # already reflected in the values
-        d.update({k: v for k, v in self.written.items() if k in ("bases", "data")})
         return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def base_file(self, base: Any) -> Path | None:
@@ -307,7 +295,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
     _check_top(data, source)
     base_dir = base_dir or Path.cwd()
     grid = _parse_grid(data, source, base_dir)
-    sections = _parse_sections(data, source, base_dir, grid["bases"])
+    sections = _parse_sections(data, source, base_dir)
     limits = _parse_limits(data, source)
     identity = _parse_identity(data, source, base_dir)
     from netscale.data.config import DataConfig
@@ -396,15 +384,13 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
             "rounding": rounding, "seeds": tuple(int(s) for s in seeds_raw)}
 
 
-def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
-                    bases: tuple[Any, ...]) -> dict[str, Any]:
+def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
     """base_overrides, data (folders made absolute), train and recipe."""
     overrides = data.get("base_overrides", {}) or {}
     _known(overrides, set(_OVERRIDABLE), f"{source}: base_overrides")
     data_cfg = data.get("data", {}) or {}
     if not isinstance(data_cfg, Mapping):
         raise NetscaleError(f"{source}: data must be a mapping (e.g. {{name: digits}})")
-    written = {"bases": list(bases), "data": dict(data_cfg)}
     data_cfg = _resolve_data_paths(dict(data_cfg), base_dir, source)
     train = data.get("train", True)
     if train and "name" not in data_cfg and "path" not in data_cfg:
@@ -413,7 +399,7 @@ def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
     recipe = data.get("recipe", {}) or {}
     if not isinstance(recipe, Mapping):
         raise NetscaleError(f"{source}: recipe must be a mapping (e.g. {{epochs: 3}})")
-    return {"base_overrides": dict(overrides), "train": train, "written": written,
+    return {"base_overrides": dict(overrides), "train": train,
             "given": {"data": dict(data_cfg), "recipe": dict(recipe)},
             "data_cfg": data_cfg, "recipe_cfg": recipe}
 

@@ -146,7 +146,7 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
     store = Store(out / STORE_NAME)
     fp = cfg.fingerprint()
     old = store.get_meta("fingerprint")
-    if old is not None and old not in (fp, cfg.legacy_fingerprint()):
+    if old is not None and old != fp:
         store.close()
         raise NetscaleError(
             f"study directory {str(out)!r} holds results of a different config (bases, "
