@@ -15,8 +15,9 @@ from netscale.cli.common import (
     threads_int,
 )
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import NAMED
 
-DEFAULT_STRATEGIES = "d,w,r,dw,dr,wr,dwr,dWr"
+DEFAULT_STRATEGIES = ",".join(NAMED)
 DEFAULT_FACTORS = "1,2,4"
 
 

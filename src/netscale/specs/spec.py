@@ -43,6 +43,7 @@ from netscale.util import jsonio
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
+GROUPED_BLOCKS = ("bottleneck", "linear_bottleneck")  # blocks with a grouped conv
 ACTIVATIONS = ("relu", "silu")
 SPEC_FORMAT_VERSION = 1
 
@@ -230,7 +231,7 @@ class NetSpec:
 
     @property
     def group_widths(self) -> list[int]:
-        return [s.effective_group_width if s.block in _GROUPED else 0 for s in self.stages]
+        return [s.effective_group_width if s.block in GROUPED_BLOCKS else 0 for s in self.stages]
 
     @property
     def num_blocks(self) -> int:
@@ -343,9 +344,6 @@ class NetSpec:
         text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
         atomic_write_text(path, text)
         return path
-
-
-_GROUPED = ("bottleneck", "linear_bottleneck")
 
 
 _STAGE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StageSpec)}
