@@ -139,7 +139,7 @@ def _setting_flags(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _entries(args: argparse.Namespace) -> list[Any]:
-    from netscale.bench import ModelEntry, generate_models
+    from netscale.bench import BenchModel, generate_models
     from netscale.specs import resolve_spec
 
     if (args.strategies is not None or args.factors is not None) and not args.base:
@@ -157,7 +157,7 @@ def _entries(args: argparse.Namespace) -> list[Any]:
 
     # --resolution applies to each named model, and to the base *before* scaling (so that
     # strategies that scale resolution still do)
-    entries = [ModelEntry(at_resolution(resolve_spec(m))) for m in args.models]
+    entries = [BenchModel(at_resolution(resolve_spec(m))) for m in args.models]
     if args.base:
         base = at_resolution(resolve_spec(args.base))
         text = DEFAULT_STRATEGIES if args.strategies is None else args.strategies

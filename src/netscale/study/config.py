@@ -489,7 +489,7 @@ def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any
     return out
 
 
-def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     """``data`` with each ``KEY.PATH=VALUE`` of ``sets`` applied (VALUE parsed as YAML, so
     ``factors=[1,2]``, ``recipe.epochs=1``, ``train=false`` work); nested mappings are created
     as needed. The applied overrides are recorded under ``overrides``."""
@@ -545,7 +545,7 @@ def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyC
         if not isinstance(data, Mapping):
             raise NetscaleError(f"{source}: a study config is a mapping (YAML keys such as "
                                 "bases, strategies, factors, data, recipe)")
-        data = apply_overrides(data, overrides)
+        data = apply_config_sets(data, overrides)
         if not data.get("name") and source.endswith((".yaml", ".yml", ".json")):
             data["name"] = Path(source).stem  # the default name comes from the file name
         source = f"{path} with --set {' --set '.join(overrides)}"
