@@ -47,9 +47,7 @@ from netscale.laws.stats import error_interval, t_quantile
 from netscale.models import build_model
 from netscale.train import Recipe, param_groups
 from netscale.util.fmt import table
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 PARITY_FILE = Path(__file__).resolve().parents[1] / "src/netscale/bench/bf16_parity.json"
 DATA_DIR = "/usr/share/datasets/fashion-mnist"

@@ -29,7 +29,7 @@ from netscale.train import (
     train,
 )
 from netscale.train import trainer as trainer_mod
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 TIMING = ("train_time", "eval_time", "images_per_sec", "wall_time")
 

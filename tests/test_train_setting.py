@@ -17,7 +17,7 @@ from netscale.errors import NetscaleError
 from netscale.train import Recipe, evaluate, evaluation, load_checkpoint, run_setting, train
 from netscale.train import trainer as trainer_mod
 from netscale.train.run_setting import precision_request
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 
 def tiny_spec():

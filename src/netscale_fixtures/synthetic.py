@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from netscale.advise.study_fits import BASE, STORE_NAME
+from netscale.scaling import BASE_STRATEGY
+from netscale.study.store import STORE_NAME
 from netscale.util import jsonio
 
 DEFAULT_TRUTH: dict[str, tuple[float, float]] = {
@@ -75,7 +76,7 @@ def synthetic_study(path: str | Path, *, base: Any = None,
         for st in strategies:
             strat = parse_strategy(st)
             for f in factors:
-                sname = BASE if f == 1 else strat.name
+                sname = BASE_STRATEGY if f == 1 else strat.name
                 tid = f"{label}|{sname}|x{f:g}|seed{sd}"
                 if tid in seen:
                     continue
