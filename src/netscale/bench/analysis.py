@@ -15,8 +15,10 @@ from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
 from netscale.errors import NetscaleError
+from netscale.scaling import parse_strategy, scale_report
 from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.specs import NetSpec
+from netscale.util.fmt import table
 from netscale.util.io import atomic_write
 
 
@@ -33,8 +35,6 @@ class BenchModel:
 def generate_models(base: NetSpec, strategies: Sequence[str], factors: Sequence[float],
                     rounding: str = "exact") -> list[BenchModel]:
     """The base (factor 1, labelled ``base``) plus every strategy × factor (≠ 1)."""
-    from netscale.scaling import parse_strategy, scale_report
-
     if any(not (f > 0 and math.isfinite(f)) for f in factors):
         raise NetscaleError(f"--factors must be positive numbers, got {list(factors)}")
     parsed = [parse_strategy(s) for s in strategies]
@@ -86,8 +86,6 @@ _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
 def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
     """A human-readable table of the per-metric and joint fits, with the half-width of the
     ``level`` prediction interval for a new model of average size."""
-    from netscale.util.fmt import table
-
     lvl = f"{level:.0%}"
     rows = []
     for m in METRICS:
@@ -131,8 +129,6 @@ def format_predictions(fit: RuntimeModel, mode: str, models: Sequence[tuple[str,
                        level: float = 0.95) -> str:
     """Predicted runtime of each (name, ComplexityRecord-like) with ``level`` prediction
     intervals, by every single-metric line and the joint fit."""
-    from netscale.util.fmt import table
-
     rows = []
     for name, rec in models:
         vals = {m: float(getattr(rec, m)) for m in METRICS}

@@ -35,8 +35,10 @@ from netscale.bench.setting import (
     torch_memory_format,
 )
 from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure_runtime
+from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
+from netscale.util.device import resolve_device as util_resolve_device
 
 DEFAULT_BATCH = {"cpu": 8, "cuda": 32}
 # One intra-op thread unless asked: on a small VM shared with anything else, a multi-thread
@@ -91,9 +93,7 @@ class BenchConfig:
 def resolve_device(device: str | None) -> str:
     """'cpu', 'cuda' or 'cuda:N' (the harness times CPU and CUDA); None picks cuda when
     available. Raises NetscaleError (:func:`netscale.util.device.resolve_device`)."""
-    from netscale.util.device import resolve_device as resolve
-
-    return resolve(device, kinds=("cpu", "cuda"))
+    return util_resolve_device(device, kinds=("cpu", "cuda"))
 
 
 @contextlib.contextmanager
@@ -132,7 +132,6 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
 
     ``base``/``strategy``/``factor`` only label the row (runtime analysis).
     """
-    from netscale.complexity import complexity_totals
     from netscale.models import build_model
 
     config = (config or BenchConfig()).validate()

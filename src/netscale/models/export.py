@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from netscale.errors import NetscaleError
+from netscale.models.builder import build_model
 from netscale.util import serial
 
 FORMATS: tuple[str, ...] = ("torchscript", "pt2", "onnx")
@@ -236,8 +237,6 @@ def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None
     """Builds ``spec`` (a :class:`~netscale.specs.NetSpec`), loads ``state`` (a state dict,
     e.g. a run's trained weights from :func:`netscale.train.checkpoint.run_weights`, described
     by ``weights``) if given, and exports it."""
-    from netscale.models import build_model
-
     if spec is None:
         raise NetscaleError("give MODEL_OR_SPEC, or --weights RUN_DIR to export a trained run")
     torch.manual_seed(0)

@@ -41,16 +41,11 @@ def register(name: str, family: str, factory: Callable[[], NetSpec],
     _ENTRIES[name] = RegistryEntry(name, family, factory)
 
 
-def _ensure_loaded() -> None:
-    import netscale.specs.families  # noqa: F401  (registers every family)
-
-
 FAMILY_ORDER = ("regnet", "resnet", "effnet", "cifar")
 
 
 def list_models(family: str | None = None) -> list[str]:
     """Canonical names of the registered models, grouped by family (FAMILY_ORDER)."""
-    _ensure_loaded()
     entries = [e for e in _ENTRIES.values() if family is None or e.family == family.lower()]
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     entries.sort(key=lambda e: rank.get(e.family, len(rank)))  # stable: keeps registry order
@@ -58,13 +53,11 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def model_family(name: str) -> str:
-    _ensure_loaded()
     return _ENTRIES[canonical_name(name)].family
 
 
 def canonical_name(name: str) -> str:
     """The registered spelling of ``name`` (matched case-insensitively, '_' = '-')."""
-    _ensure_loaded()
     k = _key(name)
     if k in _KEYS:
         return _KEYS[k]
@@ -78,7 +71,6 @@ def canonical_name(name: str) -> str:
 
 
 def is_registered(name: str) -> bool:
-    _ensure_loaded()
     return _key(name) in _KEYS
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.specs.pycls import spec_from_pycls
 from netscale.specs.registry import get_spec, is_registered
 from netscale.specs.spec import NetSpec
 
@@ -74,8 +75,6 @@ def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:
             f"{source}: expected a mapping of spec fields, got {type(data).__name__}"
         )
     if "MODEL" in data:
-        from netscale.specs.pycls import spec_from_pycls
-
         return spec_from_pycls(data, source=source, name=Path(source).stem)
     if "base" in data:
         if _depth > 8:

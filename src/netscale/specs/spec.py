@@ -40,6 +40,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.specs.compat import bottleneck_width, conv_groups
 from netscale.util import jsonio
+from netscale.util.io import atomic_write_text
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
@@ -338,8 +339,6 @@ class NetSpec:
 
     def save(self, path: str | Path) -> Path:
         """Writes the spec as YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""
-        from netscale.util.io import atomic_write_text
-
         path = Path(path)
         text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
         atomic_write_text(path, text)

@@ -29,10 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from netscale.bench.setting import MEMORY_FORMATS, PRECISIONS
 from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
+from netscale.specs.resolve import load_spec_data
+from netscale.study.module_base import is_module_base, parse_module_base
 from netscale.util import jsonio, serial
+from netscale.util.io import atomic_write_text
+from netscale.util.validate import check_threads
 
 if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
     from netscale.data.config import DataConfig
@@ -86,7 +91,6 @@ class BenchSettings:
         if out.budget > 86400 or out.retries > 100 or out.batch_size > (1 << 40):
             raise NetscaleError(f"{source}: bench: budget (at most 86400 s), retries (at most "
                                 "100) or batch_size is out of range")
-        from netscale.util.validate import check_threads
 
         try:
             check_threads(out.threads, "bench.threads")
@@ -231,8 +235,6 @@ class StudyConfig:
         """Writes ``study.yaml`` (and copies of spec-file bases) into the study directory."""
         import yaml
 
-        from netscale.util.io import atomic_write_text
-
         d = self.portable_dict()
         for b, stored in zip(self.bases, d["bases"]):
             f = self.base_file(b)
@@ -312,7 +314,6 @@ def parse_study_config(data: Any, *, source: str = "study config",
                       overrides=tuple(str(o) for o in (
                           _as_list(data["overrides"], "overrides", source)
                           if data.get("overrides") else ())))
-    from netscale.study.module_base import is_module_base
 
     for b in cfg.bases:  # fail early on unknown models / bad spec files
         if is_module_base(b):
@@ -348,7 +349,6 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
     """The trial grid: bases, strategies, factors, rounding and seeds."""
     raw_bases = _as_list(data["bases"], "bases", source)
     raw_strategies = _as_list(data["strategies"], "strategies", source)
-    from netscale.study.module_base import is_module_base, parse_module_base
 
     for key, items in (("bases", raw_bases), ("strategies", raw_strategies)):
         bad = [v for v in items if not (isinstance(v, str) and v.strip())
@@ -475,7 +475,6 @@ def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any
     not know them yet."""
     import dataclasses
 
-    from netscale.bench.setting import MEMORY_FORMATS, PRECISIONS
     from netscale.train.recipe import Recipe
 
     out = dict(recipe)
@@ -534,8 +533,6 @@ def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str,
 def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """Reads and validates a study config file, with ``--set KEY=VALUE`` overrides applied
     first (validated like the file)."""
-    from netscale.specs.resolve import load_spec_data
-
     p = Path(path)
     if p.is_dir() and (p / "study.yaml").is_file():
         p = p / "study.yaml"

@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from netscale.models import build_model
 from netscale.util import serial
 
 if TYPE_CHECKING:
@@ -75,10 +78,6 @@ def probe_seconds_per_image(spec: Any, *, batch: int = 16, budget: float = 0.6,
                             threads: int = 1) -> tuple[float, float]:
     """(training, inference) seconds per image of ``spec`` on this CPU: a few SGD steps and
     forward passes on random data, after one warm-up step."""
-    import torch
-
-    from netscale.models import build_model
-
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netscale.bench.harness import bench_module
 from netscale.errors import NetscaleError
+from netscale.specs import NetSpec
 from netscale.util import jsonio, serial
 
 KIND = "module"
@@ -103,8 +105,6 @@ def spec_from_payload(d: Mapping[str, Any]) -> Any:
     """A trial's model description: a :class:`ModuleSpec` or a ``NetSpec``."""
     if is_module_spec_dict(d):
         return ModuleSpec.from_dict(d)
-    from netscale.specs import NetSpec
-
     return NetSpec.from_dict(d)
 
 
@@ -196,7 +196,6 @@ def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str
 
     import torch
 
-    from netscale.bench.harness import bench_module
     from netscale.complexity.measured import count_measured
 
     rec = count_measured(spec.build_module(device="meta"), spec.input_shape, per_module=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from netscale.errors import NetscaleError
 from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
+from netscale.scaling.module import scale_module
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.module_base import ModuleSpec, adapt_module_base, is_module_base
@@ -121,8 +122,6 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
 def plan_module_trials(cfg: StudyConfig, base: Mapping[str, Any], info: Mapping[str, Any] | None,
                        seen: set[str]) -> list[PlannedTrial]:
     """The planned trials of one module base (see :func:`plan_trials`)."""
-    from netscale.scaling.module import scale_module  # start-up: imports torch
-
     shape, kwargs, num_classes = adapt_module_base(base, info, cfg.base_overrides, cfg.source)
     label = str(base["name"])
     out = []

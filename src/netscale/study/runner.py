@@ -36,6 +36,7 @@ from netscale.study.executors import make_executor
 from netscale.study.planning import data_info, plan_trials, trial_dirname
 from netscale.study.store import STORE_NAME, Store
 from netscale.util import jsonio
+from netscale.util.fmt import duration
 from netscale.util.io import sweep_temp_files
 
 
@@ -105,13 +106,13 @@ class Progress:
     def eta(self) -> str:
         if self.eta_model is not None:
             rem = self.eta_model.remaining()
-            return "?" if rem is None else f"~{_duration(rem)}"
+            return "?" if rem is None else f"~{duration(rem)}"
         spent = time.time() - self.t0
         finished_here = self.done_cost - self.start_done_cost
         if finished_here <= 0 or spent <= 0:
             return "?"
         remaining = max(0.0, self.total_cost - self.done_cost) * spent / finished_here
-        return _duration(remaining)
+        return duration(remaining)
 
     def show(self, counts: Mapping[str, int], message: str = "", force: bool = False) -> None:
         if self.stream is None:
@@ -126,12 +127,6 @@ class Progress:
         if message:
             line += f" | {message}"
         print(line, file=self.stream, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    from netscale.util.fmt import duration
-
-    return duration(seconds)
 
 
 def _cost(t: Any) -> float:

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netscale.bench.result import time_quality_of
 from netscale.errors import NetscaleError
+from netscale.study.module_base import spec_from_payload
 from netscale.util import jsonio, serial
 
 #: The store's file name inside a study directory.
@@ -158,8 +160,6 @@ class TrialRow:
         """Quality of ``time_ms`` (``ok`` / ``noisy`` / ``contended``, after the automatic
         re-measurements): that of the bench row it comes from (infer, else the first); None
         when not timed."""
-        from netscale.bench.result import time_quality_of
-
         if not self.bench or self.time_ms is None:
             return None
         row = next((r for r in self.bench if r.get("mode") == "infer"), self.bench[0])
@@ -170,8 +170,6 @@ class TrialRow:
         """The trial's model as an object: a ``NetSpec``, or a ``ModuleSpec`` for a
         module-factory base; None when the row holds no full spec (imported results that
         name their models only)."""
-        from netscale.study.module_base import spec_from_payload
-
         try:
             return spec_from_payload(self.spec)
         except (NetscaleError, KeyError, TypeError, ValueError):

@@ -16,6 +16,7 @@ import torch
 
 from netscale.errors import NetscaleError
 from netscale.models import ModelSpec
+from netscale.specs import NetSpec
 from netscale.util import jsonio
 from netscale.util.io import atomic_write, sweep_temp_files
 
@@ -168,8 +169,6 @@ def run_weights(run_dir: str | Path, which: str = "auto", spec: Any = None
     """(NetSpec, state dict, description) of a run's trained network: EMA weights if the run
     kept them (``which``: auto, ema, raw). A given ``spec`` must be the run's network (class
     count, input channels, resolution and name aside); the run's own spec is returned."""
-    from netscale.specs import NetSpec
-
     ck = load_checkpoint(run_dir)
     state, used = checkpoint_weights(ck, which, repr(str(run_dir)))
     epochs = len(ck.get("history") or [])
