@@ -310,6 +310,6 @@ def _with_bf16_note(reason: str, precision: str, device: str) -> str:
     return reason if allowed else f"{reason}; {why}"
 
 
-def describe(setting: ExecSetting) -> str:
+def describe_setting(setting: ExecSetting) -> str:
     """One line for logs: what runs and why."""
     return f"setting: {setting.label} (asked {setting.requested}; {setting.reason})"

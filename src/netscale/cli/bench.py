@@ -374,12 +374,12 @@ def _fit_setting(config: Any, spec: Any, mode: str, quiet: bool) -> Any:
     import dataclasses
 
     from netscale.bench.harness import setting_for_spec
-    from netscale.bench.setting import describe
+    from netscale.bench.setting import describe_setting
 
     cfg = dataclasses.replace(config, mode=mode)
     setting = setting_for_spec(spec, cfg)
     if not quiet and "auto" in (config.memory_format, config.precision):
-        print(f"{mode}: every model runs in {spec.name}'s {describe(setting)}",
+        print(f"{mode}: every model runs in {spec.name}'s {describe_setting(setting)}",
               file=sys.stderr)
     return dataclasses.replace(cfg, setting=setting)
 

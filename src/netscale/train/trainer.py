@@ -40,8 +40,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from netscale.bench.harness import is_oom
-from netscale.bench.setting import ExecSetting, apply_to_input, apply_to_model, autocast
-from netscale.bench.setting import describe as describe_setting
+from netscale.bench.setting import (
+    ExecSetting,
+    apply_to_input,
+    apply_to_model,
+    autocast,
+    describe_setting,
+)
 from netscale.complexity.limits import check_fits_memory
 from netscale.data import DataConfig, Dataset, DatasetInfo, load_dataset, make_loaders
 from netscale.data.loaders import Loader, Pipeline
