@@ -25,7 +25,7 @@ def _config(tmp_path: Path) -> Path:
     return p
 
 
-def test_apply_overrides_parses_yaml_values_and_nests() -> None:
+def test_apply_config_sets_parses_yaml_values_and_nests() -> None:
     out = apply_config_sets(RAW, ["recipe.epochs=1", "factors=[1,2]", "train=false",
                                 "data.name=digits", "bench.budget=0.5", "rounding=reference"])
     assert out["recipe"] == {"epochs": 1, "batch_size": 64}
