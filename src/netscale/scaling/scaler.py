@@ -711,7 +711,10 @@ def scale_report(
 
 
 def scale(spec: NetSpec, factor: float, strategy: str | Strategy = DEFAULT_STRATEGY, *,
-          rounding: str = "exact", **kwargs: Any) -> NetSpec:
+          rounding: str = "exact", tolerance: float = 0.02, width_multiple: int = 8,
+          resolution_multiple: int = 4, name: str | None = None) -> NetSpec:
     """The scaled spec (see :func:`scale_report` for the growth report)."""
-    return scale_report(spec, factor, strategy, rounding=rounding, **kwargs).spec
+    return scale_report(spec, factor, strategy, rounding=rounding, tolerance=tolerance,
+                        width_multiple=width_multiple, resolution_multiple=resolution_multiple,
+                        name=name).spec
 
