@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
-from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
-from netscale.scaling.module import scale_module
+from netscale.scaling import BASE_STRATEGY, Strategy, parse_strategy, scale_report
+from netscale.scaling.module import ModuleScaleResult, scale_module
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.module_base import ModuleSpec, adapt_module_base, is_module_base
@@ -67,8 +67,8 @@ def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
             "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
 
 
-def new_trial_keys(cfg: StudyConfig, label: str, seen: set[str]
-                   ) -> Iterator[tuple[int, Any, str, float, str]]:
+def _new_trial_keys(cfg: StudyConfig, label: str, seen: set[str]
+                    ) -> Iterator[tuple[int, Strategy, str, float, str]]:
     """(seed, strategy, name, factor, trial id) of every trial of base ``label`` not in
     ``seen`` (which it updates): factor 1 is the base, shared by all strategies."""
     for seed in cfg.seeds:
@@ -96,11 +96,11 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
     canonical: dict[tuple[str, int, str], str] = {}
     for base in cfg.bases:
         if is_module_base(base):  # your own nn.Module factory
-            out.extend(plan_module_trials(cfg, base, info, seen))
+            out.extend(_plan_module_trials(cfg, base, info, seen))
             continue
         spec = cfg.resolve_base(base, info)
         label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
-        for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
+        for seed, strat, name, factor, tid in _new_trial_keys(cfg, label, seen):
             r = scale_report(spec, factor, strat, rounding=cfg.rounding,
                              tolerance=cfg.tolerance,
                              resolution_multiple=cfg.resolution_multiple,
@@ -119,14 +119,14 @@ def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list
     return out
 
 
-def plan_module_trials(cfg: StudyConfig, base: Mapping[str, Any], info: Mapping[str, Any] | None,
-                       seen: set[str]) -> list[PlannedTrial]:
+def _plan_module_trials(cfg: StudyConfig, base: Mapping[str, Any],
+                        info: Mapping[str, Any] | None, seen: set[str]) -> list[PlannedTrial]:
     """The planned trials of one module base (see :func:`plan_trials`)."""
     shape, kwargs, num_classes = adapt_module_base(base, info, cfg.base_overrides, cfg.source)
     label = str(base["name"])
     out = []
-    cache: dict[tuple[str, float], Any] = {}
-    for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
+    cache: dict[tuple[str, float], ModuleScaleResult] = {}
+    for seed, strat, name, factor, tid in _new_trial_keys(cfg, label, seen):
         key = (name, float(factor))
         if key not in cache:
             cache[key] = scale_module(
