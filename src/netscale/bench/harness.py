@@ -14,6 +14,7 @@ timed: one random batch (fixed seed) is reused.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -303,8 +304,6 @@ def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: st
                 batch: int) -> Callable[[], Any]:
     """One inference call or training step of a private model copy in setting ``s`` (what
     :func:`choose_setting` times for each candidate)."""
-    import copy
-
     import torch
     import torch.nn.functional as F
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
+import logging
 import os
 import tempfile
 import warnings
@@ -84,8 +86,6 @@ def _write_pt2(model: nn.Module, x: torch.Tensor) -> tuple[Any, bool]:
 
 
 def _input_name(model: nn.Module) -> str:
-    import inspect
-
     params = [p for p in inspect.signature(model.forward).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return params[0].name if params else "x"
@@ -98,8 +98,6 @@ def _write_onnx(model: nn.Module, x: torch.Tensor, path: str) -> bool:
             f"ONNX export needs the packages {', '.join(missing)} (not installed); "
             "pip install 'netscale[onnx]' (or onnx onnxscript onnxruntime), or use --format "
             "torchscript or pt2, which need torch alone")
-    import logging
-
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     name = _input_name(model)
     with warnings.catch_warnings(), open(os.devnull, "w") as sink, \

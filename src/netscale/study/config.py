@@ -21,6 +21,7 @@ Everything is validated up front (:func:`load_study_config`) with one-line error
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -473,8 +474,6 @@ def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any
     trains and is timed in; ``auto``, the default, probes each scaled model once when its
     trial starts, docs/precision.md). Returns the recipe without them when this Recipe does
     not know them yet."""
-    import dataclasses
-
     from netscale.train.recipe import Recipe
 
     out = dict(recipe)
@@ -492,8 +491,6 @@ def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str,
     """``data`` with each ``KEY.PATH=VALUE`` of ``sets`` applied (VALUE parsed as YAML, so
     ``factors=[1,2]``, ``recipe.epochs=1``, ``train=false`` work); nested mappings are created
     as needed. The applied overrides are recorded under ``overrides``."""
-    import copy
-
     import yaml
 
     out = copy.deepcopy(dict(data))

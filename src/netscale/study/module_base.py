@@ -21,6 +21,7 @@ harness build it through :meth:`ModuleSpec.build_module`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,6 @@ class ModuleSpec:
         return self
 
     def replace(self, **changes: Any) -> ModuleSpec:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     def build_module(self, device: Any = None) -> Any:
@@ -192,8 +191,6 @@ def adapt_module_base(base: Mapping[str, Any], info: Mapping[str, Any] | None,
 def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str,
                       factor: float) -> Any:
     """Times a module trial with the bench harness (counts measured on the meta device)."""
-    import dataclasses
-
     import torch
 
     from netscale.complexity.measured import count_measured

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,6 @@ def default_train_threads() -> int:
     else 0 (torch's default). On a 2-CPU VM that also runs anything else, a 2-thread OpenMP
     step waits at every barrier for its descheduled thread (measured: 8x slower than 1
     thread, docs/bench.md "Default threads")."""
-    import os
-
     return 1 if (os.cpu_count() or 1) <= SMALL_MACHINE_CPUS else 0
 
 
@@ -169,8 +169,6 @@ class Recipe:
         return scaled_lr(self.lr, self.batch_size, self.ref_batch, self.optimizer)
 
     def replace(self, **changes: Any) -> Recipe:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
