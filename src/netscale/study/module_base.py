@@ -13,10 +13,11 @@ In a study config, a base may be a mapping::
         kwargs: {in_chans: 1}           # optional fixed keyword arguments
         resolution_multiple: 1          # scaled resolutions are multiples of it (default 1)
 
-Each (strategy, factor) is scaled by :func:`netscale.scaling.module.scale_module` (measured
-on the meta device), and a trial's model is a :class:`ModuleSpec`: the factory, its keyword
-arguments (the chosen multipliers included) and the input shape. The trainer and the bench
-harness build it through :meth:`ModuleSpec.build_module`.
+The plan (:mod:`netscale.study.planning`) scales each (strategy, factor) with
+:func:`netscale.scaling.module.scale_module` (measured on the meta device); a trial's model is
+a :class:`ModuleSpec`: the factory, its keyword arguments (the chosen multipliers included)
+and the input shape, a :class:`netscale.models.FactorySpec` that ``build_model``, the trainer
+and the bench harness build through :meth:`ModuleSpec.build_module`.
 """
 
 from __future__ import annotations
