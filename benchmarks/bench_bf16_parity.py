@@ -41,15 +41,13 @@ from torch import nn
 
 from netscale.bench.env import cpu_model
 from netscale.bench.setting import ExecSetting, autocast, native_bf16
-from netscale.complexity import count_tuple
+from netscale.complexity import complexity_totals
 from netscale.data import DataConfig, load_dataset, make_loaders
 from netscale.laws.stats import error_interval, t_quantile
 from netscale.models import build_model
 from netscale.train import Recipe, param_groups
 from netscale.util.fmt import table
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 PARITY_FILE = Path(__file__).resolve().parents[1] / "src/netscale/bench/bf16_parity.json"
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -118,7 +116,8 @@ def main() -> int:
         return 2
     torch.set_num_threads(args.threads)
     spec = small_regnet(num_classes=10, in_channels=1, resolution=28)
-    flops, params, _ = count_tuple(spec)
+    totals = complexity_totals(spec)
+    flops, params = totals.flops, totals.params
     data = DataConfig(path=DATA_DIR, subset=args.subset, augment="crop")
     ds = load_dataset(data)
     n_val = ds.info.val_size

@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from netscale.advise.study_fits import fit_study
     from netscale.laws import calibration_study, fit_law, fit_report
     from netscale.report.laws_section import laws_section
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from synthetic import synthetic_study  # a test fixture
+    from netscale_fixtures.synthetic import synthetic_study
 
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """How `netscale report`, `fit`, `recommend` and `study --export` grow with a study's size.
 
-Generates synthetic study stores (tests/synthetic.py: real scaled and counted models,
+Generates synthetic study stores (netscale_fixtures.synthetic: real scaled and counted models,
 simulated errors and runtimes; 8 strategies x factors 1, 2, 4, 8, as many seeds as needed)
 of 100, 1,000 and 10,000 trials, then runs each command on each store as its own process
 (`python -m netscale ...`, as a user would) and measures its wall time and peak memory (the
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the synthetic-study fixture
 sys.path.insert(0, str(ROOT / "src"))
 
 STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
@@ -39,7 +38,7 @@ def make_store(path: Path, trials: int) -> tuple[int, float]:
     """A synthetic study of about ``trials`` trials (a whole number of seeds); returns
     (trials written, seconds)."""
     from netscale.study.store import Store
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     seeds = max(1, round(trials / PER_SEED))
     t0 = time.perf_counter()

@@ -52,8 +52,10 @@ from netscale.data import DataConfig, Dataset, DatasetInfo, TensorSplit, make_lo
 from netscale.models import build_model
 from netscale.specs import resolve_spec
 from netscale.train import Recipe, train
+from netscale.train.distributed import DistEnv
+from netscale.train.optim import make_optimizer
 from netscale.train.recipe import WarmupCosine, default_train_threads
-from netscale.train.trainer import DistEnv, accumulate, make_optimizer, sums_finite
+from netscale.train.trainer import accumulate, sums_finite
 from netscale.util.fmt import table
 
 TARGET = 0.97

@@ -139,8 +139,7 @@ torch.save({"a": torch.zeros(2)}, fx / "ck_plain_dict.pt")
     _write(fx / "ck_empty.pt", b"")
     _write(fx / "ck_text.pt", "hello\n")
     _write(fx / "ck_zeros.pt", bytes(4096))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from synthetic import synthetic_study  # a test fixture
+    from netscale_fixtures.synthetic import synthetic_study
 
     if not (fx / "study" / "results.sqlite").exists():
         synthetic_study(fx / "study")

@@ -39,6 +39,7 @@ from netscale.bench import (
     write_results,
 )
 from netscale.bench.fit import fit_joint, fit_metric
+from netscale.bench.setting import ExecSetting
 from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.specs import get_spec
@@ -430,10 +431,11 @@ def test_cuda_requested_without_cuda(monkeypatch) -> None:
         resolve_device("tpu")
 
 
-def test_amp_channels_last_threads_recorded_and_restored() -> None:
+def test_setting_and_threads_recorded_and_restored() -> None:
     threads = torch.get_num_threads()
-    r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, amp=True, channels_last=True,
-                                            threads=1, policy=FAST))
+    setting = ExecSetting(memory_format="channels_last", precision="bf16")
+    r = bench_spec(tiny_spec(), BenchConfig(batch_size=2, setting=setting, threads=1,
+                                            policy=FAST))
     assert r.ok and r.env.amp and r.env.amp_dtype == "bfloat16" and r.env.channels_last
     assert r.env.threads == 1 and torch.get_num_threads() == threads
 

@@ -52,15 +52,15 @@ def test_json_schema_both_modes(run_cli, tiny) -> None:
 
 def test_csv_and_out_file(run_cli, tiny, tmp_path) -> None:
     out_path = tmp_path / "rows.json"
-    code, out, _ = run_cli("bench", tiny, "--csv", "--out", str(out_path), "--amp",
-                           "--channels-last", *FAST)
+    code, out, _ = run_cli("bench", tiny, "--csv", "--out", str(out_path),
+                           "--memory-format", "channels_last", "--precision", "fp32", *FAST)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 1 and list(rows[0]) == CSV_FIELDS
-    assert rows[0]["env_amp"] == "True" and rows[0]["env_amp_dtype"] == "bfloat16"
+    assert rows[0]["env_amp"] == "False" and rows[0]["env_amp_dtype"] == ""
     assert rows[0]["env_channels_last"] == "True" and rows[0]["env_threads"] == "1"
     saved = load_results(out_path)
-    assert len(saved) == 1 and saved[0].model == "tiny" and saved[0].env.amp
+    assert len(saved) == 1 and saved[0].model == "tiny" and saved[0].env.channels_last
 
 
 def test_fit_with_generated_models(run_cli, tmp_path) -> None:

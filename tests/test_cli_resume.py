@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from netscale.train import load_checkpoint
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 FAST = ["--data", "digits", "--subset", "192", "--val-subset", "96", "--batch-size", "64",
         "--lr", "0.05", "--quiet"]

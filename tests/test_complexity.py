@@ -8,10 +8,12 @@ from dataclasses import astuple
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from netscale.complexity import complexity, complexity_totals
-from netscale.complexity.measured import measure, measure_spec
+from netscale.complexity.measured import count_measured, measure_spec
 from netscale.models import build_model
 from netscale.specs import NetSpec, StageSpec, StemSpec, get_spec, list_models
 
@@ -68,11 +70,18 @@ def test_any_resolution(res: int) -> None:
 
 
 def test_stage_breakdown_sums_to_total() -> None:
-    rec = complexity(get_spec("ResNet-101"))
+    # each analytic part equals the measured count of that module of the built network (an
+    # independent count), and the parts sum to the measured total
+    spec = get_spec("ResNet-101")
+    rec = complexity(spec)
+    measured = measure_spec(spec)
     assert [n for n, _ in rec.parts] == ["stem", "s1", "s2", "s3", "s4", "head"]
-    assert sum(c.flops for _, c in rec.parts) == rec.flops
-    assert sum(c.params for _, c in rec.parts) == rec.params
-    assert sum(c.acts for _, c in rec.parts) == rec.acts
+    by_module = dict(measured.parts)
+    for name, part in rec.parts:
+        assert astuple(part) == astuple(by_module[name]), name
+    assert sum(c.flops for _, c in rec.parts) == measured.flops
+    assert sum(c.params for _, c in rec.parts) == measured.params
+    assert sum(c.acts for _, c in rec.parts) == measured.acts
 
 
 def _hand_spec() -> NetSpec:
@@ -119,15 +128,15 @@ def test_measured_matches_torch_flop_counter() -> None:
     model = _Plain()
     with FlopCounterMode(display=False) as fc:
         model(torch.randn(1, 3, 16, 16))
-    rec = measure(_Plain(), (3, 16, 16), count_bias=False)
+    rec = count_measured(_Plain(), (3, 16, 16), count_bias=False)
     assert rec.flops == fc.get_total_flops() // 2
     assert rec.uncounted == {}
 
 
 def test_linear_with_bias_counts_bias_adds() -> None:
-    rec = measure(nn.Linear(7, 3), (7,))
+    rec = count_measured(nn.Linear(7, 3), (7,))
     assert (rec.flops, rec.params, rec.acts) == (7 * 3 + 3, 7 * 3 + 3, 3)
-    assert measure(nn.Linear(7, 3), (7,), count_bias=False).flops == 21
+    assert count_measured(nn.Linear(7, 3), (7,), count_bias=False).flops == 21
 
 
 class _UserNet(nn.Module):
@@ -149,7 +158,7 @@ class _UserNet(nn.Module):
 
 
 def test_user_model_with_functional_ops() -> None:
-    rec = measure(_UserNet(), (10, 16))
+    rec = count_measured(_UserNet(), (10, 16))
     qkv = 10 * 16 * 48
     attention = 2 * (2 * 10 * 10 * 8)  # QK^T and AV, two heads
     proj = 10 * 16 * 16 + 10 * 16
@@ -163,7 +172,7 @@ def test_user_model_with_functional_ops() -> None:
 def test_backward_flops_are_twice_forward_for_convs_and_linears() -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.Flatten(),
                           nn.Linear(8 * 8 * 8, 4, bias=False))
-    rec = measure(model, (3, 8, 8), backward=True)
+    rec = count_measured(model, (3, 8, 8), backward=True)
     # the first conv needs no input gradient: 1x its flops; the linear needs both: 2x
     conv, lin = 9 * 3 * 8 * 64, 8 * 8 * 8 * 4
     assert rec.flops == conv + lin
@@ -181,8 +190,27 @@ def test_per_module_table() -> None:
     assert rec.part_types["s1.b1"] == "Bottleneck"
 
 
+class _RealTensors(TorchDispatchMode):
+    """Counts the elements of every tensor an operator returns on a real (non-meta) device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        self.elements += sum(t.numel() for t in tree_leaves(out)
+                             if isinstance(t, torch.Tensor) and t.device.type != "meta")
+        return out
+
+
 def test_measure_does_not_allocate_activations() -> None:
-    # RegNetY-32GF at 448 px would need tens of GB for activations; on meta it needs none.
+    # RegNetY-32GF at 448 px: every operator of the measured forward returns a meta tensor
     spec = get_spec("RegNetY-32GF")
-    rec = measure_spec(spec, 448, per_module=False)
+    with _RealTensors() as real:
+        rec = measure_spec(spec, 448, per_module=False)
+    assert real.elements == 0
     assert rec.flops == complexity(spec, 448).flops
+    with _RealTensors() as real:  # the probe sees a real forward's activations
+        build_model(get_spec("ResNet-20-CIFAR"))(torch.zeros(1, 3, 32, 32))
+    assert real.elements > complexity(get_spec("ResNet-20-CIFAR")).acts

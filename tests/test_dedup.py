@@ -8,9 +8,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+from netscale.specs.spec import network_key
 from netscale.study.config import load_study_config
+from netscale.study.planning import plan_trials
 from netscale.study.quickstart import quickstart_base
-from netscale.study.runner import network_key, plan_trials, run_study
+from netscale.study.runner import run_study
 from netscale.study.store import Store
 from study_helpers import timing_only, write_config
 

@@ -35,8 +35,10 @@ def scanned_paths() -> Iterator[Path]:
             yield ROOT / name
     for d in SCANNED_DIRS:
         for p in sorted((ROOT / d).rglob("*")):
+            parts = p.relative_to(ROOT).parts
             if (p.is_file() and p != Path(__file__).resolve()
-                    and not SKIPPED_DIRS & set(p.relative_to(ROOT).parts)):
+                    and not SKIPPED_DIRS & set(parts)
+                    and not any(part.endswith(".egg-info") for part in parts)):
                 yield p
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netscale.study.config import load_study_config
-from netscale.study.runner import plan_trials
+from netscale.study.planning import plan_trials
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

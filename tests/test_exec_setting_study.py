@@ -69,7 +69,7 @@ def test_auto_resolves_each_trial_once_and_times_in_it(tmp_path: Path) -> None:
 def test_resume_reuses_the_stored_setting(tmp_path: Path, monkeypatch) -> None:
     cfg = load_study_config(_config(tmp_path))
     # an earlier, interrupted attempt resolved the base trial's setting and died before timing
-    from netscale.study.runner import plan_trials
+    from netscale.study.planning import plan_trials
 
     first = plan_trials(cfg)[0]
     path = trial_dir(cfg, first.id) / worker.SETTING_FILE

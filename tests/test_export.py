@@ -15,7 +15,7 @@ from netscale.models.export import export_spec, onnx_missing
 from netscale.scaling import scale
 from netscale.specs import NetSpec, resolve_spec
 from netscale.train import load_checkpoint
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
 

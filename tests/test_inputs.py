@@ -172,7 +172,7 @@ def ro_dir(tmp_path: Path):
     ["report", "{study}", "--out", "{ro}/r"],
 ])
 def test_read_only_destinations(ro_dir: Path, tmp_path: Path, args: list[str]) -> None:
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     study = tmp_path / "study"
     if "{study}" in " ".join(args):
@@ -208,7 +208,7 @@ def test_bench_checks_out_before_measuring(run_cli, tmp_path: Path) -> None:
 ])
 def test_output_is_a_directory_or_a_file(run_cli, tmp_path: Path, args: list[str],
                                          kind: str) -> None:
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     study = tmp_path / "study"
     synthetic_study(study)
@@ -231,7 +231,7 @@ def test_data_path_relative_to_config(tmp_path: Path, monkeypatch: pytest.Monkey
     from PIL import Image
 
     from netscale.study.config import load_study_config
-    from netscale.study.runner import data_info
+    from netscale.study.planning import data_info
 
     for cls in ("a", "b"):
         (tmp_path / "cfg" / "mydata" / cls).mkdir(parents=True)
@@ -377,7 +377,7 @@ def test_cuda_without_cuda_stops_up_front(run_cli, tmp_path: Path, args: list[st
 
 
 def test_recommend_unreachable_small_target_refused(run_cli, tmp_path: Path) -> None:
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     study = synthetic_study(tmp_path / "study")
     code, _, err = run_cli("recommend", study, "--target-flops", "0.001x", "--no-measure")

@@ -9,7 +9,7 @@ import pytest
 from netscale.complexity import complexity_totals
 from netscale.laws import FitReport
 from netscale.specs import resolve_spec
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from netscale.advise.sources import load_study
 from netscale.report.laws_section import FIG_ALL, FIG_PANELS, laws_section
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

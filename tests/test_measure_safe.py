@@ -1,4 +1,4 @@
-"""measure() never harms the caller's model; factory calls in forward; user op counters."""
+"""count_measured() never harms the caller's model; factory calls in forward; user op counters."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ class _MakesTensors(nn.Module):
 
 
 def test_measure_importable_from_complexity_package() -> None:
-    from netscale.complexity import measure, register_op_counter  # noqa: F401
+    from netscale.complexity import count_measured, register_op_counter  # noqa: F401
 
-    assert cx.measure.__module__ == "netscale.complexity.measured"
+    assert cx.count_measured.__module__ == "netscale.complexity.measured"
 
 
 def test_measure_leaves_weights_device_and_mode_unchanged() -> None:
@@ -38,7 +38,7 @@ def test_measure_leaves_weights_device_and_mode_unchanged() -> None:
     model.train()
     model[4].weight.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    rec = cx.measure(model, (3, 6, 6), backward=True)
+    rec = cx.count_measured(model, (3, 6, 6), backward=True)
     after = model.state_dict()
     assert before.keys() == after.keys()
     for k, v in before.items():
@@ -56,7 +56,7 @@ def test_measure_leaves_weights_device_and_mode_unchanged() -> None:
 
 def test_forward_that_creates_tensors_is_counted() -> None:
     model = _MakesTensors()
-    rec = cx.measure(model, (8,))
+    rec = cx.count_measured(model, (8,))
     # linear 8*8 (+8 bias) and the mm with eye 8*8
     assert rec.flops == 64 + 8 + 64
     assert rec.acts == 8 + 8
@@ -71,7 +71,7 @@ class _Softmaxer(nn.Module):
 
 
 def test_uncounted_ops_listed_with_call_counts() -> None:
-    rec = cx.measure(_Softmaxer(), (5, 7))
+    rec = cx.count_measured(_Softmaxer(), (5, 7))
     assert rec.uncounted == {"aten._softmax": 1, "aten.cumsum": 1}
     assert rec.to_dict()["uncounted_ops"] == {"aten._softmax": 1, "aten.cumsum": 1}
 
@@ -83,23 +83,24 @@ def test_user_registered_counter_is_used() -> None:
     cx.register_op_counter("aten::_softmax", softmax_counter)
     try:
         assert "aten._softmax" in cx.registered_op_counters()
-        rec = cx.measure(_Softmaxer(), (5, 7))
+        rec = cx.count_measured(_Softmaxer(), (5, 7))
         assert rec.flops == 3 * 35 and rec.acts == 35
         assert rec.uncounted == {"aten.cumsum": 1}
         # an op object works too, and an int return means flops only
         cx.register_op_counter(torch.ops.aten.cumsum, lambda a, k, o: 0)
-        rec = cx.measure(_Softmaxer(), (5, 7))
+        rec = cx.count_measured(_Softmaxer(), (5, 7))
         assert rec.uncounted == {} and rec.flops == 105
     finally:
         cx.unregister_op_counter("aten::_softmax")
         cx.unregister_op_counter(torch.ops.aten.cumsum.default)
-    assert cx.measure(_Softmaxer(), (5, 7)).uncounted == {"aten._softmax": 1, "aten.cumsum": 1}
+    rec = cx.count_measured(_Softmaxer(), (5, 7))
+    assert rec.uncounted == {"aten._softmax": 1, "aten.cumsum": 1}
 
 
 def test_meta_model_is_used_in_place_and_restored() -> None:
     with torch.device("meta"):
         model = nn.Linear(4, 3)
     model.train()
-    rec = cx.measure(model, (4,), backward=True)
+    rec = cx.count_measured(model, (4,), backward=True)
     assert rec.flops == 12 + 3 and rec.backward_flops is not None
     assert model.training and model.weight.is_meta

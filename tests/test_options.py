@@ -11,7 +11,7 @@ from netscale.advise.recommend import recommend
 from netscale.advise.records import Constraints
 from netscale.laws.calibration import CalibrationSetup, calibration_study
 from netscale.laws.fit import FitOptions, fit_law, fit_report
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 X = np.geomspace(2e8, 1.6e10, 8)
 Y = 0.4 * (X / 2e8) ** -0.3 + 0.2

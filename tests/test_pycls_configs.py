@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from netscale.complexity import complexity, measure
+from netscale.complexity import complexity, count_measured
 from netscale.errors import NetscaleError
 from netscale.models import build_model
 from netscale.specs import resolve_spec
@@ -33,7 +33,7 @@ def test_counts_match_pycls_exactly(name: str) -> None:
     spec = resolve_spec(DATA / name)
     c = complexity(spec)
     assert (c.flops, c.params, c.acts) == PUBLISHED[name]
-    m = measure(build_model(spec, device="meta"), (3, 32, 32))
+    m = count_measured(build_model(spec, device="meta"), (3, 32, 32))
     assert (m.flops, m.params, m.acts) == PUBLISHED[name]
 
 

@@ -14,7 +14,7 @@ from netscale.advise.study_fits import fast_alpha, fit_study, strategy_exponents
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 from netscale.study.quickstart import quickstart_base
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 # truth: dwr (α=1/3) clearly best, w (α=1) worst of the family; d and r poor
 TRUTH = {"dr": (0.40, 0.08), "dwr": (0.55, 0.06), "dWr": (0.50, 0.07), "w": (0.30, 0.10),

@@ -119,7 +119,7 @@ def test_percent_flag_and_rows_without_results(tmp_path):
 def test_study_export_csv_round_trips(tmp_path):
     """A study's own `--export csv` is a results file: same fits as the study."""
     from netscale.study.store import Store
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", strategies=("dWr", "w"), factors=(1, 2, 4, 8))
     with Store(d / "results.sqlite") as s:

@@ -18,7 +18,7 @@ from netscale.bench.fit import fit_joint, fit_metric, fit_runtime
 from netscale.errors import NetscaleError
 from netscale.study.quickstart import quickstart_base
 from netscale.study.store import Store
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 
 def test_line_prediction_interval_is_the_ols_formula() -> None:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import factories
-from netscale.complexity.measured import measure
+from netscale.complexity.measured import count_measured
 from netscale.errors import NetscaleError
 from netscale.scaling.module import scale_module
 
@@ -86,7 +86,7 @@ def test_unreachable_target_returns_the_closest_and_is_flagged() -> None:
     target = 2 * r.base_counts.flops
     candidates = {}
     for side in range(36, 80):
-        candidates[side] = measure(model, (3, side, side), per_module=False,
+        candidates[side] = count_measured(model, (3, side, side), per_module=False,
                                    count_bias=False).flops
     best = min(abs(f / target - 1) for f in candidates.values())
     assert abs(r.counts.flops / target - 1) == pytest.approx(best)

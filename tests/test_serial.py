@@ -83,8 +83,8 @@ def test_recipe_keeps_its_format() -> None:
         Recipe.from_dict({"epochs": "x"})
 
 
-# Fingerprints netscale wrote before the study config held typed sections: a store carrying
-# them must still belong to the same config (existing study directories resume).
+# Fingerprints of study configs: a config's fingerprint is stable (a study directory written
+# with it resumes), whatever the config's sections hold by default.
 FINGERPRINTS = [
     ({"name": "t", "bases": ["RegNetY-200MF"], "strategies": ["d", "dWr"], "factors": [1, 2],
       "data": {"name": "digits", "subset": 300},
@@ -101,7 +101,6 @@ FINGERPRINTS = [
 def test_study_fingerprints_are_unchanged(raw: dict, fingerprint: str, tmp_path: Path) -> None:
     cfg = parse_study_config(raw, source="x.yaml", base_dir=tmp_path)
     assert cfg.fingerprint() == fingerprint
-    assert cfg.legacy_fingerprint() == fingerprint
     # the sections as written (defaults unsaid) go to study.yaml; the typed objects are used
     assert cfg.to_dict()["recipe"] == raw.get("recipe", {})
     assert cfg.recipe == Recipe.from_dict(raw.get("recipe", {}))

@@ -19,7 +19,7 @@ from netscale.study.config import load_study_config
 from netscale.study.runner import recover_store, run_study
 from netscale.study.store import POISON_CRASHES, Store
 from netscale.util.io import atomic_write_text, is_temp_file, sweep_temp_files
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -15,7 +15,8 @@ import pytest
 from netscale.errors import NetscaleError
 from netscale.study import executors
 from netscale.study.config import load_study_config, parse_study_config
-from netscale.study.runner import plan_trials, run_study
+from netscale.study.planning import plan_trials
+from netscale.study.runner import run_study
 from netscale.study.store import Store
 from study_helpers import timing_only, write_config
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import factories
@@ -71,7 +72,23 @@ def test_bad_module_bases_are_one_line_errors(tmp_path: Path) -> None:
         path = _config(tmp_path, **over)
         with pytest.raises(NetscaleError) as info:
             cfg = load_study_config(path)
-            from netscale.study.runner import data_info, plan_trials
+            from netscale.study.planning import data_info, plan_trials
 
             plan_trials(cfg, data_info(cfg))
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_module_spec_is_a_factory_spec_that_build_model_builds() -> None:
+    from netscale.models import FactorySpec, build_model
+    from netscale.study.module_base import ModuleSpec
+    from netscale.train.evaluation import as_spec
+
+    spec = ModuleSpec(name="mb", module=f"{factories.__file__}:mobilenet",
+                      kwargs={"width_mult": 0.5, "num_classes": 7}, input_shape=(3, 32, 32),
+                      num_classes=7)
+    assert isinstance(spec, FactorySpec) and as_spec(spec) is spec
+    assert (spec.in_channels, spec.resolution) == (3, 32)
+    model = build_model(spec, device="meta")
+    assert next(model.parameters()).device.type == "meta"
+    assert model(torch.zeros(2, 3, 32, 32, device="meta")).shape == (2, 7)
+    assert not isinstance(spec.to_dict(), FactorySpec)  # a mapping is not built by a factory

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from netscale.errors import NetscaleError
-from netscale.study.config import apply_overrides, load_study_config
+from netscale.study.config import apply_config_sets, load_study_config
 from netscale.study.store import Store
 
 RAW = {"out": "out", "bases": ["ResNet-20-CIFAR"], "base_overrides": {"resolution": 16},
@@ -25,8 +25,8 @@ def _config(tmp_path: Path) -> Path:
     return p
 
 
-def test_apply_overrides_parses_yaml_values_and_nests() -> None:
-    out = apply_overrides(RAW, ["recipe.epochs=1", "factors=[1,2]", "train=false",
+def test_apply_config_sets_parses_yaml_values_and_nests() -> None:
+    out = apply_config_sets(RAW, ["recipe.epochs=1", "factors=[1,2]", "train=false",
                                 "data.name=digits", "bench.budget=0.5", "rounding=reference"])
     assert out["recipe"] == {"epochs": 1, "batch_size": 64}
     assert out["factors"] == [1, 2] and out["train"] is False and out["rounding"] == "reference"
@@ -39,7 +39,7 @@ def test_apply_overrides_parses_yaml_values_and_nests() -> None:
                       ("nosuch=1", "unknown key 'nosuch'"), ("factors=[1,", "not valid YAML"),
                       ("train.x=1", "train is not a mapping")):
         with pytest.raises(NetscaleError, match=said):
-            apply_overrides(RAW, [bad])
+            apply_config_sets(RAW, [bad])
 
 
 def test_dry_run_uses_the_overrides(tmp_path: Path, run_cli) -> None:

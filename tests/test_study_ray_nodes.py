@@ -16,8 +16,9 @@ import yaml
 from ray.cluster_utils import Cluster
 
 from netscale.study.config import load_study_config
+from netscale.study.planning import plan_trials
 from netscale.study.quickstart import quickstart_base
-from netscale.study.runner import plan_trials, run_study, trial_dir
+from netscale.study.runner import run_study, trial_dir
 from netscale.study.store import Store
 
 EPOCHS = 3

@@ -17,7 +17,7 @@ from netscale.report import html as report_html
 from netscale.report import plots
 from netscale.report.fragments import esc
 from netscale.study.store import Store
-from synthetic import synthetic_study
+from netscale_fixtures.synthetic import synthetic_study
 
 ALL = ("d", "w", "r", "dw", "dr", "wr", "dwr", "dWr")
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from netscale.advise import study_verdict
@@ -54,7 +55,15 @@ def test_tiny_study_on_digits_end_to_end(run_cli, tmp_path: Path) -> None:
         assert t.time_ms > 0 and t.bench and t.wall_time > 0
         assert t.spec["num_classes"] == 10 and t.spec["in_channels"] == 1
     rec = study_verdict(trials)
-    assert rec.recommended in ("w", "dWr") and rec.factor == 2
+    errs = {t.strategy: t.top1_err for t in trials if t.factor == 2}
+    assert rec.factor == 2 and set(errs) == {"w", "dWr"}
+    for strategy, err in errs.items():  # one seed: the compared error is the trial's own
+        group = rec.group(strategy)
+        assert group is not None and group.top1_err_mean == pytest.approx(err)
+    if rec.tied:  # a tie names both strategies
+        assert {rec.recommended, *rec.tied} == set(errs)
+    else:  # otherwise the lower measured error wins
+        assert rec.recommended == min(errs, key=errs.__getitem__)
     code, _, _ = run_cli("report", str(cfg.out_dir))
     page = (cfg.out_dir / "report" / "index.html").read_text()
     assert code == 0 and "Recommended: scale by" in page

@@ -29,7 +29,7 @@ from netscale.train import (
     train,
 )
 from netscale.train import trainer as trainer_mod
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 TIMING = ("train_time", "eval_time", "images_per_sec", "wall_time")
 
@@ -77,7 +77,7 @@ def test_scaled_lr_is_linear() -> None:
 
 def test_adamw_recipe_uses_square_root_rule_and_builds_adamw() -> None:
     from netscale.models import build_model
-    from netscale.train.trainer import make_optimizer
+    from netscale.train.optim import make_optimizer
 
     r = Recipe(optimizer="adamw", lr=0.001, batch_size=512, ref_batch=128)
     assert r.effective_lr == pytest.approx(0.002)  # sqrt(512 / 128) = 2, not 4

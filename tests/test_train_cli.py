@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from netscale.data import datasets as ds_mod
-from small_specs import small_regnet
+from netscale_fixtures.small_specs import small_regnet
 
 FAST = ["--data", "digits", "--subset", "192", "--val-subset", "96", "--batch-size", "64",
         "--quiet"]

@@ -14,10 +14,10 @@ from torch import nn
 from netscale.bench.setting import candidates, native_bf16
 from netscale.data import DataConfig
 from netscale.errors import NetscaleError
-from netscale.train import Recipe, evaluate, load_checkpoint, train
+from netscale.train import Recipe, evaluate, evaluation, load_checkpoint, run_setting, train
 from netscale.train import trainer as trainer_mod
-from netscale.train.trainer import precision_request
-from small_specs import small_regnet
+from netscale.train.run_setting import precision_request
+from netscale_fixtures.small_specs import small_regnet
 
 
 def tiny_spec():
@@ -44,15 +44,13 @@ def test_recipe_fields_default_to_auto_and_are_validated() -> None:
         Recipe(precision="fp8")
 
 
-def test_old_amp_flag_maps_onto_precision() -> None:
+def test_precision_request_auto_is_fp16_on_cuda_only() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert precision_request(Recipe(), cpu) == "auto"
-    assert precision_request(Recipe(), cuda) == "fp16"  # CUDA AMP as before settings existed
-    assert precision_request(Recipe(amp=False), cuda) == "fp32"
-    assert precision_request(Recipe(amp=False), cpu) == "fp32"
+    assert precision_request(Recipe(), cuda) == "fp16"
+    assert precision_request(Recipe(precision="fp32"), cuda) == "fp32"
     assert precision_request(Recipe(precision="bf16"), cuda) == "bf16"
-    with pytest.raises(NetscaleError, match=r"--no-amp\) contradicts precision bf16"):
-        precision_request(Recipe(amp=False, precision="bf16"), cpu)
+    assert precision_request(Recipe(precision="bf16"), cpu) == "bf16"
 
 
 def test_short_auto_run_trains_plain_and_says_why(tmp_path: Path) -> None:
@@ -80,7 +78,7 @@ def test_auto_probes_records_and_resume_reuses_the_setting_bit_exactly(
     def no_probe(*a, **k):
         raise AssertionError("a resumed run must not probe again")
 
-    monkeypatch.setattr(trainer_mod, "choose_setting", no_probe)
+    monkeypatch.setattr(run_setting, "choose_setting", no_probe)
     resumed = train(spec, tiny_data(), long_recipe(), tmp_path / "auto", quiet=True,
                     max_epochs=2)
     assert resumed.epochs_done == 2 and resumed.setting == s
@@ -119,6 +117,7 @@ def _spy_first_conv(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch.dtype, 
         return model
 
     monkeypatch.setattr(trainer_mod, "build_model", spying_build)
+    monkeypatch.setattr(evaluation, "build_model", spying_build)
     return seen
 
 

@@ -173,7 +173,7 @@ def test_digits_fallback_is_labelled_a_smoke_test():
 
 def test_report_json_and_box_label_the_smoke_test(run_cli, tmp_path: Path):
     from netscale.study.store import Store
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", seeds=(0, 1))
     with Store(d / "results.sqlite") as st:
@@ -193,7 +193,7 @@ def test_report_json_and_box_label_the_smoke_test(run_cli, tmp_path: Path):
 
 
 def test_report_json_matches_recommend_at_a_trained_factor(run_cli, tmp_path: Path):
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", seeds=(0, 1, 2))
     code, out, err = run_cli("report", str(d), "--json")
@@ -270,7 +270,7 @@ def test_export_rows_carry_group_statistics(run_cli, tmp_path: Path):
     import csv
     import io
 
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", seeds=(0, 1))
     code, out, err = run_cli("study", str(d), "--export", "json")
@@ -293,7 +293,7 @@ def test_export_rows_carry_group_statistics(run_cli, tmp_path: Path):
 def test_recommend_beyond_trained_factors_uses_predictions_and_the_same_tie_logic(tmp_path):
     from netscale.advise.options import CandidateOptions
     from netscale.advise.recommend import recommend
-    from synthetic import synthetic_study
+    from netscale_fixtures.synthetic import synthetic_study
 
     d = synthetic_study(tmp_path / "s", seeds=(0, 1))
     rec = recommend(d, "8x", candidates=CandidateOptions(strategies=[], alphas=[]))

@@ -12,7 +12,7 @@ Flops are multiply-adds (1 MAC = 1 flop), as everywhere in netscale.
 
 from netscale.bench.analysis import (
     Analysis,
-    ModelEntry,
+    BenchModel,
     format_fit,
     generate_models,
     plot_runtime,
@@ -55,11 +55,11 @@ __all__ = [
     "Analysis",
     "BenchConfig",
     "BenchEnv",
+    "BenchModel",
     "BenchResult",
     "JointFit",
     "Measurement",
     "MetricFit",
-    "ModelEntry",
     "RuntimeModel",
     "Stats",
     "TimingPolicy",

@@ -15,13 +15,15 @@ from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
 from netscale.errors import NetscaleError
-from netscale.scaling.strategy import BASE_STRATEGY as BASE_LABEL
+from netscale.scaling import parse_strategy, scale_report
+from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.specs import NetSpec
+from netscale.util.fmt import table
 from netscale.util.io import atomic_write
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class BenchModel:
     """A model to measure, with how it was derived (None for explicit models)."""
 
     spec: NetSpec
@@ -31,20 +33,18 @@ class ModelEntry:
 
 
 def generate_models(base: NetSpec, strategies: Sequence[str], factors: Sequence[float],
-                    rounding: str = "exact") -> list[ModelEntry]:
+                    rounding: str = "exact") -> list[BenchModel]:
     """The base (factor 1, labelled ``base``) plus every strategy × factor (≠ 1)."""
-    from netscale.scaling import parse_strategy, scale_report
-
     if any(not (f > 0 and math.isfinite(f)) for f in factors):
         raise NetscaleError(f"--factors must be positive numbers, got {list(factors)}")
     parsed = [parse_strategy(s) for s in strategies]
-    out = [ModelEntry(base, base.name, BASE_LABEL, 1.0)]
+    out = [BenchModel(base, base.name, BASE_STRATEGY, 1.0)]
     for strat in parsed:
         for f in factors:
             if f == 1:
                 continue
             res = scale_report(base, f, strat, rounding=rounding)
-            out.append(ModelEntry(res.spec, base.name, strat.name, float(f)))
+            out.append(BenchModel(res.spec, base.name, strat.name, float(f)))
     return out
 
 
@@ -57,7 +57,7 @@ class Analysis:
         return {"fits": {m: f.to_dict() for m, f in self.fits.items()}}
 
 
-def run_analysis(entries: Sequence[ModelEntry], config: BenchConfig,
+def run_analysis(entries: Sequence[BenchModel], config: BenchConfig,
                  modes: Sequence[str] = ("infer",), *, fit: bool = True,
                  progress: Callable[[BenchResult], None] | None = None,
                  clock: Clock = time.perf_counter) -> Analysis:
@@ -98,8 +98,6 @@ _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
 def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
     """A human-readable table of the per-metric and joint fits, with the half-width of the
     ``level`` prediction interval for a new model of average size."""
-    from netscale.util.fmt import table
-
     lvl = f"{level:.0%}"
     rows = []
     for m in METRICS:
@@ -152,8 +150,6 @@ def format_predictions(fit: RuntimeModel, mode: str, models: Sequence[tuple[str,
                        level: float = 0.95) -> str:
     """Predicted runtime of each (name, ComplexityRecord-like) with ``level`` prediction
     intervals, by every single-metric line and the joint fit."""
-    from netscale.util.fmt import table
-
     rows = []
     for name, rec in models:
         vals = {m: float(getattr(rec, m)) for m in METRICS}
@@ -223,9 +219,9 @@ def plot_runtime(rows: Sequence[BenchResult], fits: dict[str, RuntimeModel],
         raise NetscaleError(f"--plot {str(path)!r}: use a .png (or .svg/.pdf) file name")
     modes = list(fits)
     labels = list(dict.fromkeys(r.strategy or r.model for r in rows if r.ok))
-    labels.sort(key=lambda s: s != BASE_LABEL)  # base first, then in order of appearance
+    labels.sort(key=lambda s: s != BASE_STRATEGY)  # base first, then in order of appearance
     cmap = plt.get_cmap("tab10")
-    colours = {s: ("black" if s == BASE_LABEL else cmap(i % 10)) for i, s in enumerate(labels)}
+    colours = {s: ("black" if s == BASE_STRATEGY else cmap(i % 10)) for i, s in enumerate(labels)}
     fig, axes = plt.subplots(len(modes), len(METRICS), figsize=(4.2 * len(METRICS),
                                                                   3.6 * len(modes)),
                              squeeze=False)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netscale import __version__
 from netscale.util import serial
 
 
@@ -84,8 +85,6 @@ class BenchEnv:
 def collect_env(device: str, *, threads: int, amp: bool, amp_dtype: str | None,
                 channels_last: bool, compile: bool, dtype: str = "float32") -> BenchEnv:
     import torch
-
-    from netscale import __version__
 
     cuda = device.startswith("cuda")
     cpu = cpu_model()

@@ -14,6 +14,7 @@ timed: one random batch (fixed seed) is reused.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,12 +33,13 @@ from netscale.bench.setting import (
     check_precision,
     choose_setting,
     fixed_setting,
-    native_bf16,
     torch_memory_format,
 )
 from netscale.bench.timing import Clock, Measurement, TimingPolicy, measure_runtime
+from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
+from netscale.util.device import resolve_device as util_resolve_device
 
 DEFAULT_BATCH = {"cpu": 8, "cuda": 32}
 # One intra-op thread unless asked: on a small VM shared with anything else, a multi-thread
@@ -60,8 +62,6 @@ class BenchConfig:
     # execution setting (netscale.bench.setting): auto probes the candidates on the model
     memory_format: str = "contiguous"  # auto | channels_last | contiguous
     precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (CUDA)
-    channels_last: bool = False  # older alias of memory_format="channels_last"
-    amp: bool = False  # older alias of precision bf16 (CPU) / fp16 (CUDA)
     setting: ExecSetting | None = None  # an already resolved setting: used as is, no probe
     compile: bool = False  # torch.compile
     threads: int | None = None  # torch intra-op threads (None: DEFAULT_THREADS, i.e. 1)
@@ -87,37 +87,14 @@ class BenchConfig:
         if self.precision not in PRECISIONS:
             raise NetscaleError(f"--precision {self.precision!r}: use one of "
                                 f"{', '.join(PRECISIONS)}")
-        if self.channels_last and self.memory_format not in ("contiguous", "channels_last"):
-            raise NetscaleError(f"--channels-last contradicts --memory-format "
-                                f"{self.memory_format}; give only --memory-format")
-        if self.amp and self.precision not in ("fp32", "bf16", "fp16"):
-            raise NetscaleError(f"--amp contradicts --precision {self.precision}; give only "
-                                "--precision")
         self.policy.validate()
         return self
-
-    def requested_memory_format(self) -> str:
-        """The memory-format request, the older ``channels_last`` alias folded in."""
-        return "channels_last" if self.channels_last else self.memory_format
-
-    def requested_precision(self, device: str) -> str:
-        """The precision request, the older ``amp`` alias folded in (bf16 on CPU, fp16 on
-        CUDA)."""
-        if self.amp and self.precision == "fp32":
-            return "fp16" if device.startswith("cuda") else "bf16"
-        return self.precision
 
 
 def resolve_device(device: str | None) -> str:
     """'cpu', 'cuda' or 'cuda:N' (the harness times CPU and CUDA); None picks cuda when
     available. Raises NetscaleError (:func:`netscale.util.device.resolve_device`)."""
-    from netscale.util.device import resolve_device as resolve
-
-    return resolve(device, kinds=("cpu", "cuda"))
-
-
-def amp_dtype_for(device: str) -> str:
-    return "float16" if device.startswith("cuda") else "bfloat16"
+    return util_resolve_device(device, kinds=("cpu", "cuda"))
 
 
 @contextlib.contextmanager
@@ -156,7 +133,6 @@ def bench_spec(spec: NetSpec, config: BenchConfig | None = None, *,
 
     ``base``/``strategy``/``factor`` only label the row (runtime analysis).
     """
-    from netscale.complexity import complexity_totals
     from netscale.models import build_model
 
     config = (config or BenchConfig()).validate()
@@ -311,17 +287,7 @@ def resolve_setting(factory: Callable[[], Any], config: BenchConfig, *, device: 
     """The execution setting ``config`` asks for on this model, batch and device: fixed
     requests as they are, ``auto`` by a short interleaved probe of the candidates (each on a
     private copy of the model: the caller's model, and the RNG, are left untouched)."""
-    fmt = config.requested_memory_format()
-    prec = config.requested_precision(device)
-    # the older --amp flag ran bf16 also where it is emulated: it still does (said in reason)
-    emulated = config.amp and prec == "bf16" and not native_bf16(device)
-    if emulated:
-        setting = resolve_setting(factory, replace(config, amp=False, precision="fp32"),
-                                  device=device, batch=batch, in_channels=in_channels,
-                                  resolution=resolution, num_classes=num_classes,
-                                  external=external)
-        return replace(setting, precision="bf16", requested=f"{fmt}+bf16 (--amp)",
-                       reason=f"{setting.reason}; bf16 is emulated on this CPU (slow)")
+    fmt, prec = config.memory_format, config.precision
     check_precision(prec, device)
     fixed = fixed_setting(fmt, prec, device)
     if fixed is not None:
@@ -338,8 +304,6 @@ def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: st
                 batch: int) -> Callable[[], Any]:
     """One inference call or training step of a private model copy in setting ``s`` (what
     :func:`choose_setting` times for each candidate)."""
-    import copy
-
     import torch
     import torch.nn.functional as F
 
@@ -655,8 +619,8 @@ def _cpu_train_block(forward: Callable[[], Any], backward: Callable[[Any], None]
 def env_for(config: BenchConfig) -> BenchEnv:
     """The environment a run with ``config`` would record (for headers)."""
     device = resolve_device(config.device)
-    prec = config.setting.precision if config.setting else config.requested_precision(device)
-    fmt = config.setting.memory_format if config.setting else config.requested_memory_format()
+    prec = config.setting.precision if config.setting else config.precision
+    fmt = config.setting.memory_format if config.setting else config.memory_format
     with torch_threads(config.threads or DEFAULT_THREADS) as threads:
         return collect_env(device, threads=threads, amp=prec in ("bf16", "fp16"),
                            amp_dtype=_dtype_name(prec), channels_last=fmt == "channels_last",

@@ -126,10 +126,6 @@ class ExecSetting:
     def channels_last(self) -> bool:
         return self.memory_format == "channels_last"
 
-    @property
-    def is_default(self) -> bool:
-        return self.label == DEFAULT_SETTING_LABEL
-
     def to_dict(self) -> dict[str, Any]:
         return {"memory_format": self.memory_format, "precision": self.precision,
                 "requested": self.requested, "reason": self.reason,
@@ -314,6 +310,6 @@ def _with_bf16_note(reason: str, precision: str, device: str) -> str:
     return reason if allowed else f"{reason}; {why}"
 
 
-def describe(setting: ExecSetting) -> str:
+def describe_setting(setting: ExecSetting) -> str:
     """One line for logs: what runs and why."""
     return f"setting: {setting.label} (asked {setting.requested}; {setting.reason})"

@@ -15,8 +15,9 @@ from netscale.cli.common import (
     threads_int,
 )
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import NAMED
 
-DEFAULT_STRATEGIES = "d,w,r,dw,dr,wr,dwr,dWr"
+DEFAULT_STRATEGIES = ",".join(NAMED)
 DEFAULT_FACTORS = "1,2,4"
 
 
@@ -51,10 +52,6 @@ def add_parser(sub: Any) -> None:
                    help="auto (default) probes fp32 and, where the CPU/GPU runs it natively and "
                    "the recorded accuracy-parity benchmark allows it, bf16 autocast (fp32 "
                    "master weights); fp16: CUDA only, with a GradScaler")
-    p.add_argument("--channels-last", action="store_true",
-                   help="older spelling of --memory-format channels_last")
-    p.add_argument("--amp", action="store_true",
-                   help="older spelling of --precision bf16 (CPU) / fp16 (CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=threads_int, default=None, metavar="N",
                    help="torch intra-op CPU threads (default 1: stable timings on a shared "
@@ -122,41 +119,27 @@ def _config(args: argparse.Namespace) -> Any:
         raise NetscaleError(f"--resolution must be >= 8 pixels, got {args.resolution}")
     fmt, prec = _setting_flags(args)
     return BenchConfig(batch_size=args.batch_size, resolution=None,  # applied per spec
-                       device=args.device, memory_format=fmt, precision=prec, amp=args.amp,
+                       device=args.device, memory_format=fmt, precision=prec,
                        compile=args.compile, threads=args.threads, retry_oom=args.retry_oom,
                        retries=args.retries, policy=policy, seed=args.seed).validate()
 
 
 def _setting_flags(args: argparse.Namespace) -> tuple[str, str]:
-    """--memory-format/--precision with the older --channels-last/--amp folded in."""
+    """--memory-format and --precision (``auto`` unless given), the precision checked."""
     from netscale.bench.setting import check_precision
 
-    fmt, prec = args.memory_format, args.precision
-    if args.channels_last:
-        if fmt not in (None, "channels_last"):
-            raise NetscaleError(f"--channels-last contradicts --memory-format {fmt}; give only "
-                                "--memory-format")
-        fmt = "channels_last"
-    if args.amp:
-        cuda = str(args.device or "").startswith("cuda")
-        amp = "fp16" if cuda else "bf16"
-        if prec not in (None, amp):
-            raise NetscaleError(f"--amp (= --precision {amp} on this device) contradicts "
-                                f"--precision {prec}; give only --precision")
-        prec = amp
-    fmt, prec = fmt or "auto", prec or "auto"
+    fmt, prec = args.memory_format or "auto", args.precision or "auto"
     device = "cuda" if str(args.device or "").startswith("cuda") else "cpu"
     if args.device is None:
         from netscale.bench.harness import resolve_device
 
         device = resolve_device(None)
-    if not args.amp:  # --amp keeps running bf16 where it is emulated (slowly), as before
-        check_precision(prec, device)
+    check_precision(prec, device)
     return fmt, prec
 
 
 def _entries(args: argparse.Namespace) -> list[Any]:
-    from netscale.bench import ModelEntry, generate_models
+    from netscale.bench import BenchModel, generate_models
     from netscale.specs import resolve_spec
 
     if (args.strategies is not None or args.factors is not None) and not args.base:
@@ -174,7 +157,7 @@ def _entries(args: argparse.Namespace) -> list[Any]:
 
     # --resolution applies to each named model, and to the base *before* scaling (so that
     # strategies that scale resolution still do)
-    entries = [ModelEntry(at_resolution(resolve_spec(m))) for m in args.models]
+    entries = [BenchModel(at_resolution(resolve_spec(m))) for m in args.models]
     if args.base:
         base = at_resolution(resolve_spec(args.base))
         text = DEFAULT_STRATEGIES if args.strategies is None else args.strategies
@@ -391,12 +374,12 @@ def _fit_setting(config: Any, spec: Any, mode: str, quiet: bool) -> Any:
     import dataclasses
 
     from netscale.bench.harness import setting_for_spec
-    from netscale.bench.setting import describe
+    from netscale.bench.setting import describe_setting
 
     cfg = dataclasses.replace(config, mode=mode)
     setting = setting_for_spec(spec, cfg)
     if not quiet and "auto" in (config.memory_format, config.precision):
-        print(f"{mode}: every model runs in {spec.name}'s {describe(setting)}",
+        print(f"{mode}: every model runs in {spec.name}'s {describe_setting(setting)}",
               file=sys.stderr)
     return dataclasses.replace(cfg, setting=setting)
 

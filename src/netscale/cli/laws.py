@@ -10,6 +10,7 @@ from typing import Any
 
 from netscale.cli.common import parse_float_list, positive_int, print_json
 from netscale.errors import NetscaleError
+from netscale.scaling.strategy import NAMED
 
 
 def add_parser(sub: Any) -> None:
@@ -101,7 +102,7 @@ def _add_recommend_parser(sub: Any) -> None:
                    "without a study)")
     p.add_argument("--budget", type=float, default=1.0,
                    help="seconds of timing per measured candidate (default 1)")
-    p.add_argument("--strategies", help="named candidates instead of d,w,r,dw,dr,wr,dwr,dWr "
+    p.add_argument("--strategies", help=f"named candidates instead of {','.join(NAMED)} "
                    "(any strategy spelling; the study's trained ones are always included)")
     p.add_argument("--alphas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                    help="fast compound α grid (default 0,0.1,...,1; '' for none)")

@@ -51,7 +51,7 @@ def add_parser(sub: Any) -> None:
     strat = p.add_mutually_exclusive_group()
     strat.add_argument("--strategy", default=None, help=f"strategy (default {DEFAULT_STRATEGY})")
     strat.add_argument("--strategies", help="several strategies for a growth table, e.g. "
-                       "d,w,r,dw,dr,wr,dwr,dWr")
+                       + ",".join(NAMED))
     strat.add_argument("--alpha", type=float, help="fast compound scaling with this α in [0, 1]")
     p.add_argument("--rounding", choices=ROUNDING_MODES, default="exact",
                    help="exact (land within the tolerance of s; default) or reference "

@@ -119,7 +119,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _dry_run_plan(cfg: Any) -> tuple[Any, Any, str, dict[str, str]]:
     """(planned trials, data info or None, why the data is missing, status of the trials
     already in the store)."""
-    from netscale.study.runner import data_info, plan_trials
+    from netscale.study.planning import data_info, plan_trials
     from netscale.study.store import STORE_NAME, Store
 
     data_note = ""
@@ -277,7 +277,7 @@ def check_study_fits(cfg: Any, device: str | None) -> None:
     """Refuses (one line) a study with a trial whose model cannot fit in memory, estimated
     from its analytic counts before anything is built."""
     from netscale.complexity.limits import check_fits_memory
-    from netscale.study.runner import plan_trials
+    from netscale.study.planning import plan_trials
 
     plan = plan_trials(cfg)
     if not plan:

@@ -60,8 +60,6 @@ def _add_train_parser(sub: Any) -> None:
                    help="Nesterov momentum / AdamW beta1 (default 0.9)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and evaluate it")
     p.add_argument("--ema-decay", type=positive_float, help="EMA decay per step (default 0.999)")
-    p.add_argument("--no-amp", action="store_true",
-                   help="no mixed precision (the same as --precision fp32)")
     p.add_argument("--memory-format", choices=("auto", "channels_last", "contiguous"),
                    help="activation/weight layout: auto (default: probe both on this model, "
                    "batch and device and take the faster), channels_last (NHWC) or "
@@ -166,8 +164,6 @@ def _recipe(args: argparse.Namespace) -> Any:
         kw["scale_lr"] = False
     if args.ema:
         kw["ema"] = True
-    if args.no_amp:
-        kw["amp"] = False
     return Recipe(**kw)
 
 
@@ -222,7 +218,7 @@ def resume_settings(args: argparse.Namespace, out: Path) -> tuple[Any, Any, Any,
     from netscale.data import DataConfig
     from netscale.specs import NetSpec
     from netscale.train import Recipe, load_checkpoint
-    from netscale.train.trainer import spec_identity
+    from netscale.train.checkpoint import spec_identity
 
     ck = load_checkpoint(out)
     spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint in {out}")
@@ -289,8 +285,7 @@ def _recipe_changes(args: argparse.Namespace, recipe: Any, out: Path, done: int
                 f"--epochs {given} is fewer than the run's {stored} epochs ({done} done) in "
                 f"{out}; resume without --epochs, or give more epochs to extend the run")
         raise _refuse(f"{_flag(arg)} {given}", f"{_flag(arg)} {stored}", out)
-    for flag, key, value in (("--no-lr-scaling", "scale_lr", False), ("--ema", "ema", True),
-                             ("--no-amp", "amp", False)):
+    for flag, key, value in (("--no-lr-scaling", "scale_lr", False), ("--ema", "ema", True)):
         if getattr(args, flag[2:].replace("-", "_")) and getattr(recipe, key) != value:
             raise _refuse(flag, f"{key} {getattr(recipe, key)}", out)
     return changes, notes
@@ -332,9 +327,9 @@ def _check_setting_flags(args: argparse.Namespace) -> None:
     if args.precision in (None, "auto", "fp32"):
         return
     from netscale.bench.setting import check_precision
-    from netscale.train import resolve_device
+    from netscale.util.device import resolve_device
 
-    check_precision(args.precision, str(resolve_device(args.device)), "--precision")
+    check_precision(args.precision, resolve_device(args.device), "--precision")
 
 
 def _settings(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:

@@ -7,11 +7,10 @@ from netscale.complexity.analytic import complexity, complexity_totals
 from netscale.complexity.record import FLOPS_UNIT, Complexity, ComplexityRecord
 
 __all__ = ["FLOPS_UNIT", "Complexity", "ComplexityRecord", "complexity",
-           "complexity_totals", "count_measured",
-           "measure", "measure_spec", "meta_copy", "register_op_counter",
-           "registered_op_counters", "unregister_op_counter"]
+           "complexity_totals", "count_measured", "measure_spec", "meta_copy",
+           "register_op_counter", "registered_op_counters", "unregister_op_counter"]
 
-_MEASURED = {"count_measured", "measure", "measure_spec", "meta_copy", "register_op_counter",
+_MEASURED = {"count_measured", "measure_spec", "meta_copy", "register_op_counter",
              "registered_op_counters", "unregister_op_counter"}
 
 

@@ -44,6 +44,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from netscale.complexity.record import Complexity, ComplexityRecord
+from netscale.models import build_model
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -580,10 +581,6 @@ def _module_parts(named: list[tuple[str, nn.Module]], mode: _CountingMode,
     return parts
 
 
-measure = count_measured
-"""The public name of :func:`count_measured` (``netscale.complexity.measure``)."""
-
-
 def _stack_hooks(named: list[tuple[str, nn.Module]], stack: list[str]) -> list[Any]:
     """Forward hooks that keep ``stack`` = the names of the modules currently running."""
     names = {id(m): n for n, m in named}
@@ -667,8 +664,6 @@ def _reduce(out: Any) -> torch.Tensor:
 def measure_spec(spec: Any, resolution: int | None = None, *, backward: bool = False,
                  per_module: bool = True) -> ComplexityRecord:
     """Builds ``spec`` on the meta device and measures it at ``resolution``."""
-    from netscale.models import build_model
-
     res = spec.resolution if resolution is None else int(resolution)
     model = build_model(spec, device="meta")
     return count_measured(model, (spec.in_channels, res, res), backward=backward,

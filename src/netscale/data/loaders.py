@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
@@ -248,7 +249,6 @@ class _FileDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 def decode_image(path: str, mode: str, size_hint: int = 0) -> torch.Tensor:
     """Pillow decode -> uint8 (C, H, W); a file Pillow cannot read is a NetscaleError naming it."""
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:

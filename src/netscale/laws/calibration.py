@@ -21,6 +21,7 @@ import numpy as np
 
 from netscale.errors import NetscaleError
 from netscale.laws.fit import DEFAULT_LEVEL, fit_report, select_law
+from netscale.util.options import build_options
 
 RULES = ("saturating", "power", "general", "aicc", "loo")
 
@@ -99,8 +100,6 @@ def calibration_study(setup: CalibrationSetup | None = None,
                       **overrides: Any) -> CalibrationResult:
     """Simulates studies and measures interval coverage (see module docstring); ``setup``
     (a :class:`CalibrationSetup`) and keyword ``overrides`` of its fields say which."""
-    from netscale.util.options import build_options
-
     cfg = build_options(CalibrationSetup, setup, overrides)
     points, noise, b, c, x_min = cfg.points, cfg.noise, cfg.b, cfg.c, cfg.x_min
     span, repeats, seeds, n_boot, level = cfg.span, cfg.repeats, cfg.seeds, cfg.n_boot, cfg.level

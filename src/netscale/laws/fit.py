@@ -39,6 +39,7 @@ import numpy as np
 from netscale.errors import NetscaleError
 from netscale.laws.stats import t_quantile, z_quantile
 from netscale.util import serial
+from netscale.util.options import build_options
 
 LAWS: dict[str, tuple[str, ...]] = {
     "saturating": ("a", "b", "c"),
@@ -867,8 +868,6 @@ class FitOptions:
     @classmethod
     def build(cls, options: FitOptions | None, overrides: Mapping[str, Any]) -> FitOptions:
         """``options`` (else the defaults) with keyword ``overrides`` of its fields."""
-        from netscale.util.options import build_options
-
         return build_options(cls, options, overrides)
 
     def checked(self) -> FitOptions:

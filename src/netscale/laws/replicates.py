@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.laws.stats import DEFAULT_LEVEL, ErrorInterval
+from netscale.laws.stats import DEFAULT_LEVEL, ErrorInterval, z_quantile
 
 #: how a group's variance was computed (``ErrorInterval.method``, ``Difference.method``)
 PER_IMAGE = "per-image"  # crossed seeds × images from the stored per-image results
@@ -281,8 +281,6 @@ def group_interval(g: Replicates, level: float = DEFAULT_LEVEL) -> ErrorInterval
 
 def _quantile(level: float, df: float) -> float:
     if not math.isfinite(df) or df > 1e6:
-        from netscale.laws.stats import z_quantile
-
         return z_quantile(level)
     from scipy.special import stdtrit
 

@@ -1,5 +1,5 @@
 """Building specs into ``torch.nn.Module`` objects."""
 
-from netscale.models.builder import Net, build_model
+from netscale.models.builder import FactorySpec, ModelSpec, Net, build_model
 
-__all__ = ["Net", "build_model"]
+__all__ = ["FactorySpec", "ModelSpec", "Net", "build_model"]

@@ -7,13 +7,43 @@ the names used by per-module tables and by the analytic per-stage breakdown.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from contextlib import nullcontext
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from netscale.models.blocks import BasicBlock, Bottleneck, Head, MBConv, Stem, VanillaBlock
 from netscale.specs.spec import NetSpec, StageSpec
+
+
+@runtime_checkable
+class FactorySpec(Protocol):
+    """A model built by a factory function rather than from a :class:`NetSpec` (a study's
+    module base, :class:`netscale.study.module_base.ModuleSpec`): what :func:`build_model`,
+    the trainer and the bench harness use of it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def resolution(self) -> int: ...
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+    def build_module(self, device: str | torch.device | None = None) -> nn.Module: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_yaml(self) -> str: ...
+
+
+# What can be built and trained: a spec, or a factory-built model.
+ModelSpec = NetSpec | FactorySpec
 
 
 class Net(nn.Module):
@@ -80,12 +110,13 @@ def _block(stage: StageSpec, w_in: int, stride: int, act: str, drop_path: float)
     raise ValueError(f"unknown block type {stage.block!r}")
 
 
-def build_model(spec: NetSpec, *, device: str | torch.device | None = None,
-                zero_init_last_bn: bool = False, drop_path: float = 0.0) -> Net:
-    """Builds ``spec`` as a :class:`Net`. ``device="meta"`` allocates nothing (for counting)."""
-    if hasattr(spec, "build_module"):  # a study's module-factory model (ModuleSpec)
-        # ModuleSpec is duck-typed here (models may not import study): its result is Any
-        return spec.build_module(device=device)  # type: ignore[no-any-return]
+def build_model(spec: ModelSpec, *, device: str | torch.device | None = None,
+                zero_init_last_bn: bool = False, drop_path: float = 0.0) -> nn.Module:
+    """Builds ``spec`` (a :class:`Net` for a :class:`NetSpec`; a factory-built model calls
+    its factory, the recipe's initialisation options do not apply). ``device="meta"``
+    allocates nothing (for counting)."""
+    if not isinstance(spec, NetSpec):
+        return spec.build_module(device=device)
     ctx = torch.device(device) if device is not None else nullcontext()
     with ctx:
         return Net(spec, zero_init_last_bn=zero_init_last_bn, drop_path=drop_path)

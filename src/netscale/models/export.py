@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
+import logging
 import os
 import tempfile
 import warnings
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from netscale.errors import NetscaleError
+from netscale.models.builder import build_model
 from netscale.util import serial
 
 FORMATS: tuple[str, ...] = ("torchscript", "pt2", "onnx")
@@ -83,8 +86,6 @@ def _write_pt2(model: nn.Module, x: torch.Tensor) -> tuple[Any, bool]:
 
 
 def _input_name(model: nn.Module) -> str:
-    import inspect
-
     params = [p for p in inspect.signature(model.forward).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return params[0].name if params else "x"
@@ -97,8 +98,6 @@ def _write_onnx(model: nn.Module, x: torch.Tensor, path: str) -> bool:
             f"ONNX export needs the packages {', '.join(missing)} (not installed); "
             "pip install 'netscale[onnx]' (or onnx onnxscript onnxruntime), or use --format "
             "torchscript or pt2, which need torch alone")
-    import logging
-
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     name = _input_name(model)
     with warnings.catch_warnings(), open(os.devnull, "w") as sink, \
@@ -236,8 +235,6 @@ def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None
     """Builds ``spec`` (a :class:`~netscale.specs.NetSpec`), loads ``state`` (a state dict,
     e.g. a run's trained weights from :func:`netscale.train.checkpoint.run_weights`, described
     by ``weights``) if given, and exports it."""
-    from netscale.models import build_model
-
     if spec is None:
         raise NetscaleError("give MODEL_OR_SPEC, or --weights RUN_DIR to export a trained run")
     torch.manual_seed(0)

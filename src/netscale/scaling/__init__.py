@@ -1,6 +1,6 @@
 """Scaling strategies and the scaler (exact and reference rounding)."""
 
-from netscale.scaling.module import ModuleScaleResult, module_growth, scale_module
+from netscale.scaling.module import ModuleScaleResult, scale_module
 from netscale.scaling.scaler import (
     ROUNDING_MODES,
     ScaleResult,
@@ -26,7 +26,6 @@ __all__ = [
     "ScaleResult",
     "Strategy",
     "fast",
-    "module_growth",
     "parse_strategy",
     "scale",
     "scale_module",

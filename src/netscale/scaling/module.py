@@ -33,7 +33,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from netscale.complexity.record import FLOPS_UNIT, Complexity
@@ -258,13 +258,8 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
 
 @dataclass(frozen=True)
 class ScaleOptions:
-    """How :func:`scale_module` calls the factory and how close it must land.
-
-    ``depth_arg``/``width_arg`` name the factory's multiplier keywords, ``kwargs`` are passed
-    to every call, ``name`` labels the model in messages, ``tolerance`` is the relative flops
-    error accepted, ``resolution_multiple`` the step of the input side, and
-    ``count_bias=False`` leaves bias adds out of the flops.
-    """
+    """How :func:`scale_module` calls the factory and how close it must land (its keyword
+    parameters)."""
 
     depth_arg: str = DEFAULT_DEPTH_ARG
     width_arg: str = DEFAULT_WIDTH_ARG
@@ -281,20 +276,26 @@ def scale_module(
     factor: float,
     strategy: str | Strategy = DEFAULT_STRATEGY,
     *,
-    options: ScaleOptions | None = None,
-    **overrides: Any,
+    depth_arg: str = DEFAULT_DEPTH_ARG,
+    width_arg: str = DEFAULT_WIDTH_ARG,
+    tolerance: float = 0.02,
+    resolution_multiple: int = DEFAULT_RESOLUTION_MULTIPLE,
+    kwargs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    count_bias: bool = True,
 ) -> ModuleScaleResult:
     """Scales the model ``factory(depth_arg=d, width_arg=w, **kwargs)`` by flops ``factor``.
 
     ``factory`` is a callable or ``"pkg.mod:fn"`` / ``"path/file.py:fn"``; ``input_shape``
     excludes the batch dimension (``(3, 224, 224)``). Returns the multipliers and input shape
     whose measured flops land within ``tolerance`` of ``factor`` x the base (or the closest
-    reachable, flagged). See the module docstring for the search. The :class:`ScaleOptions`
-    fields (``depth_arg``, ``width_arg``, ``tolerance``, ``resolution_multiple``, ``kwargs``,
-    ``name``, ``count_bias``) are given as keywords or as ``options`` (keywords override it);
+    reachable, flagged). See the module docstring for the search. ``depth_arg``/``width_arg``
+    name the factory's multiplier keywords, ``kwargs`` are passed to every call, ``name``
+    labels the model in messages, ``resolution_multiple`` is the step of the input side;
     ``count_bias=False`` leaves bias adds out of the flops (as ``torch.utils.flop_counter``).
     """
-    opts = _options(options, overrides)
+    opts = ScaleOptions(depth_arg, width_arg, tolerance, resolution_multiple, kwargs, name,
+                        count_bias)
     fn, label = _load(factory, opts)
     strat = parse_strategy(strategy)
     shape0 = _check_numbers(factor, input_shape, opts)
@@ -328,15 +329,6 @@ def scale_module(
         evaluations=ev.evaluations, kwargs=dict(opts.kwargs or {}),
         uncounted=dict(c.rec.uncounted), note=note,
     )
-
-
-def _options(options: ScaleOptions | None, overrides: Mapping[str, Any]) -> ScaleOptions:
-    """``options`` (or the defaults) with the keyword arguments of the call applied."""
-    names = {f.name for f in fields(ScaleOptions)}
-    for key in overrides:
-        if key not in names:
-            raise TypeError(f"scale_module() got an unexpected keyword argument {key!r}")
-    return replace(options or ScaleOptions(), **overrides)
 
 
 def _load(factory: Callable[..., Any] | str,
@@ -562,19 +554,3 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
             hi = x
         else:
             lo = x
-
-
-def module_growth(
-    factory: Callable[..., Any] | str,
-    input_shape: Sequence[int],
-    factors: Sequence[float],
-    strategies: Sequence[str | Strategy],
-    **kw: Any,
-) -> list[ModuleScaleResult]:
-    """:func:`scale_module` for every strategy x factor (the growth table)."""
-    if isinstance(factory, str):
-        from netscale.complexity.user_module import load_factory
-
-        kw.setdefault("name", factory)
-        factory = load_factory(factory)
-    return [scale_module(factory, input_shape, f, s, **kw) for s in strategies for f in factors]

@@ -54,10 +54,9 @@ from netscale.scaling.strategy import (
     parse_strategy,
 )
 from netscale.specs.compat import bottleneck_width, compatible_width, snap_group_width
-from netscale.specs.spec import NetSpec, StageSpec, StemSpec
+from netscale.specs.spec import GROUPED_BLOCKS, NetSpec, StageSpec, StemSpec
 
 ROUNDING_MODES = ("exact", "reference")
-_GROUPED = ("bottleneck", "linear_bottleneck")
 _EXP_TOL = 1e-9  # an exponent at or below this is 0: that dimension is frozen (purity)
 
 
@@ -303,9 +302,9 @@ def _realize(ctx: _Context, shape: _Shape) -> _Cand:
     stages = []
     for i, (st, d, w, g) in enumerate(zip(ctx.base.stages, shape.depths, shape.widths,
                                           shape.groups)):
-        if st.block in _GROUPED and not ctx.move_w and not ctx.move_g:
+        if st.block in GROUPED_BLOCKS and not ctx.move_w and not ctx.move_g:
             w, g = st.width, st.group_width  # frozen: the base stage as it is
-        elif st.block in _GROUPED:
+        elif st.block in GROUPED_BLOCKS:
             w, g = _stage_width(ctx, i, w, g)
         else:
             g = st.group_width
@@ -380,7 +379,7 @@ def _deviation(ctx: _Context, cand: _Cand, ideal: _Ideal) -> float:
 
 
 def _base_groups(spec: NetSpec) -> list[int]:
-    return [st.effective_group_width if st.block in _GROUPED else 1 for st in spec.stages]
+    return [st.effective_group_width if st.block in GROUPED_BLOCKS else 1 for st in spec.stages]
 
 
 def _reference(ctx: _Context, factor: float) -> _Cand:
@@ -442,7 +441,7 @@ def _neighbours(ctx: _Context, shape: _Shape) -> list[_Shape]:
             if wider is not None:
                 out.append(wider)
     for i in range(n if ctx.move_g else 0):
-        if ctx.base.stages[i].block not in _GROUPED or ctx.dense[i]:
+        if ctx.base.stages[i].block not in GROUPED_BLOCKS or ctx.dense[i]:
             continue
         for step in (-1, 1):
             g = _ladder_step(shape.groups[i], step)
@@ -463,7 +462,7 @@ def _next_width(ctx: _Context, shape: _Shape, i: int, st: StageSpec,
                 step: int) -> _Shape | None:
     """The next width in direction ``step`` that changes the compatible width of stage i."""
     current = shape.widths[i]
-    grouped = st.block in _GROUPED
+    grouped = st.block in GROUPED_BLOCKS
     now = _stage_width(ctx, i, current, shape.groups[i])[0] if grouped else current
     w = current
     for _ in range(64):
@@ -515,7 +514,7 @@ def _exact(ctx: _Context, factor: float) -> tuple[_Cand, str]:
     target_ideal = along(1.0)
     note = ""
     good = in_tolerance(cands)
-    if not good and any(st.block in _GROUPED and not d
+    if not good and any(st.block in GROUPED_BLOCKS and not d
                         for st, d in zip(ctx.base.stages, ctx.dense)):
         # The group-width ladder (…, 8, 16, 24, …) is coarse: try rounding it down and up.
         for gmode in ("floor", "ceil"):
@@ -631,7 +630,7 @@ def _shape_of(cand: _Cand) -> _Shape:
     return _Shape(
         depths=[st.depth for st in cand.stages],
         widths=[st.width for st in cand.stages],
-        groups=[st.group_width if st.block in _GROUPED else 1 for st in cand.stages],
+        groups=[st.group_width if st.block in GROUPED_BLOCKS else 1 for st in cand.stages],
         res=cand.res,
         stem=cand.stem,
         head=cand.head,
@@ -682,7 +681,7 @@ def scale_report(
         wq=width_multiple, rq=resolution_multiple,
         scale_stem_head=base.scales_stem_and_head, base_flops=base_counts.flops,
         base_groups=_base_groups(base),
-        dense=[rounding == "exact" and st.block in _GROUPED and st.groups == 1
+        dense=[rounding == "exact" and st.block in GROUPED_BLOCKS and st.groups == 1
                for st in base.stages],
     )
     if rounding == "exact":  # purity: a dimension whose exponent is 0 never moves
@@ -712,7 +711,10 @@ def scale_report(
 
 
 def scale(spec: NetSpec, factor: float, strategy: str | Strategy = DEFAULT_STRATEGY, *,
-          rounding: str = "exact", **kwargs: Any) -> NetSpec:
+          rounding: str = "exact", tolerance: float = 0.02, width_multiple: int = 8,
+          resolution_multiple: int = 4, name: str | None = None) -> NetSpec:
     """The scaled spec (see :func:`scale_report` for the growth report)."""
-    return scale_report(spec, factor, strategy, rounding=rounding, **kwargs).spec
+    return scale_report(spec, factor, strategy, rounding=rounding, tolerance=tolerance,
+                        width_multiple=width_multiple, resolution_multiple=resolution_multiple,
+                        name=name).spec
 

@@ -1,7 +1,6 @@
 """Network specs, the model families and the named-model registry."""
 
-# the family modules register their named models on import (registry.register)
-import netscale.specs.families  # noqa: F401
+from netscale.specs import families  # noqa: F401  (registers the named models)
 from netscale.specs.compat import adjust_compatibility, compatible_width, snap_group_width
 from netscale.specs.registry import canonical_name, get_spec, list_models, model_family, register
 from netscale.specs.resolve import resolve_spec

@@ -15,6 +15,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.specs.compat import adjust_compatibility
 from netscale.specs.families.regnet import generate_regnet
+from netscale.specs.families.resnet import RESNET_DEPTHS, resnet
 from netscale.specs.spec import NetSpec, StageSpec, StemSpec
 
 STEMS = {"simple_stem_in": "simple", "res_stem_in": "res", "res_stem_cifar": "cifar"}
@@ -192,17 +193,15 @@ def _cifar_resnet(depth: int, r: dict[str, Any], common: dict[str, Any]) -> NetS
 
 def _from_resnet(model: dict[str, Any], r: dict[str, Any], common: dict[str, Any],
                  source: str, dataset: str = "") -> NetSpec:
-    from netscale.specs.families.resnet import DEPTHS, resnet
-
     depth = int(model.get("DEPTH", 0))
     if "cifar" in str(dataset).lower():
         # pycls's ResNet on CIFAR: depth 6n+2, cifar stem 16, basic (or bottleneck) blocks
         return _cifar_resnet(depth, r, common)
-    if depth not in DEPTHS:
+    if depth not in RESNET_DEPTHS:
         raise NetscaleError(f"MODEL.DEPTH {depth} is not supported for resnet; use 50, 101, 152")
     groups, wpg = int(r["NUM_GROUPS"]), int(r["WIDTH_PER_GROUP"])
     w_b = groups * wpg
-    spec = resnet(common["name"], DEPTHS[depth], bottleneck=w_b / 256,
+    spec = resnet(common["name"], RESNET_DEPTHS[depth], bottleneck=w_b / 256,
                   group_widths=[wpg * 2**i for i in range(4)],
                   num_classes=common["num_classes"], resolution=common["resolution"])
     return spec.replace(activation=common["activation"])

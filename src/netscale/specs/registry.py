@@ -15,13 +15,13 @@ from netscale.specs.spec import NetSpec
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class RegistryEntry:
     name: str
     family: str
     factory: Callable[[], NetSpec]
 
 
-_ENTRIES: dict[str, ModelEntry] = {}  # canonical name -> entry
+_ENTRIES: dict[str, RegistryEntry] = {}  # canonical name -> entry
 _KEYS: dict[str, str] = {}  # normalised name or alias -> canonical name
 _CACHE: dict[str, NetSpec] = {}
 
@@ -38,7 +38,7 @@ def register(name: str, family: str, factory: Callable[[], NetSpec],
         if k in _KEYS and _KEYS[k] != name:
             raise ValueError(f"model name {key!r} is already registered for {_KEYS[k]!r}")
         _KEYS[k] = name
-    _ENTRIES[name] = ModelEntry(name, family, factory)
+    _ENTRIES[name] = RegistryEntry(name, family, factory)
 
 
 FAMILY_ORDER = ("regnet", "resnet", "effnet", "cifar")

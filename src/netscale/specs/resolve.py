@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.specs.pycls import spec_from_pycls
 from netscale.specs.registry import get_spec, is_registered
 from netscale.specs.spec import NetSpec
 
@@ -74,8 +75,6 @@ def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:
             f"{source}: expected a mapping of spec fields, got {type(data).__name__}"
         )
     if "MODEL" in data:
-        from netscale.specs.pycls import spec_from_pycls
-
         return spec_from_pycls(data, source=source, name=Path(source).stem)
     if "base" in data:
         if _depth > 8:
@@ -159,7 +158,7 @@ def _parse_overrides(text: str, source: str) -> list[tuple[str, Any]]:
     return out
 
 
-def apply_overrides(spec: NetSpec, overrides: list[tuple[str, Any]], source: str) -> NetSpec:
+def apply_spec_overrides(spec: NetSpec, overrides: list[tuple[str, Any]], source: str) -> NetSpec:
     """``spec`` with ``key=value`` overrides applied (see the module docstring)."""
     import dataclasses
 
@@ -207,7 +206,7 @@ def resolve_spec(name_or_path: str | Path | NetSpec, *, _depth: int = 0) -> NetS
         base = resolve_spec(base_text, _depth=_depth + 1)
         if not any(k == "name" for k, _ in overrides):
             overrides.append(("name", f"{base.name}:{over_text}"))
-        return apply_overrides(base, overrides, text)
+        return apply_spec_overrides(base, overrides, text)
     if isinstance(name_or_path, Path) or looks_like_path(text):
         return spec_from_data(load_spec_data(text), source=text, _depth=_depth)
     return get_spec(text)  # raises "unknown model ... closest: ..."

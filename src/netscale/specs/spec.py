@@ -40,9 +40,11 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.specs.compat import bottleneck_width, conv_groups
 from netscale.util import jsonio
+from netscale.util.io import atomic_write_text
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
+GROUPED_BLOCKS = ("bottleneck", "linear_bottleneck")  # blocks with a grouped conv
 ACTIVATIONS = ("relu", "silu")
 SPEC_FORMAT_VERSION = 1
 
@@ -230,7 +232,7 @@ class NetSpec:
 
     @property
     def group_widths(self) -> list[int]:
-        return [s.effective_group_width if s.block in _GROUPED else 0 for s in self.stages]
+        return [s.effective_group_width if s.block in GROUPED_BLOCKS else 0 for s in self.stages]
 
     @property
     def num_blocks(self) -> int:
@@ -337,15 +339,10 @@ class NetSpec:
 
     def save(self, path: str | Path) -> Path:
         """Writes the spec as YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""
-        from netscale.util.io import atomic_write_text
-
         path = Path(path)
         text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
         atomic_write_text(path, text)
         return path
-
-
-_GROUPED = ("bottleneck", "linear_bottleneck")
 
 
 _STAGE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StageSpec)}

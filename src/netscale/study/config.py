@@ -21,6 +21,7 @@ Everything is validated up front (:func:`load_study_config`) with one-line error
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -29,10 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from netscale.bench.setting import MEMORY_FORMATS, PRECISIONS
 from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
+from netscale.specs.resolve import load_spec_data
+from netscale.study.module_base import is_module_base, parse_module_base
 from netscale.util import jsonio, serial
+from netscale.util.io import atomic_write_text
+from netscale.util.validate import check_threads
 
 if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
     from netscale.data.config import DataConfig
@@ -86,7 +92,6 @@ class BenchSettings:
         if out.budget > 86400 or out.retries > 100 or out.batch_size > (1 << 40):
             raise NetscaleError(f"{source}: bench: budget (at most 86400 s), retries (at most "
                                 "100) or batch_size is out of range")
-        from netscale.util.validate import check_threads
 
         try:
             check_threads(out.threads, "bench.threads")
@@ -137,8 +142,6 @@ class StudyConfig:
     source: str = "study config"
     base_dir: Path = field(default_factory=Path.cwd)
     description: str = ""
-    # bases and data exactly as written in the config (for fingerprints of older stores)
-    written: Mapping[str, Any] = field(default_factory=dict, compare=False)
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE applied on top of the file (a record)
     # the data and recipe keys as the config gives them (data folders made absolute),
     # defaults unsaid: what study.yaml, the fingerprint and the report's description record
@@ -191,16 +194,6 @@ class StudyConfig:
         d["bases"] = [self._base_identity(b) for b in self.bases]
         return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-    def legacy_fingerprint(self) -> str:
-        """The fingerprint netscale wrote before paths were made portable (bases and data as
-        written); a store carrying it belongs to this config too."""
-        d = self.to_dict()
-        for k in ("out", "retries", "resources", "description", "name"):
-            d.pop(k)
-        d.pop("overrides", None)  # already reflected in the values
-        d.update({k: v for k, v in self.written.items() if k in ("bases", "data")})
-        return hashlib.sha256(jsonio.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
     def base_file(self, base: Any) -> Path | None:
         """The spec file a base refers to (resolved against the config's folder), if any; a
         module-factory base (a mapping) has none."""
@@ -242,8 +235,6 @@ class StudyConfig:
     def write_study_yaml(self) -> Path:
         """Writes ``study.yaml`` (and copies of spec-file bases) into the study directory."""
         import yaml
-
-        from netscale.util.io import atomic_write_text
 
         d = self.portable_dict()
         for b, stored in zip(self.bases, d["bases"]):
@@ -307,7 +298,7 @@ def parse_study_config(data: Any, *, source: str = "study config",
     _check_top(data, source)
     base_dir = base_dir or Path.cwd()
     grid = _parse_grid(data, source, base_dir)
-    sections = _parse_sections(data, source, base_dir, grid["bases"])
+    sections = _parse_sections(data, source, base_dir)
     limits = _parse_limits(data, source)
     identity = _parse_identity(data, source, base_dir)
     from netscale.data.config import DataConfig
@@ -324,7 +315,6 @@ def parse_study_config(data: Any, *, source: str = "study config",
                       overrides=tuple(str(o) for o in (
                           _as_list(data["overrides"], "overrides", source)
                           if data.get("overrides") else ())))
-    from netscale.study.module_base import is_module_base
 
     for b in cfg.bases:  # fail early on unknown models / bad spec files
         if is_module_base(b):
@@ -360,7 +350,6 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
     """The trial grid: bases, strategies, factors, rounding and seeds."""
     raw_bases = _as_list(data["bases"], "bases", source)
     raw_strategies = _as_list(data["strategies"], "strategies", source)
-    from netscale.study.module_base import is_module_base, parse_module_base
 
     for key, items in (("bases", raw_bases), ("strategies", raw_strategies)):
         bad = [v for v in items if not (isinstance(v, str) and v.strip())
@@ -396,15 +385,13 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
             "rounding": rounding, "seeds": tuple(int(s) for s in seeds_raw)}
 
 
-def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
-                    bases: tuple[Any, ...]) -> dict[str, Any]:
+def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
     """base_overrides, data (folders made absolute), train and recipe."""
     overrides = data.get("base_overrides", {}) or {}
     _known(overrides, set(_OVERRIDABLE), f"{source}: base_overrides")
     data_cfg = data.get("data", {}) or {}
     if not isinstance(data_cfg, Mapping):
         raise NetscaleError(f"{source}: data must be a mapping (e.g. {{name: digits}})")
-    written = {"bases": list(bases), "data": dict(data_cfg)}
     data_cfg = _resolve_data_paths(dict(data_cfg), base_dir, source)
     train = data.get("train", True)
     if train and "name" not in data_cfg and "path" not in data_cfg:
@@ -413,7 +400,7 @@ def _parse_sections(data: Mapping[str, Any], source: str, base_dir: Path,
     recipe = data.get("recipe", {}) or {}
     if not isinstance(recipe, Mapping):
         raise NetscaleError(f"{source}: recipe must be a mapping (e.g. {{epochs: 3}})")
-    return {"base_overrides": dict(overrides), "train": train, "written": written,
+    return {"base_overrides": dict(overrides), "train": train,
             "given": {"data": dict(data_cfg), "recipe": dict(recipe)},
             "data_cfg": data_cfg, "recipe_cfg": recipe}
 
@@ -487,9 +474,6 @@ def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any
     trains and is timed in; ``auto``, the default, probes each scaled model once when its
     trial starts, docs/precision.md). Returns the recipe without them when this Recipe does
     not know them yet."""
-    import dataclasses
-
-    from netscale.bench.setting import MEMORY_FORMATS, PRECISIONS
     from netscale.train.recipe import Recipe
 
     out = dict(recipe)
@@ -503,12 +487,10 @@ def _check_setting_keys(recipe: Mapping[str, Any], source: str) -> dict[str, Any
     return out
 
 
-def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     """``data`` with each ``KEY.PATH=VALUE`` of ``sets`` applied (VALUE parsed as YAML, so
     ``factors=[1,2]``, ``recipe.epochs=1``, ``train=false`` work); nested mappings are created
     as needed. The applied overrides are recorded under ``overrides``."""
-    import copy
-
     import yaml
 
     out = copy.deepcopy(dict(data))
@@ -548,8 +530,6 @@ def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
 def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """Reads and validates a study config file, with ``--set KEY=VALUE`` overrides applied
     first (validated like the file)."""
-    from netscale.specs.resolve import load_spec_data
-
     p = Path(path)
     if p.is_dir() and (p / "study.yaml").is_file():
         p = p / "study.yaml"
@@ -559,7 +539,7 @@ def load_study_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyC
         if not isinstance(data, Mapping):
             raise NetscaleError(f"{source}: a study config is a mapping (YAML keys such as "
                                 "bases, strategies, factors, data, recipe)")
-        data = apply_overrides(data, overrides)
+        data = apply_config_sets(data, overrides)
         if not data.get("name") and source.endswith((".yaml", ".yml", ".json")):
             data["name"] = Path(source).stem  # the default name comes from the file name
         source = f"{path} with --set {' --set '.join(overrides)}"

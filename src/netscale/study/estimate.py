@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from netscale.models import build_model
 from netscale.util import serial
 
 if TYPE_CHECKING:
@@ -75,10 +78,6 @@ def probe_seconds_per_image(spec: Any, *, batch: int = 16, budget: float = 0.6,
                             threads: int = 1) -> tuple[float, float]:
     """(training, inference) seconds per image of ``spec`` on this CPU: a few SGD steps and
     forward passes on random data, after one warm-up step."""
-    import torch
-
-    from netscale.models import build_model
-
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -168,7 +167,7 @@ class StudyWork:
     @classmethod
     def of(cls, cfg: Any, info: Mapping[str, Any] | None, workers: int) -> StudyWork:
         """The work of a :class:`~netscale.study.config.StudyConfig` (``info``: the data
-        set's sizes, see ``runner.data_info``)."""
+        set's sizes, see ``planning.data_info``)."""
         n_train, n_val = data_sizes(cfg.data, info)
         return cls(epochs=cfg.recipe.epochs, n_train=n_train, n_val=n_val, train=cfg.train,
                    workers=workers, bench_enabled=cfg.bench.enabled,

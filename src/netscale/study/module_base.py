@@ -13,20 +13,24 @@ In a study config, a base may be a mapping::
         kwargs: {in_chans: 1}           # optional fixed keyword arguments
         resolution_multiple: 1          # scaled resolutions are multiples of it (default 1)
 
-Each (strategy, factor) is scaled by :func:`netscale.scaling.module.scale_module` (measured
-on the meta device), and a trial's model is a :class:`ModuleSpec`: the factory, its keyword
-arguments (the chosen multipliers included) and the input shape. The trainer and the bench
-harness build it through :meth:`ModuleSpec.build_module`.
+The plan (:mod:`netscale.study.planning`) scales each (strategy, factor) with
+:func:`netscale.scaling.module.scale_module` (measured on the meta device); a trial's model is
+a :class:`ModuleSpec`: the factory, its keyword arguments (the chosen multipliers included)
+and the input shape, a :class:`netscale.models.FactorySpec` that ``build_model``, the trainer
+and the bench harness build through :meth:`ModuleSpec.build_module`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netscale.bench.harness import bench_module
 from netscale.errors import NetscaleError
+from netscale.specs import NetSpec
 from netscale.util import jsonio, serial
 
 KIND = "module"
@@ -58,8 +62,6 @@ class ModuleSpec:
         return self
 
     def replace(self, **changes: Any) -> ModuleSpec:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     def build_module(self, device: Any = None) -> Any:
@@ -103,8 +105,6 @@ def spec_from_payload(d: Mapping[str, Any]) -> Any:
     """A trial's model description: a :class:`ModuleSpec` or a ``NetSpec``."""
     if is_module_spec_dict(d):
         return ModuleSpec.from_dict(d)
-    from netscale.specs import NetSpec
-
     return NetSpec.from_dict(d)
 
 
@@ -163,7 +163,7 @@ def parse_module_base(base: Mapping[str, Any], source: str, base_dir: Path) -> d
     return out
 
 
-def _adapt(base: Mapping[str, Any], info: Mapping[str, Any] | None,
+def adapt_module_base(base: Mapping[str, Any], info: Mapping[str, Any] | None,
            overrides: Mapping[str, Any], source: str) -> tuple[list[int], dict[str, Any], int]:
     shape = list(base["input_shape"])
     kwargs = dict(base["kwargs"])
@@ -189,48 +189,11 @@ def _adapt(base: Mapping[str, Any], info: Mapping[str, Any] | None,
     return shape, kwargs, num_classes
 
 
-def plan_module_trials(cfg: Any, base: Mapping[str, Any], info: Mapping[str, Any] | None,
-                       seen: set[str]) -> list[Any]:
-    """The planned trials of one module base (see :func:`netscale.study.runner.plan_trials`)."""
-    from netscale.scaling.module import scale_module
-    from netscale.study.runner import PlannedTrial, new_trial_keys
-
-    shape, kwargs, num_classes = _adapt(base, info, cfg.base_overrides, cfg.source)
-    label = str(base["name"])
-    out = []
-    cache: dict[tuple[str, float], Any] = {}
-    for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
-        key = (name, float(factor))
-        if key not in cache:
-            cache[key] = scale_module(
-                base["module"], shape, float(factor), strat,
-                depth_arg=base["depth_arg"], width_arg=base["width_arg"],
-                tolerance=cfg.tolerance,
-                resolution_multiple=int(base["resolution_multiple"]),
-                kwargs=kwargs, name=label)
-        r = cache[key]
-        spec = ModuleSpec(name=f"{label}_x{factor:g}_{name}", module=base["module"],
-                          kwargs=r.factory_kwargs(), input_shape=r.input_shape,
-                          num_classes=num_classes or 0)
-        out.append(PlannedTrial(
-            id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-            spec=spec.to_dict(), flops=r.counts.flops, params=r.counts.params,
-            acts=r.counts.acts, resolution=r.resolution,
-            flops_factor=r.flops_factor, params_factor=r.params_factor,
-            acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
-            depths=(), widths=(),
-        ))
-    return out
-
-
 def bench_module_spec(spec: ModuleSpec, config: Any, *, base: str, strategy: str,
                       factor: float) -> Any:
     """Times a module trial with the bench harness (counts measured on the meta device)."""
-    import dataclasses
-
     import torch
 
-    from netscale.bench.harness import bench_module
     from netscale.complexity.measured import count_measured
 
     rec = count_measured(spec.build_module(device="meta"), spec.input_shape, per_module=False)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from netscale.data import DataConfig, describe
+from netscale.errors import NetscaleError
 from netscale.specs import NetSpec, StageSpec, StemSpec
 from netscale.study.config import StudyConfig, parse_study_config
 
@@ -46,9 +48,6 @@ def quickstart_base(resolution: int = 16, in_channels: int = 1,
 
 def default_dataset() -> str:
     """fashion-mnist when its files are found (Debian package or NETSCALE_DATA), else digits."""
-    from netscale.data import DataConfig, describe
-    from netscale.errors import NetscaleError
-
     try:
         describe(DataConfig(name="fashion-mnist"))
     except NetscaleError:
@@ -78,8 +77,6 @@ def quickstart_config(out: Path, *, data: str | None = None, epochs: int | None 
     """Writes the base spec and the study config into ``files_dir`` (default: ``out``,
     created) and returns the config (a dry run passes a temporary directory: nothing is
     written into ``out``)."""
-    from netscale.data import DataConfig, describe
-
     out = Path(out).resolve()
     data = data or default_dataset()
     settings = quickstart_settings(data)

@@ -22,7 +22,6 @@ import fcntl
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,118 +31,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
-from netscale.scaling import BASE_STRATEGY, parse_strategy, scale_report
-from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
+from netscale.study.planning import data_info, plan_trials, trial_dirname
 from netscale.study.store import STORE_NAME, Store, stand_in
 from netscale.util import jsonio
+from netscale.util.fmt import duration
 from netscale.util.io import sweep_temp_files
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    """One (base, strategy, factor, seed) combination with its scaled spec and counts."""
-
-    id: str
-    base: str
-    strategy: str
-    factor: float
-    seed: int
-    spec: dict[str, Any]
-    flops: int
-    params: int
-    acts: int
-    resolution: int
-    flops_factor: float
-    params_factor: float
-    acts_factor: float
-    within_tolerance: bool
-    depths: tuple[int, ...]
-    widths: tuple[int, ...]
-    # id of the trial with the same network (architecture and resolution) planned first for
-    # this base and seed: this one is not trained or timed again, it mirrors that one's results
-    same_as: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def trial_id(base: str, strategy: str, factor: float, seed: int) -> str:
-    return f"{base}|{strategy}|x{factor:g}|seed{seed}"
-
-
-def trial_dirname(tid: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", tid).strip("_")
-
-
-def data_info(cfg: StudyConfig) -> dict[str, Any] | None:
-    """Classes and input channels of the study's dataset (None when not training)."""
-    if not cfg.train:
-        return None
-    from netscale.data import describe
-
-    if cfg.data is None:
-        raise NetscaleError(f"{cfg.source}: data needs 'name' or 'path' to train")
-    info = describe(cfg.data)
-    return {"num_classes": info.num_classes, "in_channels": info.in_channels,
-            "dataset": info.name, "train_size": info.train_size, "val_size": info.val_size}
-
-
-
-
-def new_trial_keys(cfg: StudyConfig, label: str, seen: set[str]
-                   ) -> Iterator[tuple[int, Any, str, float, str]]:
-    """(seed, strategy, name, factor, trial id) of every trial of base ``label`` not in
-    ``seen`` (which it updates): factor 1 is the base, shared by all strategies."""
-    for seed in cfg.seeds:
-        for strategy in cfg.strategies:
-            for factor in cfg.factors:
-                strat = parse_strategy(strategy)
-                name = BASE_STRATEGY if factor == 1 else strat.name
-                tid = trial_id(label, name, factor, seed)
-                if tid in seen:
-                    continue
-                seen.add(tid)
-                yield seed, strat, name, float(factor), tid
-
-
-def plan_trials(cfg: StudyConfig, info: Mapping[str, Any] | None = None) -> list[PlannedTrial]:
-    """Every trial of the study, without running anything. Factor 1 is shared by all
-    strategies (it is the base model) and appears once per base and seed.
-
-    One network, one trial: when a (strategy, factor) scales the base to a network already
-    planned for that base and seed (same architecture at the same resolution, e.g. w x2 and
-    dWr x2 whose depth and resolution steps round to nothing), its row is kept with
-    ``same_as`` naming the first such trial; only that one is trained and timed."""
-    out: list[PlannedTrial] = []
-    seen: set[str] = set()
-    canonical: dict[tuple[str, int, str], str] = {}
-    for base in cfg.bases:
-        from netscale.study.module_base import is_module_base, plan_module_trials
-
-        if is_module_base(base):  # your own nn.Module factory
-            out.extend(plan_module_trials(cfg, base, info, seen))
-            continue
-        spec = cfg.resolve_base(base, info)
-        label = Path(base).stem if base.lower().endswith((".yaml", ".yml", ".json")) else base
-        for seed, strat, name, factor, tid in new_trial_keys(cfg, label, seen):
-            r = scale_report(spec, factor, strat, rounding=cfg.rounding,
-                             tolerance=cfg.tolerance,
-                             resolution_multiple=cfg.resolution_multiple,
-                             name=f"{label}_x{factor:g}_{name}")
-            spec_dict = r.spec.to_dict()
-            first = canonical.setdefault((label, seed, network_key(spec_dict)), tid)
-            out.append(PlannedTrial(
-                id=tid, base=label, strategy=name, factor=float(factor), seed=seed,
-                spec=spec_dict, flops=r.counts.flops, params=r.counts.params,
-                acts=r.counts.acts, resolution=r.spec.resolution,
-                flops_factor=r.flops_factor, params_factor=r.params_factor,
-                acts_factor=r.acts_factor, within_tolerance=r.within_tolerance,
-                depths=tuple(r.spec.depths), widths=tuple(r.spec.widths),
-                same_as=None if first == tid else first,
-            ))
-    return out
 
 
 @contextmanager
@@ -212,13 +106,13 @@ class Progress:
     def eta(self) -> str:
         if self.eta_model is not None:
             rem = self.eta_model.remaining()
-            return "?" if rem is None else f"~{_duration(rem)}"
+            return "?" if rem is None else f"~{duration(rem)}"
         spent = time.time() - self.t0
         finished_here = self.done_cost - self.start_done_cost
         if finished_here <= 0 or spent <= 0:
             return "?"
         remaining = max(0.0, self.total_cost - self.done_cost) * spent / finished_here
-        return _duration(remaining)
+        return duration(remaining)
 
     def show(self, counts: Mapping[str, int], message: str = "", force: bool = False) -> None:
         if self.stream is None:
@@ -235,12 +129,6 @@ class Progress:
         print(line, file=self.stream, flush=True)
 
 
-def _duration(seconds: float) -> str:
-    from netscale.util.fmt import duration
-
-    return duration(seconds)
-
-
 def _cost(t: Any) -> float:
     """Relative work of a trial (training cost ∝ flops x epochs; bench adds a constant)."""
     return float(t.flops) + 1e5
@@ -253,7 +141,7 @@ def prepare_store(cfg: StudyConfig, info: Mapping[str, Any] | None) -> tuple[Sto
     store = Store(out / STORE_NAME)
     fp = cfg.fingerprint()
     old = store.get_meta("fingerprint")
-    if old is not None and old not in (fp, cfg.legacy_fingerprint()):
+    if old is not None and old != fp:
         store.close()
         raise NetscaleError(
             f"study directory {str(out)!r} holds results of a different config (bases, "

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netscale.bench.result import setting_label_of, time_quality_of
 from netscale.errors import NetscaleError
 from netscale.study.module_base import ModuleSpec, spec_from_payload
 from netscale.util import jsonio, serial
@@ -142,9 +143,6 @@ class Timing:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Timing:
-        # the bench package pulls in numpy: read only when a timing is looked at
-        from netscale.bench.result import setting_label_of, time_quality_of
-
         def count(key: str) -> float | None:
             v = row.get(key)
             return float(v) if v else None

@@ -9,10 +9,12 @@ checkpoints atomically every epoch, resumes exactly and runs data-parallel under
 
 from netscale.data.config import DataConfig
 from netscale.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from netscale.train.evaluation import evaluate
 from netscale.train.lr_rules import scaled_lr
+from netscale.train.optim import param_groups
 from netscale.train.recipe import Recipe, WarmupCosine
 from netscale.train.results import EpochMetrics, EvalResult, TrainResult
-from netscale.train.trainer import evaluate, param_groups, resolve_device, train
+from netscale.train.trainer import train
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -25,7 +27,6 @@ __all__ = [
     "evaluate",
     "load_checkpoint",
     "param_groups",
-    "resolve_device",
     "save_checkpoint",
     "scaled_lr",
     "train",

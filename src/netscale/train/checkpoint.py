@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from netscale.errors import NetscaleError
+from netscale.models import ModelSpec
+from netscale.specs import NetSpec
 from netscale.util import jsonio
 from netscale.util.io import atomic_write, sweep_temp_files
 
@@ -167,8 +169,6 @@ def run_weights(run_dir: str | Path, which: str = "auto", spec: Any = None
     """(NetSpec, state dict, description) of a run's trained network: EMA weights if the run
     kept them (``which``: auto, ema, raw). A given ``spec`` must be the run's network (class
     count, input channels, resolution and name aside); the run's own spec is returned."""
-    from netscale.specs import NetSpec
-
     ck = load_checkpoint(run_dir)
     state, used = checkpoint_weights(ck, which, repr(str(run_dir)))
     epochs = len(ck.get("history") or [])
@@ -182,3 +182,55 @@ def run_weights(run_dir: str | Path, which: str = "auto", spec: Any = None
                                 f"({run_spec.name}); omit MODEL_OR_SPEC to export the run's "
                                 "own network")
     return run_spec, state, desc
+
+
+def spec_identity(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec's dict without what does not change the network (name, meta)."""
+    out = dict(d)
+    out.pop("meta", None)
+    out.pop("name", None)
+    return out
+
+
+def describe_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The first keys where ``a`` (the checkpoint's) and ``b`` (this call's) differ."""
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    parts = []
+    for k in keys[:3]:
+        va, vb = jsonio.dumps(a.get(k)), jsonio.dumps(b.get(k))
+        if len(va) > 40 or len(vb) > 40:
+            parts.append(f"{k} differ")
+        else:
+            parts.append(f"{k}: {va} in the checkpoint vs {vb} now")
+    return "; ".join(parts) + ("; ..." if len(keys) > 3 else "")
+
+
+def check_checkpoint_spec(ckpt_spec: Mapping[str, Any], spec: ModelSpec, where: str) -> None:
+    """A clear error when a checkpoint was written for another network."""
+    a, b = spec_identity(ckpt_spec), spec_identity(spec.to_dict())
+    if a != b:
+        raise NetscaleError(
+            f"checkpoint {where} was written for a different network "
+            f"({ckpt_spec.get('name')!r}; {describe_diff(a, b)}); use a new output directory "
+            "or the matching spec")
+
+
+def check_same_config(old: Mapping[str, Any], new: Mapping[str, Any], what: str, where: Path,
+                      drop: tuple[str, ...]) -> None:
+    """A clear error when a run is resumed with another ``what`` (recipe, data config)."""
+    a = {k: v for k, v in old.items() if k not in drop}
+    b = {k: v for k, v in new.items() if k not in drop}
+    if a != b:
+        raise NetscaleError(
+            f"checkpoint {str(where)!r} was trained with a different {what} "
+            f"({describe_diff(a, b)}); resume with the same settings, or use a new output "
+            "directory")
+
+
+def describe_epochs(path: Path) -> str:
+    """`` (epoch E of N)`` of the checkpoint at ``path``, or empty if it cannot be read."""
+    try:
+        ck = load_checkpoint(path)
+        return f" (epoch {ck['epoch']} of {ck['recipe'].get('epochs', '?')})"
+    except NetscaleError:
+        return ""

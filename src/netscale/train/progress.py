@@ -6,12 +6,10 @@ import sys
 import time
 from typing import TextIO
 
-from netscale.util.fmt import duration as fmt_time  # the trainer's name for it
-
-__all__ = ["Progress", "fmt_time"]
+from netscale.util.fmt import duration
 
 
-class Progress:
+class TrainProgress:
     """Per-step progress with images/s and ETA; one summary line per epoch."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, *, enabled: bool = True,
@@ -49,7 +47,7 @@ class Progress:
         bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
         loss_s = f"loss {loss:.4f}  " if loss is not None else ""
         line = (f"epoch {self.epoch}/{self.epochs} [{bar}] {step}/{self.steps}  {loss_s}"
-                f"{rate:,.0f} img/s  ETA {fmt_time(eta)}")
+                f"{rate:,.0f} img/s  ETA {duration(eta)}")
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")
             self._drawn = True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,6 @@ def default_train_threads() -> int:
     else 0 (torch's default). On a 2-CPU VM that also runs anything else, a 2-thread OpenMP
     step waits at every barrier for its descheduled thread (measured: 8x slower than 1
     thread, docs/bench.md "Default threads")."""
-    import os
-
     return 1 if (os.cpu_count() or 1) <= SMALL_MACHINE_CPUS else 0
 
 
@@ -81,7 +81,6 @@ class Recipe:
     label_smoothing: float = 0.1
     ema: bool = False
     ema_decay: float = 0.999
-    amp: bool = True
     grad_clip: float = 0.0
     zero_init_last_bn: bool = False
     drop_path: float = 0.0
@@ -89,7 +88,7 @@ class Recipe:
     seed: int = 0
     threads: int = 0
     memory_format: str = "auto"  # auto | channels_last | contiguous (netscale.bench.setting)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA); amp=False means fp32
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -170,8 +169,6 @@ class Recipe:
         return scaled_lr(self.lr, self.batch_size, self.ref_batch, self.optimizer)
 
     def replace(self, **changes: Any) -> Recipe:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from netscale.specs.spec import NetSpec, StemSpec
 
 _WIDTHS = (256, 512, 1024, 2048)
 _STRIDES = (1, 2, 2, 2)
-DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+RESNET_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
 def resnet(
@@ -53,7 +53,7 @@ def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group:
     return resnet(name, depths, bottleneck=bottleneck, group_widths=gws, **kwargs)
 
 
-for _d, _depths in DEPTHS.items():
+for _d, _depths in RESNET_DEPTHS.items():
     register(f"ResNet-{_d}", "resnet", partial(resnet, f"ResNet-{_d}", _depths))
     register(
         f"ResNeXt-{_d}", "resnet", partial(resnext, f"ResNeXt-{_d}", _depths),

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.scaling.strategy import BASE_STRATEGY as BASE
+from netscale.scaling import BASE_STRATEGY
 from netscale.study.store import STORE_NAME
 from netscale.util import jsonio
 
@@ -76,7 +76,7 @@ def synthetic_study(path: str | Path, *, base: Any = None,
         for st in strategies:
             strat = parse_strategy(st)
             for f in factors:
-                sname = BASE if f == 1 else strat.name
+                sname = BASE_STRATEGY if f == 1 else strat.name
                 tid = f"{label}|{sname}|x{f:g}|seed{sd}"
                 if tid in seen:
                     continue
