@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from netscale.advise import study_verdict
+from netscale.laws.replicates import correct_of_epochs
 from netscale.study.config import load_study_config
 from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import run_study
@@ -48,6 +49,9 @@ def test_tiny_study_on_digits_end_to_end(run_cli, tmp_path: Path) -> None:
     assert len(trials) == 3 and {t.status for t in trials} == {"done"}
     for t in trials:
         assert [e["epoch"] for e in t.epochs] == [1, 2]
+        # the store keeps which validation images each evaluation got right (paired tests)
+        bits = correct_of_epochs(t.epochs, t.top1_err)
+        assert bits is not None and 1.0 - bits.mean() == pytest.approx(t.top1_err)
         # Two epochs on 600 images may leave a model at chance on some CPUs: assert what the
         # code guarantees (a valid error, top-5 never above top-1), not a training outcome.
         # Learning itself is asserted with wide margins in tests/test_train.py.

@@ -17,6 +17,7 @@ from torch import nn
 
 from netscale.data import DataConfig
 from netscale.errors import NetscaleError
+from netscale.laws.replicates import decode_correct
 from netscale.train import (
     EpochMetrics,
     Recipe,
@@ -238,6 +239,10 @@ def test_evaluate_checkpoint_matches_last_epoch(tmp_path: Path) -> None:
     assert ev.weights == "ema" and ev.images == 128 and ev.epoch == 2
     assert ev.top1_err == pytest.approx(last["top1_err"])
     assert ev.loss == pytest.approx(last["loss"], rel=1e-5)
+    # the epoch stores which validation images the evaluated (EMA) weights got right
+    bits = decode_correct(last["val_correct"])
+    assert bits.size == 128 and 1.0 - bits.mean() == pytest.approx(last["top1_err"])
+    assert last["val_correct"] == ev.correct
     raw = evaluate(tmp_path / "run" / "checkpoint.pt", weights="raw")
     assert raw.top1_err == pytest.approx(last["raw_top1_err"])
     on_train = evaluate(tmp_path / "run", split="train")
@@ -304,6 +309,9 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     assert ev.images == 101
     assert hist[-1]["top1_err"] == pytest.approx(ev.top1_err)
     assert hist[-1]["loss"] == pytest.approx(ev.loss, rel=1e-4)
+    # the per-image results of both ranks' strided shards (51 + 50 images), gathered in
+    # validation-set order, equal the one-process evaluation image by image
+    assert hist[-1]["val_correct"] == ev.correct and ev.correct.startswith("101:")
 
 
 def test_two_processes_never_train_into_one_directory(tmp_path: Path) -> None:

@@ -77,3 +77,23 @@ def broadcast_text(text: str, env: DistEnv) -> str:
     box: list[str] = [text]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_strided(flags: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """The whole set's per-item flags from every rank's strided shard (rank r holds items
+    r, r + world, ...; the shards differ in length by at most one), in set order."""
+    if not env.active:
+        return flags
+    n = torch.tensor([flags.numel()], dtype=torch.int64)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(env.world)]
+    dist.all_gather(sizes, n)
+    longest = int(max(int(x) for x in sizes))
+    padded = torch.zeros(longest, dtype=torch.uint8)
+    padded[:flags.numel()] = flags.to(torch.uint8)
+    parts = [torch.zeros(longest, dtype=torch.uint8) for _ in range(env.world)]
+    dist.all_gather(parts, padded)
+    total = int(sum(int(x) for x in sizes))
+    out = torch.zeros(total, dtype=torch.bool)
+    for r, (part, size) in enumerate(zip(parts, sizes)):
+        out[r::env.world] = part[:int(size)].bool()
+    return out

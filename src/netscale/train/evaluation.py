@@ -16,6 +16,7 @@ from netscale.bench.setting import ExecSetting, apply_to_input, apply_to_model, 
 from netscale.data import DataConfig, Dataset, load_dataset
 from netscale.data.loaders import Loader, make_loader, make_pipeline
 from netscale.errors import NetscaleError
+from netscale.laws.replicates import encode_correct
 from netscale.models import FactorySpec, ModelSpec, build_model
 from netscale.specs import NetSpec, resolve_spec
 from netscale.train.checkpoint import check_checkpoint_spec, checkpoint_weights, load_checkpoint
@@ -54,10 +55,11 @@ def check_compatible(spec: ModelSpec, num_classes: int, dataset: str) -> None:
 
 
 @torch.no_grad()
-def eval_sums(model: nn.Module, loader: Loader, device: torch.device, setting: ExecSetting
-               ) -> torch.Tensor:
+def eval_sums(model: nn.Module, loader: Loader, device: torch.device, setting: ExecSetting,
+              correct: list[torch.Tensor] | None = None) -> torch.Tensor:
     """[loss sum, top-1 correct, top-5 correct, count] over this rank's shard, run in
-    ``setting`` (the setting the model trains in)."""
+    ``setting`` (the setting the model trains in); ``correct`` (if given) receives each
+    batch's per-image top-1 correctness, on the CPU, in the shard's order."""
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     for x, y in loader:
@@ -68,6 +70,8 @@ def eval_sums(model: nn.Module, loader: Loader, device: torch.device, setting: E
         k = min(5, out.shape[1])
         top = out.topk(k, dim=1).indices
         hit = top == y[:, None]
+        if correct is not None:
+            correct.append(hit[:, 0].cpu())
         sums += torch.stack([loss.double(), hit[:, 0].sum().double(),
                              hit.any(1).sum().double(), torch.tensor(float(len(y)),
                                                                      dtype=torch.float64,
@@ -124,7 +128,8 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
     model = apply_to_model(model.to(dev), setting)
     was_training = model.training
     t0 = time.perf_counter()
-    sums = eval_sums(model, loader, dev, setting)
+    hits: list[torch.Tensor] = []
+    sums = eval_sums(model, loader, dev, setting, hits)
     dt = time.perf_counter() - t0
     model.train(was_training)
     loss, e1, e5 = errors(sums)
@@ -132,7 +137,8 @@ def evaluate(model_or_checkpoint: nn.Module | str | Path,
     return EvalResult(top1_err=e1, top5_err=e5, loss=loss, images=n, split=split,
                       resolution=res, images_per_sec=n / dt if dt > 0 else 0.0,
                       weights=loaded.weights, spec_name=the_spec.name, dataset=ds.info.name,
-                      checkpoint=loaded.path, epoch=loaded.epoch, setting=setting.label)
+                      checkpoint=loaded.path, epoch=loaded.epoch, setting=setting.label,
+                      correct=encode_correct(torch.cat(hits).numpy()) if hits else None)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class EpochMetrics:
     raw_loss: float | None = None
     raw_top1_err: float | None = None
     raw_top5_err: float | None = None
+    #: per-image top-1 correctness of the evaluated weights, in validation-set order
+    #: (netscale.laws.replicates.encode_correct: "<N>:<base64 bits>")
+    val_correct: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)
@@ -103,6 +106,8 @@ class EvalResult:
     checkpoint: str | None = None
     epoch: int | None = None
     setting: str = "contiguous+fp32"  # memory format + precision evaluated in
+    #: per-image top-1 correctness in split order ("<N>:<base64 bits>", see EpochMetrics)
+    correct: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)

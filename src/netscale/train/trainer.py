@@ -51,6 +51,7 @@ from netscale.complexity.limits import check_fits_memory
 from netscale.data import DataConfig, Dataset, DatasetInfo, load_dataset, make_loaders
 from netscale.data.loaders import Loader, Pipeline
 from netscale.errors import NetscaleError
+from netscale.laws.replicates import encode_correct
 from netscale.models import ModelSpec, build_model
 from netscale.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -66,6 +67,7 @@ from netscale.train.distributed import (
     DistEnv,
     all_reduce,
     barrier,
+    gather_strided,
     setup_dist,
     sync_buffers,
     teardown_dist,
@@ -466,8 +468,10 @@ def _evaluate_epoch(run: _TrainRun, st: _State, sums: torch.Tensor, epoch: int, 
     if st.ema is not None:
         sync_buffers(st.ema.module, env)
     eval_model = st.ema.module if st.ema is not None else st.model
+    hits: list[torch.Tensor] = []
     v_loss, v1, v5 = errors(all_reduce(
-        eval_sums(eval_model, run.val_loader, run.dev, run.setting), env))
+        eval_sums(eval_model, run.val_loader, run.dev, run.setting, hits), env))
+    flags = gather_strided(torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool), env)
     raw = None
     if st.ema is not None:
         raw = errors(all_reduce(eval_sums(st.model, run.val_loader, run.dev, run.setting),
@@ -487,7 +491,8 @@ def _evaluate_epoch(run: _TrainRun, st: _State, sums: torch.Tensor, epoch: int, 
         top1_err=v1, top5_err=v5, images=n_images, train_time=train_time,
         eval_time=eval_time, images_per_sec=n_images / train_time if train_time > 0 else 0.0,
         wall_time=st.wall, raw_loss=raw[0] if raw else None,
-        raw_top1_err=raw[1] if raw else None, raw_top5_err=raw[2] if raw else None)
+        raw_top1_err=raw[1] if raw else None, raw_top5_err=raw[2] if raw else None,
+        val_correct=encode_correct(flags.numpy()))
 
 
 def _save_epoch(run: _TrainRun, st: _State, metrics: EpochMetrics) -> None:
