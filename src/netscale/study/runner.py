@@ -37,6 +37,7 @@ from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.executors import make_executor
 from netscale.study.store import STORE_NAME, Store
+from netscale.study.store_check import read_bench_file, valid_history
 from netscale.util import jsonio
 from netscale.util.io import sweep_temp_files
 
@@ -308,16 +309,12 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
     added = 0
     epochs_target = cfg.recipe.epochs if cfg.train else 0
     if cfg.train and (t.epochs_done < epochs_target or not epochs_target):
-        hist = checkpoint_history(tdir)
+        hist = valid_history(checkpoint_history(tdir), epochs_target)
         if len(hist) > t.epochs_done:
             added += store.record_epochs(t.id, hist)
-    cached = tdir / "bench.json"
-    if not t.bench and cached.is_file():
-        try:
-            rows = json.loads(cached.read_text())
-        except (OSError, ValueError):
-            rows = None
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+    if not t.bench:
+        rows = read_bench_file(tdir / "bench.json")  # None: absent or not a valid measurement
+        if rows:
             infer = next((r for r in rows if r.get("mode") == "infer"), rows[0])
             store.record_bench(t.id, rows, infer.get("time_ms"))
             added += 1

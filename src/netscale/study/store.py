@@ -191,10 +191,12 @@ _MIRRORED = ("status", "attempts", "failures", "bench", "time_ms", "top1_err", "
              "finished_at", "updated_at")
 
 
-def _row(r: sqlite3.Row) -> TrialRow:
+def _row(r: sqlite3.Row, path: Path) -> TrialRow:
+    from netscale.study.store_check import json_column
+
     d = dict(r)
     for k in _JSON_COLS:
-        d[k] = json.loads(d[k]) if d[k] else ({} if k != "bench" else [])
+        d[k] = json_column(d[k], k, str(d["id"]), path, [] if k == "bench" else {})
     if d.get("within_tolerance") is not None:
         d["within_tolerance"] = bool(d["within_tolerance"])
     return TrialRow(**d)
@@ -215,6 +217,7 @@ class Store:
                 self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self._check_foreign()
+            self._check(complete=False)
             if readonly:
                 return
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -232,6 +235,7 @@ class Store:
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            self._check(complete=True)
         except sqlite3.DatabaseError as exc:
             if "readonly" in str(exc) or "read-only" in str(exc):
                 raise NetscaleError(
@@ -255,6 +259,17 @@ class Store:
                 f"(tables: {', '.join(sorted(names)) or 'none'}); point at a study directory "
                 "or move the file away"
             )
+
+    def _check(self, *, complete: bool) -> None:
+        """Refuses a damaged or look-alike store, or one of an unknown schema version."""
+        from netscale.study.store_check import check_store
+
+        try:
+            check_store(self.conn, self.path, _SCHEMA, tables=_TABLES, version=SCHEMA_VERSION,
+                        complete=complete)
+        except NetscaleError:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -524,14 +539,16 @@ class Store:
     # ------------------------------------------------------------------ reads
     def trials(self, status: str | None = None, *, epochs: bool = True) -> list[TrialRow]:
         """Every trial row; a row with ``same_as`` mirrors the results of that trial."""
-        rows = [_row(r) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
+        from netscale.study.store_check import json_column
+
+        rows = [_row(r, self.path) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
                                                    "strategy, factor, seed")]
         by_id = {r.id: r for r in rows}
         if epochs:
             for e in self.conn.execute(
                     "SELECT trial_id, epoch, metrics FROM epochs ORDER BY trial_id, epoch"):
                 if e["trial_id"] in by_id:
-                    m = json.loads(e["metrics"])
+                    m = json_column(e["metrics"], "metrics", e["trial_id"], self.path, {})
                     m.setdefault("epoch", e["epoch"])
                     by_id[e["trial_id"]].epochs.append(m)
         for r in rows:  # one network, one trial: aliases carry the canonical trial's results
