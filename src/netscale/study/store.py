@@ -8,8 +8,8 @@ re-running a study never duplicates rows.
 Every run of a trial (a phase of it) is an *attempt* row, written before the trial starts and
 closed when it ends; an attempt still open when a driver starts was cut short by a crash of
 the previous driver (kill, OOM kill, segfault). :meth:`Store.close_crashed_attempts` closes
-them, adds their wall time, and tells which trials crashed the driver repeatedly without
-progress (poison trials), so that the runner marks those failed instead of retrying forever.
+them and adds their wall time; which crashes count against a trial (only those of its own
+worker process) is :mod:`netscale.study.crashes`' business.
 
 Readers open the store with ``readonly=True`` (SQLite ``mode=ro``, or ``immutable`` on a
 read-only directory), so an intact study can be read where it cannot be written. A SQLite
@@ -107,7 +107,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts (trial_id, finished_at)
 
 #: Tables a netscale results store has (a SQLite file with other tables is not one).
 _TABLES = {"meta", "trials", "epochs", "events"}
-#: A trial whose attempts crashed the driver this many times in a row, each without
+#: A trial whose own worker process died this many times in a row, each time without
 #: progress (no new epoch, no new runtime measurement), is marked failed.
 POISON_CRASHES = 2
 
@@ -452,26 +452,20 @@ class Store:
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM attempts WHERE finished_at IS NULL ORDER BY id")]
 
-    def close_crashed_attempts(self, last_alive: Mapping[str, float]) -> dict[str, str]:
-        """Closes the attempts a crashed driver left open (outcome ``crashed``): their wall
-        time (from the start to ``last_alive[trial]``, the last sign of life: a file written
-        or a row recorded) is added to the trial's, and the progress they made is noted.
-        Call it after backfilling epochs and runtime rows from the trial directories.
-
-        Returns {trial id: reason} for the trials that crashed the driver
-        :data:`POISON_CRASHES` times in a row without progress, each time running alone
-        (a crash while several trials ran, or an interruption, counts neither way); they
-        are marked failed."""
+    def close_crashed_attempts(self, last_alive: Mapping[str, float]) -> int:
+        """Closes the attempts a crashed driver left open (outcome ``crashed`` when it ran
+        alone, else ``crashed-with-others``): their wall time (from the start to
+        ``last_alive[trial]``, the last sign of life: a file written or a row recorded) is
+        added to the trial's, and the progress they made is noted. Call it after backfilling
+        epochs and runtime rows from the trial directories. A crash of the driver is never
+        held against a trial (see :mod:`netscale.study.crashes`). Returns the number closed."""
         now = time.time()
-        poison: dict[str, str] = {}
         with self.tx() as c:
             rows = c.execute(
                 "SELECT a.id, a.trial_id, a.phase, a.started_at, a.epochs_at_start, "
                 "a.bench_at_start, t.epochs_done, t.bench IS NOT NULL AS has_bench, "
                 "t.updated_at FROM attempts a JOIN trials t ON t.id = a.trial_id "
                 "WHERE a.finished_at IS NULL ORDER BY a.id").fetchall()
-            # Only an attempt that ran alone can have crashed the driver: when several ran
-            # (worker processes, Ray), the crash is nobody's fault ('crashed-with-others').
             outcome = "crashed" if len(rows) == 1 else "crashed-with-others"
             for r in rows:
                 progress = (r["epochs_done"] > r["epochs_at_start"]
@@ -486,27 +480,7 @@ class Store:
                 c.execute("INSERT INTO events (trial_id, at, kind, message) "
                           "VALUES (?, ?, ?, ?)", (r["trial_id"], now, "crashed",
                                                   f"{r['phase']} attempt cut short"))
-            for tid in dict.fromkeys(r["trial_id"] for r in rows):
-                streak = 0
-                for a in c.execute("SELECT outcome, progress FROM attempts WHERE trial_id = ? "
-                                   "ORDER BY id DESC", (tid,)):
-                    if a["outcome"] in ("crashed-with-others", "interrupted"):
-                        continue  # neither evidence for nor against the trial
-                    if a["outcome"] != "crashed" or a["progress"]:
-                        break
-                    streak += 1
-                if streak >= POISON_CRASHES:
-                    reason = (f"the trial killed the study driver {streak} times in a row "
-                              "without finishing an epoch (out of memory, a crash or an "
-                              "external kill); make it smaller or fix the cause, then rerun "
-                              "with --retry-failed")
-                    c.execute("UPDATE trials SET status = 'failed', error = ?, "
-                              "failures = failures + 1, finished_at = ?, updated_at = ? "
-                              "WHERE id = ? AND status != 'done'", (reason, now, now, tid))
-                    c.execute("INSERT INTO events (trial_id, at, kind, message) "
-                              "VALUES (?, ?, ?, ?)", (tid, now, "failed", reason))
-                    poison[tid] = reason
-        return poison
+        return len(rows)
 
     def close_interrupted_attempts(self) -> int:
         """Closes the open attempts of a driver that is stopping on an exception (Ctrl-C):

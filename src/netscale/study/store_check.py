@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ def read_bench_file(path: Path) -> list[dict[str, Any]] | None:
     return rows
 
 
-def valid_history(history: list[Mapping[str, Any]], epochs: int) -> list[dict[str, Any]]:
+def valid_history(history: Sequence[Mapping[str, Any]], epochs: int) -> list[dict[str, Any]]:
     """The entries of a checkpoint's history that a recovery may write as epoch rows: each a
     mapping with an integer ``epoch`` in ``1..epochs`` (the recipe's), one per epoch, first
     kept; with ``epochs`` 0 (unknown) nothing is trusted."""

@@ -5,7 +5,10 @@ recipe, data config and history as JSON text, RNG states as tensors.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,12 +58,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes ``payload`` (tensors, plain data) atomically; readers see old or new, whole."""
+    """Writes ``payload`` (tensors, plain data) atomically; readers see old or new, whole.
+    A write that fails for lack of space (file too large, read-only file system, quota) is
+    one line naming the path; the previous checkpoint stays as it was."""
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     for key in ("spec", "recipe", "data", "history", "extra", "setting"):
         if key in data and not isinstance(data[key], str):
             data[key] = jsonio.dumps(data[key])
-    return atomic_write(path, lambda f: torch.save(data, f))
+    buf = io.BytesIO()  # serialized first: a failing file write is a plain OSError
+    torch.save(data, buf)
+    try:
+        return atomic_write(path, lambda f: f.write(buf.getbuffer()))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+            raise
+        raise NetscaleError(f"cannot write checkpoint {str(path)!r}: {os.strerror(exc.errno)};"
+                            " free space (or lift the limit) and resume: the previous "
+                            "checkpoint is intact") from exc
 
 
 def sweep_checkpoint_temps(run_dir: str | Path) -> list[Path]:
