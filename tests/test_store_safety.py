@@ -16,9 +16,9 @@ import yaml
 
 from netscale.errors import NetscaleError
 from netscale.study.config import load_study_config
-from netscale.study.runner import recover_store, run_study
 from netscale.study.crashes import record_stop, record_worker_crash, suspects
 from netscale.study.interrupts import WorkerDied
+from netscale.study.runner import recover_store, run_study
 from netscale.study.store import POISON_CRASHES, Store
 from netscale.util.io import atomic_write_text, is_temp_file, sweep_temp_files
 from synthetic import synthetic_study

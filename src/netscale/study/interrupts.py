@@ -134,9 +134,13 @@ def environment_failure(exc: BaseException) -> str | None:
 
 def failure_value(exc: BaseException, payload: Mapping[str, Any] | None = None) -> str:
     """What an executor reports for a trial that raised ``exc``: a :class:`StopStudy` for
-    an environmental write failure, else the one-line error (a trial failure)."""
+    an environmental write failure, else the one-line error (a trial failure). An error of
+    the driver's results store (raised through the events of a trial run in the driver's
+    process) is no trial's: it is raised again, for :func:`write_failures` to report."""
     from netscale.study.worker import format_exception
 
+    if isinstance(exc, sqlite3.Error):
+        raise exc
     stop = environment_failure(exc)
     if stop is not None:
         if payload is not None and "'" not in stop.split(":")[0]:
