@@ -135,6 +135,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: epoch {epoch!r} is not a "
                             "non-negative integer")
+    from netscale.train.resume_check import check_progress
+
+    check_progress(data, repr(str(p)))
     model = data.get("model")
     if not (isinstance(model, dict) and all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())):

@@ -1065,6 +1065,9 @@ def _load_for_eval(path: str | Path, spec: NetSpec | Mapping[str, Any] | str | N
         check_checkpoint_spec(ck["spec"], _as_spec(spec), repr(ckpt_path))
     model = build_model(the_spec)
     state, used = checkpoint_weights(ck, weights, f"checkpoint {ckpt_path!r}")
+    from netscale.train.resume_check import check_finite_weights
+
+    check_finite_weights(state, f"checkpoint {ckpt_path!r} ({used} weights)")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
