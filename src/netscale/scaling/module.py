@@ -320,7 +320,7 @@ def scale_module(
                 "different strategy")
     return ModuleScaleResult(
         module=label, strategy=strat, factor=float(factor), depth_arg=opts.depth_arg,
-        width_arg=opts.width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
+        width_arg=opts.width_arg, depth_mult=c.d, width_mult=c.w,
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=Complexity(base.flops, base.params, base.acts),
         counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=opts.tolerance,
@@ -481,33 +481,55 @@ class _Search:
 
 
 def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
-    """Moves each multiplier towards its ideal value as far as the factory still builds the
-    same network, so the reported multipliers are the ones closest to the strategy's."""
+    """Reported multipliers that rebuild exactly the counted network, safely inside the
+    factory's rounding interval: for each multiplier, the interval of values that build the
+    same network (the other kept) is found, its outer tenths (in log scale) are left out,
+    the ideal value is clamped into what remains and written with the fewest significant
+    digits that stay there. So the printed values (rounded to 3 or 4 digits) build the
+    counted network, never the neighbour across a rounding boundary."""
     key = ev.arch(c.d, c.w, c.shape)
     if key is None:
         return c
     d, w = c.d, c.w
     for which, ideal in (("d", ideal_d), ("w", ideal_w)):
-        lo = d if which == "d" else w
-        if abs(math.log(ideal / lo)) < 1e-3:
-            continue
-        hi = ideal
-        if ev.arch(*((hi, w) if which == "d" else (d, hi)), c.shape) == key:
-            lo = hi
-        else:
-            for _ in range(10):
-                mid = math.sqrt(lo * hi)
-                same = ev.arch(*((mid, w) if which == "d" else (d, mid)), c.shape) == key
-                lo, hi = (mid, hi) if same else (lo, mid)
+        def same(v: float, which: str = which, d: float = d, w: float = w) -> bool:
+            return ev.arch(*((v, w) if which == "d" else (d, v)), c.shape) == key
+
+        x = d if which == "d" else w
+        lo, hi = _edge(same, x, 0.5), _edge(same, x, 2.0)
+        span = math.log(hi / lo)
+        safe_lo, safe_hi = lo * math.exp(0.1 * span), hi * math.exp(-0.1 * span)
+        goal = min(max(ideal, safe_lo), safe_hi) if safe_lo <= safe_hi else x
+        v = next((float(f"{goal:.{n}g}") for n in range(1, 7)
+                  if safe_lo <= float(f"{goal:.{n}g}") <= safe_hi), goal)
+        if not same(v):
+            v = x
         if which == "d":
-            d = lo
+            d = v
         else:
-            w = lo
+            w = v
     return _Cand(d, w, c.shape, c.rec)
 
 
-def _tidy(x: float) -> float:
-    return float(f"{x:.6g}")
+def _edge(same: Callable[[float], bool], x: float, factor: float) -> float:
+    """The last value from ``x`` towards ``x * factor**4`` for which ``same`` holds (to a
+    relative precision of about 1e-3 of the step)."""
+    inside, outside = x, None
+    for k in range(1, 5):
+        y = x * factor ** k
+        if not same(y):
+            outside = y
+            break
+        inside = y
+    if outside is None:
+        return inside
+    for _ in range(10):
+        mid = math.sqrt(inside * outside)
+        if same(mid):
+            inside = mid
+        else:
+            outside = mid
+    return inside
 
 
 def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
