@@ -170,6 +170,7 @@ class _Evaluator:
         # never changes a model, so each is built once
         self.built: dict[tuple[float, float], tuple[Any, Any]] = {}
         self.evaluations = 0
+        self.failures = 0  # candidates the factory could not build or run
 
     def shape(self, res_scale: float, multiple: int) -> tuple[int, ...]:
         c, *spatial = self.shape0
@@ -217,8 +218,10 @@ class _Evaluator:
         if key in self.cache:
             return self.cache[key]
         rec = None
+        doing = "building it"
         try:
             model, arch0 = self.model_and_arch(d, w)
+            doing = f"running its forward on input {list(shape)}"
             # the factory rounds: many multipliers give the same network, counted once
             arch = (*arch0, shape)
             rec = self.by_arch.get(arch)
@@ -229,8 +232,10 @@ class _Evaluator:
                 self.by_arch[arch] = rec
         except Exception as exc:  # a multiplier the factory cannot build: skip the candidate
             rec = None
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            self.last_error = f"{type(exc).__name__}: {msg}"
+            msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+            self.failures += 1
+            self.last_error = (f"{doing} at {self.depth_arg}={d:.4g}, {self.width_arg}={w:.4g}"
+                               f" raised {type(exc).__name__}: {msg}")
         self.cache[key] = rec
         return rec
 
@@ -313,7 +318,13 @@ def scale_module(
     c = search.run()
     within = search.ok(c)
     note = ""
-    if not within:
+    if not within and ev.failures:  # the factory failed: blame it, not the rounding
+        note = (f"no multipliers within ±{opts.tolerance:.0%} of ×{factor:g} were found: "
+                f"{ev.failures} candidate(s) failed in the factory (last: {ev.last_error}); "
+                f"closest that worked ×{c.flops / base.flops:.3f} "
+                f"({c.flops / search.target - 1:+.1%}); fix the factory for these "
+                "multipliers or try a different strategy")
+    elif not within:
         note = (f"no multipliers within ±{opts.tolerance:.0%} of ×{factor:g} were found "
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / search.target - 1:+.1%}); try a finer --resolution-multiple or a "
@@ -493,15 +504,14 @@ def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
     d, w = c.d, c.w
     for which, ideal in (("d", ideal_d), ("w", ideal_w)):
         def same(v: float, which: str = which, d: float = d, w: float = w) -> bool:
-            return ev.arch(*((v, w) if which == "d" else (d, v)), c.shape) == key
+            return bool(ev.arch(*((v, w) if which == "d" else (d, v)), c.shape) == key)
 
         x = d if which == "d" else w
         lo, hi = _edge(same, x, 0.5), _edge(same, x, 2.0)
         span = math.log(hi / lo)
         safe_lo, safe_hi = lo * math.exp(0.1 * span), hi * math.exp(-0.1 * span)
         goal = min(max(ideal, safe_lo), safe_hi) if safe_lo <= safe_hi else x
-        v = next((float(f"{goal:.{n}g}") for n in range(1, 7)
-                  if safe_lo <= float(f"{goal:.{n}g}") <= safe_hi), goal)
+        v = _short_inside(goal, safe_lo, safe_hi)
         if not same(v):
             v = x
         if which == "d":
@@ -509,6 +519,22 @@ def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
         else:
             w = v
     return _Cand(d, w, c.shape, c.rec)
+
+
+def _short_inside(goal: float, lo: float, hi: float) -> float:
+    """The number with the fewest significant digits (up to 7) in [lo, hi], nearest to
+    ``goal`` (itself in [lo, hi]); ``goal`` when there is none."""
+    if not lo <= goal <= hi:
+        return goal
+    for n in range(1, 8):
+        q = 10.0 ** (math.floor(math.log10(goal)) - n + 1)
+        first, last = math.ceil(lo / q), math.floor(hi / q)
+        if first > last:
+            continue
+        v = float(f"{min(max(round(goal / q), first), last) * q:.{n}g}")
+        if lo <= v <= hi:
+            return v
+    return goal
 
 
 def _edge(same: Callable[[float], bool], x: float, factor: float) -> float:
@@ -543,6 +569,10 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     c = f(x)
     if done():
         return
+    if c is None:
+        x, c = _buildable_near(f, x, done)
+        if done():
+            return
     lo: float | None = None
     hi: float | None = None
     if c is None or c.flops > target:
@@ -562,6 +592,10 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
         if done():
             return
         if c is None:
+            x, c = _buildable_near(f, x, done)
+            if done():
+                return
+        if c is None:
             if lo is None:
                 break  # cannot go lower
             hi = x
@@ -580,10 +614,30 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
         c = f(x)
         if done():
             return
+        if c is None:  # not buildable here (not "too large"): a buildable neighbour decides
+            for q in (0.25, 0.75, 0.125, 0.875, 0.375, 0.625):
+                x = lo * (hi / lo) ** q
+                c = f(x)
+                if done():
+                    return
+                if c is not None:
+                    break
         if c is None or c.flops > target:
             hi = x
         else:
             lo = x
+
+
+def _buildable_near(f: Callable[[float], _Cand | None], x: float,
+                    done: Callable[[], bool]) -> tuple[float, _Cand | None]:
+    """A point next to ``x`` (within ±10%) that the factory can build, when it cannot build
+    ``x`` itself: a failure is no evidence of size, so the search looks beside it."""
+    for step in (1.01, 1.03, 1.1):
+        for y in (x * step, x / step):
+            c = f(y)
+            if c is not None or done():
+                return y, c
+    return x, None
 
 
 def module_growth(
