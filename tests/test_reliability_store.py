@@ -151,3 +151,26 @@ def test_recovery_ignores_invalid_trial_files(tmp_path: Path) -> None:
         assert next(t for t in store.trials() if t.id == plan[0].id).time_ms == 2.0
     finally:
         store.close()
+
+
+def test_report_on_a_full_disk_is_one_line(study: Path, tmp_path: Path, run_cli: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC where a write reaches the disk (fsync): one line naming the report's place;
+    once space is back the same command writes the report."""
+    import errno
+    import os
+
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "rep"
+    monkeypatch.setattr(os, "fsync", full)
+    code, _, err = run_cli("report", study, "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "No space left on device" in err, err
+    assert str(out) in err and "run the report again" in err
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    code, _, err = run_cli("report", study, "--out", out)
+    assert code == 0, err
+    assert (out / "index.html").is_file()

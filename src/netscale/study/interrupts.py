@@ -165,3 +165,18 @@ def write_failures(store_path: Path) -> Iterator[None]:
             line = (f"cannot write the results store {str(store_path)!r}: {exc}; free space "
                     "and rerun the same command: it resumes where it stopped")
         raise NetscaleError(line) from None
+
+
+@contextmanager
+def environment_writes(where: Path, rerun: str) -> Iterator[None]:
+    """A command's writes (e.g. the report's files under ``where``): one that fails because
+    of the environment becomes one line naming the file (else ``where``) and ``rerun``, what
+    to do once the cause is removed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in ENV_ERRNOS:
+            raise
+        path = exc.filename or where
+        raise NetscaleError(f"cannot write {str(path)!r}: {os.strerror(exc.errno or 0)}; free "
+                            f"space (or lift the limit) and {rerun}") from None
