@@ -143,7 +143,8 @@ def failure_value(exc: BaseException, payload: Mapping[str, Any] | None = None) 
         raise exc
     stop = environment_failure(exc)
     if stop is not None:
-        if payload is not None and "'" not in stop.split(":")[0]:
+        names_a_file = "'" in stop  # netscale quotes the paths it names
+        if payload is not None and not names_a_file:
             stop = f"trial {payload.get('id')!r} in {payload.get('trial_dir')}: {stop}"
         return StopStudy(stop)
     return format_exception(exc)
