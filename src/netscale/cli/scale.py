@@ -138,7 +138,7 @@ def check_resolution_multiple(multiple: int, resolution: int) -> None:
             f"--resolution-multiple {multiple} is larger than the base's {resolution} px input "
             f"side: every scaled resolution would be a multiple of {multiple} px, so no network "
             f"near the target exists (the closest has {(multiple / resolution) ** 2:,.0f}x the "
-            f"base's per-pixel work); use a step of at most {resolution} px (default 4)")
+            f"base's per-pixel work); use a step of at most {resolution} px")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -326,6 +326,8 @@ def _run_module(args: argparse.Namespace) -> int:
 
     _check_module_flags(args)
     shape = parse_int_list(args.input_shape, "--input-shape")
+    if args.resolution_multiple is not None and len(shape) > 1:
+        check_resolution_multiple(args.resolution_multiple, min(shape[1:]))
     from netscale.complexity.user_module import load_factory
 
     factory = load_factory(args.module)
