@@ -396,7 +396,7 @@ def test_disk_full_stops_the_study_and_a_rerun_resumes(
     from netscale.study.store import Store as StoreCls
 
     cfg = load_study_config(_config(tmp_path))
-    real_write, writes = checkpoint.atomic_write, []
+    real_write, writes = checkpoint.atomic_write, []  # type: ignore[attr-defined]
 
     def full_disk(path: Any, write: Any) -> Any:
         writes.append(path)

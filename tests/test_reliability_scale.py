@@ -31,15 +31,16 @@ class _Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fail_forward:
             raise RuntimeError("shape mismatch in the head")
-        return self.fc(self.conv(x).mean((2, 3)))
+        out: torch.Tensor = self.fc(self.conv(x).mean((2, 3)))
+        return out
 
 
-def _forward_fails_when_wide(depth_mult: float = 1.0, width_mult: float = 1.0) -> nn.Module:
+def _forward_fails_when_wide(depth_mult: float = 1.0, width_mult: float = 1.0) -> _Net:
     width = max(1, round(16 * width_mult))
     return _Net(width, fail_forward=width > 20)
 
 
-def _odd_widths_fail(depth_mult: float = 1.0, width_mult: float = 1.0) -> nn.Module:
+def _odd_widths_fail(depth_mult: float = 1.0, width_mult: float = 1.0) -> _Net:
     width = max(1, round(16 * width_mult))
     if width % 2:
         raise ValueError("width must be even")
@@ -69,7 +70,7 @@ def test_printed_multipliers_rebuild_the_counted_network(factor: int) -> None:
     r = scale_module(factories.vit, VIT_SHAPE, factor, "dw", count_bias=False)
     counted = factories.vit(**r.factory_kwargs())
     for digits in (3, 4):
-        printed = {k: float(f"{v:.{digits}g}") if isinstance(v, float) else v
+        printed: dict[str, Any] = {k: float(f"{v:.{digits}g}") if isinstance(v, float) else v
                    for k, v in r.factory_kwargs().items()}
         rebuilt = factories.vit(**printed)
         assert _arch(rebuilt) == _arch(counted), (digits, printed)

@@ -118,8 +118,8 @@ def test_bench_files_are_validated(tmp_path: Path, text: str, valid: bool) -> No
 def test_checkpoint_history_is_bounded_by_the_recipe() -> None:
     hist: list[dict[str, Any]] = [{"epoch": e, "loss": 1.0} for e in range(1, 50_001)]
     assert [h["epoch"] for h in valid_history(hist, 3)] == [1, 2, 3]
-    odd = [{"epoch": 2}, {"epoch": 2}, {"epoch": 0}, {"epoch": True}, {"epoch": "1"},
-           {"epoch": 9}, {"epoch": 1}]
+    odd: list[dict[str, Any]] = [{"epoch": 2}, {"epoch": 2}, {"epoch": 0}, {"epoch": True},
+                                 {"epoch": "1"}, {"epoch": 9}, {"epoch": 1}]
     assert [h["epoch"] for h in valid_history(odd, 3)] == [2]  # only the first 3 entries
     assert valid_history(hist, 0) == []
 
