@@ -96,4 +96,4 @@ def test_missing_model_or_data_says_how(tmp_path: Path, run_cli) -> None:
     code, _, err = run_cli("train", "--data", "digits")
     assert code == 2 and "MODEL_OR_SPEC" in _one_line(err) and "--resume --out" in err
     code, _, err = run_cli("train", "--resume", "--out", tmp_path / "nothing")
-    assert code == 2 and "holds no checkpoint" in _one_line(err)
+    assert code == 2 and "the directory does not exist" in _one_line(err)

@@ -47,14 +47,21 @@ _LOG = os.environ.get("CRASH_LOG", "")
 _MATCH = os.environ.get("CRASH_MATCH", "")
 
 
-def _kill(what):
+_SIGNAL = getattr(signal, os.environ.get("CRASH_SIGNAL", "SIGKILL"))
+
+
+def _log(what):
     with open(_LOG, "a") as f:
         f.write(what + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _kill(what):
+    _log(what)
     # the study's process group: its leader started the session (a Ray worker may sit in
     # a process group of its own, but never leaves the session)
-    os.killpg(os.getsid(0), signal.SIGKILL)
+    os.killpg(os.getsid(0), _SIGNAL)
 
 
 _real_replace = os.replace
@@ -79,6 +86,9 @@ _real_mkdir = os.mkdir
 def _mkdir(path, *a, **k):
     if _MODE == "start" and _MATCH in os.fspath(path):
         _kill("trial started: " + os.fspath(path))
+    if _MODE == "start-self" and _MATCH in os.fspath(path):  # as the OOM killer would
+        _log("trial started: " + os.fspath(path))
+        os.kill(os.getpid(), signal.SIGKILL)
     return _real_mkdir(path, *a, **k)
 
 
@@ -125,17 +135,19 @@ def _config(tmp_path: Path, name: str = "study.yaml", **over: Any) -> Path:
     return p
 
 
-def _hook_env(tmp_path: Path, mode: str, match: str = "") -> dict[str, str]:
+def _hook_env(tmp_path: Path, mode: str, match: str = "",
+              sig: str = "SIGKILL") -> dict[str, str]:
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(HOOK)
     return {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{SRC}", "CRASH_AT": mode,
             "CRASH_MATCH": match, "CRASH_LOG": str(tmp_path / "kills.log"),
-            "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+            "CRASH_SIGNAL": sig, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 300,
-         codes: tuple[int, ...] = (0, -signal.SIGKILL)) -> int:
+         codes: tuple[int, ...] = (0, -signal.SIGKILL), err_out: list[str] | None = None
+         ) -> int:
     """Runs ``python -m netscale ARGS`` as its own process group; returns its exit code
     (-9 when the hook killed it). The group is killed whatever happens."""
     proc = subprocess.Popen([sys.executable, "-m", "netscale", *args], env=env,
@@ -148,6 +160,8 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300,
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode in codes, err.decode()[-2000:]
+    if err_out is not None:
+        err_out.append(err.decode())
     return proc.returncode
 
 
@@ -197,14 +211,20 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _kill_series(tmp_path: Path, mode: str, extra: list[str], max_kills: int,
-                 match: str = "") -> int:
+                 match: str = "", sig: str = "SIGKILL") -> int:
     """Runs the study with the hook until it finishes on its own or ``max_kills`` kills
-    happened; returns the number of kills."""
+    happened; returns the number of kills. A SIGTERM or SIGHUP must end each run like
+    Ctrl-C: exit code 130 and the stop message."""
     cfg_path = _config(tmp_path)
-    env = _hook_env(tmp_path, mode, match)
+    env = _hook_env(tmp_path, mode, match, sig)
     kills = 0
     while kills < max_kills:
-        code = _run(["study", str(cfg_path), *extra], env)
+        err: list[str] = []
+        code = _run(["study", str(cfg_path), *extra], env, codes=(0, -signal.SIGKILL, 130),
+                    err_out=err)
+        assert code in ((0, -signal.SIGKILL) if sig == "SIGKILL" else (0, 130)), err
+        if code == 130:
+            assert f"stopped ({sig})" in err[0] and "Traceback" not in err[0], err[0]
         if code == 0:
             break
         kills += 1
@@ -311,24 +331,101 @@ def test_kill_during_the_report(tmp_path: Path, reference: dict[str, Any]) -> No
     _check_intact(cfg.out_dir / "results.sqlite", cfg.out_dir, 2)
 
 
-def test_poison_trial_is_failed_after_two_driver_crashes(tmp_path: Path) -> None:
-    """A trial that kills its driver before finishing an epoch (here: the hook, standing in
-    for an OOM kill or a segfault) is marked failed on the second crash; the rest of the
-    study finishes."""
+def test_poison_trial_is_failed_after_two_crashes_of_its_own_process(tmp_path: Path) -> None:
+    """A trial whose own process dies before finishing an epoch (here: the hook SIGKILLs the
+    process that starts it, as the OOM killer would) kills the in-process driver once; the
+    rerun runs it in a worker process of its own, sees it die twice and marks it failed;
+    the rest of the study finishes."""
     cfg_path = _config(tmp_path)
-    env = _hook_env(tmp_path, "start", match="_x2_seed")
+    env = _hook_env(tmp_path, "start-self", match="_x2_seed")
     assert _run(["study", str(cfg_path)], env) == -signal.SIGKILL
-    assert _run(["study", str(cfg_path)], env) == -signal.SIGKILL
-    assert len(_kills(tmp_path)) == 2
-    # the third run (same fault still armed) does not start the poison trial again
-    # (exit 1: a trial failed, as for any failed trial)
-    assert _run(["study", str(cfg_path)], env, codes=(1,)) == 1
-    assert len(_kills(tmp_path)) == 2
+    assert _run(["study", str(cfg_path)], env, codes=(1,)) == 1  # exit 1: a trial failed
+    assert len(_kills(tmp_path)) == 3
+    assert _run(["study", str(cfg_path)], env, codes=(1,)) == 1  # not started again
+    assert len(_kills(tmp_path)) == 3
     with Store(tmp_path / "out" / "results.sqlite", readonly=True) as store:
         trials = {t.id: t for t in store.trials()}
     bad = next(t for tid, t in trials.items() if "x2" in tid)
-    assert bad.status == "failed" and "killed the study driver 2 times" in bad.error
+    assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
+    assert "killed by signal 9" in (bad.error or "")
     assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+
+
+def test_driver_kills_during_a_benchmark_never_fail_the_trial(
+        tmp_path: Path, reference: dict[str, Any]) -> None:
+    """The study's process group is killed each time one trial starts (its benchmark), three
+    times: in the driver, then twice in the worker process that runs the suspect. Nothing
+    counts against the trial; a plain rerun ends identical to the uninterrupted run."""
+    assert _kill_series(tmp_path, "start", [], max_kills=3, match="_x2_seed") == 3
+    cfg = load_study_config(_config(tmp_path))
+    assert run_study(cfg, stream=None) == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    _check_intact(cfg.out_dir / "results.sqlite", cfg.out_dir, 2)
+    assert _results(cfg.out_dir / "results.sqlite") == reference
+    with Store(cfg.out_dir / "results.sqlite", readonly=True) as store:
+        assert all(t.failures == 0 for t in store.trials())
+
+
+@pytest.mark.parametrize(("sig", "extra"), [("SIGTERM", []), ("SIGHUP", []),
+                                            ("SIGTERM", ["--workers", "2"])],
+                         ids=["sigterm", "sighup", "sigterm-workers2"])
+def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path: Path, reference: dict[str, Any],
+                                             sig: str, extra: list[str]) -> None:
+    """The signal reaches the study's process group right after a checkpoint rename, twice:
+    each run ends with exit 130 and one stop line, its attempts closed as interrupted; a
+    plain rerun ends identical to the uninterrupted run."""
+    assert _kill_series(tmp_path, "ckpt", extra, max_kills=2, sig=sig) == 2
+    db = tmp_path / "out" / "results.sqlite"
+    with Store(db, readonly=True) as store:
+        assert store.open_attempts() == []
+        assert all(t.failures == 0 and t.status != "failed" for t in store.trials())
+    cfg = load_study_config(_config(tmp_path))
+    assert run_study(cfg, stream=None)["done"] == 2
+    _check_intact(db, cfg.out_dir, 2)
+    assert _results(db) == reference
+
+
+def test_disk_full_stops_the_study_and_a_rerun_resumes(
+        tmp_path: Path, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC on a checkpoint write, then SQLITE_FULL on the store: each stops the study
+    with one line naming the file, no trial failed; once space is back a plain rerun ends
+    identical to the uninterrupted run."""
+    import errno
+
+    import netscale.train.checkpoint as checkpoint
+    from netscale.errors import NetscaleError
+    from netscale.study.store import Store as StoreCls
+
+    cfg = load_study_config(_config(tmp_path))
+    real_write, writes = checkpoint.atomic_write, []  # type: ignore[attr-defined]
+
+    def full_disk(path: Any, write: Any) -> Any:
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(path, write)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", full_disk)
+    with pytest.raises(NetscaleError, match=r"cannot write checkpoint .*checkpoint\.pt.*No "
+                                            "space left on device"):
+        run_study(cfg, stream=None)
+    monkeypatch.setattr(checkpoint, "atomic_write", real_write)
+    real_epoch = StoreCls.record_epoch
+
+    def full_store(self: Any, *a: Any, **k: Any) -> None:  # what SQLite raises (SQLITE_FULL)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(StoreCls, "record_epoch", full_store)
+    with pytest.raises(NetscaleError, match=r"cannot write the results store .*results\."
+                                            r"sqlite.*full"):
+        run_study(cfg, stream=None)
+    monkeypatch.setattr(StoreCls, "record_epoch", real_epoch)
+    db = cfg.out_dir / "results.sqlite"
+    with Store(db, readonly=True) as store:
+        assert store.open_attempts() == []
+        assert all(t.failures == 0 and t.status != "failed" for t in store.trials())
+    assert run_study(cfg, stream=None)["done"] == 2
+    _check_intact(db, cfg.out_dir, 2)
+    assert _results(db) == reference
 
 
 def test_kill_9_of_the_driver_alone_leaves_no_process(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The results store and atomic writers: read-only studies, foreign SQLite files, poison
-trials, temp-file sweeps and file modes."""
+"""The results store and atomic writers: read-only studies, foreign SQLite files, which
+crashes count against a trial, temp-file sweeps and file modes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import yaml
 
 from netscale.errors import NetscaleError
 from netscale.study.config import load_study_config
+from netscale.study.crashes import record_stop, record_worker_crash, suspects
+from netscale.study.interrupts import WorkerDied
 from netscale.study.runner import recover_store, run_study
 from netscale.study.store import POISON_CRASHES, Store
 from netscale.util.io import atomic_write_text, is_temp_file, sweep_temp_files
@@ -119,43 +121,43 @@ def test_a_foreign_sqlite_file_is_refused_untouched(run_cli, tmp_path: Path) -> 
     con.close()
 
 
-def test_poison_trial_logic(tmp_path: Path) -> None:
-    """Two driver crashes in a row without progress fail the trial; a crash after progress
-    (a new epoch) does not count."""
+def test_only_crashes_of_the_trials_own_process_count(tmp_path: Path) -> None:
+    """Driver crashes never fail a trial (the one that ran alone becomes a suspect); two
+    deaths of its own worker process in a row without progress do, a death after progress
+    (a new epoch) or a stop by a signal does not count."""
     cfg = load_study_config(_bench_config(tmp_path))
     from netscale.study.runner import prepare_store
 
     store, plan = prepare_store(cfg, None)
     try:
-        tid = plan[0].id
-        store.mark_running(tid, phase="bench")
-        assert recover_store(cfg, store)["poison"] == {}
-        store.mark_running(tid, phase="bench")
-        store.record_epoch(tid, 1, {"top1_err": 0.5})  # progress: resets the streak
-        assert recover_store(cfg, store)["poison"] == {}
-        for i in range(POISON_CRASHES):
+        tid, other = plan[0].id, plan[1].id
+        for _ in range(POISON_CRASHES + 1):  # the driver dies while the trial runs alone
             store.mark_running(tid, phase="bench")
-            rec = recover_store(cfg, store)
-            assert (tid in rec["poison"]) == (i == POISON_CRASHES - 1)
-        (t,) = [t for t in store.trials() if t.id == tid]
-        assert t.status == "failed" and "killed the study driver 2 times" in t.error
-        assert [e["kind"] for e in store.events() if e["trial_id"] == tid].count(
-            "crashed") == 2 + POISON_CRASHES
-        # --retry-failed starts the streak again; crashes while several trials ran (worker
-        # processes) blame none of them, and an interruption (Ctrl-C) is not a crash
-        assert store.reset_failed() == 1
-        other = plan[1].id
-        for _ in range(POISON_CRASHES + 1):
-            store.mark_running(other, phase="bench")
-            store.mark_running(tid, phase="bench")
-            assert recover_store(cfg, store)["poison"] == {}
-            store.mark_running(other, phase="bench")
-            assert store.close_interrupted_attempts() == 1
-            assert recover_store(cfg, store)["poison"] == {}
+            assert recover_store(cfg, store)["crashed"] == 1
+        assert suspects(store) == {tid}
+        store.mark_running(tid, phase="bench")
+        store.mark_running(other, phase="bench")
+        recover_store(cfg, store)  # several ran: nobody is a suspect for this crash
+        assert suspects(store) == {tid}  # its last attempt alone still was a crash
         assert {t.status for t in store.trials()} == {"running"}
+        died = WorkerDied("worker process died (killed by signal 9)", -9)
         store.mark_running(tid, phase="bench")
-        assert recover_store(cfg, store)["poison"] == {}  # one crash alone after the reset
+        assert record_worker_crash(store, tid, died, 1.0) is None
+        store.mark_running(tid, phase="train")
+        store.record_epoch(tid, 1, {"top1_err": 0.5})  # progress: not counted
+        assert record_worker_crash(store, tid, died, 1.0) is None
+        store.mark_running(tid, phase="train")
+        record_stop(store, tid, 1.0)  # SIGTERM of the worker: a stop, neither way
+        for i in range(POISON_CRASHES):
+            store.mark_running(tid, phase="train")
+            reason = record_worker_crash(store, tid, died, 1.0)
+            assert (reason is not None) == (i == POISON_CRASHES - 1)
+        (t,) = [t for t in store.trials() if t.id == tid]
+        assert t.status == "failed" and t.error == reason
+        assert f"died {POISON_CRASHES} times in a row" in (t.error or "")
+        assert "signal 9" in (t.error or "")
         assert store.open_attempts() == []
+        assert suspects(store) == set()
     finally:
         store.close()
 

@@ -130,6 +130,17 @@ def _check_args(args: argparse.Namespace) -> None:
             check_output_file(out, "--out")
 
 
+def check_resolution_multiple(multiple: int, resolution: int) -> None:
+    """Refuses a resolution step larger than the base's input side: every scaled resolution
+    would be a multiple of it, so the nearest networks are many times the target's flops."""
+    if multiple > resolution:
+        raise NetscaleError(
+            f"--resolution-multiple {multiple} is larger than the base's {resolution} px input "
+            f"side: every scaled resolution would be a multiple of {multiple} px, so no network "
+            f"near the target exists (the closest has {(multiple / resolution) ** 2:,.0f}x the "
+            f"base's per-pixel work); use a step of at most {resolution} px")
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.module or args.input_shape:
@@ -140,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resolution_multiple is None:
         args.resolution_multiple = 4
     spec = resolve_spec(args.model)
+    check_resolution_multiple(args.resolution_multiple, spec.resolution)
     strategies = _strategies(args)
     if args.factors is not None:
         factors = parse_float_list(args.factors, "--factors")
@@ -314,6 +326,8 @@ def _run_module(args: argparse.Namespace) -> int:
 
     _check_module_flags(args)
     shape = parse_int_list(args.input_shape, "--input-shape")
+    if args.resolution_multiple is not None and len(shape) > 1:
+        check_resolution_multiple(args.resolution_multiple, min(shape[1:]))
     from netscale.complexity.user_module import load_factory
 
     factory = load_factory(args.module)

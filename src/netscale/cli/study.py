@@ -368,7 +368,12 @@ def run_report_cmd(args: argparse.Namespace) -> int:
         check_output_dir(args.out or src / "report", "--out")
     else:
         check_output_dir(args.out or src.parent / f"{src.stem}_report", "--out")
-    path = make_report(args.study_dir, args.out, percent=args.percent)
+    from netscale.study.interrupts import environment_writes
+
+    out_dir = Path(args.out) if args.out else (
+        src / "report" if src.is_dir() else src.parent / f"{src.stem}_report")
+    with environment_writes(out_dir, "run the report again: it rewrites every file"):
+        path = make_report(args.study_dir, args.out, percent=args.percent)
     if getattr(args, "json", False):
         from netscale.advise import verdict_for_study_dir
 

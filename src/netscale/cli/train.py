@@ -339,6 +339,11 @@ def _settings(args: argparse.Namespace, say: Any) -> tuple[Any, Any, Any, Any]:
     from netscale.specs import resolve_spec
     from netscale.train.checkpoint import checkpoint_path
 
+    if args.resume and args.out:
+        from netscale.train.checkpoint import CHECKPOINT_NAME
+        from netscale.train.resume_check import check_resume_dir
+
+        check_resume_dir(args.out, CHECKPOINT_NAME)  # never a fresh run in its place
     if args.resume and args.out and checkpoint_path(Path(args.out)).is_file():
         spec, data, recipe, resume_notes = resume_settings(args, Path(args.out))
         ds = load_dataset(data)
@@ -430,6 +435,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         spec, _ = adapt_spec(resolve_spec(args.model), describe(data))
         spec = spec.replace(resolution=ck["spec"].get("resolution", spec.resolution))
+    _check_eval_memory(ck, data, args)
     r = evaluate(ck["path"], data, spec=spec, split=args.split, batch_size=args.batch_size,
                  device=args.device, weights=args.weights, resolution=args.resolution)
     if args.json:
@@ -440,3 +446,19 @@ def run_eval(args: argparse.Namespace) -> int:
     print(f"  top-1 err {r.top1_err:.2%}  top-5 err {r.top5_err:.2%}  loss {r.loss:.4f}  "
           f"({r.images_per_sec:,.0f} img/s)")
     return 0
+
+
+def _check_eval_memory(ck: Any, data: Any, args: argparse.Namespace) -> None:
+    """Refuses (one line, before any allocation) an evaluation whose batch at its resolution
+    cannot fit in memory (a batch holds at most the split's images)."""
+    from netscale.complexity.limits import check_fits_memory
+    from netscale.data import describe
+    from netscale.specs import NetSpec
+
+    info = describe(data)
+    images = info.val_size if args.split == "val" else info.train_size
+    batch = min(args.batch_size, images) if images else args.batch_size
+    spec = NetSpec.from_dict(ck["spec"], source=f"checkpoint {ck['path']}")
+    check_fits_memory(spec, max(batch, 1), train=False, what=f"evaluating {spec.name}",
+                      device=args.device, resolution=args.resolution,
+                      hint="lower --batch-size or --resolution")

@@ -170,6 +170,7 @@ class _Evaluator:
         # never changes a model, so each is built once
         self.built: dict[tuple[float, float], tuple[Any, Any]] = {}
         self.evaluations = 0
+        self.failures = 0  # candidates the factory could not build or run
 
     def shape(self, res_scale: float, multiple: int) -> tuple[int, ...]:
         c, *spatial = self.shape0
@@ -217,8 +218,10 @@ class _Evaluator:
         if key in self.cache:
             return self.cache[key]
         rec = None
+        doing = "building it"
         try:
             model, arch0 = self.model_and_arch(d, w)
+            doing = f"running its forward on input {list(shape)}"
             # the factory rounds: many multipliers give the same network, counted once
             arch = (*arch0, shape)
             rec = self.by_arch.get(arch)
@@ -229,8 +232,10 @@ class _Evaluator:
                 self.by_arch[arch] = rec
         except Exception as exc:  # a multiplier the factory cannot build: skip the candidate
             rec = None
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            self.last_error = f"{type(exc).__name__}: {msg}"
+            msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+            self.failures += 1
+            self.last_error = (f"{doing} at {self.depth_arg}={d:.4g}, {self.width_arg}={w:.4g}"
+                               f" raised {type(exc).__name__}: {msg}")
         self.cache[key] = rec
         return rec
 
@@ -314,14 +319,20 @@ def scale_module(
     c = search.run()
     within = search.ok(c)
     note = ""
-    if not within:
+    if not within and ev.failures:  # the factory failed: blame it, not the rounding
+        note = (f"no multipliers within ±{opts.tolerance:.0%} of ×{factor:g} were found: "
+                f"{ev.failures} candidate(s) failed in the factory (last: {ev.last_error}); "
+                f"closest that worked ×{c.flops / base.flops:.3f} "
+                f"({c.flops / search.target - 1:+.1%}); fix the factory for these "
+                "multipliers or try a different strategy")
+    elif not within:
         note = (f"no multipliers within ±{opts.tolerance:.0%} of ×{factor:g} were found "
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / search.target - 1:+.1%}); try a finer --resolution-multiple or a "
                 "different strategy")
     return ModuleScaleResult(
         module=label, strategy=strat, factor=float(factor), depth_arg=opts.depth_arg,
-        width_arg=opts.width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
+        width_arg=opts.width_arg, depth_mult=c.d, width_mult=c.w,
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=Complexity(base.flops, base.params, base.acts),
         counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=opts.tolerance,
@@ -473,33 +484,70 @@ class _Search:
 
 
 def _snap(ev: _Evaluator, c: _Cand, ideal_d: float, ideal_w: float) -> _Cand:
-    """Moves each multiplier towards its ideal value as far as the factory still builds the
-    same network, so the reported multipliers are the ones closest to the strategy's."""
+    """Reported multipliers that rebuild exactly the counted network, safely inside the
+    factory's rounding interval: for each multiplier, the interval of values that build the
+    same network (the other kept) is found, its outer tenths (in log scale) are left out,
+    the ideal value is clamped into what remains and written with the fewest significant
+    digits that stay there. So the printed values (rounded to 3 or 4 digits) build the
+    counted network, never the neighbour across a rounding boundary."""
     key = ev.arch(c.d, c.w, c.shape)
     if key is None:
         return c
     d, w = c.d, c.w
     for which, ideal in (("d", ideal_d), ("w", ideal_w)):
-        lo = d if which == "d" else w
-        if abs(math.log(ideal / lo)) < 1e-3:
-            continue
-        hi = ideal
-        if ev.arch(*((hi, w) if which == "d" else (d, hi)), c.shape) == key:
-            lo = hi
-        else:
-            for _ in range(10):
-                mid = math.sqrt(lo * hi)
-                same = ev.arch(*((mid, w) if which == "d" else (d, mid)), c.shape) == key
-                lo, hi = (mid, hi) if same else (lo, mid)
+        def same(v: float, which: str = which, d: float = d, w: float = w) -> bool:
+            return bool(ev.arch(*((v, w) if which == "d" else (d, v)), c.shape) == key)
+
+        x = d if which == "d" else w
+        lo, hi = _edge(same, x, 0.5), _edge(same, x, 2.0)
+        span = math.log(hi / lo)
+        safe_lo, safe_hi = lo * math.exp(0.1 * span), hi * math.exp(-0.1 * span)
+        goal = min(max(ideal, safe_lo), safe_hi) if safe_lo <= safe_hi else x
+        v = _short_inside(goal, safe_lo, safe_hi)
+        if not same(v):
+            v = x
         if which == "d":
-            d = lo
+            d = v
         else:
-            w = lo
+            w = v
     return _Cand(d, w, c.shape, c.rec)
 
 
-def _tidy(x: float) -> float:
-    return float(f"{x:.6g}")
+def _short_inside(goal: float, lo: float, hi: float) -> float:
+    """The number with the fewest significant digits (up to 7) in [lo, hi], nearest to
+    ``goal`` (itself in [lo, hi]); ``goal`` when there is none."""
+    if not lo <= goal <= hi:
+        return goal
+    for n in range(1, 8):
+        q = 10.0 ** (math.floor(math.log10(goal)) - n + 1)
+        first, last = math.ceil(lo / q), math.floor(hi / q)
+        if first > last:
+            continue
+        v = float(f"{min(max(round(goal / q), first), last) * q:.{n}g}")
+        if lo <= v <= hi:
+            return v
+    return goal
+
+
+def _edge(same: Callable[[float], bool], x: float, factor: float) -> float:
+    """The last value from ``x`` towards ``x * factor**4`` for which ``same`` holds (to a
+    relative precision of about 1e-3 of the step)."""
+    inside, outside = x, None
+    for k in range(1, 5):
+        y = x * factor ** k
+        if not same(y):
+            outside = y
+            break
+        inside = y
+    if outside is None:
+        return inside
+    for _ in range(10):
+        mid = math.sqrt(inside * outside)
+        if same(mid):
+            inside = mid
+        else:
+            outside = mid
+    return inside
 
 
 def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
@@ -513,6 +561,10 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     c = f(x)
     if done():
         return
+    if c is None:
+        x, c = _buildable_near(f, x, done)
+        if done():
+            return
     lo: float | None = None
     hi: float | None = None
     if c is None or c.flops > target:
@@ -532,6 +584,10 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
         if done():
             return
         if c is None:
+            x, c = _buildable_near(f, x, done)
+            if done():
+                return
+        if c is None:
             if lo is None:
                 break  # cannot go lower
             hi = x
@@ -550,7 +606,28 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
         c = f(x)
         if done():
             return
+        if c is None:  # not buildable here (not "too large"): a buildable neighbour decides
+            for q in (0.25, 0.75, 0.125, 0.875, 0.375, 0.625):
+                x = lo * (hi / lo) ** q
+                c = f(x)
+                if done():
+                    return
+                if c is not None:
+                    break
         if c is None or c.flops > target:
             hi = x
         else:
             lo = x
+
+
+def _buildable_near(f: Callable[[float], _Cand | None], x: float,
+                    done: Callable[[], bool]) -> tuple[float, _Cand | None]:
+    """A point next to ``x`` (within ±10%) that the factory can build, when it cannot build
+    ``x`` itself: a failure is no evidence of size, so the search looks beside it."""
+    for step in (1.01, 1.03, 1.1):
+        for y in (x * step, x / step):
+            c = f(y)
+            if c is not None or done():
+                return y, c
+    return x, None
+

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from netscale.complexity.limits import check_fits_memory
 from netscale.models import build_model
 from netscale.util import serial
 
@@ -78,6 +79,9 @@ def probe_seconds_per_image(spec: Any, *, batch: int = 16, budget: float = 0.6,
                             threads: int = 1) -> tuple[float, float]:
     """(training, inference) seconds per image of ``spec`` on this CPU: a few SGD steps and
     forward passes on random data, after one warm-up step."""
+    check_fits_memory(spec, batch, train=True, what=f"the time estimate's probe of {spec.name}",
+                      device="cpu", hint="the study could not train it either: lower its "
+                      "largest factor (or the resolution)")
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from netscale.errors import NetscaleError
+from netscale.study.interrupts import WorkerDied, failure_value, worker_signals
 from netscale.study.worker import format_exception, run_trial
 
 OnEvent = Callable[[str, str, dict[str, Any]], None]
@@ -47,7 +48,7 @@ class InProcessExecutor:
         try:
             result = run_trial(payload, lambda kind, data: self.on_event(tid, kind, data))
         except Exception as exc:  # the driver records it and decides on a retry
-            return [(tid, False, format_exception(exc))]
+            return [(tid, False, failure_value(exc, payload))]
         return [(tid, True, result)]
 
     def drain(self) -> None:
@@ -97,12 +98,13 @@ def _run_reporting(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
     try:
         return {"ok": True, "value": run_trial(payload, emit)}
     except Exception as exc:
-        return {"ok": False, "value": format_exception(exc)}
+        return {"ok": False, "value": failure_value(exc, payload)}
 
 
 def _process_main(payload: Mapping[str, Any], messages: Any, parent: int) -> None:
     """Entry point of a local worker process: one trial, then exit."""
     die_with_parent(parent)
+    worker_signals()  # SIGINT/SIGTERM/SIGHUP: a stop, not a crash (exit STOPPED_EXIT)
     tid = payload["id"]
 
     class _Events:
@@ -181,15 +183,15 @@ class ProcessExecutor:
                 code = proc.exitcode
                 how = (f"killed by signal {-code}" if code is not None and code < 0
                        else f"exit code {code}")
-                out.append((tid, False, f"worker process died ({how}) without a result; "
-                                        "out of memory or a crash?"))
+                out.append((tid, False, WorkerDied(f"worker process died ({how}) without a "
+                                                   "result; out of memory or a crash?", code)))
         return out
 
     def shutdown(self) -> None:
         self.drain()
         for proc in self._procs.values():
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()  # a worker ends on SIGTERM too, but mid-write: no need to wait
         for proc in self._procs.values():
             proc.join(timeout=30)
         self._procs.clear()

@@ -10,9 +10,13 @@ Running keeps the results store as the single source of truth:
 * a lock file stops two drivers from running the same study at once;
 * after a crash of the driver (see :func:`recover_store`), the store gets back every epoch
   and runtime measurement that the trial directories hold (a kill between a checkpoint and
-  its store row loses nothing), the wall time of the cut-short attempts is added, temp files
-  of interrupted writes are removed, and a trial that crashed the driver twice in a row
-  without progress is marked failed (instead of crashing every rerun).
+  its store row loses nothing), the wall time of the cut-short attempts is added and temp
+  files of interrupted writes are removed; a trial that ran alone when the driver died runs
+  in a worker process of its own next time, where only a crash of its own counts against it
+  (see :mod:`netscale.study.crashes`);
+* SIGTERM and SIGHUP stop the driver like Ctrl-C, and a write that fails for lack of space
+  (or a read-only file system) stops it with one line, never failing a trial (see
+  :mod:`netscale.study.interrupts`).
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
 from netscale.study.config import StudyConfig
+from netscale.study.crashes import isolate_suspects, record_stop, record_worker_crash
 from netscale.study.executors import make_executor
+from netscale.study.interrupts import StopStudy, WorkerDied, stop_on_signals, write_failures
 from netscale.study.planning import data_info, plan_trials, trial_dirname
 from netscale.study.store import STORE_NAME, Store, stand_in
+from netscale.study.store_check import read_bench_file, valid_history
 from netscale.util import jsonio
 from netscale.util.fmt import duration
 from netscale.util.io import sweep_temp_files
@@ -196,16 +203,12 @@ def backfill_trial(cfg: StudyConfig, store: Store, t: Any) -> int:
     added = 0
     epochs_target = cfg.recipe.epochs if cfg.train else 0
     if cfg.train and (t.epochs_done < epochs_target or not epochs_target):
-        hist = checkpoint_history(tdir)
+        hist = valid_history(checkpoint_history(tdir), epochs_target)
         if len(hist) > t.epochs_done:
             added += store.record_epochs(t.id, hist)
-    cached = tdir / "bench.json"
-    if not t.bench and cached.is_file():
-        try:
-            rows = json.loads(cached.read_text())
-        except (OSError, ValueError):
-            rows = None
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+    if not t.bench:
+        rows = read_bench_file(tdir / "bench.json")  # None: absent or not a valid measurement
+        if rows:
             infer = stand_in(rows)
             store.record_bench(t.id, rows, infer.get("time_ms") if infer else None)
             added += 1
@@ -222,8 +225,8 @@ def _sweep(cfg: StudyConfig) -> list[Path]:
 def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
     """Repairs what a crashed driver left: removes temp files of interrupted writes, backfills
     epochs and runtime rows from the trial directories, closes the attempts the crash cut
-    short (adding their wall time) and marks poison trials failed. Call it under the study
-    lock, before running anything. Returns {"swept", "backfilled", "crashed", "poison"}."""
+    short (adding their wall time). Call it under the study lock, before running anything.
+    Returns {"swept", "backfilled", "crashed"}."""
     swept = _sweep(cfg)
     open_attempts = {a["trial_id"] for a in store.open_attempts()}
     backfilled = 0
@@ -232,9 +235,8 @@ def recover_store(cfg: StudyConfig, store: Store) -> dict[str, Any]:
                 cfg.train and t.epochs_done < cfg.recipe.epochs):
             backfilled += backfill_trial(cfg, store, t)
     alive = {tid: _last_alive(trial_dir(cfg, tid)) for tid in open_attempts}
-    poison = store.close_crashed_attempts(alive)
-    return {"swept": len(swept), "backfilled": backfilled, "crashed": len(open_attempts),
-            "poison": poison}
+    crashed = store.close_crashed_attempts(alive)
+    return {"swept": len(swept), "backfilled": backfilled, "crashed": crashed}
 
 
 def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
@@ -250,22 +252,23 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
                             "or bench: {enabled: true}")
     out: TextIO | None = sys.stderr if stream == "stderr" else (
         None if isinstance(stream, str) else stream)
-    with study_lock(cfg.out_dir):
+    with stop_on_signals(), write_failures(cfg.out_dir / STORE_NAME), \
+            study_lock(cfg.out_dir):
         info = data_info(cfg)
         store, _ = prepare_store(cfg, info)
         try:
-            rec = recover_store(cfg, store)
-            if out is not None:
-                for tid, reason in rec["poison"].items():
-                    print(f"[study] FAILED {tid}: {reason}", file=out, flush=True)
+            recover_store(cfg, store)
             opts = RunOptions(executor=executor, workers=workers, address=address,
                               retry_failed=retry_failed, device=device)
             counts = _drive(cfg, store, opts, out)
             store.sync_aliases()  # same-network rows get their canonical trial's results
             return counts
-        except BaseException:  # Ctrl-C and the like: not a crash caused by a trial
+        except BaseException as exc:  # Ctrl-C, SIGTERM, a failed write: no trial's fault
             with contextlib.suppress(Exception):
-                store.close_interrupted_attempts()
+                closed = store.close_interrupted_attempts()
+                if isinstance(exc, KeyboardInterrupt) and out is not None:
+                    print(f"[study] stopped ({exc or 'SIGINT'}): {closed} running attempt(s) "
+                          "closed; rerun the same command to resume", file=out, flush=True)
             raise
         finally:
             store.close()
@@ -371,6 +374,7 @@ def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
     run.ex = make_executor(opts.executor, run.on_event, workers=opts.workers,
                            address=opts.address, cpus=cfg.resources.cpus,
                            gpus=cfg.resources.gpus)
+    run.ex = isolate_suspects(run.ex, store, run.on_event)  # see netscale.study.crashes
     capacity = run.ex.capacity
     phases = [p for p, on in (("bench", cfg.bench.enabled), ("train", cfg.train)) if on]
     try:
@@ -441,10 +445,20 @@ def _failed(run: _Run, tid: str, error: Any, wall: float) -> bool:
     """A phase of a trial raised: records it; True if the trial failed for good, False if
     it goes back to the queue for a retry."""
     cfg, store, progress = run.cfg, run.store, run.progress
+    if isinstance(error, StopStudy):  # the environment stopped the study, not the trial
+        raise NetscaleError(str(error))
     if cfg.train:  # epochs its checkpoint holds that no event brought
         row = next(r for r in store.trials(epochs=False) if r.id == tid)
         backfill_trial(cfg, store, row)
-    final = store.mark_error(tid, str(error), retries=cfg.retries, wall_time=wall)
+    if isinstance(error, WorkerDied):  # its own process died: see netscale.study.crashes
+        if error.stopped:
+            record_stop(store, tid, wall)
+            return False
+        reason = record_worker_crash(store, tid, str(error), wall)
+        final = reason is not None
+        error = reason or error
+    else:
+        final = store.mark_error(tid, str(error), retries=cfg.retries, wall_time=wall)
     if final:
         progress.done_cost += _cost(run.by_id[tid])
         progress.on_finish(tid)

@@ -8,8 +8,8 @@ re-running a study never duplicates rows.
 Every run of a trial (a phase of it) is an *attempt* row, written before the trial starts and
 closed when it ends; an attempt still open when a driver starts was cut short by a crash of
 the previous driver (kill, OOM kill, segfault). :meth:`Store.close_crashed_attempts` closes
-them, adds their wall time, and tells which trials crashed the driver repeatedly without
-progress (poison trials), so that the runner marks those failed instead of retrying forever.
+them and adds their wall time; which crashes count against a trial (only those of its own
+worker process) is :mod:`netscale.study.crashes`' business.
 
 Readers open the store with ``readonly=True`` (SQLite ``mode=ro``, or ``immutable`` on a
 read-only directory), so an intact study can be read where it cannot be written. A SQLite
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import socket
 import sqlite3
@@ -114,7 +113,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_trial ON attempts (trial_id, finished_at)
 
 #: Tables a netscale results store has (a SQLite file with other tables is not one).
 _TABLES = {"meta", "trials", "epochs", "events"}
-#: A trial whose attempts crashed the driver this many times in a row, each without
+#: A trial whose own worker process died this many times in a row, each time without
 #: progress (no new epoch, no new runtime measurement), is marked failed.
 POISON_CRASHES = 2
 
@@ -271,10 +270,12 @@ _MIRRORED = ("status", "attempts", "failures", "bench", "time_ms", "top1_err", "
              "finished_at", "updated_at")
 
 
-def _row(r: sqlite3.Row) -> TrialRow:
+def _row(r: sqlite3.Row, path: Path) -> TrialRow:
+    from netscale.study.store_check import json_column
+
     d = dict(r)
     for k in _JSON_COLS:
-        d[k] = json.loads(d[k]) if d[k] else ({} if k != "bench" else [])
+        d[k] = json_column(d[k], k, str(d["id"]), path, [] if k == "bench" else {})
     if d.get("within_tolerance") is not None:
         d["within_tolerance"] = bool(d["within_tolerance"])
     return TrialRow(**d)
@@ -295,6 +296,7 @@ class Store:
                 self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self._check_foreign()
+            self._check(complete=False)
             if readonly:
                 return
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -312,6 +314,7 @@ class Store:
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            self._check(complete=True)
         except sqlite3.DatabaseError as exc:
             if "readonly" in str(exc) or "read-only" in str(exc):
                 raise NetscaleError(
@@ -335,6 +338,17 @@ class Store:
                 f"(tables: {', '.join(sorted(names)) or 'none'}); point at a study directory "
                 "or move the file away"
             )
+
+    def _check(self, *, complete: bool) -> None:
+        """Refuses a damaged or look-alike store, or one of an unknown schema version."""
+        from netscale.study.store_check import check_store
+
+        try:
+            check_store(self.conn, self.path, _SCHEMA, tables=_TABLES, version=SCHEMA_VERSION,
+                        complete=complete)
+        except NetscaleError:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -518,26 +532,20 @@ class Store:
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM attempts WHERE finished_at IS NULL ORDER BY id")]
 
-    def close_crashed_attempts(self, last_alive: Mapping[str, float]) -> dict[str, str]:
-        """Closes the attempts a crashed driver left open (outcome ``crashed``): their wall
-        time (from the start to ``last_alive[trial]``, the last sign of life: a file written
-        or a row recorded) is added to the trial's, and the progress they made is noted.
-        Call it after backfilling epochs and runtime rows from the trial directories.
-
-        Returns {trial id: reason} for the trials that crashed the driver
-        :data:`POISON_CRASHES` times in a row without progress, each time running alone
-        (a crash while several trials ran, or an interruption, counts neither way); they
-        are marked failed."""
+    def close_crashed_attempts(self, last_alive: Mapping[str, float]) -> int:
+        """Closes the attempts a crashed driver left open (outcome ``crashed`` when it ran
+        alone, else ``crashed-with-others``): their wall time (from the start to
+        ``last_alive[trial]``, the last sign of life: a file written or a row recorded) is
+        added to the trial's, and the progress they made is noted. Call it after backfilling
+        epochs and runtime rows from the trial directories. A crash of the driver is never
+        held against a trial (see :mod:`netscale.study.crashes`). Returns the number closed."""
         now = time.time()
-        poison: dict[str, str] = {}
         with self.tx() as c:
             rows = c.execute(
                 "SELECT a.id, a.trial_id, a.phase, a.started_at, a.epochs_at_start, "
                 "a.bench_at_start, t.epochs_done, t.bench IS NOT NULL AS has_bench, "
                 "t.updated_at FROM attempts a JOIN trials t ON t.id = a.trial_id "
                 "WHERE a.finished_at IS NULL ORDER BY a.id").fetchall()
-            # Only an attempt that ran alone can have crashed the driver: when several ran
-            # (worker processes, Ray), the crash is nobody's fault ('crashed-with-others').
             outcome = "crashed" if len(rows) == 1 else "crashed-with-others"
             for r in rows:
                 progress = (r["epochs_done"] > r["epochs_at_start"]
@@ -552,27 +560,7 @@ class Store:
                 c.execute("INSERT INTO events (trial_id, at, kind, message) "
                           "VALUES (?, ?, ?, ?)", (r["trial_id"], now, "crashed",
                                                   f"{r['phase']} attempt cut short"))
-            for tid in dict.fromkeys(r["trial_id"] for r in rows):
-                streak = 0
-                for a in c.execute("SELECT outcome, progress FROM attempts WHERE trial_id = ? "
-                                   "ORDER BY id DESC", (tid,)):
-                    if a["outcome"] in ("crashed-with-others", "interrupted"):
-                        continue  # neither evidence for nor against the trial
-                    if a["outcome"] != "crashed" or a["progress"]:
-                        break
-                    streak += 1
-                if streak >= POISON_CRASHES:
-                    reason = (f"the trial killed the study driver {streak} times in a row "
-                              "without finishing an epoch (out of memory, a crash or an "
-                              "external kill); make it smaller or fix the cause, then rerun "
-                              "with --retry-failed")
-                    c.execute("UPDATE trials SET status = 'failed', error = ?, "
-                              "failures = failures + 1, finished_at = ?, updated_at = ? "
-                              "WHERE id = ? AND status != 'done'", (reason, now, now, tid))
-                    c.execute("INSERT INTO events (trial_id, at, kind, message) "
-                              "VALUES (?, ?, ?, ?)", (tid, now, "failed", reason))
-                    poison[tid] = reason
-        return poison
+        return len(rows)
 
     def close_interrupted_attempts(self) -> int:
         """Closes the open attempts of a driver that is stopping on an exception (Ctrl-C):
@@ -604,14 +592,16 @@ class Store:
     # ------------------------------------------------------------------ reads
     def trials(self, status: str | None = None, *, epochs: bool = True) -> list[TrialRow]:
         """Every trial row; a row with ``same_as`` mirrors the results of that trial."""
-        rows = [_row(r) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
+        from netscale.study.store_check import json_column
+
+        rows = [_row(r, self.path) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
                                                    "strategy, factor, seed")]
         by_id = {r.id: r for r in rows}
         if epochs:
             for e in self.conn.execute(
                     "SELECT trial_id, epoch, metrics FROM epochs ORDER BY trial_id, epoch"):
                 if e["trial_id"] in by_id:
-                    m = json.loads(e["metrics"])
+                    m = json_column(e["metrics"], "metrics", e["trial_id"], self.path, {})
                     m.setdefault("epoch", e["epoch"])
                     by_id[e["trial_id"]].epochs.append(m)
         for r in rows:  # one network, one trial: aliases carry the canonical trial's results

@@ -140,9 +140,10 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
     settings = payload["bench"]
     trial_dir = Path(payload["trial_dir"])
     cached = trial_dir / "bench.json"
-    if cached.is_file():  # measured by an earlier attempt: do not measure twice
-        rows = json.loads(cached.read_text())
-    else:
+    from netscale.study.store_check import read_bench_file
+
+    rows = read_bench_file(cached)  # measured by an earlier attempt: do not measure twice
+    if rows is None:
         modes = ["infer", "train"] if settings["mode"] == "both" else [settings["mode"]]
         rows = []
         for mode in modes:

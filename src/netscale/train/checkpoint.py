@@ -5,7 +5,10 @@ recipe, data config and history as JSON text, RNG states as tensors.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,12 +60,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes ``payload`` (tensors, plain data) atomically; readers see old or new, whole."""
+    """Writes ``payload`` (tensors, plain data) atomically; readers see old or new, whole.
+    A write that fails for lack of space (file too large, read-only file system, quota) is
+    one line naming the path; the previous checkpoint stays as it was."""
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     for key in ("spec", "recipe", "data", "history", "extra", "setting"):
         if key in data and not isinstance(data[key], str):
             data[key] = jsonio.dumps(data[key])
-    return atomic_write(path, lambda f: torch.save(data, f))
+    buf = io.BytesIO()  # serialized first: a failing file write is a plain OSError
+    torch.save(data, buf)
+    try:
+        return atomic_write(path, lambda f: f.write(buf.getbuffer()))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+            raise
+        raise NetscaleError(f"cannot write checkpoint {str(path)!r}: {os.strerror(exc.errno)};"
+                            " free space (or lift the limit) and resume: the previous "
+                            "checkpoint is intact") from exc
 
 
 def sweep_checkpoint_temps(run_dir: str | Path) -> list[Path]:
@@ -123,6 +137,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: epoch {epoch!r} is not a "
                             "non-negative integer")
+    from netscale.train.resume_check import check_progress
+
+    check_progress(data, repr(str(p)))
     model = data.get("model")
     if not (isinstance(model, dict) and all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())):

@@ -21,6 +21,7 @@ from netscale.models import FactorySpec, ModelSpec, build_model
 from netscale.specs import NetSpec, resolve_spec
 from netscale.train.checkpoint import check_checkpoint_spec, checkpoint_weights, load_checkpoint
 from netscale.train.results import EvalResult
+from netscale.train.resume_check import check_finite_weights
 from netscale.util.device import resolve_device
 
 
@@ -165,6 +166,7 @@ def _load_for_eval(path: str | Path, spec: ModelSpec | Mapping[str, Any] | str |
         check_checkpoint_spec(ck["spec"], as_spec(spec), repr(ckpt_path))
     model = build_model(the_spec)
     state, used = checkpoint_weights(ck, weights, f"checkpoint {ckpt_path!r}")
+    check_finite_weights(state, f"checkpoint {ckpt_path!r} ({used} weights)")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
