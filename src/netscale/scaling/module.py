@@ -331,9 +331,14 @@ def scale_module(
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / search.target - 1:+.1%}); try a finer --resolution-multiple or a "
                 "different strategy")
+    # the reported multipliers are tidied (6 significant digits) only where the factory still
+    # builds the counted network from them
+    d, w = _tidy(c.d), _tidy(c.w)
+    if ev.arch(d, w, c.shape) != ev.arch(c.d, c.w, c.shape):
+        d, w = c.d, c.w
     return ModuleScaleResult(
         module=label, strategy=strat, factor=float(factor), depth_arg=opts.depth_arg,
-        width_arg=opts.width_arg, depth_mult=_tidy(c.d), width_mult=_tidy(c.w),
+        width_arg=opts.width_arg, depth_mult=d, width_mult=w,
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=Complexity(base.flops, base.params, base.acts),
         counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=opts.tolerance,

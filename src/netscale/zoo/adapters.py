@@ -290,10 +290,8 @@ def _timm_convnext(model: ZooModel, base: Any, d: float, w: float, side: int) ->
 
 
 def _vit_embed(embed: int, heads: int, w: float) -> int:
-    """A ViT width scaled by w that the head count divides (and a multiple of 8 per head
-    where the base is)."""
-    step = heads * (8 if (embed // heads) % 8 == 0 else 1)
-    return max(step, int(round(embed * w / step)) * step)
+    """A ViT width scaled by w that the head count divides."""
+    return max(heads, int(round(embed * w / heads)) * heads)
 
 
 def _timm_vit(model: ZooModel, base: Any, d: float, w: float, side: int) -> str:
