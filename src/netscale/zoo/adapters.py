@@ -277,9 +277,20 @@ def _timm_regnet(model: ZooModel, base: Any, d: float, w: float, side: int) -> s
     depth = int(model.kwargs.get("depth", cfg.depth))
     w0 = int(model.kwargs.get("w0", cfg.w0))
     wa = float(model.kwargs.get("wa", cfg.wa))
+    wm = float(model.kwargs.get("wm", cfg.wm))
+    gs = int(model.kwargs.get("group_size", cfg.group_size))
+    depth2, w02 = scale_count(depth, d), divisible(w0 * w)
+    # timm's RegNet has four stages: the widest block width stays where it was (relative to
+    # w0) as depth grows, and wa follows w exactly, or follows w0's multiple of 8 if the
+    # stage count would change
+    span = (depth - 1) / max(1, depth2 - 1)
+    gen = timm.models.regnet.generate_regnet
+    stages = gen(wa, w0, wm, depth, gs)[1]
+    wa2 = round(wa * w * span, 3)
+    if gen(wa2, w02, wm, depth2, gs)[1] != stages:
+        wa2 = round(wa * w02 / w0 * span, 3)
     return call("timm.create_model", model.name, pretrained=False,
-                **_user(model, "depth", "w0", "wa"), depth=scale_count(depth, d),
-                w0=divisible(w0 * w), wa=round(wa * w, 3))
+                **_user(model, "depth", "w0", "wa"), depth=depth2, w0=w02, wa=wa2)
 
 
 def _timm_convnext(model: ZooModel, base: Any, d: float, w: float, side: int) -> str:
