@@ -46,7 +46,6 @@ def add_parser(sub: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from netscale.models.export import FORMAT_NAMES, export_model, export_spec
-
     from netscale.zoo.names import is_zoo_name
 
     if args.model and is_zoo_name(args.model):

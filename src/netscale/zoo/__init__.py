@@ -8,10 +8,11 @@ returns the zoo's own call that builds the result. Add a family with
 (``pip install 'netscale[zoo]'``); they are imported only when a zoo model is used.
 """
 
-from netscale.zoo.adapters import Adapter, adapters, find_adapter, register_adapter
+from netscale.zoo.adapters import Adapter, find_adapter, register_adapter, registered_adapters
 from netscale.zoo.code import Code, call
 from netscale.zoo.names import ZooModel, is_zoo_name, parse_zoo_name
 from netscale.zoo.scale import ZooFactory, ZooScaleResult, scale_zoo
 
-__all__ = ["Adapter", "Code", "ZooFactory", "ZooModel", "ZooScaleResult", "adapters", "call",
-           "find_adapter", "is_zoo_name", "parse_zoo_name", "register_adapter", "scale_zoo"]
+__all__ = ["Adapter", "Code", "ZooFactory", "ZooModel", "ZooScaleResult", "call",
+           "find_adapter", "is_zoo_name", "parse_zoo_name", "register_adapter",
+           "registered_adapters", "scale_zoo"]

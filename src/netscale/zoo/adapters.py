@@ -104,7 +104,7 @@ def register_adapter(
     return adapter
 
 
-def adapters() -> list[Adapter]:
+def registered_adapters() -> list[Adapter]:
     """Every registered adapter, in the order they are tried."""
     return list(_ADAPTERS)
 

@@ -48,9 +48,9 @@ def require(zoo: str) -> Any:
 
 def namespace() -> dict[str, Any]:
     """What zoo call expressions are evaluated in: ``torch``, ``functools`` and the zoos."""
-    import torch
-
     import importlib
+
+    import torch
 
     ns: dict[str, Any] = {"torch": torch, "functools": functools}
     for zoo in ZOOS:
@@ -174,7 +174,7 @@ def _timm_input_size(name: str) -> tuple[int, int, int]:
     except Exception:
         cfg = None
     size = getattr(cfg, "input_size", None) if cfg is not None else None
-    return tuple(size) if size else (3, 224, 224)  # type: ignore[return-value]
+    return (int(size[0]), int(size[1]), int(size[2])) if size else (3, 224, 224)
 
 
 @functools.lru_cache(maxsize=256)
