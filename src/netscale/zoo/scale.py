@@ -20,6 +20,7 @@ from netscale.zoo.adapters import Adapter, find_adapter
 from netscale.zoo.names import ZooModel, build_call, is_zoo_name, parse_zoo_name
 
 RESOLUTION_ARG = "resolution"
+_META_CACHE = 64
 
 
 def as_zoo_model(model: ZooModel | str) -> ZooModel:
@@ -43,6 +44,7 @@ class ZooFactory:
         self.model = as_zoo_model(model)
         self.base = _base(self.model)
         self.adapter: Adapter = find_adapter(self.model, self.base)
+        self._meta: dict[str, Any] = {}
         self.__name__ = self.model.label
 
     @property
@@ -58,8 +60,19 @@ class ZooFactory:
 
     def __call__(self, depth_mult: float = 1.0, width_mult: float = 1.0, resolution: int = 0,
                  **kwargs: Any) -> Any:
-        return build_call(self.expr(depth_mult, width_mult, resolution, **kwargs),
-                          self.model.label)
+        import torch
+
+        expr = self.expr(depth_mult, width_mult, resolution, **kwargs)
+        default_device = getattr(torch, "get_default_device", None)  # torch >= 2.3
+        if default_device is None or str(default_device()) != "meta":
+            return build_call(expr, self.model.label)
+        # on the meta device (counting), multipliers that the adapter rounds to the same call
+        # are the same network: built once (counting never modifies a model)
+        if expr not in self._meta:
+            if len(self._meta) >= _META_CACHE:
+                self._meta.pop(next(iter(self._meta)))
+            self._meta[expr] = build_call(expr, self.model.label)
+        return self._meta[expr]
 
 
 @dataclass(frozen=True)
