@@ -103,7 +103,9 @@ class ZooModel:
         import difflib
 
         names = available(self.zoo)
-        if self.name not in names:
+        # timm names may carry a pretrained tag (resnet50.a1_in1k): the architecture is before it
+        arch = self.name.partition(".")[0] if self.zoo == "timm" else self.name
+        if arch not in names:
             close = difflib.get_close_matches(self.name, names, n=4, cutoff=0.6)
             hint = f"; closest: {', '.join(close)}" if close else ""
             raise NetscaleError(f"{self.zoo} has no model {self.name!r}{hint}")
