@@ -280,7 +280,7 @@ def _timm_regnet(model: ZooModel, base: Any, d: float, w: float, side: int) -> s
     wm = float(model.kwargs.get("wm", cfg.wm))
     gs = int(model.kwargs.get("group_size", cfg.group_size))
     depth2, w02 = scale_count(depth, d), divisible(w0 * w)
-    # timm's RegNet has four stages: the widest block width stays where it was (relative to
+    # timm's RegNet has four stages: the widest block width stays the base's (relative to
     # w0) as depth grows, and wa follows w exactly, or follows w0's multiple of 8 if the
     # stage count would change
     span = (depth - 1) / max(1, depth2 - 1)

@@ -103,7 +103,7 @@ class ZooModel:
         import difflib
 
         names = available(self.zoo)
-        # timm names may carry a pretrained tag (resnet50.a1_in1k): the architecture is before it
+        # timm names may carry a pretrained tag (resnet50.a1_in1k): the architecture precedes it
         arch = self.name.partition(".")[0] if self.zoo == "timm" else self.name
         if arch not in names:
             close = difflib.get_close_matches(self.name, names, n=4, cutoff=0.6)
