@@ -151,6 +151,8 @@ def build_call(expr: str, label: str, device: Any = None) -> Any:
                     # an initialiser that needs real data (e.g. .item(), copies): build on the CPU
                     if str(device) != "meta":
                         raise
+                    with torch.device("cpu"):
+                        return eval(expr, ns)
             return eval(expr, ns)
     except NetscaleError:
         raise

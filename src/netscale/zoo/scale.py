@@ -71,7 +71,7 @@ class ZooFactory:
         if expr not in self._meta:
             if len(self._meta) >= _META_CACHE:
                 self._meta.pop(next(iter(self._meta)))
-            self._meta[expr] = build_call(expr, self.model.label)
+            self._meta[expr] = build_call(expr, self.model.label, device="meta")
         return self._meta[expr]
 
 
