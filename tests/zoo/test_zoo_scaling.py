@@ -14,9 +14,10 @@ import torchvision
 from netscale.complexity.measured import count_measured
 from netscale.zoo import ZooFactory, parse_zoo_name, scale_zoo
 
-#: (model, input side used here, strategies tested); small sides keep this fast. Each family
-#: gets the full d, w, r, dWr matrix in at least one zoo; the generator-based timm families
-#: (EfficientNet v1/v2, MobileNetV2/V3) share one code path, tested in full on EfficientNet-B0
+#: (model, input side used here, strategies tested); small sides keep this fast. Across its
+#: zoos each family is scaled by d, w and dWr (r, the input side alone, is the same for every
+#: adapter); the generator-based timm families (EfficientNet v1/v2, MobileNetV2/V3) share one
+#: code path, tested in full on EfficientNet-B0
 FAMILIES = [
     ("timm:resnet18", 64, "d,w,r,dWr"),
     ("timm:resnext50_32x4d", 64, "w,dWr"),
