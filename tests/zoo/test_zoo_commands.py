@@ -69,8 +69,8 @@ def test_scale_prints_a_call_that_builds_the_counted_network(run_cli) -> None:
     assert (rec.flops, rec.params, rec.acts) == (data["scaled"]["flops"],
                                                  data["scaled"]["params"],
                                                  data["scaled"]["acts"])
-    code, out, err = run_cli("scale", "torchvision:resnet50", "--factors", "2",
-                             "--strategies", "d,w", "--input-shape", "3,64,64")
+    code, out, err = run_cli("scale", "torchvision:resnet50", "--factors", "2,4",
+                             "--strategies", "d", "--input-shape", "3,64,64")
     assert code == 0, err
     assert out.count("torchvision.models.resnet.ResNet(") == 2
 
