@@ -11,8 +11,8 @@ import netscale
 SRC = Path(netscale.__file__).parent
 
 #: Lowest first; a package may import only itself and packages before it.
-LAYERS = ("errors", "util", "laws", "specs", "models", "complexity", "scaling", "data", "bench",
-          "train", "study", "advise", "report", "cli")
+LAYERS = ("errors", "util", "laws", "specs", "models", "complexity", "scaling", "zoo", "data",
+          "bench", "train", "study", "advise", "report", "cli")
 #: Top-level modules of ``netscale`` and the layer they sit in.
 ROOT_MODULES = {"__init__": "errors", "errors": "errors", "__main__": "cli"}
 

@@ -298,6 +298,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_outputs(args)
+    from netscale.zoo.names import is_zoo_name
+
+    if any(is_zoo_name(m) for m in args.models):
+        return _run_zoo(args, config)
     entries = _entries(args)
     modes = ["infer", "train"] if args.mode == "both" else [args.mode]
     env = env_for(config)  # validates the device early (one-line error if CUDA is missing)
@@ -330,6 +334,34 @@ def run(args: argparse.Namespace) -> int:
         analysis = run_analysis(entries, config, modes, fit=False, progress=progress)
         rows, fits = analysis.rows, analysis.fits
     _output(args, rows, fits, env.summary())
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _run_zoo(args: argparse.Namespace, config: Any) -> int:
+    """``netscale bench timm:NAME ...``: each zoo model timed as built (random weights)."""
+    from netscale.bench.harness import bench_module, env_for
+    from netscale.complexity.measured import count_measured
+    from netscale.zoo.names import is_zoo_name
+    from netscale.zoo.use import build_cpu
+
+    if not all(is_zoo_name(m) for m in args.models) or args.fit or args.base or args.predict:
+        raise NetscaleError("zoo models are timed on their own: give only timm:/torchvision: "
+                            "names (no specs, --fit, --base or --predict); to time scaled "
+                            "versions, export them or build them with the printed call")
+    env = env_for(config)
+    modes = ["infer", "train"] if args.mode == "both" else [args.mode]
+    rows = []
+    for name in args.models:
+        model, shape, label = build_cpu(name, resolution=args.resolution)
+        rec = count_measured(model, shape, per_module=False, name=label)
+        for mode in modes:
+            import dataclasses
+
+            cfg = dataclasses.replace(config, mode=mode)
+            rows.append(bench_module(model, name=label, in_channels=shape[0],
+                                     resolution=shape[1],
+                                     counts=(rec.flops, rec.params, rec.acts), config=cfg))
+    _output(args, rows, {}, env.summary())
     return 0 if all(r.ok for r in rows) else 1
 
 

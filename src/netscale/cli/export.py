@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> None:
         "torch alone; onnx needs pip install 'netscale[onnx]'.",
     )
     p.add_argument("model", nargs="?", metavar="MODEL_OR_SPEC",
-                   help="named model or spec file (optional with --weights: the run's network)")
+                   help="named model, spec file or zoo model (timm:NAME, torchvision:NAME); "
+                   "optional with --weights: the run's network")
     p.add_argument("--format", "-f", choices=("torchscript", "pt2", "onnx"), required=True,
                    help="torchscript (torch.jit), pt2 (torch.export) or onnx")
     p.add_argument("--out", "-o", required=True, metavar="FILE", help="file to write")
@@ -45,8 +46,19 @@ def add_parser(sub: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from netscale.models.export import FORMAT_NAMES, export_model, export_spec
+    from netscale.zoo.names import is_zoo_name
 
-    if args.module:
+    if args.model and is_zoo_name(args.model):
+        if args.weights or args.module:
+            raise NetscaleError("a zoo model is exported as built (random initialisation); "
+                                "it does not go with --weights or --module")
+        from netscale.zoo.use import zoo_model_for_export
+
+        model, shape, label = zoo_model_for_export(args.model, args.input_shape,
+                                                   args.resolution, args.factor, args.strategy)
+        res = export_model(model, args.out, args.format, shape, batch_size=args.batch_size,
+                           weights="random initialisation (seed 0)", name=label)
+    elif args.module:
         if args.model or args.weights or args.factor:
             raise NetscaleError("--module exports a user nn.Module as is; it does not go with "
                                 "MODEL_OR_SPEC, --weights or --factor")

@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
         "output elements of every conv/linear/matmul layer plus max-pool outputs.",
     )
     p.add_argument("model", nargs="?", metavar="MODEL_OR_SPEC",
-                   help="a named model (see 'netscale models') or a spec file (.yaml/.json)")
+                   help="a named model (see 'netscale models'), a spec file (.yaml/.json) or a "
+                   "zoo model (timm:NAME, torchvision:NAME; see docs/zoo.md)")
     p.add_argument("--resolution", "-r", type=positive_int, metavar="PX",
                    help="input side in pixels (default: the spec's training resolution)")
     p.add_argument("--method", choices=("analytic", "measured"), default="analytic",
@@ -45,7 +46,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--module", metavar="PATH_OR_PKG:FACTORY",
                    help="measure any nn.Module returned by FACTORY() in a file or package")
     p.add_argument("--input-shape", metavar="C,H,W",
-                   help="input shape without batch dimension, with --module (e.g. 3,224,224)")
+                   help="input shape without batch dimension, with --module or a zoo model "
+                   "(e.g. 3,224,224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_info)
 
@@ -100,6 +102,13 @@ def _record_for(args: argparse.Namespace) -> tuple[ComplexityRecord, dict[str, A
         return rec, {}
     if not args.model:
         raise NetscaleError("give a model name or spec file (or --module PATH:FACTORY)")
+    from netscale.zoo.names import is_zoo_name
+
+    if is_zoo_name(args.model):
+        from netscale.zoo.use import zoo_record
+
+        return zoo_record(args.model, args.input_shape, args.resolution,
+                          backward=args.backward), {}
     if args.input_shape:
         raise NetscaleError("--input-shape goes with --module; for specs use --resolution")
     spec = resolve_spec(args.model)

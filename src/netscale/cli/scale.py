@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
         "reference weight strings such as d1_w8_g8_r1; or e_d=…,e_w=…,e_r=….",
     )
     p.add_argument("model", metavar="MODEL_OR_SPEC", nargs="?",
-                   help="named model or spec file (or --module for your own nn.Module)")
+                   help="named model, spec file or zoo model (timm:NAME, torchvision:NAME; "
+                   "see docs/zoo.md), or --module for your own nn.Module")
     amount = p.add_mutually_exclusive_group(required=True)
     amount.add_argument("--factor", "-s", type=float, help="flops factor s (e.g. 4, or 0.25)")
     amount.add_argument("--factors", help="several factors for a growth table, e.g. 2,4,8,16")
@@ -143,6 +144,10 @@ def check_resolution_multiple(multiple: int, resolution: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    from netscale.zoo.names import is_zoo_name
+
+    if args.model and is_zoo_name(args.model):
+        return _run_zoo(args)
     if args.module or args.input_shape:
         return _run_module(args)
     if not args.model:
@@ -318,6 +323,64 @@ def _module_kwargs(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
+
+
+def _run_zoo(args: argparse.Namespace) -> int:
+    """``netscale scale timm:NAME``: the family's adapter as a module factory."""
+    from netscale.scaling.module import scale_module
+    from netscale.zoo.scale import ZooFactory, check_strategy, zoo_result, zoo_scale_options
+    from netscale.zoo.use import input_shape
+
+    if args.module:
+        raise NetscaleError("give either a zoo model or --module, not both")
+    if args.rounding != "exact" or args.out_format != "netscale" or args.csv or args.name:
+        raise NetscaleError("a zoo model is scaled by its constructor's own arguments; "
+                            "--rounding, --out-format, --csv and --name apply to specs")
+    if args.kwarg or args.depth_arg != "depth_mult" or args.width_arg != "width_mult":
+        raise NetscaleError("--kwarg/--depth-arg/--width-arg go with --module; give a zoo "
+                            "model's arguments inline (timm:NAME:key=value,...)")
+    factory = ZooFactory(args.model)
+    shape = input_shape(factory.model, args.input_shape)
+    strategies = _strategies(args)
+    for s in strategies:
+        check_strategy(factory, s)
+    common = zoo_scale_options(factory, tolerance=args.tolerance, depth_arg="depth_mult",
+                               width_arg="width_mult")
+    if args.resolution_multiple:
+        common["resolution_multiple"] = args.resolution_multiple
+    if args.factors:
+        factors = parse_float_list(args.factors, "--factors")
+    elif args.target_flops:
+        base = scale_module(factory, shape, 1.0, strategies[0], **common)
+        factors = [parse_target(args.target_flops, base.base_counts.flops, "--target-flops")]
+    else:
+        factors = [args.factor]
+    if any(not f > 0 for f in factors):
+        raise NetscaleError("scaling factors must be positive")
+    results = [zoo_result(factory, scale_module(factory, shape, f, s, **common), shape)
+               for s in strategies for f in factors]
+    single = len(results) == 1
+    data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
+    if args.out:
+        _write_data(Path(args.out), data)
+    if args.json:
+        print_json(data)
+    else:
+        if single:
+            r = results[0]
+            text = _module_side_by_side(r.result).splitlines()
+            print("\n".join(line for line in text if not line.startswith("build it:")))
+        else:
+            print(_module_growth([r.result for r in results]))
+            print()
+        print(f"{factory.model.zoo} {factory.adapter.family} adapter; depth_mult/width_mult "
+              "are the adapter's multipliers. Build the scaled network with:")
+        for r in results:
+            prefix = "" if single else f"  {r.strategy.name} x{r.factor:g}: "
+            print(f"{prefix}{r.call}  at {_shape(r.input_shape)} input")
+        if args.out:
+            print(f"\nwrote {args.out}")
+    return 0
 
 
 def _run_module(args: argparse.Namespace) -> int:

@@ -78,6 +78,7 @@ class ModuleScaleResult(PredictedFactors):
     kwargs: dict[str, Any] = field(default_factory=dict)
     uncounted: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    resolution_arg: str | None = None
 
     @property
     def resolution(self) -> int:
@@ -107,7 +108,10 @@ class ModuleScaleResult(PredictedFactors):
 
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments that build the scaled model."""
-        return {**self.kwargs, self.depth_arg: self.depth_mult, self.width_arg: self.width_mult}
+        out = {**self.kwargs, self.depth_arg: self.depth_mult, self.width_arg: self.width_mult}
+        if self.resolution_arg:
+            out[self.resolution_arg] = self.resolution
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         def side(counts: Complexity, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -160,6 +164,7 @@ class _Evaluator:
         self.depth_arg = opts.depth_arg
         self.width_arg = opts.width_arg
         self.kwargs = dict(opts.kwargs or {})
+        self.resolution_arg = opts.resolution_arg
         self.shape0 = channels_and_rest
         self.uses_depth = uses_depth
         self.uses_width = uses_width
@@ -168,7 +173,7 @@ class _Evaluator:
         # (d, w) -> (meta model, what identifies it): the ray, the one-dimension moves and
         # the snapping revisit the same multipliers (e.g. at another resolution); counting
         # never changes a model, so each is built once
-        self.built: dict[tuple[float, float], tuple[Any, Any]] = {}
+        self.built: dict[tuple[float, float, int], tuple[Any, Any]] = {}
         self.evaluations = 0
         self.failures = 0  # candidates the factory could not build or run
 
@@ -177,10 +182,12 @@ class _Evaluator:
         return (c, *(max(multiple, int(round(s * res_scale / multiple)) * multiple)
                      for s in spatial))
 
-    def build(self, d: float, w: float) -> Any:
+    def build(self, d: float, w: float, side: int = 0) -> Any:
         import torch
 
         kw = dict(self.kwargs)
+        if self.resolution_arg:
+            kw[self.resolution_arg] = side
         if self.uses_depth:
             kw[self.depth_arg] = d
         if self.uses_width:
@@ -192,12 +199,15 @@ class _Evaluator:
             # a factory that needs real tensors while building (e.g. .item()): build on CPU
             return self.factory(**kw)
 
-    def model_and_arch(self, d: float, w: float) -> tuple[Any, Any]:
-        """The meta model the factory builds at (d, w) and what identifies it (cached)."""
-        key = (round(d, 9), round(w, 9))
+    def model_and_arch(self, d: float, w: float,
+                       shape: tuple[int, ...] = ()) -> tuple[Any, Any]:
+        """The meta model the factory builds at (d, w) (and at the input side of ``shape``
+        when the factory takes the resolution) and what identifies it (cached)."""
+        side = shape[1] if self.resolution_arg and len(shape) > 1 else 0
+        key = (round(d, 9), round(w, 9), side)
         hit = self.built.get(key)
         if hit is None:
-            model = self.build(d, w)
+            model = self.build(d, w, side)
             arch = (repr(model),
                     tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
             hit = self.built[key] = (model, arch)
@@ -206,7 +216,7 @@ class _Evaluator:
     def arch(self, d: float, w: float, shape: tuple[int, ...]) -> Any:
         """What identifies the network the factory builds at (d, w) (None if it fails)."""
         try:
-            return (*self.model_and_arch(d, w)[1], shape)
+            return (*self.model_and_arch(d, w, shape)[1], shape)
         except Exception:
             return None
 
@@ -220,7 +230,7 @@ class _Evaluator:
         rec = None
         doing = "building it"
         try:
-            model, arch0 = self.model_and_arch(d, w)
+            model, arch0 = self.model_and_arch(d, w, shape)
             doing = f"running its forward on input {list(shape)}"
             # the factory rounds: many multipliers give the same network, counted once
             arch = (*arch0, shape)
@@ -263,8 +273,15 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
 
 @dataclass(frozen=True)
 class ScaleOptions:
-    """How :func:`scale_module` calls the factory and how close it must land (its keyword
-    parameters)."""
+    """How :func:`scale_module` calls the factory and how close it must land.
+
+    ``depth_arg``/``width_arg`` name the factory's multiplier keywords, ``kwargs`` are passed
+    to every call, ``name`` labels the model in messages, ``tolerance`` is the relative flops
+    error accepted, ``resolution_multiple`` the step of the input side, and
+    ``count_bias=False`` leaves bias adds out of the flops; ``resolution_arg`` names a keyword
+    by which the factory takes the input side (for models whose parameters depend on it, such
+    as position embeddings).
+    """
 
     depth_arg: str = DEFAULT_DEPTH_ARG
     width_arg: str = DEFAULT_WIDTH_ARG
@@ -273,6 +290,7 @@ class ScaleOptions:
     kwargs: Mapping[str, Any] | None = None
     name: str | None = None
     count_bias: bool = True
+    resolution_arg: str | None = None
 
 
 def scale_module(
@@ -288,6 +306,7 @@ def scale_module(
     kwargs: Mapping[str, Any] | None = None,
     name: str | None = None,
     count_bias: bool = True,
+    resolution_arg: str | None = None,
 ) -> ModuleScaleResult:
     """Scales the model ``factory(depth_arg=d, width_arg=w, **kwargs)`` by flops ``factor``.
 
@@ -297,10 +316,11 @@ def scale_module(
     reachable, flagged). See the module docstring for the search. ``depth_arg``/``width_arg``
     name the factory's multiplier keywords, ``kwargs`` are passed to every call, ``name``
     labels the model in messages, ``resolution_multiple`` is the step of the input side;
-    ``count_bias=False`` leaves bias adds out of the flops (as ``torch.utils.flop_counter``).
+    ``count_bias=False`` leaves bias adds out of the flops (as ``torch.utils.flop_counter``);
+    ``resolution_arg`` names a keyword by which the factory takes the input side.
     """
     opts = ScaleOptions(depth_arg, width_arg, tolerance, resolution_multiple, kwargs, name,
-                        count_bias)
+                        count_bias, resolution_arg)
     fn, label = _load(factory, opts)
     strat = parse_strategy(strategy)
     shape0 = _check_numbers(factor, input_shape, opts)
@@ -330,15 +350,16 @@ def scale_module(
                 f"(the factory's rounding is too coarse here): closest ×{c.flops / base.flops:.3f}"
                 f" ({c.flops / search.target - 1:+.1%}); try a finer --resolution-multiple or a "
                 "different strategy")
+    d, w = c.d, c.w  # already the shortest values that rebuild the counted network (_snap)
     return ModuleScaleResult(
         module=label, strategy=strat, factor=float(factor), depth_arg=opts.depth_arg,
-        width_arg=opts.width_arg, depth_mult=c.d, width_mult=c.w,
+        width_arg=opts.width_arg, depth_mult=d, width_mult=w,
         base_input_shape=shape0, input_shape=c.shape,
         base_counts=Complexity(base.flops, base.params, base.acts),
         counts=Complexity(c.rec.flops, c.rec.params, c.rec.acts), tolerance=opts.tolerance,
         within_tolerance=within, resolution_multiple=int(opts.resolution_multiple),
         evaluations=ev.evaluations, kwargs=dict(opts.kwargs or {}),
-        uncounted=dict(c.rec.uncounted), note=note,
+        uncounted=dict(c.rec.uncounted), note=note, resolution_arg=opts.resolution_arg,
     )
 
 

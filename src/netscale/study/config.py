@@ -358,6 +358,10 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
             raise NetscaleError(f"{source}: {key} must be non-empty strings (or module-factory "
                                 f"mappings for bases), got "
                                 f"{_show(bad[0])}")
+    from netscale.study.module_base import zoo_base
+    from netscale.zoo.names import is_zoo_name
+
+    raw_bases = [zoo_base(b) if is_zoo_name(b) else b for b in raw_bases]
     bases = tuple(parse_module_base(b, source, base_dir) if is_module_base(b)
                   else b for b in raw_bases)
     strategies = tuple(raw_strategies)

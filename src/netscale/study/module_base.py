@@ -12,6 +12,12 @@ In a study config, a base may be a mapping::
         num_classes_arg: num_classes    # keyword the factory takes the class count by
         kwargs: {in_chans: 1}           # optional fixed keyword arguments
         resolution_multiple: 1          # scaled resolutions are multiples of it (default 1)
+        in_channels_arg: in_chans       # optional keyword taking the data's channel count
+        resolution_arg: img_size        # optional keyword taking the input side
+
+A zoo model is a base too: ``bases: [timm:resnet18, "torchvision:resnet50"]`` (see
+:func:`zoo_base`): its family's adapter is the factory, the input shape its own, the class
+count (and for timm the channel count) taken from the data.
 
 The plan (:mod:`netscale.study.planning`) scales each (strategy, factor) with
 :func:`netscale.scaling.module.scale_module` (measured on the meta device); a trial's model is
@@ -35,7 +41,8 @@ from netscale.util import jsonio, serial
 
 KIND = "module"
 _KEYS = {"module", "input_shape", "num_classes", "name", "depth_arg", "width_arg",
-         "num_classes_arg", "kwargs", "resolution_multiple"}
+         "num_classes_arg", "kwargs", "resolution_multiple", "in_channels_arg",
+         "resolution_arg"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,25 @@ def is_module_base(base: Any) -> bool:
     return isinstance(base, Mapping) and "module" in base
 
 
+def zoo_base(text: str) -> dict[str, Any]:
+    """A zoo model name (``timm:NAME[:k=v,...]``) as a module base mapping."""
+    from netscale.zoo.factory import target
+    from netscale.zoo.scale import RESOLUTION_ARG, ZooFactory
+
+    factory = ZooFactory(text)
+    model = factory.model
+    out: dict[str, Any] = {
+        "module": target(model.zoo, model.name), "input_shape": list(factory.input_shape),
+        "name": f"{model.zoo}-{model.name}", "kwargs": dict(model.kwargs),
+        "resolution_multiple": factory.adapter.multiple(factory.base),
+    }
+    if model.zoo == "timm":
+        out["in_channels_arg"] = "in_chans"
+    if factory.adapter.uses_resolution:
+        out["resolution_arg"] = RESOLUTION_ARG
+    return out
+
+
 def is_module_spec_dict(d: Any) -> bool:
     return isinstance(d, Mapping) and d.get("kind") == KIND
 
@@ -139,6 +165,8 @@ def parse_module_base(base: Mapping[str, Any], source: str, base_dir: Path) -> d
         "num_classes_arg": str(base.get("num_classes_arg", "num_classes")),
         "kwargs": dict(base.get("kwargs") or {}),
         "resolution_multiple": base.get("resolution_multiple", 1),
+        "in_channels_arg": base.get("in_channels_arg"),
+        "resolution_arg": base.get("resolution_arg"),
     }
     if not isinstance(out["kwargs"], dict):
         raise NetscaleError(f"{where}: kwargs must be a mapping")
@@ -178,6 +206,9 @@ def adapt_module_base(base: Mapping[str, Any], info: Mapping[str, Any] | None,
                                 f"base {base['name']!r} (resolution and num_classes do)")
     if info:
         num_classes = int(info["num_classes"])
+        if base.get("in_channels_arg"):
+            shape[0] = int(info["in_channels"])
+            kwargs[base["in_channels_arg"]] = shape[0]
         if int(info["in_channels"]) != shape[0]:
             raise NetscaleError(
                 f"{source}: module base {base['name']!r} has input_shape {shape} but the data "

@@ -134,7 +134,7 @@ def _plan_module_trials(cfg: StudyConfig, base: Mapping[str, Any],
                 depth_arg=base["depth_arg"], width_arg=base["width_arg"],
                 tolerance=cfg.tolerance,
                 resolution_multiple=int(base["resolution_multiple"]),
-                kwargs=kwargs, name=label)
+                kwargs=kwargs, name=label, resolution_arg=base.get("resolution_arg"))
         r = cache[key]
         spec = ModuleSpec(name=f"{label}_x{factor:g}_{name}", module=base["module"],
                           kwargs=r.factory_kwargs(), input_shape=r.input_shape,
