@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from synthetic import synthetic_study
 
 from netscale.errors import NetscaleError
 from netscale.study.config import load_study_config
 from netscale.study.runner import backfill_trial, prepare_store
 from netscale.study.store import Store
 from netscale.study.store_check import read_bench_file, valid_history
+from netscale_fixtures.synthetic import synthetic_study
 
 
 @pytest.fixture(scope="module")
