@@ -21,6 +21,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.report import plots
 from netscale.report.analysis import runtime_correlations, series_by_strategy
+from netscale.report.breakdown import breakdown_html
 from netscale.report.marks import (
     FLAG_MARK,
     SAME_MARK,
@@ -405,7 +406,7 @@ ms per G multiply-adds (flops), per M params and per M activations throughout.</
 {_img(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
 <h2>How activations and parameters grow</h2>
 {_img(figs['growth'], 'growth of activations and parameters')}
-{''.join(extra)}
+{''.join(extra)}{breakdown_html(db)}
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
 {_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;
