@@ -363,7 +363,6 @@ def run_report_cmd(args: argparse.Namespace) -> int:
     path = make_report(args.study_dir, args.out, percent=args.percent)
     if getattr(args, "json", False):
         from netscale.advise import verdict_for_study_dir
-
         from netscale.report.breakdown import breakdown_json
 
         print(f"wrote {path}", file=sys.stderr)

@@ -201,6 +201,10 @@ class Progress:
         if self.eta_model is not None:
             self.eta_model.bench_done(tid, time_ms)
 
+    def on_shared(self, tids: Sequence[str]) -> None:
+        if self.eta_model is not None:
+            self.eta_model.timing_shared(tids)
+
     def on_epoch(self, tid: str, epoch: int) -> None:
         if self.eta_model is not None:
             self.eta_model.epoch_done(tid, epoch)
@@ -603,8 +607,10 @@ def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
                 failed = _bench_phase(run, alive, phase == phases[-1])
             else:
                 run.ex.capacity = capacity
-                failed = _run_phase(run, alive, phase, phase == phases[-1],
-                                    _train_threads(cfg, opts))
+                # the costliest first: the last trials running side by side are short ones,
+                # so workers do not idle at the end waiting for a long one
+                failed = _run_phase(run, sorted(alive, key=lambda t: -_cost(t)), phase,
+                                    phase == phases[-1], _train_threads(cfg, opts))
             alive = [t for t in alive if t.id not in failed]
             if clock is not None:
                 clock.phase(phase, time.time() - t0, run.ex.capacity)
@@ -683,6 +689,7 @@ def _bench_phase(run: _Run, alive: list[Any], last: bool) -> set[str]:
                              [t.id for t in untimed])
         if not todo:
             return failed
+        run.progress.on_shared([s for sibs in run.timing_siblings.values() for s in sibs])
         failed |= _run_phase(run, todo, "bench", last, cfg.bench.threads)
 
 
