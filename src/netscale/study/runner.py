@@ -667,12 +667,15 @@ def _bench_phase(run: _Run, alive: list[Any], last: bool) -> set[str]:
                           cfg.bench.threads)
     failed: set[str] = set()
     tried: set[str] = set()
+    want = {t.id for t in alive}
     while True:
-        timed = {t.id: t for t in store.canonical_trials(epochs=False) if t.bench}
+        every = store.canonical_trials(epochs=False)  # a finished trial's timing counts too
+        timed = {t.id: t for t in every if t.bench}
         todo: list[Any] = []
         run.timing_siblings = {}
-        for group in timing_groups([t for t in alive if t.id not in failed]):
-            untimed = [t for t in group if t.id not in timed]
+        for group in timing_groups(every):
+            untimed = [t for t in group
+                       if t.id in want and t.id not in timed and t.id not in failed]
             if not untimed:
                 continue
             source = next((timed[t.id] for t in group if t.id in timed), None)
@@ -687,9 +690,9 @@ def _bench_phase(run: _Run, alive: list[Any], last: bool) -> set[str]:
             else:  # timed before: share it now
                 share_timing(cfg, store, source.id, source.bench, source.time_ms,
                              [t.id for t in untimed])
+            run.progress.on_shared([t.id for t in untimed])
         if not todo:
             return failed
-        run.progress.on_shared([s for sibs in run.timing_siblings.values() for s in sibs])
         failed |= _run_phase(run, todo, "bench", last, cfg.bench.threads)
 
 
