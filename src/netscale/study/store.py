@@ -668,7 +668,7 @@ def run_times(store: Store) -> list[dict[str, float]]:
     """Every driver run's time parts, oldest first ([] for a store without any)."""
     try:
         rows = store.conn.execute("SELECT parts FROM run_times ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # no such table: written before runs were timed
+    except sqlite3.OperationalError:  # no such table: no run recorded its times
         return []
     out = []
     for r in rows:
