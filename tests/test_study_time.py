@@ -240,3 +240,15 @@ def test_report_shows_the_breakdown(run_cli, tmp_path: Path) -> None:
                           "overhead"}
     page = (cfg.out_dir / "report" / "index.html").read_text()
     assert "Where the time went" in page and "training steps" in page
+
+
+def test_the_estimate_counts_one_timing_per_network(tmp_path: Path) -> None:
+    from netscale.study.estimate import StudyWork, bench_seconds, estimate_study
+
+    cfg = load_study_config(_config(tmp_path, seeds=[0, 1, 2]))
+    plan = plan_trials(cfg)
+    specs = {p.id: p.spec for p in plan}
+    for train, timings in ((True, 2), (False, 6)):
+        work = StudyWork(epochs=1, n_train=128, n_val=64, train=train, bench_budget=1.0)
+        est = estimate_study(plan, specs, work, probe=lambda spec, batch: (0.001, 0.0005))
+        assert len(plan) == 6 and est.bench_total_s == timings * bench_seconds(1.0)

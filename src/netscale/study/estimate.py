@@ -204,7 +204,9 @@ def estimate_study(plan: Sequence[Any], specs: Mapping[str, Any], work: StudyWor
     timed: set[tuple[str, str]] = set()
     for p in plan:
         # a study that trains times each network once (its other seeds share the timing)
-        key = (str(p.base), network_key(p.spec)) if train else (p.id, "")
+        spec = getattr(p, "spec", None)
+        key = ((str(getattr(p, "base", "")), network_key(spec)) if train and spec is not None
+               else (p.id, ""))
         bs = bench_seconds(bench_budget) if bench_enabled and key not in timed else 0.0
         timed.add(key)
         ts = 0.0
