@@ -507,7 +507,8 @@ def study_setting(cfg: StudyConfig, store: Store, trials: Sequence[Any],
                   threads: int | None, device: str | None, train_size: int | None) -> int:
     """Resolves the execution setting once per base for a study whose training runs are each
     too short to probe (bench.setting.short_run_reason) but long enough together: one probe
-    on the base network, in the threads and batch size the trials train with, stands for
+    on the base's costliest network (most multiply-adds: where most of the training time
+    goes), in the threads and batch size the trials train with, stands for
     every run of that base (so a short run still trains in the fastest setting this machine
     has, and all networks of a base are timed and trained in the same one). The setting is
     kept in the store's meta (``setting:BASE``) and written as each unstarted trial's
@@ -531,7 +532,8 @@ def study_setting(cfg: StudyConfig, store: Store, trials: Sequence[Any],
         key = f"setting:{base}"
         rec = store.get_meta(key)
         if rec is None:
-            ref = min(ts, key=lambda t: (t.factor != 1, t.flops, t.seed))  # the base network
+            # the costliest network: where most of the training time goes
+            ref = max(ts, key=lambda t: (t.flops, -t.seed))
             setting = study_probe(_payload(cfg, ref, device, threads, "train", train_size),
                                   len(ts))
             if setting is None:
