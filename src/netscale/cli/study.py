@@ -376,9 +376,11 @@ def run_report_cmd(args: argparse.Namespace) -> int:
         path = make_report(args.study_dir, args.out, percent=args.percent)
     if getattr(args, "json", False):
         from netscale.advise import verdict_for_study_dir
+        from netscale.report.breakdown import breakdown_json
 
         print(f"wrote {path}", file=sys.stderr)
-        print_json(verdict_for_study_dir(args.study_dir).to_dict())
+        print_json({**verdict_for_study_dir(args.study_dir).to_dict(),
+                    "time_breakdown": breakdown_json(args.study_dir)})
         return 0
     print(f"wrote {path} (open it in a browser; PNGs and trials.csv alongside)")
     return 0

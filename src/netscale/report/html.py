@@ -22,6 +22,7 @@ from netscale.advise.sources import ResultsFile, StudyResults
 from netscale.errors import NetscaleError
 from netscale.report import plots
 from netscale.report.analysis import runtime_correlations, series_by_strategy
+from netscale.report.breakdown import breakdown_html
 from netscale.report.fragments import esc, img
 from netscale.report.laws_section import laws_section
 from netscale.report.marks import (
@@ -388,7 +389,7 @@ ms per G multiply-adds (flops), per M params and per M activations throughout.</
 {_figure(figs['runtime_vs_metrics'], 'runtime vs flops, params and acts')}
 <h2>How activations and parameters grow</h2>
 {_figure(figs['growth'], 'growth of activations and parameters')}
-{''.join(extra)}
+{''.join(extra)}{breakdown_html(source.raw_path)}
 <h2>All trials</h2><p class="small">Click a column header to sort.</p>
 {_trials_table(trials)}{_MARKS_NOTE}
 <p class="small">Files: <code>trials.csv</code> and the PNG figures next to this page;

@@ -22,6 +22,7 @@ import torch
 
 from netscale.complexity.limits import check_fits_memory
 from netscale.models import build_model
+from netscale.specs.spec import network_key
 from netscale.util import serial
 
 if TYPE_CHECKING:
@@ -203,8 +204,14 @@ def estimate_study(plan: Sequence[Any], specs: Mapping[str, Any], work: StudyWor
             per_img[p.id] = (_interp(p.acts, lo.acts, a[0], hi.acts, b[0]),
                              _interp(p.acts, lo.acts, a[1], hi.acts, b[1]))
     out = []
+    timed: set[tuple[str, str]] = set()
     for p in plan:
-        bs = bench_seconds(bench_budget) if bench_enabled else 0.0
+        # a study that trains times each network once (its other seeds share the timing)
+        spec = getattr(p, "spec", None)
+        key = ((str(getattr(p, "base", "")), network_key(spec)) if train and spec is not None
+               else (p.id, ""))
+        bs = bench_seconds(bench_budget) if bench_enabled and key not in timed else 0.0
+        timed.add(key)
         ts = 0.0
         if train and n_train and p.id in per_img:
             ts = train_seconds(epochs, n_train, n_val or 0, *per_img[p.id])
@@ -308,6 +315,13 @@ class EtaModel:
         s.bench_done = True
         if time_ms:
             s.img_s = self._per_image(float(time_ms))
+
+    def timing_shared(self, tids: Sequence[str]) -> None:
+        """These trials get another trial's timing (the same network): none of their own."""
+        for tid in tids:
+            s = self.states.get(tid)
+            if s is not None:
+                s.bench_done = True
 
     def epoch_done(self, tid: str, epoch: int) -> None:
         s = self.states.get(tid)

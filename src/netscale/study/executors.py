@@ -101,30 +101,52 @@ def _run_reporting(payload: Mapping[str, Any], events: Any) -> dict[str, Any]:
         return {"ok": False, "value": failure_value(exc, payload)}
 
 
-def _process_main(payload: Mapping[str, Any], messages: Any, parent: int) -> None:
-    """Entry point of a local worker process: one trial, then exit."""
+def _process_main(tasks: Any, messages: Any, parent: int) -> None:
+    """Entry point of a local worker process: trials one after another, from ``tasks``,
+    until it reads None. The process (its imports, and the datasets it loaded: see
+    :func:`netscale.study.worker.cached_dataset`) lives across trials; every phase of a trial
+    runs inside :func:`netscale.study.worker.phase_state`, so no trial sees what an earlier
+    one changed."""
     die_with_parent(parent)
     worker_signals()  # SIGINT/SIGTERM/SIGHUP: a stop, not a crash (exit STOPPED_EXIT)
-    tid = payload["id"]
 
     class _Events:
         @staticmethod
         def put(item: tuple[str, str, dict[str, Any]]) -> None:
             messages.put(("event", *item))
 
-    r = _run_reporting(payload, _Events())
-    messages.put(("result", tid, bool(r["ok"]), r["value"]))
+    while True:
+        payload = tasks.get()
+        if payload is None:
+            break
+        tid = payload["id"]
+        r = _run_reporting(payload, _Events())
+        messages.put(("result", tid, bool(r["ok"]), r["value"]))
     messages.close()
     messages.join_thread()  # everything sent before the process exits
 
 
+class _Slot:
+    """One worker process, its task queue and the trial it runs (None: idle)."""
+
+    def __init__(self, ctx: Any, messages: Any, index: int) -> None:
+        self.tasks = ctx.SimpleQueue()
+        self.proc = ctx.Process(target=_process_main, name=f"netscale-worker {index}",
+                                args=(self.tasks, messages, os.getpid()))
+        self.proc.start()
+        self.tid: str | None = None
+
+
 class ProcessExecutor:
-    """Runs up to ``workers`` trials at once, each in its own spawned worker process.
+    """Runs up to ``workers`` trials at once in spawned worker processes that stay alive
+    across trials (a process starts once, not once per trial: no repeated interpreter start,
+    torch import or dataset load).
 
     Events and results come back through one plain ``multiprocessing`` queue (no manager
     process); each worker dies with the driver (PDEATHSIG on Linux, a parent-pid watcher
     elsewhere), so a ``kill -9`` of the driver alone leaves no process behind. A worker
-    that dies (segfault, OOM kill) fails only its own trial."""
+    that dies (segfault, OOM kill) fails only the trial it was running; the next trial gets
+    a new process."""
 
     name = "local"
 
@@ -135,14 +157,19 @@ class ProcessExecutor:
         self.on_event = on_event
         self.capacity = workers
         self._messages = self._ctx.Queue()
-        self._procs: dict[str, Any] = {}
+        self._slots: list[_Slot] = []
+        self._started = 0
         self._results: dict[str, tuple[bool, Any]] = {}
 
     def submit(self, payload: Mapping[str, Any]) -> None:
-        proc = self._ctx.Process(target=_process_main, name=f"netscale-trial {payload['id']}",
-                                 args=(dict(payload), self._messages, os.getpid()))
-        proc.start()
-        self._procs[payload["id"]] = proc
+        slot = next((s for s in self._slots if s.tid is None and s.proc.is_alive()), None)
+        if slot is None:
+            self._slots = [s for s in self._slots if s.tid is not None or s.proc.is_alive()]
+            slot = _Slot(self._ctx, self._messages, self._started)
+            self._started += 1
+            self._slots.append(slot)
+        slot.tid = payload["id"]
+        slot.tasks.put(dict(payload))
 
     def drain(self) -> None:
         while True:
@@ -159,42 +186,50 @@ class ProcessExecutor:
         from multiprocessing.connection import wait
 
         self.drain()
-        if not self._procs:
+        busy = [s for s in self._slots if s.tid is not None]
+        if not busy:
             return []
-        if not self._results:
+        if not any(s.tid in self._results for s in busy):
             # the queue's private read end: ready as soon as a message is waiting
-            wait([cast(Any, self._messages)._reader, *(p.sentinel for p in self._procs.values())],
+            wait([cast(Any, self._messages)._reader, *(s.proc.sentinel for s in busy)],
                  timeout=timeout)
             self.drain()
         out: list[Finished] = []
-        for tid, proc in list(self._procs.items()):
-            if tid in self._results:
-                proc.join(timeout=60)
-            elif proc.is_alive():
-                continue
-            else:
-                proc.join()
+        for slot in busy:
+            tid = cast(str, slot.tid)
+            if tid not in self._results:
+                if slot.proc.is_alive():
+                    continue
+                slot.proc.join()
                 self.drain()  # its last messages
-            del self._procs[tid]
+            slot.tid = None
             if tid in self._results:
                 ok, value = self._results.pop(tid)
                 out.append((tid, ok, value))
             else:
-                code = proc.exitcode
+                code = slot.proc.exitcode
                 how = (f"killed by signal {-code}" if code is not None and code < 0
                        else f"exit code {code}")
                 out.append((tid, False, WorkerDied(f"worker process died ({how}) without a "
                                                    "result; out of memory or a crash?", code)))
+        self._slots = [s for s in self._slots if s.proc.is_alive() or s.tid is not None]
         return out
 
     def shutdown(self) -> None:
         self.drain()
-        for proc in self._procs.values():
-            if proc.is_alive():
-                proc.kill()  # a worker ends on SIGTERM too, but mid-write: no need to wait
-        for proc in self._procs.values():
-            proc.join(timeout=30)
-        self._procs.clear()
+        for slot in self._slots:
+            if slot.proc.is_alive():
+                if slot.tid is None:
+                    with contextlib.suppress(Exception):
+                        slot.tasks.put(None)  # idle: finishes its loop and exits
+                else:
+                    slot.proc.kill()  # busy: it would end on SIGTERM too, but mid-write
+        for slot in self._slots:
+            slot.proc.join(timeout=30)
+            if slot.proc.is_alive():
+                slot.proc.kill()
+                slot.proc.join(timeout=10)
+        self._slots.clear()
         self._messages.close()
         self._messages.join_thread()
 

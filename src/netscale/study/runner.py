@@ -30,11 +30,12 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from netscale.errors import NetscaleError
+from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.crashes import isolate_suspects, record_stop, record_worker_crash
 from netscale.study.executors import make_executor
@@ -101,6 +102,10 @@ class Progress:
     def on_bench(self, tid: str, time_ms: float | None) -> None:
         if self.eta_model is not None:
             self.eta_model.bench_done(tid, time_ms)
+
+    def on_shared(self, tids: Sequence[str]) -> None:
+        if self.eta_model is not None:
+            self.eta_model.timing_shared(tids)
 
     def on_epoch(self, tid: str, epoch: int) -> None:
         if self.eta_model is not None:
@@ -252,6 +257,7 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
                             "or bench: {enabled: true}")
     out: TextIO | None = sys.stderr if stream == "stderr" else (
         None if isinstance(stream, str) else stream)
+    started = time.time()
     with stop_on_signals(), write_failures(cfg.out_dir / STORE_NAME), \
             study_lock(cfg.out_dir):
         info = data_info(cfg)
@@ -260,8 +266,17 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
             recover_store(cfg, store)
             opts = RunOptions(executor=executor, workers=workers, address=address,
                               retry_failed=retry_failed, device=device)
-            counts = _drive(cfg, store, opts, out)
+            clock = _Clock(started)
+            counts = _drive(cfg, store, opts, out, clock)
             store.sync_aliases()  # same-network rows get their canonical trial's results
+            clock.record(store)
+            if out is not None:
+                from netscale.study.store import time_breakdown
+
+                parts = time_breakdown(store)
+                if parts is not None:
+                    for line in parts.lines():
+                        print(f"[study] {line}", file=out, flush=True)
             return counts
         except BaseException as exc:  # Ctrl-C, SIGTERM, a failed write: no trial's fault
             with contextlib.suppress(Exception):
@@ -312,6 +327,9 @@ class _Run:
     by_id: Mapping[str, Any]
     device: str | None
     train_size: int | None = None  # training images of the study's dataset (None: unknown)
+    clock: _Clock | None = None
+    # timed trial -> the trials of the same network (other seeds) that share its timing
+    timing_siblings: dict[str, list[str]] = field(default_factory=dict)
 
     def on_event(self, tid: str, kind: str, data: dict[str, Any]) -> None:
         """An epoch or a runtime measurement reported by a running trial."""
@@ -320,16 +338,104 @@ class _Run:
             store.record_epoch(tid, data["epoch"], data["metrics"])
             progress.on_epoch(tid, int(data["epoch"]))
             m = data["metrics"]
+            if self.clock is not None:
+                self.clock.epoch(m)
             err = m.get("top1_err", m.get("val_top1_err"))
             msg = f"{tid}: epoch {data['epoch']}"
             if isinstance(err, (int, float)) and math.isfinite(err):
                 msg += f", top-1 error {100 * err:.1f}%"
             progress.show(store.counts(), msg)
         elif kind == "bench":
-            store.record_bench(tid, data["rows"], data.get("time_ms"))
+            siblings = self.timing_siblings.get(tid, [])
+            share_timing(self.cfg, store, tid, data["rows"], data.get("time_ms"), siblings)
             progress.on_bench(tid, data.get("time_ms"))
+            for sib in siblings:
+                progress.on_bench(sib, data.get("time_ms"))
             ms = data.get("time_ms")
             progress.show(store.counts(), f"{tid}: {ms:.2f} ms/batch" if ms else tid)
+
+
+@dataclass
+class _Clock:
+    """Where one driver run's wall time goes, recorded in the store after each phase and at
+    the end (:func:`netscale.study.store.record_run_times`; read back as a
+    :class:`netscale.study.store.TimeBreakdown`): the execution-setting probe and the
+    benchmark phase (timing), the training phase's wall time and workers, and the training
+    steps' and evaluations' seconds summed over the epochs the trials reported."""
+
+    started: float
+    run_id: int | None = None
+    probe: float = 0.0
+    bench: float = 0.0
+    train: float = 0.0
+    workers: int = 1
+    steps: float = 0.0
+    evaluation: float = 0.0
+
+    def epoch(self, metrics: Mapping[str, Any]) -> None:
+        for attr, key in (("steps", "train_time"), ("evaluation", "eval_time")):
+            v = metrics.get(key)
+            if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+                setattr(self, attr, getattr(self, attr) + float(v))
+
+    def phase(self, phase: str, seconds: float, workers: int) -> None:
+        if phase == "bench":
+            self.bench += seconds
+        else:
+            self.train += seconds
+            self.workers = max(1, int(workers))
+
+    def record(self, store: Store) -> None:
+        from netscale.study.store import record_run_times
+
+        self.run_id = record_run_times(store, self.run_id, {
+            "started": self.started, "wall": time.time() - self.started,
+            "probe": self.probe, "bench": self.bench, "train": self.train,
+            "workers": float(self.workers), "steps": self.steps,
+            "evaluation": self.evaluation})
+
+
+def study_setting(cfg: StudyConfig, store: Store, trials: Sequence[Any],
+                  threads: int | None, device: str | None, train_size: int | None) -> int:
+    """Resolves the execution setting once per base for a study whose training runs are each
+    too short to probe (bench.setting.short_run_reason) but long enough together: one probe
+    on the base's costliest network (most multiply-adds: where most of the training time
+    goes), in the threads and batch size the trials train with, stands for
+    every run of that base (so a short run still trains in the fastest setting this machine
+    has, and all networks of a base are timed and trained in the same one). The setting is
+    kept in the store's meta (``setting:BASE``) and written as each unstarted trial's
+    ``setting.json``, which the trial reads instead of resolving its own. Returns the
+    number of trials given the setting (0: nothing to do, or runs long enough to probe
+    each)."""
+    from netscale.study.worker import SETTING_FILE, study_probe
+    from netscale.util.io import atomic_write_json
+
+    by_base: dict[str, list[Any]] = {}
+    for t in trials:
+        if not t.same_as:
+            by_base.setdefault(t.base, []).append(t)
+    given = 0
+    for base, ts in by_base.items():
+        missing = [t for t in ts if t.status in ("pending", "running")
+                   and not any((trial_dir(cfg, t.id) / name).exists()
+                               for name in (SETTING_FILE, "bench.json", "train"))]
+        if not missing:
+            continue
+        key = f"setting:{base}"
+        rec = store.get_meta(key)
+        if rec is None:
+            # the costliest network: where most of the training time goes
+            ref = max(ts, key=lambda t: (t.flops, -t.seed))
+            setting = study_probe(_payload(cfg, ref, device, threads, "train", train_size),
+                                  len(ts))
+            if setting is None:
+                continue
+            rec = jsonio.dumps(setting.to_dict())
+            store.set_meta({key: rec})
+        for t in missing:
+            atomic_write_json(trial_dir(cfg, t.id) / SETTING_FILE, json.loads(rec))
+            given += 1
+    return given
 
 
 def _train_threads(cfg: StudyConfig, opts: RunOptions) -> int | None:
@@ -360,9 +466,13 @@ def _start_progress(cfg: StudyConfig, store: Store, stream: TextIO | None,
 
 
 def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
-           stream: TextIO | None) -> dict[str, int]:
+           stream: TextIO | None, clock: _Clock | None = None) -> dict[str, int]:
     """Runs the study in two phases: every runtime measurement first, one at a time (so no
-    measurement overlaps another trial's work), then training, ``workers`` at a time."""
+    measurement overlaps another trial's work), then training, ``workers`` at a time.
+
+    In a study that trains, each distinct network is timed once: the seed changes the
+    initial weights and the data order, not the network, so the other seeds' trials of the
+    same network share its timing (see :func:`share_timing`)."""
     if opts.retry_failed:
         store.reset_failed()
     progress, all_trials, todo = _start_progress(cfg, store, stream, opts.workers)
@@ -370,7 +480,13 @@ def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
         return store.counts()
     train_size = json.loads(store.get_meta("data_info") or "{}").get("train_size")
     run = _Run(cfg, store, None, progress, {t.id: t for t in all_trials}, opts.device,
-               train_size)
+               train_size, clock)
+    if cfg.train and opts.executor == "local":  # a Ray node may differ from the driver's
+        t0 = time.time()
+        study_setting(cfg, store, all_trials, _train_threads(cfg, opts), opts.device,
+                      train_size)
+        if clock is not None:
+            clock.probe += time.time() - t0
     run.ex = make_executor(opts.executor, run.on_event, workers=opts.workers,
                            address=opts.address, cpus=cfg.resources.cpus,
                            gpus=cfg.resources.gpus)
@@ -380,20 +496,99 @@ def _drive(cfg: StudyConfig, store: Store, opts: RunOptions,
     try:
         alive = list(todo)
         for phase in phases:
+            t0 = time.time()
             if phase == "bench":
-                trials = [t for t in alive if not t.bench]
-                run.ex.capacity, threads = 1, cfg.bench.threads
+                run.ex.capacity = 1
+                failed = _bench_phase(run, alive, phase == phases[-1])
             else:
-                trials = alive
-                run.ex.capacity, threads = capacity, _train_threads(cfg, opts)
-            failed = _run_phase(run, trials, phase, phase == phases[-1], threads)
+                run.ex.capacity = capacity
+                # the costliest first: the last trials running side by side are short ones,
+                # so workers do not idle at the end waiting for a long one
+                failed = _run_phase(run, sorted(alive, key=lambda t: -_cost(t)), phase,
+                                    phase == phases[-1], _train_threads(cfg, opts))
             alive = [t for t in alive if t.id not in failed]
+            if clock is not None:
+                clock.phase(phase, time.time() - t0, run.ex.capacity)
+                clock.record(store)
     finally:
         run.ex.shutdown()
     _sweep(cfg)  # no writer is left: nothing half-written
     counts = store.counts()
     progress.show(counts, "study finished", force=True)
     return counts
+
+
+def timing_groups(trials: Sequence[Any]) -> list[list[Any]]:
+    """The trials grouped by network (base, architecture and resolution): the seeds of one
+    network, in order."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for t in trials:
+        groups.setdefault((t.base, network_key(t.spec)), []).append(t)
+    return list(groups.values())
+
+
+def share_timing(cfg: StudyConfig, store: Store, tid: str, rows: list[dict[str, Any]],
+                 time_ms: float | None, siblings: Sequence[str]) -> None:
+    """Records trial ``tid``'s runtime rows and, in the same transaction, gives them to
+    ``siblings`` (the same network under other seeds) marked ``"timed_as": tid``; a sibling
+    that has no execution setting yet gets ``tid``'s (it trains in the setting it was
+    timed in)."""
+    shared = [{**r, "timed_as": r.get("timed_as", tid)} for r in rows]
+    with store.batch():
+        store.record_bench(tid, rows, time_ms)
+        for sib in siblings:
+            store.record_bench(sib, shared, time_ms)
+    from netscale.study.worker import SETTING_FILE
+    from netscale.util.io import atomic_write_json
+
+    src = trial_dir(cfg, tid) / SETTING_FILE
+    if siblings and src.is_file():
+        setting = json.loads(src.read_text())
+        for sib in siblings:
+            dst = trial_dir(cfg, sib) / SETTING_FILE
+            if not dst.is_file():
+                atomic_write_json(dst, setting)
+
+
+def _bench_phase(run: _Run, alive: list[Any], last: bool) -> set[str]:
+    """Times the trials of ``alive`` that have no runtime yet, one at a time; returns the
+    ids that failed for good. In a study that trains, one trial per network is timed and
+    the others share its timing (a network whose trial already holds a timing, e.g. from
+    an interrupted run, is not timed again); when that trial's timing fails, the next seed
+    of the network is timed."""
+    cfg, store = run.cfg, run.store
+    if not cfg.train:  # a timing-only study: its seeds are repeated measurements
+        return _run_phase(run, [t for t in alive if not t.bench], "bench", last,
+                          cfg.bench.threads)
+    failed: set[str] = set()
+    tried: set[str] = set()
+    want = {t.id for t in alive}
+    while True:
+        every = store.canonical_trials(epochs=False)  # a finished trial's timing counts too
+        timed = {t.id: t for t in every if t.bench}
+        todo: list[Any] = []
+        run.timing_siblings = {}
+        for group in timing_groups(every):
+            untimed = [t for t in group
+                       if t.id in want and t.id not in timed and t.id not in failed]
+            if not untimed:
+                continue
+            source = next((timed[t.id] for t in group if t.id in timed), None)
+            if source is None:
+                source = next((t for t in untimed if t.id not in tried), None)
+                if source is None:
+                    continue
+                untimed.remove(source)
+                tried.add(source.id)
+                todo.append(source)
+                run.timing_siblings[source.id] = [t.id for t in untimed]
+            else:  # timed before: share it now
+                share_timing(cfg, store, source.id, source.bench, source.time_ms,
+                             [t.id for t in untimed])
+            run.progress.on_shared([t.id for t in untimed])
+        if not todo:
+            return failed
+        failed |= _run_phase(run, todo, "bench", last, cfg.bench.threads)
 
 
 def _run_phase(run: _Run, trials: list[Any], phase: str, last: bool,

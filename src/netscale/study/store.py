@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import socket
 import sqlite3
@@ -708,3 +709,128 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---------------------------------------------------------------------- time breakdown
+# One row per driver run of the study (a resume is a new run): where its wall time went.
+_RUN_TIMES_SCHEMA = ("CREATE TABLE IF NOT EXISTS run_times (id INTEGER PRIMARY KEY "
+                     "AUTOINCREMENT, started_at REAL NOT NULL, parts TEXT NOT NULL)")
+#: The seconds a run records (``workers``: trials training at a time in its training phase).
+RUN_TIME_KEYS = ("wall", "probe", "bench", "train", "workers", "steps", "evaluation")
+
+
+def record_run_times(store: Store, run_id: int | None, parts: Mapping[str, float]) -> int:
+    """Writes (``run_id`` None: adds) one driver run's time parts (:data:`RUN_TIME_KEYS`,
+    seconds, plus ``started``, a Unix time); returns the run's id."""
+    clean = {k: float(parts.get(k, 0.0)) for k in RUN_TIME_KEYS}
+    started = float(parts.get("started", time.time()))
+    with store.tx() as c:
+        c.execute(_RUN_TIMES_SCHEMA)
+        if run_id is None:
+            cur = c.execute("INSERT INTO run_times (started_at, parts) VALUES (?, ?)",
+                            (started, jsonio.dumps(clean)))
+            return int(cur.lastrowid or 0)
+        c.execute("UPDATE run_times SET parts = ? WHERE id = ?", (jsonio.dumps(clean), run_id))
+    return run_id
+
+
+def run_times(store: Store) -> list[dict[str, float]]:
+    """Every driver run's time parts, oldest first ([] for a store without any)."""
+    try:
+        rows = store.conn.execute("SELECT parts FROM run_times ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # no such table: no run recorded its times
+        return []
+    out = []
+    for r in rows:
+        try:
+            d = json.loads(r[0])
+        except ValueError:
+            continue
+        if isinstance(d, dict):
+            out.append({k: float(d.get(k) or 0.0) for k in RUN_TIME_KEYS})
+    return out
+
+
+#: The parts of a :class:`TimeBreakdown`, in order, and how they are labelled.
+TIME_PARTS = ("benchmark", "steps", "evaluation", "setup", "idle")
+TIME_LABELS = {"benchmark": "benchmark (timing)", "steps": "training steps",
+               "evaluation": "evaluation", "setup": "set-up", "idle": "idle and bookkeeping"}
+
+
+@dataclass(frozen=True)
+class TimeBreakdown:
+    """Where a study's wall time went, summed over its driver runs (seconds).
+
+    The parts add up to ``wall``: ``benchmark`` (the runtime measurements and the
+    execution-setting probe, one at a time), ``steps`` and ``evaluation`` (training steps
+    and validation passes: the seconds the trials reported, divided by the workers that ran
+    them side by side), ``setup`` (the driver outside the phases: loading the data's
+    description, planning, the store, recovery, starting and stopping workers) and ``idle``
+    (worker time in the training phase that is neither steps nor evaluation: building
+    models, checkpoints, reporting, and workers waiting for the last trials)."""
+
+    wall: float
+    benchmark: float
+    steps: float
+    evaluation: float
+    setup: float
+    idle: float
+    runs: int
+    workers: int
+
+    @property
+    def overhead(self) -> float:
+        """Seconds of everything but training steps, evaluation and timing."""
+        return self.setup + self.idle
+
+    def share(self, part: str) -> float:
+        value = self.overhead if part == "overhead" else float(getattr(self, part))
+        return value / self.wall if self.wall > 0 else 0.0
+
+    @classmethod
+    def of(cls, runs: list[dict[str, float]]) -> TimeBreakdown | None:
+        if not runs:
+            return None
+        wall = bench = steps = evaluation = setup = idle = 0.0
+        workers = 1
+        for r in runs:
+            w = max(1.0, r["workers"])
+            workers = max(workers, int(w))
+            st, ev = r["steps"] / w, r["evaluation"] / w
+            # the summed seconds cannot exceed the phase (clock skew between processes)
+            scale = min(1.0, r["train"] / (st + ev)) if st + ev > 0 else 1.0
+            st, ev = st * scale, ev * scale
+            timing = r["probe"] + r["bench"]
+            wall += r["wall"]
+            bench += timing
+            steps += st
+            evaluation += ev
+            idle += max(0.0, r["train"] - st - ev)
+            setup += max(0.0, r["wall"] - timing - r["train"])
+        wall = max(wall, bench + steps + evaluation + setup + idle)
+        return cls(wall=wall, benchmark=bench, steps=steps, evaluation=evaluation,
+                   setup=setup, idle=idle, runs=len(runs), workers=workers)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"wall_s": round(self.wall, 3), "runs": self.runs,
+                               "workers": self.workers}
+        for part in (*TIME_PARTS, "overhead"):
+            value = self.overhead if part == "overhead" else getattr(self, part)
+            out[part] = {"seconds": round(value, 3), "share": round(self.share(part), 4)}
+        return out
+
+    def lines(self) -> list[str]:
+        """The breakdown as printed at the end of a study (seconds and shares of the wall)."""
+        runs = f" over {self.runs} runs" if self.runs > 1 else ""
+        out = [f"time: {self.wall:.0f} s wall{runs}, {self.workers} worker(s) training"]
+        for part in TIME_PARTS:
+            out.append(f"  {TIME_LABELS[part]:<22} {getattr(self, part):7.1f} s "
+                       f"{100 * self.share(part):5.1f} %")
+        out.append(f"  {'overhead (set-up+idle)':<22} {self.overhead:7.1f} s "
+                   f"{100 * self.share('overhead'):5.1f} %")
+        return out
+
+
+def time_breakdown(store: Store) -> TimeBreakdown | None:
+    """The study's :class:`TimeBreakdown` (None when no run recorded its times)."""
+    return TimeBreakdown.of(run_times(store))

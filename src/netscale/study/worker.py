@@ -59,6 +59,17 @@ def _short_run(payload: Mapping[str, Any]) -> Any:
     rule as ``netscale train``: bench.setting.short_run_reason); None otherwise."""
     from netscale.bench.harness import resolve_device
     from netscale.bench.setting import ExecSetting, short_run_reason
+
+    steps = _train_steps(payload)
+    if steps is None:
+        return None
+    fmt, prec = _requested(payload)
+    reason = short_run_reason(fmt, prec, steps, device=resolve_device(payload.get("device")))
+    return None if reason is None else ExecSetting(requested=f"{fmt}+{prec}", reason=reason)
+
+
+def _train_steps(payload: Mapping[str, Any]) -> int | None:
+    """Optimizer steps of the trial's training run (None: not training, or unknown)."""
     from netscale.train.recipe import Recipe, auto_batch_size
 
     n_train = payload.get("train_size")
@@ -66,10 +77,40 @@ def _short_run(payload: Mapping[str, Any]) -> Any:
         return None
     recipe = Recipe.from_dict(dict(payload.get("recipe") or {}))
     batch = recipe.batch_size or auto_batch_size(int(n_train))
-    steps = recipe.epochs * max(1, int(n_train) // batch)
-    fmt, prec = recipe.memory_format, recipe.precision
-    reason = short_run_reason(fmt, prec, steps, device=resolve_device(payload.get("device")))
-    return None if reason is None else ExecSetting(requested=f"{fmt}+{prec}", reason=reason)
+    return recipe.epochs * max(1, int(n_train) // batch)
+
+
+def _requested(payload: Mapping[str, Any]) -> tuple[str, str]:
+    from netscale.train.recipe import Recipe
+
+    recipe = Recipe.from_dict(dict(payload.get("recipe") or {}))
+    return recipe.memory_format, recipe.precision
+
+
+def study_probe(payload: Mapping[str, Any], runs: int) -> Any:
+    """The setting of ``runs`` training runs like this trial's when each is too short to
+    probe (:func:`_short_run`) but their steps together pay for one probe (the same rule,
+    bench.setting.short_run_reason, over the total): probed on this trial's network, its
+    reason saying so. None when each run is long enough to probe itself, or when even the
+    total is too short (the runs then train in the plain setting, each saying why)."""
+    import dataclasses
+
+    from netscale.bench.harness import resolve_device
+    from netscale.bench.setting import short_run_reason
+    from netscale.study.module_base import spec_from_payload
+
+    steps = _train_steps(payload)
+    if steps is None or _short_run(payload) is None:
+        return None
+    total = steps * max(1, runs)
+    fmt, prec = _requested(payload)
+    if short_run_reason(fmt, prec, total, device=resolve_device(payload.get("device"))):
+        return None
+    with phase_state():
+        setting = _probe_setting(payload, spec_from_payload(payload["spec"]))
+    return dataclasses.replace(setting, reason=(
+        f"{setting.reason}; one probe on {payload['id']} for the {runs} runs of its base "
+        f"({total:,} steps together; each run alone is too short to probe)"))
 
 
 def _probe_setting(payload: Mapping[str, Any], spec: Any) -> Any:
@@ -256,13 +297,31 @@ def _train(payload: Mapping[str, Any], spec: Any, trial_dir: Path,
         emit("epoch", {"epoch": metrics.epoch, "metrics": metrics.to_dict()})
 
     result = train(spec, data, recipe, trial_dir / "train", resume=True,
-                   device=payload.get("device") or "auto", on_epoch=on_epoch, quiet=True)
+                   device=payload.get("device") or "auto", on_epoch=on_epoch, quiet=True,
+                   dataset=cached_dataset(data))
     if result.status == "diverged":
         raise NetscaleError(f"training diverged (non-finite loss) at epoch "
                             f"{result.epochs_done}")
     return {"top1_err": result.top1_err, "top5_err": result.top5_err, "loss": result.loss,
             "train": result.to_dict(),
             "setting": setting.to_dict()}
+
+
+#: Datasets loaded by this process, by data config: a worker process that runs many trials
+#: loads its data once (training reads a dataset, never changes it).
+_DATASETS: dict[str, Any] = {}
+
+
+def cached_dataset(data: Any) -> Any:
+    """The dataset of ``data`` (a DataConfig), loaded once per process."""
+    from netscale.data import load_dataset
+    from netscale.util import jsonio
+
+    key = jsonio.dumps(data.identity())
+    if key not in _DATASETS:
+        _DATASETS.clear()  # one study's data at a time
+        _DATASETS[key] = load_dataset(data)
+    return _DATASETS[key]
 
 
 def _env() -> dict[str, Any]:
