@@ -343,11 +343,12 @@ def groups_verdict_html(trials: Sequence[TrialRow], fits: StudyFits | None = Non
 
 def results_csv(trials: Sequence[TrialRow]) -> str:
     """The imported rows in the results-file format (fractions, flops in multiply-adds)."""
-    import csv
     import io
 
+    from netscale.util.text import csv_writer
+
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)
     w.writerow(["group", "model", "flops", "params", "acts", "top1_err", "time_ms", "seed",
                 "epochs", "status"])
     for t in trials:

@@ -14,6 +14,7 @@ on stderr with exit code 2 (never a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import io
 import os
@@ -113,12 +114,10 @@ def _environment_error() -> str | None:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
-            try:
+            with contextlib.suppress(ValueError, OSError):  # a stream already in use
                 reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):  # pragma: no cover - a stream already in use
-                pass
     if sys.stdout is sys.__stdout__ and not isinstance(sys.stdout, _Stdout):
-        sys.stdout = sys.__stdout__ = _Stdout(sys.stdout)
+        sys.stdout = _Stdout(sys.stdout)
     try:
         os.getcwd()
     except OSError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from netscale.specs import NetSpec, resolve_spec
 from netscale.specs.pycls import pycls_yaml
 from netscale.util.fmt import si, table
 from netscale.util.io import atomic_write_text
+from netscale.util.text import csv_dict_writer
 from netscale.util.units import parse_target
 
 _CSV_FIELDS = [
@@ -271,7 +271,7 @@ def _growth(results: list[ScaleResult]) -> str:
 
 def _csv(results: list[ScaleResult]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS)
+    w = csv_dict_writer(buf, _CSV_FIELDS)
     w.writeheader()
     for r in results:
         w.writerow({
@@ -294,17 +294,15 @@ def _csv(results: list[ScaleResult]) -> str:
 
 
 def _module_kwargs(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from netscale.util.safeload import load_yaml, short_repr
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise NetscaleError(f"--kwarg {item!r} must be KEY=VALUE, e.g. num_classes=10")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
+        out[key.strip()] = load_yaml(value, f"--kwarg {short_repr(item)}",
+                                     invalid_as_text=True)
     return out
 
 

@@ -233,12 +233,12 @@ def _export(args: argparse.Namespace) -> int:
 def _export_text(store: Any, fmt: str) -> str:
     """The store's export with each row's group statistics (seeds, mean top-1 error and its
     95 % interval, the group's time interval and timing quality; docs/statistics.md)."""
-    import csv
     import io
     import json
 
     from netscale.advise.verdict import GROUP_COLUMNS, annotate_rows, group_trials
     from netscale.util import jsonio
+    from netscale.util.text import csv_dict_writer
 
     info = json.loads(store.get_meta("data_info") or "{}")
     groups = group_trials(store.trials(), info.get("val_size") or None)
@@ -248,7 +248,7 @@ def _export_text(store: Any, fmt: str) -> str:
     buf = io.StringIO()
     if rows:
         keys = [k for k in rows[0] if k not in ("bench", "epochs", "env", *GROUP_COLUMNS)]
-        w = csv.DictWriter(buf, fieldnames=[*keys, *GROUP_COLUMNS], extrasaction="ignore")
+        w = csv_dict_writer(buf, [*keys, *GROUP_COLUMNS], extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)

@@ -509,7 +509,7 @@ def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
     as needed. The applied overrides are recorded under ``overrides``."""
     import copy
 
-    import yaml
+    from netscale.util.safeload import load_yaml, short_repr
 
     out = copy.deepcopy(dict(data))
     for item in sets:
@@ -518,12 +518,8 @@ def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
         if not sep or not key or any(not k for k in key.split(".")):
             raise NetscaleError(f"--set {item!r}: give KEY=VALUE, e.g. --set recipe.epochs=1 "
                                 "or --set factors=[1,2]")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            problem = str(exc).splitlines()[0]
-            raise NetscaleError(f"--set {item!r}: the value is not valid YAML ({problem})"
-                                ) from None
+        value = load_yaml(text, f"--set {short_repr(item)}: the value") if text.strip() \
+            else None
         parts = key.split(".")
         if parts[0] not in _TOP_KEYS or parts[0] == "overrides":
             raise NetscaleError(f"--set {item!r}: unknown key {parts[0]!r}; study keys: "
