@@ -70,6 +70,10 @@ def load_results(source: str | Path, *, percent: bool | None = None,
     """
     p = Path(source)
     if is_study_dir(p) or p.is_dir():
+        if percent is not None:
+            raise NetscaleError(f"--percent/--fraction apply to a results file (.csv or .json); "
+                                f"{str(p)!r} is a study directory, whose errors are known: "
+                                "drop the flag")
         return load_study(p)
     if p.suffix.lower() not in RESULT_SUFFIXES:
         if not p.exists():

@@ -98,6 +98,21 @@ def command_in(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+#: The longest error message printed (characters): a value quoted in a message (a huge
+#: list, a 10 MB string) never floods the terminal.
+MAX_MESSAGE = 1000
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` on one line, at most about ``limit`` characters (its start and its end
+    kept: the end often says how to fix it)."""
+    text = " ".join(message[:50 * limit].split()) if len(message) > limit else message
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail - 5]} ... {text[-tail:]}"
+
+
 def _environment_error() -> str | None:
     """What in the process's environment makes every command fail (closed stdout, a deleted
     working directory), as a one-line message; None when all is well. Also makes output
@@ -205,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser([command] if command else [])
     except NetscaleError as exc:
-        print(f"netscale {command}: error: {exc}", file=sys.stderr)
+        print(f"netscale {command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -219,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_stdout_message(args.command, failed), file=sys.stderr)
         return 2
     except NetscaleError as exc:
-        print(f"netscale {args.command}: error: {exc}", file=sys.stderr)
+        print(f"netscale {args.command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # e.g. `netscale models | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -304,6 +304,9 @@ def run_study_cmd(args: argparse.Namespace) -> int:
 
     if args.output and not args.export:
         raise NetscaleError("--output needs --export csv|json")
+    if args.export and args.dry_run:
+        raise NetscaleError("--export writes a study's results and --dry-run plans a study "
+                            "without running it; give one of them")
     check_device(args.device)
     _check_workers(args)
     if args.export:
@@ -386,8 +389,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
         raise NetscaleError(f"--seeds must be distinct comma-separated integers >= 0 (e.g. "
                             f"0,1,2), got {args.seeds!r}")
     _check_workers(args)
-    if not args.dry_run:
-        check_output_dir(args.out, "--out")
+    check_output_dir(args.out, "--out")  # the dry run refuses what the real run would
     if args.dry_run:  # the config files go to a temporary directory: --out stays untouched
         import tempfile
 

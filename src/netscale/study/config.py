@@ -33,6 +33,7 @@ from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
 from netscale.util import jsonio, serial
+from netscale.util.safeload import short_repr
 
 if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
     from netscale.data.config import DataConfig
@@ -437,6 +438,10 @@ def _parse_identity(data: Mapping[str, Any], source: str, base_dir: Path) -> dic
     """name, out directory (relative to the config's folder) and description."""
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
+    if not data.get("out") and (name in (".", "..") or any(c in name for c in "/\\\0")):
+        raise NetscaleError(f"{source}: name {short_repr(name)} is not a plain name (it "
+                            "would place the study outside studies/); use letters, digits, "
+                            "- and _, or give 'out' for the directory")
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
         out = (base_dir / out).resolve()
@@ -509,7 +514,7 @@ def apply_overrides(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
     as needed. The applied overrides are recorded under ``overrides``."""
     import copy
 
-    from netscale.util.safeload import load_yaml, short_repr
+    from netscale.util.safeload import load_yaml
 
     out = copy.deepcopy(dict(data))
     for item in sets:

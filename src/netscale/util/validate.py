@@ -155,9 +155,16 @@ def check_output_file(path: str | Path, flag: str = "--out", *,
     if suffixes and p.suffix.lower() not in suffixes:
         raise NetscaleError(f"{flag} {str(path)!r}: the file name must end in "
                             f"{' or '.join(suffixes)}")
-    if p.exists() and not os.access(p, os.W_OK):
+    from netscale.util.io import output_target
+
+    target, through = output_target(p)  # refuses link loops, sockets, block devices
+    if through:  # a device or FIFO is written through: nothing is created next to it
+        if not os.access(target, os.W_OK):
+            raise NetscaleError(f"{flag} {str(path)!r} exists and is not writable")
+        return p
+    if target.exists() and not os.access(target, os.W_OK):
         raise NetscaleError(f"{flag} {str(path)!r} exists and is not writable")
-    _probe_dir(_existing_ancestor(p.parent, flag, p), flag, p)
+    _probe_dir(_existing_ancestor(target.parent, flag, target), flag, target)
     return p
 
 
