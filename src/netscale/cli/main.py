@@ -123,9 +123,14 @@ def _environment_error() -> str | None:
 
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    if sys.stdout is None:
-        return ("standard output is closed; redirect it instead (e.g. > out.txt or "
-                "> /dev/null)")
+    try:
+        if sys.stdout is None:
+            raise OSError
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation) as exc:
+        if not isinstance(exc, io.UnsupportedOperation):  # (a capture stream has no fd)
+            return ("standard output is closed; redirect it instead (e.g. > out.txt or "
+                    "> /dev/null)")
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
