@@ -5,6 +5,7 @@ labels, and the CLI entry point's handling of a hostile environment."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -30,7 +31,7 @@ from netscale.util.io import (
     read_input_bytes,
     sweep_temp_files,
 )
-from netscale.util.safeload import check_size, load_json, load_yaml, short_repr
+from netscale.util.safeload import load_json, load_yaml, short_repr
 from netscale.util.text import csv_cell, csv_dict_writer, csv_writer, visible
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -160,7 +161,7 @@ def test_an_environmental_write_failure_is_one_line_naming_the_path(tmp_path, co
     assert os.listdir(tmp_path) == []
 
 
-def _fsize(limit: int):  # noqa: ANN202 - a preexec_fn
+def _fsize(limit: int):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
@@ -179,11 +180,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root and mount permission)")
     try:
-        with open(mnt / "filler", "wb") as f:  # fill it up
-            try:
-                f.write(b"\0" * (1 << 20))
-            except OSError:
-                pass
+        with open(mnt / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+            f.write(b"\0" * (1 << 20))  # fills it up
         r = _cli("scale", "ResNet-20-CIFAR", "-s", "2", "--out", str(mnt / "s.yaml"),
                  cwd=tmp_path)
         line = _one_line(r.stderr)
@@ -448,7 +446,7 @@ def test_a_deleted_working_directory_and_a_ulimit_on_stdout_are_one_line(tmp_pat
     gone.mkdir()
     r = subprocess.run(f"cd {gone} && rmdir {gone} && {sys.executable} -m netscale models",
                        shell=True, env={**os.environ, "PYTHONPATH": str(SRC)},
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "current directory no longer exists" in _one_line(r.stderr)
     with open(tmp_path / "o.txt", "w") as out:
         r = _cli("models", cwd=tmp_path, stdout=out, preexec=_fsize(100))

@@ -99,7 +99,7 @@ def _read_csv(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     are skipped only between records: a quoted field spanning lines stays one field."""
     reader = csv.reader(io.StringIO(_strip_comments(text)))
     header: list[str] | None = None
-    rows = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
         for rec in reader:
             if not rec or all(not c.strip() for c in rec):

@@ -67,9 +67,9 @@ class OutputError(NetscaleError, OSError):
             reason = _HINTS.get(code or 0) or (os.strerror(code) if code else str(exc))
             message = f"cannot write {str(path)!r}: {reason}"
         NetscaleError.__init__(self, message)
-        self.errno = code  # type: ignore[misc]  # OSError's attributes, set after the fact
-        self.strerror = os.strerror(code) if code else None  # type: ignore[misc]
-        self.filename = str(path)  # type: ignore[misc]
+        self.errno = code
+        self.strerror = os.strerror(code) if code else None
+        self.filename = str(path)
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
