@@ -480,7 +480,7 @@ def test_group_names_from_files_are_printed_with_control_characters_escaped(tmp_
     from netscale.advise.groups import results_csv
     from netscale.advise.results_io import load_results
 
-    assert visible("a\x1b[31mb\x07\n") == "a\\x1b[31mb\\x07\n"
+    assert visible("a\x1b[31mb\x07\n") == "a\\x1b[31mb\\x07\\x0a"
     p = tmp_path / "r.csv"
     p.write_text("group,flops,top1_err\n\"\x1b]0;pwned\x07\",100,0.5\n=HYPERLINK(1),100,0.4\n")
     trials = load_results(p).trials

@@ -1,6 +1,6 @@
 """Text that leaves netscale for a terminal or a spreadsheet, made safe.
 
-* :func:`visible`: control characters (ESC, CR, BEL, ... and the C1 range) shown as
+* :func:`visible`: control characters (ESC, CR, LF, BEL, ... and the C1 range) shown as
   ``\\x1b``-style escapes, so a name read from a file cannot move the cursor, recolour or
   retitle a terminal;
 * :func:`csv_cell` and :func:`csv_writer` / :func:`csv_dict_writer`: every CSV netscale
@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def visible(text: str) -> str:
-    """``text`` with control characters (except tab and newline) escaped as ``\\xNN``."""
+    """``text`` (a name: one line) with every control character escaped as ``\\xNN``."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
