@@ -403,6 +403,22 @@ def _print_result(result: Any, spec_name: str, data_name: str, out: Path) -> Non
 # ----------------------------------------------------------------------------- eval
 
 
+def _check_eval_memory(spec: Any, ck: Any, args: argparse.Namespace) -> None:
+    """Refuses (one line, before anything is allocated) a batch / resolution whose forward
+    pass cannot fit in memory, from the model's analytic counts."""
+    from netscale.complexity.limits import check_fits_memory
+    from netscale.specs import NetSpec
+
+    if spec is None:
+        try:
+            spec = NetSpec.from_dict(ck["spec"])
+        except (NetscaleError, TypeError, KeyError):
+            return  # evaluate() reports a checkpoint without a usable spec
+    check_fits_memory(spec, args.batch_size, train=False, what=f"evaluating {spec.name}",
+                      device=args.device, resolution=args.resolution,
+                      hint="lower --batch-size or --resolution")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
@@ -436,6 +452,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         spec, _ = adapt_spec(resolve_spec(args.model), describe(data))
         spec = spec.replace(resolution=ck["spec"].get("resolution", spec.resolution))
+    _check_eval_memory(spec, ck, args)
     r = evaluate(ck["path"], data, spec=spec, split=args.split, batch_size=args.batch_size,
                  device=args.device, weights=args.weights, resolution=args.resolution)
     if args.json:
