@@ -867,8 +867,10 @@ def io_cases(fx: Path) -> list[Case]:
     # --- memory guards ------------------------------------------------------------------------
     for flag, v in (("--resolution", "100000"), ("--batch-size", "100000000")):
         add("memory guards", f"eval {flag} {v}", ["eval", fx / "run", flag, v])
-        add("memory guards", f"export {flag} {v}", ["export", m, "-o", "m.pt", flag, v])
-    add("memory guards", "export --factor 1e12", ["export", m, "-o", "m.pt", "--factor", "1e12"])
+        add("memory guards", f"export {flag} {v}", ["export", m, "-f", "pt2", "-o", "m.pt2", flag,
+                                                     v])
+    add("memory guards", "export --factor 1e12", ["export", m, "-f", "pt2", "-o", "m.pt2",
+                                                   "--factor", "1e12"])
     # --- results files at scale and silently wrong cases --------------------------------------
     add("results files", "100,000 rows (fit --n-boot 0)", ["fit", "r.csv", "--n-boot", "0"],
         _big_results(100_000), ok_exit=True, timeout=120)

@@ -495,7 +495,8 @@ def test_group_names_from_files_are_printed_with_control_characters_escaped(tmp_
 @pytest.mark.parametrize("flag", [("--resolution", "100000"), ("--batch-size", "100000000"),
                                   ("--factor", "1e12")])
 def test_export_refuses_what_cannot_fit_in_memory_before_building(tmp_path, run_cli, flag):
-    code, _, err = run_cli("export", "ResNet-20-CIFAR", "-o", str(tmp_path / "m.pt"), *flag)
+    code, _, err = run_cli("export", "ResNet-20-CIFAR", "-f", "torchscript", "-o",
+                           str(tmp_path / "m.pt"), *flag)
     assert code == 2 and "of memory" in _one_line(err) and os.listdir(tmp_path) == []
 
 
