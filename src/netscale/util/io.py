@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import re
 import stat
@@ -136,7 +137,43 @@ def output_target(path: str | Path) -> tuple[Path, bool]:
                       "/dev/null, or a FIFO); give a file path")
 
 
-def _open_through(path: Path) -> IO[bytes]:
+class _RecordingFile(io.FileIO):
+    """A raw file that remembers its first failed write: a serializer that wraps the
+    ``OSError`` in its own exception (torch.save raises a RuntimeError from its C++ writer)
+    still reports a full disk as :class:`OutputError`."""
+
+    error: OSError | None = None
+
+    def write(self, b: Any) -> int:
+        try:
+            return super().write(b)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+
+def _write_to(raw: _RecordingFile, write: Callable[[IO[bytes]], Any], target: Path) -> None:
+    """``write(f)`` on a buffered ``raw``, flushed and closed; a failure the environment
+    caused (even when the serializer wrapped it) becomes :class:`OutputError`."""
+    f = io.BufferedWriter(raw)
+    try:
+        write(f)
+        f.flush()
+    except Exception as exc:
+        err = exc if isinstance(exc, OSError) else raw.error
+        with contextlib.suppress(OSError):
+            f.close()
+        if isinstance(exc, BrokenPipeError) or err is None or err.errno not in WRITE_ERRNOS:
+            raise
+        raise OutputError(target, err) from None
+    finally:
+        with contextlib.suppress(OSError):
+            f.close()
+        with contextlib.suppress(OSError):
+            raw.close()
+
+
+def _open_through(path: Path) -> _RecordingFile:
     """Opens an existing character device / FIFO / fd link for appending, without ever
     blocking on a FIFO that has no reader."""
     try:
@@ -149,7 +186,7 @@ def _open_through(path: Path) -> IO[bytes]:
         raise OutputError(path, exc) from None
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-    return os.fdopen(fd, "wb")
+    return _RecordingFile(fd, "w", closefd=True)
 
 
 def _temp_prefix(path: Path) -> str:
@@ -175,8 +212,8 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield Path(tmp)
         if through:
-            with open(tmp, "rb") as src, _open_through(target) as dst:
-                _copy(src, dst, target)
+            with open(tmp, "rb") as src:
+                _write_to(_open_through(target), lambda dst: _copy(src, dst), target)
         else:
             _publish(Path(tmp), target)
     finally:
@@ -184,15 +221,9 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _copy(src: IO[bytes], dst: IO[bytes], target: Path) -> None:
-    try:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-        dst.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise OutputError(target, exc) from None
+def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -225,16 +256,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     path = Path(path)
     target, through = output_target(path)
     if through:
-        with _open_through(target) as f:
-            try:
-                write(f)
-                f.flush()
-            except BrokenPipeError:
-                raise
-            except OSError as exc:
-                if exc.errno not in WRITE_ERRNOS:
-                    raise
-                raise OutputError(target, exc) from None
+        _write_to(_open_through(target), write, target)
         return path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -246,14 +268,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         raise OutputError(target, exc) from None
     try:
         os.close(fd)
-        try:
-            with open(tmp, "wb") as f:  # opened by name, so f.name tells which file it becomes
-                write(f)
-                f.flush()
-        except OSError as exc:
-            if exc.errno not in WRITE_ERRNOS:
-                raise
-            raise OutputError(target, exc) from None
+        # opened by name, so f.name tells which file it becomes
+        _write_to(_RecordingFile(tmp, "w"), write, target)
         _publish(Path(tmp), target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
