@@ -72,6 +72,17 @@ def test_a_character_device_is_written_through_not_replaced(tmp_path):
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
 
 
+def test_dev_stdout_redirected_to_a_file_is_written_through_that_file(tmp_path):
+    out = tmp_path / "out.txt"
+    out.write_text("printed before\n")
+    ino = out.stat().st_ino
+    with open(out, "a") as f:
+        subprocess.run([sys.executable, "-c", "from netscale.util.io import atomic_write_text;"
+                        " atomic_write_text('/dev/stdout', 'csv rows\\n')"], stdout=f,
+                       check=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=60)
+    assert out.stat().st_ino == ino and out.read_text() == "printed before\ncsv rows\n"
+
+
 def test_a_fifo_with_a_reader_receives_the_bytes_and_stays_a_fifo(tmp_path):
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)

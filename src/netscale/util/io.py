@@ -123,10 +123,9 @@ def output_target(path: str | Path) -> tuple[Path, bool]:
                                   ) from None
             raise OutputError(p, exc) from None
         if stat.S_ISREG(st.st_mode):
-            real = os.path.realpath(p)
-            if real.startswith("/proc/"):  # /dev/stdout -> /proc/self/fd/1 -> a file
+            if _via_proc(p):  # /dev/stdout -> /proc/self/fd/1 -> a file: the shell's file
                 return p, True
-            return Path(real), False
+            return Path(os.path.realpath(p)), False
     mode = st.st_mode
     if stat.S_ISREG(mode):
         return p, False
@@ -135,6 +134,21 @@ def output_target(path: str | Path) -> tuple[Path, bool]:
     raise OutputError(p, message=f"cannot write {str(path)!r}: it is {file_kind(mode)}; "
                       "netscale writes regular files (or through a character device such as "
                       "/dev/null, or a FIFO); give a file path")
+
+
+def _via_proc(p: Path) -> bool:
+    """Whether the chain of links from ``p`` passes through /proc (a descriptor link such
+    as /dev/stdout: writing the file it names would bypass the open descriptor)."""
+    cur = str(p)
+    for _ in range(40):
+        try:
+            target = os.readlink(cur)
+        except OSError:
+            return False
+        cur = os.path.normpath(os.path.join(os.path.dirname(cur), target))
+        if cur.startswith("/proc/"):
+            return True
+    return False
 
 
 class _RecordingFile(io.FileIO):
