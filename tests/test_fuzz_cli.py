@@ -436,3 +436,43 @@ def test_fuzz_cifar_labels(labels: list[Any]) -> None:
             assert not ok and "\n" not in str(exc)
             return
         assert ok and splits["train"][1].tolist() == labels
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(setting=st.sampled_from(["stdout /dev/full", "stdout closed", "cwd deleted",
+                                "ulimit -f on --out", "ascii stdout"]),
+       argv=st.sampled_from([["models"], ["scale", "ResNet-20-CIFAR", "--factor", "2"],
+                             ["scale", "ResNet-20-CIFAR", "--factor", "2", "--out", "s.yaml"]]))
+def test_hostile_environment_is_one_line(setting: str, argv: list[str]) -> None:
+    """The real entry point in a hostile environment: success or exit 2 with one line; never
+    a traceback, never a partial or temp file."""
+    import resource
+
+    with workdir() as d:
+        cwd = d / "gone" if setting == "cwd deleted" else d
+        if setting == "cwd deleted":
+            cwd.mkdir()
+
+        def pre() -> None:
+            if setting == "ulimit -f on --out":
+                resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+            if setting == "cwd deleted":
+                os.rmdir(cwd)
+            if setting == "stdout closed":
+                os.close(1)
+
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        if setting == "ascii stdout":
+            env["PYTHONIOENCODING"] = "ascii"
+        with open("/dev/full" if setting == "stdout /dev/full" else os.devnull, "w") as out:
+            r = subprocess.run([sys.executable, "-m", "netscale", *argv], cwd=cwd, env=env,
+                               stdout=out, stderr=subprocess.PIPE, text=True, timeout=120,
+                               preexec_fn=pre)
+        assert "Traceback" not in r.stderr
+        if setting == "ascii stdout" or (setting == "ulimit -f on --out" and
+                                         "--out" not in argv):
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert not [p for p in _files(d) if "netscale-" in p or (p == "s.yaml"
+                    and r.returncode != 0)]
