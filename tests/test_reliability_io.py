@@ -141,6 +141,17 @@ def test_link_loops_directories_and_sockets_are_refused_in_one_line(tmp_path, ki
     assert _temps(tmp_path) == []
 
 
+def test_output_directories_through_a_link_loop_are_one_line(tmp_path):
+    from netscale.util.validate import check_output_dir, check_output_file
+
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(NetscaleError, match="is a loop of symbolic links; remove it"):
+        check_output_dir(tmp_path / "a", "--out")
+    with pytest.raises(NetscaleError, match="loop of symbolic links"):
+        check_output_file(tmp_path / "a", "--out")
+
+
 def test_atomic_path_publishes_only_on_success_and_through_devices(tmp_path):
     out = tmp_path / "m.onnx"
     with pytest.raises(RuntimeError), atomic_path(out, suffix=".onnx") as tmp:

@@ -135,7 +135,14 @@ def _existing_ancestor(p: Path, flag: str, path: Path) -> Path:
     a = p.absolute()
     while not a.exists():
         if a.is_symlink():
-            raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a broken symbolic link")
+            try:
+                os.stat(a)
+                what = "a broken symbolic link"
+            except OSError as exc:
+                what = ("a loop of symbolic links" if exc.errno == errno.ELOOP
+                        else "a broken symbolic link")
+            raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is {what}; remove it or "
+                                "choose another path")
         a = a.parent
     if not a.is_dir():
         raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a file, not a directory")
