@@ -733,7 +733,7 @@ def _kept(name: str, kind: str) -> Callable[[Path], str | None]:
         mode = os.lstat(p).st_mode
         ok = {"chardev": stat.S_ISCHR, "fifo": stat.S_ISFIFO, "loop": stat.S_ISLNK,
               "link": stat.S_ISLNK}[kind](mode)
-        if kind == "link" and ok and (d / "real").read_text() == "old":
+        if kind == "link" and ok and (d / "real").read_bytes() == b"old":
             return "the link's target was not written"
         return None if ok else f"{kind} at the output path replaced"
     return check
@@ -1177,7 +1177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--update-docs", action="store_true",
                     help=f"write {DOC.relative_to(ROOT)} (default: print the table only)")
-    ap.add_argument("-k", help="only cases whose category or name contains this text")
+    ap.add_argument("-k", help="only cases whose category or name contains this text (several: "
+                    "separated by |)")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per case")
     ap.add_argument("--baseline", nargs=2, metavar=("OUTPUT_MD", "LABEL"),
                     help="append the table of an earlier run's output (e.g. of the code before "
@@ -1208,7 +1209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in table:
             c.timeout = max(c.timeout, args.timeout) if c.timeout != TIMEOUT else args.timeout
         if args.k:
-            table = [c for c in table if args.k in c.category or args.k in c.name]
+            keys = args.k.split("|")
+            table = [c for c in table if any(k in c.category or k in c.name for k in keys)]
         work = tmp_path / "work"
         work.mkdir()
         t0 = time.perf_counter()
