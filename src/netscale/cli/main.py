@@ -255,6 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(_one_line_os_error(args.command, exc), file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if not str(exc).startswith("Symlink loop from "):  # pathlib's resolve() on a loop
+            raise
+        print(f"netscale {args.command}: error: {str(exc)[:300]} (a loop of symbolic links); "
+              "remove the link or choose another path", file=sys.stderr)
+        return 2
     except RecursionError:
         print(f"netscale {args.command}: error: an input is nested too deeply (brackets or "
               "mappings inside each other hundreds of levels deep); flatten it",

@@ -444,7 +444,11 @@ def _parse_identity(data: Mapping[str, Any], source: str, base_dir: Path) -> dic
                             "- and _, or give 'out' for the directory")
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
-        out = (base_dir / out).resolve()
+        try:
+            out = (base_dir / out).resolve()
+        except (RuntimeError, OSError):  # a loop of symbolic links
+            raise NetscaleError(f"{source}: out {str(out)!r} is a loop of symbolic links; "
+                                "remove the link or choose another directory") from None
     return {"name": name, "out_dir": out, "description": str(data.get("description", ""))}
 
 
