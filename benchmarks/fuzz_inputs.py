@@ -876,7 +876,7 @@ def io_cases(fx: Path) -> list[Case]:
                                                    "--factor", "1e12"])
     # --- results files at scale and silently wrong cases --------------------------------------
     add("results files", "100,000 rows (fit --n-boot 0)", ["fit", "r.csv", "--n-boot", "0"],
-        _big_results(100_000), ok_exit=True, timeout=120)
+        _big_results(100_000), ok_exit=True, timeout=600)
     add("results files", "quoted multi-line field with a # line",
         ["fit", "r.csv", "--n-boot", "0"], files(**{"r.csv": (
             'group,flops,top1_err,device\nA,1e8,0.5,"x\n# y"\nA,2e8,0.4,a\nA,4e8,0.3,b\n'
