@@ -160,6 +160,9 @@ class _StdoutRaw(io.RawIOBase):
     def fileno(self) -> int:
         return self.fd
 
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
     def write(self, b: Any) -> int:
         try:
             return os.write(self.fd, b)
