@@ -195,6 +195,17 @@ def test_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_bench_keeps_its_measurement_when_out_cannot_be_written(tmp_path):
+    r = _cli("bench", "ResNet-20-CIFAR", "--budget", "0.3", "--out", "b.json", cwd=tmp_path,
+             preexec=_fsize(100))
+    line = _one_line(r.stderr)
+    assert r.returncode == 2 and "'b.json'" in line and "measurements are on standard output" \
+        in line
+    rows = json.loads(r.stdout[r.stdout.index("{"):])["results"]  # after the header line
+    assert rows[0]["model"] == "ResNet-20-CIFAR" and rows[0]["time_ms"] > 0
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
