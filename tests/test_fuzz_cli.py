@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -285,3 +286,193 @@ def test_real_process_within_time_bound(argv: list[str]) -> None:
         assert r.returncode == 2, r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         assert _files(d) == set()
+
+
+# ----------------------------------------------------------------------------- hostile YAML
+
+
+def _alias_bomb(depth: int, width: int) -> str:
+    lines = ["l0: &l0 [x]"]
+    for i in range(1, depth + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
+hostile_yaml = st.one_of(
+    st.builds(_alias_bomb, st.integers(6, 12), st.integers(8, 12)),  # >= 8**6 values
+    st.just("a: &a [1, *a]\n"),  # refers to itself
+    st.builds(lambda k, a, b: f"{k}: {a}\n{k}: {b}\n", st.sampled_from(
+        ["factors", "bases", "name", "tolerance"]), st.integers(1, 9), st.integers(1, 9)),
+    st.integers(400, 5000).map(lambda n: f"tolerance: 1{'0' * n}\n"),
+    st.integers(2000, 30000).map(lambda n: "factors: " + "[" * n + "\n"),
+)
+
+
+@FUZZ
+@given(text=hostile_yaml, where=st.sampled_from(["study", "spec", "set"]))
+def test_fuzz_hostile_yaml_is_refused_in_one_line(run_cli, text: str, where: str) -> None:
+    """Alias bombs, self-references, duplicate keys, integers beyond the float range and
+    deep nesting: refused at load (one line), whatever file or flag carries them."""
+    with workdir() as d:
+        if where == "set":  # the same document in flow style, as a --set value
+            (d / "s.yaml").write_text(yaml.safe_dump(GOOD_STUDY))
+            flow = "{" + ", ".join(text.strip().splitlines()) + "}"
+            check(run_cli, d, "study", "s.yaml", "--dry-run", "--set", f"description={flow}",
+                  must_fail=True)
+            return
+        name = "s.yaml" if where == "study" else "m.yaml"
+        (d / name).write_text(text)
+        check(run_cli, d, *(("study", name, "--dry-run") if where == "study" else
+                            ("info", name)), must_fail=True)
+
+
+# ----------------------------------------------------------------------------- special files
+
+
+def _make_node(d: Path, kind: str, name: str) -> None:
+    p = d / name
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "null":
+        os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    elif kind == "zero-link":
+        p.symlink_to("/dev/zero")
+    elif kind == "loop":
+        (d / "other").symlink_to(name)
+        p.symlink_to("other")
+    elif kind == "dir":
+        p.mkdir()
+
+
+@FUZZ
+@given(kind=st.sampled_from(["fifo", "null", "zero-link", "loop", "dir"]),
+       fmt=st.sampled_from(["yaml", "json"]))
+def test_fuzz_special_files_as_output_are_never_replaced(run_cli, kind: str, fmt: str) -> None:
+    with workdir() as d:
+        _make_node(d, kind, f"out.{fmt}")
+        before = os.lstat(d / f"out.{fmt}")
+        check(run_cli, d, "scale", "ResNet-20-CIFAR", "--factor", "2", "--out", f"out.{fmt}")
+        after = os.lstat(d / f"out.{fmt}")
+        assert stat.S_IFMT(after.st_mode) == stat.S_IFMT(before.st_mode)
+        assert after.st_ino == before.st_ino, "the node at the output path was replaced"
+
+
+@FUZZ
+@given(kind=st.sampled_from(["fifo", "zero-link", "loop", "dir"]),
+       command=st.sampled_from(["info", "study", "fit", "results-model"]))
+def test_fuzz_special_files_as_input_are_one_line(run_cli, kind: str, command: str) -> None:
+    with workdir() as d:
+        name = "in.csv" if command == "fit" else "in.yaml"
+        _make_node(d, kind, name)
+        if command == "results-model":
+            (d / "r.csv").write_text(f"group,model,top1_err\nA,{name},0.5\n")
+            check(run_cli, d, "fit", "r.csv", must_fail=True)
+        elif command == "study":
+            check(run_cli, d, "study", name, "--dry-run", must_fail=True)
+        else:
+            check(run_cli, d, command, name, must_fail=True)
+
+
+# ----------------------------------------------------------------------------- results files
+
+cell_text = st.text(alphabet=st.sampled_from(list("ab=+-@\t\r\x1b\x07[];,\"#\n ")), min_size=1,
+                    max_size=8)
+
+
+@FUZZ
+@given(groups=st.lists(cell_text, min_size=2, max_size=4),
+       flops=st.lists(st.one_of(st.integers(1, 10**12), st.just(10**400)), min_size=2,
+                      max_size=4))
+def test_fuzz_results_files_are_safe_to_print_and_export(run_cli, groups: list[str],
+                                                         flops: list[int]) -> None:
+    """Any group names and counts: refused in one line, or loaded with names that carry no
+    control character and a CSV export a spreadsheet shows as text."""
+    import csv
+    import io
+
+    from netscale.advise.groups import results_csv
+    from netscale.advise.results_io import load_results
+    from netscale.errors import NetscaleError
+
+    with workdir() as d:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["group", "flops", "top1_err"])
+        for i, (g, f) in enumerate(zip(groups, flops)):
+            w.writerow([g, f, 0.1 + 0.01 * i])
+        (d / "r.csv").write_text(buf.getvalue())
+        try:
+            study = load_results(d / "r.csv")
+        except NetscaleError as exc:
+            assert "\n" not in str(exc)
+            return
+        for t in study.trials:
+            assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in t.strategy)
+        for row in list(csv.reader(io.StringIO(results_csv(study.trials))))[1:]:
+            assert not row[0].startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+@FUZZ
+@given(labels=st.lists(st.one_of(st.integers(-5, 2**70), st.floats(0, 20), st.booleans()),
+                       min_size=1, max_size=4))
+def test_fuzz_cifar_labels(labels: list[Any]) -> None:
+    """CIFAR labels: integers in range are kept exactly; anything else is one line."""
+    import pickle
+
+    import numpy as np
+
+    from netscale.data.formats import MAX_CLASSES, load_cifar_folder
+    from netscale.errors import NetscaleError
+
+    with workdir() as d:
+        for name in ("data_batch_1", "test_batch"):
+            with open(d / name, "wb") as f:
+                pickle.dump({b"data": np.zeros((len(labels), 3072), np.uint8),
+                             b"labels": labels}, f)
+        ok = all(type(v) is int and 0 <= v < MAX_CLASSES for v in labels)
+        try:
+            splits, _ = load_cifar_folder(d)
+        except NetscaleError as exc:
+            assert not ok and "\n" not in str(exc)
+            return
+        assert ok and splits["train"][1].tolist() == labels
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(setting=st.sampled_from(["stdout /dev/full", "stdout closed", "cwd deleted",
+                                "ulimit -f on --out", "ascii stdout"]),
+       argv=st.sampled_from([["models"], ["scale", "ResNet-20-CIFAR", "--factor", "2"],
+                             ["scale", "ResNet-20-CIFAR", "--factor", "2", "--out", "s.yaml"]]))
+def test_hostile_environment_is_one_line(setting: str, argv: list[str]) -> None:
+    """The real entry point in a hostile environment: success or exit 2 with one line; never
+    a traceback, never a partial or temp file."""
+    import resource
+
+    with workdir() as d:
+        cwd = d / "gone" if setting == "cwd deleted" else d
+        if setting == "cwd deleted":
+            cwd.mkdir()
+
+        def pre() -> None:
+            if setting == "ulimit -f on --out":
+                resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+            if setting == "cwd deleted":
+                os.rmdir(cwd)
+            if setting == "stdout closed":
+                os.close(1)
+
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        if setting == "ascii stdout":
+            env["PYTHONIOENCODING"] = "ascii"
+        with open("/dev/full" if setting == "stdout /dev/full" else os.devnull, "w") as out:
+            r = subprocess.run([sys.executable, "-m", "netscale", *argv], cwd=cwd, env=env,
+                               stdout=out, stderr=subprocess.PIPE, text=True, timeout=120,
+                               preexec_fn=pre)
+        assert "Traceback" not in r.stderr
+        if setting == "ascii stdout" or (setting == "ulimit -f on --out" and
+                                         "--out" not in argv):
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert not [p for p in _files(d) if "netscale-" in p or (p == "s.yaml"
+                    and r.returncode != 0)]

@@ -176,9 +176,10 @@ def test_atomic_writes_honour_the_umask(tmp_path: Path) -> None:
 
 def test_sweep_removes_only_temp_files(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    temps = [tmp_path / ".checkpoint.pt.ab_cd123.tmp", tmp_path / "sub" / ".x.png.12345678.tmp"]
+    temps = [tmp_path / ".checkpoint.pt.netscale-ab_cd123.tmp",
+             tmp_path / "sub" / ".x.png.netscale-12345678.tmp"]
     keep = [tmp_path / "checkpoint.pt", tmp_path / ".lock", tmp_path / "notes.tmp",
-            tmp_path / "sub" / ".hidden"]
+            tmp_path / "sub" / ".hidden", tmp_path / ".budget.2024_Q3x.tmp"]
     for p in temps + keep:
         p.write_text("x")
     assert all(is_temp_file(p.name) for p in temps)

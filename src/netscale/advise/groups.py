@@ -165,6 +165,11 @@ def recommend_groups(study: ResultsFile, target: str | float,
     if cons.max_latency_ms is not None and setting is None:
         raise NetscaleError("--max-latency needs time_ms values in the results file (ms per "
                             "batch); none of its rows has one")
+    smallest = min((t.flops for t in trials if t.flops), default=None)
+    if smallest is not None and target_flops < smallest:
+        raise NetscaleError(f"--target-flops {fmt_count(target_flops)} is below the smallest "
+                            f"model in the file ({fmt_count(smallest)} flops): the laws "
+                            "describe larger models; give a target within or above the data")
     cands = [_group_candidate(label, f, trials, target_flops, setting, cons, laws.level)
              for label, f in fits.fits.items()]
     batch = setting[1] if setting else None

@@ -21,8 +21,12 @@ def fmt_count(v: float) -> str:
 
 
 def pct(v: float | None) -> str:
-    """A fraction in percent with two decimals (0.2345 -> '23.45'); '-' for None."""
-    return "-" if v is None else f"{100 * v:.2f}"
+    """A fraction in percent with two decimals (0.2345 -> '23.45'; past a million points in
+    short form, '1.23e+08'); '-' for None."""
+    if v is None:
+        return "-"
+    pts = 100 * v
+    return f"{pts:.2f}" if abs(pts) < 1e6 else f"{pts:.3g}"
 
 
 def with_interval(v: float, iv: tuple[float, float] | None, digits: int = 3) -> str:

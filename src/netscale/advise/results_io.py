@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from netscale.advise.sources import FileInfo, ResultsFile, StudyResults, is_stud
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import BASE_STRATEGY
 from netscale.study.store import TrialRow
+from netscale.util.safeload import MAX_INT, short_repr
+from netscale.util.text import visible
 
 RESULT_SUFFIXES = (".csv", ".json")
 ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")
@@ -73,6 +74,10 @@ def load_source(source: str | Path, *, percent: bool | None = None,
     """
     p = Path(source)
     if is_study_dir(p) or p.is_dir():
+        if percent is not None:
+            raise NetscaleError(f"--percent/--fraction apply to a results file (.csv or .json); "
+                                f"{str(p)!r} is a study directory, whose errors are known: "
+                                "drop the flag")
         return load_study(p)
     if p.suffix.lower() not in RESULT_SUFFIXES:
         if not p.exists():
@@ -80,12 +85,9 @@ def load_source(source: str | Path, *, percent: bool | None = None,
                                 "results file (.csv or .json, see docs/results-format.md)")
         raise NetscaleError(f"{str(p)!r} is neither a study directory nor a results file; "
                             "results files end in .csv or .json (see docs/results-format.md)")
-    if not p.is_file():
-        raise NetscaleError(f"results file {str(p)!r} does not exist")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetscaleError(f"cannot read results file {str(p)!r}: {exc}") from None
+    from netscale.util.io import MAX_RESULTS_BYTES, read_input_text
+
+    text = read_input_text(p, "results file", MAX_RESULTS_BYTES, encoding="utf-8-sig")
     fmt = p.suffix.lower().lstrip(".")
     raw = _read_csv(text, p) if fmt == "csv" else _read_json(text, p)
     return rows_to_study(raw, source=p, fmt=fmt, percent=percent, require_error=require_error)
@@ -97,34 +99,65 @@ def load_source(source: str | Path, *, percent: bool | None = None,
 
 
 def _read_csv(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise NetscaleError(f"results file {str(path)!r} is empty; it needs a header line "
-                            "(group,flops,top1_err_pct,...) and one row per trained model")
+    """Rows of a CSV file (numbered from 1). Comment lines (``#`` first) and blank lines
+    are skipped only between records: a quoted field spanning lines stays one field."""
+    reader = csv.reader(io.StringIO(_strip_comments(text)))
+    header: list[str] | None = None
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
-        reader = csv.DictReader(io.StringIO("\n".join(lines)))
-        header = reader.fieldnames or []
-        rows = []
-        for i, r in enumerate(reader, start=2):
-            if None in r:
-                raise NetscaleError(f"{path}: data row {i - 1} has more fields than the header "
-                                    f"({len(header)} columns)")
-            rows.append((i - 1, {k: v for k, v in r.items()}))
+        for rec in reader:
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if header is None:
+                header = _csv_header(rec, path)
+                continue
+            if len(rec) > len(header):
+                raise NetscaleError(f"{path}: data row {len(rows) + 1} has more fields than "
+                                    f"the header ({len(header)} columns)")
+            rows.append((len(rows) + 1, dict(zip(header, rec))))
     except csv.Error as exc:
         raise NetscaleError(f"{path}: not a valid CSV file ({exc})") from None
+    if header is None:
+        raise NetscaleError(f"results file {str(path)!r} is empty; it needs a header line "
+                            "(group,flops,top1_err_pct,...) and one row per trained model")
     if not rows:
         raise NetscaleError(f"results file {str(path)!r} has a header but no rows")
     return rows
+
+
+def _strip_comments(text: str) -> str:
+    """``text`` without the lines that start with ``#`` outside a quoted field (quotes are
+    balanced per field; an escaped quote is doubled, so the parity of a line's quotes says
+    whether a field continues on the next line)."""
+    out = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        if not inside and line.lstrip().startswith("#"):
+            continue
+        out.append(line)
+        if line.count('"') % 2:
+            inside = not inside
+    return "".join(out)
+
+
+def _csv_header(rec: list[str], path: Path) -> list[str]:
+    """The header's column names; a name given twice (case-insensitive) is refused."""
+    names = [c.strip().lower() for c in rec]
+    seen: set[str] = set()
+    for n in names:
+        if n and n in seen:
+            raise NetscaleError(f"{path}: column {n!r} appears twice in the header; keep one")
+        seen.add(n)
+    return [c.strip() for c in rec]
 
 
 def _read_json(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not text.strip():
         raise NetscaleError(f"results file {str(path)!r} is empty; it needs a list of objects "
                             '(e.g. [{"group": "dWr", "flops": 4e8, "top1_err": 0.25}])')
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise NetscaleError(f"{path}: not valid JSON ({exc})") from None
+    from netscale.util.safeload import load_json
+
+    data = load_json(text, str(path))
     if isinstance(data, Mapping):
         for key in ("results", "rows", "trials"):
             if isinstance(data.get(key), list):
@@ -157,6 +190,9 @@ def _blank(v: Any) -> bool:
 def _number(v: Any, col: str, where: str, *, count: bool = False) -> float:
     if isinstance(v, bool):
         raise NetscaleError(f"{where}: {col} = {v!r} is not a number")
+    if isinstance(v, int) and abs(v) > MAX_INT:
+        raise NetscaleError(f"{where}: {col} = {short_repr(v)} is beyond the float range "
+                            "(about 1.8e308)")
     if isinstance(v, (int, float)):
         x = float(v)
     else:
@@ -308,7 +344,7 @@ def _row_item(line: int, d: Mapping[str, Any], cols: _Columns,
         group = d["model"]  # `bench --out` rows of models named on the command line
     if _blank(group):
         raise NetscaleError(f"{where}: empty {cols.group}; every row needs a group name")
-    item: dict[str, Any] = {"group": str(group).strip(), "line": line, "spec": {},
+    item: dict[str, Any] = {"group": visible(str(group).strip()), "line": line, "spec": {},
                             "resolution": 0}
     item.update(_row_counts(d, where, cols.path, counted, item))
     item["err"] = _row_error(d, where, cols)
@@ -413,13 +449,16 @@ def _check_items(items: Sequence[Mapping[str, Any]], cols: _Columns) -> list[str
 def _trial_rows(items: Sequence[Mapping[str, Any]], in_pct: bool) -> list[TrialRow]:
     """One ``TrialRow`` per item; its factor is relative to the smallest model of its group
     (or of the base group)."""
-    base_flops = [i["flops"] for i in items if i["group"] == BASE_STRATEGY]
+    smallest: dict[str, float] = {}  # per group: one pass, not one per row
+    for i in items:
+        g = i["group"]
+        smallest[g] = min(smallest.get(g, math.inf), i["flops"])
+    base_min = smallest.get(BASE_STRATEGY, math.inf)
     trials = []
     seen: dict[str, int] = {}
     for i in items:
         g = i["group"]
-        fl = [j["flops"] for j in items if j["group"] == g] + base_flops
-        factor = i["flops"] / min(fl)
+        factor = i["flops"] / min(smallest[g], base_min)
         tid = f"{g}:{i['model'] or _short(i['flops'])}:s{i['seed']}"
         seen[tid] = seen.get(tid, 0) + 1
         if seen[tid] > 1:

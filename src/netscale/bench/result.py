@@ -7,10 +7,8 @@ resolution), achieved GFLOP/s = 1e9 multiply-adds per second (see ``flops_per_ba
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from netscale.bench.timing import Stats
 from netscale.errors import NetscaleError
 from netscale.util import jsonio, serial
 from netscale.util.io import atomic_write_text
+from netscale.util.text import csv_dict_writer
 
 SCHEMA = "netscale.bench/1"
 MODES = ("infer", "train")
@@ -188,7 +187,7 @@ def to_json(results: Sequence[BenchResult], extra: Mapping[str, Any] | None = No
 
 def to_csv(results: Iterable[BenchResult]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w = csv_dict_writer(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in results:
         w.writerow(r.csv_row())
@@ -209,11 +208,12 @@ def write_results(path: str | Path, results: Sequence[BenchResult],
 
 def load_results(path: str | Path) -> list[BenchResult]:
     """Reads the JSON written by :func:`write_results` (or ``netscale bench --json``)."""
+    from netscale.util.io import MAX_RESULTS_BYTES, read_input_text
+    from netscale.util.safeload import load_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise NetscaleError(f"cannot read bench results {str(path)!r}: {exc}") from None
+    data = load_json(read_input_text(path, "bench results", MAX_RESULTS_BYTES),
+                     f"bench results {str(path)!r}")
     rows = data.get("results") if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise NetscaleError(f"{str(path)!r} has no 'results' list; is it netscale bench JSON?")

@@ -12,6 +12,7 @@ from netscale.cli.common import (
     positive_float,
     positive_int,
     seconds,
+    seed_int,
     threads_int,
 )
 from netscale.errors import NetscaleError
@@ -68,7 +69,7 @@ def add_parser(sub: Any) -> None:
                    "flagged shows as time_quality noisy/contended (default 2)")
     p.add_argument("--retry-oom", action="store_true",
                    help="on out-of-memory, retry at half the batch size (down to 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights and the random batch")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for weights and the random batch")
     _add_output_and_fit_flags(p)
 
 
@@ -188,9 +189,9 @@ def fit_outside(args: argparse.Namespace) -> int:
 
     if not args.fit:
         raise NetscaleError("--from FILE gives outside timings for the runtime model; add --fit")
-    if args.models or args.base or args.plot or args.csv:
+    if args.models or args.base or args.plot or args.csv or args.predict:
         raise NetscaleError("--fit --from FILE fits the file's timings; drop the models, --base, "
-                            "--plot and --csv (nothing is measured here)")
+                            "--plot, --csv and --predict (nothing is measured here)")
     study = load_source(args.from_file, require_error=False)
     rows = timing_rows(study)
     if not rows:
@@ -369,18 +370,26 @@ def _output(args: argparse.Namespace, rows: Any, fits: Any, env_summary: str) ->
     """The results: the --fit plot, the --out file, then JSON, CSV or the tables on stdout."""
     from netscale.bench import to_csv, to_json, write_results
     from netscale.bench.analysis import format_fit, plot_runtime
+    from netscale.util.io import OutputError
 
     extra = {"fits": {m: f.to_dict() for m, f in fits.items()}} if fits else None
-    plot = out = None
-    if args.fit:
-        plot = Path(args.plot or "runtime_fit.png")
-        title = (f"runtime vs complexity on {env_summary}, batch {rows[0].batch_size}")
-        plot_runtime(rows, fits, plot, title=title)
-        out = Path(args.out) if args.out else plot.with_suffix(".json")
-    elif args.out:
-        out = Path(args.out)
-    if out is not None:
-        write_results(out, rows, extra)
+    written: list[str] = []
+    failed: OutputError | None = None  # a file the environment refused: print, then say so
+    try:
+        out = Path(args.out) if args.out else None
+        if args.fit:
+            plot = Path(args.plot or "runtime_fit.png")
+            title = (f"runtime vs complexity on {env_summary}, batch {rows[0].batch_size}")
+            plot_runtime(rows, fits, plot, title=title)
+            written.append(str(plot))
+            out = out or plot.with_suffix(".json")
+        if out is not None:
+            write_results(out, rows, extra)
+            written.append(str(out))
+    except OutputError as exc:
+        failed = exc
+    if failed is not None and not (args.json or args.csv):
+        args.json = True  # the measurement goes to stdout in full, as the file would have
     if args.json:
         sys.stdout.write(to_json(rows, extra))
     elif args.csv:
@@ -395,9 +404,11 @@ def _output(args: argparse.Namespace, rows: Any, fits: Any, env_summary: str) ->
 
                 print()
                 print(format_predictions(f, m, _predict_models(args)))
-        written = [str(p) for p in (plot, out) if p is not None]
         if written:
             print(f"\nwrote {', '.join(written)}")
+    if failed is not None:
+        raise NetscaleError(f"{failed}; the measurements are on standard output (as JSON "
+                            "unless --csv), nothing was lost")
 
 
 def _fit_setting(config: Any, spec: Any, mode: str, quiet: bool) -> Any:

@@ -73,6 +73,21 @@ def positive_int(text: str) -> int:
     return v
 
 
+#: Largest seed (torch, numpy and Python's random all take it).
+MAX_SEED = (1 << 63) - 1
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, an integer from 0 to 2**63 - 1."""
+    import argparse
+
+    v = _number(text, int, "an integer seed", lambda v: v >= 0, "a seed >= 0")
+    if v > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large for a seed (at most "
+                                         "2**63 - 1)")
+    return v
+
+
 def nonneg_int(text: str) -> int:
     """argparse type: an integer >= 0 (and at most MAX_COUNT)."""
     import argparse

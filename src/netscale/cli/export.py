@@ -93,13 +93,12 @@ def run_export(args: argparse.Namespace) -> int:
             from netscale.train.checkpoint import run_weights
 
             spec, state, weights = run_weights(args.weights, args.which, spec)
-        if spec is not None:  # before any allocation: one line, not an allocator error
+        if spec is not None:
             from netscale.complexity.limits import check_fits_memory
 
-            check_fits_memory(spec, args.batch_size, train=False, what=f"exporting {spec.name}",
-                              device="cpu", resolution=args.resolution,
-                              hint="export a smaller model (--factor) or at a lower "
-                              "--resolution or --batch-size")
+            check_fits_memory(spec, max(2, args.batch_size), train=False,
+                              what=f"exporting {spec.name}", resolution=args.resolution,
+                              hint="lower --batch-size, --resolution or --factor")
         res = export_spec(spec, args.out, args.format, resolution=args.resolution,
                           batch_size=args.batch_size, state=state, weights=weights)
     if args.json:

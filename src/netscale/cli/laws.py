@@ -8,7 +8,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-from netscale.cli.common import parse_float_list, positive_int, print_json
+from netscale.cli.common import parse_float_list, positive_int, print_json, seed_int
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import NAMED
 
@@ -50,7 +50,7 @@ def _add_fit_parser(sub: Any) -> None:
                    help="interval level (default 0.95)")
     p.add_argument("--n-boot", type=int, default=200,
                    help="bootstrap refits per fit (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--base", help="only this base (studies with several bases)")
     p.add_argument("--json", action="store_true", help="print the fits as JSON")
     p.add_argument("--samples", action="store_true",
@@ -160,7 +160,12 @@ def parse_at(text: str) -> list[float]:
     parts = [p for p in str(text).split(",") if p.strip()]
     if not parts:
         raise NetscaleError("--at is empty; give x values such as 3.2G,8G,32G")
-    return [parse_count(p, "--at value") for p in parts]
+    values = [parse_count(p, "--at value") for p in parts]
+    small = [v for v in values if v < 1]
+    if small:
+        raise NetscaleError(f"--at {small[0]:g} is below 1: --at takes counts (flops in "
+                            "multiply-adds, params, activations), e.g. 3.2G,8G")
+    return values
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ on stderr with exit code 2 (never a traceback).
 from __future__ import annotations
 
 import argparse
-import errno
+import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -47,11 +48,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
                           "under latency / params / activations limits"),
     "export": ("export", "export a (scaled) model as TorchScript, torch.export (.pt2) or ONNX"),
 }
-
-
-_PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
-                          errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ENOENT,
-                          errno.EEXIST, errno.ELOOP, errno.EFBIG})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,22 +98,151 @@ def command_in(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+#: The longest error message printed (characters): a value quoted in a message (a huge
+#: list, a 10 MB string) never floods the terminal.
+MAX_MESSAGE = 1000
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` on one line, at most about ``limit`` characters (its start and its end
+    kept: the end often says how to fix it)."""
+    text = " ".join(message[:50 * limit].split()) if len(message) > limit else message
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail - 5]} ... {text[-tail:]}"
+
+
+def _environment_error() -> str | None:
+    """What in the process's environment makes every command fail (closed stdout, a deleted
+    working directory), as a one-line message; None when all is well. Also makes output
+    robust: characters the output encoding lacks (``×``, ``α`` under
+    ``PYTHONIOENCODING=ascii``, names from non-UTF-8 paths) are escaped, and a write beyond
+    ``ulimit -f`` fails with EFBIG (one line) instead of killing the process (SIGXFSZ)."""
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        if sys.stdout is None:
+            raise OSError
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation) as exc:
+        if not isinstance(exc, io.UnsupportedOperation):  # (a capture stream has no fd)
+            return ("standard output is closed; redirect it instead (e.g. > out.txt or "
+                    "> /dev/null)")
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a stream already in use
+                reconfigure(errors="backslashreplace")
+    if sys.stdout is sys.__stdout__ and not isinstance(sys.stdout, _Stdout):
+        sys.stdout = _Stdout(sys.stdout)
+    try:
+        os.getcwd()
+    except OSError:
+        return ("the current directory no longer exists (deleted or unmounted); cd to an "
+                "existing directory")
+    return None
+
+
+class _StdoutRaw(io.RawIOBase):
+    """fd 1 as a raw stream that remembers its first write error."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+    def write(self, b: Any) -> int:
+        try:
+            return os.write(self.fd, b)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+
+class _Stdout(io.TextIOWrapper):
+    """The process's stdout, over :class:`_StdoutRaw`: a failed write (/dev/full, ulimit -f)
+    is known to be stdout's, whatever raised it."""
+
+    def __init__(self, old: Any) -> None:
+        old.flush()
+        self.raw_out = _StdoutRaw(old.fileno())
+        super().__init__(io.BufferedWriter(self.raw_out), encoding=old.encoding,
+                         errors="backslashreplace", line_buffering=old.line_buffering)
+
+
+def _stdout_failed() -> OSError | None:
+    """The error writing stdout raised (it is broken: /dev/full, a file-size limit), after
+    pointing it at /dev/null so that the interpreter's own final flush stays silent."""
+    out = sys.stdout
+    error = out.raw_out.error if isinstance(out, _Stdout) else None
+    if error is None:
+        try:
+            if out is not None:
+                out.flush()
+            return None
+        except OSError as exc:
+            error = exc
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, out.fileno())
+    os.close(devnull)
+    return error
+
+
+def _stdout_message(command: str, exc: OSError) -> str:
+    return (f"netscale {command}: error: cannot write to standard output "
+            f"({os.strerror(exc.errno) if exc.errno else exc}); redirect it to a file or "
+            "device that accepts it")
+
+
+def _one_line_os_error(command: str, exc: OSError) -> str:
+    what = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
+    if what is None:
+        return (f"netscale {command}: error: {reason} (while reading or writing a file); "
+                "check free disk space, file-size limits (ulimit -f) and permissions")
+    if isinstance(what, bytes):
+        what = os.fsdecode(what)
+    return f"netscale {command}: error: {reason}: {str(what)!r}; check the path and its " \
+           "permissions"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = command_in(argv)
+    problem = _environment_error()
+    if problem is not None:
+        print(f"netscale{' ' + command if command else ''}: error: {problem}", file=sys.stderr)
+        return 2
     try:
         parser = build_parser([command] if command else [])
     except NetscaleError as exc:
-        print(f"netscale {command}: error: {exc}", file=sys.stderr)
+        print(f"netscale {command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        failed = _stdout_failed()
+        if failed is None:
+            return code
+        print(_stdout_message(args.command, failed), file=sys.stderr)
+        return 2
     except NetscaleError as exc:
-        print(f"netscale {args.command}: error: {exc}", file=sys.stderr)
+        print(f"netscale {args.command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # e.g. `netscale models | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -125,13 +250,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:
         # A file the user pointed at cannot be read or written (permissions, read-only file
-        # system, disk full, a directory where a file is expected): one line, never a
-        # traceback. Commands check their paths up front; this is the safety net.
-        if exc.filename is None or exc.errno not in _PATH_ERRNOS:
+        # system, disk full, a directory where a file is expected), or stdout is broken:
+        # one line, never a traceback. Commands check their paths up front; this is the
+        # safety net.
+        if exc.filename is None and _stdout_failed() is not None:
+            print(_stdout_message(args.command, exc), file=sys.stderr)
+            return 2
+        print(_one_line_os_error(args.command, exc), file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not str(exc).startswith("Symlink loop from "):  # pathlib's resolve() on a loop
             raise
-        what = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
-        print(f"netscale {args.command}: error: {os.strerror(exc.errno)}: {str(what)!r}; "
-              "check the path and its permissions", file=sys.stderr)
+        print(f"netscale {args.command}: error: {str(exc)[:300]} (a loop of symbolic links); "
+              "remove the link or choose another path", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"netscale {args.command}: error: an input is nested too deeply (brackets or "
+              "mappings inside each other hundreds of levels deep); flatten it",
+              file=sys.stderr)
+        return 2
+    except OverflowError as exc:
+        print(f"netscale {args.command}: error: a number is too large ({str(exc)[:80]}); "
+              "numbers must be within the float range (about 1.8e308) and counts far "
+              "below it", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"netscale {args.command}: error: out of memory; use smaller inputs (sizes, "
+              "batch sizes, files)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"netscale {args.command}: interrupted", file=sys.stderr)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from netscale.specs import NetSpec, resolve_spec
 from netscale.specs.pycls import pycls_yaml
 from netscale.util.fmt import si, table
 from netscale.util.io import atomic_write_text
+from netscale.util.text import csv_dict_writer
 from netscale.util.units import parse_target
 
 _CSV_FIELDS = [
@@ -174,8 +175,7 @@ def run(args: argparse.Namespace) -> int:
                      name=args.name if len(factors) * len(strategies) == 1 else None)
         for s in strategies for f in factors
     ]
-    if args.out:
-        _write(results, Path(args.out), args.out_format)
+    written = _write(results, Path(args.out), args.out_format) if args.out else []
     single = len(results) == 1
     if args.json:
         print_json(results[0].to_dict() if single else [r.to_dict() for r in results])
@@ -185,12 +185,15 @@ def run(args: argparse.Namespace) -> int:
         print(_side_by_side(results[0]))
     else:
         print(_growth(results))
-    if args.out and not (args.json or args.csv):
-        print(f"\nwrote {args.out}" + (f" ({args.out_format} format)" if single else ""))
+    if written and not (args.json or args.csv):
+        where = str(written[0]) if len(written) == 1 else \
+            f"{len(written)} files in {args.out}: {', '.join(p.name for p in written)}"
+        print(f"\nwrote {where}" + (f" ({args.out_format} format)" if single else ""))
     return 0
 
 
-def _write(results: list[ScaleResult], out: Path, fmt: str) -> None:
+def _write(results: list[ScaleResult], out: Path, fmt: str) -> list[Path]:
+    """Writes the results; returns the files written."""
     def text(spec: NetSpec, path: Path) -> str:
         if fmt == "pycls":
             return pycls_yaml(spec)
@@ -198,13 +201,17 @@ def _write(results: list[ScaleResult], out: Path, fmt: str) -> None:
 
     if len(results) == 1 and out.suffix and not out.is_dir():
         atomic_write_text(out, text(results[0].spec, out))
-        return
+        return [out]
     if out.exists() and not out.is_dir():
         raise NetscaleError(f"--out {str(out)!r} is a file; give a directory for several results")
     out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        path = out / f"{r.spec.name}.yaml"
+    paths = []
+    for r in results:  # a file name from the spec's name, never a path out of the directory
+        stem = re.sub(r"[/\\\x00-\x1f]", "_", r.spec.name).lstrip(".") or "model"
+        path = out / f"{stem}.yaml"
         atomic_write_text(path, text(r.spec, path))
+        paths.append(path)
+    return paths
 
 
 def _describe(r: ScaleResult) -> str:
@@ -288,7 +295,7 @@ def _growth(results: list[ScaleResult]) -> str:
 
 def _csv(results: list[ScaleResult]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS)
+    w = csv_dict_writer(buf, _CSV_FIELDS)
     w.writeheader()
     for r in results:
         w.writerow({
@@ -311,17 +318,15 @@ def _csv(results: list[ScaleResult]) -> str:
 
 
 def _module_kwargs(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from netscale.util.safeload import load_yaml, short_repr
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise NetscaleError(f"--kwarg {item!r} must be KEY=VALUE, e.g. num_classes=10")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
+        out[key.strip()] = load_yaml(value, f"--kwarg {short_repr(item)}",
+                                     invalid_as_text=True)
     return out
 
 

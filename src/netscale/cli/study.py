@@ -241,12 +241,12 @@ def _export(args: argparse.Namespace) -> int:
 def _export_text(store: Any, fmt: str) -> str:
     """The store's export with each row's group statistics (seeds, mean top-1 error and its
     95 % interval, the group's time interval and timing quality; docs/statistics.md)."""
-    import csv
     import io
     import json
 
     from netscale.advise.verdict import GROUP_COLUMNS, annotate_rows, group_trials
     from netscale.util import jsonio
+    from netscale.util.text import csv_dict_writer
 
     info = json.loads(store.get_meta("data_info") or "{}")
     groups = group_trials(store.trials(), info.get("val_size") or None)
@@ -256,7 +256,7 @@ def _export_text(store: Any, fmt: str) -> str:
     buf = io.StringIO()
     if rows:
         keys = [k for k in rows[0] if k not in ("bench", "epochs", "env", *GROUP_COLUMNS)]
-        w = csv.DictWriter(buf, fieldnames=[*keys, *GROUP_COLUMNS], extrasaction="ignore")
+        w = csv_dict_writer(buf, [*keys, *GROUP_COLUMNS], extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)
@@ -312,6 +312,9 @@ def run_study_cmd(args: argparse.Namespace) -> int:
 
     if args.output and not args.export:
         raise NetscaleError("--output needs --export csv|json")
+    if args.export and args.dry_run:
+        raise NetscaleError("--export writes a study's results and --dry-run plans a study "
+                            "without running it; give one of them")
     check_device(args.device)
     _check_workers(args)
     if args.export:
@@ -401,8 +404,7 @@ def run_quickstart_cmd(args: argparse.Namespace) -> int:
         raise NetscaleError(f"--seeds must be distinct comma-separated integers >= 0 (e.g. "
                             f"0,1,2), got {args.seeds!r}")
     _check_workers(args)
-    if not args.dry_run:
-        check_output_dir(args.out, "--out")
+    check_output_dir(args.out, "--out")  # the dry run refuses what the real run would
     if args.dry_run:  # the config files go to a temporary directory: --out stays untouched
         import tempfile
 

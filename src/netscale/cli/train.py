@@ -15,6 +15,7 @@ from netscale.cli.common import (
     positive_float,
     positive_int,
     print_json,
+    seed_int,
     threads_int,
 )
 from netscale.errors import NetscaleError
@@ -68,7 +69,7 @@ def _add_train_parser(sub: Any) -> None:
                    help="auto (default: probe fp32 and, where the CPU/GPU runs it natively, "
                    "bf16 autocast with fp32 master weights; fp16 AMP on CUDA), fp32 "
                    "(bit-reproducible), bf16, or fp16 (CUDA only)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, help="random seed (default 0)")
     p.add_argument("--threads", type=threads_int, help="torch CPU threads per process")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-<data>)")
     p.add_argument("--resume", action="store_true",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,6 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from netscale.errors import NetscaleError
+from netscale.util.io import read_input_bytes
+from netscale.util.safeload import short_text
+
+#: Largest data file read (bytes, after decompression).
+MAX_DATA_BYTES = 4 << 30
+#: Labels must be class indices below this.
+MAX_CLASSES = 100_000
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif",
                   ".tiff")
@@ -28,14 +36,16 @@ _IDX_DTYPES: dict[int, type[np.generic] | np.dtype[Any]] = {
 def read_idx(path: str | Path) -> np.ndarray:
     """Reads one IDX file (optionally gzipped) into an array of its declared shape."""
     path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise NetscaleError(f"cannot read IDX file {str(path)!r}: {exc}") from None
+    raw = read_input_bytes(path, "IDX file", MAX_DATA_BYTES)
+    if path.suffix == ".gz":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as f:
+                raw = f.read(MAX_DATA_BYTES + 1)  # a gzip bomb stops at the cap
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise NetscaleError(f"cannot read IDX file {str(path)!r}: {exc}") from None
+        if len(raw) > MAX_DATA_BYTES:
+            raise NetscaleError(f"IDX file {str(path)!r} decompresses to more than "
+                                f"{MAX_DATA_BYTES:,} bytes")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise NetscaleError(f"{str(path)!r} is not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -99,8 +109,33 @@ def load_idx_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             )
         if x.dtype != np.uint8:
             raise NetscaleError(f"IDX images {pair['images']} are {x.dtype}; expected uint8")
-        out[split] = (x[:, None, :, :], y.astype(np.int64))
+        out[split] = (x[:, None, :, :], check_labels(y, f"IDX labels {str(pair['labels'])!r}"))
     return out
+
+
+def check_labels(raw: Any, where: str) -> np.ndarray:
+    """Class labels as int64: a list or 1-D integer array of values in [0, MAX_CLASSES);
+    fractions (0.5), booleans, huge values and other types are refused in one line."""
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise NetscaleError(f"{where} must be a list of integer class labels, got a "
+                                f"{raw.dtype} array of shape {raw.shape}")
+        y = raw
+    elif isinstance(raw, (list, tuple)):
+        if not all(type(v) is int for v in raw):
+            bad = next(v for v in raw if type(v) is not int)
+            raise NetscaleError(f"{where} must be integer class labels, got "
+                                f"{short_text(repr(bad), 40)}")
+        if raw and max(abs(v) for v in raw) >= 1 << 62:
+            raise NetscaleError(f"{where}: a label is beyond {MAX_CLASSES:,} classes")
+        y = np.asarray(raw, dtype=np.int64)
+    else:
+        raise NetscaleError(f"{where} must be a list of integer class labels, got "
+                            f"{type(raw).__name__}")
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= MAX_CLASSES):
+        raise NetscaleError(f"{where}: labels must be class indices from 0 to "
+                            f"{MAX_CLASSES - 1:,}, got {int(y.min())}..{int(y.max())}")
+    return y.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- CIFAR
@@ -122,12 +157,14 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
+    raw = read_input_bytes(path, "CIFAR batch", MAX_DATA_BYTES)
     try:
-        with open(path, "rb") as f:
-            obj = _SafeUnpickler(io.BufferedReader(f), encoding="bytes").load()
+        obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError,
-            AttributeError, IndexError) as exc:
-        raise NetscaleError(f"cannot read CIFAR batch {str(path)!r}: {exc}") from None
+            AttributeError, IndexError, KeyError, MemoryError, OverflowError,
+            RecursionError) as exc:
+        raise NetscaleError(f"cannot read CIFAR batch {str(path)!r}: "
+                            f"{short_text(str(exc), 120)}") from None
     if not isinstance(obj, dict):
         raise NetscaleError(f"CIFAR batch {str(path)!r} is not a dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
@@ -163,12 +200,17 @@ def load_cifar_folder(folder: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndar
             if "data" not in d or label_key not in d:
                 raise NetscaleError(
                     f"CIFAR batch {str(p)!r} lacks 'data' or '{label_key}'")
-            x = np.asarray(d["data"], dtype=np.uint8)
-            y = np.asarray(d[label_key], dtype=np.int64)
-            if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
-                raise NetscaleError(
-                    f"CIFAR batch {str(p)!r}: expected N x 3072 uint8 data and N labels, got "
-                    f"{x.shape} and {y.shape}")
+            x = d["data"]
+            if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2
+                    and x.shape[1] == 3 * 32 * 32):
+                got = (f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray)
+                       else type(x).__name__)
+                raise NetscaleError(f"CIFAR batch {str(p)!r}: 'data' must be an N x 3072 "
+                                    f"uint8 array, got {got}")
+            y = check_labels(d[label_key], f"CIFAR batch {str(p)!r}: '{label_key}'")
+            if len(x) != len(y):
+                raise NetscaleError(f"CIFAR batch {str(p)!r}: {len(x):,} images but "
+                                    f"{len(y):,} labels")
             xs.append(x.reshape(-1, 3, 32, 32))
             ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)

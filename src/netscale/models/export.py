@@ -17,7 +17,6 @@ import importlib.util
 import inspect
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from torch import nn
 from netscale.errors import NetscaleError
 from netscale.models.builder import build_model
 from netscale.util import serial
+from netscale.util.io import OutputError, atomic_path
 
 FORMATS: tuple[str, ...] = ("torchscript", "pt2", "onnx")
 SUFFIX = {"torchscript": ".pt", "pt2": ".pt2", "onnx": ".onnx"}
@@ -70,7 +70,30 @@ def _write_torchscript(model: nn.Module, x: torch.Tensor, path: str) -> None:
         except Exception:  # not scriptable (python control flow): trace it instead
             scripted = torch.jit.trace(  # type: ignore[no-untyped-call]  # unannotated in torch
                 model, (x,), check_trace=False)
-    torch.jit.save(scripted, path)
+    _save_buffered(lambda buf: torch.jit.save(scripted, buf), path)
+
+
+def _save_buffered(save: Any, path: str) -> None:
+    """``save(buffer)`` in memory, then the bytes written to ``path`` by Python: a full disk
+    or a file-size limit is then an :class:`OutputError` (one line), not an abort in the
+    C++ zip writer."""
+    import io
+
+    buf = io.BytesIO()
+    save(buf)
+    try:
+        with open(path, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+    except OSError as exc:
+        raise OutputError(_target_name(path), exc) from None
+
+
+def _target_name(tmp: str) -> str:
+    """The output file a temp file of :func:`netscale.util.io.atomic_path` becomes."""
+    name = Path(tmp).name
+    return str(Path(tmp).with_name(name[1:name.rindex(".netscale-")] if ".netscale-" in name
+                                   else name))
 
 
 def _batch_dim() -> Any:
@@ -154,7 +177,6 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_shape: tupl
     if out.is_dir():
         raise NetscaleError(f"--out {str(out)!r} is a directory; give a file name such as "
                             f"{out / ('model' + SUFFIX[fmt])}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((batch_size, *input_shape), generator=gen)
@@ -162,18 +184,13 @@ def export_model(model: nn.Module, path: str | Path, fmt: str, input_shape: tupl
     example = torch.randn((max(2, batch_size), *input_shape), generator=gen)
     with torch.no_grad():
         expected = model(x)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=SUFFIX[fmt], dir=out.parent)
-    os.close(fd)
-    try:
-        dynamic = _write_format(model, example, tmp, fmt, name)
-        diff, scale = _check_exported(fmt, tmp, x, expected)
-        _publish(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out, suffix=SUFFIX[fmt]) as tmp:  # published only once checked
+        dynamic = _write_format(model, example, str(tmp), fmt, name)
+        diff, scale = _check_exported(fmt, str(tmp), x, expected)
+        size = tmp.stat().st_size
     return ExportResult(path=str(out), format=fmt, model=name, input_shape=tuple(x.shape),
                         dynamic_batch=dynamic, num_outputs=int(expected.shape[-1]),
-                        weights=weights, bytes=out.stat().st_size, max_abs_diff=diff,
+                        weights=weights, bytes=size, max_abs_diff=diff,
                         max_abs_output=scale)
 
 
@@ -187,7 +204,7 @@ def _write_format(model: nn.Module, example: torch.Tensor, tmp: str, fmt: str,
             return True
         if fmt == "pt2":
             program, dynamic = _write_pt2(model, example)
-            torch.export.save(program, tmp)
+            _save_buffered(lambda buf: torch.export.save(program, buf), tmp)
             return dynamic
         return _write_onnx(model, example, tmp)
     except NetscaleError:
@@ -217,16 +234,6 @@ def _check_exported(fmt: str, tmp: str, x: torch.Tensor,
         raise NetscaleError(f"the exported {FORMAT_NAMES[fmt]} model differs from PyTorch "
                             f"by up to {diff:.3g} (outputs up to {scale:.3g}); not written")
     return diff, scale
-
-
-def _publish(tmp: str, out: Path) -> None:
-    """Moves the checked file into place (synced, with the usual permissions)."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, out)
 
 
 def export_spec(spec: Any, path: str | Path, fmt: str, *, resolution: int | None = None,

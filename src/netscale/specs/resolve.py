@@ -16,7 +16,6 @@ names). Values are parsed as YAML scalars or lists.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,35 +36,20 @@ def looks_like_path(text: str) -> bool:
 
 
 def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
-    """Parses a YAML/JSON file into Python data with one-line errors."""
+    """Parses a YAML/JSON file into Python data with one-line errors: regular files only,
+    at most :data:`~netscale.util.io.MAX_CONFIG_BYTES`, parsed with the bounds of
+    :mod:`netscale.util.safeload` (no alias bombs, duplicate keys or out-of-range integers).
+    """
+    from netscale.util.io import read_input_text
+    from netscale.util.safeload import load_json, load_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise NetscaleError(f"{what} {str(path)!r} does not exist")
     if path.is_dir():
         raise NetscaleError(f"{what} {str(path)!r} is a directory; give a .yaml or .json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetscaleError(f"cannot read {what} {str(path)!r}: {exc}") from None
+    text = read_input_text(path, what)
     if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except RecursionError:
-            raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
-        except json.JSONDecodeError as exc:
-            raise NetscaleError(
-                f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
-            ) from None
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except RecursionError:
-        raise NetscaleError(f"{what} {str(path)!r} is nested too deeply") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise NetscaleError(f"{what} {str(path)!r} is not valid YAML{where}") from None
+        return load_json(text, f"{what} {str(path)!r}")
+    return load_yaml(text, f"{what} {str(path)!r}")
 
 
 def spec_from_data(data: Any, *, source: str, _depth: int = 0) -> NetSpec:
@@ -123,7 +107,7 @@ def split_overrides(text: str) -> tuple[str, str] | None:
 
 
 def _parse_overrides(text: str, source: str) -> list[tuple[str, Any]]:
-    import yaml
+    from netscale.util.safeload import load_yaml, short_text
 
     parts: list[str] = []
     depth, cur = 0, ""
@@ -151,9 +135,9 @@ def _parse_overrides(text: str, source: str) -> list[tuple[str, Any]]:
                 f"{source}: unknown key {key!r}; keys: {', '.join(OVERRIDE_KEYS)}"
             )
         try:
-            value = yaml.safe_load(raw.strip())
-        except yaml.YAMLError:
-            raise NetscaleError(f"{source}: cannot parse the value of {key} ({raw!r})") from None
+            value = load_yaml(raw.strip(), f"the value of {key}")
+        except NetscaleError as exc:
+            raise NetscaleError(f"{short_text(source, 100)}: {exc}") from None
         out.append((key, value))
     return out
 

@@ -30,7 +30,6 @@ SE hidden widths follow the reference: ``round(se_ratio * C_in)`` for (linear) b
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -317,25 +316,15 @@ class NetSpec:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "spec") -> NetSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise NetscaleError(
-                f"{source}: malformed JSON ({exc.msg} at line {exc.lineno})"
-            ) from None
-        return cls.from_dict(data, source=source)
+        from netscale.util.safeload import load_json
+
+        return cls.from_dict(load_json(text, source), source=source)
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "spec") -> NetSpec:
-        import yaml
+        from netscale.util.safeload import load_yaml
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise NetscaleError(f"{source}: malformed YAML{where}") from None
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(load_yaml(text, source), source=source)
 
     def save(self, path: str | Path) -> Path:
         """Writes the spec as YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""

@@ -38,6 +38,7 @@ from netscale.specs.resolve import load_spec_data
 from netscale.study.module_base import is_module_base, parse_module_base
 from netscale.util import jsonio, serial
 from netscale.util.io import atomic_write_text
+from netscale.util.safeload import load_yaml, short_repr
 from netscale.util.validate import check_threads
 
 if TYPE_CHECKING:  # imported when used: they import torch, which a config does not need
@@ -428,9 +429,17 @@ def _parse_identity(data: Mapping[str, Any], source: str, base_dir: Path) -> dic
     """name, out directory (relative to the config's folder) and description."""
     default_name = Path(source).stem if source.endswith((".yaml", ".yml", ".json")) else "study"
     name = str(data.get("name") or default_name)
+    if not data.get("out") and (name in (".", "..") or any(c in name for c in "/\\\0")):
+        raise NetscaleError(f"{source}: name {short_repr(name)} is not a plain name (it "
+                            "would place the study outside studies/); use letters, digits, "
+                            "- and _, or give 'out' for the directory")
     out = Path(str(data.get("out") or f"studies/{name}"))
     if not out.is_absolute():
-        out = (base_dir / out).resolve()
+        try:
+            out = (base_dir / out).resolve()
+        except (RuntimeError, OSError):  # a loop of symbolic links
+            raise NetscaleError(f"{source}: out {str(out)!r} is a loop of symbolic links; "
+                                "remove the link or choose another directory") from None
     return {"name": name, "out_dir": out, "description": str(data.get("description", ""))}
 
 
@@ -495,8 +504,6 @@ def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str,
     """``data`` with each ``KEY.PATH=VALUE`` of ``sets`` applied (VALUE parsed as YAML, so
     ``factors=[1,2]``, ``recipe.epochs=1``, ``train=false`` work); nested mappings are created
     as needed. The applied overrides are recorded under ``overrides``."""
-    import yaml
-
     out = copy.deepcopy(dict(data))
     for item in sets:
         key, sep, text = item.partition("=")
@@ -504,12 +511,8 @@ def apply_config_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str,
         if not sep or not key or any(not k for k in key.split(".")):
             raise NetscaleError(f"--set {item!r}: give KEY=VALUE, e.g. --set recipe.epochs=1 "
                                 "or --set factors=[1,2]")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            problem = str(exc).splitlines()[0]
-            raise NetscaleError(f"--set {item!r}: the value is not valid YAML ({problem})"
-                                ) from None
+        value = load_yaml(text, f"--set {short_repr(item)}: the value") if text.strip() \
+            else None
         parts = key.split(".")
         if parts[0] not in _TOP_KEYS or parts[0] == "overrides":
             raise NetscaleError(f"--set {item!r}: unknown key {parts[0]!r}; study keys: "

@@ -19,7 +19,6 @@ file that is not a netscale store is refused, never written to.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -37,6 +36,7 @@ from netscale.bench.result import setting_label_of, time_quality_of
 from netscale.errors import NetscaleError
 from netscale.study.module_base import ModuleSpec, spec_from_payload
 from netscale.util import jsonio, serial
+from netscale.util.text import csv_dict_writer
 
 if TYPE_CHECKING:
     from netscale.specs import NetSpec
@@ -666,7 +666,7 @@ class Store:
             buf = io.StringIO()
             if rows:
                 keys = [k for k in rows[0] if k not in ("bench", "epochs", "env")]
-                w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+                w = csv_dict_writer(buf, keys, extrasaction="ignore")
                 w.writeheader()
                 for r in rows:  # only the written columns are encoded
                     w.writerow({k: (jsonio.dumps(v) if isinstance(v, (list, dict)) else v)

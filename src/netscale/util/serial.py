@@ -135,7 +135,9 @@ def _union(value: Any, args: tuple[Any, ...], where: str, strict: bool) -> Any:
             errors.append(str(exc))
     if not strict and kinds:
         return _coerce(value, kinds[0], where, False)
-    raise NetscaleError(errors[0] if errors else f"{where}: bad value {value!r}")
+    from netscale.util.safeload import short_repr
+
+    raise NetscaleError(errors[0] if errors else f"{where}: bad value {short_repr(value)}")
 
 
 def _sequence(value: Any, args: tuple[Any, ...], where: str, strict: bool,
@@ -162,8 +164,12 @@ def _scalar(value: Any, hint: Any, where: str, strict: bool) -> Any:
             return int(value)
         return _bad(value, f"{where} must be an integer", strict)
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            from netscale.util.safeload import check_int
+
+            return float(check_int(value, where))
+        if isinstance(value, float):
+            return value
         return _bad(value, f"{where} must be a number", strict)
     if hint is str:
         if isinstance(value, str):
@@ -174,5 +180,7 @@ def _scalar(value: Any, hint: Any, where: str, strict: bool) -> Any:
 
 def _bad(value: Any, message: str, strict: bool) -> Any:
     if strict:
-        raise NetscaleError(f"{message}, got {value!r}")
+        from netscale.util.safeload import short_repr
+
+        raise NetscaleError(f"{message}, got {short_repr(value)}")
     return value

@@ -135,7 +135,14 @@ def _existing_ancestor(p: Path, flag: str, path: Path) -> Path:
     a = p.absolute()
     while not a.exists():
         if a.is_symlink():
-            raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a broken symbolic link")
+            try:
+                os.stat(a)
+                what = "a broken symbolic link"
+            except OSError as exc:
+                what = ("a loop of symbolic links" if exc.errno == errno.ELOOP
+                        else "a broken symbolic link")
+            raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is {what}; remove it or "
+                                "choose another path")
         a = a.parent
     if not a.is_dir():
         raise NetscaleError(f"{flag} {str(path)!r}: {str(a)!r} is a file, not a directory")
@@ -155,9 +162,16 @@ def check_output_file(path: str | Path, flag: str = "--out", *,
     if suffixes and p.suffix.lower() not in suffixes:
         raise NetscaleError(f"{flag} {str(path)!r}: the file name must end in "
                             f"{' or '.join(suffixes)}")
-    if p.exists() and not os.access(p, os.W_OK):
+    from netscale.util.io import output_target
+
+    target, through = output_target(p)  # refuses link loops, sockets, block devices
+    if through:  # a device or FIFO is written through: nothing is created next to it
+        if not os.access(target, os.W_OK):
+            raise NetscaleError(f"{flag} {str(path)!r} exists and is not writable")
+        return p
+    if target.exists() and not os.access(target, os.W_OK):
         raise NetscaleError(f"{flag} {str(path)!r} exists and is not writable")
-    _probe_dir(_existing_ancestor(p.parent, flag, p), flag, p)
+    _probe_dir(_existing_ancestor(target.parent, flag, target), flag, target)
     return p
 
 
