@@ -70,20 +70,17 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "zoo_counts.jsonl"
 # convolutional, attention, hybrid and MLP families of both zoos.
 SUBSET = (
     "timm:resnet18", "timm:resnet50d", "timm:resnext26ts", "timm:regnety_002",
-    "timm:efficientnet_b0", "timm:efficientnetv2_rw_t", "timm:mobilenetv3_small_050",
-    "timm:mobilenetv4_conv_small", "timm:convnext_atto", "timm:convnextv2_atto",
-    "timm:vit_tiny_patch16_224", "timm:deit_tiny_distilled_patch16_224",
-    "timm:swin_tiny_patch4_window7_224", "timm:levit_128s", "timm:mixer_s32_224",
-    "timm:resmlp_12_224", "timm:coat_lite_tiny", "timm:poolformer_s12", "timm:dla34",
-    "timm:densenet121", "timm:ghostnet_100", "timm:inception_v3", "timm:xception41",
+    "timm:efficientnet_b0", "timm:mobilenetv3_small_050", "timm:mobilenetv4_conv_small",
+    "timm:convnext_atto", "timm:convnextv2_atto", "timm:vit_tiny_patch16_224",
+    "timm:deit_tiny_distilled_patch16_224", "timm:swin_tiny_patch4_window7_224",
+    "timm:levit_128s", "timm:mixer_s32_224", "timm:resmlp_12_224", "timm:coat_lite_tiny",
+    "timm:poolformer_s12", "timm:dla34", "timm:ghostnet_100", "timm:inception_v3",
     "timm:efficientformer_l1", "timm:mobilevit_xxs", "timm:edgenext_xx_small",
-    "timm:cait_xxs24_224", "timm:crossvit_tiny_240", "timm:pit_ti_224", "timm:tnt_s_patch16_224",
-    "timm:fastvit_t8", "timm:repvgg_a0",
+    "timm:pit_ti_224", "timm:fastvit_t8", "timm:repvgg_a0",
     "torchvision:resnet18", "torchvision:googlenet", "torchvision:inception_v3",
     "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0", "torchvision:regnet_y_400mf",
     "torchvision:convnext_tiny", "torchvision:vit_b_32", "torchvision:swin_t",
-    "torchvision:maxvit_t", "torchvision:shufflenet_v2_x0_5", "torchvision:squeezenet1_0",
-    "torchvision:densenet121", "torchvision:mnasnet0_5", "torchvision:alexnet",
+    "torchvision:shufflenet_v2_x0_5", "torchvision:squeezenet1_0", "torchvision:mnasnet0_5",
 )
 
 
