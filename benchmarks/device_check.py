@@ -11,7 +11,7 @@ Steps (each prints PASS/FAIL/SKIP with its figure; a failing step does not stop 
 2.  ``bench``: ``netscale bench`` in infer and train mode (CUDA events on a GPU), fp32,
     contiguous: ms per batch and peak memory;
 3.  ``bench-time``: the infer time against an independent timing loop (synchronised
-    ``time.perf_counter``), within a factor 1.5;
+    ``time.perf_counter``): the fastest samples of both within a factor 1.5;
 4.  ``bench-memory``: the train peak memory against ``torch.cuda.max_memory_allocated`` read
     directly around two training steps of the same model and batch, within 25 % (on the CPU:
     at least weights + gradients + momentum, which the peak must hold);
@@ -269,14 +269,17 @@ class DeviceCheck:
                     blocks.append((time.perf_counter() - t0) * 1e3)
         finally:
             torch.set_num_threads(threads)
-        direct = sorted(blocks)[len(blocks) // 2]
-        ratio = row["time_ms"] / direct
+        # minima: the estimate least disturbed by other processes on a shared machine
+        direct, fastest = sorted(blocks)[len(blocks) // 2], min(blocks)
+        ratio = row["min_ms"] / fastest
         ok = 1 / 1.5 <= ratio <= 1.5
-        fig = (f"netscale bench {row['time_ms']:.2f} ms/batch, direct loop {direct:.2f} "
-               f"ms/batch (median of {len(blocks)} synchronised iterations): ratio "
-               f"{ratio:.2f} (pass within 1.5x)")
+        fig = (f"netscale bench {row['time_ms']:.2f} ms/batch (fastest sample "
+               f"{row['min_ms']:.2f}), direct loop {direct:.2f} ms/batch (fastest {fastest:.2f}, "
+               f"{len(blocks)} synchronised iterations): fastest/fastest {ratio:.2f} "
+               "(pass within 1.5x)")
         return Outcome("pass" if ok else "fail", fig,
-                       {"bench_ms": row["time_ms"], "direct_ms": direct, "ratio": ratio})
+                       {"bench_ms": row["time_ms"], "bench_min_ms": row["min_ms"],
+                        "direct_ms": direct, "direct_min_ms": fastest, "ratio": ratio})
 
     def bench_memory(self) -> Outcome:
         import torch

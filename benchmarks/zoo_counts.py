@@ -424,8 +424,24 @@ def environment() -> dict[str, Any]:
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": version("torchvision"), "timm": version("timm"),
-            "fvcore": version("fvcore"), "netscale": version("netscale"),
+            "fvcore": version("fvcore"), "netscale": _netscale_version(),
             "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def _netscale_version() -> str:
+    """netscale's version and, in a git checkout, the commit."""
+    import subprocess
+
+    import netscale
+
+    version = str(getattr(netscale, "__version__", "?"))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).resolve().parent,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{version} ({commit})" if commit else version
 
 
 def write_environment(out: Path) -> None:
@@ -467,11 +483,14 @@ def acts_verdict(meta: dict[str, Any], cpu: dict[str, Any]) -> str:
     pools = sum(v for k, v in ns_by_op.items() if "max_pool" in k)
     if ns - pools == fv:
         return "equal after max-pool"
+    # fvcore's trace sees these as one op each and counts no activations for them; netscale
+    # sees the matrix products they run (attention's two products, an LSTM's gate products)
     unsupported = sorted(k for k in cpu.get("fvcore_unsupported", {})
-                         if any(w in k for w in ("attention", "einsum", "conv", "mm",
-                                                 "matmul", "linear", "bmm", "pool")))
+                         if any(w in k for w in ("attention", "lstm", "gru", "rnn", "einsum",
+                                                 "conv", "mm", "matmul", "linear")))
     if unsupported:
-        return "fvcore skips " + ", ".join(unsupported)
+        extra = " (and max-pool)" if pools else ""
+        return f"fvcore counts no activations for {', '.join(unsupported)}{extra}"
     return "differs"
 
 
