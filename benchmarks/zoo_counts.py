@@ -560,6 +560,23 @@ def report(path: Path) -> str:
         for r in crashed:
             lines.append(f"| {r['id']} | {r.get('phase_error', r.get('exitcode', '?'))} |")
         lines.append("")
+    # coverage by family
+    fam_rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in metas.values():
+        row = fam_rows[r.get("family", "?")]
+        row[0] += 1
+        row[1] += r.get("status") == "ok"
+        row[2] += "flops_equal" in r
+        row[3] += bool(r.get("flops_equal"))
+    lines.append("<details><summary>By family: swept, counted, compared, equal</summary>")
+    lines.append("")
+    lines.append("| family | swept | counted | compared | equal |")
+    lines.append("|---|---|---|---|---|")
+    for fam, (a, b, c, d) in sorted(fam_rows.items()):
+        lines.append(f"| {fam} | {a} | {b} | {c} | {d} |")
+    lines.append("")
+    lines.append("</details>")
+    lines.append("")
     # uncounted ops by frequency
     freq: Counter[str] = Counter()
     calls: Counter[str] = Counter()
