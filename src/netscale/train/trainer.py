@@ -651,7 +651,7 @@ class _Probe:
                 loss.backward()
                 opt.step()
             if cuda:
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.dev)  # the probed device, not the current one
 
         return step
 
