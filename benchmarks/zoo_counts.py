@@ -473,7 +473,8 @@ def explain(row: dict[str, Any]) -> str:
 
 #: ops that run matrix products but that fvcore's trace sees as one op without a handler
 FVCORE_BLIND = frozenset({"scaled_dot_product_attention", "lstm", "gru", "rnn_tanh",
-                          "rnn_relu", "_native_multi_head_attention"})
+                          "rnn_relu", "_native_multi_head_attention",
+                          "_convolution_mode"})  # convolutions with padding="same"
 
 
 def acts_verdict(meta: dict[str, Any], cpu: dict[str, Any]) -> str:
@@ -617,13 +618,15 @@ def report(path: Path) -> str:
         lines.append(f"| {v} | {c} |")
     lines.append("")
     # time
+    lines.append("Time per model:")
+    lines.append("")
     ns_t = [r["count_s"] for r in ok]
     ref_t = [r["ref_s"] for r in compared]
     med, p90 = _quantiles(ns_t)
-    lines.append(f"netscale count (batch 1, meta, fresh process): median {med * 1e3:.0f} ms, "
+    lines.append(f"- netscale count (batch 1, meta, fresh process): median {med * 1e3:.0f} ms, "
                  f"p90 {p90 * 1e3:.0f} ms over {len(ns_t)} models")
     med, p90 = _quantiles(ref_t)
-    lines.append(f"FlopCounterMode forward on meta (batch 2, train): median {med * 1e3:.0f} ms, "
+    lines.append(f"- FlopCounterMode forward on meta (batch 2, train): median {med * 1e3:.0f} ms, "
                  f"p90 {p90 * 1e3:.0f} ms")
     pairs = [(metas[i]["count_s"], c["fcm_forward_s"]) for i, c in cpus.items()
              if "fcm_forward_s" in c and metas.get(i, {}).get("status") == "ok"]
@@ -632,12 +635,13 @@ def report(path: Path) -> str:
         ratios = [b / a for a, b in pairs if a > 0]
         rmed, rp90 = _quantiles(ratios)
         nmed, np90 = _quantiles([a for a, _ in pairs])
-        lines.append(f"real FlopCounterMode forward (CPU, batch 1, eval, 1 thread), "
+        lines.append(f"- real FlopCounterMode forward (CPU, batch 1, eval, 1 thread), "
                      f"{len(pairs)} models: median {med * 1e3:.0f} ms, p90 {p90 * 1e3:.0f} ms; "
                      f"netscale on the same models: median {nmed * 1e3:.0f} ms, "
                      f"p90 {np90 * 1e3:.0f} ms; forward / count time ratio: median "
                      f"{rmed:.1f}x, p90 {rp90:.1f}x, count faster in "
                      f"{_pct(sum(r > 1 for r in ratios), len(ratios))}")
+    lines.append("")
     return "\n".join(lines)
 
 

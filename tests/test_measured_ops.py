@@ -99,3 +99,10 @@ def test_fp8_scaled_matmul_with_and_without_bias() -> None:
     with_bias = OneOp(biased, *shapes, ((16,), torch.bfloat16))
     assert count(with_bias, (32, 64)) == (32 * 64 * 16 + 32 * 16, 32 * 16, {})
     assert count(with_bias, (32, 64), count_bias=False)[0] == 32 * 64 * 16
+
+
+def test_adaptive_max_pool_outputs_are_activations_like_max_pool() -> None:
+    m = OneOp(lambda x: torch.nn.functional.adaptive_max_pool2d(x, (3, 2)))
+    assert count(m, (4, 9, 8)) == (0, 4 * 3 * 2, {})
+    fixed = OneOp(lambda x: torch.nn.functional.max_pool2d(x, 3, 3))
+    assert count(fixed, (4, 9, 9)) == (0, 4 * 3 * 3, {})

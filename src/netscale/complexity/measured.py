@@ -18,7 +18,7 @@ Counted (docs/conventions.md, "Counting conventions"; flops = multiply-adds):
   matrix product (+ m·n for an added bias/input); matrix-vector and vector ops (``mv``,
   ``addmv``, ``dot``, ``vdot``, ``addr``): one multiply-add per product term (+ one per output
   for ``addmv``'s added vector); acts = output elements;
-* max-pool: acts = output elements, no flops.
+* max-pool (fixed or adaptive): acts = output elements, no flops.
 
 Free by convention (counted as zero, not reported): element-wise activations, adds and
 multiplies (residuals, SE gating), batch-norm, average pooling and means, dropout, and
@@ -205,7 +205,8 @@ for _p in _packets(
 ):
     _HANDLERS[_p] = _sdpa
 for _p in _packets("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
-                   "max_pool3d_with_indices", "max_pool1d_with_indices"):
+                   "max_pool3d_with_indices", "max_pool1d_with_indices",
+                   "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"):
     _HANDLERS[_p] = _maxpool
 
 # Free by convention (docs/conventions.md, "Counting conventions"): activations, adds, muls,
