@@ -660,7 +660,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per model and phase")
     p.add_argument("--cpu-max-params", type=int, default=350_000_000,
                    help="phase cpu skips larger models (real weights; memory)")
-    p.add_argument("--cpu-every", type=int, default=1,
+    p.add_argument("--cpu-every", type=int, default=12,
                    help="phase cpu runs every K-th model of the list (a fixed sample)")
     p.add_argument("--report", action="store_true", help="print the tables from --out")
     args = p.parse_args(argv)
