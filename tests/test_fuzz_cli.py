@@ -391,7 +391,7 @@ def test_fuzz_results_files_are_safe_to_print_and_export(run_cli, groups: list[s
     import io
 
     from netscale.advise.groups import results_csv
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
     from netscale.errors import NetscaleError
 
     with workdir() as d:
@@ -402,7 +402,7 @@ def test_fuzz_results_files_are_safe_to_print_and_export(run_cli, groups: list[s
             w.writerow([g, f, 0.1 + 0.01 * i])
         (d / "r.csv").write_text(buf.getvalue())
         try:
-            study = load_results(d / "r.csv")
+            study = load_source(d / "r.csv")
         except NetscaleError as exc:
             assert "\n" not in str(exc)
             return

@@ -11,7 +11,7 @@ import pytest
 from scipy.special import stdtrit
 
 from netscale.advise import study_verdict
-from netscale.advise.results_io import load_results
+from netscale.advise.results_io import load_source
 from netscale.errors import NetscaleError
 from netscale.laws.replicates import (
     BITS_KEY,
@@ -183,14 +183,14 @@ def test_results_file_n_val_and_shared_set_reach_the_intervals(tmp_path):
     rows = [head] + [f"{g},{f},{e},{s},3000,true" for g, f, es in
                      (("d", 4e8, (20.0, 21.0, 20.5)), ("w", 4e8, (24.0, 23.5, 24.5)))
                      for s, e in enumerate(es)]
-    study = load_results(_write(tmp_path, rows))
+    study = load_source(_write(tmp_path, rows))
     assert study.data_info == {"val_size": 3000, "val_shared": True}
     v = study_verdict(study.trials, data_info=study.data_info, config=study.config)
     g = {x.strategy: x for x in v.groups}
     assert v.n_val == 3000 and g["d"].sampling_half and g["d"].sampling_half > 0
     assert "same network" not in v.reason  # rows without an architecture
     indep = [r.replace(",true", ",false") for r in rows]
-    st2 = load_results(_write(tmp_path, indep))
+    st2 = load_source(_write(tmp_path, indep))
     v2 = study_verdict(st2.trials, data_info=st2.data_info, config=st2.config)
     assert all(x.interval_method == INDEPENDENT for x in v2.groups)
 
@@ -203,4 +203,4 @@ def test_results_file_n_val_and_shared_set_reach_the_intervals(tmp_path):
 ])
 def test_results_file_validation_set_columns_are_checked(tmp_path, rows, msg):
     with pytest.raises(NetscaleError, match=msg):
-        load_results(_write(tmp_path, rows))
+        load_source(_write(tmp_path, rows))

@@ -317,7 +317,9 @@ def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: st
 
         def infer() -> Any:
             with torch.inference_mode(), autocast(s, device):
-                return model(x)
+                out = model(x)
+            _sync(device)  # choose_setting times with a host clock: wait for the GPU
+            return out
 
         return infer
     model.train()
@@ -333,9 +335,18 @@ def _probe_step(work: _Workload, s: ExecSetting, config: BenchConfig, device: st
         if opt is not None:
             opt.step()
             opt.zero_grad(set_to_none=True)
+        _sync(device)
         return loss
 
     return train_step
+
+
+def _sync(device: str) -> None:
+    """Waits for the queued GPU work of ``device`` (nothing on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
 
 
 def _dtype_name(precision: str) -> str | None:
@@ -506,7 +517,8 @@ def _infer_runner(run: Any, x: Any, device: str, config: BenchConfig,
             enable_timing=True)
 
         def block_cuda(n: int) -> dict[str, float]:
-            with torch.inference_mode(), _autocast(device, config):
+            # events record on the current stream of the current device: make it ``device``
+            with torch.cuda.device(device), torch.inference_mode(), _autocast(device, config):
                 start.record()
                 for _ in range(n):
                     run(x)
@@ -561,16 +573,22 @@ def _train_runner(model: Any, run: Any, x: Any, y: Any, device: str, config: Ben
         opt.zero_grad(set_to_none=True)
 
     if cuda:
-        return _cuda_train_block(forward, backward, step)
+        return _cuda_train_block(forward, backward, step, device)
     return _cpu_train_block(forward, backward, step, clock)
 
 
 def _cuda_train_block(forward: Callable[[], Any], backward: Callable[[Any], None],
-                      step: Callable[[], None]) -> Callable[[int], dict[str, float]]:
-    """Runs n training steps, timed per phase with CUDA events (seconds)."""
+                      step: Callable[[], None],
+                      device: str = "cuda") -> Callable[[int], dict[str, float]]:
+    """Runs n training steps, timed per phase with CUDA events (seconds), recorded on the
+    current stream of ``device``."""
     import torch
 
     def block_cuda(n: int) -> dict[str, float]:
+        with torch.cuda.device(device):
+            return _timed_steps(n)
+
+    def _timed_steps(n: int) -> dict[str, float]:
         events = [[torch.cuda.Event(  # type: ignore[no-untyped-call]  # unannotated in torch
                        enable_timing=True) for _ in range(4)]
                   for _ in range(n)]

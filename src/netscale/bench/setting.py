@@ -4,7 +4,8 @@ A setting is what a model runs in: ``contiguous`` (NCHW) or ``channels_last`` (N
 and ``fp32``, ``bf16`` (autocast to bfloat16, fp32 master weights) or ``fp16`` (CUDA only,
 autocast with a GradScaler). ``auto`` in either place means "probe the candidates for a few
 steps on the actual model, batch and device and take the fastest". bf16 is a candidate only
-where the device runs it natively (CPU: AVX-512 bf16 / AMX; CUDA: compute capability >= 8).
+where the device runs it natively (CPU: AVX-512 bf16 / AMX; CUDA: compute capability >= 8);
+on CUDA fp16 is a candidate too.
 
 The probe never touches the caller's model, optimizer or RNG: the caller's ``make_step``
 builds a private copy for each candidate. The chosen :class:`ExecSetting` records the request,
@@ -150,6 +151,8 @@ def candidates(memory_format: str, precision: str, device: str = "cpu"
     fmts = ["contiguous", "channels_last"] if memory_format == "auto" else [memory_format]
     if precision == "auto":
         precs = ["fp32"] + (["bf16"] if native_bf16(device) and bf16_auto_allowed()[0] else [])
+        if device.startswith("cuda"):
+            precs.append("fp16")  # autocast float16 with a GradScaler
     else:
         precs = [precision]
     return [(f, p) for p in precs for f in fmts]

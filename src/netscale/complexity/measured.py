@@ -13,9 +13,12 @@ Counted (docs/conventions.md, "Counting conventions"; flops = multiply-adds):
 
 * convolutions (any dimensionality, groups, transposed): flops = output elements x
   (C_in / groups) x kernel volume (+ output elements for the bias); acts = output elements;
-* matmul-type ops (``mm``, ``addmm``, ``bmm``, ``baddbmm``, fused attention): flops = m·k·n
-  per matrix product (+ m·n for an added bias/input); acts = output elements;
-* max-pool: acts = output elements, no flops.
+* matmul-type ops (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``addbmm``, fused attention, the
+  fused ``_addmm_activation``, the int8/fp8 ``_int_mm``/``_scaled_mm``): flops = m·k·n per
+  matrix product (+ m·n for an added bias/input); matrix-vector and vector ops (``mv``,
+  ``addmv``, ``dot``, ``vdot``, ``addr``): one multiply-add per product term (+ one per output
+  for ``addmv``'s added vector); acts = output elements;
+* max-pool (fixed or adaptive): acts = output elements, no flops.
 
 Free by convention (counted as zero, not reported): element-wise activations, adds and
 multiplies (residuals, SE gating), batch-norm, average pooling and means, dropout, and
@@ -107,6 +110,42 @@ def _baddbmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
     return flops, out.numel()
 
 
+def _mv(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    m = args[0]  # (m, n) @ (n,)
+    return m.shape[0] * m.shape[1], out.numel()
+
+
+def _addmv(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+           bias: bool) -> tuple[int, int]:
+    m = args[1]  # self (m,) + mat (m, n) @ vec (n,)
+    return m.shape[0] * m.shape[1] + (out.numel() if bias else 0), out.numel()
+
+
+def _dot(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
+    return args[0].numel(), out.numel()
+
+
+def _addr(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+          bias: bool) -> tuple[int, int]:
+    # self (m, n) + vec1 (m,) x vec2 (n,): one multiply-add per output element
+    return out.numel(), out.numel()
+
+
+def _addbmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+            bias: bool) -> tuple[int, int]:
+    a, b = args[1], args[2]  # self (n, p) + sum over the batch of (B, n, m) @ (B, m, p)
+    flops = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+    return flops + (out.numel() if bias else 0), out.numel()
+
+
+def _scaled_mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+               bias: bool) -> tuple[int, int]:
+    a, b = args[0], args[1]  # (m, k) @ (k, n), scaled (fp8); an optional bias (n,)
+    has_bias = (args[4] if len(args) > 4 else kwargs.get("bias")) is not None
+    flops = a.shape[0] * a.shape[1] * b.shape[1]
+    return flops + (out.numel() if bias and has_bias else 0), out.numel()
+
+
 def _sdpa(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, bias: bool) -> tuple[int, int]:
     q, k, v = args[0], args[1], args[2]
     # q: (..., L, E), k: (..., S, E), v: (..., S, Ev): QK^T and AV products
@@ -137,8 +176,22 @@ for _p in _packets("convolution", "_convolution", "cudnn_convolution", "mkldnn_c
     _HANDLERS[_p] = _conv
 for _p in _packets("mm"):
     _HANDLERS[_p] = _mm
-for _p in _packets("addmm"):
+for _p in _packets("addmm", "_addmm_activation"):
     _HANDLERS[_p] = _addmm
+for _p in _packets("_int_mm"):
+    _HANDLERS[_p] = _mm
+for _p in _packets("_scaled_mm"):
+    _HANDLERS[_p] = _scaled_mm
+for _p in _packets("mv"):
+    _HANDLERS[_p] = _mv
+for _p in _packets("addmv"):
+    _HANDLERS[_p] = _addmv
+for _p in _packets("dot", "vdot"):
+    _HANDLERS[_p] = _dot
+for _p in _packets("addr"):
+    _HANDLERS[_p] = _addr
+for _p in _packets("addbmm"):
+    _HANDLERS[_p] = _addbmm
 for _p in _packets("bmm"):
     _HANDLERS[_p] = _bmm
 for _p in _packets("baddbmm"):
@@ -153,7 +206,8 @@ for _p in _packets(
 ):
     _HANDLERS[_p] = _sdpa
 for _p in _packets("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
-                   "max_pool3d_with_indices", "max_pool1d_with_indices"):
+                   "max_pool3d_with_indices", "max_pool1d_with_indices",
+                   "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"):
     _HANDLERS[_p] = _maxpool
 
 # Free by convention (docs/conventions.md, "Counting conventions"): activations, adds, muls,

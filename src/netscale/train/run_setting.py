@@ -68,7 +68,7 @@ class SettingProbe:
                 loss.backward()
                 opt.step()
             if cuda:
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.dev)  # the probed device, not the current one
 
         return step
 
