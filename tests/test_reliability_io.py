@@ -311,25 +311,25 @@ def test_integers_beyond_float_range_are_refused_before_any_conversion(tmp_path,
 
 
 def test_a_results_json_with_a_huge_integer_is_one_line(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     p = tmp_path / "r.json"
     p.write_text(json.dumps([{"group": "a", "flops": 1, "top1_err": 0.5}]).replace(
         '"flops": 1', f'"flops": {10**400}'))
     with pytest.raises(NetscaleError, match="beyond the float range"):
-        load_results(p)
+        load_source(p)
 
 
 # ----------------------------------------------------------------------------- 8. results files
 
 
 def test_results_factors_are_relative_to_the_smallest_model_of_group_or_base(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     p = tmp_path / "r.csv"
     p.write_text("group,flops,top1_err\nbase,100,0.5\nw,400,0.4\nw,200,0.45\nd,50,0.6\n"
                  "d,300,0.3\n")
-    factors = {(t.strategy, t.flops): t.factor for t in load_results(p).trials}
+    factors = {(t.strategy, t.flops): t.factor for t in load_source(p).trials}
     assert factors == {("base", 100): 1.0, ("w", 400): 4.0, ("w", 200): 2.0,
                        ("d", 50): 1.0, ("d", 300): 6.0}
 
@@ -353,45 +353,45 @@ def test_results_files_load_in_linear_time_without_quadratic_scans(tmp_path, mon
     real = results_io._row_item
     monkeypatch.setattr(results_io, "_row_item",
                         lambda *a, **k: CountingDict(real(*a, **k)))
-    study = results_io.load_results(p)
+    study = results_io.load_source(p)
     assert len(study.trials) == 3000
     assert reads <= 5 * 3000
 
 
 def test_deeply_nested_results_json_is_one_line(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     p = tmp_path / "r.json"
     p.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(NetscaleError, match="nested too deeply"):
-        load_results(p)
+        load_source(p)
 
 
 def test_csv_comments_never_split_or_merge_quoted_fields(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     p = tmp_path / "r.csv"
     p.write_text('# a comment\ngroup,flops,top1_err,device\nA,100,0.5,"two\n# not a comment\n'
                  'lines"\n# another comment\nA,200,0.4,cpu\n')
-    trials = load_results(p).trials
+    trials = load_source(p).trials
     assert len(trials) == 2
     assert trials[0].bench == [] and trials[1].flops == 200
 
 
 def test_a_duplicated_csv_header_is_refused(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     p = tmp_path / "r.csv"
     p.write_text("group,flops,top1_err,FLOPS\nA,100,0.5,200\n")
     with pytest.raises(NetscaleError, match="column 'flops' appears twice"):
-        load_results(p)
+        load_source(p)
 
 
 def test_percent_with_a_study_directory_is_refused(tmp_path):
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     with pytest.raises(NetscaleError, match="apply to a results file"):
-        load_results(tmp_path, percent=True)
+        load_source(tmp_path, percent=True)
 
 
 # ----------------------------------------------------------------------------- 9. special inputs
@@ -511,12 +511,12 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 
 def test_group_names_from_files_are_printed_with_control_characters_escaped(tmp_path):
     from netscale.advise.groups import results_csv
-    from netscale.advise.results_io import load_results
+    from netscale.advise.results_io import load_source
 
     assert visible("a\x1b[31mb\x07\n") == "a\\x1b[31mb\\x07\\x0a"
     p = tmp_path / "r.csv"
     p.write_text("group,flops,top1_err\n\"\x1b]0;pwned\x07\",100,0.5\n=HYPERLINK(1),100,0.4\n")
-    trials = load_results(p).trials
+    trials = load_source(p).trials
     assert trials[0].strategy == "\\x1b]0;pwned\\x07"
     text = results_csv(trials)
     assert "\x1b" not in text and "\n'=HYPERLINK(1)," in text
