@@ -28,7 +28,7 @@ CHECKED = ("netscale", "numpy", "torch")
 #: (module, imported module) -> why it is imported inside a function.
 ALLOWED: dict[tuple[str, str], str] = {}
 #: Modules (and packages) this check skips.
-UNCHECKED = ("netscale.advise", "netscale.report", "netscale.study.worker")
+UNCHECKED: tuple[str, ...] = ()
 
 
 def _module_name(f: Path) -> str:

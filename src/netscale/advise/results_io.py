@@ -40,11 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from netscale.advise.sources import FileInfo, ResultsFile, StudyResults, is_study_dir, load_study
+from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.scaling.strategy import BASE_STRATEGY
+from netscale.specs import resolve_spec
 from netscale.study.store import TrialRow
-from netscale.util.safeload import MAX_INT, short_repr
+from netscale.util.io import MAX_RESULTS_BYTES, read_input_text
+from netscale.util.safeload import MAX_INT, load_json, short_repr
 from netscale.util.text import visible
+from netscale.util.units import parse_count
 
 RESULT_SUFFIXES = (".csv", ".json")
 ERR_PCT = ("top1_err_pct", "top1_err_percent", "top1_err_%")
@@ -85,7 +89,6 @@ def load_source(source: str | Path, *, percent: bool | None = None,
                                 "results file (.csv or .json, see docs/results-format.md)")
         raise NetscaleError(f"{str(p)!r} is neither a study directory nor a results file; "
                             "results files end in .csv or .json (see docs/results-format.md)")
-    from netscale.util.io import MAX_RESULTS_BYTES, read_input_text
 
     text = read_input_text(p, "results file", MAX_RESULTS_BYTES, encoding="utf-8-sig")
     fmt = p.suffix.lower().lstrip(".")
@@ -155,7 +158,6 @@ def _read_json(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not text.strip():
         raise NetscaleError(f"results file {str(path)!r} is empty; it needs a list of objects "
                             '(e.g. [{"group": "dWr", "flops": 4e8, "top1_err": 0.25}])')
-    from netscale.util.safeload import load_json
 
     data = load_json(text, str(path))
     if isinstance(data, Mapping):
@@ -201,8 +203,6 @@ def _number(v: Any, col: str, where: str, *, count: bool = False) -> float:
             x = float(text)
         except ValueError:
             if count:
-                from netscale.util.units import parse_count
-
                 try:
                     x = parse_count(text, col)
                 except NetscaleError:
@@ -493,8 +493,6 @@ def _short(flops: float) -> str:
 def _count_model(model: str, path: Path, where: str
                  ) -> tuple[int, int, int, int, dict[str, Any]]:
     """(flops, params, acts, resolution, spec dict) of a model, counted analytically."""
-    from netscale.complexity import complexity_totals
-    from netscale.specs import resolve_spec
 
     ref = model
     cand = path.parent / model

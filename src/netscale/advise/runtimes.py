@@ -8,6 +8,8 @@ from typing import Any
 
 from netscale.advise.records import Candidate, Constraints
 from netscale.advise.study_fits import StudyRuntime, study_runtime
+from netscale.bench.harness import BenchConfig, bench_spec
+from netscale.bench.timing import TimingPolicy
 from netscale.errors import NetscaleError
 from netscale.specs import NetSpec
 from netscale.specs.spec import network_key
@@ -28,10 +30,6 @@ def default_measure(budget_s: float = DEFAULT_BUDGET_S, mode: str = "infer",
 
     def run(spec: Any, batch_size: int | None, device: str | None
             ) -> tuple[float, int, str] | None:
-        # the bench harness imports torch: only when a candidate is timed
-        from netscale.bench.harness import BenchConfig, bench_spec
-        from netscale.bench.timing import TimingPolicy
-
         cfg = BenchConfig(mode=mode, batch_size=batch_size, device=device,
                           policy=TimingPolicy(budget_s=budget_s, warmup_s=min(0.3, budget_s)),
                           memory_format=memory_format, precision=precision)

@@ -19,7 +19,8 @@ from netscale.bench.setting import ExecSetting
 from netscale.bench.timing import Stats
 from netscale.errors import NetscaleError
 from netscale.util import jsonio, serial
-from netscale.util.io import atomic_write_text
+from netscale.util.io import MAX_RESULTS_BYTES, atomic_write_text, read_input_text
+from netscale.util.safeload import load_json
 from netscale.util.text import csv_dict_writer
 
 SCHEMA = "netscale.bench/1"
@@ -208,8 +209,6 @@ def write_results(path: str | Path, results: Sequence[BenchResult],
 
 def load_results(path: str | Path) -> list[BenchResult]:
     """Reads the JSON written by :func:`write_results` (or ``netscale bench --json``)."""
-    from netscale.util.io import MAX_RESULTS_BYTES, read_input_text
-    from netscale.util.safeload import load_json
 
     path = Path(path)
     data = load_json(read_input_text(path, "bench results", MAX_RESULTS_BYTES),

@@ -25,6 +25,8 @@ from netscale.errors import NetscaleError
 from netscale.specs.pycls import spec_from_pycls
 from netscale.specs.registry import get_spec, is_registered
 from netscale.specs.spec import NetSpec
+from netscale.util.io import read_input_text
+from netscale.util.safeload import load_json, load_yaml, short_text
 
 _OVERRIDABLE = ("name", "resolution", "num_classes", "in_channels", "activation", "dropout",
                 "head_width")
@@ -40,8 +42,6 @@ def load_spec_data(path: str | Path, what: str = "spec file") -> Any:
     at most :data:`~netscale.util.io.MAX_CONFIG_BYTES`, parsed with the bounds of
     :mod:`netscale.util.safeload` (no alias bombs, duplicate keys or out-of-range integers).
     """
-    from netscale.util.io import read_input_text
-    from netscale.util.safeload import load_json, load_yaml
 
     path = Path(path)
     if path.is_dir():
@@ -107,8 +107,6 @@ def split_overrides(text: str) -> tuple[str, str] | None:
 
 
 def _parse_overrides(text: str, source: str) -> list[tuple[str, Any]]:
-    from netscale.util.safeload import load_yaml, short_text
-
     parts: list[str] = []
     depth, cur = 0, ""
     for ch in text:

@@ -40,6 +40,7 @@ from netscale.errors import NetscaleError
 from netscale.specs.compat import bottleneck_width, conv_groups
 from netscale.util import jsonio
 from netscale.util.io import atomic_write_text
+from netscale.util.safeload import load_json, load_yaml
 
 STEM_TYPES = ("simple", "res", "cifar")
 BLOCK_TYPES = ("basic", "bottleneck", "linear_bottleneck", "mbconv", "vanilla")
@@ -316,14 +317,10 @@ class NetSpec:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "spec") -> NetSpec:
-        from netscale.util.safeload import load_json
-
         return cls.from_dict(load_json(text, source), source=source)
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "spec") -> NetSpec:
-        from netscale.util.safeload import load_yaml
-
         return cls.from_dict(load_yaml(text, source), source=source)
 
     def save(self, path: str | Path) -> Path:

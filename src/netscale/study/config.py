@@ -35,7 +35,7 @@ from netscale.errors import NetscaleError
 from netscale.scaling import ROUNDING_MODES, parse_strategy
 from netscale.specs import NetSpec, resolve_spec
 from netscale.specs.resolve import load_spec_data
-from netscale.study.module_base import is_module_base, parse_module_base
+from netscale.study.module_base import is_module_base, parse_module_base, zoo_base
 from netscale.util import jsonio, serial
 from netscale.util.io import atomic_write_text
 from netscale.util.safeload import load_yaml, short_repr
@@ -359,7 +359,6 @@ def _parse_grid(data: Mapping[str, Any], source: str, base_dir: Path) -> dict[st
             raise NetscaleError(f"{source}: {key} must be non-empty strings (or module-factory "
                                 f"mappings for bases), got "
                                 f"{_show(bad[0])}")
-    from netscale.study.module_base import zoo_base
     from netscale.zoo.names import is_zoo_name
 
     raw_bases = [zoo_base(b) if is_zoo_name(b) else b for b in raw_bases]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from netscale.study.executors import InProcessExecutor, ProcessExecutor
 from netscale.study.store import POISON_CRASHES, Store
 
 #: Attempt outcomes that say nothing about the trial (skipped when counting a streak).
@@ -109,8 +110,6 @@ class IsolatingExecutor:
             self.inner.submit(payload)
             return
         if self._isolated is None:
-            from netscale.study.executors import ProcessExecutor
-
             self._isolated = ProcessExecutor(self.on_event, 1)
         self._isolated.submit(payload)
         self._running.add(payload["id"])
@@ -136,7 +135,6 @@ class IsolatingExecutor:
 def isolate_suspects(ex: Any, store: Store, on_event: Any) -> Any:
     """``ex`` wrapped in an :class:`IsolatingExecutor` when it runs trials in this process
     and some trial is a suspect; ``ex`` itself otherwise."""
-    from netscale.study.executors import InProcessExecutor
 
     found = suspects(store)
     if not found or not isinstance(ex, InProcessExecutor):

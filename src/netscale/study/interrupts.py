@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from netscale.errors import NetscaleError
+from netscale.study.worker import format_exception
 
 #: Exit code of a worker process stopped by SIGINT, SIGTERM or SIGHUP (EX_TEMPFAIL).
 STOPPED_EXIT = 75
@@ -137,7 +138,6 @@ def failure_value(exc: BaseException, payload: Mapping[str, Any] | None = None) 
     an environmental write failure, else the one-line error (a trial failure). An error of
     the driver's results store (raised through the events of a trial run in the driver's
     process) is no trial's: it is raised again, for :func:`write_failures` to report."""
-    from netscale.study.worker import format_exception
 
     if isinstance(exc, sqlite3.Error):
         raise exc

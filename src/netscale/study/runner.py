@@ -41,11 +41,12 @@ from netscale.study.crashes import isolate_suspects, record_stop, record_worker_
 from netscale.study.executors import make_executor
 from netscale.study.interrupts import StopStudy, WorkerDied, stop_on_signals, write_failures
 from netscale.study.planning import data_info, plan_trials, trial_dirname
-from netscale.study.store import STORE_NAME, Store, stand_in
+from netscale.study.store import STORE_NAME, Store, record_run_times, stand_in, time_breakdown
 from netscale.study.store_check import read_bench_file, valid_history
+from netscale.study.worker import SETTING_FILE, study_probe
 from netscale.util import jsonio
 from netscale.util.fmt import duration
-from netscale.util.io import sweep_temp_files
+from netscale.util.io import atomic_write_json, sweep_temp_files
 
 
 @contextmanager
@@ -271,8 +272,6 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
             store.sync_aliases()  # same-network rows get their canonical trial's results
             clock.record(store)
             if out is not None:
-                from netscale.study.store import time_breakdown
-
                 parts = time_breakdown(store)
                 if parts is not None:
                     for line in parts.lines():
@@ -386,8 +385,6 @@ class _Clock:
             self.workers = max(1, int(workers))
 
     def record(self, store: Store) -> None:
-        from netscale.study.store import record_run_times
-
         self.run_id = record_run_times(store, self.run_id, {
             "started": self.started, "wall": time.time() - self.started,
             "probe": self.probe, "bench": self.bench, "train": self.train,
@@ -407,8 +404,6 @@ def study_setting(cfg: StudyConfig, store: Store, trials: Sequence[Any],
     ``setting.json``, which the trial reads instead of resolving its own. Returns the
     number of trials given the setting (0: nothing to do, or runs long enough to probe
     each)."""
-    from netscale.study.worker import SETTING_FILE, study_probe
-    from netscale.util.io import atomic_write_json
 
     by_base: dict[str, list[Any]] = {}
     for t in trials:
@@ -538,8 +533,6 @@ def share_timing(cfg: StudyConfig, store: Store, tid: str, rows: list[dict[str, 
         store.record_bench(tid, rows, time_ms)
         for sib in siblings:
             store.record_bench(sib, shared, time_ms)
-    from netscale.study.worker import SETTING_FILE
-    from netscale.util.io import atomic_write_json
 
     src = trial_dir(cfg, tid) / SETTING_FILE
     if siblings and src.is_file():

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from netscale.bench.result import setting_label_of, time_quality_of
 from netscale.errors import NetscaleError
 from netscale.study.module_base import ModuleSpec, spec_from_payload
+from netscale.study.store_check import check_store, json_column
 from netscale.util import jsonio, serial
 from netscale.util.text import csv_dict_writer
 
@@ -272,8 +273,6 @@ _MIRRORED = ("status", "attempts", "failures", "bench", "time_ms", "top1_err", "
 
 
 def _row(r: sqlite3.Row, path: Path) -> TrialRow:
-    from netscale.study.store_check import json_column
-
     d = dict(r)
     for k in _JSON_COLS:
         d[k] = json_column(d[k], k, str(d["id"]), path, [] if k == "bench" else {})
@@ -342,7 +341,6 @@ class Store:
 
     def _check(self, *, complete: bool) -> None:
         """Refuses a damaged or look-alike store, or one of an unknown schema version."""
-        from netscale.study.store_check import check_store
 
         try:
             check_store(self.conn, self.path, _SCHEMA, tables=_TABLES, version=SCHEMA_VERSION,
@@ -593,7 +591,6 @@ class Store:
     # ------------------------------------------------------------------ reads
     def trials(self, status: str | None = None, *, epochs: bool = True) -> list[TrialRow]:
         """Every trial row; a row with ``same_as`` mirrors the results of that trial."""
-        from netscale.study.store_check import json_column
 
         rows = [_row(r, self.path) for r in self.conn.execute("SELECT * FROM trials ORDER BY base, "
                                                    "strategy, factor, seed")]

@@ -17,8 +17,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+
+from netscale.bench.harness import (
+    DEFAULT_THREADS,
+    BenchConfig,
+    bench_spec,
+    resolve_device,
+    resolve_setting,
+    torch_threads,
+)
+from netscale.bench.setting import ExecSetting, short_run_reason
+from netscale.bench.timing import TimingPolicy
 from netscale.errors import NetscaleError
+from netscale.study.module_base import ModuleSpec, bench_module_spec, spec_from_payload
 from netscale.study.store import stand_in
+from netscale.study.store_check import read_bench_file
+from netscale.util import jsonio
+from netscale.util.io import atomic_write_json
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -34,8 +50,6 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
     benchmark's own steps at its batch size) and written there. A trial that ran before
     settings were recorded (a runtime or checkpoint but no ``setting.json``) keeps
     contiguous+fp32, the setting it was started in."""
-    from netscale.bench.setting import ExecSetting
-    from netscale.util.io import atomic_write_json
 
     trial_dir = Path(payload["trial_dir"])
     path = trial_dir / SETTING_FILE
@@ -57,8 +71,6 @@ def trial_setting(payload: Mapping[str, Any], spec: Any) -> Any:
 def _short_run(payload: Mapping[str, Any]) -> Any:
     """The plain setting, with the reason, for a training trial too short to probe (the same
     rule as ``netscale train``: bench.setting.short_run_reason); None otherwise."""
-    from netscale.bench.harness import resolve_device
-    from netscale.bench.setting import ExecSetting, short_run_reason
 
     steps = _train_steps(payload)
     if steps is None:
@@ -95,10 +107,6 @@ def study_probe(payload: Mapping[str, Any], runs: int) -> Any:
     total is too short (the runs then train in the plain setting, each saying why)."""
     import dataclasses
 
-    from netscale.bench.harness import resolve_device
-    from netscale.bench.setting import short_run_reason
-    from netscale.study.module_base import spec_from_payload
-
     steps = _train_steps(payload)
     if steps is None or _short_run(payload) is None:
         return None
@@ -116,13 +124,6 @@ def study_probe(payload: Mapping[str, Any], runs: int) -> Any:
 def _probe_setting(payload: Mapping[str, Any], spec: Any) -> Any:
     """The setting the trial's recipe asks for, probed (``auto``) on this device with the
     batch size and threads the trial trains (or, timing only, benchmarks) with."""
-    from netscale.bench.harness import (
-        DEFAULT_THREADS,
-        BenchConfig,
-        resolve_device,
-        resolve_setting,
-        torch_threads,
-    )
     from netscale.train import Recipe
 
     recipe = dict(payload.get("recipe") or {})
@@ -139,8 +140,6 @@ def _probe_setting(payload: Mapping[str, Any], spec: Any) -> Any:
                       memory_format=fmt, precision=prec, seed=int(payload["seed"]))
 
     def factory() -> Any:
-        from netscale.study.module_base import ModuleSpec
-
         if isinstance(spec, ModuleSpec):
             return spec.build_module()
         from netscale.models import build_model
@@ -175,13 +174,9 @@ def recipe_with_setting(recipe: Mapping[str, Any], setting: Any) -> dict[str, An
 
 
 def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
-    from netscale.bench.harness import BenchConfig, bench_spec
-    from netscale.bench.timing import TimingPolicy
-
     settings = payload["bench"]
     trial_dir = Path(payload["trial_dir"])
     cached = trial_dir / "bench.json"
-    from netscale.study.store_check import read_bench_file
 
     rows = read_bench_file(cached)  # measured by an earlier attempt: do not measure twice
     if rows is None:
@@ -195,13 +190,11 @@ def _bench(payload: Mapping[str, Any], spec: Any, emit: Emit) -> None:
                 policy=TimingPolicy(budget_s=float(settings["budget"])),
                 setting=trial_setting(payload, spec),  # timed in the setting it trains with
             )
-            from netscale.study.module_base import ModuleSpec, bench_module_spec
 
             bench = bench_module_spec if isinstance(spec, ModuleSpec) else bench_spec
             result = bench(spec, cfg, base=payload["base"], strategy=payload["strategy"],
                            factor=payload["factor"])
             rows.append(result.to_dict())
-        from netscale.util.io import atomic_write_json
 
         atomic_write_json(cached, rows)
     infer = stand_in(rows)
@@ -221,7 +214,6 @@ def phase_state(threads: int | None = None) -> Iterator[None]:
     """
     import random
 
-    import numpy as np
     import torch
 
     saved_threads = torch.get_num_threads()
@@ -259,7 +251,6 @@ def run_trial(payload: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
 
     Each phase (``bench``, ``train``) runs inside :func:`phase_state`, with the payload's
     ``threads`` (None: the process's own default)."""
-    from netscale.study.module_base import spec_from_payload
 
     t0 = time.time()
     trial_dir = Path(payload["trial_dir"])
@@ -315,7 +306,6 @@ _DATASETS: dict[str, Any] = {}
 def cached_dataset(data: Any) -> Any:
     """The dataset of ``data`` (a DataConfig), loaded once per process."""
     from netscale.data import load_dataset
-    from netscale.util import jsonio
 
     key = jsonio.dumps(data.identity())
     if key not in _DATASETS:

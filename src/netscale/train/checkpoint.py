@@ -20,6 +20,7 @@ import torch
 from netscale.errors import NetscaleError
 from netscale.models import ModelSpec
 from netscale.specs import NetSpec
+from netscale.train.resume_check import check_progress
 from netscale.util import jsonio
 from netscale.util.io import atomic_write, sweep_temp_files
 
@@ -137,7 +138,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise NetscaleError(f"checkpoint {str(p)!r} is corrupt: epoch {epoch!r} is not a "
                             "non-negative integer")
-    from netscale.train.resume_check import check_progress
 
     check_progress(data, repr(str(p)))
     model = data.get("model")

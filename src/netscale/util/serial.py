@@ -25,6 +25,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar
 
 from netscale.errors import NetscaleError
+from netscale.util.safeload import check_int, short_repr
 
 T = TypeVar("T")
 
@@ -135,7 +136,6 @@ def _union(value: Any, args: tuple[Any, ...], where: str, strict: bool) -> Any:
             errors.append(str(exc))
     if not strict and kinds:
         return _coerce(value, kinds[0], where, False)
-    from netscale.util.safeload import short_repr
 
     raise NetscaleError(errors[0] if errors else f"{where}: bad value {short_repr(value)}")
 
@@ -165,8 +165,6 @@ def _scalar(value: Any, hint: Any, where: str, strict: bool) -> Any:
         return _bad(value, f"{where} must be an integer", strict)
     if hint is float:
         if isinstance(value, int) and not isinstance(value, bool):
-            from netscale.util.safeload import check_int
-
             return float(check_int(value, where))
         if isinstance(value, float):
             return value
@@ -180,7 +178,5 @@ def _scalar(value: Any, hint: Any, where: str, strict: bool) -> Any:
 
 def _bad(value: Any, message: str, strict: bool) -> Any:
     if strict:
-        from netscale.util.safeload import short_repr
-
         raise NetscaleError(f"{message}, got {short_repr(value)}")
     return value

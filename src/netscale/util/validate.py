@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from netscale.errors import NetscaleError
+from netscale.util.io import output_target
 
 #: ``--threads`` above this many per CPU is refused (OpenMP may segfault creating them).
 THREADS_PER_CPU = 4
@@ -162,7 +163,6 @@ def check_output_file(path: str | Path, flag: str = "--out", *,
     if suffixes and p.suffix.lower() not in suffixes:
         raise NetscaleError(f"{flag} {str(path)!r}: the file name must end in "
                             f"{' or '.join(suffixes)}")
-    from netscale.util.io import output_target
 
     target, through = output_target(p)  # refuses link loops, sockets, block devices
     if through:  # a device or FIFO is written through: nothing is created next to it

@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from netscale.errors import NetscaleError
 from netscale.zoo.code import Code, call, lit
 from netscale.zoo.names import ZooModel, require
@@ -258,8 +260,6 @@ def _timm_effnet(model: ZooModel, base: Any, d: float, w: float, side: int) -> s
 
 
 def _timm_resnet(model: ZooModel, base: Any, d: float, w: float, side: int) -> str:
-    from torch import nn
-
     layers, channels = [], []
     for i in range(1, 5):
         stage = getattr(base, f"layer{i}")

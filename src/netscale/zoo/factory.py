@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from netscale.zoo.scale import ZooFactory
+
 MODULE = "netscale.zoo.factory"
 
 
@@ -19,6 +21,5 @@ def __getattr__(attr: str) -> Any:
     zoo, sep, name = attr.partition("__")
     if not sep or zoo not in ("timm", "torchvision") or not name:
         raise AttributeError(attr)
-    from netscale.zoo.scale import ZooFactory
 
     return ZooFactory(f"{zoo}:{name}")

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from netscale.errors import NetscaleError
+from netscale.zoo.code import call
 
 ZOOS = ("timm", "torchvision")
 INSTALL_HINT = "pip install 'netscale[zoo]'"
@@ -49,8 +52,6 @@ def require(zoo: str) -> Any:
 def namespace() -> dict[str, Any]:
     """What zoo call expressions are evaluated in: ``torch``, ``functools`` and the zoos."""
     import importlib
-
-    import torch
 
     ns: dict[str, Any] = {"torch": torch, "functools": functools}
     for zoo in ZOOS:
@@ -92,7 +93,6 @@ class ZooModel:
 
     def call(self) -> str:
         """The zoo's own call that builds this model (a Python expression)."""
-        from netscale.zoo.code import call
 
         if self.zoo == "timm":
             return call("timm.create_model", self.name, pretrained=False, **self.kwargs)
@@ -135,8 +135,6 @@ class ZooModel:
 def build_call(expr: str, label: str, device: Any = None) -> Any:
     """Evaluates a zoo call expression (see :func:`namespace`), with one-line errors."""
     import warnings
-
-    import torch
 
     ns = namespace()
     try:

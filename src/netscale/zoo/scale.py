@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from netscale.errors import NetscaleError
 from netscale.scaling.module import ModuleScaleResult, scale_module
 from netscale.scaling.strategy import DEFAULT_STRATEGY, Strategy, parse_strategy
@@ -60,8 +62,6 @@ class ZooFactory:
 
     def __call__(self, depth_mult: float = 1.0, width_mult: float = 1.0, resolution: int = 0,
                  **kwargs: Any) -> Any:
-        import torch
-
         expr = self.expr(depth_mult, width_mult, resolution, **kwargs)
         default_device = getattr(torch, "get_default_device", None)  # torch >= 2.3
         if default_device is None or str(default_device()) != "meta":

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
+from netscale.complexity.measured import count_measured
 from netscale.complexity.record import ComplexityRecord
 from netscale.errors import NetscaleError
 from netscale.zoo.names import ZooModel, build_call, parse_zoo_name
+from netscale.zoo.scale import scale_zoo
 
 
 def input_shape(model: ZooModel, shape_text: str | Sequence[int] | None = None,
@@ -43,7 +47,6 @@ def zoo_record(name: str, shape_text: str | None = None, resolution: int | None 
                backward: bool = False) -> ComplexityRecord:
     """The measured complexity of a zoo model (built on the meta device) at its own input
     shape, or the one given."""
-    from netscale.complexity.measured import count_measured
 
     model = parse_zoo_name(name)
     shape = input_shape(model, shape_text, resolution)
@@ -62,15 +65,12 @@ def build_cpu(name: str, factor: float | None = None, strategy: str = "dWr",
               resolution: int | None = None) -> tuple[Any, tuple[int, ...], str]:
     """A zoo model built on the CPU with seed 0 (scaled by ``factor`` first if given): the
     module, its input shape and a label."""
-    import torch
 
     model = parse_zoo_name(name)
     shape = input_shape(model, shape_text, resolution)
     label = model.label
     expr = model.call()
     if factor is not None:
-        from netscale.zoo.scale import scale_zoo
-
         r = scale_zoo(model, factor, strategy, input_shape=shape)
         expr, shape = r.call, tuple(r.input_shape)
         label = f"{model.label} x{factor:g} {r.strategy.name}"
