@@ -510,15 +510,15 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 
 
 def test_group_names_from_files_are_printed_with_control_characters_escaped(tmp_path):
-    from netscale.advise.groups import results_csv
     from netscale.advise.results_io import load_source
 
     assert visible("a\x1b[31mb\x07\n") == "a\\x1b[31mb\\x07\\x0a"
     p = tmp_path / "r.csv"
     p.write_text("group,flops,top1_err\n\"\x1b]0;pwned\x07\",100,0.5\n=HYPERLINK(1),100,0.4\n")
-    trials = load_source(p).trials
+    source = load_source(p)
+    trials = source.trials
     assert trials[0].strategy == "\\x1b]0;pwned\\x07"
-    text = results_csv(trials)
+    text = source.csv_text()  # what report and --export write for a results file
     assert "\x1b" not in text and "\n'=HYPERLINK(1)," in text
 
 

@@ -5,7 +5,6 @@ writes its rows back in the file format and ranks its groups instead of scaling 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from netscale.errors import NetscaleError
 from netscale.study.store import STATUSES, STORE_NAME, Store, TrialRow
 from netscale.util import serial
+from netscale.util.text import csv_writer
 
 
 @dataclass
@@ -100,7 +100,7 @@ class ResultsFile(StudyResults):
     def csv_text(self) -> str:
         """The rows in the results-file format (fractions, flops in multiply-adds)."""
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csv_writer(buf)
         w.writerow(["group", "model", "flops", "params", "acts", "top1_err", "time_ms", "seed",
                     "epochs", "status"])
         for t in self.trials:
