@@ -6,6 +6,7 @@ import argparse
 import io
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -353,15 +354,8 @@ def _run_zoo(args: argparse.Namespace) -> int:
                                width_arg="width_mult")
     if args.resolution_multiple:
         common["resolution_multiple"] = args.resolution_multiple
-    if args.factors:
-        factors = parse_float_list(args.factors, "--factors")
-    elif args.target_flops:
-        base = scale_module(factory, shape, 1.0, strategies[0], **common)
-        factors = [parse_target(args.target_flops, base.base_counts.flops, "--target-flops")]
-    else:
-        factors = [args.factor]
-    if any(not f > 0 for f in factors):
-        raise NetscaleError("scaling factors must be positive")
+    factors = _module_factors(
+        args, lambda: scale_module(factory, shape, 1.0, strategies[0], **common))
     results = [zoo_result(factory, scale_module(factory, shape, f, s, **common), shape)
                for s in strategies for f in factors]
     single = len(results) == 1
@@ -388,6 +382,20 @@ def _run_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _module_factors(args: argparse.Namespace, base: Callable[[], Any]) -> list[float]:
+    """--factors, --target-flops (against ``base()``'s flops: the factory at x1) or --factor."""
+    if args.factors:
+        factors = parse_float_list(args.factors, "--factors")
+    elif args.target_flops:
+        flops = base().base_counts.flops
+        factors = [parse_target(args.target_flops, flops, "--target-flops")]
+    else:
+        factors = [args.factor]
+    if any(not f > 0 for f in factors):
+        raise NetscaleError("scaling factors must be positive")
+    return factors
+
+
 def _run_module(args: argparse.Namespace) -> int:
     from netscale.cli.common import parse_int_list
     from netscale.scaling.module import ModuleScaleResult, scale_module
@@ -404,15 +412,8 @@ def _run_module(args: argparse.Namespace) -> int:
     common = {"depth_arg": args.depth_arg, "width_arg": args.width_arg,
               "tolerance": args.tolerance, "kwargs": kwargs, "name": args.module,
               "resolution_multiple": args.resolution_multiple or 1}
-    if args.factors:
-        factors = parse_float_list(args.factors, "--factors")
-    elif args.target_flops:
-        base = scale_module(factory, shape, 1.0, strategies[0], **common)
-        factors = [parse_target(args.target_flops, base.base_counts.flops, "--target-flops")]
-    else:
-        factors = [args.factor]
-    if any(not f > 0 for f in factors):
-        raise NetscaleError("scaling factors must be positive")
+    factors = _module_factors(
+        args, lambda: scale_module(factory, shape, 1.0, strategies[0], **common))
     results: list[ModuleScaleResult] = [
         scale_module(factory, shape, f, s, **common) for s in strategies for f in factors
     ]

@@ -578,14 +578,9 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
     Flops are non-decreasing in x (a step function); ``f`` records every candidate it
     measures, and the search stops once ``done()``.
     """
-    x = start
-    c = f(x)
-    if done():
+    x, c, stop = _measure(f, start, done)
+    if stop:
         return
-    if c is None:
-        x, c = _buildable_near(f, x, done)
-        if done():
-            return
     lo: float | None = None
     hi: float | None = None
     if c is None or c.flops > target:
@@ -601,13 +596,9 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
             x = hi / step
         else:
             x = lo * step
-        c = f(x)
-        if done():
+        x, c, stop = _measure(f, x, done)
+        if stop:
             return
-        if c is None:
-            x, c = _buildable_near(f, x, done)
-            if done():
-                return
         if c is None:
             if lo is None:
                 break  # cannot go lower
@@ -639,6 +630,16 @@ def _bisect(f: Callable[[float], _Cand | None], start: float, target: float,
             hi = x
         else:
             lo = x
+
+
+def _measure(f: Callable[[float], _Cand | None], x: float, done: Callable[[], bool]
+             ) -> tuple[float, _Cand | None, bool]:
+    """``f(x)``, or a buildable point beside ``x`` when the factory cannot build ``x``; and
+    whether the search is done."""
+    c = f(x)
+    if not done() and c is None:
+        x, c = _buildable_near(f, x, done)
+    return x, c, done()
 
 
 def _buildable_near(f: Callable[[float], _Cand | None], x: float,
