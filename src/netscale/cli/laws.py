@@ -392,6 +392,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     from netscale.advise.results_io import is_results_file
 
     opts = _recommend_options(args)
+    if args.out and args.source.startswith(("timm:", "torchvision:")):
+        raise NetscaleError("--out writes a netscale spec; a zoo base's candidates are zoo "
+                            "calls: build the chosen one with its printed call (or --json)")
     if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
         return _recommend_results_file(args, opts)
     if args.percent is not None or args.noise is not None:
