@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 import torchvision
+import yaml
 
 from netscale.advise.options import CandidateOptions, TimingOptions
 from netscale.advise.recommend import recommend
 from netscale.advise.records import Constraints
+from netscale.advise.results_io import load_source
 from netscale.advise.zoo_base import ZooBuild
 from netscale.complexity.measured import count_measured
 from netscale.errors import NetscaleError
@@ -101,3 +104,38 @@ def test_zoo_base_refusals_are_one_line(run_cli, tmp_path) -> None:
     assert not (tmp_path / "x.yaml").exists()
     code, _, err = run_cli("recommend", "timm:resnet5O", "--target-flops", "2x")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "resnet50" in err
+
+
+def test_a_study_with_a_zoo_base_ranks_zoo_candidates(run_cli, tmp_path: Path) -> None:
+    raw = {"name": "zoo-rec", "out": "out", "bases": ["timm:resnet10t"],
+           "base_overrides": {"resolution": 32}, "strategies": ["w", "r"],
+           "factors": [1, 2, 4], "data": {"name": "digits", "subset": 64, "val_subset": 32},
+           "recipe": {"epochs": 1, "batch_size": 32, "lr": 0.1, "warmup_epochs": 0,
+                      "threads": 1},
+           "bench": {"enabled": False}, "retries": 0}
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    code, _, err = run_cli("study", str(cfg))
+    assert code == 0, err
+    out = tmp_path / "out"
+    trials = {(t.strategy, t.factor): t for t in load_source(out).trials}
+    seen: list[ZooBuild] = []
+    timing = TimingOptions(measure=True, measure_fn=_fake_timer(seen))
+    only = CandidateOptions(strategies=["w", "r", "dWr"], alphas=[])
+    # at a trained factor: the trained candidates are the study's networks, errors measured
+    rec = recommend(str(out), 4.0, candidates=only, timing=timing)
+    assert rec.mode == "study" and rec.ranking == "measured error"
+    assert rec.base_flops == trials[("base", 1.0)].flops
+    for name in ("w", "r"):
+        (c,) = [c for c in rec.candidates if c.name == name]
+        t = trials[(name, 4.0)]
+        assert (c.flops, c.params) == (t.flops, t.params)
+        assert c.error is not None and c.error.method == "measured"
+        assert c.call is not None and "in_chans=1, num_classes=10" in c.call
+    assert {b.in_channels for b in seen} == {1}
+    # beyond the trained factors: the laws predict, only for trained strategies
+    rec = recommend(str(out), 8.0, candidates=only, timing=timing)
+    assert rec.ranking in ("predicted error", "prior")
+    assert all(c.trained for c in rec.candidates if c.error is not None)
+    (dwr,) = [c for c in rec.candidates if c.name == "dWr"]
+    assert dwr.call is not None and dwr.error is None and dwr.measured_ms is not None

@@ -58,7 +58,7 @@ from netscale.advise.study_fits import (
     measured_times,
 )
 from netscale.advise.verdict import explain
-from netscale.advise.zoo_base import zoo_base_flops, zoo_build, zoo_candidates
+from netscale.advise.zoo_base import ZooBase, zoo_base_flops, zoo_build, zoo_candidates
 from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.laws.stats import z_quantile
@@ -68,7 +68,6 @@ from netscale.study.config import parse_study_config
 from netscale.study.store import TrialRow
 from netscale.util.units import parse_target
 from netscale.zoo.names import is_zoo_name
-from netscale.zoo.scale import ZooFactory
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class _Basis:
     study_times: Mapping[str, float] = field(default_factory=dict)
     trials: Sequence[TrialRow] = ()
     study: StudyResults | None = None
-    zoo: ZooFactory | None = None
+    zoo: ZooBase | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,11 +115,11 @@ def recommend(source: str | Path | StudyResults | NetSpec, target: str | float,
     if opts.timing.latency_mode not in ("infer", "train"):
         raise NetscaleError(f"latency mode must be infer or train, got "
                             f"{opts.timing.latency_mode!r}")
-    zoo = ZooFactory(source) if isinstance(source, str) and is_zoo_name(source) else None
+    zoo = ZooBase.of(source) if isinstance(source, str) and is_zoo_name(source) else None
     study = None if zoo is not None else _source_study(source)
     if study is not None:
         return recommend_study(study, target, opts)
-    spec, label = (None, zoo.model.label) if zoo is not None else _source_spec(source)
+    spec, label = (None, zoo.label) if zoo is not None else _source_spec(source)
     cons = opts.constraints.validate()
     if opts.timing.measure is False and cons.max_latency_ms is not None:
         raise NetscaleError("a latency limit without a study needs measured runtimes; drop "
@@ -181,12 +180,15 @@ def _pick_base(study: StudyResults, base: str | None) -> str:
     return base
 
 
-def _base_spec(study: StudyResults, base: str) -> NetSpec:
+def _base_spec(study: StudyResults, base: str) -> NetSpec | ZooBase:
     for t in study.trials:
         if t.base == base and t.strategy == BASE_STRATEGY:
             model = t.model
             if model is None:  # not a full spec: NetSpec says what is missing
                 return NetSpec.from_dict(t.spec)
+            zoo = ZooBase.of_trial(model)
+            if zoo is not None:
+                return zoo
             if not isinstance(model, NetSpec):
                 raise NetscaleError(
                     f"base {base!r} is a module factory: recommend scales specs only; use "
@@ -217,7 +219,8 @@ def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | 
                          seed=laws.seed)
     measure = bool(timing.measure)
     runtime = study_runtime_model(trials, timing.latency_mode, timing.device, cons, measure)
-    spec = _base_spec(study, base)
+    model = _base_spec(study, base)
+    spec, zoo = (None, model) if isinstance(model, ZooBase) else (model, None)
     if runtime is not None and cons.batch_size is None:
         cons = replace(cons, batch_size=runtime.batch_size)
     device = timing.device
@@ -226,7 +229,7 @@ def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | 
     return _Basis(spec=spec, label=base, source=str(study.path), mode="study", opts=opts,
                 cons=cons, measure=measure, device=device, fits=fits, runtime=runtime,
                 study_times=measured_times(trials, runtime, mode=timing.latency_mode),
-                trials=trials, study=study)
+                trials=trials, study=study, zoo=zoo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +369,8 @@ def _recommend(run: _Basis, target: str | float) -> Recommendation:
     trained = [f.strategy for f in run.fits.fits.values()] if run.fits else []
     cand_opts = run.opts.candidates
     if run.zoo is not None:
-        cands = zoo_candidates(run.zoo, factor, cand_opts.strategies, cand_opts.alphas)
+        cands = zoo_candidates(run.zoo, factor, trained, cand_opts.strategies,
+                               cand_opts.alphas)
     else:
         assert run.spec is not None
         cands = scaled_candidates(run.spec, run.label, factor, trained,

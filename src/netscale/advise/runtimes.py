@@ -95,8 +95,8 @@ def predicted_runtimes(cands: Sequence[Candidate], runtime: StudyRuntime | None,
         assert c.flops is not None and c.params is not None and c.acts is not None
         c.runtime_ms = runtime.predict(c.flops, c.params, c.acts)
         c.runtime_extrapolation = runtime.extrapolation(c.flops, c.params, c.acts)
-        if not measure:
-            t = study_times.get(network_key(c.spec or {}))
+        if not measure and c.spec is not None:  # a zoo candidate has no spec to match
+            t = study_times.get(network_key(c.spec))
             if t is not None:
                 c.measured_ms, c.measured_source = t, "measured in the study"
 
