@@ -74,8 +74,8 @@ def _add_recommend_parser(sub: Any) -> None:
     )
     p.add_argument("source", metavar="STUDY_DIR_OR_BASE",
                    help="a study directory (trained results), a results file (.csv/.json, "
-                   "see docs/results-format.md: the groups are ranked) or a model name / spec "
-                   "file")
+                   "see docs/results-format.md: the groups are ranked), a model name / spec "
+                   "file, or a zoo model (timm:NAME, torchvision:NAME; docs/zoo.md)")
     _results_args(p)
     p.add_argument("--noise", metavar="SD",
                    help="results files: a known run-to-run noise of the top-1 error, a floor "
