@@ -256,7 +256,7 @@ def test_constraints_validate():
 def test_measured_candidates_are_timed_in_the_runtime_models_setting(monkeypatch) -> None:
     from types import SimpleNamespace
 
-    from netscale.bench import harness
+    from netscale.advise import runtimes
     from netscale.specs import resolve_spec
 
     seen: list[tuple[str, str]] = []
@@ -265,7 +265,7 @@ def test_measured_candidates_are_timed_in_the_runtime_models_setting(monkeypatch
         seen.append((cfg.memory_format, cfg.precision))
         return SimpleNamespace(status="ok", time_ms=1.5, batch_size=2, device="cpu")
 
-    monkeypatch.setattr(harness, "bench_spec", fake_bench)
+    monkeypatch.setattr(runtimes, "bench_spec", fake_bench)
     spec = resolve_spec("ResNet-20-CIFAR")
     assert TimingOptions().timer("channels_last+fp32")(spec, 2, "cpu") == (1.5, 2, "cpu")
     assert TimingOptions().timer()(spec, 2, "cpu") == (1.5, 2, "cpu")

@@ -163,7 +163,8 @@ def measured_rank(cands: list[Candidate], trials: Sequence[TrialRow], factor: fl
     same call as the report's box) restricted to the feasible trained candidates; None when
     no trained candidate is feasible (then the laws rank the others)."""
     base = trials[0].base if trials else None
-    by_name = {c.name: c for c in cands if c.spec is not None and c.trained}
+    by_name = {c.name: c for c in cands
+               if (c.spec is not None or c.call is not None) and c.trained}
     probe = study_verdict(trials, data_info=study.data_info, config=study.config,
                           level=level, factor=factor, base=base)
     groups = {g.strategy: g for g in probe.groups if g.factor == factor and g.measured

@@ -58,6 +58,7 @@ from netscale.advise.study_fits import (
     measured_times,
 )
 from netscale.advise.verdict import explain
+from netscale.advise.zoo_base import ZooBase, zoo_base_flops, zoo_build, zoo_candidates
 from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
 from netscale.laws.stats import z_quantile
@@ -66,6 +67,7 @@ from netscale.specs import NetSpec, resolve_spec
 from netscale.study.config import parse_study_config
 from netscale.study.store import TrialRow
 from netscale.util.units import parse_target
+from netscale.zoo.names import is_zoo_name
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class _Basis:
     """What one recommendation stands on: the base, the study's fits and runtime model (if
     any), the constraints and whether candidates are timed here."""
 
-    spec: NetSpec
+    spec: NetSpec | None  # None for a zoo base
     label: str
     source: str
     mode: str  # "study" | "base"
@@ -86,6 +88,7 @@ class _Basis:
     study_times: Mapping[str, float] = field(default_factory=dict)
     trials: Sequence[TrialRow] = ()
     study: StudyResults | None = None
+    zoo: ZooBase | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,10 +115,11 @@ def recommend(source: str | Path | StudyResults | NetSpec, target: str | float,
     if opts.timing.latency_mode not in ("infer", "train"):
         raise NetscaleError(f"latency mode must be infer or train, got "
                             f"{opts.timing.latency_mode!r}")
-    study = _source_study(source)
+    zoo = ZooBase.of(source) if isinstance(source, str) and is_zoo_name(source) else None
+    study = None if zoo is not None else _source_study(source)
     if study is not None:
         return recommend_study(study, target, opts)
-    spec, label = _source_spec(source)
+    spec, label = (None, zoo.label) if zoo is not None else _source_spec(source)
     cons = opts.constraints.validate()
     if opts.timing.measure is False and cons.max_latency_ms is not None:
         raise NetscaleError("a latency limit without a study needs measured runtimes; drop "
@@ -123,7 +127,7 @@ def recommend(source: str | Path | StudyResults | NetSpec, target: str | float,
     return _recommend(_Basis(spec=spec, label=label, source=str(getattr(source, "name", source)),
                            mode="base", opts=opts, cons=cons,
                            measure=opts.timing.measure is not False,
-                           device=opts.timing.device), target)
+                           device=opts.timing.device, zoo=zoo), target)
 
 
 def recommend_study(study: StudyResults, target: str | float,
@@ -176,12 +180,15 @@ def _pick_base(study: StudyResults, base: str | None) -> str:
     return base
 
 
-def _base_spec(study: StudyResults, base: str) -> NetSpec:
+def _base_spec(study: StudyResults, base: str) -> NetSpec | ZooBase:
     for t in study.trials:
         if t.base == base and t.strategy == BASE_STRATEGY:
             model = t.model
             if model is None:  # not a full spec: NetSpec says what is missing
                 return NetSpec.from_dict(t.spec)
+            zoo = ZooBase.of_trial(model)
+            if zoo is not None:
+                return zoo
             if not isinstance(model, NetSpec):
                 raise NetscaleError(
                     f"base {base!r} is a module factory: recommend scales specs only; use "
@@ -212,7 +219,8 @@ def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | 
                          seed=laws.seed)
     measure = bool(timing.measure)
     runtime = study_runtime_model(trials, timing.latency_mode, timing.device, cons, measure)
-    spec = _base_spec(study, base)
+    model = _base_spec(study, base)
+    spec, zoo = (None, model) if isinstance(model, ZooBase) else (model, None)
     if runtime is not None and cons.batch_size is None:
         cons = replace(cons, batch_size=runtime.batch_size)
     device = timing.device
@@ -221,7 +229,7 @@ def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | 
     return _Basis(spec=spec, label=base, source=str(study.path), mode="study", opts=opts,
                 cons=cons, measure=measure, device=device, fits=fits, runtime=runtime,
                 study_times=measured_times(trials, runtime, mode=timing.latency_mode),
-                trials=trials, study=study)
+                trials=trials, study=study, zoo=zoo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +239,11 @@ def _study_basis(study: StudyResults, opts: RecommendOptions, fits: StudyFits | 
 
 def _target_factor(run: _Basis, target: str | float) -> tuple[float, int]:
     """(factor, base flops) of ``target``; flops are multiply-adds."""
-    base_flops = complexity_totals(run.spec).flops
+    if run.zoo is not None:
+        base_flops = zoo_base_flops(run.zoo)
+    else:
+        assert run.spec is not None
+        base_flops = complexity_totals(run.spec).flops
     if isinstance(target, (int, float)) and not isinstance(target, bool):
         factor = float(target)
         if not (math.isfinite(factor) and factor > 0):
@@ -355,8 +367,14 @@ def _recommend(run: _Basis, target: str | float) -> Recommendation:
                             f"got {tie!r}")
     factor, base_flops = _target_factor(run, target)
     trained = [f.strategy for f in run.fits.fits.values()] if run.fits else []
-    cands = scaled_candidates(run.spec, run.label, factor, trained,
-                              run.opts.candidates.strategies, run.opts.candidates.alphas)
+    cand_opts = run.opts.candidates
+    if run.zoo is not None:
+        cands = zoo_candidates(run.zoo, factor, trained, cand_opts.strategies,
+                               cand_opts.alphas)
+    else:
+        assert run.spec is not None
+        cands = scaled_candidates(run.spec, run.label, factor, trained,
+                                  cand_opts.strategies, cand_opts.alphas)
     if run.fits is not None:
         predict_errors(cands, run.fits, study_epochs(run.trials), run.opts.laws.level)
     for c in cands:
@@ -370,7 +388,9 @@ def _recommend(run: _Basis, target: str | float) -> Recommendation:
     if run.measure:
         timer = run.opts.timing.timer(run.runtime.setting if run.runtime is not None
                                       else "contiguous+fp32")
-        measured = measured_runtimes(cands, timer, run.cons.batch_size, run.device)
+        zoo = run.zoo
+        build = (lambda c: zoo_build(zoo, c)) if zoo is not None else None
+        measured = measured_runtimes(cands, timer, run.cons.batch_size, run.device, build)
     if measured:
         batch = measured[0]
         if cons.batch_size is None:

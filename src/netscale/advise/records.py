@@ -114,6 +114,7 @@ class Candidate:
     origin: str  # "study" (trained), "named" or "grid"
     trained: bool = False
     spec: dict[str, Any] | None = None
+    call: str | None = None  # a zoo base: the zoo call that builds this candidate
     flops: int | None = None
     params: int | None = None
     acts: int | None = None
@@ -134,7 +135,7 @@ class Candidate:
 
     @property
     def usable(self) -> bool:
-        return self.spec is not None and self.same_as is None
+        return (self.spec is not None or self.call is not None) and self.same_as is None
 
     @property
     def feasible(self) -> bool:
@@ -184,7 +185,10 @@ class Recommendation:
         return self.chosen.name
 
     def chosen_spec(self) -> NetSpec:
-        assert self.chosen.spec is not None
+        if self.chosen.spec is None:
+            raise NetscaleError(f"{self.base} is a zoo model: its candidates are zoo calls, "
+                                "not netscale specs; build the chosen one with its printed "
+                                "call (or take it from --json)")
         return NetSpec.from_dict(self.chosen.spec)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,10 +220,12 @@ class Recommendation:
             f"chosen: {c.name}  ({_exps(c.strategy)})"
             + (f"  — tied with {', '.join(self.tied)}" if self.tied else ""),
         ]
-        spec = c.spec or {}
-        stages = spec.get("stages", [])
-        lines.append(f"  depths {[s['depth'] for s in stages]}  widths "
-                     f"{[s['width'] for s in stages]}  resolution {c.resolution} px")
+        if c.call is not None:
+            lines.append(f"  build: {c.call}  at {c.resolution} px")
+        else:
+            stages = (c.spec or {}).get("stages", [])
+            lines.append(f"  depths {[s['depth'] for s in stages]}  widths "
+                         f"{[s['width'] for s in stages]}  resolution {c.resolution} px")
         lines.append(f"  flops {fmt_count(c.flops or 0)} (x{c.flops_factor:.3f}), params "
                      f"{fmt_count(c.params or 0)}, acts {fmt_count(c.acts or 0)}")
         if c.error:
@@ -243,6 +249,10 @@ class Recommendation:
             lines.append(f"verdict: {self.reason}")
         lines.append("")
         lines.append(candidate_table(self.candidates))
+        calls = [c for c in self.candidates if c.call is not None and c.usable]
+        if calls:
+            lines.append("build each candidate with the zoo's own call:")
+            lines.extend(f"  {c.name}: {c.call}  at {c.resolution} px" for c in calls)
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)

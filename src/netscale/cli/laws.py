@@ -74,8 +74,8 @@ def _add_recommend_parser(sub: Any) -> None:
     )
     p.add_argument("source", metavar="STUDY_DIR_OR_BASE",
                    help="a study directory (trained results), a results file (.csv/.json, "
-                   "see docs/results-format.md: the groups are ranked) or a model name / spec "
-                   "file")
+                   "see docs/results-format.md: the groups are ranked), a model name / spec "
+                   "file, or a zoo model (timm:NAME, torchvision:NAME; docs/zoo.md)")
     _results_args(p)
     p.add_argument("--noise", metavar="SD",
                    help="results files: a known run-to-run noise of the top-1 error, a floor "
@@ -392,6 +392,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     from netscale.advise.results_io import is_results_file
 
     opts = _recommend_options(args)
+    if args.out and args.source.startswith(("timm:", "torchvision:")):
+        raise NetscaleError("--out writes a netscale spec; a zoo base's candidates are zoo "
+                            "calls: build the chosen one with its printed call (or --json)")
     if is_results_file(args.source):  # results trained elsewhere: rank the file's groups
         return _recommend_results_file(args, opts)
     if args.percent is not None or args.noise is not None:

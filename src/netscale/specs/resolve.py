@@ -181,7 +181,7 @@ def resolve_spec(name_or_path: str | Path | NetSpec, *, _depth: int = 0) -> NetS
     if not isinstance(name_or_path, Path) and text.startswith(("timm:", "torchvision:")):
         raise NetscaleError(
             f"{text} is a zoo model, not a netscale spec; zoo models work with netscale info, "
-            "bench, export, scale and study bases (docs/zoo.md)")
+            "bench, export, scale, recommend and study bases (docs/zoo.md)")
     if not isinstance(name_or_path, Path) and is_registered(text):
         return get_spec(text)
     split = None if isinstance(name_or_path, Path) or Path(text).exists() else \
