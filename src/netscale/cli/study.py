@@ -88,8 +88,8 @@ def _add_quickstart_parser(sub: Any) -> None:
         "dataset-fashion-mnist) or scikit-learn's digits (a smoke test), time it, write the "
         "report and end with the verdict in a few lines (recommended, tied with, why, what "
         "would separate them, where the report is); the verdict as JSON goes to "
-        "STUDY_DIR/verdict.json (and to stdout with --json). Budgeted for about 8 minutes "
-        "on 2 quiet cores.",
+        "STUDY_DIR/verdict.json (and to stdout with --json). About 3.5 minutes on 2 quiet "
+        "cores.",
     )
     p.add_argument("--out", default="studies/quickstart", help="study directory")
     p.add_argument("--data", help="dataset (default: fashion-mnist if installed, else digits)")

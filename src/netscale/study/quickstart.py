@@ -7,11 +7,12 @@ seeds (``--seeds``), timed, and the verdict (netscale.advise) printed and report
 
 Budget (Fashion-MNIST, 2 workers of 1 thread on 2 cores): a trial's cost is about (train
 images + val images / 3) × its flops factor. 33 trials (3 seeds) train for 2 epochs × 5,000
-images and are evaluated twice on 3,000 images, about 7 min of study plus ~0.5 min of
-benchmarks and ~1 min of set-up: ≈ 8.5 min from a fresh clone on a quiet machine. Three
-seeds and 3,000 validation images (±1.4 points of sampling error at 18 % error) make the
-intervals honest; at this budget several strategies are usually statistically tied, and the
-verdict says so. The verdict is written to ``VERDICT_FILE`` in the study directory.
+images and are evaluated twice on 3,000 images; each of the 11 distinct networks is timed
+once (its seeds share the timing): about 3.5 min on a quiet 2-vCPU machine, plus ~1 min of
+set-up from a fresh clone (docs/study-time.md). Three seeds and 3,000 validation images
+(±1.4 points of sampling error at 18 % error per group; differences are compared image by
+image, which cancels most of it) make the intervals honest; strategies that cannot be told
+apart are reported as tied. The verdict is written to ``VERDICT_FILE`` in the study directory.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def default_dataset() -> str:
 
 
 def quickstart_settings(data: str) -> dict[str, Any]:
-    """Recipe and data sizes chosen so the whole study fits in ~5-10 minutes on 2 cores."""
+    """Recipe and data sizes chosen so the whole study fits in ~4 minutes on 2 cores."""
     if data == "digits":
         return {"data": {"name": "digits"},
                 "recipe": {"epochs": 8, "batch_size": 64, "lr": 0.1, "warmup_epochs": 1},
