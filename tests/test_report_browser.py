@@ -93,8 +93,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sizes = [t.get_fontsize() * dpi / 72 for t in fig.findobj(Text)
                  if t.get_text().strip() and t.get_visible()]
         name = Path(str(getattr(fname, "name", fname))).name
-        # an atomic write's temp file (.NAME.XXXXXXXX.tmp) becomes NAME
-        name = re.sub(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$", r"\1", name)
+        # an atomic write's temp file (.NAME.netscale-XXXXXXXX.tmp) becomes NAME
+        name = re.sub(r"^\.(.+)\.netscale-[A-Za-z0-9_]{8}\.tmp$", r"\1", name)
         TEXT_PX[name] = min(sizes)
         return save(fig, fname, *a, **kw)
 
