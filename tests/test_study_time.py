@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import netscale.study.runner as runner
 import netscale.study.worker as worker
 from netscale.bench.setting import ExecSetting
 from netscale.study.config import load_study_config
@@ -203,7 +204,7 @@ def test_a_long_run_probes_itself(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_study_setting_is_written_for_every_trial_of_the_base(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     probed = ExecSetting("channels_last", "fp32", requested="auto+auto", reason="probed")
-    monkeypatch.setattr(worker, "study_probe", lambda payload, runs: probed)
+    monkeypatch.setattr(runner, "study_probe", lambda payload, runs: probed)
     cfg = load_study_config(_config(tmp_path, recipe={
         "epochs": 1, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0, "threads": 1}))
     assert run_study(cfg, stream=None)["done"] == 4
