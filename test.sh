@@ -16,7 +16,7 @@ if [ "${1:-}" = "--zoo" ]; then
     run_zoo "${@:-tests/zoo}"
     exit
 fi
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh dev
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/mypy   # --strict on all of src/netscale (config: pyproject.toml)
 if [ "$#" -gt 0 ]; then

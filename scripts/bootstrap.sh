@@ -20,10 +20,19 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     "$VENV/bin/python" -m pip install --quiet "torch==$TORCH_CPU_VERSION" >&2
 fi
 
-# Re-install netscale (editable, with dev extras) when pyproject.toml changed.
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "[bootstrap] installing netscale and its dependencies" >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" >&2
-    echo "$WANT" > "$STAMP"
+# Re-install netscale (editable) when pyproject.toml changed. `bootstrap.sh` alone installs
+# what netscale needs to run (./run.sh); `bootstrap.sh dev` adds the test tools, Ray and ONNX
+# (./test.sh). A dev install also serves ./run.sh.
+HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+HAVE="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "${1:-}" = "dev" ]; then TAG=dev; SPEC="$ROOT[dev]"; else TAG=base; SPEC="$ROOT"; fi
+case "$HAVE" in
+    "$HASH dev") NEED=0 ;;
+    "$HASH base") if [ "$TAG" = base ]; then NEED=0; else NEED=1; fi ;;
+    *) NEED=1 ;;
+esac
+if [ "$NEED" = 1 ]; then
+    echo "[bootstrap] installing netscale and its dependencies ($TAG)" >&2
+    "$VENV/bin/python" -m pip install --quiet -e "$SPEC" >&2
+    echo "$HASH $TAG" > "$STAMP"
 fi

@@ -45,6 +45,15 @@ def test_resume_into_a_directory_without_a_run_is_refused(tmp_path: Path, run_cl
         assert [p.name for p in d.iterdir()] == (["notes.txt"] if kind == "unrelated" else [])
 
 
+def test_resume_without_out_needs_the_default_run_directory(tmp_path: Path, run_cli: Any,
+                                                              monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # runs/<model>-<data> does not exist here
+    code, _, err = run_cli("train", "ResNet-20-CIFAR", "--data", "digits", "--subset", "64",
+                           "--val-subset", "32", "--resume")
+    _one_line(code, err, "does not exist")
+    assert "runs" in err and not (tmp_path / "runs").exists()  # no fresh run in its place
+
+
 def _crafted(run_dir: Path, tmp_path: Path, **change: Any) -> Path:
     ck = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     ck.update(change)

@@ -309,6 +309,11 @@ def run_train(args: argparse.Namespace) -> int:
     spec, data, recipe, ds = _settings(args, say)
     info = ds.info
     out = Path(args.out) if args.out else Path("runs") / _slug(f"{spec.name}-{info.name}")
+    if args.resume and not args.out:  # the default run directory must hold the run too
+        from netscale.train.checkpoint import CHECKPOINT_NAME
+        from netscale.train.resume_check import check_resume_dir
+
+        check_resume_dir(out, CHECKPOINT_NAME)  # never a fresh run in its place
     check_output_dir(out)
     result = train(spec, data, recipe, out, resume=args.resume, device=args.device,
                    max_epochs=args.max_epochs, quiet=args.quiet, dataset=ds)
