@@ -6,7 +6,7 @@ import argparse
 import io
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -358,13 +358,8 @@ def _run_zoo(args: argparse.Namespace) -> int:
         args, lambda: scale_module(factory, shape, 1.0, strategies[0], **common))
     results = [zoo_result(factory, scale_module(factory, shape, f, s, **common), shape)
                for s in strategies for f in factors]
-    single = len(results) == 1
-    data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
-    if args.out:
-        _write_data(Path(args.out), data)
-    if args.json:
-        print_json(data)
-    else:
+    single = _save_results(args, results)
+    if not args.json:
         if single:
             r = results[0]
             text = _module_side_by_side(r.result).splitlines()
@@ -380,6 +375,18 @@ def _run_zoo(args: argparse.Namespace) -> int:
         if args.out:
             print(f"\nwrote {args.out}")
     return 0
+
+
+def _save_results(args: argparse.Namespace, results: Sequence[Any]) -> bool:
+    """Writes ``--out`` and prints ``--json`` (one object for one result, else a list);
+    returns whether there is one result."""
+    single = len(results) == 1
+    data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
+    if args.out:
+        _write_data(Path(args.out), data)
+    if args.json:
+        print_json(data)
+    return single
 
 
 def _module_factors(args: argparse.Namespace, base: Callable[[], Any]) -> list[float]:
@@ -417,12 +424,9 @@ def _run_module(args: argparse.Namespace) -> int:
     results: list[ModuleScaleResult] = [
         scale_module(factory, shape, f, s, **common) for s in strategies for f in factors
     ]
-    single = len(results) == 1
-    data: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
-    if args.out:
-        _write_data(Path(args.out), data)
+    single = _save_results(args, results)
     if args.json:
-        print_json(data)
+        pass
     elif single:
         print(_module_side_by_side(results[0]))
     else:

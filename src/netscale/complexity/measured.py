@@ -172,30 +172,22 @@ def _packets(*names: str) -> list[Any]:
 
 
 _HANDLERS: dict[Any, _Handler] = {}
-for _p in _packets("convolution", "_convolution", "cudnn_convolution", "mkldnn_convolution"):
-    _HANDLERS[_p] = _conv
-for _p in _packets("mm"):
-    _HANDLERS[_p] = _mm
-for _p in _packets("addmm", "_addmm_activation"):
-    _HANDLERS[_p] = _addmm
-for _p in _packets("_int_mm"):
-    _HANDLERS[_p] = _mm
-for _p in _packets("_scaled_mm"):
-    _HANDLERS[_p] = _scaled_mm
-for _p in _packets("mv"):
-    _HANDLERS[_p] = _mv
-for _p in _packets("addmv"):
-    _HANDLERS[_p] = _addmv
-for _p in _packets("dot", "vdot"):
-    _HANDLERS[_p] = _dot
-for _p in _packets("addr"):
-    _HANDLERS[_p] = _addr
-for _p in _packets("addbmm"):
-    _HANDLERS[_p] = _addbmm
-for _p in _packets("bmm"):
-    _HANDLERS[_p] = _bmm
-for _p in _packets("baddbmm"):
-    _HANDLERS[_p] = _baddbmm
+_OP_HANDLERS: tuple[tuple[tuple[str, ...], _Handler], ...] = (
+    (("convolution", "_convolution", "cudnn_convolution", "mkldnn_convolution"), _conv),
+    (("mm", "_int_mm"), _mm),
+    (("addmm", "_addmm_activation"), _addmm),
+    (("_scaled_mm",), _scaled_mm),
+    (("mv",), _mv),
+    (("addmv",), _addmv),
+    (("dot", "vdot"), _dot),
+    (("addr",), _addr),
+    (("addbmm",), _addbmm),
+    (("bmm",), _bmm),
+    (("baddbmm",), _baddbmm),
+)
+for _names, _handler in _OP_HANDLERS:
+    for _p in _packets(*_names):
+        _HANDLERS[_p] = _handler
 for _p in _packets(
     "_scaled_dot_product_flash_attention",
     "_scaled_dot_product_flash_attention_for_cpu",
