@@ -218,7 +218,9 @@ class DeviceCheck:
             d["cudnn"] = torch.backends.cudnn.version()
             fig = f"{d['device_name']} (sm {d['capability']}, CUDA {d['cuda']})"
         else:
-            d["device_name"] = _cpu_name()
+            from netscale.bench.env import cpu_model
+
+            d["device_name"] = cpu_model()
             fig = f"{d['device_name']}, {os.cpu_count()} logical CPUs"
         fig += f"; torch {d['torch']}; native bf16: {'yes' if d['native_bf16'] else 'no'}"
         return Outcome("pass", fig, {"env": d})
@@ -573,14 +575,6 @@ class DeviceCheck:
             self.run_step(name, fn, limit)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gc_collect() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,16 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+sys.path.insert(0, str(SRC))  # this checkout's netscale
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _load() -> list[float]:
@@ -58,7 +50,6 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, float, st
 
 
 def _breakdown(study: Path) -> dict[str, Any] | None:
-    sys.path.insert(0, str(SRC))
     from netscale.report.breakdown import breakdown_json
 
     return breakdown_json(study)
@@ -115,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the quickstart failed (exit code {code})")
             return 2
         parts = _breakdown(study) if (study / "results.sqlite").is_file() else None
+        from netscale.bench.env import cpu_model
+
         report: dict[str, Any] = {
             "command": "fresh clone + ./run.sh" if args.fresh_clone else "netscale quickstart",
-            "wall_s": round(wall, 1), "cpu": _cpu(), "cpus": os.cpu_count(),
+            "wall_s": round(wall, 1), "cpu": cpu_model(), "cpus": os.cpu_count(),
             "load_before": load_before, "load_after": load_after,
             "date": time.strftime("%Y-%m-%d %H:%M"), "study": parts,
             "settings": _settings(study)}

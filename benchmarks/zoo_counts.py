@@ -413,14 +413,9 @@ def environment() -> dict[str, Any]:
         except md.PackageNotFoundError:
             return "not installed"
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from netscale.bench.env import cpu_model
+
+    cpu = cpu_model()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": version("torchvision"), "timm": version("timm"),
