@@ -82,7 +82,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_study(cfg, stream=None)
     with Store(cfg.out_dir / "results.sqlite") as store:  # one flagged timing to mark
         t = next(t for t in store.trials() if t.factor == 4 and t.strategy == "d")
-        store.record_bench(t.id, [{**b, "noisy": True} for b in t.bench], t.time_ms)
+        store.record_bench(t.id, [{**b, "noisy": True, "time_quality": "noisy"} for b in t.bench],
+                           t.time_ms)
     import matplotlib.figure
     from matplotlib.text import Text
 
