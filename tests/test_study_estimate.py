@@ -151,3 +151,20 @@ def test_dry_run_prints_an_estimate_without_the_data(tmp_path: Path, run_cli) ->
     assert code == 0 and len(rows) == 2
     assert all(r["estimate_s"]["train"] > TRIAL_OVERHEAD_S for r in rows)
     assert all(r["estimate_s"]["bench"] == round(bench_seconds(0.5), 1) for r in rows)
+
+
+def test_dry_run_refuses_a_misspelled_dataset_but_plans_without_missing_data(
+        tmp_path: Path, run_cli) -> None:
+    """A dataset name that is neither known nor a folder can never work: refused in one line.
+    A known dataset or a folder that is not on this machine may be on the one that runs the
+    study: the plan goes on and says the training time is not estimated."""
+    code, stdout, err = run_cli("study", _study(tmp_path, {"name": "cifar11"}), "--dry-run")
+    assert code == 2 and stdout == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "unknown dataset 'cifar11'" in err and "did you mean 'cifar10'" in err
+    code, stdout, err = run_cli("study", _study(tmp_path, {"path": str(tmp_path / "gone")}),
+                                "--dry-run")
+    assert code == 0, err
+    assert "data missing: data path" in stdout and "gone" in stdout
+    assert "training 0s (not estimated: the data is missing" in stdout
+    assert not (tmp_path / "out").exists()

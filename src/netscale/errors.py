@@ -20,3 +20,9 @@ class NetscaleError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+
+class DataNotFound(NetscaleError):
+    """A dataset that is named correctly but not on this machine (a missing folder, a known
+    dataset not installed): it may exist on the machine that will run the work, so a plan
+    (``study --dry-run``) goes on without it, unlike a misspelled dataset name."""

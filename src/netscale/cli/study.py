@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netscale.cli.common import positive_int, print_json, seconds
-from netscale.errors import NetscaleError
+from netscale.errors import DataNotFound, NetscaleError
 from netscale.util.fmt import table
 from netscale.util.io import atomic_write_text
 
@@ -127,7 +127,7 @@ def _dry_run_plan(cfg: Any) -> tuple[Any, Any, str, dict[str, str]]:
     if cfg.train:
         try:
             info = data_info(cfg)
-        except NetscaleError as exc:  # the dry run works without the data
+        except DataNotFound as exc:  # the data may live on the machine that runs the study
             data_note = f"data missing: {exc}"
     plan = plan_trials(cfg, info)
     status: dict[str, str] = {}
@@ -180,20 +180,22 @@ def _dry_run(cfg: Any, as_json: bool, workers: int = 1, estimate: bool = True) -
               "input channel(s)); nothing was run (dry run).")
     elif data_note:
         print(f"\n{data_note}")
-        print("(nothing was run; the table and the estimate do not need the data)")
+        print("(nothing was run; the plan does not need the data)")
     if est is not None:
-        _print_estimate(cfg, plan, status, est)
+        _print_estimate(cfg, plan, status, est, data_missing=bool(data_note))
     return 0
 
 
-def _print_estimate(cfg: Any, plan: Any, status: dict[str, str], est: Any) -> None:
+def _print_estimate(cfg: Any, plan: Any, status: dict[str, str], est: Any, *,
+                    data_missing: bool = False) -> None:
     """The dry run's wall-time estimate (benchmark + training, units stated)."""
     from netscale.study.estimate import TRIAL_OVERHEAD_S
     from netscale.util.fmt import duration
 
     left = sum(1 for p in plan if status.get(p.id, "new") not in ("done", "failed"))
     imgs = (f"{est.n_train:,} training + {est.n_val or 0:,} val images x {est.epochs} "
-            f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else "no training")
+            f"epoch{'s' if est.epochs != 1 else ''}" if est.n_train else
+            "not estimated: the data is missing" if data_missing else "no training")
     print(f"\nestimated wall time (an ESTIMATE from multiply-adds, data size and a short "
           f"throughput probe on this machine, whose speed varies with its load): "
           f"{duration(est.total_s)} for all {len(plan)} trials"

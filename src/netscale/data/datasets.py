@@ -18,7 +18,7 @@ import torch
 
 from netscale.data import formats
 from netscale.data.config import DataConfig
-from netscale.errors import NetscaleError
+from netscale.errors import DataNotFound, NetscaleError
 from netscale.util import serial
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -161,7 +161,7 @@ def _locate(cfg: DataConfig) -> tuple[str, Path | None, str]:
     if cfg.path:
         folder = Path(cfg.path).expanduser()
         if not folder.exists():
-            raise NetscaleError(f"data path {str(folder)!r} does not exist; give a dataset "
+            raise DataNotFound(f"data path {str(folder)!r} does not exist; give a dataset "
                                 f"folder or one of: {', '.join(_KNOWN)}")
         return _detect(folder), folder, cfg.name or folder.name
     assert cfg.name
@@ -175,7 +175,7 @@ def _locate(cfg: DataConfig) -> tuple[str, Path | None, str]:
         hint = f" (did you mean {_ALIASES[close[0]]!r}?)" if close else ""
         looks_path = "/" in name or name.startswith(".")
         what = "data path" if looks_path else "unknown dataset"
-        raise NetscaleError(
+        raise (DataNotFound if looks_path else NetscaleError)(
             f"{what} {name!r}{' does not exist' if looks_path else ''}{hint}; known datasets: "
             f"{', '.join(_KNOWN)}, or give a folder (IDX files, CIFAR python batches, or an "
             "ImageFolder tree train/<class>/*.png)")
@@ -192,7 +192,7 @@ def _locate(cfg: DataConfig) -> tuple[str, Path | None, str]:
             if fmt == "cifar" and formats.cifar_layout(folder):
                 return "cifar", folder, canon
     roots = ", ".join(str(r) for r in data_roots())
-    raise NetscaleError(f"dataset {canon!r} not found (looked under {roots}); {how}")
+    raise DataNotFound(f"dataset {canon!r} not found (looked under {roots}); {how}")
 
 
 def _detect(folder: Path) -> str:
