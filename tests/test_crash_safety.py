@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from netscale.study.config import load_study_config
+from netscale.study.executors import RayExecutor
 from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import run_study
 from netscale.study.store import Store
@@ -349,6 +350,28 @@ def test_poison_trial_is_failed_after_two_crashes_of_its_own_process(tmp_path: P
     assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
     assert "killed by signal 9" in (bad.error or "")
     assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+
+
+def test_poison_trial_on_ray_fails_after_ray_reruns_and_two_crashes(tmp_path: Path) -> None:
+    """On Ray, a trial whose own worker process dies at its start is run again by Ray (its
+    system re-runs); when the task still dies, the driver counts one crash of the trial's
+    own process, as a local worker's, and fails it only at the second in a row without
+    progress. The other trial finishes; a plain rerun does not start the failed one."""
+    cfg_path = _config(tmp_path)
+    env = _hook_env(tmp_path, "start-self", match="_x2_seed")
+    ray = ["--executor", "ray", "--workers", "2"]
+    errs: list[str] = []
+    assert _run(["study", str(cfg_path), *ray], env, codes=(1,), err_out=errs) == 1
+    deaths = len(_kills(tmp_path))
+    assert deaths == 2 * (RayExecutor.SYSTEM_RETRIES + 1), (deaths, errs[0][-1500:])
+    with Store(tmp_path / "out" / "results.sqlite", readonly=True) as store:
+        trials = {t.id: t for t in store.trials()}
+    bad = next(t for tid, t in trials.items() if "x2" in tid)
+    assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
+    assert "Ray task's worker died" in (bad.error or "")
+    assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+    assert _run(["study", str(cfg_path), *ray], env, codes=(1,)) == 1
+    assert len(_kills(tmp_path)) == deaths  # not started again
 
 
 def test_driver_kills_during_a_benchmark_never_fail_the_trial(

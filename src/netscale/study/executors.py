@@ -247,6 +247,10 @@ class RayExecutor:
     running a task dies, Ray runs the task again elsewhere (``max_retries`` counts such
     system failures only, never errors raised by the trial); it resumes from the trial's last
     checkpoint in the study directory, which every node must therefore see at the same path.
+    A task that still dies after those re-runs comes back as a :class:`WorkerDied`: like a
+    local worker's crash, it fails the trial only when it happens again without progress
+    (see :mod:`netscale.study.crashes`), so a trial that kept finishing epochs while nodes
+    came and went is never failed for it.
     """
 
     name = "ray"
@@ -327,8 +331,10 @@ class RayExecutor:
                 if r["ok"] and isinstance(value, dict):
                     value = {**value, "wall_time": max(float(value.get("wall_time", 0)), wall)}
                 out.append((tid, bool(r["ok"]), value))
-            except Exception as exc:  # task or node died
-                out.append((tid, False, f"Ray task failed: {format_exception(exc)}"))
+            except Exception as exc:  # its worker process or node died, after Ray's re-runs
+                out.append((tid, False, WorkerDied(
+                    f"Ray task's worker died {self.SYSTEM_RETRIES + 1} times "
+                    f"({format_exception(exc)})", None)))
         return out
 
     def shutdown(self) -> None:
