@@ -198,9 +198,9 @@ def estimate_study(plan: Sequence[Any], specs: Mapping[str, Any], work: StudyWor
         batch = max(2, min(batch_size, 64))
         a = probe(specs[lo.id], batch=batch)
         b = probe(specs[hi.id], batch=batch) if hi.id != lo.id else a
-        timed = f"{lo.id} {1e3 * a[0]:.3g} ms" + (
+        which = f"{lo.id} {1e3 * a[0]:.3g} ms" + (
             f" and {hi.id} {1e3 * b[0]:.3g} ms" if hi.id != lo.id else "")
-        probed = (f"probe: {timed} per training image (batch {batch}, 1 thread; "
+        probed = (f"probe: {which} per training image (batch {batch}, 1 thread; "
                   f"{time.perf_counter() - t0:.1f} s)")
         for p in plan:
             per_img[p.id] = (_interp(p.acts, lo.acts, a[0], hi.acts, b[0]),
