@@ -46,7 +46,7 @@ def power_coverage(seeds: int, points: int = 3, span: float = 4.0, noise: float 
                    ) -> dict[float, tuple[float, float]]:
     """Coverage and median log-width of the power-law prediction interval with quickstart-
     sized data (the saturating truth, 3 sizes over 4x flops, one run each)."""
-    from netscale.laws import fit_law
+    from netscale.laws import FitOptions, fit_law
 
     x_min = 2e8
     a = 0.3 * x_min**b
@@ -56,7 +56,7 @@ def power_coverage(seeds: int, points: int = 3, span: float = 4.0, noise: float 
     for s in range(seeds):
         rng = np.random.default_rng(10_000 + s)
         y = (a * x ** (-b) + c) * np.exp(rng.normal(0, noise, x.size))
-        fit = fit_law(x, y, "power", seed=s, loo=False)
+        fit = fit_law(x, y, "power", FitOptions(seed=s), loo=False)
         for f in factors:
             xn = f * x.max()
             new = (a * xn ** (-b) + c) * np.exp(rng.normal(0, noise))
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from netscale.advise.recommend import recommend
     from netscale.advise.sources import load_study
     from netscale.advise.study_fits import fit_study
-    from netscale.laws import calibration_study, fit_law, fit_report
+    from netscale.laws import CalibrationSetup, calibration_study, fit_law, fit_report
     from netscale.report.laws_section import laws_section
     from netscale_fixtures.synthetic import synthetic_study
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n== calibration: 95% prediction intervals, {args.seeds} simulated studies ==")
     t0 = time.perf_counter()
-    res = calibration_study(seeds=args.seeds)
+    res = calibration_study(CalibrationSetup(seeds=args.seeds))
     st = res.settings
     print(f"larger study: truth err = {st['a']:.4g}·x^(−{st['b']:g}) + {st['c']:g}; "
           f"{st['points']} sizes over {st['span']:g}x flops; noise {st['noise']:g} "

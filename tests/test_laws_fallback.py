@@ -10,7 +10,7 @@ import pytest
 from scipy.special import stdtrit
 
 from netscale.laws import fit_report
-from netscale.laws.calibration import calibration_study
+from netscale.laws.calibration import CalibrationSetup, calibration_study
 from netscale.laws.fit import LawFit, Prediction
 
 # pycls dev/model_error.json (top-1 error, ImageNet) and the flops netscale counts for them
@@ -70,7 +70,7 @@ def test_three_size_fallback_covers_new_runs_far_past_the_data():
     # truth err = a·x^-0.3 + 0.2, 3 sizes over 8x flops, 1 % noise, 100 simulated studies;
     # target >= 90 %: with 100 studies a method at 90 % falls below 81 % with < 0.2 %
     # probability (3 binomial standard errors)
-    res = calibration_study(points=3, noise=0.01, span=8.0, seeds=100, n_boot=100,
-                            extrapolation=(4.0, 20.0))
+    res = calibration_study(CalibrationSetup(points=3, noise=0.01, span=8.0, seeds=100,
+                                             n_boot=100, extrapolation=(4.0, 20.0)))
     for factor in (4.0, 20.0):
         assert res.pred_coverage["general"][factor] >= 0.90 - 3 * math.sqrt(0.09 / 100)

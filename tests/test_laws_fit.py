@@ -12,6 +12,8 @@ from scipy.optimize import least_squares
 
 from netscale.errors import NetscaleError
 from netscale.laws import (
+    CalibrationSetup,
+    FitOptions,
     FitReport,
     GroupFits,
     LawFit,
@@ -50,7 +52,7 @@ def test_parameters_recovered_within_intervals_in_90_percent_of_seeds(name, c):
     widths_b = []
     for s in range(seeds):
         y = noisy(X, s, c=c)
-        fit = fit_law(X, y, name, n_boot=200, seed=s, loo=False)
+        fit = fit_law(X, y, name, FitOptions(n_boot=200, seed=s), loo=False)
         for k in hits:
             lo, hi = fit.intervals[k]
             assert lo <= fit.params[k] <= hi or k == "c"  # c may sit on its bound 0
@@ -69,8 +71,12 @@ def test_parameters_recovered_within_intervals_in_90_percent_of_seeds(name, c):
 
 
 def test_intervals_shrink_with_less_noise():
-    wide = [fit_law(X, noisy(X, s, sigma=0.05), n_boot=100, seed=s, loo=False) for s in range(5)]
-    tight = [fit_law(X, noisy(X, s, sigma=0.005), n_boot=100, seed=s, loo=False) for s in range(5)]
+    def fit(s: int, sigma: float) -> LawFit:
+        return fit_law(X, noisy(X, s, sigma=sigma), options=FitOptions(n_boot=100, seed=s),
+                       loo=False)
+
+    wide = [fit(s, 0.05) for s in range(5)]
+    tight = [fit(s, 0.005) for s in range(5)]
     w = lambda f: f.intervals["b"][1] - f.intervals["b"][0]  # noqa: E731
     assert np.median([w(f) for f in tight]) < 0.3 * np.median([w(f) for f in wide])
     for f in tight:
@@ -80,7 +86,7 @@ def test_intervals_shrink_with_less_noise():
 
 def test_intervals_widen_when_extrapolating():
     for s in range(5):
-        fit = fit_law(X, noisy(X, s), n_boot=200, seed=s, loo=False)
+        fit = fit_law(X, noisy(X, s), options=FitOptions(n_boot=200, seed=s), loo=False)
         preds = [fit.predict_interval(X.max() * m) for m in (1, 2, 4, 16, 64)]
         widths = [math.log(p.hi / p.lo) for p in preds]
         conf = [math.log(p.conf_hi / p.conf_lo) for p in preds]
@@ -97,8 +103,8 @@ def test_intervals_widen_when_extrapolating():
 
 def test_scale_of_x_does_not_change_the_fit():
     y = noisy(X, 3)
-    f1 = fit_law(X, y, n_boot=50, seed=1)
-    f2 = fit_law(X / 1e9, y, n_boot=50, seed=1)  # same data in GMACs
+    f1 = fit_law(X, y, options=FitOptions(n_boot=50, seed=1))
+    f2 = fit_law(X / 1e9, y, options=FitOptions(n_boot=50, seed=1))  # same data in GMACs
     assert f1.b == pytest.approx(f2.b, rel=1e-6)
     assert f1.c == pytest.approx(f2.c, rel=1e-6, abs=1e-9)
     assert f1.a == pytest.approx(f2.a * 1e9**f2.b, rel=1e-5)
@@ -112,8 +118,9 @@ def test_huber_loss_resists_an_outlier():
     for s in range(20):
         y = noisy(X, s, sigma=0.02)
         y[2 + s % 6] *= 1.4  # one broken run
-        h = fit_law(X, y, n_boot=0, loo=False)
-        l2 = fit_law(X, y, n_boot=0, loo=False, huber_scale=100.0)  # ~ plain least squares
+        h = fit_law(X, y, options=FitOptions(n_boot=0), loo=False)
+        # ~ plain least squares
+        l2 = fit_law(X, y, options=FitOptions(n_boot=0, huber_scale=100.0), loo=False)
         err_h.append(abs(h.b - B_TRUE))
         err_l2.append(abs(l2.b - B_TRUE))
         better += err_h[-1] < err_l2[-1]
@@ -151,9 +158,9 @@ def test_solver_matches_scipy_least_squares():
 
 
 def test_aicc_selection_prefers_the_true_law_when_noise_is_low():
-    sat = sum(fit_report(X, noisy(X, s, sigma=0.01), seed=s, holdout=False,
+    sat = sum(fit_report(X, noisy(X, s, sigma=0.01), FitOptions(seed=s), holdout=False,
                          select="aicc").best == "saturating" for s in range(8))
-    powr = sum(fit_report(X, noisy(X, s, sigma=0.01, c=0.0), seed=s, holdout=False,
+    powr = sum(fit_report(X, noisy(X, s, sigma=0.01, c=0.0), FitOptions(seed=s), holdout=False,
                           select="aicc").best == "power" for s in range(8))
     assert sat >= 7 and powr >= 7
     rep = fit_report(X, noisy(X, 0, sigma=0.01), select="loo", holdout=False)
@@ -170,8 +177,8 @@ def test_default_selection_is_the_general_law():
 def test_calibration_study_shows_why_the_general_law_is_the_default():
     from netscale.laws.calibration import calibration_study
 
-    res = calibration_study(points=8, noise=0.02, c=0.2, seeds=15, n_boot=100,
-                            extrapolation=(16.0,))
+    res = calibration_study(CalibrationSetup(points=8, noise=0.02, c=0.2, seeds=15, n_boot=100,
+                                             extrapolation=(16.0,)))
     assert res.pred_coverage["general"][16.0] >= 0.8
     assert res.pred_coverage["power"][16.0] <= 0.3  # the power law ignores saturation
     assert min(res.param_coverage.values()) >= 0.8
@@ -185,7 +192,7 @@ def test_leave_largest_out_predicts_the_largest_model():
     within = 0
     for s in range(10):
         y = noisy(x, s, sigma=0.02)
-        chk = leave_largest_out(x, y, "saturating", n_boot=200, seed=s)
+        chk = leave_largest_out(x, y, "saturating", FitOptions(n_boot=200, seed=s))
         assert chk.skipped is None
         assert chk.x == X[7] and chk.n_train == 14
         assert chk.actual == pytest.approx(y[-2:].mean())
@@ -213,7 +220,7 @@ def test_report_keeps_both_laws_and_skips_one_that_cannot_fit():
 
 
 def test_json_round_trip_reproduces_predictions():
-    rep = fit_report(X, noisy(X, 2), group="dWr", n_boot=100)
+    rep = fit_report(X, noisy(X, 2), FitOptions(n_boot=100), group="dWr")
     back = FitReport.from_dict(json.loads(json.dumps(rep.to_dict())))
     assert back.best == rep.best and back.x == rep.x and back.holdout == rep.holdout
     for name, fit in rep.fits.items():
@@ -229,12 +236,13 @@ def test_json_round_trip_reproduces_predictions():
 
 def test_deterministic_given_seed():
     y = noisy(X, 5)
-    assert fit_law(X, y, seed=3).to_dict() == fit_law(X, y, seed=3).to_dict()
-    assert fit_law(X, y, seed=3).boot != fit_law(X, y, seed=4).boot
+    s3, s4 = FitOptions(seed=3), FitOptions(seed=4)
+    assert fit_law(X, y, options=s3).to_dict() == fit_law(X, y, options=s3).to_dict()
+    assert fit_law(X, y, options=s3).boot != fit_law(X, y, options=s4).boot
 
 
 def test_curve_for_plots():
-    fit = fit_law(X, noisy(X, 0), n_boot=100)
+    fit = fit_law(X, noisy(X, 0), options=FitOptions(n_boot=100))
     cur = fit.curve(num=30, extend=8.0)
     assert len(cur.x) == 30 and cur.x[0] == pytest.approx(X.min())
     assert cur.x[-1] == pytest.approx(8 * X.max())
@@ -254,7 +262,7 @@ def test_fit_groups_by_strategy_and_metric_products():
             rows.append({"strategy": strat, "flops": x, "epochs": 10 + i % 2,
                          "error": min(y * shift, 1.0)})
     rows.append({"strategy": "d", "flops": 1e9, "epochs": 10, "error": 0.4})
-    res = fit_groups(rows, x="epochs*flops", n_boot=50)
+    res = fit_groups(rows, FitOptions(n_boot=50), x="epochs*flops")
     assert set(res.reports) == {"dWr", "w"} and set(res.skipped) == {"d"}
     assert "only 1 point" in res.skipped["d"]
     rep = res.reports["w"]
@@ -262,7 +270,7 @@ def test_fit_groups_by_strategy_and_metric_products():
     assert "(epochs*flops)^" in rep.best_fit.formula()
     back = GroupFits.from_dict(json.loads(json.dumps(res.to_dict(samples=False))))
     assert set(back.reports) == {"dWr", "w"}
-    one = fit_groups(rows[:10], group=None, n_boot=20)
+    one = fit_groups(rows[:10], FitOptions(n_boot=20), group=None)
     assert set(one.reports) == {"all"}
 
 
@@ -284,7 +292,7 @@ def test_fit_groups_by_strategy_and_metric_products():
 ])
 def test_degenerate_inputs_raise_clear_errors(x, y, law_name, words):
     with pytest.raises(NetscaleError, match=None) as exc:
-        fit_law(x, y, law_name, n_boot=10)
+        fit_law(x, y, law_name, FitOptions(n_boot=10))
     assert words in str(exc.value)
     assert "\n" not in str(exc.value)
 
@@ -294,16 +302,16 @@ def test_bad_options_raise_clear_errors():
     with pytest.raises(NetscaleError, match="unknown law"):
         fit_law(X, y, "exponential")
     with pytest.raises(NetscaleError, match="level"):
-        fit_law(X, y, level=95)
+        fit_law(X, y, options=FitOptions(level=95))
     with pytest.raises(NetscaleError, match="n_boot"):
-        fit_law(X, y, n_boot=-1)
+        fit_law(X, y, options=FitOptions(n_boot=-1))
     with pytest.raises(NetscaleError, match="model selection"):
         fit_report(X, y, select="bic")
     with pytest.raises(NetscaleError, match="no 'error' value"):
         fit_groups([{"strategy": "d", "flops": 1e9}])
     with pytest.raises(NetscaleError, match="no group could be fitted"):
         fit_groups([{"strategy": "d", "flops": 1e9, "error": 0.3}])
-    fit = fit_law(X, noisy(X, 0), n_boot=20)
+    fit = fit_law(X, noisy(X, 0), options=FitOptions(n_boot=20))
     with pytest.raises(NetscaleError, match="positive"):
         fit.predict(-1.0)
     with pytest.raises(NetscaleError, match="unknown parameter"):
@@ -312,6 +320,6 @@ def test_bad_options_raise_clear_errors():
 
 def test_error_not_falling_is_flagged():
     y = np.linspace(0.3, 0.4, 10)  # error grows with flops
-    fit = fit_law(X, y, "power", n_boot=20)
+    fit = fit_law(X, y, "power", FitOptions(n_boot=20))
     assert fit.b == 0.0
     assert any("does not fall" in note for note in fit.notes)

@@ -14,7 +14,7 @@ from netscale.advise.results_io import load_source
 from netscale.advise.study_fits import fit_study
 from netscale.complexity import complexity_totals
 from netscale.errors import NetscaleError
-from netscale.laws.fit import fit_law
+from netscale.laws.fit import FitOptions, fit_law
 from netscale.specs import resolve_spec
 
 # two exact laws err = a·x^(−b) + c (x in multiply-adds); A is better at large flops
@@ -227,7 +227,7 @@ def test_c_interval_never_exceeds_lowest_error():
     for k in range(12):
         # curves that flatten fast: c sits near the lowest error
         y = (0.05 * (x / 1e8) ** -1.5 + 0.2) * np.exp(rng.normal(0, 0.01, x.size))
-        f = fit_law(x, y, "saturating", n_boot=100, seed=k)
+        f = fit_law(x, y, "saturating", FitOptions(n_boot=100, seed=k))
         lo, hi = f.intervals["c"]
         assert 0 <= lo <= f.c <= hi <= y.min()
         assert f.param_interval("c")[1] <= y.min()

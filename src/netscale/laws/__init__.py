@@ -4,7 +4,7 @@ Pure numpy/scipy, no torch, and nothing from the packages above (the runtime mod
 :mod:`netscale.bench.fit`). See docs/laws.md.
 """
 
-from netscale.laws.calibration import CalibrationResult, calibration_study
+from netscale.laws.calibration import CalibrationResult, CalibrationSetup, calibration_study
 from netscale.laws.fit import (
     DEFAULT_HUBER_SCALE,
     DEFAULT_LEVEL,
@@ -14,6 +14,7 @@ from netscale.laws.fit import (
     LAWS,
     SELECTION_METHODS,
     Curve,
+    FitOptions,
     FitReport,
     GroupFits,
     HoldoutCheck,
@@ -45,8 +46,10 @@ __all__ = [
     "LAW_FORMULAS",
     "SELECTION_METHODS",
     "CalibrationResult",
+    "CalibrationSetup",
     "Curve",
     "Difference",
+    "FitOptions",
     "FitReport",
     "GroupFits",
     "HoldoutCheck",

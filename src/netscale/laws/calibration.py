@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from netscale.errors import NetscaleError
-from netscale.laws.fit import DEFAULT_LEVEL, fit_report, select_law
-from netscale.util.options import build_options
+from netscale.laws.fit import DEFAULT_LEVEL, FitOptions, fit_report, select_law
 
 RULES = ("saturating", "power", "general", "aicc", "loo")
 
@@ -96,11 +95,11 @@ class CalibrationSetup:
     seed: int = 0
 
 
-def calibration_study(setup: CalibrationSetup | None = None,
-                      **overrides: Any) -> CalibrationResult:
+def calibration_study(setup: CalibrationSetup | None = None) -> CalibrationResult:
     """Simulates studies and measures interval coverage (see module docstring); ``setup``
-    (a :class:`CalibrationSetup`) and keyword ``overrides`` of its fields say which."""
-    cfg = build_options(CalibrationSetup, setup, overrides)
+    (a :class:`CalibrationSetup`, e.g. ``CalibrationSetup(points=5, seeds=20)``; None: the
+    defaults) says which."""
+    cfg = setup or CalibrationSetup()
     points, noise, b, c, x_min = cfg.points, cfg.noise, cfg.b, cfg.c, cfg.x_min
     span, repeats, seeds, n_boot, level = cfg.span, cfg.repeats, cfg.seeds, cfg.n_boot, cfg.level
     reducible, extrapolation, seed = cfg.reducible, cfg.extrapolation, cfg.seed
@@ -125,7 +124,7 @@ def calibration_study(setup: CalibrationSetup | None = None,
     for s in range(seeds):
         rng = np.random.default_rng(seed * 1_000_003 + s)
         y = np.clip(law(x) * np.exp(rng.normal(0.0, noise, x.size)), 1e-6, 1.0)
-        rep = fit_report(x, y, holdout=False, n_boot=n_boot, level=level, seed=s)
+        rep = fit_report(x, y, FitOptions(n_boot=n_boot, level=level, seed=s), holdout=False)
         sat = rep.fits.get("saturating")
         n_sat += sat is not None
         for k in hits:
@@ -173,10 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="extrapolation factors past the largest size (default 4,16)")
     args = ap.parse_args(argv)
     try:
-        res = calibration_study(points=args.points, repeats=args.repeats, noise=args.noise,
-                                b=args.b, c=args.c, span=args.span, seeds=args.seeds,
-                                n_boot=args.n_boot,
-                                extrapolation=[float(v) for v in args.at.split(",")])
+        res = calibration_study(CalibrationSetup(
+            points=args.points, repeats=args.repeats, noise=args.noise, b=args.b, c=args.c,
+            span=args.span, seeds=args.seeds, n_boot=args.n_boot,
+            extrapolation=[float(v) for v in args.at.split(",")]))
     except NetscaleError as exc:
         print(f"error: {exc}")
         return 2

@@ -39,7 +39,6 @@ import numpy as np
 from netscale.errors import NetscaleError
 from netscale.laws.stats import t_quantile, z_quantile
 from netscale.util import serial
-from netscale.util.options import build_options
 
 LAWS: dict[str, tuple[str, ...]] = {
     "saturating": ("a", "b", "c"),
@@ -78,7 +77,7 @@ def _opt(v: Any) -> float:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(serial.Record):
     """A prediction of the error at one x.
 
     ``value`` is the fitted curve at x; ``lo``/``hi`` the prediction interval for a new run
@@ -116,13 +115,9 @@ class Prediction:
     def contains(self, err: float) -> bool:
         return self.lo <= err <= self.hi
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Prediction:
-        return serial.from_dict(cls, d, unknown="ignore")
-
 
 @dataclass(frozen=True)
-class Curve:
+class Curve(serial.Record):
     """A fitted curve on an x grid, ready to plot: ``y`` is the fit, ``lo``/``hi`` the
     prediction band, ``conf_lo``/``conf_hi`` the band on the curve itself."""
 
@@ -134,13 +129,6 @@ class Curve:
     conf_hi: tuple[float, ...]
     level: float
     law: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Curve:
-        return serial.from_dict(cls, d, unknown="ignore")
 
 
 @dataclass(frozen=True)
@@ -422,7 +410,7 @@ class LawFit:
 
 
 @dataclass(frozen=True)
-class HoldoutCheck:
+class HoldoutCheck(serial.Record):
     """Leave-largest-out: fit on the smaller models, predict the largest, compare.
 
     ``actual`` is the mean observed error at the largest x (over its runs); ``within`` says
@@ -443,13 +431,6 @@ class HoldoutCheck:
     rel_error: float | None = None
     extrapolation: float | None = None
     skipped: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> HoldoutCheck:
-        return serial.from_dict(cls, d, unknown="ignore")
 
 
 @dataclass(frozen=True)
@@ -480,8 +461,10 @@ class FitReport:
         """Prediction (with intervals) of the selected law at x."""
         return self.best_fit.predict_interval(x, level)
 
-    def curve(self, x: Sequence[float] | np.ndarray | None = None, **kw: Any) -> Curve:
-        return self.best_fit.curve(x, **kw)
+    def curve(self, x: Sequence[float] | np.ndarray | None = None, *, num: int = 60,
+              extend: float = 4.0, level: float | None = None) -> Curve:
+        """:meth:`LawFit.curve` of the selected law."""
+        return self.best_fit.curve(x, num=num, extend=extend, level=level)
 
     def to_dict(self, *, samples: bool = True) -> dict[str, Any]:
         return {
@@ -865,11 +848,6 @@ class FitOptions:
     huber_scale: float = DEFAULT_HUBER_SCALE
     noise: float | None = None
 
-    @classmethod
-    def build(cls, options: FitOptions | None, overrides: Mapping[str, Any]) -> FitOptions:
-        """``options`` (else the defaults) with keyword ``overrides`` of its fields."""
-        return build_options(cls, options, overrides)
-
     def checked(self) -> FitOptions:
         """These options with ``level``, ``n_boot``, ``noise`` and ``huber_scale`` checked
         (one-line errors) and normalized."""
@@ -884,12 +862,11 @@ class FitOptions:
 
 
 def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
-            options: FitOptions | None = None, *, loo: bool = True,
-            **overrides: Any) -> LawFit:
+            options: FitOptions | None = None, *, loo: bool = True) -> LawFit:
     """Fits one law (``saturating``: err = a·x^(−b) + c, or ``power``: err = a·x^(−b)).
 
-    ``options`` (a :class:`FitOptions`) and keyword ``overrides`` of its fields
-    (``n_boot=100``, ``seed=3``, ...) say how.
+    ``options`` (a :class:`FitOptions`, e.g. ``FitOptions(n_boot=100, seed=3)``; None: the
+    defaults) say how.
 
     ``x`` is the complexity metric (any positive unit; flops are multiply-adds), ``err`` the
     errors as fractions in (0, 1]. Repeated x values (several seeds per model) are fine.
@@ -902,7 +879,7 @@ def fit_law(x: Iterable[float], err: Iterable[float], law: str = "saturating",
     intervals, the small-sample t widening stays. Deterministic for a given ``seed``.
     """
     law = check_law(law)
-    opts = FitOptions.build(options, overrides).checked()
+    opts = (options or FitOptions()).checked()
     x_metric, n_boot, seed, huber_scale = opts.x_metric, opts.n_boot, opts.seed, opts.huber_scale
     level, noise = opts.level, opts.noise
     p = len(LAWS[law])
@@ -1025,9 +1002,9 @@ def _loo(prob: _Problem, ya: np.ndarray, theta: np.ndarray) -> float | None:
 
 
 def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "saturating",
-                      options: FitOptions | None = None, **overrides: Any) -> HoldoutCheck:
-    """Fits ``law`` without the points at the largest x and predicts them (``options`` and
-    ``overrides`` as for :func:`fit_law`).
+                      options: FitOptions | None = None) -> HoldoutCheck:
+    """Fits ``law`` without the points at the largest x and predicts them (``options`` as
+    for :func:`fit_law`).
 
     Returns a :class:`HoldoutCheck`; when too few points remain the check is ``skipped``
     (with the reason) rather than raising, because it is a diagnostic.
@@ -1040,7 +1017,7 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
     actual = float(ya[top].mean())
     n_train = int((~top).sum())
     try:
-        fit = fit_law(xa[~top], ya[~top], law, FitOptions.build(options, overrides), loo=False)
+        fit = fit_law(xa[~top], ya[~top], law, options, loo=False)
     except NetscaleError as exc:
         return HoldoutCheck(law=law, x=xmax, actual=actual, n_train=n_train,
                             skipped=f"not enough smaller models to fit without the largest: {exc}")
@@ -1054,10 +1031,9 @@ def leave_largest_out(x: Iterable[float], err: Iterable[float], law: str = "satu
 
 def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | None = None, *,
                group: str = "", laws: Sequence[str] = ("saturating", "power"),
-               select: str = "general", holdout: bool = True,
-               **overrides: Any) -> FitReport:
+               select: str = "general", holdout: bool = True) -> FitReport:
     """Fits each law in ``laws``, selects one and runs the leave-largest-out check
-    (``options`` and ``overrides`` as for :func:`fit_law`).
+    (``options`` as for :func:`fit_law`).
 
     Selection (``select``):
 
@@ -1073,7 +1049,7 @@ def fit_report(x: Iterable[float], err: Iterable[float], options: FitOptions | N
     fitted (e.g. 3 points for the saturating law) is listed in ``skipped``; if none can be
     fitted the first law's error is raised.
     """
-    opts = FitOptions.build(options, overrides)
+    opts = options or FitOptions()
     if select not in SELECTION_METHODS:
         raise NetscaleError(f"unknown model selection {select!r}; use one of: "
                             f"{', '.join(SELECTION_METHODS)}")
@@ -1170,15 +1146,18 @@ def metric_value(row: Mapping[str, Any], metric: str) -> float:
     return v
 
 
-def fit_groups(rows: Sequence[Mapping[str, Any]], *, x: str = "flops", y: str = "error",
-               group: str | None = "strategy", **kw: Any) -> GroupFits:
+def fit_groups(rows: Sequence[Mapping[str, Any]], options: FitOptions | None = None, *,
+               x: str = "flops", y: str = "error", group: str | None = "strategy",
+               laws: Sequence[str] = ("saturating", "power"), select: str = "general",
+               holdout: bool = True) -> GroupFits:
     """Fits a :class:`FitReport` per group of rows (e.g. per scaling strategy).
 
     Each row maps keys to values: ``x`` names the metric (``flops``, ``params``, ``acts`` or a
-    product such as ``epochs*flops``), ``y`` the error fraction, ``group`` the grouping key
-    (None: all rows in one group named ``all``). Other keyword arguments go to
-    :func:`fit_report`. Groups that cannot be fitted are listed in ``skipped``; if no group
-    can be fitted a :class:`NetscaleError` lists why.
+    product such as ``epochs*flops``; it replaces ``options.x_metric``), ``y`` the error
+    fraction, ``group`` the grouping key (None: all rows in one group named ``all``).
+    ``options``, ``laws``, ``select`` and ``holdout`` go to :func:`fit_report`. Groups that
+    cannot be fitted are listed in ``skipped``; if no group can be fitted a
+    :class:`NetscaleError` lists why.
     """
     if not rows:
         raise NetscaleError("no result rows to fit; train some models first")
@@ -1195,12 +1174,14 @@ def fit_groups(rows: Sequence[Mapping[str, Any]], *, x: str = "flops", y: str = 
         xs, ys = data.setdefault(g, ([], []))
         xs.append(xv)
         ys.append(float(row[y]))
+    opts = replace(options or FitOptions(), x_metric=x)
     reports: dict[str, FitReport] = {}
     skipped: dict[str, str] = {}
     for g in sorted(data):
         xs, ys = data[g]
         try:
-            reports[g] = fit_report(xs, ys, group=g, x_metric=x, **kw)
+            reports[g] = fit_report(xs, ys, opts, group=g, laws=laws, select=select,
+                                    holdout=holdout)
         except NetscaleError as exc:
             skipped[g] = str(exc)
     if not reports:

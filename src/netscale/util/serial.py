@@ -28,6 +28,7 @@ from netscale.errors import NetscaleError
 from netscale.util.safeload import check_int, short_repr
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Record")
 
 
 def to_dict(obj: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -81,6 +82,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str | None = 
             )
         kwargs[key] = _coerce(value, hints[key], f"{label}.{key}", where is not None)
     return cls(**kwargs)
+
+
+class Record:
+    """A dataclass base with :func:`to_dict` and a lenient ``from_dict`` (keys the class does
+    not know are dropped, so files written by other versions still load)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], d: Mapping[str, Any]) -> R:
+        return from_dict(cls, d, unknown="ignore")
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
 from netscale.specs.compat import bottleneck_width
 from netscale.specs.families.build import family_spec, stage_specs
@@ -44,13 +43,15 @@ def resnet(
                        num_classes=num_classes, resolution=resolution)
 
 
-def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group: int = 4,
-            **kwargs: Any) -> NetSpec:
+def resnext(name: str, depths: Sequence[int], groups: int = 32, width_per_group: int = 4, *,
+            widths: Sequence[int] = _WIDTHS, stem_width: int = 64, resolution: int = 224,
+            num_classes: int = 1000) -> NetSpec:
     """ResNeXt-{depth} {groups}x{width_per_group}d: bottleneck 1/2, group width doubling."""
     gws = [width_per_group * 2**i for i in range(4)]
     # bottleneck widths are groups * group width: 128, 256, 512, 1024 for 32x4d
     bottleneck = groups * width_per_group / _WIDTHS[0]
-    return resnet(name, depths, bottleneck=bottleneck, group_widths=gws, **kwargs)
+    return resnet(name, depths, widths=widths, bottleneck=bottleneck, group_widths=gws,
+                  stem_width=stem_width, resolution=resolution, num_classes=num_classes)
 
 
 for _d, _depths in RESNET_DEPTHS.items():
