@@ -3,36 +3,21 @@
 # On a machine without torch, the CPU build of torch is installed first, in its own pip step,
 # so that no multi-GB CUDA build is pulled in by a bare "torch" requirement.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VENV="$ROOT/.venv"
-PY="${PYTHON:-python3}"
+TAG_LOG=bootstrap
 TORCH_CPU_VERSION="${NETSCALE_TORCH_VERSION:-2.13.0}"
-STAMP="$VENV/.netscale-installed"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "[bootstrap] creating $VENV" >&2
-    "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2 || true
-fi
-
-if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
-    echo "[bootstrap] installing the CPU build of torch $TORCH_CPU_VERSION (own step)" >&2
-    "$VENV/bin/python" -m pip install --quiet "torch==$TORCH_CPU_VERSION" >&2
-fi
+ns_make_venv ""
+ns_install_unless_importable torch \
+    "installing the CPU build of torch $TORCH_CPU_VERSION (own step)" \
+    "torch==$TORCH_CPU_VERSION"
 
 # Re-install netscale (editable) when pyproject.toml changed. `bootstrap.sh` alone installs
 # what netscale needs to run (./run.sh); `bootstrap.sh dev` adds the test tools, Ray and ONNX
 # (./test.sh). A dev install also serves ./run.sh.
-HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-HAVE="$(cat "$STAMP" 2>/dev/null || true)"
+HASH="$(ns_pyproject_hash)"
 if [ "${1:-}" = "dev" ]; then TAG=dev; SPEC="$ROOT[dev]"; else TAG=base; SPEC="$ROOT"; fi
-case "$HAVE" in
-    "$HASH dev") NEED=0 ;;
-    "$HASH base") if [ "$TAG" = base ]; then NEED=0; else NEED=1; fi ;;
-    *) NEED=1 ;;
-esac
-if [ "$NEED" = 1 ]; then
-    echo "[bootstrap] installing netscale and its dependencies ($TAG)" >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$SPEC" >&2
-    echo "$HASH $TAG" > "$STAMP"
-fi
+HAVE="$(cat "$VENV/.netscale-installed" 2>/dev/null || true)"
+if [ "$TAG" = base ] && [ "$HAVE" = "$HASH dev" ]; then TAG=dev; fi
+ns_install_stamped "$HASH $TAG" "installing netscale and its dependencies ($TAG)" -e "$SPEC"

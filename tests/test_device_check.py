@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from bench_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "device_check.py"
@@ -20,16 +20,7 @@ STEPS = ["environment", "bench", "bench-time", "bench-memory", "precision-auto",
          "ddp", "headline-RegNetY-400MF"]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("device_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["device_check"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-dc = _load()
+dc = load_benchmark("device_check")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -33,6 +34,9 @@ from netscale.util.io import (
 )
 from netscale.util.safeload import load_json, load_yaml, short_repr
 from netscale.util.text import csv_cell, csv_dict_writer, csv_writer, visible
+
+if TYPE_CHECKING:
+    from netscale.advise.sources import StudyResults
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -310,26 +314,29 @@ def test_integers_beyond_float_range_are_refused_before_any_conversion(tmp_path,
     assert code == 2 and "too large for a seed" in _one_line(err)
 
 
-def test_a_results_json_with_a_huge_integer_is_one_line(tmp_path):
+def _load_results(tmp_path: Path, name: str, text: str) -> StudyResults:
+    """``text`` written to ``tmp_path/NAME`` and loaded as a results file."""
     from netscale.advise.results_io import load_source
 
-    p = tmp_path / "r.json"
-    p.write_text(json.dumps([{"group": "a", "flops": 1, "top1_err": 0.5}]).replace(
-        '"flops": 1', f'"flops": {10**400}'))
+    p = tmp_path / name
+    p.write_text(text)
+    return load_source(p)
+
+
+def test_a_results_json_with_a_huge_integer_is_one_line(tmp_path):
+    text = json.dumps([{"group": "a", "flops": 1, "top1_err": 0.5}]).replace(
+        '"flops": 1', f'"flops": {10**400}')
     with pytest.raises(NetscaleError, match="beyond the float range"):
-        load_source(p)
+        _load_results(tmp_path, "r.json", text)
 
 
 # ----------------------------------------------------------------------------- 8. results files
 
 
 def test_results_factors_are_relative_to_the_smallest_model_of_group_or_base(tmp_path):
-    from netscale.advise.results_io import load_source
-
-    p = tmp_path / "r.csv"
-    p.write_text("group,flops,top1_err\nbase,100,0.5\nw,400,0.4\nw,200,0.45\nd,50,0.6\n"
-                 "d,300,0.3\n")
-    factors = {(t.strategy, t.flops): t.factor for t in load_source(p).trials}
+    study = _load_results(tmp_path, "r.csv", "group,flops,top1_err\nbase,100,0.5\nw,400,0.4\n"
+                          "w,200,0.45\nd,50,0.6\nd,300,0.3\n")
+    factors = {(t.strategy, t.flops): t.factor for t in study.trials}
     assert factors == {("base", 100): 1.0, ("w", 400): 4.0, ("w", 200): 2.0,
                        ("d", 50): 1.0, ("d", 300): 6.0}
 
@@ -359,32 +366,21 @@ def test_results_files_load_in_linear_time_without_quadratic_scans(tmp_path, mon
 
 
 def test_deeply_nested_results_json_is_one_line(tmp_path):
-    from netscale.advise.results_io import load_source
-
-    p = tmp_path / "r.json"
-    p.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(NetscaleError, match="nested too deeply"):
-        load_source(p)
+        _load_results(tmp_path, "r.json", "[" * 100_000 + "]" * 100_000)
 
 
 def test_csv_comments_never_split_or_merge_quoted_fields(tmp_path):
-    from netscale.advise.results_io import load_source
-
-    p = tmp_path / "r.csv"
-    p.write_text('# a comment\ngroup,flops,top1_err,device\nA,100,0.5,"two\n# not a comment\n'
-                 'lines"\n# another comment\nA,200,0.4,cpu\n')
-    trials = load_source(p).trials
+    trials = _load_results(tmp_path, "r.csv", '# a comment\ngroup,flops,top1_err,device\n'
+                           'A,100,0.5,"two\n# not a comment\nlines"\n# another comment\n'
+                           'A,200,0.4,cpu\n').trials
     assert len(trials) == 2
     assert trials[0].bench == [] and trials[1].flops == 200
 
 
 def test_a_duplicated_csv_header_is_refused(tmp_path):
-    from netscale.advise.results_io import load_source
-
-    p = tmp_path / "r.csv"
-    p.write_text("group,flops,top1_err,FLOPS\nA,100,0.5,200\n")
     with pytest.raises(NetscaleError, match="column 'flops' appears twice"):
-        load_source(p)
+        _load_results(tmp_path, "r.csv", "group,flops,top1_err,FLOPS\nA,100,0.5,200\n")
 
 
 def test_percent_with_a_study_directory_is_refused(tmp_path):
@@ -510,12 +506,9 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 
 
 def test_group_names_from_files_are_printed_with_control_characters_escaped(tmp_path):
-    from netscale.advise.results_io import load_source
-
     assert visible("a\x1b[31mb\x07\n") == "a\\x1b[31mb\\x07\\x0a"
-    p = tmp_path / "r.csv"
-    p.write_text("group,flops,top1_err\n\"\x1b]0;pwned\x07\",100,0.5\n=HYPERLINK(1),100,0.4\n")
-    source = load_source(p)
+    source = _load_results(tmp_path, "r.csv", "group,flops,top1_err\n\"\x1b]0;pwned\x07\",100,0.5\n"
+                           "=HYPERLINK(1),100,0.4\n")
     trials = source.trials
     assert trials[0].strategy == "\\x1b]0;pwned\\x07"
     text = source.csv_text()  # what report and --export write for a results file

@@ -101,16 +101,22 @@ def test_timing_groups_put_the_seeds_of_a_network_together(tmp_path: Path) -> No
     assert all(len({(t.strategy, t.factor) for t in g}) == 1 for g in groups)
 
 
-def test_each_network_is_timed_once_and_its_timing_shared(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    timed: list[str] = []
+@pytest.fixture
+def timed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the trials the workers time (each timing still runs)."""
+    ids: list[str] = []
     real = worker._bench
 
     def counting(payload: Any, spec: Any, emit: Any) -> None:
-        timed.append(payload["id"])
+        ids.append(payload["id"])
         real(payload, spec, emit)
 
     monkeypatch.setattr(worker, "_bench", counting)
+    return ids
+
+
+def test_each_network_is_timed_once_and_its_timing_shared(
+        tmp_path: Path, timed: list[str]) -> None:
     cfg = load_study_config(_config(tmp_path))
     err = io.StringIO()
     assert run_study(cfg, stream=err)["done"] == 4
@@ -149,16 +155,7 @@ def test_a_timing_from_an_earlier_run_is_shared_not_repeated(
         assert len(run_times(store)) == 2  # one row per driver run
 
 
-def test_a_timing_only_study_times_every_seed(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    timed: list[str] = []
-    real = worker._bench
-
-    def counting(payload: Any, spec: Any, emit: Any) -> None:
-        timed.append(payload["id"])
-        real(payload, spec, emit)
-
-    monkeypatch.setattr(worker, "_bench", counting)
+def test_a_timing_only_study_times_every_seed(tmp_path: Path, timed: list[str]) -> None:
     cfg = load_study_config(_config(tmp_path, factors=[1], train=False))
     assert run_study(cfg, stream=None)["done"] == 2
     assert sorted(timed) == ["base|base|x1|seed0", "base|base|x1|seed1"]

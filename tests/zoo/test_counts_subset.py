@@ -8,11 +8,8 @@ auxiliary heads detached). Runs in the zoo environment (timm, torchvision, fvcor
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,20 +19,9 @@ pytest.importorskip("torchvision")
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_scripts import load_benchmark
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("zoo_counts", ROOT / "benchmarks" /
-                                                  "zoo_counts.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["zoo_counts"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-zc = _load()
+zc = load_benchmark("zoo_counts")
 
 
 def _meta_row(model_id: str) -> dict[str, Any]:

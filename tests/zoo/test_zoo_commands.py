@@ -11,10 +11,10 @@ import pytest
 import timm
 import torch
 import torchvision
-import yaml
 
 from netscale.complexity.measured import count_measured
 from netscale.errors import NetscaleError
+from study_helpers import run_zoo_study
 
 NS = {"timm": timm, "torchvision": torchvision, "torch": torch, "functools": functools}
 
@@ -103,16 +103,7 @@ def test_bench_times_a_zoo_model(run_cli) -> None:
 
 def test_a_zoo_model_is_a_study_base_with_classes_and_channels_from_the_data(
         run_cli, tmp_path: Path) -> None:
-    raw = {"name": "zoo-base", "out": "out", "bases": ["timm:resnet18"],
-           "base_overrides": {"resolution": 32}, "strategies": ["w"], "factors": [1, 2],
-           "data": {"name": "digits", "subset": 64, "val_subset": 32},
-           "recipe": {"epochs": 1, "batch_size": 32, "lr": 0.1, "warmup_epochs": 0,
-                      "threads": 1},
-           "bench": {"enabled": False}, "retries": 0}
-    cfg = tmp_path / "study.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    code, _, err = run_cli("study", str(cfg))
-    assert code == 0, err
+    cfg = run_zoo_study(run_cli, tmp_path, "timm:resnet18", ["w"], [1, 2])
     from netscale.study.config import load_study_config
     from netscale.study.store import Store
 

@@ -11,7 +11,6 @@ from typing import Any
 import timm
 import torch
 import torchvision
-import yaml
 
 from netscale.advise.options import CandidateOptions, TimingOptions
 from netscale.advise.recommend import recommend
@@ -21,6 +20,7 @@ from netscale.advise.zoo_base import ZooBuild
 from netscale.complexity.measured import count_measured
 from netscale.errors import NetscaleError
 from netscale.zoo import scale_zoo
+from study_helpers import run_zoo_study
 
 NS = {"timm": timm, "torchvision": torchvision, "torch": torch, "functools": functools}
 
@@ -107,16 +107,7 @@ def test_zoo_base_refusals_are_one_line(run_cli, tmp_path) -> None:
 
 
 def test_a_study_with_a_zoo_base_ranks_zoo_candidates(run_cli, tmp_path: Path) -> None:
-    raw = {"name": "zoo-rec", "out": "out", "bases": ["timm:resnet10t"],
-           "base_overrides": {"resolution": 32}, "strategies": ["w", "r"],
-           "factors": [1, 2, 4], "data": {"name": "digits", "subset": 64, "val_subset": 32},
-           "recipe": {"epochs": 1, "batch_size": 32, "lr": 0.1, "warmup_epochs": 0,
-                      "threads": 1},
-           "bench": {"enabled": False}, "retries": 0}
-    cfg = tmp_path / "study.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    code, _, err = run_cli("study", str(cfg))
-    assert code == 0, err
+    run_zoo_study(run_cli, tmp_path, "timm:resnet10t", ["w", "r"], [1, 2, 4])
     out = tmp_path / "out"
     trials = {(t.strategy, t.factor): t for t in load_source(out).trials}
     seen: list[ZooBuild] = []

@@ -84,19 +84,12 @@ class GroupRecommendation(Recommendation):
 
     def format_text(self) -> str:
         c = self.chosen
-        lines = [
+        lines = self.head_lines(
             f"recommend: the group with the lowest predicted top-1 error at "
-            f"{fmt_count(self.target_flops)} flops (multiply-adds), from {self.source}",
-            f"error:   {self.error_basis}",
-            f"runtime: {self.runtime_basis}",
-            f"constraints: {self.constraints.text(self.runtime_batch)}",
-            "",
-            f"chosen: {c.name}",
-        ]
+            f"{fmt_count(self.target_flops)} flops (multiply-adds), from {self.source}")
+        lines.append(f"chosen: {c.name}")
         if c.error:
-            e = c.error
-            ex = (f", extrapolating x{e.extrapolation:.3g} past the group's data"
-                  if e.extrapolation > 1 + 1e-9 else "")
+            e, ex = c.error, c.error.past("the group's data")
             lines.append(f"  predicted error {e.text('%')} ({e.level:.0%} prediction interval; "
                          f"{e.source}{ex})")
         est = [f"{k} {fmt_count(v)}" for k, v in (("params", c.params), ("acts", c.acts))

@@ -100,6 +100,11 @@ class ErrorEstimate:
         value, e.g. '%')."""
         return f"{pct(self.value)}{sign} [{pct(self.lo)}, {pct(self.hi)}]"
 
+    def past(self, data: str) -> str:
+        """', extrapolating x3.2 past DATA' for an estimate beyond its data, else ''."""
+        return (f", extrapolating x{self.extrapolation:.3g} past {data}"
+                if self.extrapolation > 1 + 1e-9 else "")
+
     def to_dict(self) -> dict[str, Any]:
         return serial.to_dict(self)
 
@@ -191,6 +196,12 @@ class Recommendation:
                                 "call (or take it from --json)")
         return NetSpec.from_dict(self.chosen.spec)
 
+    def head_lines(self, headline: str) -> list[str]:
+        """How the text of every recommendation begins: ``headline``, what the error and the
+        runtime rest on, the constraints, a blank line."""
+        return [headline, f"error:   {self.error_basis}", f"runtime: {self.runtime_basis}",
+                f"constraints: {self.constraints.text(self.runtime_batch)}", ""]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "source": self.source, "base": self.base,
@@ -210,16 +221,11 @@ class Recommendation:
     def format_text(self) -> str:
         """The human-readable summary printed by ``netscale recommend``."""
         c = self.chosen
-        lines = [
+        lines = self.head_lines(
             f"recommend: {self.base} ({fmt_count(self.base_flops)} flops) x{self.factor:.4g} "
-            f"-> target {fmt_count(self.target_flops)} flops (multiply-adds)",
-            f"error:   {self.error_basis}",
-            f"runtime: {self.runtime_basis}",
-            f"constraints: {self.constraints.text(self.runtime_batch)}",
-            "",
-            f"chosen: {c.name}  ({_exps(c.strategy)})"
-            + (f"  — tied with {', '.join(self.tied)}" if self.tied else ""),
-        ]
+            f"-> target {fmt_count(self.target_flops)} flops (multiply-adds)")
+        lines.append(f"chosen: {c.name}  ({_exps(c.strategy)})"
+                     + (f"  — tied with {', '.join(self.tied)}" if self.tied else ""))
         if c.call is not None:
             lines.append(f"  build: {c.call}  at {c.resolution} px")
         else:
@@ -230,8 +236,7 @@ class Recommendation:
                      f"{fmt_count(c.params or 0)}, acts {fmt_count(c.acts or 0)}")
         if c.error:
             e = c.error
-            ex = (f", extrapolating x{e.extrapolation:.3g} past the trained sizes"
-                  if e.extrapolation > 1 + 1e-9 else "")
+            ex = e.past("the trained sizes")
             kind = "measured error" if e.method == "measured" else "predicted error"
             iv = "interval" if e.method == "measured" else "prediction interval"
             lines.append(f"  {kind} {e.text('%')} ({e.level:.0%} {iv}; {e.source}{ex})")

@@ -54,7 +54,10 @@ _HINTS = {errno.ENOSPC: "the disk is full; free space or choose another location
                        "(ulimit -f); raise the limit or choose another location",
           errno.EROFS: "the file system is read-only; choose a writable location",
           errno.EACCES: "permission denied; choose a writable location",
-          errno.EPERM: "operation not permitted; choose a writable location"}
+          errno.EPERM: "operation not permitted; choose a writable location",
+          # what output_target and the open of a FIFO meet
+          errno.ELOOP: "it is a loop of symbolic links; remove the link or choose another path",
+          errno.ENXIO: "it is a FIFO with no reader; start its reader first or give a file path"}
 
 
 class OutputError(NetscaleError, OSError):
@@ -117,10 +120,6 @@ def output_target(path: str | Path) -> tuple[Path, bool]:
         except FileNotFoundError:  # a dangling link: create its target
             return Path(os.path.realpath(p)), False
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OutputError(p, exc, message=f"cannot write {str(p)!r}: it is a loop of "
-                                  "symbolic links; remove the link or choose another path"
-                                  ) from None
             raise OutputError(p, exc) from None
         if stat.S_ISREG(st.st_mode):
             if _via_proc(p):  # /dev/stdout -> /proc/self/fd/1 -> a file: the shell's file
@@ -193,10 +192,6 @@ def _open_through(path: Path) -> _RecordingFile:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            raise OutputError(path, exc, message=f"cannot write {str(path)!r}: it is a FIFO "
-                              "with no reader; start its reader first or give a file path"
-                              ) from None
         raise OutputError(path, exc) from None
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)

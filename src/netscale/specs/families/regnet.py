@@ -117,16 +117,11 @@ def _aliases(name: str) -> tuple[str, ...]:
 
 
 def _register_all() -> None:
-    for size, (d, w0, wa, wm, g) in _REGNETX.items():
-        name = f"RegNetX-{size}"
-        register(name, "regnet", partial(regnet, name, d, w0, wa, wm, g),
-                 aliases=_aliases(name))
-    for size, (d, w0, wa, wm, g) in _REGNETY.items():
-        name = f"RegNetY-{size}"
-        register(
-            name, "regnet", partial(regnet, name, d, w0, wa, wm, g, se_ratio=0.25),
-            aliases=_aliases(name),
-        )
+    for kind, sizes, se_ratio in (("X", _REGNETX, 0.0), ("Y", _REGNETY, 0.25)):
+        for size, (d, w0, wa, wm, g) in sizes.items():
+            name = f"RegNet{kind}-{size}"
+            register(name, "regnet", partial(regnet, name, d, w0, wa, wm, g, se_ratio=se_ratio),
+                     aliases=_aliases(name))
     for size, (d, w0, wa, wm, g, b, hw, res) in _REGNETZ.items():
         name = f"RegNetZ-{size}"
         register(
