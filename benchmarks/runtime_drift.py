@@ -1,22 +1,29 @@
 """Do runtime prediction intervals hold for fresh measurements taken later, in another process?
 
-Run 1 (this process): times a reference model (the base) at the start and at the end, and the
-base scaled by w, d and dWr at s in {2, 4} (7 models); fits the runtime model
-(netscale.bench.fit) with and without the between-run drift of the reference
-(netscale.bench.fit.drift_of). Run 2 (a separate process, after --wait seconds): re-times every
-model and a wide model past the fitted range (w ×8), and counts how many fresh timings fall
-inside run 1's 95 % prediction intervals, for the linear joint fit and the log-space fit.
+Run 1 (this process) is `netscale bench --fit`'s own path (netscale.bench.run_analysis): it
+times the base (RegNetY-200MF) and the base scaled by d, w, r, dw and dWr at s in
+{1.5, 2, 3, 4} (21 models), then re-times --retime of them (default: the library's, 6) in
+reverse order, the base last: the base's change is the drift (netscale.bench.fit.drift_of), the
+spread of the pairs around their common shift the between-run scatter of one model's timing
+(netscale.bench.fit.scatter_of). It fits the runtime model. Run 2 (a separate process, after
+--wait seconds) re-times every model and a wide model past the fitted range (w ×8), and counts
+how many of the 21 fresh timings fall inside run 1's 95 % prediction intervals, for the joint
+line and the log-space fit, with and without the drift and scatter terms. It also prints the
+between-process scatter the 21 pairs show (what run 1's scatter estimates).
 
-    .venv/bin/python benchmarks/runtime_drift.py [--budget 1.5] [--wait 30] [--batch-size 8]
+    .venv/bin/python benchmarks/runtime_drift.py [--budget 1.5] [--wait 30] [--retime 6]
 
-Results depend on the machine being quiet: docs/statistics.md ("Runtime intervals between
-runs") says which figure was measured how. Prints the load average before and after.
+Batch 8, 1 thread, inference. Results depend on the machine being quiet: docs/statistics.md
+("Runtime intervals between runs") says which figure was measured how. Prints the load
+average at the start and end of each run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,87 +31,129 @@ import time
 from pathlib import Path
 from typing import Any
 
-STRATEGIES = ("w", "d", "dWr")
-FACTORS = (1, 2, 4)
+STRATEGIES = ("d", "w", "r", "dw", "dWr")
+FACTORS = (1, 1.5, 2, 3, 4)
 WIDE = ("w", 8.0)
+VARIANTS = (("fit only", False, False), ("+ drift", True, False), ("+ scatter", False, True),
+            ("+ drift + scatter", True, True))
 
 
-def _bench(spec: Any, args: argparse.Namespace) -> Any:
-    from netscale.bench import BenchConfig, TimingPolicy, bench_spec
+def _config(args: argparse.Namespace) -> Any:
+    from netscale.bench import BenchConfig, TimingPolicy
 
-    cfg = BenchConfig(batch_size=args.batch_size, device="cpu", threads=1, retries=1,
-                      policy=TimingPolicy(budget_s=args.budget))
-    return bench_spec(spec, cfg)
+    return BenchConfig(batch_size=args.batch_size, device="cpu", threads=1, retries=1,
+                       policy=TimingPolicy(budget_s=args.budget))
 
 
-def _models(base: str, wide: bool) -> list[tuple[str, Any]]:
-    from netscale.bench.analysis import generate_models
+def _entries(base: str, wide: bool) -> list[tuple[str, Any]]:
+    from netscale.bench.analysis import BenchModel, generate_models
     from netscale.scaling import parse_strategy, scale_report
     from netscale.specs import get_spec
 
     spec = get_spec(base)
-    out = [(f"{e.strategy}x{e.factor:g}", e.spec)
-           for e in generate_models(spec, STRATEGIES, FACTORS)]
+    out = [(_name(e.strategy, e.factor), e) for e in generate_models(spec, STRATEGIES, FACTORS)]
     if wide:
         s, f = WIDE
-        out.append((f"{s}x{f:g}", scale_report(spec, f, parse_strategy(s)).spec))
+        out.append((_name(s, f), BenchModel(scale_report(spec, f, parse_strategy(s)).spec)))
     return out
 
 
+def _name(strategy: str | None, factor: float | None) -> str:
+    return "base" if factor == 1 else f"{strategy}x{factor:g}"
+
+
 def run_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from netscale.bench import run_analysis
     from netscale.bench.env import load_average
-    from netscale.bench.fit import drift_of, fit_runtime
-    from netscale.specs import get_spec
 
     load0 = load_average()
-    ref0 = _bench(get_spec(args.base), args).time_ms
-    rows = []
-    for name, spec in _models(args.base, wide=False):
-        r = _bench(spec, args)
-        rows.append({"model": name, "flops": r.flops, "params": r.params, "acts": r.acts,
-                     "time_ms": r.time_ms})
-        print(f"  run 1 {name:8s} {r.time_ms:8.2f} ms/batch", flush=True)
-    ref1 = _bench(get_spec(args.base), args).time_ms
-    drift = drift_of([ref0, ref1])
-    model = fit_runtime(rows)
-    print(f"run 1: reference {ref0:.2f} -> {ref1:.2f} ms/batch (drift {drift:.1%}); load "
-          f"average {load0} -> {load_average()}")
-    return {"rows": rows, "drift": drift, "model": model.to_dict(), "ref": [ref0, ref1]}
+    named = _entries(args.base, wide=False)
+    t0 = time.perf_counter()
+    done = [0]
+
+    def show(r: Any) -> None:
+        print(f"  run 1 {named[done[0]][0]:8s} {r.time_ms or math.nan:8.2f} ms/batch", flush=True)
+        done[0] += 1
+
+    an = run_analysis([e for _, e in named], _config(args), ["infer"], fit=True,
+                      progress=show, retime=args.retime)
+    fit = an.fits["infer"]
+    rows = [{"model": name, "flops": r.flops, "params": r.params, "acts": r.acts,
+             "time_ms": r.time_ms} for (name, _), r in zip(named, an.rows)]
+    print(f"run 1: {len(rows)} models + {fit.scatter_n} re-timed in {time.perf_counter() - t0:.0f} "
+          f"s; drift {fit.drift:.2%}, between-run scatter {fit.scatter:.2%} (relative standard "
+          f"deviations); load average {load0} -> {load_average()}")
+    return {"rows": rows, "model": fit.to_dict()}
+
+
+def _covers(model: Any, pt: dict[str, float], using: str, t: float) -> tuple[bool, float]:
+    y, lo, hi = model.interval(pt, using=using)
+    return lo <= t <= hi, (hi - lo) / 2 / y
 
 
 def run_check(state: dict[str, Any], args: argparse.Namespace) -> None:
+    from netscale.bench import bench_spec
     from netscale.bench.env import load_average
-    from netscale.bench.fit import RuntimeModel
+    from netscale.bench.fit import RuntimeModel, scatter_of
     from netscale.errors import NetscaleError
 
-    model = RuntimeModel.from_dict(state["model"])
-    drifted = model.with_drift(state["drift"])
+    full = RuntimeModel.from_dict(state["model"])
+    models = {label: full.with_drift(full.drift if d else 0.0)
+              .with_scatter(full.scatter if s else 0.0, full.scatter_n)
+              for label, d, s in VARIANTS}
+    first = {r["model"]: r["time_ms"] for r in state["rows"]}
     load0 = load_average()
-    hits: dict[str, list[bool]] = {}
-    lines = []
-    for name, spec in _models(args.base, wide=True):
-        r = _bench(spec, args)
+    cfg = _config(args)
+    hits: dict[tuple[str, str], list[bool]] = {}
+    widths: dict[tuple[str, str], list[float]] = {}
+    lines, pairs = [], []
+    for name, e in _entries(args.base, wide=True):
+        r = bench_spec(e.spec, cfg)
+        if not (r.ok and r.time_ms):
+            lines.append(f"{name:8s} {r.status}")
+            continue
+        t = float(r.time_ms)
         pt = {"flops": r.flops, "params": r.params, "acts": r.acts}
-        row = [name, f"{r.time_ms:.2f}"]
-        for label, m, using in (("joint", model, "joint"), ("joint+drift", drifted, "joint"),
-                                ("log", model, "log"), ("log+drift", drifted, "log")):
-            try:
-                y, lo, hi = m.interval(pt, using=using)
-            except NetscaleError as exc:  # a missing fit is reported, not fatal
-                row.append(f"{label}: {exc}")
-                continue
-            inside = lo <= r.time_ms <= hi
-            if not name.startswith(f"{WIDE[0]}x{WIDE[1]:g}"):
-                hits.setdefault(label, []).append(inside)
-            row.append(f"{label} {y:.1f} [{lo:.1f}, {hi:.1f}]{'' if inside else ' OUT'}")
-        lines.append("  ".join(row))
+        past = name == _name(*WIDE)
+        out = []
+        for using in ("joint", "log"):
+            for label, _, _ in VARIANTS:
+                try:
+                    inside, half = _covers(models[label], pt, using, t)
+                except NetscaleError as exc:  # a missing fit is reported, not fatal
+                    out.append(f"{using}: {exc}")
+                    break
+                if not past:
+                    hits.setdefault((using, label), []).append(inside)
+                    widths.setdefault((using, label), []).append(half)
+                if not inside:
+                    out.append(f"{using} {label} OUT")
+        y, lo, hi = models[VARIANTS[-1][0]].interval(pt, using=full.predictor)
+        was = first.get(name)
+        change = f"{t / was - 1:+6.1%}" if was else "  past"
+        if was:
+            pairs.append((was, t))
+        lines.append(f"{name:8s} {was or math.nan:8.2f} {t:8.2f} {change}  {full.predictor} "
+                     f"{y:.1f} [{lo:.1f}, {hi:.1f}]  {'; '.join(out) or 'inside all'}")
     print(f"run 2 (separate process, {args.wait:g} s later); load average {load0} -> "
-          f"{load_average()}; ms per batch of {args.batch_size}:")
+          f"{load_average()}; ms per batch of {args.batch_size} (model, run 1, run 2, change, "
+          "the default predictor with drift + scatter):")
     print("\n".join("  " + ln for ln in lines))
-    print(f"coverage of the {len(next(iter(hits.values()), []))} fitted models' fresh timings "
-          "by run 1's 95 % prediction intervals:")
-    for label, h in hits.items():
-        print(f"  {label:12s} {sum(h)}/{len(h)} ({sum(h) / len(h):.0%})")
+    if len(pairs) >= 2:
+        a, b = zip(*pairs)
+        shift = statistics.fmean(math.log(y / x) for x, y in pairs)
+        print(f"between-process scatter of the {len(pairs)} models (run 1 vs run 2, common "
+              f"shift {math.expm1(shift):+.1%} removed): {scatter_of(a, b):.2%}; run 1 "
+              f"estimated drift {full.drift:.2%}, scatter {full.scatter:.2%} "
+              f"({full.scatter_n} models re-timed)")
+    n = len(next(iter(hits.values()), []))
+    print(f"coverage of the {n} fitted models' fresh timings by run 1's 95 % prediction "
+          "intervals (median half-width, % of the prediction):")
+    print(f"  {'fit':6s} {'terms':18s} {'inside':>12s} {'half-width':>10s}")
+    for (using, label), h in hits.items():
+        w = statistics.median(widths[(using, label)])
+        print(f"  {using:6s} {label:18s} {sum(h):>4d}/{len(h)} ({sum(h) / len(h):4.0%}) "
+              f"{w:>9.1%}")
     print(f"(the w ×{WIDE[1]:g} row is past the fitted range and not in the counts)")
 
 
@@ -114,9 +163,15 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per timing")
     ap.add_argument("--wait", type=float, default=30.0, help="seconds between the two runs")
+    ap.add_argument("--retime", type=int, default=None,
+                    help="models re-timed in run 1 (default: netscale bench --fit's)")
     ap.add_argument("--phase", choices=("all", "check"), default="all")
     ap.add_argument("--state", help="(internal) run 1's results for --phase check")
     args = ap.parse_args()
+    if args.retime is None:
+        from netscale.bench.analysis import DEFAULT_RETIME
+
+        args.retime = DEFAULT_RETIME
     if args.phase == "check":
         run_check(json.loads(Path(args.state).read_text()), args)
         return 0

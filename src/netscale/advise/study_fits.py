@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, drift_from_repeats, fit_runtime
+from netscale.bench.fit import METRICS, MIN_ROWS, RuntimeModel, fit_runtime, scatter_from_repeats
 from netscale.errors import NetscaleError
 from netscale.laws.fit import LAWS, FitOptions, FitReport, fit_report
 from netscale.scaling.strategy import BASE_STRATEGY, parse_strategy
@@ -413,7 +413,7 @@ def bench_rows(trials: Sequence[TrialRow], mode: str = "infer") -> list[dict[str
                         "flops": b.flops or float(t.flops), "params": b.params or float(t.params),
                         "acts": b.acts or float(t.acts), "time_ms": tm,
                         "batch_size": b.batch_size, "device": b.device, "spec": t.spec,
-                        "setting": b.setting})
+                        "setting": b.setting, "timed_as": str(b.row.get("timed_as") or t.id)})
     return out
 
 
@@ -430,6 +430,14 @@ def study_runtime(trials: Sequence[TrialRow], *, mode: str = "infer", batch_size
     Rows are grouped by (device, batch size, execution setting); the most frequent group is
     fitted unless ``batch_size``/``device``/``setting`` pick one; asking for a group the study
     did not measure raises.
+
+    Between runs: each row was timed in its own worker process, one network at a time, so the
+    fit's residual already holds the machine's slow changes (no separate drift). The
+    between-run scatter of one network's timing comes from networks timed more than once
+    (:func:`network_timings`: the seeds of a timing-only study; trials that each timed the
+    same network): :func:`netscale.bench.fit.scatter_from_repeats`. A study that trains
+    times each network once (its seeds share the timing): then there is no repeat, the
+    scatter is 0 and the intervals rest on the residual between networks.
     """
     rows = bench_rows(trials, mode)
     if not rows:
@@ -448,15 +456,25 @@ def study_runtime(trials: Sequence[TrialRow], *, mode: str = "infer", batch_size
     use = [r for r in rows if (r["device"], r["batch_size"], r["setting"]) == key]
     if len(use) < MIN_ROWS:
         return None
-    repeats: dict[str, list[float]] = defaultdict(list)
-    for r in use:
-        repeats[network_key(r["spec"])].append(r["time_ms"])
-    model = fit_runtime(use, metrics=METRICS, target="time_ms",
-                        drift=drift_from_repeats(repeats.values()))
+    scatter, n_repeated = scatter_from_repeats(network_timings(use).values())
+    model = fit_runtime(use, metrics=METRICS, target="time_ms", scatter=scatter,
+                        scatter_n=n_repeated)
     others = tuple(f"batch {b} on {d} in {s} ({n} rows)"
                    for (d, b, s), n in sorted(settings.items()) if (d, b, s) != key)
     return StudyRuntime(model=model, mode=mode, batch_size=key[1], device=key[0],
                         other_settings=others, setting=key[2])
+
+
+def network_timings(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """The distinct timings of each network (by architecture and resolution) among benchmark
+    rows (:func:`bench_rows`): one per trial that timed it. A row shared from another trial
+    (``timed_as``: the seeds of a network in a study that trains share one timing) is that
+    trial's timing, not a repeat."""
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        out[network_key(r["spec"])].setdefault(str(r.get("timed_as") or r.get("id")),
+                                               float(r["time_ms"]))
+    return {k: list(v.values()) for k, v in out.items()}
 
 
 def _same_device(a: str, b: str) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from netscale.bench.fit import METRICS, RuntimeModel, drift_of, fit_runtime
+from netscale.bench.fit import METRICS, RuntimeModel, drift_of, fit_runtime, scatter_of
 from netscale.bench.harness import BenchConfig, bench_spec
 from netscale.bench.result import BenchResult
 from netscale.bench.timing import Clock
@@ -57,38 +57,77 @@ class Analysis:
         return {"fits": {m: f.to_dict() for m, f in self.fits.items()}}
 
 
+DEFAULT_RETIME = 6  # models re-timed after the run (the first included): drift and scatter
+
+
+def retime_order(n: int, k: int) -> list[int]:
+    """Indices of ``k`` of ``n`` models to re-time, evenly spread over the list with the first
+    (the reference) included, in reverse order: the second pass runs backwards, so the
+    reference is re-timed last, at the end of the run."""
+    if n <= 0 or k <= 0:
+        return []
+    if k >= n:
+        return list(range(n - 1, -1, -1))
+    picks = {round(i * (n - 1) / (k - 1)) for i in range(k)} if k > 1 else {0}
+    return sorted(picks, reverse=True)
+
+
 def run_analysis(entries: Sequence[BenchModel], config: BenchConfig,
                  modes: Sequence[str] = ("infer",), *, fit: bool = True,
                  progress: Callable[[BenchResult], None] | None = None,
-                 clock: Clock = time.perf_counter) -> Analysis:
-    """Measures every entry in every mode (modes in the outer loop), then, with ``fit``,
-    re-times the first entry (the reference: its drift between the start and the end of the
-    run goes into the intervals, netscale.bench.fit.drift_of) and fits runtime per mode over
-    the successful rows."""
+                 clock: Clock = time.perf_counter, retime: int = DEFAULT_RETIME) -> Analysis:
+    """Measures every entry in every mode (modes in the outer loop); with ``fit``, then
+    re-times ``retime`` of the successful entries (evenly spread, the first included) in
+    reverse order, and fits runtime per mode over the successful rows. The re-timings are not
+    result rows: the first entry's change from the start to the end of the run is the drift
+    (netscale.bench.fit.drift_of), the spread of the pairs around their common shift the
+    between-run scatter of one model's timing (netscale.bench.fit.scatter_of); both go into
+    the intervals."""
+    if retime < 0:
+        raise NetscaleError(f"--retime must be >= 0 models, got {retime}")
     rows: list[BenchResult] = []
     drift: dict[str, float] = {}
+    scatter: dict[str, tuple[float, int]] = {}
     for mode in modes:
         cfg = replace(config, mode=mode)
+        mode_rows = []
         for e in entries:
             r = bench_spec(e.spec, cfg, clock=clock, base=e.base, strategy=e.strategy,
                            factor=e.factor)
             rows.append(r)
+            mode_rows.append(r)
             if progress:
                 progress(r)
-        first = next((r for r in rows if r.mode == mode), None)
-        if fit and entries and first is not None and first.ok:
-            again = bench_spec(entries[0].spec, cfg, clock=clock)
-            if again.ok and again.time_ms and first.time_ms:
-                drift[mode] = drift_of([first.time_ms, again.time_ms])
-    return Analysis(rows=rows, fits=fit_rows(rows, modes, drift) if fit else {})
+        if not fit:
+            continue
+        timed = [i for i, r in enumerate(mode_rows) if r.ok and r.time_ms]
+        pairs: dict[int, tuple[float, float]] = {}
+        for j in retime_order(len(timed), retime):
+            i = timed[j]
+            again = bench_spec(entries[i].spec, cfg, clock=clock)
+            if again.ok and again.time_ms:
+                pairs[i] = (cast(float, mode_rows[i].time_ms), again.time_ms)
+        if timed and timed[0] in pairs:  # the reference: the first model that ran
+            drift[mode] = drift_of(pairs[timed[0]])
+        if len(pairs) >= 2:
+            first, second = zip(*pairs.values())
+            scatter[mode] = (scatter_of(first, second), len(pairs))
+    return Analysis(rows=rows, fits=fit_rows(rows, modes, drift, scatter) if fit else {})
 
 
 def fit_rows(rows: Sequence[BenchResult], modes: Sequence[str],
-             drift: Mapping[str, float] | None = None) -> dict[str, RuntimeModel]:
+             drift: Mapping[str, float] | None = None,
+             scatter: Mapping[str, tuple[float, int]] | None = None
+             ) -> dict[str, RuntimeModel]:
     """Per mode, the runtime model of the successful rows, with the mode's between-run drift
-    (relative; see :func:`netscale.bench.fit.drift_of`) when given."""
-    return {m: fit_runtime([r for r in rows if r.mode == m and r.ok],
-                           drift=(drift or {}).get(m, 0.0)) for m in modes}
+    (relative; see :func:`netscale.bench.fit.drift_of`) and scatter (relative, and the number
+    of models it comes from; :func:`netscale.bench.fit.scatter_of`) when given."""
+    out = {}
+    for m in modes:
+        s, n = (scatter or {}).get(m, (0.0, 0))
+        out[m] = fit_runtime([r for r in rows if r.mode == m and r.ok],
+                             drift=(drift or {}).get(m, 0.0), scatter=s, scatter_n=n)
+    return out
 
 
 _SCALE = {"flops": (1e9, "G multiply-adds"), "params": (1e6, "M params"),
@@ -137,6 +176,10 @@ def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
         out.append(f"drift: the first model re-timed at the end of the run moved "
                    f"{fit.drift * math.sqrt(2):.1%} (relative); the intervals include it as a "
                    f"between-run spread of {fit.drift:.1%}")
+    if fit.scatter_n:
+        out.append(f"between-run scatter: {fit.scatter:.1%} of one model's timing (relative "
+                   f"standard deviation; {fit.scatter_n} models re-timed); the intervals "
+                   "include it")
     if fit.note:
         out.append(f"note: {fit.note}")
     if fit.best_metric:
@@ -149,17 +192,15 @@ def format_fit(fit: RuntimeModel, mode: str, level: float = 0.95) -> str:
 def format_predictions(fit: RuntimeModel, mode: str, models: Sequence[tuple[str, Any]],
                        level: float = 0.95) -> str:
     """Predicted runtime of each (name, ComplexityRecord-like) with ``level`` prediction
-    intervals, by every single-metric line and the joint fit."""
+    intervals (between-run drift and scatter included), by every single-metric line and the
+    joint fit."""
     rows = []
     for name, rec in models:
         vals = {m: float(getattr(rec, m)) for m in METRICS}
         for using in [*(m for m in METRICS if m in fit.per_metric), "joint"]:
-            if using == "joint":
-                if fit.joint is None:
-                    continue
-                y, lo, hi = fit.joint.interval(vals, level)
-            else:
-                y, lo, hi = fit.per_metric[using].interval(vals[using], level)
+            if using == "joint" and fit.joint is None:
+                continue
+            y, lo, hi = fit.interval(vals, using=using, level=level)
             iv = f"[{max(lo, 0.0):.3g}, {hi:.3g}]" if math.isfinite(lo) else "n/a"
             rows.append([name, using, f"{y:.3g}", iv])
     return (f"predicted {mode} runtime (ms per batch) with {level:.0%} prediction intervals:\n"

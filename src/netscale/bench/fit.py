@@ -28,11 +28,17 @@ measured range (:meth:`~RuntimeModel.extrapolation`) and writes itself as a form
 Pearson r; the default predictor is the joint fit unless a single line fits better, or the log
 fit predicts held-out models better (lower leave-one-out relative error).
 
-Between-run drift: the intervals above hold the scatter between models *within one run*. A
-fresh measurement in a later run also moves with the machine's speed (frequency, other
-load). ``drift`` (:func:`drift_of`: the relative standard deviation of a reference model
-re-timed at the start and end of every run) is added in quadrature, relative to the
-prediction: half = √(half_fit² + (q·drift·prediction)²), q the interval's quantile.
+Between runs: the intervals above hold the scatter between models *within one run*. A fresh
+measurement of a model in a later run (another process) also moves in two ways, each a
+relative standard deviation (of log time) added in quadrature, relative to the prediction:
+half = √(half_fit² + (q·drift·prediction)² + (q·scatter·prediction)²), q the interval's
+normal quantile (in log space for the log fit: h = √(h_fit² + q²·(drift² + scatter²))).
+
+* ``drift`` (:func:`drift_of`): the machine's speed moving under every model at once
+  (frequency, other load), from a reference model timed at the start and end of a run;
+* ``scatter`` (:func:`scatter_of`, :func:`scatter_from_repeats`): one model's single timing
+  moving on its own, from models timed twice: the pooled standard deviation of log time over
+  the pairs, the common shift between the two passes (the drift) removed.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -314,12 +321,33 @@ def drift_of(reference_ms: Sequence[float]) -> float:
     return float(np.std(np.log(xs), ddof=1))
 
 
-def drift_from_repeats(times: Iterable[Sequence[float]]) -> float:
-    """The relative spread of repeated timings of one network (ms; e.g. the seeds of a study
-    group, timed in different sessions): the pooled standard deviation of log(time) within
-    networks. Exact repeats of a value (a row mirrored from another) count once; 0.0 when no
-    network has two distinct timings."""
-    ss, dof = 0.0, 0
+def scatter_of(first_ms: Sequence[float], second_ms: Sequence[float]) -> float:
+    """The between-run scatter of one model's single timing (relative: a standard deviation of
+    log time), from k >= 2 models timed twice (``first_ms[i]`` and ``second_ms[i]``: model i in
+    two passes, ms). With d_i = log(second_i / first_i) and d̄ their mean (the common shift
+    of the second pass: drift, which :func:`drift_of` covers),
+    scatter² = Σ (d_i − d̄)² / (2·(k − 1)): a difference of two timings has twice the
+    variance of one, and the mean costs one degree of freedom."""
+    a = [float(v) for v in first_ms]
+    b = [float(v) for v in second_ms]
+    if len(a) != len(b):
+        raise NetscaleError(f"scatter needs pairs of timings: {len(a)} first and {len(b)} "
+                            "second timings")
+    if len(a) < 2 or any(not math.isfinite(v) or v <= 0 for v in a + b):
+        raise NetscaleError("scatter needs at least 2 models with 2 positive timings each (ms)")
+    d = np.log(b) - np.log(a)
+    return math.sqrt(float(((d - d.mean()) ** 2).sum()) / (2 * (len(d) - 1)))
+
+
+def scatter_from_repeats(times: Iterable[Sequence[float]]) -> tuple[float, int]:
+    """The between-run scatter of one network's single timing from groups of repeated timings
+    (ms; one group per network, e.g. the seeds of a timing-only study, each timed in its own
+    process): the pooled standard deviation of log(time) within networks, and the number of
+    networks timed more than once. Exact repeats of a value (a row mirrored from another)
+    count once; (0.0, 0) when no network has two distinct timings. For pairs this is
+    √(Σ d_i² / (2k)), :func:`scatter_of` without removing a common shift (the repeats of a
+    study are not two passes)."""
+    ss, dof, groups = 0.0, 0, 0
     for group in times:
         xs = sorted({float(v) for v in group if v is not None and math.isfinite(float(v))
                      and float(v) > 0})
@@ -328,7 +356,8 @@ def drift_from_repeats(times: Iterable[Sequence[float]]) -> float:
         lx = np.log(xs)
         ss += float(((lx - lx.mean()) ** 2).sum())
         dof += len(xs) - 1
-    return math.sqrt(ss / dof) if dof else 0.0
+        groups += 1
+    return (math.sqrt(ss / dof), groups) if dof else (0.0, 0)
 
 
 @dataclass(frozen=True)
@@ -349,6 +378,8 @@ class RuntimeModel:
     notes: tuple[str, ...] = ()
     log: LogFit | None = None
     drift: float = 0.0  # relative between-run drift (log-time standard deviation)
+    scatter: float = 0.0  # relative between-run scatter of one model (log-time SD)
+    scatter_n: int = 0  # models (networks) timed more than once that ``scatter`` comes from
 
     @property
     def note(self) -> str:
@@ -433,14 +464,26 @@ class RuntimeModel:
             if kind == "power":
                 return fit.predict(x, "power"), math.nan, math.nan
             iv = fit.interval(x, level)
-        return self._with_drift(iv, level)
+        return self._between_runs(iv, level, log=which == "log")
 
-    def _with_drift(self, iv: tuple[float, float, float], level: float
-                    ) -> tuple[float, float, float]:
+    @property
+    def between_run_sd(self) -> float:
+        """The relative standard deviation a fresh timing in a later run adds to the fit's:
+        √(drift² + scatter²)."""
+        return math.hypot(self.drift, self.scatter)
+
+    def _between_runs(self, iv: tuple[float, float, float], level: float, *, log: bool
+                      ) -> tuple[float, float, float]:
         y, lo, hi = iv
-        if not self.drift or not (math.isfinite(lo) and math.isfinite(hi)):
+        rel = self.between_run_sd
+        if not rel or not (math.isfinite(lo) and math.isfinite(hi)):
             return iv
-        extra = t_quantile(level, 10**6) * self.drift * y
+        # a normal quantile: drift and scatter are not estimated from the fit's rows
+        q = NormalDist().inv_cdf(0.5 + level / 2)
+        if log and lo > 0:  # the log fit's interval is symmetric in log time
+            h = math.hypot(math.log(y / lo), q * rel)
+            return y, y * math.exp(-h), y * math.exp(h)
+        extra = q * rel * y
         return (y, y - math.hypot(y - lo, extra), y + math.hypot(hi - y, extra))
 
     def with_drift(self, drift: float) -> RuntimeModel:
@@ -448,6 +491,16 @@ class RuntimeModel:
         if not math.isfinite(drift) or drift < 0:
             raise NetscaleError(f"drift must be a relative standard deviation >= 0, got {drift}")
         return replace(self, drift=float(drift))
+
+    def with_scatter(self, scatter: float, n: int = 0) -> RuntimeModel:
+        """The same model with a between-run scatter of one model's timing (see
+        :func:`scatter_of`), estimated from ``n`` models timed twice."""
+        if not math.isfinite(scatter) or scatter < 0:
+            raise NetscaleError("scatter must be a relative standard deviation >= 0, got "
+                                f"{scatter}")
+        if n < 0:
+            raise NetscaleError(f"scatter: the number of re-timed models must be >= 0, got {n}")
+        return replace(self, scatter=float(scatter), scatter_n=int(n))
 
     def predict(self, point: Mapping[str, float] | None = None, *, using: str | None = None,
                 **values: float) -> float:
@@ -521,6 +574,7 @@ class RuntimeModel:
             "ranges": {k: list(v) for k, v in self.ranges.items()},
             "note": self.note, "notes": list(self.notes),
             "log": self.log.to_dict() if self.log else None, "drift": self.drift,
+            "scatter": self.scatter, "scatter_n": self.scatter_n,
             "units": {"time": "ms per batch", **METRIC_UNITS},
         }
 
@@ -538,6 +592,8 @@ class RuntimeModel:
                 notes=tuple(str(s) for s in d.get("notes", ())),
                 log=None if d.get("log") is None else LogFit.from_dict(d["log"]),
                 drift=float(d.get("drift") or 0.0),
+                scatter=float(d.get("scatter") or 0.0),
+                scatter_n=int(d.get("scatter_n") or 0),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise NetscaleError(f"corrupt runtime model data ({exc!r}); refit it") from None
@@ -671,12 +727,15 @@ def _measured(rows: Iterable[Any], metrics: Sequence[str], target: str
 
 
 def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
-                target: str = "time_ms", *, drift: float = 0.0) -> RuntimeModel:
+                target: str = "time_ms", *, drift: float = 0.0, scatter: float = 0.0,
+                scatter_n: int = 0) -> RuntimeModel:
     """Fits runtime (``target``) against each metric alone and jointly.
 
     ``rows`` are mappings or objects (e.g. :class:`BenchResult`) with the metric fields and the
     target; rows whose target is missing (out-of-memory) are skipped. Needs >= 3 measured rows;
     the joint fit needs >= len(metrics) + 2 (otherwise it is None and ``notes`` say so).
+    ``drift`` and ``scatter`` (from ``scatter_n`` re-timed models) widen the intervals for a
+    timing in a later run (see the module's docstring).
     """
     metrics = tuple(str(m) for m in metrics)
     if not metrics:
@@ -709,4 +768,5 @@ def fit_runtime(rows: Iterable[Any], metrics: Sequence[str] = METRICS,
     log = fit_log(cols, y) if joint is not None else None
     model = RuntimeModel(target=target, n=n, per_metric=per, joint=joint, best_metric=best,
                          metrics=metrics, ranges=ranges, notes=tuple(notes), log=log)
-    return model.with_drift(drift) if drift else model
+    model = model.with_drift(drift) if drift else model
+    return model.with_scatter(scatter, scatter_n) if scatter or scatter_n else model

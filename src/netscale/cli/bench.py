@@ -96,6 +96,12 @@ def _add_output_and_fit_flags(p: Any) -> None:
                    help=f"flops factors for --base (default {DEFAULT_FACTORS}; 1 = the base)")
     g.add_argument("--rounding", choices=("exact", "reference"), default="exact",
                    help="scaler rounding for --base (default exact)")
+    g.add_argument("--retime", type=int, default=None, metavar="N",
+                   help="with --fit: after the run, re-time N of the models (evenly spread, "
+                   "the first included) in reverse order: the first model's change is the "
+                   "machine's drift, the spread of the N pairs the between-run scatter of one "
+                   "model's timing; both widen the prediction intervals for a later run "
+                   "(default 6; 0: none)")
     g.add_argument("--plot", metavar="PNG",
                    help="scatter plot path for --fit (default runtime_fit.png)")
     g.add_argument("--predict", action="append", default=[], metavar="MODEL_OR_SPEC",
@@ -147,6 +153,10 @@ def _entries(args: argparse.Namespace) -> list[Any]:
         raise NetscaleError("--strategies/--factors need --base MODEL (the model to scale)")
     if args.plot and not args.fit:
         raise NetscaleError("--plot needs --fit")
+    if args.retime is not None and not args.fit:
+        raise NetscaleError("--retime needs --fit (it re-times models for the runtime model)")
+    if args.retime is not None and not 0 <= args.retime <= 10_000:
+        raise NetscaleError(f"--retime must be from 0 to 10,000 models, got {args.retime}")
     if args.predict and not args.fit:
         raise NetscaleError("--predict needs --fit (the runtime model it predicts with)")
     if args.predict:
@@ -189,9 +199,10 @@ def fit_outside(args: argparse.Namespace) -> int:
 
     if not args.fit:
         raise NetscaleError("--from FILE gives outside timings for the runtime model; add --fit")
-    if args.models or args.base or args.plot or args.csv or args.predict:
+    if (args.models or args.base or args.plot or args.csv or args.predict
+            or args.retime is not None):
         raise NetscaleError("--fit --from FILE fits the file's timings; drop the models, --base, "
-                            "--plot, --csv and --predict (nothing is measured here)")
+                            "--plot, --csv, --predict and --retime (nothing is measured here)")
     study = load_source(args.from_file, require_error=False)
     rows = timing_rows(study)
     if not rows:
@@ -290,6 +301,7 @@ def _check_time(args: argparse.Namespace, config: Any, entries: list[Any], modes
 
 def run(args: argparse.Namespace) -> int:
     from netscale.bench import run_analysis
+    from netscale.bench.analysis import DEFAULT_RETIME
     from netscale.bench.harness import env_for
     from netscale.util.device import check_device
 
@@ -328,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
         rows, fits = [], {}
         for mode in modes:
             cfg = _fit_setting(config, entries[0].spec, mode, quiet)
-            part = run_analysis(entries, cfg, [mode], fit=True, progress=progress)
+            part = run_analysis(entries, cfg, [mode], fit=True, progress=progress,
+                                retime=DEFAULT_RETIME if args.retime is None else args.retime)
             rows += part.rows
             fits.update(part.fits)
     else:
