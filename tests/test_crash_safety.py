@@ -26,19 +26,18 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from netscale.study.config import load_study_config
 from netscale.study.executors import RayExecutor
-from netscale.study.quickstart import quickstart_base
 from netscale.study.runner import run_study
 from netscale.study.store import Store
 from netscale.util.io import is_temp_file
+from study_helpers import TIMING_KEYS, TINY_EPOCHS, study_results, tiny_study_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-EPOCHS = 2
-# Per-epoch timings differ between runs; everything else in an epoch row must not.
-TIMING_KEYS = {"train_time", "eval_time", "images_per_sec", "wall_time"}
+EPOCHS = TINY_EPOCHS
+_config = tiny_study_config
+_results = study_results
 
 HOOK = r'''
 import os, signal, sqlite3
@@ -116,26 +115,6 @@ if _MODE == "store":
 '''
 
 
-def _config(tmp_path: Path, name: str = "study.yaml", **over: Any) -> Path:
-    base = tmp_path / "base.yaml"
-    if not base.exists():
-        quickstart_base(resolution=16).save(base)
-    raw: dict[str, Any] = {
-        "name": "crash", "out": "out", "bases": ["base.yaml"], "strategies": ["w"],
-        "factors": [1, 2],
-        "data": {"name": "digits", "subset": 256, "val_subset": 128},
-        "recipe": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0,
-                   "threads": 1},
-        "bench": {"enabled": True, "mode": "infer", "batch_size": 4, "budget": 0.05,
-                  "threads": 1},
-        "retries": 1, "resources": {"cpus": 1},
-    }
-    raw.update(over)
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump(raw))
-    return p
-
-
 def _hook_env(tmp_path: Path, mode: str, match: str = "",
               sig: str = "SIGKILL") -> dict[str, str]:
     hook = tmp_path / "hook"
@@ -169,19 +148,6 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300,
 def _kills(tmp_path: Path) -> list[str]:
     log = tmp_path / "kills.log"
     return log.read_text().splitlines() if log.exists() else []
-
-
-def _results(db: Path) -> dict[str, Any]:
-    """What must not depend on kills: per trial its status, metrics and epoch rows."""
-    with Store(db, readonly=True) as store:
-        out = {}
-        for t in store.trials():
-            out[t.id] = {
-                "status": t.status, "top1_err": t.top1_err, "top5_err": t.top5_err,
-                "loss": t.loss, "epochs_done": t.epochs_done,
-                "epochs": [{k: v for k, v in e.items() if k not in TIMING_KEYS}
-                           for e in t.epochs]}
-        return out
 
 
 def _check_intact(db: Path, study_dir: Path, n_trials: int) -> None:

@@ -22,6 +22,12 @@ class NetscaleError(Exception):
         return str(self)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop (Ctrl-C, SIGTERM, SIGHUP) that the stopped code has already reported in one
+    line (a study's ``[study] stopped ...``): the CLI exits with code 130 and prints no line
+    of its own."""
+
+
 class DataNotFound(NetscaleError):
     """A dataset that is named correctly but not on this machine (a missing folder, a known
     dataset not installed): it may exist on the machine that will run the work, so a plan

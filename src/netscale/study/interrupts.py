@@ -73,8 +73,9 @@ class WorkerDied(str):
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread while inside (no-op
-    in another thread, where Python cannot install handlers); the previous handlers are
-    restored after."""
+    in another thread, where Python cannot install handlers); a signal the parent set to be
+    ignored (SIGHUP under ``nohup``) stays ignored; the previous handlers are restored
+    after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -85,13 +86,13 @@ def stop_on_signals() -> Iterator[None]:
     saved: dict[int, Any] = {}
     for name in _STOP_SIGNALS:
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             saved[sig] = signal.signal(sig, _raise)
     try:
         yield
     finally:
         for sig, old in saved.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
 def worker_signals() -> None:

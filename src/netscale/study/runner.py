@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from netscale.errors import NetscaleError
+from netscale.errors import Interrupted, NetscaleError
 from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.crashes import isolate_suspects, record_stop, record_worker_crash
@@ -278,11 +278,15 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", workers: int = 1,
                         print(f"[study] {line}", file=out, flush=True)
             return counts
         except BaseException as exc:  # Ctrl-C, SIGTERM, a failed write: no trial's fault
+            reported = False
             with contextlib.suppress(Exception):
                 closed = store.close_interrupted_attempts()
                 if isinstance(exc, KeyboardInterrupt) and out is not None:
                     print(f"[study] stopped ({exc or 'SIGINT'}): {closed} running attempt(s) "
                           "closed; rerun the same command to resume", file=out, flush=True)
+                    reported = True
+            if reported:  # the stop's one line is printed: the CLI adds none
+                raise Interrupted(str(exc) or "SIGINT") from exc
             raise
         finally:
             store.close()
