@@ -16,12 +16,11 @@ from netscale.errors import NetscaleError
 from netscale.study.interrupts import (
     STOPPED_EXIT,
     StopStudy,
-    Terminated,
     WorkerDied,
     environment_failure,
     failure_value,
-    stop_on_signals,
 )
+from netscale.util.signals import Terminated, stop_on_signals
 
 
 def _raised(exc: BaseException) -> BaseException:

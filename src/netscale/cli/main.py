@@ -19,11 +19,12 @@ import importlib
 import io
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 from netscale import __version__
 from netscale.errors import Interrupted, NetscaleError
+from netscale.util.signals import stop_on_signals
 
 # Every sub-command, in the order --help lists it: the module (under netscale.cli) that
 # registers it and its one-line help. The module is imported only when its sub-command runs,
@@ -218,37 +219,11 @@ def _one_line_os_error(command: str, exc: OSError) -> str:
            "permissions"
 
 
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP (``timeout``, systemd, SLURM, a closed terminal) stop a command
-    like Ctrl-C while inside: a ``KeyboardInterrupt`` naming the signal, so the command
-    cleans up (temp files, a study's attempts) and exits with code 130. A signal the parent
-    set to be ignored (SIGHUP under ``nohup``) stays ignored; the previous handlers are
-    restored after (no-op outside the main thread)."""
-    import signal
-    import threading
-
-    def _raise(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    saved: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            sig = getattr(signal, name, None)
-            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
-                saved[sig] = signal.signal(sig, _raise)
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = command_in(argv)
     try:
-        with _stop_signals():
+        with stop_on_signals():
             problem = _environment_error()
             if problem is not None:
                 print(f"netscale{' ' + command if command else ''}: error: {problem}",

@@ -1,8 +1,8 @@
 """How a study stops when its environment stops it: signals and failed writes.
 
 * ``SIGTERM`` and ``SIGHUP`` (what ``timeout``, systemd, Kubernetes and SLURM preemption send)
-  stop the driver exactly like ``SIGINT`` (Ctrl-C): :func:`stop_on_signals` turns them into
-  :class:`Terminated`, a ``KeyboardInterrupt``, so the running attempts are closed as
+  stop the driver exactly like ``SIGINT`` (Ctrl-C): ``netscale.util.signals.stop_on_signals``
+  turns them into ``Terminated``, a ``KeyboardInterrupt``, so the running attempts are closed as
   *interrupted* (never held against a trial) and the command exits with code 130.
 * A worker process that receives one of these signals exits at once with
   :data:`STOPPED_EXIT` (:func:`worker_signals`); the driver treats that as a stop, not as a
@@ -20,7 +20,6 @@ import errno
 import os
 import signal
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,15 +32,6 @@ from netscale.study.worker import format_exception
 STOPPED_EXIT = 75
 #: errno values of writes that fail because of where they write, not of what is written.
 ENV_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})
-_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
-
-
-class Terminated(KeyboardInterrupt):
-    """The driver received SIGTERM or SIGHUP; handled like Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class StopStudy(str):
@@ -70,31 +60,6 @@ class WorkerDied(str):
         return self.exitcode == STOPPED_EXIT
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread while inside (no-op
-    in another thread, where Python cannot install handlers); a signal the parent set to be
-    ignored (SIGHUP under ``nohup``) stays ignored; the previous handlers are restored
-    after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, _frame: Any) -> None:
-        raise Terminated(signum)
-
-    saved: dict[int, Any] = {}
-    for name in _STOP_SIGNALS:
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
-            saved[sig] = signal.signal(sig, _raise)
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
-
-
 def worker_signals() -> None:
     """In a worker process: SIGINT, SIGTERM and SIGHUP end it at once with
     :data:`STOPPED_EXIT` (its trial resumes from the last checkpoint on the next run; a
@@ -103,7 +68,7 @@ def worker_signals() -> None:
     def _stop(_signum: int, _frame: Any) -> None:
         os._exit(STOPPED_EXIT)
 
-    for name in ("SIGINT", *_STOP_SIGNALS):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, _stop)

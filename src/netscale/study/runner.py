@@ -39,7 +39,7 @@ from netscale.specs.spec import network_key
 from netscale.study.config import StudyConfig
 from netscale.study.crashes import isolate_suspects, record_stop, record_worker_crash
 from netscale.study.executors import make_executor
-from netscale.study.interrupts import StopStudy, WorkerDied, stop_on_signals, write_failures
+from netscale.study.interrupts import StopStudy, WorkerDied, write_failures
 from netscale.study.planning import data_info, plan_trials, trial_dirname
 from netscale.study.store import STORE_NAME, Store, record_run_times, stand_in, time_breakdown
 from netscale.study.store_check import read_bench_file, valid_history
@@ -47,6 +47,7 @@ from netscale.study.worker import SETTING_FILE, study_probe
 from netscale.util import jsonio
 from netscale.util.fmt import duration
 from netscale.util.io import atomic_write_json, sweep_temp_files
+from netscale.util.signals import stop_on_signals
 
 
 @contextmanager
