@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
+from netscale.study.config import load_study_config
 from netscale.study.quickstart import quickstart_base
+from netscale.study.runner import run_study
 from netscale.study.store import Store
 
 #: Epochs of each trial of :func:`tiny_study_config`'s study.
@@ -86,3 +88,11 @@ def study_results(db: Path) -> dict[str, Any]:
                 "epochs": [{k: v for k, v in e.items() if k not in TIMING_KEYS}
                            for e in t.epochs]}
         return out
+
+
+def uninterrupted_results(tmp_path: Path) -> dict[str, Any]:
+    """The tiny study run to the end in this process, without a fault: the results every
+    interrupted-and-resumed run must equal (:func:`study_results`)."""
+    cfg = load_study_config(tiny_study_config(tmp_path))
+    assert run_study(cfg, stream=None)["done"] == 2
+    return study_results(cfg.out_dir / "results.sqlite")

@@ -32,7 +32,13 @@ from netscale.study.executors import RayExecutor
 from netscale.study.runner import run_study
 from netscale.study.store import Store
 from netscale.util.io import is_temp_file
-from study_helpers import TIMING_KEYS, TINY_EPOCHS, study_results, tiny_study_config
+from study_helpers import (
+    TIMING_KEYS,
+    TINY_EPOCHS,
+    study_results,
+    tiny_study_config,
+    uninterrupted_results,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 EPOCHS = TINY_EPOCHS
@@ -171,10 +177,7 @@ def _check_intact(db: Path, study_dir: Path, n_trials: int) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The uninterrupted run (in this process) every killed-and-resumed run must equal."""
-    tmp = tmp_path_factory.mktemp("reference")
-    cfg = load_study_config(_config(tmp))
-    assert run_study(cfg, stream=None)["done"] == 2
-    return _results(cfg.out_dir / "results.sqlite")
+    return uninterrupted_results(tmp_path_factory.mktemp("reference"))
 
 
 def _kill_series(tmp_path: Path, mode: str, extra: list[str], max_kills: int,
@@ -298,6 +301,17 @@ def test_kill_during_the_report(tmp_path: Path, reference: dict[str, Any]) -> No
     _check_intact(cfg.out_dir / "results.sqlite", cfg.out_dir, 2)
 
 
+def _assert_only_the_poison_trial_failed(tmp_path: Path, cause: str) -> None:
+    """The x2 trial is failed as poison (two deaths in a row, ``cause`` in its error); the
+    other trial is done."""
+    with Store(tmp_path / "out" / "results.sqlite", readonly=True) as store:
+        trials = {t.id: t for t in store.trials()}
+    bad = next(t for tid, t in trials.items() if "x2" in tid)
+    assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
+    assert cause in (bad.error or "")
+    assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+
+
 def test_poison_trial_is_failed_after_two_crashes_of_its_own_process(tmp_path: Path) -> None:
     """A trial whose own process dies before finishing an epoch (here: the hook SIGKILLs the
     process that starts it, as the OOM killer would) kills the in-process driver once; the
@@ -310,12 +324,7 @@ def test_poison_trial_is_failed_after_two_crashes_of_its_own_process(tmp_path: P
     assert len(_kills(tmp_path)) == 3
     assert _run(["study", str(cfg_path)], env, codes=(1,)) == 1  # not started again
     assert len(_kills(tmp_path)) == 3
-    with Store(tmp_path / "out" / "results.sqlite", readonly=True) as store:
-        trials = {t.id: t for t in store.trials()}
-    bad = next(t for tid, t in trials.items() if "x2" in tid)
-    assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
-    assert "killed by signal 9" in (bad.error or "")
-    assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+    _assert_only_the_poison_trial_failed(tmp_path, "killed by signal 9")
 
 
 def test_poison_trial_on_ray_fails_after_ray_reruns_and_two_crashes(tmp_path: Path) -> None:
@@ -330,12 +339,7 @@ def test_poison_trial_on_ray_fails_after_ray_reruns_and_two_crashes(tmp_path: Pa
     assert _run(["study", str(cfg_path), *ray], env, codes=(1,), err_out=errs) == 1
     deaths = len(_kills(tmp_path))
     assert deaths == 2 * (RayExecutor.SYSTEM_RETRIES + 1), (deaths, errs[0][-1500:])
-    with Store(tmp_path / "out" / "results.sqlite", readonly=True) as store:
-        trials = {t.id: t for t in store.trials()}
-    bad = next(t for tid, t in trials.items() if "x2" in tid)
-    assert bad.status == "failed" and "died 2 times in a row" in (bad.error or "")
-    assert "Ray task's worker died" in (bad.error or "")
-    assert [t.status for tid, t in trials.items() if tid != bad.id] == ["done"]
+    _assert_only_the_poison_trial_failed(tmp_path, "Ray task's worker died")
     assert _run(["study", str(cfg_path), *ray], env, codes=(1,)) == 1
     assert len(_kills(tmp_path)) == deaths  # not started again
 

@@ -52,7 +52,7 @@ from netscale.study.config import load_study_config
 from netscale.study.runner import run_study
 from netscale.study.store import Store
 from netscale.util.io import is_temp_file
-from study_helpers import study_results, tiny_study_config
+from study_helpers import study_results, tiny_study_config, uninterrupted_results
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 _N = int(os.environ.get("NETSCALE_FUZZ_EXAMPLES", "20"))
@@ -402,10 +402,7 @@ _EVENTS = 4
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The tiny study run to the end without a signal (in this process)."""
-    tmp = tmp_path_factory.mktemp("fuzz-env-reference")
-    cfg = load_study_config(tiny_study_config(tmp))
-    assert run_study(cfg, stream=None)["done"] == 2
-    return study_results(cfg.out_dir / "results.sqlite")
+    return uninterrupted_results(tmp_path_factory.mktemp("fuzz-env-reference"))
 
 
 moment = st.one_of(
